@@ -1,0 +1,232 @@
+"""One pydantic model per topic payload. Money is integer minor units (``*_cents``) plus an ISO 4217 currency."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+
+from allot.contracts.envelope import Payload
+
+#: ISO 4217 currency code of every ``*_cents`` field beside it.
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+EntityType = Literal["campaign", "adset", "ad"]
+Platform = Literal["meta", "google", "tiktok", "sandbox"]
+EntityStatus = Literal["active", "paused", "deleted"]
+Source = Literal["pool", "rule", "pacing", "manual", "undo"]
+
+
+# ---------------------------------------------------------------- metrics.ingested
+
+
+class MetricsIngested(Payload):
+    """Delivery counters of one entity for one interval, as the platform reports them at ``reported_at``.
+
+    An interval may be re-reported as conversions mature (attribution windows): each report carries
+    the full counters of the interval, never a delta, so consumers keep the latest report per
+    (entity_id, interval_start) and replaying a report changes nothing.
+    """
+
+    platform: Platform = Field(description="Ad platform the entity lives on.")
+    ad_account_id: str = Field(min_length=1, description="Platform ad account id.")
+    entity_type: EntityType = Field(description="Level of the entity.")
+    entity_id: str = Field(min_length=1, description="Platform id of the campaign / ad set / ad.")
+    entity_name: str = Field(default="", description="Human-readable name at report time.")
+    parent_id: str | None = Field(default=None, description="Campaign id of an ad set, ad set id of an ad.")
+    status: EntityStatus = Field(default="active", description="Delivery status at report time.")
+    currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
+    daily_budget_cents: int | None = Field(default=None, ge=0, description="Daily budget at report time, minor units.")
+    interval_start: AwareDatetime = Field(description="Start of the delivery interval (UTC, inclusive).")
+    interval_end: AwareDatetime = Field(description="End of the delivery interval (UTC, exclusive).")
+    reported_at: AwareDatetime = Field(description="When the platform produced these numbers; later reports win.")
+    spend_cents: int = Field(ge=0, description="Spend in the interval, minor units.")
+    impressions: int = Field(ge=0, description="Impressions in the interval.")
+    clicks: int = Field(ge=0, default=0, description="Clicks in the interval.")
+    conversions: int = Field(ge=0, default=0, description="Attributed conversions so far for the interval.")
+    revenue_cents: int = Field(ge=0, default=0, description="Attributed conversion value so far, minor units.")
+    reach: int = Field(ge=0, default=0, description="Unique people reached in the interval.")
+    extra: dict[str, int] = Field(
+        default_factory=dict,
+        description="Platform-specific counters (e.g. Meta link_clicks, add_to_cart, leads, video_thruplay).",
+    )
+
+    @model_validator(mode="after")
+    def _interval_ordered(self) -> MetricsIngested:
+        if self.interval_end <= self.interval_start:
+            raise ValueError("interval_end must be after interval_start")
+        return self
+
+
+# ---------------------------------------------------------------- pacing.*
+
+
+class ChannelPacing(Payload):
+    """Pacing of one channel of a flight plan."""
+
+    channel: str = Field(description="Channel name (CTV, DISPLAY, ...).")
+    allocated_budget_cents: int = Field(ge=0, description="Budget allocated to the channel, minor units.")
+    spend_cents: int = Field(ge=0, description="Actual spend to date, minor units.")
+    expected_spend_cents: int = Field(ge=0, description="Expected spend to date under the plan's curve.")
+    pacing_pct: float = Field(description="spend / expected × 100, 2 decimals.")
+    deviation_pct: float = Field(description="pacing_pct − 100, 2 decimals; negative = underpacing.")
+    impressions: int = Field(ge=0, description="Impressions delivered to date.")
+
+
+class PacingSnapshotTaken(Payload):
+    """A point-in-time pacing capture of one flight plan."""
+
+    plan_id: str = Field(description="Flight plan id.")
+    campaign_id: str = Field(description="Campaign the plan paces.")
+    snapshot_id: uuid.UUID = Field(description="Id of the persisted snapshot.")
+    taken_at: AwareDatetime = Field(description="Evaluation time of the snapshot (UTC).")
+    currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
+    total_budget_cents: int = Field(ge=0, description="Flight budget, minor units.")
+    total_spend_cents: int = Field(ge=0, description="Spend to date, minor units.")
+    expected_spend_cents: int = Field(ge=0, description="Expected spend to date, minor units.")
+    pacing_pct: float = Field(description="Campaign pacing percent, 2 decimals.")
+    deviation_pct: float = Field(description="Campaign deviation percent, 2 decimals.")
+    channel_count: int = Field(ge=0, description="Number of channels in the snapshot.")
+    deal_count: int = Field(ge=0, description="Number of deals in the snapshot.")
+    channels: list[ChannelPacing] = Field(default_factory=list, description="Per-channel pacing.")
+    state: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] = Field(default="ACTIVE", description="Campaign pacing state.")
+
+
+class PacingDeviationDetected(Payload):
+    """Campaign-level deviation beyond a warning or critical threshold."""
+
+    plan_id: str
+    campaign_id: str
+    snapshot_id: uuid.UUID
+    alert_level: Literal["warning", "critical"] = Field(description="Severity.")
+    direction: Literal["underpacing", "overpacing"] = Field(description="Which way the campaign is off.")
+    deviation_pct: float = Field(description="Deviation in percent, 2 decimals.")
+    threshold_pct: float = Field(description="The threshold that was exceeded (signed).")
+    message: str = Field(description="Human-readable message, e.g. 'Critical underpacing: -32.2% deviation ...'.")
+    state_before: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] = "ACTIVE"
+    state_after: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] = "ACTIVE"
+
+
+class PacingReallocationRecommended(Payload):
+    """A proposal to move budget from an underpacing channel to an overpacing one."""
+
+    plan_id: str
+    campaign_id: str
+    proposal_id: uuid.UUID = Field(description="Id of the proposal (approve/reject over HTTP).")
+    snapshot_id: uuid.UUID
+    source_channel: str = Field(description="Channel giving budget (underpacing).")
+    target_channel: str = Field(description="Channel receiving budget (overpacing).")
+    amount_cents: int = Field(gt=0, description="Amount to move, minor units.")
+    currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
+    reason: str = Field(description="Human-readable justification with the numbers.")
+    requires_approval: bool = Field(description="True when the PACING_ADJUSTMENT approval stage is on.")
+
+
+# ---------------------------------------------------------------- allocation.requested
+
+
+ActionType = Literal["set_budget", "pause", "activate", "relaunch"]
+
+
+class BudgetAction(Payload):
+    """One change to one entity. Budget changes are absolute (from → to), so applying twice cannot compound."""
+
+    action_id: uuid.UUID = Field(description="Unique, deterministic id of this action; the executor's ledger key.")
+    platform: Platform
+    ad_account_id: str = Field(min_length=1)
+    entity_type: EntityType
+    entity_id: str = Field(min_length=1)
+    action_type: ActionType = Field(description="set_budget, pause, activate or relaunch (Meta only).")
+    currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
+    from_cents: int | None = Field(default=None, ge=0, description="Daily budget the requester saw, minor units.")
+    to_cents: int | None = Field(default=None, ge=0, description="Daily budget to set, minor units.")
+    reason: str = Field(default="", description="Why the requester wants this change.")
+
+    @model_validator(mode="after")
+    def _budget_fields(self) -> BudgetAction:
+        if self.action_type == "set_budget" and (self.from_cents is None or self.to_cents is None):
+            raise ValueError("set_budget needs from_cents and to_cents")
+        return self
+
+
+class AllocationRequested(Payload):
+    """A change set that a pool, rule, pacing plan or person wants applied; guardrails decide on it whole."""
+
+    request_id: uuid.UUID = Field(description="Id of this change set (look the decision up by it).")
+    source: Source = Field(description="Who asks: pool, rule, pacing, manual or undo.")
+    source_id: str = Field(min_length=1, description="Pool id, rule id, plan id, or user/key id.")
+    idempotency_key: str = Field(
+        min_length=1,
+        description="Same key from the same source on the same UTC day = same decision, counted once.",
+    )
+    manual: bool = Field(default=False, description="Triggered by a person (rate-limited) rather than a schedule.")
+    actions: list[BudgetAction] = Field(min_length=1, max_length=500)
+    pool_daily_budget_cents: int | None = Field(
+        default=None, ge=0, description="For pool allocations: the pool's daily budget, counted as the spend event."
+    )
+    currency: Currency | None = Field(default=None, description="Currency of pool_daily_budget_cents.")
+    requested_by: str = Field(default="", description="Key id or service that asked.")
+    undo_of: uuid.UUID | None = Field(default=None, description="For undo change sets: the request being reverted.")
+
+
+# ---------------------------------------------------------------- guardrail.*
+
+
+class GuardrailApproved(Payload):
+    """The guardrails' approval of a change set: only an approval with a valid signature may be executed."""
+
+    decision_id: uuid.UUID = Field(description="Id of the decision.")
+    request_id: uuid.UUID
+    source: Source
+    source_id: str
+    actions: list[BudgetAction] = Field(min_length=1, description="The approved (possibly trimmed) actions.")
+    trimmed: list[str] = Field(default_factory=list, description="Notes on actions trimmed by arbitration or limits.")
+    approved_at: AwareDatetime
+    expires_at: AwareDatetime = Field(description="The executor refuses the approval after this instant.")
+    signature: str = Field(description="HMAC-SHA256 (hex) over the signed fields, see allot.contracts.signing.")
+
+
+class GuardrailBlocked(Payload):
+    """The guardrails refused a change set (or, in observe mode, logged it without approving)."""
+
+    decision_id: uuid.UUID
+    request_id: uuid.UUID
+    source: Source
+    source_id: str
+    check: str = Field(description="The check that blocked: kill_switch, daily_cap, monthly_cap, whitelist, ...")
+    reason: str = Field(description="Human-readable reason.")
+    details: dict[str, int | float | str | None] = Field(default_factory=dict, description="The numbers behind it.")
+    observe_only: bool = Field(default=False, description="True when autonomy is 'observe': decided, not approved.")
+    retry_after_s: int | None = Field(default=None, description="For rate limits: seconds until a retry may pass.")
+
+
+# ---------------------------------------------------------------- action.executed
+
+Outcome = Literal["succeeded", "failed", "already_applied", "conflict", "rejected"]
+
+
+class ActionExecuted(Payload):
+    """The outcome of one action on the ad platform; one per action of an approved change set."""
+
+    action_id: uuid.UUID
+    request_id: uuid.UUID
+    decision_id: uuid.UUID
+    source: Source
+    source_id: str
+    platform: Platform
+    ad_account_id: str
+    entity_type: EntityType
+    entity_id: str
+    action_type: ActionType
+    outcome: Outcome = Field(description="succeeded, failed, already_applied, conflict or rejected.")
+    currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
+    before_cents: int | None = Field(default=None, description="Budget before, minor units.")
+    after_cents: int | None = Field(default=None, description="Budget after, minor units.")
+    observed_cents: int | None = Field(default=None, description="For conflicts: what the platform actually had.")
+    before_status: str | None = None
+    after_status: str | None = None
+    observed_status: str | None = None
+    platform_response_id: str | None = Field(default=None, description="The platform's id of the write, if any.")
+    error: str | None = Field(default=None, description="Why it failed, conflicted or was rejected.")
+    attempts: int = Field(default=1, ge=0, description="Platform calls made.")
+    executed_at: AwareDatetime

@@ -1,0 +1,1 @@
+"""Shared plumbing every Allot service stands on; one way to do each thing."""

@@ -1,0 +1,292 @@
+"""The one idempotent-consumer helper: batch in, one transaction, processed ids with the state, DLQ for poison.
+
+Delivery semantics (why it is safe to replay any topic from any offset):
+- A batch is applied in ONE Postgres transaction that also records every applied ``event_id`` in
+  ``processed_events``; events already recorded are skipped. Offsets are committed (by FastStream's
+  ack) only after that transaction commits, so a crash anywhere re-delivers, and re-delivery is a no-op.
+- Events the handler produces go to the outbox in the same transaction (see outbox.py).
+- Records that can never be processed (bad JSON, unknown type, newer schema, failed validation,
+  oversized, or a handler's ``PoisonEvent``) go to ``<topic>.dlq`` through the same outbox, with the
+  reason in headers, and are marked processed: the partition keeps flowing and nothing is lost.
+- Errors that may pass (database or network down) roll back and retry with backoff, never DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from allot.contracts.codec import EncodedRecord, PoisonMessage, decode
+from allot.contracts.envelope import EVENT_NAMESPACE, Envelope
+from allot.runtime.clock import Clock
+from allot.runtime.logging import bound, get_logger
+from allot.runtime.metrics import (
+    BATCH_SIZE,
+    CONSUMER_LAG,
+    DLQ_EVENTS,
+    EVENTS_CONSUMED,
+    EVENTS_DUPLICATE,
+    EVENTS_FAILED,
+    HANDLER_LATENCY,
+)
+from allot.runtime.outbox import add_events, add_records
+
+log = get_logger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    ConnectionError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+class PoisonEvent(Exception):
+    """Raised by a handler for an event that can never be applied; it goes to the DLQ with ``reason``."""
+
+    def __init__(self, event_id: uuid.UUID, reason: str) -> None:
+        super().__init__(reason)
+        self.event_id = event_id
+        self.reason = reason
+
+
+@dataclass
+class BatchContext:
+    """What a handler gets: the open transaction's connection, the clock, and a place to emit events."""
+
+    conn: asyncpg.Connection
+    clock: Clock
+    service: str
+    topic: str
+    emitted: list[Envelope[Any]] = field(default_factory=list)
+
+    def emit(self, *envelopes: Envelope[Any]) -> None:
+        """Queue events for the outbox; they are written in this transaction."""
+        self.emitted.extend(envelopes)
+
+
+Handler = Callable[[BatchContext, list[Envelope[Any]]], Awaitable[None]]
+
+
+@dataclass
+class _Item:
+    record: Any
+    envelope: Envelope[Any] | None = None
+    poison: tuple[str, str] | None = None
+
+
+def _dlq_record(item: _Item, topic: str, group: str, reason: str, detail: str, now: datetime) -> EncodedRecord:
+    rec = item.record
+    headers = list(rec.headers or [])
+    headers += [
+        ("x-dlq-reason", reason.encode()),
+        ("x-dlq-error", detail[:2000].encode("utf-8", "replace")),
+        ("x-dlq-source-topic", topic.encode()),
+        ("x-dlq-partition", str(rec.partition).encode()),
+        ("x-dlq-offset", str(rec.offset).encode()),
+        ("x-dlq-consumer-group", group.encode()),
+        ("x-dlq-failed-at", now.isoformat().encode()),
+    ]
+    return EncodedRecord(f"{topic}.dlq", rec.key or b"", rec.value or b"", headers)
+
+
+def _poison_id(group: str, rec: Any) -> uuid.UUID:
+    return uuid.uuid5(EVENT_NAMESPACE, f"dlq/{group}/{rec.topic}/{rec.partition}/{rec.offset}")
+
+
+class IdempotentConsumer:
+    """Applies batches of one service's topics exactly once per event id (see module docstring)."""
+
+    def __init__(self, *, service: str, group: str, pool: asyncpg.Pool, clock: Clock,
+                 on_commit: Callable[[], None] | None = None, max_isolation_attempts: int = 2) -> None:
+        self.service = service
+        self.group = group
+        self.pool = pool
+        self.clock = clock
+        self.on_commit = on_commit or (lambda: None)
+        self.handlers: dict[str, Handler] = {}
+        self.max_isolation_attempts = max_isolation_attempts
+
+    def handle(self, topic: str, handler: Handler) -> None:
+        self.handlers[topic] = handler
+
+    async def process_records(self, records: Sequence[Any]) -> None:
+        """Apply a fetched batch (possibly several topics) in order of topic; raise only to get it re-delivered."""
+        BATCH_SIZE.labels(self.service).observe(len(records))
+        by_topic: dict[str, list[_Item]] = {}
+        for rec in records:
+            item = _Item(rec)
+            try:
+                item.envelope = decode(rec.topic, rec.value)
+            except PoisonMessage as exc:
+                item.poison = (exc.reason, exc.detail)
+            by_topic.setdefault(rec.topic, []).append(item)
+        for topic, items in by_topic.items():
+            handler = self.handlers.get(topic)
+            if handler is None:
+                for it in items:
+                    it.poison = it.poison or ("no_handler", f"{self.service} has no handler for {topic}")
+                handler = _noop
+            started = time.perf_counter()
+            await self._apply_with_retry(topic, handler, items)
+            HANDLER_LATENCY.labels(self.service, topic).observe(time.perf_counter() - started)
+
+    async def _apply_with_retry(self, topic: str, handler: Handler, items: list[_Item]) -> None:
+        failures = 0
+        backoff = 0.1
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await self._apply(topic, handler, items)
+                self.on_commit()
+                return
+            except PoisonEvent as exc:
+                for it in items:
+                    if it.envelope is not None and it.envelope.event_id == exc.event_id and it.poison is None:
+                        it.poison = ("rejected_by_handler", exc.reason)
+                        break
+                else:
+                    raise RuntimeError(f"PoisonEvent for unknown event {exc.event_id}") from exc
+            except TRANSIENT_ERRORS as exc:
+                EVENTS_FAILED.labels(self.service, topic, "transient").inc()
+                log.warning("batch_retry_transient", topic=topic, error=repr(exc), retry_in_s=backoff)
+                if time.monotonic() > deadline:
+                    raise  # NACK: FastStream seeks back; the batch comes again
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 3.0)
+            except Exception as exc:  # noqa: BLE001 - a handler bug or bad data: isolate, then DLQ
+                EVENTS_FAILED.labels(self.service, topic, "handler").inc()
+                failures += 1
+                live = [it for it in items if it.poison is None]
+                log.error("batch_failed", topic=topic, error=repr(exc), attempt=failures, size=len(live))
+                if failures < self.max_isolation_attempts:
+                    await asyncio.sleep(0.05)
+                    continue
+                if len(live) <= 1:
+                    for it in live:
+                        it.poison = ("handler_error", f"{type(exc).__name__}: {exc}")
+                    continue
+                # Apply one by one so only the failing events reach the DLQ.
+                for it in items:
+                    await self._apply_with_retry(topic, handler, [it])
+                return
+
+    async def _apply(self, topic: str, handler: Handler, items: list[_Item]) -> None:
+        now = self.clock.now()
+        async with self.pool.acquire() as conn, conn.transaction():
+            poison = [it for it in items if it.poison is not None]
+            if poison:
+                ids = [_poison_id(self.group, it.record) for it in poison]
+                new = await conn.fetch(
+                    "INSERT INTO processed_events (event_id, topic) SELECT unnest($1::uuid[]), $2 "
+                    "ON CONFLICT DO NOTHING RETURNING event_id", ids, topic)
+                fresh_ids = {r["event_id"] for r in new}
+                dlq = [(it, pid) for it, pid in zip(poison, ids, strict=True) if pid in fresh_ids]
+                await add_records(conn, [_dlq_record(it, topic, self.group, *it.poison, now) for it, _ in dlq],  # type: ignore[misc]
+                                  [pid for _, pid in dlq])
+                dead_lettered = [it for it, _ in dlq]
+            else:
+                dead_lettered = []
+            todo = await self._apply_good(conn, topic, handler, items)
+        for it in dead_lettered:
+            assert it.poison is not None
+            DLQ_EVENTS.labels(self.service, topic, it.poison[0]).inc()
+            log.warning("event_dead_lettered", topic=topic, reason=it.poison[0], error=it.poison[1][:300],
+                        partition=it.record.partition, offset=it.record.offset)
+        if todo:
+            EVENTS_CONSUMED.labels(self.service, topic).inc(todo)
+
+    async def _apply_good(self, conn: asyncpg.Connection, topic: str, handler: Handler, items: list[_Item]) -> int:
+        """Skip already-processed ids, run the handler on the rest, write its events; returns how many ran."""
+        good = [it.envelope for it in items if it.poison is None and it.envelope is not None]
+        if not good:
+            return 0
+        new = await conn.fetch(
+            "INSERT INTO processed_events (event_id, topic) SELECT unnest($1::uuid[]), $2 "
+            "ON CONFLICT DO NOTHING RETURNING event_id", [e.event_id for e in good], topic)
+        fresh = {r["event_id"] for r in new}
+        seen: set[uuid.UUID] = set()
+        todo: list[Envelope[Any]] = []
+        for env in good:
+            if env.event_id in fresh and env.event_id not in seen:
+                seen.add(env.event_id)
+                todo.append(env)
+        if len(todo) < len(good):
+            EVENTS_DUPLICATE.labels(self.service, topic).inc(len(good) - len(todo))
+        if not todo:
+            return 0
+        ctx = BatchContext(conn=conn, clock=self.clock, service=self.service, topic=topic)
+        if len(todo) == 1:
+            with bound(correlation_id=str(todo[0].correlation_id), event_id=str(todo[0].event_id),
+                       workspace_id=todo[0].workspace_id):
+                await handler(ctx, todo)
+        else:
+            await handler(ctx, todo)
+        await add_events(conn, ctx.emitted)
+        return len(todo)
+
+    def subscribe(self, broker: KafkaBroker, topics: Sequence[str], *, max_records: int = 500,
+                  session_timeout_ms: int = 6000, heartbeat_interval_ms: int = 1500) -> None:
+        """Register ONE FastStream batch subscriber for all of the service's topics (one group join)."""
+        consumer = self
+
+        async def _raw(msg: Any) -> Any:
+            return list(msg.raw_message)
+
+        async def on_batch(records: list[Any], message: KafkaMessage) -> None:
+            await consumer.process_records(records)
+            _observe_lag(consumer.service, message, records)
+
+        on_batch.__name__ = f"{self.service}_consumer"
+        broker.subscriber(
+            *topics,
+            group_id=self.group,
+            batch=True,
+            max_records=max_records,
+            batch_timeout_ms=50,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            max_poll_interval_ms=300_000,
+            title=f"{self.service}:consumer",
+        )(on_batch)
+
+
+async def _noop(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    return None
+
+
+def _observe_lag(service: str, message: Any, records: Sequence[Any]) -> None:
+    consumer = getattr(message, "consumer", None)
+    highwater = getattr(consumer, "highwater", None)
+    if highwater is None:
+        return
+    last: dict[tuple[str, int], int] = {}
+    for rec in records:
+        last[(rec.topic, rec.partition)] = max(rec.offset, last.get((rec.topic, rec.partition), -1))
+    from aiokafka import TopicPartition
+
+    for (topic, partition), offset in last.items():
+        try:
+            hw = highwater(TopicPartition(topic, partition))
+        except Exception:  # noqa: BLE001 - metrics must never break consumption
+            continue
+        if hw is not None:
+            CONSUMER_LAG.labels(service, topic, str(partition)).set(max(0, hw - offset - 1))
+

@@ -1,0 +1,129 @@
+"""The one asyncpg pool per service, its own schema, and versioned SQL migrations applied at start-up."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from allot.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+RUNTIME_MIGRATIONS = "allot.runtime.migrations"
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(component: str, package: str) -> list[Migration]:
+    """Numbered SQL files (NNNN_name.sql) shipped inside ``package``, in version order."""
+    found: list[Migration] = []
+    for entry in resources.files(package).iterdir():
+        m = _MIGRATION_RE.match(entry.name)
+        if m:
+            found.append(Migration(component, int(m.group(1)), m.group(2), entry.read_text()))
+    found.sort(key=lambda mig: mig.version)
+    versions = [mig.version for mig in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {package}: {versions}")
+    return found
+
+
+def check_schema_name(schema: str) -> str:
+    """Schema names are interpolated into SQL, so only plain identifiers are accepted."""
+    if not _SCHEMA_RE.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typ, schema="pg_catalog", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, format="text"
+        )
+
+
+async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections use ``schema`` first on the search path and decode json with orjson."""
+    check_schema_name(schema)
+    boot = await asyncpg.connect(dsn)
+    try:
+        await boot.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    finally:
+        await boot.close()
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f'"{schema}",public', "application_name": f"allot-{schema}"},
+        init=_init_connection,
+        command_timeout=30,
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[str]:
+    """Apply each migration not yet recorded, in its own transaction; safe to run from many instances at once."""
+    check_schema_name(schema)
+    applied_now: list[str] = []
+    lock_key = zlib.crc32(f"allot-migrate:{schema}".encode())
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
+                        component text NOT NULL, version int NOT NULL, name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"""
+            )
+            rows = await conn.fetch(f'SELECT component, version FROM "{schema}".schema_migrations')
+            done = {(r["component"], r["version"]) for r in rows}
+            for mig in migrations:
+                if (mig.component, mig.version) in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(mig.sql)
+                    await conn.execute(
+                        f'INSERT INTO "{schema}".schema_migrations (component, version, name) VALUES ($1, $2, $3)',
+                        mig.component, mig.version, mig.name,
+                    )
+                applied_now.append(f"{mig.component}:{mig.version:04d}_{mig.name}")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    if applied_now:
+        log.info("migrations_applied", schema=schema, migrations=applied_now)
+    return applied_now
+
+
+async def open_database(dsn: str, schema: str, service_package: str | None, component: str,
+                        *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Create the pool and apply the runtime's then the service's migrations."""
+    pool = await create_pool(dsn, schema, min_size=min_size, max_size=max_size)
+    migrations = load_migrations("runtime", RUNTIME_MIGRATIONS)
+    if service_package:
+        migrations += load_migrations(component, service_package)
+    await migrate(pool, schema, migrations)
+    return pool
+
+
+def migrations_dir(package: str) -> Path:
+    """Filesystem folder of a migrations package (for docs and tools)."""
+    return Path(str(resources.files(package)))
+
+
+Record = dict[str, Any]

@@ -1,0 +1,65 @@
+"""HTTP conventions shared by every service API: errors that name the field, never a 500 for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from allot.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ApiError(Exception):
+    """A domain refusal with an HTTP status, a machine code, a message and optional field and headers."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """422 with every failing field named; ApiError as its status; database outages as 503."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = [{"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
+                  for e in exc.errors()]
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+        return ORJSONResponse({"error": "validation_failed", "message": message, "errors": errors}, status_code=422)
+
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> ORJSONResponse:
+        body: dict[str, Any] = {"error": exc.code, "message": exc.message, **exc.extra}
+        if exc.field:
+            body["field"] = exc.field
+        return ORJSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        return ORJSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(OSError)
+    async def _unavailable(_: Request, exc: Exception) -> ORJSONResponse:
+        log.warning("http_dependency_unavailable", error=repr(exc))
+        return ORJSONResponse({"error": "unavailable", "message": "a dependency is unavailable; retry shortly"},
+                              status_code=503, headers={"Retry-After": "5"})

@@ -1,0 +1,1 @@
+"""Runtime tables every service schema gets: processed events, outbox, schedule claims."""

@@ -1,0 +1,207 @@
+"""Assembling a service: settings → logging → Postgres + migrations → topics → consumer, relay, tasks → HTTP.
+
+A service is one process: uvicorn serves its FastAPI app, whose lifespan owns every resource, so
+SIGTERM (handled by uvicorn) stops HTTP, lets the consumer finish its batch, drains the relay and
+closes the pool in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import ORJSONResponse, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from allot.contracts.envelope import Envelope
+from allot.runtime.auth import ApiKeyStore
+from allot.runtime.clock import Clock, clock_from_settings
+from allot.runtime.consumer import Handler, IdempotentConsumer
+from allot.runtime.db import open_database
+from allot.runtime.http import install_error_handlers
+from allot.runtime.kafka import ensure_topics, make_broker, make_producer
+from allot.runtime.logging import configure_logging, get_logger
+from allot.runtime.metrics import HTTP_REQUESTS
+from allot.runtime.outbox import OutboxRelay, add_events
+from allot.runtime.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """Everything a route, handler or task of a running service may use."""
+
+    settings: Settings
+    clock: Clock
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    producer: AIOKafkaProducer
+    relay: OutboxRelay
+    consumer: IdempotentConsumer
+    extra: dict[str, Any] = field(default_factory=dict)
+    ready: bool = False
+
+    async def emit(self, conn: asyncpg.Connection, *envelopes: Envelope[Any]) -> None:
+        """Write events to the outbox in the caller's transaction; call ``flush()`` after commit."""
+        await add_events(conn, envelopes)
+
+    def flush(self) -> None:
+        self.relay.notify()
+
+
+Task = Callable[[ServiceContext], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What a service is: its name, migrations, topics it consumes (with handlers), topics it produces,
+    HTTP routers and background tasks."""
+
+    name: str
+    migrations_package: str | None = None
+    consumes: dict[str, Handler] = field(default_factory=dict)
+    produces: Sequence[str] = ()
+    routers: Sequence[APIRouter] = ()
+    tasks: Sequence[Task] = ()
+    on_start: Task | None = None
+    on_stop: Task | None = None
+    title: str = ""
+    description: str = ""
+
+
+def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None) -> FastAPI:
+    """The service's FastAPI app; nothing connects until its lifespan starts."""
+    settings = settings.model_copy(update={"service_name": spec.name}) if settings.service_name == "allot" else settings
+    the_clock = clock or clock_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, settings.log_level)
+        instance = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        pool = await open_database(settings.database_url, settings.schema, spec.migrations_package, spec.name,
+                                   min_size=settings.database_pool_min, max_size=settings.database_pool_max)
+        if settings.kafka_create_topics:
+            await ensure_topics(settings)
+        producer = make_producer(settings)
+        await producer.start()
+        relay = OutboxRelay(pool, producer, service=spec.name, schema=settings.schema)
+        consumer = IdempotentConsumer(service=spec.name, group=spec.name, pool=pool, clock=the_clock,
+                                      on_commit=relay.notify)
+        broker = make_broker(settings)
+        ctx = ServiceContext(settings=settings, clock=the_clock, pool=pool, broker=broker, producer=producer,
+                             relay=relay, consumer=consumer, extra={"instance_id": instance})
+        app.state.ctx = ctx
+        for topic_name, handler in spec.consumes.items():
+            consumer.handle(topic_name, handler)
+        if spec.consumes:
+            consumer.subscribe(broker, list(spec.consumes), max_records=settings.kafka_max_batch,
+                               session_timeout_ms=settings.kafka_session_timeout_ms,
+                               heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms)
+        relay.start()
+        if spec.on_start:
+            await spec.on_start(ctx)
+        await broker.start()
+        tasks = [asyncio.create_task(_guarded(t, ctx), name=f"{spec.name}-task") for t in spec.tasks]
+        ctx.ready = True
+        log.info("service_started", instance=instance, consumes=list(spec.consumes), http_port=settings.http_port)
+        try:
+            yield
+        finally:
+            ctx.ready = False
+            log.info("service_stopping")
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await broker.stop()
+            if spec.on_stop:
+                await spec.on_stop(ctx)
+            await relay.stop()
+            await producer.stop()
+            await pool.close()
+            log.info("service_stopped")
+
+    app = FastAPI(title=spec.title or f"Allot {spec.name}", description=spec.description,
+                  lifespan=lifespan, default_response_class=ORJSONResponse)
+    app.state.api_keys = ApiKeyStore.from_json(settings.api_keys)
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_REQUESTS.labels(spec.name, request.method, getattr(route, "path", "unmatched"),
+                             str(response.status_code)).inc()
+        return response
+
+    @app.get("/healthz", tags=["ops"], include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": spec.name}
+
+    @app.get("/readyz", tags=["ops"], include_in_schema=False)
+    async def readyz(request: Request) -> ORJSONResponse:
+        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        checks: dict[str, bool] = {"started": bool(ctx and ctx.ready)}
+        if ctx is not None:
+            try:
+                async with ctx.pool.acquire(timeout=2) as conn:
+                    checks["postgres"] = await conn.fetchval("SELECT 1") == 1
+            except Exception:  # noqa: BLE001
+                checks["postgres"] = False
+            try:
+                checks["kafka"] = bool(await ctx.broker.ping(timeout=2))
+            except Exception:  # noqa: BLE001
+                checks["kafka"] = False
+        ok = all(checks.values()) and len(checks) == 3
+        return ORJSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def _guarded(task: Task, ctx: ServiceContext) -> None:
+    """Run a background task forever; crash → log and restart after a pause (never silently die)."""
+    while True:
+        try:
+            await task(ctx)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            log.error("background_task_crashed", task=getattr(task, "__name__", "?"), error=repr(exc))
+            await asyncio.sleep(1.0)
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    """FastAPI dependency: the running service's context."""
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
+    """Serve the service in the foreground until SIGTERM/SIGINT."""
+    settings = settings or Settings()
+    if settings.service_name == "allot":
+        settings = settings.model_copy(update={"service_name": spec.name})
+    app = create_app(spec, settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=15)

@@ -1,0 +1,1 @@
+"""Executor service: applies approved budget actions on ad platforms exactly once."""

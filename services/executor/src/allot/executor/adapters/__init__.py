@@ -1,0 +1,27 @@
+"""Ad-platform adapters: one PlatformClient per platform, all raising the same two error types."""
+
+from allot.executor.adapters.base import (
+    PLATFORM_MIN_BUDGET_CENTS,
+    EntityRef,
+    EntityState,
+    PermanentPlatformError,
+    PlatformAuthError,
+    PlatformClient,
+    PlatformError,
+    TransientPlatformError,
+    WriteResult,
+    min_budget_cents,
+)
+
+__all__ = [
+    "PLATFORM_MIN_BUDGET_CENTS",
+    "EntityRef",
+    "EntityState",
+    "PermanentPlatformError",
+    "PlatformAuthError",
+    "PlatformClient",
+    "PlatformError",
+    "TransientPlatformError",
+    "WriteResult",
+    "min_budget_cents",
+]

@@ -1,0 +1,160 @@
+"""The platform port: what the executor needs from any ad platform, and the two error kinds it must handle.
+
+Every adapter maps its platform's failures onto exactly two exception types so
+the executor's retry policy is platform-independent:
+
+* :class:`TransientPlatformError` — retrying the same absolute write later may
+  succeed (rate limit, 5xx, timeout, connection failure). A timed-out write may
+  or may not have been applied; because every write is absolute (set budget to
+  X, set status to Y), re-reading and retrying is safe.
+* :class:`PermanentPlatformError` — retrying cannot help (invalid parameter,
+  unknown entity, bad credentials).
+
+No message produced by an adapter ever contains a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "DEFAULT_MIN_BUDGET_CENTS",
+    "PLATFORM_MIN_BUDGET_CENTS",
+    "EntityRef",
+    "EntityState",
+    "PermanentPlatformError",
+    "PlatformAuthError",
+    "PlatformClient",
+    "PlatformError",
+    "TransientPlatformError",
+    "WriteResult",
+    "WritableStatus",
+    "min_budget_cents",
+    "redact",
+]
+
+WritableStatus = Literal["active", "paused"]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """Which entity on which platform: enough for any adapter to address it."""
+
+    platform: str
+    ad_account_id: str
+    entity_type: str
+    """``campaign``, ``adset`` or ``ad``."""
+    entity_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityState:
+    """What the platform says about an entity right now."""
+
+    budget_cents: int | None
+    """Daily budget in the account currency's minor units; None when the entity has no daily budget of its own."""
+    status: str
+    """``active``, ``paused`` or ``deleted`` (normalised across platforms)."""
+    currency: str
+    """ISO 4217 code of ``budget_cents``."""
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """Proof that the platform accepted a write."""
+
+    response_id: str
+    """The platform's id of the write call (sandbox write id, Graph trace id), for the action ledger."""
+    new_entity_id: str | None = None
+    """For a relaunch: the id of the copy the platform created."""
+
+
+class PlatformError(Exception):
+    """Base of every adapter error; ``str(err)`` never contains a credential."""
+
+
+class TransientPlatformError(PlatformError):
+    """A failure that retrying the same absolute write later may fix (rate limit, 5xx, timeout, connection)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
+        """Seconds the platform asked us to wait, or None when it did not say."""
+
+
+class PermanentPlatformError(PlatformError):
+    """A failure that retrying cannot fix (invalid parameter, not found, auth); ``code`` is the platform's code."""
+
+    def __init__(self, message: str, code: str | int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class PlatformAuthError(PermanentPlatformError):
+    """The credentials were missing, invalid, expired or lack permission; a person must fix them."""
+
+
+@runtime_checkable
+class PlatformClient(Protocol):
+    """The executor's port to one ad platform. Implementations are safe to share within one event loop.
+
+    Reads return the platform's current truth; writes are absolute (never
+    relative), so a write that is retried after an ambiguous failure cannot
+    compound. Every method raises only :class:`TransientPlatformError` or
+    :class:`PermanentPlatformError`.
+    """
+
+    platform: str
+
+    async def get_entity(self, ref: EntityRef) -> EntityState:
+        """Current budget, status, currency and name of ``ref``."""
+        ...
+
+    async def set_budget(self, ref: EntityRef, budget_cents: int) -> WriteResult:
+        """Set the daily budget of ``ref`` to exactly ``budget_cents`` (minor units of the account currency)."""
+        ...
+
+    async def set_status(self, ref: EntityRef, status: WritableStatus) -> WriteResult:
+        """Set ``ref`` to ``active`` or ``paused``."""
+        ...
+
+    async def relaunch(self, ref: EntityRef) -> WriteResult:
+        """Copy ``ref`` into a fresh entity (Meta's ad relaunch); ``new_entity_id`` names the copy."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the client is unusable afterwards."""
+        ...
+
+
+# Seed 002 ("Platform budget minimums apply (Google $1, TikTok $20-50, others $2)"): daily budget
+# minimums in USD cents. TikTok's range is $20 per ad group and $50 per campaign.
+PLATFORM_MIN_BUDGET_CENTS: Mapping[str, Mapping[str, int]] = MappingProxyType(
+    {
+        "google": MappingProxyType({"campaign": 100, "adset": 100, "ad": 100}),
+        "tiktok": MappingProxyType({"campaign": 5000, "adset": 2000, "ad": 2000}),
+        "meta": MappingProxyType({"campaign": 200, "adset": 200, "ad": 200}),
+        "sandbox": MappingProxyType({"campaign": 200, "adset": 200, "ad": 200}),
+    }
+)
+#: Minimum for any platform or level not in the table ("others $2").
+DEFAULT_MIN_BUDGET_CENTS = 200
+
+
+def min_budget_cents(platform: str, entity_type: str) -> int:
+    """Smallest daily budget (USD cents) the platform accepts at that level; 200 for anything unknown."""
+    return PLATFORM_MIN_BUDGET_CENTS.get(platform, {}).get(entity_type, DEFAULT_MIN_BUDGET_CENTS)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text

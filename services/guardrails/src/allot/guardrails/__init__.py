@@ -1,0 +1,1 @@
+"""Allot guardrails service: checks every requested change set against hard limits and signs approvals."""

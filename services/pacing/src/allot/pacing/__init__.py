@@ -1,0 +1,1 @@
+"""Allot pacing service: tracks spend against plan and proposes budget moves."""

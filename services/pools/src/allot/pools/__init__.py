@@ -1,0 +1,1 @@
+"""Budget pools: a shared daily budget reallocated across campaigns and ad sets."""

@@ -1,0 +1,293 @@
+"""Per-member evidence from metric history: maturity correction, own baseline, concave response fit, pool shrinkage.
+
+How immature data is handled: conversions and revenue of an interval whose end
+is ``age`` hours before ``now`` are divided by the pool's known maturation
+fraction f(age) (so a fresh interval reporting 60% is scaled back to 100%), and
+the interval's weight in every estimate is multiplied by f(age), because a
+scaled-up partial count is noisier. Intervals with f(age) below
+``PoolSettings.min_maturity`` (by default: the first ~8 hours after they end)
+are excluded altogether. Intervals not yet ended are ignored.
+
+Response model: per member, daily value R(x) = R_ref * (x / x_ref)^b around the
+spend it actually ran at (a concave power law, 0 < b < 1). The level comes from
+the member's own recency-weighted history; the elasticity b is a weighted
+regression of value rate on spend rate, shrunk toward the pool prior (with
+little spend variation it stays at the prior). The level is then shrunk toward
+the pool (empirical Bayes on log ROAS projected to a common spend), so members
+with little data borrow strength from the pool.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from allot.pools.domain.models import MetricInterval, PoolSettings
+
+__all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "shrink_to_pool"]
+
+_LN2 = math.log(2.0)
+_RECENT_H = 72.0
+_PRIOR_ELASTICITY_SD = 0.15
+_TAU2_MIN = 0.0004
+_TAU2_SINGLE = 0.09
+_NO_DATA_VAR = 1e6
+
+
+def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> float:
+    """Share of an interval's conversions/revenue reported ``age_hours`` after its end (piecewise linear, 1.0 after the last point)."""
+    if age_hours <= curve[0][0]:
+        return curve[0][1]
+    prev_h, prev_f = curve[0]
+    for h, f in curve[1:]:
+        if age_hours <= h:
+            return prev_f + (f - prev_f) * (age_hours - prev_h) / (h - prev_h)
+        prev_h, prev_f = h, f
+    return 1.0
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Sufficient statistics of one member's usable history (value in cents-equivalent, rates per day)."""
+
+    n_used: int = 0
+    n_fresh_excluded: int = 0
+    n_corrected: int = 0
+    spend_cents: float = 0.0
+    value: float = 0.0
+    conversions: float = 0.0
+    recent_spend_cents: float = 0.0
+    recent_value: float = 0.0
+    w: float = 0.0
+    ww: float = 0.0
+    wx: float = 0.0
+    wxx: float = 0.0
+    wy: float = 0.0
+    wxy: float = 0.0
+    wyy: float = 0.0
+    reported_conversions_w: float = 0.0
+    impressions: float = 0.0
+    clicks: float = 0.0
+    freq_imp: float = 0.0
+    recent_impressions: float = 0.0
+    recent_clicks: float = 0.0
+    recent_freq_imp: float = 0.0
+
+
+def gather_evidence(
+    history: Sequence[MetricInterval], pool: PoolSettings, now: datetime, conv_value: float
+) -> Evidence:
+    """Maturity-corrected sufficient statistics of ``history`` over the pool's look-back window ending at ``now``.
+
+    ``conv_value`` prices one conversion in the composite value (revenue weight
+    ``roas`` times revenue plus ``cpa`` weight times conversions priced at
+    ``conv_value``).
+    """
+    ev = Evidence()
+    cw = pool.composite
+    w_rev = cw.roas
+    w_conv = cw.cpa * conv_value
+    track_risk = (cw.frequency_risk + cw.engagement_decay) > 0
+    now_ts = now.timestamp()
+    horizon_h = pool.lookback_days * 24.0
+    decay = _LN2 / (pool.recency_half_life_days * 24.0)
+    curve = pool.maturation_curve
+    first_h, first_f = curve[0]
+    last_h = curve[-1][0]
+    min_f = pool.min_maturity
+    exp = math.exp
+    for iv in history:
+        end_ts = iv.end_at.timestamp()
+        age_h = (now_ts - end_ts) / 3600.0
+        if age_h < 0 or age_h > horizon_h:
+            continue
+        if age_h >= last_h:
+            f = 1.0
+        elif age_h <= first_h:
+            f = first_f
+        else:
+            f = maturation_at(age_h, curve)
+        if f < min_f:
+            ev.n_fresh_excluded += 1
+            continue
+        hours = (end_ts - iv.start_at.timestamp()) / 3600.0
+        if hours <= 0:
+            continue
+        if f < 1.0:
+            ev.n_corrected += 1
+        spend = iv.spend_cents
+        value = (w_rev * iv.revenue_cents + w_conv * iv.conversions) / f
+        conv = iv.conversions
+        rate = 24.0 / hours
+        x = spend * rate
+        y = value * rate
+        rec = exp(-age_h * decay)
+        om = rec * f / rate
+        ev.n_used += 1
+        ev.spend_cents += spend
+        ev.value += value
+        ev.conversions += conv / f
+        ev.reported_conversions_w += rec * conv
+        ev.w += om
+        ev.ww += om * om
+        omx = om * x
+        ev.wx += omx
+        ev.wxx += omx * x
+        ev.wy += om * y
+        ev.wxy += omx * y
+        ev.wyy += om * y * y
+        recent = age_h <= _RECENT_H
+        if recent:
+            ev.recent_spend_cents += spend
+            ev.recent_value += value
+        if track_risk and iv.impressions > 0:
+            imp = iv.impressions
+            ev.impressions += imp
+            ev.clicks += iv.clicks
+            fq = iv.frequency
+            if fq is not None:
+                ev.freq_imp += fq * imp
+            if recent:
+                ev.recent_impressions += imp
+                ev.recent_clicks += iv.clicks
+                if fq is not None:
+                    ev.recent_freq_imp += fq * imp
+    return ev
+
+
+@dataclass(slots=True)
+class MemberEstimate:
+    """One member's fitted response around its current spend, after shrinkage and risk penalty."""
+
+    has_data: bool
+    ref_spend: float
+    """Daily spend (cents) the member's level is anchored at (recency-weighted)."""
+    roas_at_ref: float
+    """Shrunk, penalised value per spend cent at ``ref_spend``."""
+    raw_roas_at_ref: float
+    elasticity: float
+    log_var: float
+    """Sampling variance of the member's own log level (before shrinkage)."""
+    post_var: float
+    """Posterior variance of the shrunk log level."""
+    shrinkage: float
+    baseline_roas: float | None
+    recent_roas: float | None
+    risk_penalty: float
+    frequency_risk: float
+    engagement_decay: float
+
+    def marginal(self, spend_cents: float, weight: float = 1.0) -> float:
+        """Value per extra spend cent at ``spend_cents`` (weight stretches the member's spend axis)."""
+        if spend_cents <= 0:
+            return math.inf
+        return self.elasticity * self.roas_at_ref * (spend_cents / (weight * self.ref_spend)) ** (self.elasticity - 1.0)
+
+
+def _risk(ev: Evidence) -> tuple[float, float]:
+    freq_risk = 0.0
+    decay = 0.0
+    if ev.recent_impressions > 0 and ev.impressions > ev.recent_impressions:
+        old_imp = ev.impressions - ev.recent_impressions
+        if ev.recent_freq_imp > 0 and ev.freq_imp > ev.recent_freq_imp:
+            f_old = (ev.freq_imp - ev.recent_freq_imp) / old_imp
+            f_new = ev.recent_freq_imp / ev.recent_impressions
+            if f_old > 0:
+                freq_risk = min(1.0, max(0.0, (f_new / f_old - 1.0) / 0.5))
+        ctr_old = (ev.clicks - ev.recent_clicks) / old_imp
+        ctr_new = ev.recent_clicks / ev.recent_impressions
+        if ctr_old > 0 and (ev.clicks - ev.recent_clicks) >= 30:
+            decay = min(1.0, max(0.0, (1.0 - ctr_new / ctr_old) / 0.5))
+    return freq_risk, decay
+
+
+def shrink_to_pool(
+    evidence: Sequence[Evidence], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float
+) -> list[MemberEstimate]:
+    """Fit each member's concave response and shrink its level toward the pool (empirical Bayes); members without data get the pool's level."""
+    b0 = pool.prior_elasticity
+    prior_prec_b = 1.0 / (_PRIOR_ELASTICITY_SD**2)
+    cw = pool.composite
+    log_ref = math.log(max(ref_spend, 1.0))
+    rows: list[tuple[bool, float, float, float, float]] = []  # has_data, x_ref, raw level, b, var
+    thetas: list[tuple[float, float]] = []
+    for ev, cur in zip(evidence, current_cents):
+        if ev.w <= 0 or ev.wx <= 0:
+            rows.append((False, float(max(cur, 1)), 0.0, b0, _NO_DATA_VAR))
+            continue
+        xbar = ev.wx / ev.w
+        ybar = ev.wy / ev.w
+        n_eff = ev.w * ev.w / ev.ww if ev.ww > 0 else 1.0
+        var_x = max(0.0, ev.wxx / ev.w - xbar * xbar)
+        var_y = max(0.0, ev.wyy / ev.w - ybar * ybar)
+        b = b0
+        if ybar > 0:
+            var_pois = 1.0 / max(ev.reported_conversions_w, 0.5)
+            var_emp = var_y / (ybar * ybar * n_eff)
+            var = max(var_pois, var_emp)
+            rel_var_x = var_x / (xbar * xbar)
+            if rel_var_x > 1e-6 and n_eff > 3:
+                cov = ev.wxy / ev.w - xbar * ybar
+                b_hat = cov / var_x * xbar / ybar
+                var_b = var_y / (var_x * n_eff) * (xbar / ybar) ** 2
+                prec = 1.0 / var_b if var_b > 0 else 0.0
+                b = (b0 * prior_prec_b + b_hat * prec) / (prior_prec_b + prec)
+                b = min(0.9, max(0.15, b))
+            level = ybar / xbar
+        else:
+            # Spent without any value yet: a weak, uncertain estimate near zero.
+            var = 1.0 / max(ev.reported_conversions_w + 0.5, 0.5) + 1.0
+            level = 0.0
+        rows.append((True, xbar, level, b, var))
+    # Project every level to the common reference spend so concavity does not masquerade as quality.
+    floor_level = 0.0
+    positive = [r[2] for r in rows if r[0] and r[2] > 0]
+    if positive:
+        floor_level = 0.1 * sorted(positive)[len(positive) // 2]
+    for has, xbar, level, b, var in rows:
+        if has:
+            lv = max(level, floor_level, 1e-9)
+            thetas.append((math.log(lv) + (b - 1.0) * (log_ref - math.log(xbar)), var))
+    if thetas:
+        precs = [1.0 / v for _, v in thetas]
+        mean = sum(t * p for (t, _), p in zip(thetas, precs)) / sum(precs)
+        if len(thetas) >= 2:
+            between = sum((t - mean) ** 2 for t, _ in thetas) / (len(thetas) - 1)
+            within = sum(v for _, v in thetas) / len(thetas)
+            tau2 = max(_TAU2_MIN, between - within)
+        else:
+            tau2 = _TAU2_SINGLE
+    else:
+        mean, tau2 = math.log(2.0), _TAU2_SINGLE
+    out: list[MemberEstimate] = []
+    for ev, (has, xbar, level, b, var) in zip(evidence, rows):
+        if has:
+            theta = math.log(max(level, floor_level, 1e-9)) + (b - 1.0) * (log_ref - math.log(xbar))
+        else:
+            theta = mean
+        shrink = var / (var + tau2)
+        post = mean + (1.0 - shrink) * (theta - mean)
+        post_var = 1.0 / (1.0 / var + 1.0 / tau2)
+        freq_risk, decay = _risk(ev) if has else (0.0, 0.0)
+        penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
+        roas_ref = math.exp(post - (b - 1.0) * (log_ref - math.log(xbar))) * penalty
+        out.append(
+            MemberEstimate(
+                has_data=has,
+                ref_spend=xbar,
+                roas_at_ref=roas_ref,
+                raw_roas_at_ref=level,
+                elasticity=b,
+                log_var=var,
+                post_var=post_var,
+                shrinkage=shrink,
+                baseline_roas=(ev.value / ev.spend_cents) if ev.spend_cents > 0 else None,
+                recent_roas=(ev.recent_value / ev.recent_spend_cents) if ev.recent_spend_cents > 0 else None,
+                risk_penalty=penalty,
+                frequency_risk=freq_risk,
+                engagement_decay=decay,
+            )
+        )
+    return out

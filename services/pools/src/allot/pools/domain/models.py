@@ -1,0 +1,302 @@
+"""Immutable inputs and outputs of the budget-pool engine (standard library only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+ALLOWED_FREQUENCIES_H: frozenset[int] = frozenset({4, 8, 12, 24})
+MAX_EXPLORATION_SHARE = 0.10
+
+
+class OptimizationMetric(StrEnum):
+    """What the pool maximises: revenue per cent (roas, revenue) or conversions per cent (cpa, conversions)."""
+
+    ROAS = "roas"
+    CPA = "cpa"
+    CONVERSIONS = "conversions"
+    REVENUE = "revenue"
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeWeights:
+    """Weights of the composite score (seed 001): value signals plus risk penalties.
+
+    ``roas`` and ``cpa`` weigh the value a member produces (revenue, and
+    conversions priced at the pool's average revenue per conversion);
+    ``frequency_risk`` and ``engagement_decay`` are penalties in [0, 1] that
+    shave the member's estimated return when its frequency rises or its CTR
+    falls against its OWN baseline.
+    """
+
+    roas: float = 1.0
+    cpa: float = 0.0
+    frequency_risk: float = 0.10
+    engagement_decay: float = 0.10
+
+    def __post_init__(self) -> None:
+        for name in ("roas", "cpa", "frequency_risk", "engagement_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"composite weight {name} must be >= 0")
+        if self.roas + self.cpa <= 0:
+            raise ValueError("composite weights need roas + cpa > 0")
+        if self.frequency_risk + self.engagement_decay > 0.5:
+            raise ValueError("risk penalties may remove at most half of a member's return")
+
+
+def default_composite(metric: OptimizationMetric) -> CompositeWeights:
+    """Composite weights implied by the optimisation metric when the pool sets none."""
+    if metric in (OptimizationMetric.CPA, OptimizationMetric.CONVERSIONS):
+        return CompositeWeights(roas=0.0, cpa=1.0)
+    return CompositeWeights(roas=1.0, cpa=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """A pool's rules. Money in integer cents; validated on construction."""
+
+    pool_id: str
+    daily_budget_cents: int
+    currency: str = "EUR"
+    optimization_metric: OptimizationMetric = OptimizationMetric.ROAS
+    allocation_frequency_hours: int = 8
+    default_min_budget_cents: int = 0
+    default_max_budget_cents: int | None = None
+    min_budget_change_cents: int = 100
+    max_change_pct: float = 20.0
+    composite_weights: CompositeWeights | None = None
+    exploration_share: float = 0.05
+    """Share of the daily budget the engine may place on purpose on uncertain (new/starved) members; at most 0.10."""
+    persistence_intervals: int = 2
+    """Consecutive plans a move's direction must hold before it is made."""
+    cooldown_hours: float = 24.0
+    """Minimum hours between two engine-initiated changes of the same member."""
+    lookback_days: float = 14.0
+    recency_half_life_days: float = 4.0
+    maturation_curve: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
+    """Known attribution maturation of the platform: (hours after interval end, share reported)."""
+    min_maturity: float = 0.70
+    """Intervals reported below this share are excluded (too immature to correct reliably)."""
+    prior_elasticity: float = 0.55
+    """Prior for d log(value) / d log(spend); 1.0 would mean no diminishing returns."""
+    deadband_pct: float = 8.0
+    """A target must differ from the current budget by more than this % (or min change) to count as a signal."""
+    oscillation_window: int = 6
+    oscillation_reversals: int = 3
+    freeze_hours: float = 72.0
+
+    def __post_init__(self) -> None:
+        if self.daily_budget_cents < 0:
+            raise ValueError("daily_budget_cents must be >= 0")
+        if self.allocation_frequency_hours not in ALLOWED_FREQUENCIES_H:
+            raise ValueError("allocation_frequency_hours must be one of 4, 8, 12, 24")
+        if self.default_min_budget_cents < 0:
+            raise ValueError("default_min_budget_cents must be >= 0")
+        if self.default_max_budget_cents is not None and self.default_max_budget_cents < self.default_min_budget_cents:
+            raise ValueError("default_max_budget_cents must be >= default_min_budget_cents")
+        if self.min_budget_change_cents < 1:
+            raise ValueError("min_budget_change_cents must be >= 1")
+        if not 0 < self.max_change_pct <= 100:
+            raise ValueError("max_change_pct must be in (0, 100]")
+        if not 0 <= self.exploration_share <= MAX_EXPLORATION_SHARE:
+            raise ValueError("exploration_share must be within [0, 0.10]")
+        if self.persistence_intervals < 1:
+            raise ValueError("persistence_intervals must be >= 1")
+        if self.cooldown_hours < 0 or self.lookback_days <= 0:
+            raise ValueError("cooldown_hours must be >= 0 and lookback_days > 0")
+        if not 0 < self.prior_elasticity < 1:
+            raise ValueError("prior_elasticity must be in (0, 1)")
+        if self.oscillation_reversals < 1 or self.oscillation_window < self.oscillation_reversals + 1:
+            raise ValueError("oscillation_window must exceed oscillation_reversals")
+        mc = self.maturation_curve
+        if not mc or any(b[0] <= a[0] or b[1] < a[1] for a, b in zip(mc, mc[1:])) or mc[0][1] <= 0 or mc[-1][1] != 1.0:
+            raise ValueError("maturation_curve must be increasing in hours, non-decreasing, > 0 and end at 1.0")
+
+    @property
+    def composite(self) -> CompositeWeights:
+        """The composite weights in force (explicit, or derived from the metric)."""
+        return self.composite_weights or default_composite(self.optimization_metric)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberState:
+    """A pool member as the caller knows it now. ``None`` bounds fall back to the pool defaults."""
+
+    member_id: str
+    current_budget_cents: int
+    min_budget_cents: int | None = None
+    max_budget_cents: int | None = None
+    weight: float = 1.0
+    is_active: bool = True
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        if self.current_budget_cents < 0:
+            raise ValueError("current_budget_cents must be >= 0")
+        if self.weight <= 0:
+            raise ValueError("weight must be > 0")
+        if self.min_budget_cents is not None and self.max_budget_cents is not None and self.max_budget_cents < self.min_budget_cents:
+            raise ValueError("max_budget_cents must be >= min_budget_cents")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricInterval:
+    """Metrics of one member over [start_at, end_at) as reported by the platform when loaded (may be immature)."""
+
+    start_at: datetime
+    end_at: datetime
+    spend_cents: int
+    revenue_cents: int
+    conversions: float
+    impressions: int = 0
+    clicks: int = 0
+    frequency: float | None = None
+
+    @property
+    def hours(self) -> float:
+        """Length of the interval in hours."""
+        return (self.end_at - self.start_at).total_seconds() / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberMemory:
+    """What the engine remembers about one member between plans."""
+
+    pending_direction: int = 0
+    """Direction (+1/-1/0) of the last signal that has not been acted on yet."""
+    pending_count: int = 0
+    """Consecutive plans that signal held in the same direction."""
+    last_change_at: datetime | None = None
+    recent_directions: tuple[int, ...] = ()
+    """Directions of the engine's last changes of this member, oldest first (bounded by the oscillation window)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "pending_direction": self.pending_direction,
+            "pending_count": self.pending_count,
+            "last_change_at": self.last_change_at.isoformat() if self.last_change_at else None,
+            "recent_directions": list(self.recent_directions),
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> MemberMemory:
+        """Inverse of :meth:`to_dict`."""
+        lca = data.get("last_change_at")
+        return MemberMemory(
+            pending_direction=int(data.get("pending_direction", 0)),
+            pending_count=int(data.get("pending_count", 0)),
+            last_change_at=datetime.fromisoformat(lca) if lca else None,
+            recent_directions=tuple(int(d) for d in data.get("recent_directions", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """Everything the engine carries from one plan to the next; the caller stores it and passes it back."""
+
+    members: Mapping[str, MemberMemory] = field(default_factory=dict)
+    frozen_until: datetime | None = None
+    frozen_reason: str | None = None
+    last_plan_at: datetime | None = None
+
+    def memory(self, member_id: str) -> MemberMemory:
+        """The member's memory (empty for a member never seen)."""
+        return self.members.get(member_id) or _EMPTY_MEMORY
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "members": {k: v.to_dict() for k, v in sorted(self.members.items())},
+            "frozen_until": self.frozen_until.isoformat() if self.frozen_until else None,
+            "frozen_reason": self.frozen_reason,
+            "last_plan_at": self.last_plan_at.isoformat() if self.last_plan_at else None,
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> EngineState:
+        """Inverse of :meth:`to_dict`."""
+        fu = data.get("frozen_until")
+        lp = data.get("last_plan_at")
+        return EngineState(
+            members={k: MemberMemory.from_dict(v) for k, v in data.get("members", {}).items()},
+            frozen_until=datetime.fromisoformat(fu) if fu else None,
+            frozen_reason=data.get("frozen_reason"),
+            last_plan_at=datetime.fromisoformat(lp) if lp else None,
+        )
+
+
+_EMPTY_MEMORY = MemberMemory()
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAllocation:
+    """One member's line of a plan: the new budget and the numbers behind it."""
+
+    member_id: str
+    previous_budget_cents: int
+    new_budget_cents: int
+    action: str
+    """``increase``, ``decrease``, ``hold`` or ``excluded`` (paused/inactive)."""
+    explanation: str
+    baseline_roas: float | None = None
+    """Member's own look-back value per spend (maturity-corrected)."""
+    recent_roas: float | None = None
+    marginal_return: float | None = None
+    """Estimated value per extra cent at the current budget, after shrinkage and risk penalties."""
+    elasticity: float | None = None
+    shrinkage: float | None = None
+    """Share of the member's estimate pulled toward the pool (0 = own data only, 1 = pool only)."""
+    target_cents: int | None = None
+    evidence_count: int = 0
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def change_cents(self) -> int:
+        """New minus previous budget."""
+        return self.new_budget_cents - self.previous_budget_cents
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPlan:
+    """The engine's output: budgets for every member, explanations, flags and the state to store."""
+
+    pool_id: str
+    planned_at: datetime
+    currency: str
+    daily_budget_cents: int
+    allocations: tuple[MemberAllocation, ...]
+    feasible: bool
+    infeasible_reason: str | None
+    frozen: bool
+    frozen_reason: str | None
+    state: EngineState
+    pool_marginal_return: float | None = None
+
+    @property
+    def budgets(self) -> dict[str, int]:
+        """New daily budget per member id (every member, excluded ones unchanged)."""
+        return {a.member_id: a.new_budget_cents for a in self.allocations}
+
+    @property
+    def pool_total_cents(self) -> int:
+        """Sum of the budgets of the members that take part in the pool (active, not paused)."""
+        return sum(a.new_budget_cents for a in self.allocations if a.action != "excluded")
+
+    @property
+    def changes(self) -> tuple[MemberAllocation, ...]:
+        """Lines whose budget changed."""
+        return tuple(a for a in self.allocations if a.change_cents != 0)
+
+
+def hours_between(a: datetime, b: datetime) -> float:
+    """``b - a`` in hours."""
+    return (b - a).total_seconds() / 3600.0
+
+
+def add_hours(a: datetime, hours: float) -> datetime:
+    """``a`` plus ``hours``."""
+    return a + timedelta(hours=hours)

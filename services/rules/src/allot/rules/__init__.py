@@ -1,0 +1,1 @@
+"""Allot rules service: if-then automation rules evaluated against delivery metrics."""

@@ -1,0 +1,102 @@
+"""Entities as the rules engine sees them, and the per-``now`` cache of their range aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from operator import add
+from typing import Final, Literal, get_args
+
+from allot.rules.domain.metrics import ZERO_COUNTERS, DailyCounters
+from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS, TimeRange, ensure_utc
+
+EntityLevel = Literal["campaign", "adset", "ad"]
+ENTITY_LEVELS: Final[tuple[EntityLevel, ...]] = get_args(EntityLevel)
+Platform = Literal["meta", "google", "tiktok", "snapchat", "pinterest", "linkedin", "sandbox"]
+PLATFORMS: Final[tuple[Platform, ...]] = get_args(Platform)
+EntityStatus = Literal["active", "paused", "archived", "deleted"]
+ENTITY_STATUSES: Final[tuple[EntityStatus, ...]] = get_args(EntityStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A campaign, ad set or ad with its attributes and daily raw counters keyed by UTC date.
+
+    ``daily_budget_cents`` is None when the entity has no budget of its own
+    (e.g. an ad set under a campaign-level budget). ``range_reach`` optionally
+    carries the platform's deduplicated reach per time range; when present it
+    replaces the summed daily reach for that range.
+    """
+
+    entity_id: str
+    entity_level: EntityLevel
+    platform: Platform
+    ad_account_id: str
+    name: str
+    status: EntityStatus
+    currency: str
+    daily_budget_cents: int | None
+    buckets: Mapping[date, DailyCounters] = field(default_factory=dict)
+    range_reach: Mapping[str, int] | None = None
+
+
+#: Offsets (days before today) at which a multi-day range is complete.
+_RANGE_END_OFFSETS: Final[dict[int, str]] = {3: "last_3d", 7: "last_7d", 14: "last_14d", 30: "last_30d"}
+
+
+class AggregateCache:
+    """Summed counters per entity per time range for one ``now``, shared across every rule evaluated at it.
+
+    Guarantees: each entity's buckets are read once (one pass over at most 31
+    days) however many rules look at it; values equal the element-wise sum of
+    the buckets inside each range (see ``timeranges``). The cache is keyed by
+    ``entity_id`` and assumes an entity's data does not change while the cache
+    lives: build one per evaluation run.
+    """
+
+    __slots__ = ("now", "today", "_offset_dates", "_store")
+
+    def __init__(self, now: datetime) -> None:
+        self.now: datetime = ensure_utc(now)
+        self.today: date = self.now.date()
+        self._offset_dates: tuple[date, ...] = tuple(
+            self.today - timedelta(days=k) for k in range(1, MAX_LOOKBACK_DAYS + 1)
+        )
+        self._store: dict[str, dict[str, DailyCounters]] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def ranges_for(self, entity: Entity) -> dict[str, DailyCounters]:
+        """Counters of ``entity`` summed over each of the six time ranges."""
+        cached = self._store.get(entity.entity_id)
+        if cached is None:
+            cached = self._aggregate(entity)
+            self._store[entity.entity_id] = cached
+        return cached
+
+    def _aggregate(self, entity: Entity) -> dict[str, DailyCounters]:
+        get = entity.buckets.get
+        out: dict[str, DailyCounters] = {"today": get(self.today, ZERO_COUNTERS)}
+        acc: DailyCounters = ZERO_COUNTERS
+        make = DailyCounters._make
+        for offset, day in enumerate(self._offset_dates, start=1):
+            counters = get(day)
+            if counters is not None:
+                acc = make(map(add, acc, counters))
+                if offset == 1:
+                    out["yesterday"] = counters
+            end = _RANGE_END_OFFSETS.get(offset)
+            if end is not None:
+                out[end] = acc
+        out.setdefault("yesterday", ZERO_COUNTERS)
+        if entity.range_reach:
+            for name, reach in entity.range_reach.items():
+                if name in out:
+                    out[name] = out[name]._replace(reach=reach)
+        return out
+
+    def range_counters(self, entity: Entity, time_range: TimeRange) -> DailyCounters:
+        """Counters of ``entity`` summed over ``time_range``."""
+        return self.ranges_for(entity)[time_range]

@@ -1,0 +1,1 @@
+"""Sandbox ad platform: a pure, seeded simulation of how campaigns deliver."""

@@ -1,0 +1,285 @@
+"""Turns the sandbox's entities into ``metrics.ingested`` payloads, interval by interval, on an injected clock.
+
+The simulator owns no clock: :meth:`DeliverySimulator.advance_to` is told what
+time it is. Each interval of each entity is drawn from an RNG seeded by
+(seed, entity id, interval start), so results do not depend on how many other
+entities exist, on their order, or on how the calls to ``advance_to`` are
+batched. Conversions mature over 72 hours (``delivery.reported_after``); the
+simulator keeps only the intervals that can still change and re-reports them
+when they cross a maturation checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+
+from allot.contracts.payloads import MetricsIngested
+from allot.sandbox.delivery import EntityCurve, maturation_fraction, simulate_interval
+from allot.sandbox.profiles import profile_curve
+
+__all__ = ["DEFAULT_REREPORT_AGES_H", "DeliverySimulator", "SimEntity", "run_delivery"]
+
+log = structlog.get_logger("allot.sandbox.simulator")
+
+#: Ages (hours after an interval ends) at which a not-yet-matured interval is re-reported; the last one is final.
+DEFAULT_REREPORT_AGES_H: tuple[float, ...] = (6.0, 24.0, 48.0, 72.0)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SimEntity(Protocol):
+    """What the simulator reads of an entity (the sandbox's ``Entity`` satisfies it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def ad_account_id(self) -> str: ...
+    @property
+    def entity_type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def daily_budget_cents(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def curve(self) -> EntityCurve | None: ...
+
+
+@dataclass(slots=True)
+class _Row:
+    """One entity's delivery in one retained interval: full counters and what was reported so far."""
+
+    entity_id: str
+    spend_cents: int
+    impressions: int
+    clicks: int
+    reach: int
+    conversions: int
+    revenue_cents: int
+    reported_conversions: int
+    reported_revenue_cents: int
+
+
+@dataclass(slots=True)
+class _Interval:
+    start_at: datetime
+    end_at: datetime
+    checkpoint: int
+    """How many re-report checkpoints this interval has passed."""
+    rows: list[_Row]
+
+
+class DeliverySimulator:
+    """Deterministic hourly (by default) delivery of every active, budgeted entity.
+
+    Guarantees: an entity delivers in an interval only if it and its parent are
+    ``active`` and it has a positive daily budget (paused entities spend
+    nothing and are not reported); each report carries the interval's full
+    counters with conversions/revenue matured to the report's age, never less
+    than an earlier report of the same interval; memory holds at most the
+    intervals of the last ``rereport_ages_h[-1]`` hours that still have
+    conversions to mature.
+    """
+
+    def __init__(
+        self,
+        entities: Callable[[], Iterable[SimEntity]],
+        *,
+        seed: int = 0,
+        interval: timedelta = timedelta(hours=1),
+        start_at: datetime | None = None,
+        rereport_ages_h: Sequence[float] = DEFAULT_REREPORT_AGES_H,
+    ) -> None:
+        if interval <= timedelta(0):
+            raise ValueError("interval must be positive")
+        if not rereport_ages_h or list(rereport_ages_h) != sorted(rereport_ages_h):
+            raise ValueError("rereport_ages_h must be a non-empty ascending sequence")
+        if start_at is not None and start_at.tzinfo is None:
+            raise ValueError("start_at must be timezone-aware")
+        self._entities = entities
+        self._seed = seed
+        self._interval = interval
+        self._hours = interval.total_seconds() / 3600.0
+        self._ages = tuple(float(a) for a in rereport_ages_h)
+        self._cursor: datetime | None = start_at
+        self._retained: deque[_Interval] = deque()
+        self._fallback_curves: dict[str, EntityCurve] = {}
+
+    @property
+    def cursor(self) -> datetime | None:
+        """Start of the next interval to simulate (None until the first ``advance_to`` without ``start_at``)."""
+        return self._cursor
+
+    @property
+    def retained_rows(self) -> int:
+        """Entity-intervals kept for re-reporting (the simulator's memory footprint)."""
+        return sum(len(i.rows) for i in self._retained)
+
+    def advance_to(self, sim_now: datetime) -> list[MetricsIngested]:
+        """Simulate every interval that ended by ``sim_now`` and return its reports plus due re-reports, reported at ``sim_now``.
+
+        Entities' budgets and statuses are read once per call, so every
+        interval simulated in this call uses the settings in force at
+        ``sim_now``. Calling again with the same or an earlier time returns [].
+        """
+        if sim_now.tzinfo is None:
+            raise ValueError("sim_now must be timezone-aware")
+        if self._cursor is None:
+            self._cursor = _floor(sim_now, self._interval)
+            return []
+        entities = {e.id: e for e in self._entities()}
+        out: list[MetricsIngested] = []
+        age_to_end = timedelta(hours=self._ages[-1])
+        while self._cursor + self._interval <= sim_now:
+            start = self._cursor
+            end = start + self._interval
+            self._cursor = end
+            if sim_now - end >= age_to_end + self._interval * 0:  # fully matured at first report
+                final_only = True
+            else:
+                final_only = False
+            rows = self._simulate(entities, start, sim_now)
+            age_h = (sim_now - end).total_seconds() / 3600.0
+            fraction = maturation_fraction(age_h)
+            for row in rows:
+                self._report(row, fraction)
+                out.append(self._payload(entities[row.entity_id], row, start, end, sim_now))
+            checkpoint = sum(1 for a in self._ages if a <= age_h)
+            if not final_only and checkpoint < len(self._ages):
+                pending = [r for r in rows if r.reported_conversions < r.conversions
+                           or r.reported_revenue_cents < r.revenue_cents]
+                if pending:
+                    self._retained.append(_Interval(start, end, checkpoint, pending))
+        out.extend(self._rereport(entities, sim_now))
+        return out
+
+    # ------------------------------------------------------------------ internals
+
+    def _simulate(self, entities: dict[str, SimEntity], start: datetime, sim_now: datetime) -> list[_Row]:
+        rows: list[_Row] = []
+        for entity in entities.values():
+            budget = entity.daily_budget_cents
+            if entity.status != "active" or budget is None or budget <= 0:
+                continue
+            parent = entities.get(entity.parent_id) if entity.parent_id is not None else None
+            if parent is not None and parent.status != "active":
+                continue
+            curve = entity.curve or self._fallback_curve(entity, start)
+            rng = random.Random(f"{self._seed}/{entity.id}/{start.isoformat()}")
+            d = simulate_interval(curve, budget, start, self._hours, rng)
+            reach = int(d.impressions / d.frequency) if d.frequency > 0 else d.impressions
+            rows.append(
+                _Row(entity.id, d.spend_cents, d.impressions, d.clicks, reach, d.conversions, d.revenue_cents, 0, 0)
+            )
+        return rows
+
+    def _fallback_curve(self, entity: SimEntity, start: datetime) -> EntityCurve:
+        curve = self._fallback_curves.get(entity.id)
+        if curve is None:
+            curve = profile_curve("regular", seed=self._seed, entity_id=entity.id, origin_at=start)
+            self._fallback_curves[entity.id] = curve
+        return curve
+
+    @staticmethod
+    def _report(row: _Row, fraction: float) -> bool:
+        """Mature ``row`` to ``fraction``; True when the reported numbers changed. Floors like delivery.reported_after."""
+        if fraction >= 1.0:
+            conv, rev = row.conversions, row.revenue_cents
+        else:
+            conv = int(row.conversions * fraction + 1e-9)
+            rev = int(row.revenue_cents * fraction + 1e-9)
+        conv = max(conv, row.reported_conversions)
+        rev = max(rev, row.reported_revenue_cents)
+        changed = conv != row.reported_conversions or rev != row.reported_revenue_cents
+        row.reported_conversions, row.reported_revenue_cents = conv, rev
+        return changed
+
+    def _rereport(self, entities: dict[str, SimEntity], sim_now: datetime) -> list[MetricsIngested]:
+        out: list[MetricsIngested] = []
+        keep: deque[_Interval] = deque()
+        for interval in self._retained:
+            age_h = (sim_now - interval.end_at).total_seconds() / 3600.0
+            checkpoint = sum(1 for a in self._ages if a <= age_h)
+            if checkpoint > interval.checkpoint:
+                interval.checkpoint = checkpoint
+                fraction = 1.0 if checkpoint >= len(self._ages) else maturation_fraction(age_h)
+                for row in interval.rows:
+                    entity = entities.get(row.entity_id)
+                    if self._report(row, fraction) and entity is not None:
+                        out.append(self._payload(entity, row, interval.start_at, interval.end_at, sim_now))
+            if interval.checkpoint < len(self._ages):
+                keep.append(interval)
+        self._retained = keep
+        return out
+
+    @staticmethod
+    def _payload(entity: SimEntity, row: _Row, start: datetime, end: datetime, sim_now: datetime) -> MetricsIngested:
+        # Name, status and budget are as of the report, as a platform's insights API reports them.
+        return MetricsIngested(
+            platform=entity.platform,  # type: ignore[arg-type]
+            ad_account_id=entity.ad_account_id,
+            entity_type=entity.entity_type,  # type: ignore[arg-type]
+            entity_id=entity.id,
+            entity_name=entity.name,
+            parent_id=entity.parent_id,
+            status=entity.status,  # type: ignore[arg-type]
+            currency=entity.currency,
+            daily_budget_cents=entity.daily_budget_cents,
+            interval_start=start,
+            interval_end=end,
+            reported_at=sim_now,
+            spend_cents=row.spend_cents,
+            impressions=row.impressions,
+            clicks=row.clicks,
+            conversions=row.reported_conversions,
+            revenue_cents=row.reported_revenue_cents,
+            reach=row.reach,
+        )
+
+
+def _floor(at: datetime, interval: timedelta) -> datetime:
+    steps = (at - _EPOCH) // interval
+    return _EPOCH + steps * interval
+
+
+async def run_delivery(
+    simulator: DeliverySimulator,
+    clock_now: Callable[[], datetime],
+    sink: Callable[[list[MetricsIngested]], Awaitable[None]],
+    interval_s: float,
+) -> None:
+    """Every ``interval_s`` seconds, advance the simulator to ``clock_now()`` and hand any reports to ``sink``; runs until cancelled.
+
+    A batch the sink fails to take is retried, unchanged, on the next tick
+    before the simulator advances again, so no report is lost and memory stays
+    bounded by one batch.
+    """
+    pending: list[MetricsIngested] = []
+    while True:
+        try:
+            if not pending:
+                pending = simulator.advance_to(clock_now())
+            if pending:
+                await sink(pending)
+                log.info("delivery_reported", reports=len(pending))
+                pending = []
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("delivery_sink_failed", reports=len(pending), error=type(exc).__name__)
+        await asyncio.sleep(interval_s)
