@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from allot.pacing.domain import BudgetPacingEngine, PacingCurve, PacingInputError, weighted_seconds
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from allot.pacing.domain import BudgetPacingEngine, PacingCurve, PacingInputError, weighted_seconds
 
 ENGINE = BudgetPacingEngine()
 SEED_START = datetime(2026, 7, 1, tzinfo=UTC)
@@ -113,9 +112,7 @@ def test_every_curve_is_zero_at_start_and_total_at_end(curve: PacingCurve) -> No
 
 @pytest.mark.parametrize("curve", CURVES, ids=CURVE_IDS)
 def test_every_curve_is_monotone_hour_by_hour(curve: PacingCurve) -> None:
-    values = [
-        curve.planned_fraction(MONDAY, TEN_DAYS, MONDAY + timedelta(hours=h)) for h in range(-2, 10 * 24 + 3)
-    ]
+    values = [curve.planned_fraction(MONDAY, TEN_DAYS, MONDAY + timedelta(hours=h)) for h in range(-2, 10 * 24 + 3)]
     assert all(0.0 <= v <= 1.0 for v in values)
     assert values == sorted(values)
 

@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
 from allot.pacing.domain import (
     SNAPSHOT_NAMESPACE,
     AlertLevel,
@@ -294,7 +293,9 @@ def test_thresholds_come_from_the_config(actual: float, level: str | None, direc
 
 
 def test_seed_deal_pacing(engine: BudgetPacingEngine) -> None:
-    deal = DealSnapshot(deal_id="deal-001", allocated_budget=40_000, spend=16_000, impressions=640_000, effective_cpm=25.0)
+    deal = DealSnapshot(
+        deal_id="deal-001", allocated_budget=40_000, spend=16_000, impressions=640_000, effective_cpm=25.0
+    )
     result = engine.calculate_deal_pacing(deal_snapshot=deal, flight_start=START, flight_end=END, current_time=NOW)
     # expected = 40,000 * 45 / 91 = 19,780.2198 -> 19,780.22; 16,000 / 19,780.22 = 0.808889 -> 80.89 %.
     assert {k: v for k, v in result.items() if k != "alert"} == {
@@ -371,8 +372,15 @@ def test_seed_worked_example_snapshot(engine: BudgetPacingEngine) -> None:
     #   DISPLAY 45,000 -> 22,252.75; 28,000 / 22,252.75 = 1.258271 -> 125.83 %, +25.83 (critical); CPM 10.00
     #   AUDIO   30,000 -> 14,835.16; 10,000 / 14,835.16 = 0.674074 -> 67.41 %, -32.59 (critical); CPM 16.67
     rows = [
-        (c.channel, c.expected_spend, c.pacing_pct, c.deviation_pct, c.effective_cpm, c.impressions,
-         c.alert.level if c.alert else None)
+        (
+            c.channel,
+            c.expected_spend,
+            c.pacing_pct,
+            c.deviation_pct,
+            c.effective_cpm,
+            c.impressions,
+            c.alert.level if c.alert else None,
+        )
         for c in snapshot.channel_snapshots
     ]
     assert rows == [
@@ -445,7 +453,9 @@ def test_snapshot_accepts_deal_snapshots_and_derives_cpm(engine: BudgetPacingEng
         NOW,
         {},
         [
-            DealSnapshot(deal_id="a", allocated_budget=1_000, spend=500, impressions=10, effective_cpm=99.0, win_rate=0.4),
+            DealSnapshot(
+                deal_id="a", allocated_budget=1_000, spend=500, impressions=10, effective_cpm=99.0, win_rate=0.4
+            ),
             {"deal_id": "b", "allocated_budget": 1_000, "spend": 300, "impressions": 20_000, "win_rate": 0.25},
         ],
     )

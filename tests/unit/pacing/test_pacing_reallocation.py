@@ -7,10 +7,9 @@ import random
 from collections import defaultdict
 
 import pytest
+from allot.pacing.domain import BudgetPacingEngine, ChannelSnapshot, PacingConfig, round2
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from allot.pacing.domain import BudgetPacingEngine, ChannelSnapshot, PacingConfig, round2
 
 
 def channel(name: str, allocated_budget: float, spend: float) -> ChannelSnapshot:
@@ -18,10 +17,12 @@ def channel(name: str, allocated_budget: float, spend: float) -> ChannelSnapshot
     return ChannelSnapshot(channel=name, allocated_budget=allocated_budget, spend=spend, pacing_pct=-1.0)
 
 
-def moves(engine: BudgetPacingEngine, channels: list[ChannelSnapshot], total: float, expected: float) -> list[
-    tuple[str, str, float]
-]:
-    return [(p.source_channel, p.target_channel, p.amount) for p in engine.propose_reallocations(channels, total, expected)]
+def moves(
+    engine: BudgetPacingEngine, channels: list[ChannelSnapshot], total: float, expected: float
+) -> list[tuple[str, str, float]]:
+    return [
+        (p.source_channel, p.target_channel, p.amount) for p in engine.propose_reallocations(channels, total, expected)
+    ]
 
 
 # Total 100,000 half spent-to-plan (expected 50,000), so each channel expects half its budget.
@@ -49,6 +50,14 @@ def test_pair_amount_is_the_smallest_of_underspend_overspend_and_cap(
     assert ("capped at 5% of total budget" in proposals[0].reason) == (bound == "cap")
 
 
+def test_cap_is_rounded_down_to_the_cent() -> None:
+    # 10 % of 10,000.05 is 1,000.005: the cap is 1,000.00, never 1,000.01.
+    # Flight over (expected = total): S expects 5,000.00 and spent 0; T expects 5,000.05 and spent 8,000.
+    engine = BudgetPacingEngine(PacingConfig(max_reallocation_pct=10, min_reallocation_amount=0))
+    channels = [channel("S", 5_000, 0), channel("T", 5_000.05, 8_000)]
+    assert moves(engine, channels, 10_000.05, 10_000.05) == [("S", "T", 1_000.0)]
+
+
 @pytest.mark.parametrize(
     ("source_spend", "expected_moves"),
     [
@@ -57,7 +66,9 @@ def test_pair_amount_is_the_smallest_of_underspend_overspend_and_cap(
         (400.00, [("S", "T", 100.0)]),  # exactly the minimum is kept
     ],
 )
-def test_amounts_below_the_minimum_are_dropped(source_spend: float, expected_moves: list[tuple[str, str, float]]) -> None:
+def test_amounts_below_the_minimum_are_dropped(
+    source_spend: float, expected_moves: list[tuple[str, str, float]]
+) -> None:
     engine = BudgetPacingEngine()
     assert moves(engine, [channel("S", 1_000, source_spend), channel("T", 1_000, 700)], 2_000, 1_000) == expected_moves
 
@@ -85,12 +96,21 @@ MULTI = [
             [("A", "X", 3_000.0), ("A", "Y", 1_000.0), ("B", "X", 1_500.0), ("B", "Y", 1_000.0)],
         ),
         # Warning bands of 35 % leave only A (-40 %) as a source and no target (X is +30 %).
-        (PacingConfig(underpacing_warning_pct=35, overpacing_warning_pct=35, underpacing_critical_pct=50,
-                      overpacing_critical_pct=50), []),
+        (
+            PacingConfig(
+                underpacing_warning_pct=35,
+                overpacing_warning_pct=35,
+                underpacing_critical_pct=50,
+                overpacing_critical_pct=50,
+            ),
+            [],
+        ),
     ],
     ids=["defaults", "minimum", "cap", "wide-bands"],
 )
-def test_multi_source_multi_target_hand_computed(config: PacingConfig, expected_moves: list[tuple[str, str, float]]) -> None:
+def test_multi_source_multi_target_hand_computed(
+    config: PacingConfig, expected_moves: list[tuple[str, str, float]]
+) -> None:
     engine = BudgetPacingEngine(config)
     assert moves(engine, MULTI, TOTAL, EXPECTED) == expected_moves
     # Input order never matters.
@@ -204,12 +224,12 @@ def test_proposals_never_exceed_underspend_overspend_or_cap(
 
     given_out: dict[str, int] = defaultdict(int)
     taken_in: dict[str, int] = defaultdict(int)
-    cap = cents_of(total * config.max_reallocation_pct / 100)
+    cap = total * config.max_reallocation_pct / 100
     for p in proposals:
         assert p.source_channel in under and p.target_channel in over
         assert p.amount == round(p.amount, 2)
         assert config.min_reallocation_amount <= p.amount
-        assert 0 < cents_of(p.amount) <= cap
+        assert 0 < p.amount <= cap + 1e-9
         given_out[p.source_channel] += cents_of(p.amount)
         taken_in[p.target_channel] += cents_of(p.amount)
     for name, total_out in given_out.items():

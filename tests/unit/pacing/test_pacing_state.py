@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from allot.pacing.domain import (
     BudgetPacingEngine,
     CampaignPacingState,
@@ -91,7 +90,9 @@ def test_escalation_reason_names_the_elapsed_time() -> None:
 @pytest.mark.parametrize("escalate_after_s", [0.0, 1.0, 86_400.0])
 def test_escalation_delay_is_configurable(escalate_after_s: float) -> None:
     held_since = NOW - timedelta(seconds=escalate_after_s)
-    just_before = decide_pacing_state(HOLD, CRITICAL_UNDER, held_since, NOW - timedelta(microseconds=1), escalate_after_s)
+    just_before = decide_pacing_state(
+        HOLD, CRITICAL_UNDER, held_since, NOW - timedelta(microseconds=1), escalate_after_s
+    )
     at = decide_pacing_state(HOLD, CRITICAL_UNDER, held_since, NOW, escalate_after_s)
     assert at is not None and at.to_state == PAUSED
     if escalate_after_s > 0:

@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-
-from allot.rules.domain import AggregateCache, DailyCounters, Entity, bucket_date, is_slot_due, resolve_range, slot_start
+from allot.rules.domain import (
+    AggregateCache,
+    DailyCounters,
+    Entity,
+    bucket_date,
+    is_slot_due,
+    resolve_range,
+    slot_start,
+)
 from allot.rules.domain.timeranges import TIME_RANGES
 
 LAST_SECOND = datetime(2026, 5, 16, 23, 59, 59, 999_999, tzinfo=UTC)

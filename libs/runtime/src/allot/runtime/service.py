@@ -191,6 +191,16 @@ async def _guarded(task: Task, ctx: ServiceContext) -> None:
             await asyncio.sleep(1.0)
 
 
+def module_exists(name: str) -> bool:
+    """True when ``name`` can be imported (a service that is not built yet is simply absent)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def get_ctx(request: Request) -> ServiceContext:
     """FastAPI dependency: the running service's context."""
     ctx: ServiceContext = request.app.state.ctx

@@ -144,15 +144,10 @@ class DeliverySimulator:
             return []
         entities = {e.id: e for e in self._entities()}
         out: list[MetricsIngested] = []
-        age_to_end = timedelta(hours=self._ages[-1])
         while self._cursor + self._interval <= sim_now:
             start = self._cursor
             end = start + self._interval
             self._cursor = end
-            if sim_now - end >= age_to_end + self._interval * 0:  # fully matured at first report
-                final_only = True
-            else:
-                final_only = False
             rows = self._simulate(entities, start, sim_now)
             age_h = (sim_now - end).total_seconds() / 3600.0
             fraction = maturation_fraction(age_h)
@@ -160,7 +155,7 @@ class DeliverySimulator:
                 self._report(row, fraction)
                 out.append(self._payload(entities[row.entity_id], row, start, end, sim_now))
             checkpoint = sum(1 for a in self._ages if a <= age_h)
-            if not final_only and checkpoint < len(self._ages):
+            if checkpoint < len(self._ages):
                 pending = [r for r in rows if r.reported_conversions < r.conversions
                            or r.reported_revenue_cents < r.revenue_cents]
                 if pending:
@@ -197,7 +192,11 @@ class DeliverySimulator:
 
     @staticmethod
     def _report(row: _Row, fraction: float) -> bool:
-        """Mature ``row`` to ``fraction``; True when the reported numbers changed. Floors like delivery.reported_after."""
+        """Mature ``row`` to ``fraction``; True when the reported numbers changed.
+
+        Same arithmetic as ``delivery.reported_after`` (floor of full × fraction) on a compact row, so the
+        retained window costs a few ints per entity-interval instead of a full IntervalDelivery.
+        """
         if fraction >= 1.0:
             conv, rev = row.conversions, row.revenue_cents
         else:

@@ -55,14 +55,12 @@ class PacingCurve:
     weekday_weights: tuple[float, ...] = ()  # Monday..Sunday, used by day_of_week only
 
     def __post_init__(self) -> None:
-        if self.kind in (CurveKind.FRONT_LOADED, CurveKind.BACK_LOADED):
-            if not math.isfinite(self.exponent) or self.exponent < 1.0:
-                raise PacingInputError(f"curve exponent must be finite and >= 1, got {self.exponent!r}")
+        power = self.kind in (CurveKind.FRONT_LOADED, CurveKind.BACK_LOADED)
+        if power and (not math.isfinite(self.exponent) or self.exponent < 1.0):
+            raise PacingInputError(f"curve exponent must be finite and >= 1, got {self.exponent!r}")
         if self.kind is CurveKind.DAY_OF_WEEK:
             if len(self.weekday_weights) != 7:
-                raise PacingInputError(
-                    f"day_of_week needs 7 weights (Mon..Sun), got {len(self.weekday_weights)}"
-                )
+                raise PacingInputError(f"day_of_week needs 7 weights (Mon..Sun), got {len(self.weekday_weights)}")
             for weight in self.weekday_weights:
                 if not math.isfinite(weight) or weight < 0:
                     raise PacingInputError(f"weekday weights must be finite and >= 0, got {weight!r}")

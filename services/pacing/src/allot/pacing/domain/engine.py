@@ -26,7 +26,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Final
 
 from allot.pacing.domain.curves import PacingCurve
@@ -125,7 +125,9 @@ class BudgetPacingEngine:
         """Return the alert for an already rounded deviation (percent points); thresholds are exclusive."""
         cfg = self.config
         if deviation_pct < -cfg.underpacing_critical_pct:
-            return _alert(AlertLevel.CRITICAL, PacingDirection.UNDERPACING, deviation_pct, -cfg.underpacing_critical_pct)
+            return _alert(
+                AlertLevel.CRITICAL, PacingDirection.UNDERPACING, deviation_pct, -cfg.underpacing_critical_pct
+            )
         if deviation_pct < -cfg.underpacing_warning_pct:
             return _alert(AlertLevel.WARNING, PacingDirection.UNDERPACING, deviation_pct, -cfg.underpacing_warning_pct)
         if deviation_pct > cfg.overpacing_critical_pct:
@@ -188,7 +190,7 @@ class BudgetPacingEngine:
         targets (deviation above ``+overpacing_warning_pct``) largest
         overspend first, ties by channel name.  Each pair moves
         ``min(remaining underspend, remaining overspend, cap)`` where cap is
-        ``max_reallocation_pct`` % of ``total_budget``; amounts below
+        ``max_reallocation_pct`` % of ``total_budget`` rounded down to the cent; amounts below
         ``min_reallocation_amount`` are dropped and move nothing.
         """
         budget = require_finite_non_negative("total_budget", total_budget)
@@ -198,8 +200,11 @@ class BudgetPacingEngine:
             return []
         cfg = self.config
         # Bookkeeping in integer cents so the totals invariants hold exactly.
-        cap_cents = _to_cents(budget * cfg.max_reallocation_pct / 100.0)
-        min_cents = _to_cents(cfg.min_reallocation_amount)
+        # The cap is rounded down so no proposal exceeds max_reallocation_pct % of the budget.
+        cap_cents = int(
+            (Decimal(repr(budget)) * Decimal(repr(cfg.max_reallocation_pct))).to_integral_value(ROUND_FLOOR)
+        )
+        min_cents = int((Decimal(repr(cfg.min_reallocation_amount)) * 100).to_integral_value(ROUND_CEILING))
 
         underspend: dict[str, int] = {}
         overspend: dict[str, int] = {}

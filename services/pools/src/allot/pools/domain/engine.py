@@ -26,10 +26,8 @@ from allot.pools.domain.models import (
 from allot.pools.domain.oscillation import count_reversals, is_oscillating
 from allot.pools.domain.realize import Bounds, bounds_for, realize_moves, step_limit
 
-__all__ = ["plan_allocation", "solve_targets", "EVIDENCE_Z", "EXPLORATION_KAPPA"]
+__all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
 
-#: A move must be backed by a marginal-return gap of this many posterior standard deviations.
-EVIDENCE_Z = 2.0
 #: Optimism (posterior standard deviations) used to place the exploration share.
 EXPLORATION_KAPPA = 1.5
 
@@ -62,11 +60,11 @@ def solve_targets(
 ) -> tuple[list[float], float]:
     """Budgets (floats) that equalise estimated marginal returns under floors/ceilings and sum to ``total``, plus the common marginal.
 
-    For member i with level R at spend x_ref and elasticity b, the budget at
-    marginal ``lam`` is ``w * x_ref * (b * R / lam) ** (1 / (1 - b))`` clipped to
-    its bounds; ``lam`` is found by safeguarded Newton steps on log(lam). When
-    the bounds cannot meet ``total`` all members sit at their floors (or
-    ceilings).
+    On each member's calibrated curve A (1 - exp(-x / s)) the budget at marginal
+    ``lam`` is ``w * s * (log(A / s) - log(lam))`` clipped to its bounds: linear
+    in log(lam), so Newton steps on log(lam) land exactly after a few
+    clip-set changes. ``optimism`` adds to log(A / s) (exploration). When the
+    bounds cannot meet ``total`` all members sit at their floors (or ceilings).
     """
     n = len(estimates)
     lo = [float(b.lo) for b in bounds]
@@ -75,61 +73,42 @@ def solve_targets(
         return lo, math.inf
     if sum(hi) <= total:
         return hi, 0.0
-    logs: list[float] = []
-    inv: list[float] = []
-    scale: list[float] = []
+    c: list[float] = []
+    k: list[float] = []
     for i, e in enumerate(estimates):
-        boost = optimism[i] if optimism is not None else 0.0
-        logs.append(math.log(max(e.elasticity * e.roas_at_ref, 1e-12)) + boost)
-        inv.append(1.0 / (1.0 - e.elasticity))
-        scale.append(weights[i] * e.ref_spend)
-
-    def total_at(lg: float) -> tuple[float, float, list[float]]:
-        s = 0.0
+        a, s = e.saturation()
+        c.append(math.log(max(a / s, 1e-300)) + (optimism[i] if optimism is not None else 0.0))
+        k.append(weights[i] * s)
+    # Start from the unclipped solution, then Newton on the piecewise-linear sum.
+    ks = sum(k)
+    lg = (sum(ki * ci for ki, ci in zip(k, c)) - total) / ks
+    xs: list[float] = lo
+    a_, b_ = math.inf, -math.inf
+    for _ in range(60):
+        s_ = 0.0
         d = 0.0
         xs = []
         for i in range(n):
-            z = (logs[i] - lg) * inv[i]
-            x = scale[i] * math.exp(z) if z < 700 else math.inf
+            x = k[i] * (c[i] - lg)
             if x <= lo[i]:
                 x = lo[i]
             elif x >= hi[i]:
                 x = hi[i]
             else:
-                d += x * inv[i]
-            s += x
+                d += k[i]
+            s_ += x
             xs.append(x)
-        return s, d, xs
-
-    # Bracket log(lam): at a > b the sum is below total, at b above.
-    lg = sum(logs) / n - math.log(total / max(1.0, sum(scale))) * (sum(1.0 / v for v in inv) / n)
-    a, b_ = math.inf, -math.inf
-    xs: list[float] = lo
-    for _ in range(80):
-        s, d, xs = total_at(lg)
-        err = s - total
-        if abs(err) <= 0.05:
+        err = s_ - total
+        if abs(err) <= 0.01:
             break
         if err > 0:
             b_ = lg
         else:
-            a = lg
-        step = err / d if d > 0 else (1.0 if err > 0 else -1.0)
-        nxt = lg + step
-        if not (b_ < nxt < a):
-            if math.isinf(a) or math.isinf(b_):
-                nxt = lg + (2.0 if err > 0 else -2.0)
-            else:
-                nxt = 0.5 * (a + b_)
+            a_ = lg
+        nxt = lg + err / d if d > 0 else lg + (1.0 if err > 0 else -1.0)
+        if not (b_ < nxt < a_):
+            nxt = 0.5 * (a_ + b_) if math.isfinite(a_) and math.isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
         lg = nxt
-    s = sum(xs)
-    if s > 0 and abs(s - total) > 0.05:
-        # Flat region between brackets (all members at bounds): spread the rest over those with room.
-        gap = total - s
-        room = [(hi[i] - xs[i]) if gap > 0 else (xs[i] - lo[i]) for i in range(n)]
-        tr = sum(room)
-        if tr > 0:
-            xs = [xs[i] + gap * room[i] / tr for i in range(n)]
     return xs, math.exp(lg) if lg < 700 else math.inf
 
 
@@ -188,7 +167,7 @@ def plan_allocation(
     bound correction is the only change exempt from the step limit); no change
     exceeds ``max_change_pct`` of the current budget; no change is smaller than
     ``min_budget_change_cents``; an engine-initiated move needs a signal that
-    held for ``persistence_intervals`` consecutive plans, at least ``EVIDENCE_Z``
+    held for ``persistence_intervals`` consecutive plans, at least ``pool.evidence_z``
     posterior standard deviations of marginal-return evidence (or an
     exploration reason) and a member outside its ``cooldown_hours``. A member
     whose engine moves reverse ``oscillation_reversals`` times within its last
@@ -239,7 +218,7 @@ def plan_allocation(
         pool_lambda = lam if math.isfinite(lam) else None
         targets = greedy
         if pool.exploration_share > 0:
-            boosts = [EXPLORATION_KAPPA * math.sqrt(e.post_var) * (1.0 - e.elasticity) for e in estimates]
+            boosts = [EXPLORATION_KAPPA * math.sqrt(e.post_var) for e in estimates]
             optimistic, _ = solve_targets(estimates, weights, bounds, B, optimism=boosts)
             delta = [o - g for o, g in zip(optimistic, greedy)]
             pos = sum(d for d in delta if d > 0)
@@ -291,7 +270,8 @@ def plan_allocation(
         if new != ln.current:
             direction = 1 if new > ln.current else -1
             dirs = (mem.recent_directions + (direction,))[-pool.oscillation_window:] if need == 0 else mem.recent_directions
-            new_memories[mb.member_id] = MemberMemory(0, 0, now, dirs)
+            keep = ln.count if ln.direction == direction else 0
+            new_memories[mb.member_id] = MemberMemory(direction if keep else 0, keep, now, dirs)
             if need == 0 and is_oscillating(dirs, window=pool.oscillation_window, reversals=pool.oscillation_reversals):
                 reason = _osc_reason(mb.member_id, dirs, pool)
                 fs = EngineState(members=new_memories, frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason, last_plan_at=now)
@@ -365,10 +345,10 @@ def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float |
         ln.z = z
         if direction != 0:
             greedy_gap = ln.greedy_target - c
-            supported = z * direction >= EVIDENCE_Z and greedy_gap * direction >= thr
+            supported = z * direction >= pool.evidence_z and greedy_gap * direction >= thr
             explore = direction > 0 and not supported and gap >= thr
             if not supported and not explore:
-                ln.reason = f"gap not backed by evidence (z={z:+.1f}, needs {EVIDENCE_Z:g})"
+                ln.reason = f"gap not backed by evidence (z={z:+.1f}, needs {pool.evidence_z:g})"
                 direction = 0
             ln.explore = explore
         mem = ln.memory
@@ -378,11 +358,19 @@ def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float |
             count = 1 if direction != 0 else 0
         ln.direction = direction
         ln.count = count
-        ln.in_cooldown = mem.last_change_at is not None and hours_between(mem.last_change_at, now) < pool.cooldown_hours
+        cooldown = pool.cooldown_hours
+        if (
+            direction != 0
+            and mem.recent_directions
+            and mem.recent_directions[-1] == direction
+            and z * direction >= 2.0 * pool.evidence_z
+        ):
+            cooldown = pool.continuation_cooldown_hours
+        ln.in_cooldown = mem.last_change_at is not None and hours_between(mem.last_change_at, now) < cooldown
         ln.ready = direction != 0 and count >= pool.persistence_intervals and not ln.in_cooldown
         if direction != 0 and not ln.ready:
             if ln.in_cooldown:
-                ln.reason = f"cooldown: last change {hours_between(mem.last_change_at, now):.0f} h ago (< {pool.cooldown_hours:g} h)"  # type: ignore[arg-type]
+                ln.reason = f"cooldown: last change {hours_between(mem.last_change_at, now):.0f} h ago (< {cooldown:g} h)"  # type: ignore[arg-type]
             else:
                 ln.reason = f"signal held {count}/{pool.persistence_intervals} consecutive plans"
         elif direction == 0 and not ln.reason:

@@ -8,11 +8,15 @@ scaled-up partial count is noisier. Intervals with f(age) below
 ``PoolSettings.min_maturity`` (by default: the first ~8 hours after they end)
 are excluded altogether. Intervals not yet ended are ignored.
 
-Response model: per member, daily value R(x) = R_ref * (x / x_ref)^b around the
-spend it actually ran at (a concave power law, 0 < b < 1). The level comes from
-the member's own recency-weighted history; the elasticity b is a weighted
-regression of value rate on spend rate, shrunk toward the pool prior (with
-little spend variation it stays at the prior). The level is then shrunk toward
+Response model: per member, daily value R(x) = A (1 - exp(-x / s)), a
+saturating curve calibrated so that at the spend the member actually ran at
+(x_ref, recency-weighted) it has the member's observed level R(x_ref) and
+local elasticity b = d log R / d log x. The level comes from the member's own
+recency-weighted history; b is a weighted regression of value rate on spend
+rate, shrunk toward the pool prior (with little spend variation it stays at
+the prior). Unlike a power law, the calibrated curve's returns keep falling as
+spend grows, so the engine does not over-concentrate on a member that looks
+good only at its current, smaller spend. The level is then shrunk toward
 the pool (empirical Bayes on log ROAS projected to a common spend), so members
 with little data borrow strength from the pool.
 """
@@ -26,7 +30,7 @@ from datetime import datetime
 
 from allot.pools.domain.models import MetricInterval, PoolSettings
 
-__all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "shrink_to_pool"]
+__all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "saturation_ratio", "shrink_to_pool"]
 
 _LN2 = math.log(2.0)
 _RECENT_H = 72.0
@@ -179,11 +183,40 @@ class MemberEstimate:
     frequency_risk: float
     engagement_decay: float
 
+    def saturation(self) -> tuple[float, float]:
+        """(A, s) of the calibrated curve R(x) = A * (1 - exp(-x / s)): same level and same elasticity as estimated at ``ref_spend``."""
+        u = saturation_ratio(self.elasticity)
+        s = self.ref_spend / u
+        a = self.roas_at_ref * self.ref_spend / (1.0 - math.exp(-u))
+        return a, s
+
     def marginal(self, spend_cents: float, weight: float = 1.0) -> float:
-        """Value per extra spend cent at ``spend_cents`` (weight stretches the member's spend axis)."""
-        if spend_cents <= 0:
-            return math.inf
-        return self.elasticity * self.roas_at_ref * (spend_cents / (weight * self.ref_spend)) ** (self.elasticity - 1.0)
+        """Value per extra spend cent at ``spend_cents`` on the calibrated saturating curve (weight stretches the spend axis)."""
+        a, s = self.saturation()
+        return a / s * math.exp(-max(0.0, spend_cents) / (weight * s))
+
+
+_U_CACHE: dict[int, float] = {}
+
+
+def saturation_ratio(elasticity: float) -> float:
+    """u = x/s at which the saturating curve 1 - exp(-u) has the given local elasticity u e^-u / (1 - e^-u)."""
+    key = int(round(elasticity * 1000))
+    u = _U_CACHE.get(key)
+    if u is not None:
+        return u
+    b = min(0.995, max(0.005, key / 1000.0))
+    lo, hi = 1e-6, 50.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        e = mid * math.exp(-mid) / (1.0 - math.exp(-mid))
+        if e > b:
+            lo = mid
+        else:
+            hi = mid
+    u = 0.5 * (lo + hi)
+    _U_CACHE[key] = u
+    return u
 
 
 def _risk(ev: Evidence) -> tuple[float, float]:

@@ -74,6 +74,10 @@ class PoolSettings:
     """Consecutive plans a move's direction must hold before it is made."""
     cooldown_hours: float = 24.0
     """Minimum hours between two engine-initiated changes of the same member."""
+    continuation_cooldown_hours: float = 8.0
+    """Shorter cooldown for a move that continues the member's last change in the same direction on strong evidence (z >= 2 x evidence_z)."""
+    evidence_z: float = 1.5
+    """Posterior standard deviations of marginal-return gap a move needs (exploration excepted)."""
     lookback_days: float = 14.0
     recency_half_life_days: float = 4.0
     maturation_curve: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
@@ -105,6 +109,10 @@ class PoolSettings:
             raise ValueError("exploration_share must be within [0, 0.10]")
         if self.persistence_intervals < 1:
             raise ValueError("persistence_intervals must be >= 1")
+        if not 0 <= self.continuation_cooldown_hours <= self.cooldown_hours:
+            raise ValueError("continuation_cooldown_hours must be within [0, cooldown_hours]")
+        if self.evidence_z < 0:
+            raise ValueError("evidence_z must be >= 0")
         if self.cooldown_hours < 0 or self.lookback_days <= 0:
             raise ValueError("cooldown_hours must be >= 0 and lookback_days > 0")
         if not 0 < self.prior_elasticity < 1:

@@ -126,14 +126,9 @@ def realize_moves(
     need = total - sum(current)
     want_up = sum(up_wanted)
     want_down = sum(down_wanted)
-    if want_up - want_down >= need:
-        inc, dec = want_down + need, want_down
-        if inc < 0:
-            inc, dec = 0, -need
-    else:
-        inc, dec = want_up, want_up - need
-        if dec < 0:
-            inc, dec = need, 0
+    # Both sides get what they asked for; the side that asked less is topped up by balancing members.
+    inc = max(want_up, want_down + need, need, 0)
+    dec = inc - need
 
     up_entries = [(i, up_wanted[i]) for i in up_order if up_wanted[i] > 0]
     up_entries += [(i, up_room[i]) for i in up_order if up_wanted[i] == 0 and down_wanted[i] == 0]

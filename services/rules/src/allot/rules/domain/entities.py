@@ -55,7 +55,7 @@ class AggregateCache:
     lives: build one per evaluation run.
     """
 
-    __slots__ = ("now", "today", "_offset_dates", "_store")
+    __slots__ = ("_offset_dates", "_store", "now", "today")
 
     def __init__(self, now: datetime) -> None:
         self.now: datetime = ensure_utc(now)

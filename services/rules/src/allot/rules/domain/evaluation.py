@@ -168,7 +168,9 @@ def evaluate_rule(
         entity_id = entity.entity_id
         if meta_metrics and entity.platform != "meta":
             skipped.append(
-                SkippedEntity(entity_id, SkipReason.METRIC_NOT_SUPPORTED_ON_PLATFORM, f"{meta_detail} on {entity.platform}")
+                SkippedEntity(
+                    entity_id, SkipReason.METRIC_NOT_SUPPORTED_ON_PLATFORM, f"{meta_detail} on {entity.platform}"
+                )
             )
             continue
         ranges = ranges_for(entity)

@@ -225,7 +225,7 @@ def compute_metric(name: str, counters: DailyCounters, *, days: int, daily_budge
     return get_metric(name).compute(counters, days, daily_budget_cents)
 
 
-def sum_counters(days: "list[DailyCounters] | tuple[DailyCounters, ...]") -> DailyCounters:
+def sum_counters(days: list[DailyCounters] | tuple[DailyCounters, ...]) -> DailyCounters:
     """Element-wise sum of daily counters (the only way ranges are aggregated)."""
     total: tuple[int, ...] = ZERO_COUNTERS
     for day in days:

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Final, Literal, Union
+from typing import Annotated, Any, Final, Literal
 
+from allot.rules.domain.entities import EntityLevel, EntityStatus, Platform
+from allot.rules.domain.metrics import META_ONLY_METRICS, METRICS
+from allot.rules.domain.timeranges import TimeRange
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -39,10 +42,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from allot.rules.domain.entities import EntityLevel, EntityStatus, Platform
-from allot.rules.domain.metrics import META_ONLY_METRICS, METRICS
-from allot.rules.domain.timeranges import TimeRange
 
 Operator = Literal["gt", "gte", "lt", "lte", "eq", "neq", "between"]
 Logic = Literal["and", "or"]
@@ -78,7 +77,7 @@ class TargetRef(BaseModel):
         return targets[self.target] * self.multiplier
 
 
-Threshold = Union[float, TargetRef]
+Threshold = float | TargetRef
 
 
 def _normalise_threshold(raw: object, metric: object) -> object:
@@ -110,7 +109,7 @@ class Condition(BaseModel):
 
     metric: str
     operator: Operator
-    value: Union[Threshold, tuple[Threshold, Threshold]]
+    value: Threshold | tuple[Threshold, Threshold]
     time_range: TimeRange
 
     @model_validator(mode="before")
@@ -170,7 +169,7 @@ def _node_kind(node: Any) -> str:
 
 
 ConditionNode = Annotated[
-    Union[Annotated[Condition, Tag("condition")], Annotated["ConditionGroup", Tag("group")]],
+    Annotated[Condition, Tag("condition")] | Annotated["ConditionGroup", Tag("group")],
     Discriminator(_node_kind),
 ]
 
@@ -302,7 +301,7 @@ class NotifyOnlyAction(BaseModel):
 
 
 Action = Annotated[
-    Union[PauseAction, ActivateAction, IncreaseBudgetAction, DecreaseBudgetAction, RelaunchAction, NotifyOnlyAction],
+    PauseAction | ActivateAction | IncreaseBudgetAction | DecreaseBudgetAction | RelaunchAction | NotifyOnlyAction,
     Field(discriminator="type"),
 ]
 ActionType = Literal["pause", "activate", "increase_budget_pct", "decrease_budget_pct", "relaunch", "notify_only"]

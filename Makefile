@@ -1,0 +1,51 @@
+# Allot — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PACKAGES := -e libs/contracts -e libs/runtime -e services/guardrails -e services/executor \
+            -e services/pools -e services/rules -e services/pacing -e services/sandbox
+PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+
+.PHONY: run test bench schemas lint venv clean lock help
+
+help:
+	@echo "make run     - start broker, Postgres, every service, the sandbox platform and the demo (Ctrl-C stops)"
+	@echo "make test    - set up and run the whole test suite against a real broker and Postgres"
+	@echo "make bench   - run the benchmarks, results in bench/results/"
+	@echo "make schemas - write JSON Schemas to docs/schemas and AsyncAPI documents to docs/asyncapi"
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt $(PACKAGES) -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/allot-stack run
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	mkdir -p bench/results
+	$(PY) bench/run_all.py
+
+schemas: $(STAMP)
+	$(PY) -m allot.runtime.docs --out docs
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check libs services tests
+
+# Regenerate the pinned constraints from a fresh resolve (commit the result).
+lock:
+	rm -rf /tmp/allot-lock && $(PYTHON) -m venv /tmp/allot-lock
+	/tmp/allot-lock/bin/pip install --quiet --upgrade "pip>=24"
+	/tmp/allot-lock/bin/pip install --quiet $(PACKAGES) -r requirements-dev.txt
+	/tmp/allot-lock/bin/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .allot

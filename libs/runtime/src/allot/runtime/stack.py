@@ -1,0 +1,213 @@
+"""`make run`: the whole system on one machine, in the foreground, stopped cleanly by Ctrl-C or SIGTERM.
+
+Starts the embedded broker and PostgreSQL (unless ALLOT_KAFKA_BOOTSTRAP / ALLOT_DATABASE_URL point at
+real ones), creates the topics, starts every service that exists as its own process, waits until each
+is ready, runs the demo, and on a signal stops everything it started, by process id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+
+from allot.runtime.auth import generate_key
+from allot.runtime.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
+from allot.runtime.kafka import ensure_topics
+from allot.runtime.service import module_exists
+from allot.runtime.settings import Settings
+
+#: service name → default HTTP port. Order = start order.
+SERVICES: dict[str, int] = {
+    "sandbox": 8100,
+    "guardrails": 8101,
+    "executor": 8102,
+    "pools": 8103,
+    "rules": 8104,
+    "pacing": 8105,
+}
+
+
+@dataclass
+class RunningStack:
+    """Everything the stack started, so it can be stopped by pid."""
+
+    root: Path
+    bootstrap: str
+    database_url: str
+    env: dict[str, str]
+    broker: EmbeddedBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    admin_key: str = ""
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def stop(self) -> None:
+        for name, proc in reversed(list(self.processes.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name, proc in self.processes.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"  {name} did not stop in time; killing pid {proc.pid}")
+                proc.kill()
+                proc.wait(5)
+        if self.postgres:
+            self.postgres.stop()
+        if self.broker:
+            self.broker.stop()
+
+
+def available_services() -> list[str]:
+    """Services whose package is installed (those not built yet are simply not started)."""
+    return [s for s in SERVICES if module_exists(f"allot.{s}.__main__")]
+
+
+def _port(preferred: int) -> int:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: float | None = None,
+                extra_env: dict[str, str] | None = None, quiet: bool = False) -> RunningStack:
+    """Start infrastructure and services; returns when every started service reports ready."""
+    say = (lambda *_: None) if quiet else print
+    root.mkdir(parents=True, exist_ok=True)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    base = Settings()
+    broker = postgres = None
+    bootstrap = os.environ.get("ALLOT_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        broker = start_broker(_port(9092), log_path=logs / "broker.log")
+        bootstrap = broker.bootstrap
+        say(f"  broker     embedded Tansu on {bootstrap} (in memory)")
+    else:
+        say(f"  broker     {bootstrap} (ALLOT_KAFKA_BOOTSTRAP)")
+    database_url = os.environ.get("ALLOT_DATABASE_URL")
+    if not database_url:
+        postgres = start_postgres(root / "pgdata", _port(5433), fresh=True)
+        database_url = postgres.dsn
+        say(f"  postgres   embedded PostgreSQL on 127.0.0.1:{postgres.port} (fresh data in {root / 'pgdata'})")
+    else:
+        say("  postgres   ALLOT_DATABASE_URL")
+    asyncio.run(ensure_topics(base.model_copy(update={"kafka_bootstrap": bootstrap})))
+
+    raw_key, entry = generate_key("demo", "admin", key_id="demo-admin")
+    keys = [entry.model_dump()]
+    env = {k: v for k, v in os.environ.items()}
+    env.update({
+        "ALLOT_KAFKA_BOOTSTRAP": bootstrap,
+        "ALLOT_DATABASE_URL": database_url,
+        "ALLOT_API_KEYS": orjson.dumps(keys).decode(),
+        "ALLOT_KAFKA_CREATE_TOPICS": "false",
+        "PYTHONUNBUFFERED": "1",
+    })
+    if clock_speed:
+        env.update({"ALLOT_CLOCK": "simulated", "ALLOT_CLOCK_SPEED": str(clock_speed),
+                    "ALLOT_CLOCK_ANCHOR_REAL": repr(time.time()),
+                    "ALLOT_CLOCK_ANCHOR_SIM": env.get("ALLOT_CLOCK_ANCHOR_SIM", "2026-11-02T00:00:00+00:00")})
+    env.update(extra_env or {})
+    stack = RunningStack(root, bootstrap, database_url, env, broker, postgres, admin_key=raw_key)
+    wanted = services if services is not None else available_services()
+    for name in wanted:
+        stack.ports[name] = _port(SERVICES[name])
+    shared_urls = {f"ALLOT_{n.upper()}_URL": stack.url(n) for n in stack.ports}
+    env.update(shared_urls)
+    try:
+        for name in wanted:
+            proc_env = dict(env, ALLOT_SERVICE_NAME=name, ALLOT_HTTP_PORT=str(stack.ports[name]))
+            out = open(logs / f"{name}.log", "ab")  # noqa: SIM115
+            stack.processes[name] = subprocess.Popen([sys.executable, "-m", f"allot.{name}"], env=proc_env,
+                                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        for name in wanted:
+            wait_ready(stack, name)
+            say(f"  {name:<10} ready  {stack.url(name)}  (pid {stack.processes[name].pid}, log {logs / (name + '.log')})")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def wait_ready(stack: RunningStack, name: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    proc = stack.processes[name]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.root / 'logs' / (name + '.log')}")
+        try:
+            if httpx.get(stack.url(name) + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} not ready after {timeout_s}s; see {stack.root / 'logs' / (name + '.log')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="allot-stack", description=__doc__)
+    parser.add_argument("command", choices=["run"], nargs="?", default="run")
+    parser.add_argument("--root", default=".allot", help="where data and logs go")
+    parser.add_argument("--speed", type=float, default=float(os.environ.get("ALLOT_DEMO_SPEED", "3600")),
+                        help="simulated seconds per real second (3600 = one simulated hour per second)")
+    parser.add_argument("--no-demo", action="store_true")
+    args = parser.parse_args(argv)
+
+    stopping = False
+
+    def _stop(signum: int, _: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    print("Allot: starting the embedded stack")
+    stack = start_stack(Path(args.root), clock_speed=args.speed)
+    try:
+        print("\nAll started. HTTP APIs (OpenAPI docs at /docs):")
+        for name in stack.processes:
+            print(f"  {name:<10} {stack.url(name)}")
+        print(f"\nDemo workspace 'demo', admin API key: {stack.admin_key}")
+        print("  e.g. curl -H 'Authorization: Bearer <key>' " + (stack.url("pools") + "/api/v1/budget-pools"
+              if "pools" in stack.ports else "http://127.0.0.1:PORT/..."))
+        print("Stop with Ctrl-C (or SIGTERM); everything started here is stopped by pid.\n")
+        if not args.no_demo and module_exists("allot.sandbox.demo"):
+            from allot.sandbox.demo import run_demo
+
+            asyncio.run(run_demo(stack))
+        while True:
+            for name, proc in stack.processes.items():
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping (see {stack.root}/logs/{name}.log)")
+                    return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nStopping...")
+        return 0
+    finally:
+        stack.stop()
+        print("Stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

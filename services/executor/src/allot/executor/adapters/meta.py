@@ -1,0 +1,259 @@
+"""PlatformClient for the Meta Marketing API (Graph API): daily budgets and statuses of campaigns, ad sets and ads."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import httpx
+
+from allot.executor.adapters._http import parse_retry_after, transport_error
+from allot.executor.adapters.base import (
+    EntityRef,
+    EntityState,
+    PermanentPlatformError,
+    PlatformAuthError,
+    PlatformError,
+    TransientPlatformError,
+    WritableStatus,
+    WriteResult,
+    redact,
+)
+
+__all__ = ["GRAPH_BASE_URL", "MetaGraphClient", "is_transient_graph_code"]
+
+GRAPH_BASE_URL = "https://graph.facebook.com"
+
+# Graph's "wait and retry" codes: 1 unknown/2 service (temporary), 4 app, 17 user, 32 page, 341 app limit,
+# 613 custom rate limits; 80000–80014 are the Marketing API's business-use-case rate limits (80004 ads management).
+_TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613})
+_BUC_CODES = range(80000, 80015)
+# 102 session, 104 token required, 190 invalid/expired token, 10 and 200–299 permission denied.
+_AUTH_CODES = frozenset({102, 104, 190, 10})
+
+_STATUS_OUT: dict[str, str] = {"active": "ACTIVE", "paused": "PAUSED"}
+_STATUS_IN: dict[str, str] = {"ACTIVE": "active", "PAUSED": "paused", "DELETED": "deleted", "ARCHIVED": "deleted"}
+
+
+def is_transient_graph_code(code: int | None) -> bool:
+    """True for Graph error codes that mean 'throttled or temporarily down: retry later'."""
+    return code is not None and (code in _TRANSIENT_CODES or code in _BUC_CODES)
+
+
+class MetaGraphClient:
+    """Reads and writes ``daily_budget`` / ``status`` through the Graph API.
+
+    The access token travels only in the ``Authorization`` header (never in a
+    URL) and never appears in an exception message or ``repr``. ``daily_budget``
+    is exchanged as a string of the account currency's minor units, which
+    :class:`EntityState` carries as ``budget_cents``. Error mapping: codes 1, 2,
+    4, 17, 32, 341, 613, 80000–80014, ``is_transient`` errors, HTTP 5xx,
+    timeouts and connection failures → Transient (``retry_after_s`` from
+    ``Retry-After``, ``X-Business-Use-Case-Usage`` or ``X-Ad-Account-Usage``
+    when present); 102/104/190/10/200–299 → PlatformAuthError; anything else
+    (e.g. 100 invalid parameter) → Permanent with the Graph code.
+    """
+
+    platform = "meta"
+
+    def __init__(
+        self,
+        base_url: str = GRAPH_BASE_URL,
+        api_version: str = "v21.0",
+        access_token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        app_secret: str | None = None,
+        relaunch_status: str = "PAUSED",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not access_token:
+            raise ValueError("access_token is required")
+        if relaunch_status not in ("ACTIVE", "PAUSED", "INHERITED_FROM_SOURCE"):
+            raise ValueError("relaunch_status must be ACTIVE, PAUSED or INHERITED_FROM_SOURCE")
+        self._token = access_token
+        self._version = api_version.strip("/")
+        self._relaunch_status = relaunch_status
+        self._proof = (
+            hmac.new(app_secret.encode(), access_token.encode(), hashlib.sha256).hexdigest() if app_secret else None
+        )
+        self._currency: dict[str, str] = {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout_s),
+            headers={"Authorization": f"OAuth {access_token}", "Accept": "application/json"},
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"MetaGraphClient(base_url={str(self._http.base_url)!r}, api_version={self._version!r})"
+
+    async def __aenter__(self) -> MetaGraphClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def get_entity(self, ref: EntityRef) -> EntityState:
+        """Budget (None when the entity has no daily budget), configured status, account currency and name."""
+        body, _ = await self._call(
+            "GET", ref.entity_id, params={"fields": "id,name,status,effective_status,daily_budget,account_id"}
+        )
+        account_id = str(body.get("account_id") or ref.ad_account_id).removeprefix("act_")
+        return EntityState(
+            budget_cents=_parse_budget(body.get("daily_budget")),
+            status=_normalise_status(body.get("status"), body.get("effective_status")),
+            currency=await self._account_currency(account_id),
+            name=str(body.get("name", "")),
+        )
+
+    async def set_budget(self, ref: EntityRef, budget_cents: int) -> WriteResult:
+        """POST ``daily_budget`` = ``budget_cents`` (a string of minor units)."""
+        if isinstance(budget_cents, bool) or not isinstance(budget_cents, int) or budget_cents < 0:
+            raise PermanentPlatformError("budget_cents must be a non-negative integer", 100)
+        return await self._write(ref.entity_id, {"daily_budget": str(budget_cents)})
+
+    async def set_status(self, ref: EntityRef, status: WritableStatus) -> WriteResult:
+        """POST ``status`` = ACTIVE or PAUSED."""
+        graph_status = _STATUS_OUT.get(status)
+        if graph_status is None:
+            raise PermanentPlatformError(f"status must be active or paused, not {status!r}", 100)
+        return await self._write(ref.entity_id, {"status": graph_status})
+
+    async def relaunch(self, ref: EntityRef) -> WriteResult:
+        """POST ``/{id}/copies`` (status_option = ``relaunch_status``); ``new_entity_id`` is the copy's id."""
+        data = {"status_option": self._relaunch_status}
+        body, trace = await self._call("POST", f"{ref.entity_id}/copies", data=data)
+        new_id = next((str(v) for k, v in body.items() if k.startswith("copied_") and k.endswith("_id")), None)
+        if new_id is None:
+            raise TransientPlatformError("meta copy response carried no copied id")
+        return WriteResult(response_id=trace or new_id, new_entity_id=new_id)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ------------------------------------------------------------------ internals
+
+    async def _write(self, object_id: str, data: dict[str, str]) -> WriteResult:
+        body, trace = await self._call("POST", object_id, data=data)
+        if body.get("success") is not True:
+            # Absolute writes are safe to retry; the executor re-reads before it does.
+            raise TransientPlatformError("meta did not confirm the write (success != true)")
+        return WriteResult(response_id=trace or f"meta:{object_id}")
+
+    async def _account_currency(self, account_id: str) -> str:
+        currency = self._currency.get(account_id)
+        if currency is None:
+            body, _ = await self._call("GET", f"act_{account_id}", params={"fields": "currency"})
+            currency = str(body.get("currency", ""))
+            if len(currency) != 3:
+                raise PermanentPlatformError(f"meta ad account act_{account_id} has no currency", "bad_response")
+            self._currency[account_id] = currency
+        return currency
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
+        params = dict(params or {})
+        if self._proof is not None:
+            params["appsecret_proof"] = self._proof
+        try:
+            resp = await self._http.request(method, f"/{self._version}/{path}", params=params or None, data=data)
+        except httpx.TransportError as exc:
+            raise transport_error("meta", exc) from None
+        trace = resp.headers.get("x-fb-trace-id")
+        if resp.status_code < 300:
+            try:
+                body = resp.json()
+            except ValueError:
+                raise TransientPlatformError(f"meta returned non-JSON (HTTP {resp.status_code})") from None
+            if isinstance(body, dict) and "error" not in body:
+                return body, trace
+        raise self._error(resp)
+
+    def _error(self, resp: httpx.Response) -> PlatformError:
+        status = resp.status_code
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        err = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(err, dict):
+            message = redact(f"meta HTTP {status}", self._token)
+            if status >= 500 or status == 429:
+                return TransientPlatformError(message, parse_retry_after(resp.headers.get("retry-after")))
+            return PermanentPlatformError(message, status)
+        code = err.get("code") if isinstance(err.get("code"), int) else None
+        subcode = err.get("error_subcode")
+        text = str(err.get("error_user_msg") or err.get("message") or "")[:300]
+        message = redact(
+            f"meta HTTP {status} error {code}"
+            + (f"/{subcode}" if subcode is not None else "")
+            + f": {text} (fbtrace_id={err.get('fbtrace_id')})",
+            self._token,
+            self._proof,
+        )
+        if code in _AUTH_CODES or (code is not None and 200 <= code <= 299):
+            return PlatformAuthError(message, code)
+        if is_transient_graph_code(code) or err.get("is_transient") is True or status >= 500:
+            return TransientPlatformError(message, _graph_retry_after(resp.headers))
+        return PermanentPlatformError(message, code if code is not None else status)
+
+
+def _graph_retry_after(headers: httpx.Headers) -> float | None:
+    """Longest wait Graph asked for: Retry-After, BUC ``estimated_time_to_regain_access`` (minutes), ad-account ``reset_time_duration`` (s)."""
+    waits: list[float] = []
+    retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is not None:
+        waits.append(retry_after)
+    buc = _json_header(headers.get("x-business-use-case-usage"))
+    if isinstance(buc, dict):
+        for entries in buc.values():
+            for entry in entries if isinstance(entries, list) else []:
+                minutes = entry.get("estimated_time_to_regain_access") if isinstance(entry, dict) else None
+                if isinstance(minutes, (int, float)) and minutes > 0:
+                    waits.append(float(minutes) * 60.0)
+    account = _json_header(headers.get("x-ad-account-usage"))
+    if isinstance(account, dict):
+        reset = account.get("reset_time_duration")
+        if isinstance(reset, (int, float)) and reset > 0:
+            waits.append(float(reset))
+    return max(waits) if waits else None
+
+
+def _json_header(value: str | None) -> Any:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def _parse_budget(raw: object) -> int | None:
+    # Graph omits daily_budget (or sends "0") when the budget lives at another level or is a lifetime budget.
+    if raw is None:
+        return None
+    text = str(raw)
+    if not text.isdigit():
+        raise PermanentPlatformError("meta returned a non-integer daily_budget", "bad_response")
+    value = int(text)
+    return value or None
+
+
+def _normalise_status(status: object, effective_status: object) -> str:
+    if isinstance(status, str) and status in _STATUS_IN:
+        return _STATUS_IN[status]
+    if isinstance(effective_status, str):
+        if effective_status in ("DELETED", "ARCHIVED"):
+            return "deleted"
+        return "active" if effective_status == "ACTIVE" else "paused"
+    raise PermanentPlatformError("meta returned no status", "bad_response")

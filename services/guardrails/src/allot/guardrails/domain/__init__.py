@@ -1,0 +1,49 @@
+"""Pure guardrails domain: workspace limits, ledger facts, the decision chain and the approval builders."""
+
+from allot.guardrails.domain.arbiter import Arbitration, arbitrate
+from allot.guardrails.domain.checks import Block, Exposure, check_caps, compute_exposure
+from allot.guardrails.domain.decide import decide, decision_id_for
+from allot.guardrails.domain.decision import DECISION_NAMESPACE, ChangeRecord, Decision, LedgerIncrement
+from allot.guardrails.domain.events import blocked_event, http_status, signed_approval
+from allot.guardrails.domain.facts import LedgerFacts, ManualRequest
+from allot.guardrails.domain.money import PLATFORM_MIN_BUDGET_CENTS, min_budget_cents, round_half_up, to_eur_cents
+from allot.guardrails.domain.settings import (
+    DEFAULT_AUTONOMY,
+    DEFAULT_OVERDELIVERY_FACTORS,
+    DEFAULT_SOURCE_PRIORITY,
+    AutonomyMode,
+    ManualRateLimit,
+    WorkspaceLimits,
+    diff_settings,
+)
+
+__all__ = [
+    "DECISION_NAMESPACE",
+    "DEFAULT_AUTONOMY",
+    "DEFAULT_OVERDELIVERY_FACTORS",
+    "DEFAULT_SOURCE_PRIORITY",
+    "PLATFORM_MIN_BUDGET_CENTS",
+    "Arbitration",
+    "AutonomyMode",
+    "Block",
+    "ChangeRecord",
+    "Decision",
+    "Exposure",
+    "LedgerFacts",
+    "LedgerIncrement",
+    "ManualRateLimit",
+    "ManualRequest",
+    "WorkspaceLimits",
+    "arbitrate",
+    "blocked_event",
+    "check_caps",
+    "compute_exposure",
+    "decide",
+    "decision_id_for",
+    "diff_settings",
+    "http_status",
+    "min_budget_cents",
+    "round_half_up",
+    "signed_approval",
+    "to_eur_cents",
+]
