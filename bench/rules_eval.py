@@ -34,6 +34,8 @@ from allot.rules.domain import (  # noqa: E402
     AggregateCache,
     DailyCounters,
     Entity,
+    EntityLevel,
+    EntityStatus,
     RuleDefinition,
     RuleHistory,
     Scope,
@@ -49,7 +51,7 @@ DAYS = 30
 N_RULES = 1000
 CROSS_SAMPLE_RULES = 20
 NOW = datetime(2026, 5, 17, 10, 37, tzinfo=UTC)
-LEVELS = ("campaign", "adset", "ad")
+LEVELS: tuple[EntityLevel, ...] = ("campaign", "adset", "ad")
 LEVEL_WEIGHTS = (0.2, 0.7, 0.1)
 RANGES = ("today", "yesterday", "last_3d", "last_7d", "last_14d", "last_30d")
 OPERATORS = ("gt", "gte", "lt", "lte", "eq", "neq", "between")
@@ -102,9 +104,9 @@ def make_entities(rng: random.Random, accounts: dict[str, str]) -> dict[str, lis
                     )
                 else:
                     buckets[d] = DailyCounters(spend, imp, clicks, conv, int(conv * aov), int(imp / (1.2 + noise)))
-            status = "active" if rand() < 0.85 else "paused"
+            status: EntityStatus = "active" if rand() < 0.85 else "paused"
             entities.append(
-                Entity(f"{account}_e{j:03d}", levels[j], platform, account,  # type: ignore[arg-type]
+                Entity(f"{account}_e{j:03d}", levels[j], platform, account,  # type: ignore[arg-type]  # platform: str
                        f"{'Prospecting' if j % 2 else 'Retargeting'} {j}", status, "USD", budget, buckets)
             )
         by_account[account] = entities

@@ -20,10 +20,9 @@ from allot.executor.adapters.meta import MetaGraphClient
 from allot.executor.meta_fake import MetaFakeState, create_meta_fake
 from allot.sandbox.testing import serve_app
 
-pytestmark = pytest.mark.asyncio
-
 TOKEN = "EAAB" + uuid.uuid4().hex
 VERSION = "v21.0"
+HTTP = httpx.Client(timeout=10)  # one pool for setup and raw-contract calls
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +36,23 @@ def fake() -> Iterator[tuple[str, MetaFakeState]]:
 @pytest.fixture
 def base_url(fake: tuple[str, MetaFakeState]) -> Iterator[str]:
     yield fake[0]
-    httpx.delete(f"{fake[0]}/_fake/faults").raise_for_status()
+    HTTP.delete(f"{fake[0]}/_fake/faults").raise_for_status()
 
 
 def seed(base_url: str, kind: str = "adset", budget: int | None = 5_000, status: str = "ACTIVE") -> EntityRef:
     object_id = str(uuid.uuid4().int % 10**15)
-    httpx.post(f"{base_url}/_fake/objects", json={"id": object_id, "kind": kind, "account_id": "1001",
+    HTTP.post(f"{base_url}/_fake/objects", json={"id": object_id, "kind": kind, "account_id": "1001",
                                                   "name": "Retargeting", "daily_budget": budget,
                                                   "status": status}).raise_for_status()
     return EntityRef("meta", "act_1001", kind, object_id)
 
 
 def arm(base_url: str, **fault: Any) -> None:
-    httpx.post(f"{base_url}/_fake/faults", json=fault).raise_for_status()
+    HTTP.post(f"{base_url}/_fake/faults", json=fault).raise_for_status()
 
 
 def writes(base_url: str, object_id: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = httpx.get(f"{base_url}/_fake/writes", params={"object_id": object_id}).json()["writes"]
+    result: list[dict[str, Any]] = HTTP.get(f"{base_url}/_fake/writes", params={"object_id": object_id}).json()["writes"]
     return result
 
 
@@ -198,15 +197,15 @@ async def test_appsecret_proof_is_sent_when_configured() -> None:
 def test_fake_speaks_graph_shapes(base_url: str) -> None:
     ref = seed(base_url, budget=5_000)
     url = f"{base_url}/{VERSION}/{ref.entity_id}"
-    got = httpx.get(url, params={"fields": "daily_budget,status,name,account_id", "access_token": TOKEN})
+    got = HTTP.get(url, params={"fields": "daily_budget,status,name,account_id", "access_token": TOKEN})
     assert got.status_code == 200 and got.headers["x-fb-trace-id"]
     assert got.json() == {"id": ref.entity_id, "daily_budget": "5000", "status": "ACTIVE", "name": "Retargeting",
                           "account_id": "1001"}
     # Form, query and JSON params are all accepted for writes.
-    assert httpx.post(url, data={"daily_budget": "5100", "access_token": TOKEN}).json() == {"success": True}
-    assert httpx.post(url, json={"daily_budget": 5200}, params={"access_token": TOKEN}).json() == {"success": True}
-    assert httpx.post(url, params={"status": "PAUSED", "access_token": TOKEN}).json() == {"success": True}
-    err = httpx.post(url, data={"daily_budget": "abc", "access_token": TOKEN})
+    assert HTTP.post(url, data={"daily_budget": "5100", "access_token": TOKEN}).json() == {"success": True}
+    assert HTTP.post(url, json={"daily_budget": 5200}, params={"access_token": TOKEN}).json() == {"success": True}
+    assert HTTP.post(url, params={"status": "PAUSED", "access_token": TOKEN}).json() == {"success": True}
+    err = HTTP.post(url, data={"daily_budget": "abc", "access_token": TOKEN})
     assert err.status_code == 400
     body = err.json()["error"]
     assert body["code"] == 100 and body["type"] == "OAuthException" and body["fbtrace_id"]
@@ -216,17 +215,17 @@ def test_fake_speaks_graph_shapes(base_url: str) -> None:
 def test_fake_rejects_missing_token_and_unknown_fields(base_url: str) -> None:
     ref = seed(base_url)
     url = f"{base_url}/{VERSION}/{ref.entity_id}"
-    assert httpx.get(url).json()["error"]["code"] == 104
-    bad_field = httpx.get(url, params={"fields": "bogus"}, headers={"Authorization": f"OAuth {TOKEN}"})
+    assert HTTP.get(url).json()["error"]["code"] == 104
+    bad_field = HTTP.get(url, params={"fields": "bogus"}, headers={"Authorization": f"OAuth {TOKEN}"})
     assert bad_field.status_code == 400 and "bogus" in bad_field.json()["error"]["message"]
-    bad_version = httpx.get(f"{base_url}/latest/{ref.entity_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    bad_version = HTTP.get(f"{base_url}/latest/{ref.entity_id}", headers={"Authorization": f"Bearer {TOKEN}"})
     assert bad_version.status_code == 400
 
 
 def test_fake_rate_limit_carries_business_use_case_header(base_url: str) -> None:
     ref = seed(base_url)
     arm(base_url, kind="rate_limit", code=80004, regain_access_minutes=5)
-    resp = httpx.get(f"{base_url}/{VERSION}/{ref.entity_id}", headers={"Authorization": f"OAuth {TOKEN}"})
+    resp = HTTP.get(f"{base_url}/{VERSION}/{ref.entity_id}", headers={"Authorization": f"OAuth {TOKEN}"})
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == 80004 and resp.json()["error"]["error_subcode"] == 2446079
     usage = json.loads(resp.headers["x-business-use-case-usage"])

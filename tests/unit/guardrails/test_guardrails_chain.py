@@ -121,7 +121,8 @@ def test_account_kill_switch_blocks_only_change_sets_touching_that_account(
 
 
 def test_account_kill_switch_blocks_pauses_too() -> None:
-    decision = run(req(act(frm=None, to=None, kind="pause", account="act-2")), WorkspaceLimits(killed_ad_accounts={"act-2"}))
+    pause = req(act(frm=None, to=None, kind="pause", account="act-2"))
+    decision = run(pause, WorkspaceLimits(killed_ad_accounts={"act-2"}))
     assert decision.check == "kill_switch"
 
 
@@ -266,7 +267,8 @@ def test_manual_rate_limit_boundary(age_s: float, blocked: bool, retry_after_s: 
     assert decision.retry_after_s == retry_after_s
     if blocked:
         assert http_status(decision) == 429
-        assert blocked_event(decision, req(source="manual", source_id="u-1", manual=True)).retry_after_s == retry_after_s
+        event = blocked_event(decision, req(source="manual", source_id="u-1", manual=True))
+        assert event.retry_after_s == retry_after_s
     else:
         assert decision.approved and decision.counts_toward_rate_limit is True
 

@@ -59,6 +59,7 @@ def new_envelope(
     step: str | None = None,
     event_id: uuid.UUID | None = None,
     correlation_id: uuid.UUID | None = None,
+    causation_id: uuid.UUID | None = None,
 ) -> Envelope[P]:
     """Build an envelope; with a cause and a step the id is deterministic and the correlation id inherited."""
     if event_id is None:
@@ -78,6 +79,6 @@ def new_envelope(
         producer=producer,
         workspace_id=workspace_id,
         correlation_id=correlation_id,
-        causation_id=cause.event_id if cause is not None else None,
+        causation_id=cause.event_id if cause is not None else causation_id,
         payload=payload,
     )

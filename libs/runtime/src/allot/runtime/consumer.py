@@ -72,6 +72,7 @@ class BatchContext:
     clock: Clock
     service: str
     topic: str
+    extra: dict[str, Any] = field(default_factory=dict)
     emitted: list[Envelope[Any]] = field(default_factory=list)
 
     def emit(self, *envelopes: Envelope[Any]) -> None:
@@ -112,7 +113,8 @@ class IdempotentConsumer:
     """Applies batches of one service's topics exactly once per event id (see module docstring)."""
 
     def __init__(self, *, service: str, group: str, pool: asyncpg.Pool, clock: Clock,
-                 on_commit: Callable[[], None] | None = None, max_isolation_attempts: int = 2) -> None:
+                 on_commit: Callable[[], None] | None = None, max_isolation_attempts: int = 2,
+                 extra: dict[str, Any] | None = None) -> None:
         self.service = service
         self.group = group
         self.pool = pool
@@ -120,6 +122,7 @@ class IdempotentConsumer:
         self.on_commit = on_commit or (lambda: None)
         self.handlers: dict[str, Handler] = {}
         self.max_isolation_attempts = max_isolation_attempts
+        self.extra = extra if extra is not None else {}
 
     def handle(self, topic: str, handler: Handler) -> None:
         self.handlers[topic] = handler
@@ -229,7 +232,7 @@ class IdempotentConsumer:
             EVENTS_DUPLICATE.labels(self.service, topic).inc(len(good) - len(todo))
         if not todo:
             return 0
-        ctx = BatchContext(conn=conn, clock=self.clock, service=self.service, topic=topic)
+        ctx = BatchContext(conn=conn, clock=self.clock, service=self.service, topic=topic, extra=self.extra)
         if len(todo) == 1:
             with bound(correlation_id=str(todo[0].correlation_id), event_id=str(todo[0].event_id),
                        workspace_id=todo[0].workspace_id):

@@ -79,11 +79,15 @@ class ServiceSpec:
     on_stop: Task | None = None
     title: str = ""
     description: str = ""
+    settings_class: type[Settings] = Settings
 
 
 def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """The service's FastAPI app; nothing connects until its lifespan starts."""
-    settings = settings.model_copy(update={"service_name": spec.name}) if settings.service_name == "allot" else settings
+    if settings.service_name == "allot":
+        settings = settings.model_copy(update={"service_name": spec.name})
+    if not isinstance(settings, spec.settings_class):
+        settings = spec.settings_class(**settings.model_dump())
     the_clock = clock or clock_from_settings(settings)
 
     @asynccontextmanager
@@ -97,11 +101,12 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         producer = make_producer(settings)
         await producer.start()
         relay = OutboxRelay(pool, producer, service=spec.name, schema=settings.schema)
+        extra: dict[str, Any] = {"instance_id": instance, "settings": settings}
         consumer = IdempotentConsumer(service=spec.name, group=spec.name, pool=pool, clock=the_clock,
-                                      on_commit=relay.notify)
+                                      on_commit=relay.notify, extra=extra)
         broker = make_broker(settings)
         ctx = ServiceContext(settings=settings, clock=the_clock, pool=pool, broker=broker, producer=producer,
-                             relay=relay, consumer=consumer, extra={"instance_id": instance})
+                             relay=relay, consumer=consumer, extra=extra)
         app.state.ctx = ctx
         for topic_name, handler in spec.consumes.items():
             consumer.handle(topic_name, handler)
@@ -209,7 +214,7 @@ def get_ctx(request: Request) -> ServiceContext:
 
 def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     """Serve the service in the foreground until SIGTERM/SIGINT."""
-    settings = settings or Settings()
+    settings = settings or spec.settings_class()
     if settings.service_name == "allot":
         settings = settings.model_copy(update={"service_name": spec.name})
     app = create_app(spec, settings)

@@ -89,7 +89,8 @@ def _port(preferred: int) -> int:
 
 
 def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: float | None = None,
-                extra_env: dict[str, str] | None = None, quiet: bool = False) -> RunningStack:
+                extra_env: dict[str, str] | None = None, quiet: bool = False, bootstrap: str | None = None,
+                database_url: str | None = None, api_keys: list[dict[str, str]] | None = None) -> RunningStack:
     """Start infrastructure and services; returns when every started service reports ready."""
     say = (lambda *_: None) if quiet else print
     root.mkdir(parents=True, exist_ok=True)
@@ -97,14 +98,14 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     logs.mkdir(exist_ok=True)
     base = Settings()
     broker = postgres = None
-    bootstrap = os.environ.get("ALLOT_KAFKA_BOOTSTRAP")
+    bootstrap = bootstrap or os.environ.get("ALLOT_KAFKA_BOOTSTRAP")
     if not bootstrap:
         broker = start_broker(_port(9092), log_path=logs / "broker.log")
         bootstrap = broker.bootstrap
         say(f"  broker     embedded Tansu on {bootstrap} (in memory)")
     else:
         say(f"  broker     {bootstrap} (ALLOT_KAFKA_BOOTSTRAP)")
-    database_url = os.environ.get("ALLOT_DATABASE_URL")
+    database_url = database_url or os.environ.get("ALLOT_DATABASE_URL")
     if not database_url:
         postgres = start_postgres(root / "pgdata", _port(5433), fresh=True)
         database_url = postgres.dsn
@@ -114,7 +115,7 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     asyncio.run(ensure_topics(base.model_copy(update={"kafka_bootstrap": bootstrap})))
 
     raw_key, entry = generate_key("demo", "admin", key_id="demo-admin")
-    keys = [entry.model_dump()]
+    keys = [entry.model_dump(), *(api_keys or [])]
     env = {k: v for k, v in os.environ.items()}
     env.update({
         "ALLOT_KAFKA_BOOTSTRAP": bootstrap,

@@ -26,6 +26,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -284,9 +285,15 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                 if not isinstance(body, dict):
                     raise _GraphFailure(invalid("Invalid JSON body"))
                 params.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()})
-            elif ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
-                form = await request.form()
-                params.update({k: v for k, v in form.items() if isinstance(v, str)})
+            elif ctype.startswith("application/x-www-form-urlencoded"):
+                # Parsed by hand: Starlette's form parser needs python-multipart, which we do not depend on.
+                try:
+                    pairs = parse_qsl((await request.body()).decode(), keep_blank_values=True, strict_parsing=False)
+                except UnicodeDecodeError:
+                    raise _GraphFailure(invalid("Invalid form body")) from None
+                params.update(pairs)
+            elif await request.body():
+                raise _GraphFailure(invalid(f"Unsupported content type {ctype.split(';')[0] or 'none'}"))
         return params
 
     def authenticate(request: Request, params: dict[str, str]) -> None:

@@ -162,7 +162,9 @@ def arbitrate(
         history = sorted(
             (c for c in facts.changes if c.entity_id == action.entity_id and c.at > since), key=lambda c: c.at
         )
-        cut = _priority_cut(request, action, history, limits, facts) or _net_window_cut(request, action, history, limits)
+        cut = _priority_cut(request, action, history, limits, facts)
+        if cut is None:
+            cut = _net_window_cut(request, action, history, limits)
         if cut is None:
             kept.append(action)
             continue

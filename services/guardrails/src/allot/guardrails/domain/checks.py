@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -28,7 +29,7 @@ class Block:
     retry_after_s: int | None = None
 
 
-def _listed(values: list[str]) -> str:
+def _listed(values: Iterable[str]) -> str:
     unique = sorted(set(values))
     return ", ".join(unique[:5]) + (f" (+{len(unique) - 5} more)" if len(unique) > 5 else "")
 
@@ -54,7 +55,7 @@ def check_kill_switch(request: AllocationRequested, limits: WorkspaceLimits) -> 
         return Block(
             "kill_switch",
             f"ad account {_listed(killed)} is stopped by its kill switch",
-            {"scope": "ad_account", "ad_account_id": sorted(killed)[0], "ad_accounts": _listed(killed),
+            {"scope": "ad_account", "ad_account_id": min(killed), "ad_accounts": _listed(killed),
              "actions": len(killed)},
         )
     return None
@@ -70,7 +71,7 @@ def check_platform_whitelist(request: AllocationRequested, limits: WorkspaceLimi
     return Block(
         "platform_whitelist",
         f"platform {_listed(outside)} is not in the workspace's platform whitelist",
-        {"platform": sorted(outside)[0], "allowed": _listed(list(limits.platform_whitelist)) or "(none)"},
+        {"platform": min(outside), "allowed": _listed(list(limits.platform_whitelist)) or "(none)"},
     )
 
 
@@ -84,7 +85,7 @@ def check_account_whitelist(request: AllocationRequested, limits: WorkspaceLimit
     return Block(
         "account_whitelist",
         f"ad account {_listed(outside)} is not in the workspace's account whitelist",
-        {"ad_account_id": sorted(outside)[0], "ad_accounts": _listed(outside), "actions": len(outside)},
+        {"ad_account_id": min(outside), "ad_accounts": _listed(outside), "actions": len(outside)},
     )
 
 
@@ -98,7 +99,8 @@ def check_protected(request: AllocationRequested, limits: WorkspaceLimits) -> Bl
         "protected_entity",
         f"{first.entity_type} {first.entity_id} is protected: Allot never changes it"
         + (f" ({len(hit)} protected entities in the change set)" if len(hit) > 1 else ""),
-        {"entity_id": first.entity_id, "entity_type": first.entity_type, "entities": _listed([a.entity_id for a in hit])},
+        {"entity_id": first.entity_id, "entity_type": first.entity_type,
+         "entities": _listed(a.entity_id for a in hit)},
     )
 
 
@@ -261,11 +263,12 @@ def compute_exposure(
             return _missing_rate(currency, capped, pool_id=request.source_id)
         gross = to_eur_cents(request.pool_daily_budget_cents, currency, rate, factor)
         counted = max(0, gross - facts.pool_counted_today_eur_cents)
-        notes = (
+        already = (
             (f"pool {request.source_id}: {facts.pool_counted_today_eur_cents} EUR cents already counted today",)
-            if facts.pool_counted_today_eur_cents else ()
+            if facts.pool_counted_today_eur_cents
+            else ()
         )
-        return Exposure(counted, pool_id=request.source_id, notes=notes, basis="pool_daily_budget")
+        return Exposure(counted, pool_id=request.source_id, notes=already, basis="pool_daily_budget")
     total = 0
     notes: list[str] = []
     for action in actions:

@@ -85,7 +85,8 @@ def decide(request: AllocationRequested, limits: WorkspaceLimits, facts: LedgerF
 
     existing = facts.existing_decision
     if existing is not None:
-        if (existing.source, existing.idempotency_key, existing.utc_day) != (request.source, request.idempotency_key, day):
+        key = (request.source, request.idempotency_key, day)
+        if (existing.source, existing.idempotency_key, existing.utc_day) != key:
             raise ValueError(
                 f"existing decision is for ({existing.source}, {existing.idempotency_key}, {existing.utc_day}), "
                 f"not ({request.source}, {request.idempotency_key}, {day})"

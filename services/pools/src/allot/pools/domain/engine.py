@@ -28,6 +28,8 @@ from allot.pools.domain.realize import Bounds, bounds_for, realize_moves, step_l
 
 __all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
 
+#: A continuing move (same direction as the member's last change) may use the short cooldown when its evidence is this many times the usual bar.
+CONTINUATION_Z_FACTOR = 1.0
 #: Optimism (posterior standard deviations) used to place the exploration share.
 EXPLORATION_KAPPA = 1.5
 
@@ -363,7 +365,8 @@ def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float |
             direction != 0
             and mem.recent_directions
             and mem.recent_directions[-1] == direction
-            and z * direction >= 2.0 * pool.evidence_z
+            and z * direction >= CONTINUATION_Z_FACTOR * pool.evidence_z
+            and abs(gap) >= 2 * thr
         ):
             cooldown = pool.continuation_cooldown_hours
         ln.in_cooldown = mem.last_change_at is not None and hours_between(mem.last_change_at, now) < cooldown

@@ -72,7 +72,7 @@ class PoolSettings:
     """Share of the daily budget the engine may place on purpose on uncertain (new/starved) members; at most 0.10."""
     persistence_intervals: int = 2
     """Consecutive plans a move's direction must hold before it is made."""
-    cooldown_hours: float = 24.0
+    cooldown_hours: float = 16.0
     """Minimum hours between two engine-initiated changes of the same member."""
     continuation_cooldown_hours: float = 8.0
     """Shorter cooldown for a move that continues the member's last change in the same direction on strong evidence (z >= 2 x evidence_z)."""
@@ -84,7 +84,7 @@ class PoolSettings:
     """Known attribution maturation of the platform: (hours after interval end, share reported)."""
     min_maturity: float = 0.70
     """Intervals reported below this share are excluded (too immature to correct reliably)."""
-    prior_elasticity: float = 0.55
+    prior_elasticity: float = 0.60
     """Prior for d log(value) / d log(spend); 1.0 would mean no diminishing returns."""
     deadband_pct: float = 8.0
     """A target must differ from the current budget by more than this % (or min change) to count as a signal."""
@@ -162,11 +162,14 @@ class MetricInterval:
     impressions: int = 0
     clicks: int = 0
     frequency: float | None = None
+    end_ts: float = field(init=False, repr=False, compare=False)
+    """POSIX seconds of ``end_at`` (derived once at construction; the engine's hot loop reads it)."""
+    hours: float = field(init=False, repr=False, compare=False)
+    """Length of the interval in hours (derived)."""
 
-    @property
-    def hours(self) -> float:
-        """Length of the interval in hours."""
-        return (self.end_at - self.start_at).total_seconds() / 3600.0
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "end_ts", self.end_at.timestamp())
+        object.__setattr__(self, "hours", (self.end_at - self.start_at).total_seconds() / 3600.0)
 
 
 @dataclass(frozen=True, slots=True)

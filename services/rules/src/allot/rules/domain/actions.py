@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 from typing import Final, Literal
 
 from allot.rules.domain.entities import Entity
@@ -87,6 +88,12 @@ class BudgetPlan:
     clamps: tuple[Clamp, ...]
 
 
+@lru_cache(maxsize=1024)
+def _decimal(value: float) -> Decimal:
+    # Through str so 33.3 means 33.3, not its binary approximation; a handful of distinct pcts per run.
+    return Decimal(str(value))
+
+
 def _round_cents(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
@@ -102,8 +109,8 @@ def plan_budget_change(
 ) -> BudgetPlan | tuple[SkipReason, str]:
     """The clamped absolute target for a percentage change, or ``(reason, detail)`` if nothing should change."""
     clamps: list[Clamp] = []
-    effective = Decimal(str(pct))
-    limit = Decimal(str(change_limit_pct))
+    effective = _decimal(pct)
+    limit = _decimal(change_limit_pct)
     if effective > limit:
         effective = limit
         clamps.append(Clamp.BUDGET_CHANGE_LIMIT)

@@ -78,19 +78,21 @@ class AggregateCache:
 
     def _aggregate(self, entity: Entity) -> dict[str, DailyCounters]:
         get = entity.buckets.get
-        out: dict[str, DailyCounters] = {"today": get(self.today, ZERO_COUNTERS)}
-        acc: DailyCounters = ZERO_COUNTERS
-        make = DailyCounters._make
-        for offset, day in enumerate(self._offset_dates, start=1):
-            counters = get(day)
-            if counters is not None:
-                acc = make(map(add, acc, counters))
-                if offset == 1:
-                    out["yesterday"] = counters
-            end = _RANGE_END_OFFSETS.get(offset)
-            if end is not None:
-                out[end] = acc
-        out.setdefault("yesterday", ZERO_COUNTERS)
+        days = [get(day) for day in self._offset_dates]  # index k = k+1 days before today
+        yesterday = days[0]
+        out: dict[str, DailyCounters] = {
+            "today": get(self.today, ZERO_COUNTERS),
+            "yesterday": ZERO_COUNTERS if yesterday is None else yesterday,
+        }
+        # Ranges nest (3d ⊂ 7d ⊂ 14d ⊂ 30d): sum each extra slice column-wise once and carry the total.
+        acc: tuple[int, ...] = ZERO_COUNTERS
+        start = 0
+        for end, name in _RANGE_END_OFFSETS.items():
+            chunk = [c for c in days[start:end] if c is not None]
+            if chunk:
+                acc = tuple(map(add, acc, map(sum, zip(*chunk, strict=True))))
+            out[name] = DailyCounters._make(acc)
+            start = end
         if entity.range_reach:
             for name, reach in entity.range_reach.items():
                 if name in out:

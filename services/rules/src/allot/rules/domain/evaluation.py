@@ -30,6 +30,7 @@ from allot.rules.domain.conditions import Truth, compile_conditions
 from allot.rules.domain.entities import AggregateCache, Entity
 from allot.rules.domain.models import RuleDefinition, Scope
 from allot.rules.domain.protections import (
+    ProtectionCheck,
     RuleHistory,
     check_cooldown,
     check_failure_backoff,
@@ -112,6 +113,28 @@ class ScopeMatcher:
         return self._needle is None or self._needle in entity.name.casefold()
 
 
+def _entity_protections(
+    history: RuleHistory, entity_id: str, now: datetime, cooldown_minutes: int, max_exec: ProtectionCheck
+) -> ProtectionCheck:
+    """Pending action → failure backoff → cooldown → max executions; the first that skips wins."""
+    pending = history.pending_actions_since.get(entity_id)
+    if pending:
+        check = check_pending_action(pending, now)
+        if not check.allowed:
+            return check
+    outcomes = history.entity_outcomes.get(entity_id)
+    if outcomes:
+        check = check_failure_backoff(outcomes, now)
+        if not check.allowed:
+            return check
+    last_acted_at = history.last_acted_at.get(entity_id)
+    if last_acted_at is not None:
+        check = check_cooldown(last_acted_at, now, cooldown_minutes)
+        if not check.allowed:
+            return check
+    return max_exec
+
+
 def in_scope(scope: Scope, entity: Entity) -> bool:
     """Whether ``entity`` is in ``scope`` (name match is a case-insensitive substring)."""
     return ScopeMatcher(scope)(entity)
@@ -186,13 +209,7 @@ def evaluate_rule(
             continue
 
         snapshot = compiled.snapshot(ranges, budget)
-        check = check_pending_action(history.pending_actions_since.get(entity_id, ()), now)
-        if check.allowed:
-            check = check_failure_backoff(history.entity_outcomes.get(entity_id, ()), now)
-        if check.allowed:
-            check = check_cooldown(history.last_acted_at.get(entity_id), now, protections.cooldown_minutes)
-        if check.allowed:
-            check = max_exec
+        check = _entity_protections(history, entity_id, now, protections.cooldown_minutes, max_exec)
         if not check.allowed:
             assert check.reason is not None
             skipped.append(SkippedEntity(entity_id, check.reason, check.detail, snapshot))

@@ -1,0 +1,84 @@
+"""Executor HTTP API: look at a change set's ledger, and undo it (through the guardrails, like any change).
+
+Routes:
+- GET  /api/v1/change-sets/{request_id}        viewer   — every action of the change set with its outcome
+- POST /api/v1/change-sets/{request_id}/undo   operator — issue the inverse change set (within the undo window)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from allot.contracts.envelope import derive_event_id, new_envelope
+from allot.contracts.payloads import AllocationRequested, BudgetAction
+from allot.contracts.registry import TOPICS
+from allot.executor import ledger
+from allot.executor.domain import inverse_action
+from allot.runtime.auth import Principal, require
+from allot.runtime.http import ApiError
+from allot.runtime.service import ServiceContext, get_ctx
+
+router = APIRouter(prefix="/api/v1/change-sets", tags=["change-sets"])
+
+_FIELDS = ("status", "attempts", "before_cents", "after_cents", "observed_cents", "before_status", "after_status",
+           "observed_status", "platform_response_id", "error")
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {"action_id": str(row["action_id"]), "action": row["action"], "created_at": row["created_at"],
+            "finished_at": row["finished_at"], **{k: row[k] for k in _FIELDS}}
+
+
+@router.get("/{request_id}")
+async def get_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
+                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await ledger.change_set(conn, request_id, principal.workspace_id)
+    if not rows:
+        raise ApiError(404, "not_found", f"change set {request_id} not found", field="request_id")
+    return {"request_id": str(request_id), "source": rows[0]["source"], "source_id": rows[0]["source_id"],
+            "actions": [_view(r) for r in rows]}
+
+
+@router.post("/{request_id}/undo", status_code=202)
+async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    settings = ctx.extra["executor_settings"]
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        rows = await ledger.change_set(conn, request_id, principal.workspace_id)
+        if not rows:
+            raise ApiError(404, "not_found", f"change set {request_id} not found", field="request_id")
+        done = [r for r in rows if r["status"] == "succeeded"]
+        if not done:
+            raise ApiError(409, "nothing_to_undo", "no action of this change set was applied", field="request_id")
+        executed_at = max(r["finished_at"] for r in done)
+        if now - executed_at > timedelta(hours=settings.undo_window_h):
+            raise ApiError(409, "undo_window_passed",
+                           f"executed at {executed_at.isoformat()}, older than the {settings.undo_window_h} h undo window",
+                           field="request_id")
+        inverse: list[BudgetAction] = []
+        for r in done:
+            inv = inverse_action(BudgetAction.model_validate(r["action"]), applied_before_cents=r["before_cents"],
+                                 applied_after_cents=r["after_cents"], undo_of=request_id)
+            if inv is not None:
+                inverse.append(inv)
+        if not inverse:
+            raise ApiError(409, "not_reversible", "the applied actions cannot be reverted (e.g. relaunch)")
+        undo_id = derive_event_id(request_id, "undo")
+        existing = await ledger.claim_undo(conn, request_id, undo_id, principal.key_id, now)
+        if existing == undo_id:
+            request = AllocationRequested(
+                request_id=undo_id, source="undo", source_id=rows[0]["source_id"], idempotency_key=f"undo:{request_id}",
+                manual=True, actions=inverse, requested_by=principal.key_id, undo_of=request_id)
+            await ctx.emit(conn, new_envelope(
+                event_type="allocation.requested", schema_version=TOPICS["allocation.requested"].schema_version,
+                payload=request, producer="executor", workspace_id=principal.workspace_id, occurred_at=now,
+                event_id=undo_id, correlation_id=rows[0]["correlation_id"]))
+    ctx.flush()
+    return {"undo_request_id": str(undo_id), "undo_of": str(request_id), "actions": len(inverse),
+            "status": "requested", "note": "the inverse change set goes through the guardrails like any other"}

@@ -1,0 +1,123 @@
+"""The action ledger in Postgres (all of the executor's SQL lives here)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from allot.contracts.payloads import BudgetAction, GuardrailApproved
+from allot.executor.domain import EntityMemory
+
+
+async def record_approval(conn: asyncpg.Connection, approval: GuardrailApproved, *, workspace_id: str,
+                          correlation_id: uuid.UUID, event_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
+    """Insert the approval's actions as pending; returns the ids that were ALREADY in the ledger."""
+    rows = [
+        (a.action_id, approval.decision_id, approval.request_id, workspace_id, approval.source, approval.source_id,
+         correlation_id, event_id, a.model_dump(mode="json"), a.platform, a.ad_account_id, a.entity_id, now, now)
+        for a in approval.actions
+    ]
+    inserted = await conn.fetch(
+        """INSERT INTO actions (action_id, decision_id, request_id, workspace_id, source, source_id, correlation_id,
+                                approval_event_id, action, platform, ad_account_id, entity_id, next_attempt_at, created_at)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::uuid[],
+                                $8::uuid[], $9::jsonb[], $10::text[], $11::text[], $12::text[], $13::timestamptz[],
+                                $14::timestamptz[])
+           ON CONFLICT (action_id) DO NOTHING RETURNING action_id""",
+        *[list(col) for col in zip(*rows, strict=True)],
+    )
+    new = {r["action_id"] for r in inserted}
+    return [a.action_id for a in approval.actions if a.action_id not in new]
+
+
+async def get_action(conn: asyncpg.Connection, action_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM actions WHERE action_id = $1", action_id)
+
+
+async def due_actions(conn: asyncpg.Connection, now: datetime, limit: int) -> list[uuid.UUID]:
+    """Pending actions whose time has come, at most one per entity (the earliest), in ledger order."""
+    rows = await conn.fetch(
+        """SELECT action_id FROM (
+               SELECT DISTINCT ON (platform, entity_id) action_id, seq, next_attempt_at
+               FROM actions WHERE status = 'pending' ORDER BY platform, entity_id, seq) first_per_entity
+           WHERE next_attempt_at <= $1 ORDER BY seq LIMIT $2""", now, limit)
+    return [r["action_id"] for r in rows]
+
+
+async def lock_pending(conn: asyncpg.Connection, action_id: uuid.UUID) -> asyncpg.Record | None:
+    """Lock one pending action for this transaction (None if another instance holds it or it is done)."""
+    return await conn.fetchrow(
+        "SELECT * FROM actions WHERE action_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED", action_id)
+
+
+async def load_memory(conn: asyncpg.Connection, platform: str, entity_id: str) -> EntityMemory:
+    row = await conn.fetchrow(
+        "SELECT * FROM entity_memory WHERE platform = $1 AND entity_id = $2 FOR UPDATE", platform, entity_id)
+    if row is None:
+        return EntityMemory()
+    return EntityMemory(row["last_budget_cents"], row["last_status"], row["consecutive_failures"],
+                        row["first_failure_at"])
+
+
+async def schedule_retry(conn: asyncpg.Connection, action_id: uuid.UUID, attempts: int, at: datetime,
+                         error: str) -> None:
+    await conn.execute("UPDATE actions SET attempts = $2, next_attempt_at = $3, error = $4 WHERE action_id = $1",
+                       action_id, attempts, at, error)
+
+
+async def finish(conn: asyncpg.Connection, action_id: uuid.UUID, *, status: str, attempts: int, now: datetime,
+                 fields: dict[str, Any]) -> None:
+    await conn.execute(
+        """UPDATE actions SET status = $2, attempts = $3, finished_at = $4, platform_response_id = $5,
+               before_cents = $6, after_cents = $7, observed_cents = $8, before_status = $9, after_status = $10,
+               observed_status = $11, error = $12 WHERE action_id = $1""",
+        action_id, status, attempts, now, fields.get("platform_response_id"), fields.get("before_cents"),
+        fields.get("after_cents"), fields.get("observed_cents"), fields.get("before_status"),
+        fields.get("after_status"), fields.get("observed_status"), fields.get("error"))
+
+
+async def remember_success(conn: asyncpg.Connection, action: BudgetAction, budget_cents: int | None,
+                           status: str | None, now: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO entity_memory (platform, entity_id, last_budget_cents, last_status, applied_at,
+                                      consecutive_failures, first_failure_at)
+           VALUES ($1, $2, $3, $4, $5, 0, NULL)
+           ON CONFLICT (platform, entity_id) DO UPDATE SET
+               last_budget_cents = COALESCE(EXCLUDED.last_budget_cents, entity_memory.last_budget_cents),
+               last_status = COALESCE(EXCLUDED.last_status, entity_memory.last_status),
+               applied_at = EXCLUDED.applied_at, consecutive_failures = 0, first_failure_at = NULL""",
+        action.platform, action.entity_id, budget_cents, status, now)
+
+
+async def remember_failure(conn: asyncpg.Connection, action: BudgetAction, now: datetime, window_s: float) -> None:
+    """Extend the entity's failure streak (a streak older than the window starts again at 1)."""
+    await conn.execute(
+        """INSERT INTO entity_memory (platform, entity_id, consecutive_failures, first_failure_at)
+           VALUES ($1, $2, 1, $3)
+           ON CONFLICT (platform, entity_id) DO UPDATE SET
+             consecutive_failures = CASE WHEN entity_memory.first_failure_at IS NULL
+                   OR $3 - entity_memory.first_failure_at > make_interval(secs => $4)
+                 THEN 1 ELSE entity_memory.consecutive_failures + 1 END,
+             first_failure_at = CASE WHEN entity_memory.first_failure_at IS NULL
+                   OR $3 - entity_memory.first_failure_at > make_interval(secs => $4)
+                 THEN $3 ELSE entity_memory.first_failure_at END""",
+        action.platform, action.entity_id, now, window_s)
+
+
+async def change_set(conn: asyncpg.Connection, request_id: uuid.UUID, workspace_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM actions WHERE request_id = $1 AND workspace_id = $2 ORDER BY seq",
+                            request_id, workspace_id)
+
+
+async def claim_undo(conn: asyncpg.Connection, request_id: uuid.UUID, undo_request_id: uuid.UUID, by: str,
+                     now: datetime) -> uuid.UUID:
+    """Record the undo once; a repeated undo returns the first undo's request id."""
+    row = await conn.fetchrow(
+        """INSERT INTO undo_requests (request_id, undo_request_id, requested_by, requested_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id RETURNING undo_request_id""",
+        request_id, undo_request_id, by, now)
+    assert row is not None
+    return row["undo_request_id"]

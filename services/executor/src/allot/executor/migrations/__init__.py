@@ -1,0 +1,1 @@
+"""Executor schema: the action ledger and per-entity memory."""

@@ -1,0 +1,48 @@
+"""The executor: the only component with platform credentials and the only caller of platform APIs."""
+
+from __future__ import annotations
+
+from allot.executor.adapters.base import PlatformClient
+from allot.executor.api import router
+from allot.executor.handlers import on_guardrail_approved
+from allot.executor.settings import ExecutorSettings
+from allot.executor.worker import run_worker
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+
+async def _open_platforms(ctx: ServiceContext) -> None:
+    from allot.executor.adapters.meta import MetaGraphClient
+    from allot.executor.adapters.sandbox import SandboxClient
+
+    settings = ctx.settings
+    assert isinstance(settings, ExecutorSettings)
+    clients: dict[str, PlatformClient] = {
+        "sandbox": SandboxClient(settings.sandbox_url, settings.sandbox_token.get_secret_value(),
+                                 timeout_s=settings.platform_timeout_s),
+    }
+    if settings.meta_access_token is not None:
+        clients["meta"] = MetaGraphClient(settings.meta_base_url, settings.meta_api_version,
+                                          settings.meta_access_token.get_secret_value(),
+                                          timeout_s=settings.platform_timeout_s)
+    ctx.extra["platforms"] = clients
+    ctx.extra["executor_settings"] = settings
+
+
+async def _close_platforms(ctx: ServiceContext) -> None:
+    for client in ctx.extra.get("platforms", {}).values():
+        await client.aclose()
+
+
+SPEC = ServiceSpec(
+    name="executor",
+    migrations_package="allot.executor.migrations",
+    consumes={"guardrail.approved": on_guardrail_approved},
+    produces=["action.executed", "allocation.requested"],
+    routers=[router],
+    tasks=[run_worker],
+    on_start=_open_platforms,
+    on_stop=_close_platforms,
+    settings_class=ExecutorSettings,
+    title="Allot executor",
+    description="Applies signed guardrail approvals on ad platforms exactly once (compare-and-set, action ledger).",
+)

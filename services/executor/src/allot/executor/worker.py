@@ -1,0 +1,152 @@
+"""Applies pending ledger actions on the platforms: compare-and-set, retries with backoff, failure backoff.
+
+Each action is handled in one Postgres transaction that holds its ledger row lock across the platform
+call. If the process dies after the platform accepted a write but before the commit, the row is still
+'pending'; the next attempt reads the platform first, sees the target value and reports
+'already_applied' — the write is never sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+
+from allot.contracts.envelope import derive_event_id, new_envelope
+from allot.contracts.payloads import ActionExecuted, BudgetAction
+from allot.contracts.registry import TOPICS
+from allot.executor import ledger
+from allot.executor.adapters.base import (
+    EntityRef,
+    PermanentPlatformError,
+    PlatformClient,
+    TransientPlatformError,
+    min_budget_cents,
+)
+from allot.executor.domain import (
+    FAILURE_BACKOFF_COUNT,
+    FAILURE_BACKOFF_WINDOW,
+    Observed,
+    backoff_delay_s,
+    failure_backoff_active,
+    plan_write,
+)
+from allot.runtime.logging import bound, get_logger
+from allot.runtime.outbox import add_events
+from allot.runtime.service import ServiceContext
+
+log = get_logger(__name__)
+
+OUTCOMES = Counter("allot_executor_outcomes_total", "Executed action outcomes", ["platform", "action_type", "outcome"])
+PLATFORM_CALLS = Counter("allot_executor_platform_calls_total", "Platform API calls", ["platform", "call", "result"])
+
+
+async def run_worker(ctx: ServiceContext) -> None:
+    """Background task: poll for due actions and apply them, a few at a time."""
+    clients: dict[str, PlatformClient] = ctx.extra["platforms"]
+    settings = ctx.extra["executor_settings"]
+    while True:
+        async with ctx.pool.acquire() as conn:
+            due = await ledger.due_actions(conn, ctx.clock.now(), settings.worker_concurrency)
+        if not due:
+            await asyncio.sleep(0.05)
+            continue
+        await asyncio.gather(*(execute_action(ctx, clients, action_id) for action_id in due))
+        ctx.flush()
+
+
+async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient], action_id: uuid.UUID) -> None:
+    settings = ctx.extra["executor_settings"]
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await ledger.lock_pending(conn, action_id)
+        if row is None:
+            return
+        action = BudgetAction.model_validate(row["action"])
+        now = ctx.clock.now()
+        attempts = row["attempts"]
+        with bound(correlation_id=str(row["correlation_id"]), workspace_id=row["workspace_id"],
+                   event_id=str(row["approval_event_id"])):
+            result = await _apply(ctx, conn, clients.get(action.platform), action, row, attempts, settings)
+        if result is None:
+            return  # retry scheduled
+        outcome, fields, attempts = result
+        await ledger.finish(conn, action_id, status=outcome, attempts=attempts, now=now, fields=fields)
+        if outcome == "succeeded" or outcome == "already_applied":
+            await ledger.remember_success(conn, action, fields.get("after_cents"), fields.get("after_status"), now)
+        elif outcome == "failed":
+            await ledger.remember_failure(conn, action, now, FAILURE_BACKOFF_WINDOW.total_seconds())
+        event = new_envelope(
+            event_type="action.executed", schema_version=TOPICS["action.executed"].schema_version,
+            payload=ActionExecuted(
+                action_id=action.action_id, request_id=row["request_id"], decision_id=row["decision_id"],
+                source=row["source"], source_id=row["source_id"], platform=action.platform,
+                ad_account_id=action.ad_account_id, entity_type=action.entity_type, entity_id=action.entity_id,
+                action_type=action.action_type, outcome=outcome, currency=action.currency, attempts=attempts,
+                executed_at=now, **fields),
+            producer="executor", workspace_id=row["workspace_id"], occurred_at=now,
+            event_id=derive_event_id(action.action_id, "executed"), correlation_id=row["correlation_id"],
+            causation_id=row["approval_event_id"],
+        )
+        await add_events(conn, [event])
+    OUTCOMES.labels(action.platform, action.action_type, outcome).inc()
+    log.info("action_executed", action_id=str(action.action_id), entity_id=action.entity_id, outcome=outcome,
+             error=fields.get("error"))
+
+
+async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, action: BudgetAction, row: Any,
+                 attempts: int, settings: Any) -> tuple[str, dict[str, Any], int] | None:
+    now = ctx.clock.now()
+    if client is None:
+        return "rejected", {"error": f"no platform adapter configured for {action.platform!r}"}, attempts
+    memory = await ledger.load_memory(conn, action.platform, action.entity_id)
+    if failure_backoff_active(memory, now):
+        return "failed", {"error": f"failure backoff: {memory.consecutive_failures} consecutive failures on this "
+                                   f"entity since {memory.first_failure_at}; not trying for 24 h "
+                                   f"(threshold {FAILURE_BACKOFF_COUNT})"}, attempts
+    ref = EntityRef(action.platform, action.ad_account_id, action.entity_type, action.entity_id)
+    attempts += 1
+    try:
+        current = await client.get_entity(ref)
+        PLATFORM_CALLS.labels(action.platform, "get", "ok").inc()
+        observed = Observed(current.budget_cents, current.status)
+        plan = plan_write(action, observed, memory, min_budget_cents=min_budget_cents(action.platform, action.entity_type))
+        base: dict[str, Any] = {"before_cents": current.budget_cents, "before_status": current.status}
+        if plan.kind == "already_applied":
+            return "already_applied", {**base, "after_cents": current.budget_cents, "after_status": current.status,
+                                       "error": plan.reason}, attempts
+        if plan.kind == "conflict":
+            return "conflict", {**base, "observed_cents": current.budget_cents, "observed_status": current.status,
+                                "error": plan.reason}, attempts
+        if plan.kind == "rejected":
+            return "rejected", {**base, "error": plan.reason}, attempts
+        key = str(action.action_id)
+        if action.action_type == "set_budget":
+            assert action.to_cents is not None
+            written = await client.set_budget(ref, action.to_cents, idempotency_key=key)  # type: ignore[call-arg]
+            after: dict[str, Any] = {"after_cents": action.to_cents, "after_status": current.status}
+        elif action.action_type in ("pause", "activate"):
+            target = "paused" if action.action_type == "pause" else "active"
+            written = await client.set_status(ref, target, idempotency_key=key)  # type: ignore[call-arg]
+            after = {"after_cents": current.budget_cents, "after_status": target}
+        else:
+            written = await client.relaunch(ref, idempotency_key=key)  # type: ignore[call-arg]
+            after = {"after_cents": current.budget_cents, "after_status": current.status,
+                     "error": f"relaunched as {written.new_entity_id}" if written.new_entity_id else None}
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "ok").inc()
+        return "succeeded", {**base, **after, "platform_response_id": written.response_id}, attempts
+    except TransientPlatformError as exc:
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "transient").inc()
+        if attempts >= settings.max_attempts:
+            return "failed", {"error": f"gave up after {attempts} attempts: {exc.message}"}, attempts
+        delay = backoff_delay_s(action.action_id, attempts, base_s=settings.retry_base_s, cap_s=settings.retry_cap_s,
+                                retry_after_s=exc.retry_after_s)
+        await ledger.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
+        log.warning("platform_call_retry", action_id=str(action.action_id), attempt=attempts, delay_s=round(delay, 2),
+                    error=exc.message)
+        return None
+    except PermanentPlatformError as exc:
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "permanent").inc()
+        return "failed", {"error": f"platform refused ({exc.code}): {exc.message}"}, attempts

@@ -1,0 +1,1 @@
+"""Guardrails adapters: Postgres (all SQL of the service)."""

@@ -1,0 +1,360 @@
+"""Flight plans in integer cents, and the pure evaluation of one plan at one instant.
+
+The engine (``engine.py``) computes in currency units (floats rounded to cents).
+This module is the boundary: cents in, cents out.
+
+* Cents -> units: ``cents / 100`` (Python's division is correctly rounded, so
+  the float's shortest spelling is exactly the cents value over 100).
+* Units -> cents (``cents_from_units``): ``Decimal(repr(x)) * 100`` quantized to
+  an integer with ROUND_HALF_EVEN.  The engine already rounds every amount to
+  2 decimals (half away from zero), so this conversion is exact for its
+  outputs; half-even only decides values that still carry sub-cent digits.
+
+Ids are deterministic: the same plan, data and slot give the same snapshot id,
+proposal ids and action ids, so a re-run derives identical events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Final
+
+from allot.pacing.domain.curves import PacingCurve
+from allot.pacing.domain.engine import BudgetPacingEngine
+from allot.pacing.domain.errors import PacingInputError
+from allot.pacing.domain.models import PacingAlert, PacingConfig, PacingSnapshot, require_aware
+from allot.pacing.domain.state import CampaignPacingState, PacingTransition, decide_pacing_state
+
+PLAN_SNAPSHOT_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://allot.dev/pacing/plan-snapshot")
+PROPOSAL_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://allot.dev/pacing/proposal")
+ACTION_NAMESPACE: Final = uuid.uuid5(uuid.NAMESPACE_URL, "https://allot.dev/pacing/action")
+
+
+def cents_from_units(amount: float) -> int:
+    """Return ``amount`` currency units as integer cents, rounding half to even on the shortest decimal spelling."""
+    return int((Decimal(repr(float(amount))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def units_from_cents(cents: int) -> float:
+    """Return integer cents as currency units (exact to the cent)."""
+    return cents / 100
+
+
+def plan_snapshot_id(plan_id: str, slot_key: str) -> uuid.UUID:
+    """Deterministic snapshot id of one plan in one slot."""
+    return uuid.uuid5(PLAN_SNAPSHOT_NAMESPACE, f"{plan_id}/{slot_key}")
+
+
+def proposal_id_for(plan_id: str, slot_key: str, source: str, target: str) -> uuid.UUID:
+    """Deterministic proposal id: a snapshot proposes at most one move per (source, target) pair."""
+    return uuid.uuid5(PROPOSAL_NAMESPACE, f"{plan_id}/{slot_key}/{source}->{target}")
+
+
+def action_id_for(proposal_id: uuid.UUID | str, entity_id: str) -> uuid.UUID:
+    """Deterministic action id of the budget change a proposal makes on one entity."""
+    return uuid.uuid5(ACTION_NAMESPACE, f"{proposal_id}/{entity_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """An ad platform entity whose metrics count toward a channel or deal, or whose budget is moved."""
+
+    platform: str
+    ad_account_id: str
+    entity_type: str
+    entity_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelPlan:
+    """One channel: its allocated flight budget, the entities whose spend counts, its budget entity."""
+
+    name: str
+    allocated_budget_cents: int
+    entities: tuple[EntityRef, ...] = ()
+    budget_entity: EntityRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DealPlan:
+    """One deal: its allocated flight budget and the entities whose spend counts toward it."""
+
+    deal_id: str
+    allocated_budget_cents: int
+    entities: tuple[EntityRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FlightPlan:
+    """Everything needed to pace one campaign; money in integer cents."""
+
+    plan_id: str
+    workspace_id: str
+    campaign_id: str
+    currency: str
+    total_budget_cents: int
+    flight_start: datetime
+    flight_end: datetime
+    channels: tuple[ChannelPlan, ...]
+    deals: tuple[DealPlan, ...] = ()
+    curve: PacingCurve = field(default_factory=PacingCurve.linear)
+    config: PacingConfig = field(default_factory=PacingConfig)
+    requires_approval: bool = False
+    escalate_after_s: float = 86_400.0
+    state: CampaignPacingState = CampaignPacingState.ACTIVE
+    held_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Spend and impressions to date of a channel or deal."""
+
+    spend_cents: int = 0
+    impressions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    """Pacing of one channel in cents."""
+
+    channel: str
+    allocated_budget_cents: int
+    spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    impressions: int
+    alert_level: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DealResult:
+    """Pacing of one deal in cents."""
+
+    deal_id: str
+    allocated_budget_cents: int
+    spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    impressions: int
+    alert_level: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalDraft:
+    """A reallocation proposal in cents, with its deterministic id."""
+
+    proposal_id: uuid.UUID
+    source_channel: str
+    target_channel: str
+    amount_cents: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEvaluation:
+    """The outcome of evaluating one plan at one instant: numbers, alert, state decision, proposals."""
+
+    snapshot_id: uuid.UUID
+    taken_at: datetime
+    total_budget_cents: int
+    total_spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    channels: tuple[ChannelResult, ...]
+    deals: tuple[DealResult, ...]
+    alert: PacingAlert | None
+    state_before: CampaignPacingState
+    state_after: CampaignPacingState
+    held_since_after: datetime | None
+    transition: PacingTransition | None
+    proposals: tuple[ProposalDraft, ...]
+    engine_snapshot: PacingSnapshot
+
+
+def evaluate_plan(
+    plan: FlightPlan,
+    channel_delivery: Mapping[str, Delivery],
+    deal_delivery: Mapping[str, Delivery],
+    *,
+    now: datetime,
+    slot_key: str,
+) -> PlanEvaluation:
+    """Return the plan's pacing at ``now`` and the state transition it calls for; same inputs, same result.
+
+    Missing deliveries count as zero spend.  The state machine is
+    ``decide_pacing_state`` fed with the campaign-level alert.
+    """
+    require_aware("now", now)
+    engine = BudgetPacingEngine(plan.config)
+    snapshot_id = plan_snapshot_id(plan.plan_id, slot_key)
+    channel_data: dict[str, dict[str, object]] = {}
+    for ch in plan.channels:
+        got = channel_delivery.get(ch.name, Delivery())
+        channel_data[ch.name] = {
+            "allocated_budget": units_from_cents(ch.allocated_budget_cents),
+            "spend": units_from_cents(got.spend_cents),
+            "impressions": got.impressions,
+        }
+    deal_data: list[dict[str, object]] = []
+    for deal in plan.deals:
+        got = deal_delivery.get(deal.deal_id, Delivery())
+        deal_data.append({
+            "deal_id": deal.deal_id,
+            "allocated_budget": units_from_cents(deal.allocated_budget_cents),
+            "spend": units_from_cents(got.spend_cents),
+            "impressions": got.impressions,
+        })
+    snap = engine.generate_snapshot(
+        campaign_id=plan.campaign_id,
+        total_budget=units_from_cents(plan.total_budget_cents),
+        flight_start=plan.flight_start,
+        flight_end=plan.flight_end,
+        current_time=now,
+        channel_data=channel_data,
+        deal_data=deal_data,
+        snapshot_id=str(snapshot_id),
+        curve=plan.curve,
+    )
+    channels = tuple(
+        ChannelResult(
+            channel=c.channel,
+            allocated_budget_cents=cents_from_units(c.allocated_budget),
+            spend_cents=cents_from_units(c.spend),
+            expected_spend_cents=cents_from_units(c.expected_spend),
+            pacing_pct=c.pacing_pct,
+            deviation_pct=c.deviation_pct,
+            impressions=c.impressions,
+            alert_level=c.alert.level.value if c.alert else None,
+        )
+        for c in snap.channel_snapshots
+    )
+    deals = tuple(
+        DealResult(
+            deal_id=d.deal_id,
+            allocated_budget_cents=cents_from_units(d.allocated_budget),
+            spend_cents=cents_from_units(d.spend),
+            expected_spend_cents=cents_from_units(d.expected_spend or 0.0),
+            pacing_pct=d.pacing_pct if d.pacing_pct is not None else 100.0,
+            deviation_pct=d.deviation_pct if d.deviation_pct is not None else 0.0,
+            impressions=d.impressions,
+            alert_level=d.alert.level.value if d.alert else None,
+        )
+        for d in snap.deal_snapshots
+    )
+    transition = decide_pacing_state(plan.state, snap.alert, plan.held_since, now, plan.escalate_after_s)
+    state_after = transition.to_state if transition else plan.state
+    held_since_after = transition.held_since if transition else plan.held_since
+    slot = slot_key
+    proposals = tuple(
+        ProposalDraft(
+            proposal_id=proposal_id_for(plan.plan_id, slot, r.source_channel, r.target_channel),
+            source_channel=r.source_channel,
+            target_channel=r.target_channel,
+            amount_cents=cents_from_units(r.amount),
+            reason=r.reason,
+        )
+        for r in snap.recommendations
+    )
+    return PlanEvaluation(
+        snapshot_id=snapshot_id,
+        taken_at=snap.timestamp,
+        total_budget_cents=plan.total_budget_cents,
+        total_spend_cents=sum(c.spend_cents for c in channels),
+        expected_spend_cents=cents_from_units(snap.expected_spend),
+        pacing_pct=snap.pacing_pct,
+        deviation_pct=snap.deviation_pct,
+        channels=channels,
+        deals=deals,
+        alert=snap.alert,
+        state_before=plan.state,
+        state_after=state_after,
+        held_since_after=held_since_after,
+        transition=transition,
+        proposals=proposals,
+        engine_snapshot=snap,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetMove:
+    """One absolute daily-budget change on one entity (from -> to, cents)."""
+
+    action_id: uuid.UUID
+    entity: EntityRef
+    from_cents: int
+    to_cents: int
+    role: str  # "target" or "source"
+
+
+@dataclass(frozen=True, slots=True)
+class MovePlan:
+    """The budget changes a proposal makes, or why it cannot make them (``needs_budget``)."""
+
+    moves: tuple[BudgetMove, ...]
+    moved_cents: int
+    needs_budget: str | None = None
+
+
+def plan_budget_moves(
+    proposal_id: uuid.UUID | str,
+    amount_cents: int,
+    *,
+    target: EntityRef | None,
+    source: EntityRef | None,
+    target_budget_cents: int | None,
+    source_budget_cents: int | None,
+) -> MovePlan:
+    """Return target +amount and source -amount as absolute daily budgets, or a ``needs_budget`` reason.
+
+    The source can never go below zero: when its current daily budget is
+    smaller than ``amount_cents`` only that much is moved (both sides move the
+    same amount, so the sum of daily budgets is unchanged).  Nothing is moved
+    when a budget entity or its current budget is unknown.
+    """
+    if amount_cents <= 0:
+        raise PacingInputError(f"amount_cents must be positive, got {amount_cents}")
+    if target is None:
+        return MovePlan((), 0, "target channel has no budget entity")
+    if source is None:
+        return MovePlan((), 0, "source channel has no budget entity")
+    if target.entity_id == source.entity_id and target.platform == source.platform:
+        return MovePlan((), 0, "source and target channels share one budget entity")
+    missing = [
+        f"{role} budget entity {ref.platform}:{ref.entity_id} has no known daily budget"
+        for role, ref, budget in (("target", target, target_budget_cents), ("source", source, source_budget_cents))
+        if budget is None
+    ]
+    if missing:
+        return MovePlan((), 0, "; ".join(missing))
+    assert target_budget_cents is not None and source_budget_cents is not None
+    moved = min(amount_cents, source_budget_cents)
+    if moved <= 0:
+        return MovePlan((), 0, f"source budget entity {source.platform}:{source.entity_id} has a daily budget of 0")
+    return MovePlan(
+        moves=(
+            BudgetMove(action_id_for(proposal_id, target.entity_id), target, target_budget_cents,
+                       target_budget_cents + moved, "target"),
+            BudgetMove(action_id_for(proposal_id, source.entity_id), source, source_budget_cents,
+                       source_budget_cents - moved, "source"),
+        ),
+        moved_cents=moved,
+    )
+
+
+def proposal_outcome(outcomes: Mapping[str, str | None]) -> str | None:
+    """Return the proposal status once every action has an outcome: applied, conflict or failed (None while waiting)."""
+    if not outcomes or any(o is None for o in outcomes.values()):
+        return None
+    values = set(outcomes.values())
+    if values <= {"succeeded", "already_applied"}:
+        return "applied"
+    if "conflict" in values:
+        return "conflict"
+    return "failed"

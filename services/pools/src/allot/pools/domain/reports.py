@@ -1,0 +1,83 @@
+"""Diminishing-returns report: active members that grew spend recently without improving ROAS."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from allot.pools.domain.estimate import maturation_at
+from allot.pools.domain.models import MemberState, MetricInterval, PoolSettings
+
+__all__ = ["DiminishingReturnsFinding", "find_diminishing_returns"]
+
+
+@dataclass(frozen=True, slots=True)
+class DiminishingReturnsFinding:
+    """One flagged member with the numbers behind the flag (spend per day in cents, ROAS maturity-corrected)."""
+
+    member_id: str
+    spend_before_cents_per_day: int
+    spend_after_cents_per_day: int
+    roas_before: float
+    roas_after: float
+    spend_growth_pct: float
+    explanation: str
+
+
+def _window(ivs: Sequence[MetricInterval], start: datetime, end: datetime, now: datetime, pool: PoolSettings) -> tuple[float, float, float]:
+    spend = value = hours = 0.0
+    for iv in ivs:
+        if iv.end_at <= start or iv.end_at > end:
+            continue
+        f = maturation_at((now - iv.end_at).total_seconds() / 3600.0, pool.maturation_curve)
+        if f < pool.min_maturity:
+            continue
+        spend += iv.spend_cents
+        value += iv.revenue_cents / f
+        hours += iv.hours
+    return spend, value, hours
+
+
+def find_diminishing_returns(
+    pool: PoolSettings,
+    members: Sequence[MemberState],
+    history: Mapping[str, Sequence[MetricInterval]],
+    *,
+    now: datetime,
+    window_days: float = 7.0,
+    min_spend_growth_pct: float = 10.0,
+) -> list[DiminishingReturnsFinding]:
+    """Active, unpaused members whose daily spend in the last ``window_days`` grew by at least ``min_spend_growth_pct`` over the window before it while their (maturity-corrected) ROAS did not improve; sorted by spend growth."""
+    out: list[DiminishingReturnsFinding] = []
+    mid = now - timedelta(days=window_days)
+    begin = mid - timedelta(days=window_days)
+    for mb in members:
+        if not mb.is_active or mb.paused:
+            continue
+        ivs = history.get(mb.member_id, ())
+        s0, v0, h0 = _window(ivs, begin, mid, now, pool)
+        s1, v1, h1 = _window(ivs, mid, now, now, pool)
+        if s0 <= 0 or s1 <= 0 or h0 <= 0 or h1 <= 0:
+            continue
+        d0 = s0 * 24.0 / h0
+        d1 = s1 * 24.0 / h1
+        growth = 100.0 * (d1 / d0 - 1.0)
+        r0, r1 = v0 / s0, v1 / s1
+        if growth >= min_spend_growth_pct and r1 <= r0:
+            out.append(
+                DiminishingReturnsFinding(
+                    member_id=mb.member_id,
+                    spend_before_cents_per_day=round(d0),
+                    spend_after_cents_per_day=round(d1),
+                    roas_before=r0,
+                    roas_after=r1,
+                    spend_growth_pct=growth,
+                    explanation=(
+                        f"spend/day {d0 / 100:,.2f} -> {d1 / 100:,.2f} {pool.currency} (+{growth:.0f}%) while ROAS "
+                        f"{r0:.2f} -> {r1:.2f}: candidate to cap or trim"
+                    ),
+                )
+            )
+    out.sort(key=lambda f: (-f.spend_growth_pct, f.member_id))
+    return out

@@ -1,0 +1,41 @@
+"""Run a service in-process (its real lifespan: Postgres, broker, consumer, relay, tasks) for service tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+
+from allot.runtime.auth import Role, generate_key
+from allot.runtime.clock import Clock
+from allot.runtime.service import ServiceContext, ServiceSpec, create_app
+from allot.runtime.settings import Settings
+
+
+def api_keys(*grants: tuple[str, Role]) -> tuple[list[str], str]:
+    """Raw keys (in order) and the ALLOT_API_KEYS JSON that configures their hashes."""
+    raws, entries = [], []
+    for workspace, role in grants:
+        raw, entry = generate_key(workspace, role)
+        raws.append(raw)
+        entries.append(entry.model_dump())
+    return raws, orjson.dumps(entries).decode()
+
+
+@asynccontextmanager
+async def running_service(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None,
+                          **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceContext]]:
+    """Start the service's lifespan and give an HTTP client bound to its app plus its context."""
+    settings = spec.settings_class(**{**settings.model_dump(), "service_name": spec.name, **overrides})
+    app = create_app(spec, settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client, app.state.ctx
+
+
+def auth(raw_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {raw_key}"}
