@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from allot.executor.adapters import (
     PermanentPlatformError,
     PlatformAuthError,
@@ -46,16 +45,36 @@ def test_error_types_carry_retry_after_and_code() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [(None, None), ("", None), ("3", 3.0), ("1.5", 1.5), ("-4", 0.0), ("soon", None),
-     ("Wed, 01 May 2024 00:00:10 GMT", 10.0)],
+    [
+        (None, None),
+        ("", None),
+        ("3", 3.0),
+        ("1.5", 1.5),
+        ("-4", 0.0),
+        ("soon", None),
+        ("Wed, 01 May 2024 00:00:10 GMT", 10.0),
+    ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header, now=datetime(2024, 5, 1, tzinfo=UTC)) == expected
 
 
-@pytest.mark.parametrize(("code", "transient"), [(4, True), (17, True), (32, True), (613, True), (80000, True),
-                                                 (80004, True), (80014, True), (80015, False), (100, False),
-                                                 (190, False), (None, False)])
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        (4, True),
+        (17, True),
+        (32, True),
+        (613, True),
+        (80000, True),
+        (80004, True),
+        (80014, True),
+        (80015, False),
+        (100, False),
+        (190, False),
+        (None, False),
+    ],
+)
 def test_graph_transient_codes(code: int | None, transient: bool) -> None:
     assert is_transient_graph_code(code) is transient
 
@@ -81,3 +100,8 @@ def test_clients_require_a_token() -> None:
         SandboxClient("http://x", "")
     with pytest.raises(ValueError):
         MetaGraphClient("http://x", "v21.0", "")
+
+
+def _typed_conformance(sandbox: SandboxClient, meta: MetaGraphClient) -> list[PlatformClient]:
+    """Checked by mypy, not run: both adapters are assignable to the port, idempotency_key included."""
+    return [sandbox, meta]

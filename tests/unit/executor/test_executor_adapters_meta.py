@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from allot.executor.adapters import (
     EntityRef,
     PermanentPlatformError,
@@ -41,9 +40,17 @@ def base_url(fake: tuple[str, MetaFakeState]) -> Iterator[str]:
 
 def seed(base_url: str, kind: str = "adset", budget: int | None = 5_000, status: str = "ACTIVE") -> EntityRef:
     object_id = str(uuid.uuid4().int % 10**15)
-    HTTP.post(f"{base_url}/_fake/objects", json={"id": object_id, "kind": kind, "account_id": "1001",
-                                                  "name": "Retargeting", "daily_budget": budget,
-                                                  "status": status}).raise_for_status()
+    HTTP.post(
+        f"{base_url}/_fake/objects",
+        json={
+            "id": object_id,
+            "kind": kind,
+            "account_id": "1001",
+            "name": "Retargeting",
+            "daily_budget": budget,
+            "status": status,
+        },
+    ).raise_for_status()
     return EntityRef("meta", "act_1001", kind, object_id)
 
 
@@ -52,7 +59,9 @@ def arm(base_url: str, **fault: Any) -> None:
 
 
 def writes(base_url: str, object_id: str) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = HTTP.get(f"{base_url}/_fake/writes", params={"object_id": object_id}).json()["writes"]
+    result: list[dict[str, Any]] = HTTP.get(f"{base_url}/_fake/writes", params={"object_id": object_id}).json()[
+        "writes"
+    ]
     return result
 
 
@@ -76,13 +85,15 @@ async def test_entity_without_daily_budget_reads_as_none(base_url: str) -> None:
 async def test_sets_budget_and_status_through_graph_params(base_url: str) -> None:
     ref = seed(base_url, budget=5_000)
     async with client(base_url) as meta:
-        budget_write = await meta.set_budget(ref, 7_250)
+        budget_write = await meta.set_budget(ref, 7_250, idempotency_key="action-1")  # accepted, not sent
         await meta.set_status(ref, "paused")
         state = await meta.get_entity(ref)
     assert (state.budget_cents, state.status) == (7_250, "paused")
     log = writes(base_url, ref.entity_id)
-    assert [(w["field"], w["old"], w["new"]) for w in log] == [("daily_budget", "5000", "7250"),
-                                                               ("status", "ACTIVE", "PAUSED")]
+    assert [(w["field"], w["old"], w["new"]) for w in log] == [
+        ("daily_budget", "5000", "7250"),
+        ("status", "ACTIVE", "PAUSED"),
+    ]
     assert budget_write.response_id == log[0]["fbtrace_id"]
 
 
@@ -98,8 +109,7 @@ async def test_relaunch_copies_the_object(base_url: str) -> None:
 @pytest.mark.parametrize(("code", "subcode"), [(4, None), (17, 2446079), (32, None), (613, None), (80004, 2446079)])
 async def test_rate_limits_are_transient_with_retry_after(base_url: str, code: int, subcode: int | None) -> None:
     ref = seed(base_url)
-    arm(base_url, kind="rate_limit", code=code, error_subcode=subcode, regain_access_minutes=2,
-        object_id=ref.entity_id)
+    arm(base_url, kind="rate_limit", code=code, error_subcode=subcode, regain_access_minutes=2, object_id=ref.entity_id)
     async with client(base_url) as meta:
         with pytest.raises(TransientPlatformError) as err:
             await meta.set_budget(ref, 6_000)
@@ -199,8 +209,13 @@ def test_fake_speaks_graph_shapes(base_url: str) -> None:
     url = f"{base_url}/{VERSION}/{ref.entity_id}"
     got = HTTP.get(url, params={"fields": "daily_budget,status,name,account_id", "access_token": TOKEN})
     assert got.status_code == 200 and got.headers["x-fb-trace-id"]
-    assert got.json() == {"id": ref.entity_id, "daily_budget": "5000", "status": "ACTIVE", "name": "Retargeting",
-                          "account_id": "1001"}
+    assert got.json() == {
+        "id": ref.entity_id,
+        "daily_budget": "5000",
+        "status": "ACTIVE",
+        "name": "Retargeting",
+        "account_id": "1001",
+    }
     # Form, query and JSON params are all accepted for writes.
     assert HTTP.post(url, data={"daily_budget": "5100", "access_token": TOKEN}).json() == {"success": True}
     assert HTTP.post(url, json={"daily_budget": 5200}, params={"access_token": TOKEN}).json() == {"success": True}

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from allot.executor.adapters import (
     EntityRef,
     PermanentPlatformError,
@@ -45,12 +44,24 @@ def admin(base_url: str, method: str, path: str, **kwargs: Any) -> Any:
 
 def new_adset(base_url: str, budget: int = 10_000, status: str = "active") -> EntityRef:
     account = f"acc-{uuid.uuid4().hex[:8]}"
-    campaign = admin(base_url, "POST", "/sandbox/entities",
-                     json={"ad_account_id": account, "entity_type": "campaign", "name": "C"})
-    adset = admin(base_url, "POST", "/sandbox/entities",
-                  json={"id": f"as-{uuid.uuid4().hex[:10]}", "ad_account_id": account, "entity_type": "adset",
-                        "name": "Prospecting", "currency": "USD", "daily_budget_cents": budget, "status": status,
-                        "parent_id": campaign["id"]})
+    campaign = admin(
+        base_url, "POST", "/sandbox/entities", json={"ad_account_id": account, "entity_type": "campaign", "name": "C"}
+    )
+    adset = admin(
+        base_url,
+        "POST",
+        "/sandbox/entities",
+        json={
+            "id": f"as-{uuid.uuid4().hex[:10]}",
+            "ad_account_id": account,
+            "entity_type": "adset",
+            "name": "Prospecting",
+            "currency": "USD",
+            "daily_budget_cents": budget,
+            "status": status,
+            "parent_id": campaign["id"],
+        },
+    )
     return EntityRef("sandbox", account, "adset", adset["id"])
 
 
@@ -67,7 +78,12 @@ async def test_reads_and_sets_budget_and_status(base_url: str) -> None:
     ref = new_adset(base_url, budget=10_000)
     async with SandboxClient(base_url, TOKEN, timeout_s=5) as client:
         state = await client.get_entity(ref)
-        assert (state.budget_cents, state.status, state.currency, state.name) == (10_000, "active", "USD", "Prospecting")
+        assert (state.budget_cents, state.status, state.currency, state.name) == (
+            10_000,
+            "active",
+            "USD",
+            "Prospecting",
+        )
 
         write = await client.set_budget(ref, 12_500, idempotency_key="action-1")
         assert write.response_id
@@ -189,8 +205,12 @@ async def test_faults_target_only_their_entity(base_url: str) -> None:
 
 async def test_out_of_band_edit_is_visible_and_logged_as_human(base_url: str) -> None:
     ref = new_adset(base_url)
-    admin(base_url, "POST", "/sandbox/out-of-band",
-          json={"entity_id": ref.entity_id, "daily_budget_cents": 9_000, "actor": "jane@agency"})
+    admin(
+        base_url,
+        "POST",
+        "/sandbox/out-of-band",
+        json={"entity_id": ref.entity_id, "daily_budget_cents": 9_000, "actor": "jane@agency"},
+    )
     async with SandboxClient(base_url, TOKEN) as client:
         assert (await client.get_entity(ref)).budget_cents == 9_000
     (record,) = calls(base_url, ref.entity_id)

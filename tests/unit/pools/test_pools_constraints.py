@@ -102,12 +102,12 @@ def test_member_at_ceiling_stops_gaining() -> None:
     plan = plan_allocation(pool(), members, hist, now=NOW)
     assert plan.budgets["m0"] == 25_000
     assert "ceiling" in next(a for a in plan.allocations if a.member_id == "m0").explanation
-    # One cent of headroom below the step and min change: still nothing.
-    members[0] = MemberState("m0", 25_000, max_budget_cents=25_050)
-    assert plan_allocation(pool(), members, hist, now=NOW).budgets["m0"] == 25_000
-    # Headroom of exactly min change: it may take exactly that.
+    # Headroom one cent below the minimum change: still nothing.
+    members[0] = MemberState("m0", 25_000, max_budget_cents=25_099)
+    assert plan_allocation(pool(deadband_pct=0.0), members, hist, now=NOW).budgets["m0"] == 25_000
+    # Headroom of exactly min change (and no deadband): it may take exactly that.
     members[0] = MemberState("m0", 25_000, max_budget_cents=25_100)
-    assert plan_allocation(pool(), members, hist, now=NOW).budgets["m0"] == 25_100
+    assert plan_allocation(pool(deadband_pct=0.0), members, hist, now=NOW).budgets["m0"] == 25_100
 
 
 def test_member_at_floor_is_not_cut_below_it() -> None:

@@ -40,8 +40,17 @@ _NODE_TYPE = {"campaign": "Campaign", "adset": "AdSet", "ad": "Ad"}
 _STATUSES = ("ACTIVE", "PAUSED", "DELETED", "ARCHIVED")
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _OBJECT_FIELDS = frozenset(
-    {"id", "name", "status", "configured_status", "effective_status", "daily_budget", "account_id",
-     "campaign_id", "adset_id"}
+    {
+        "id",
+        "name",
+        "status",
+        "configured_status",
+        "effective_status",
+        "daily_budget",
+        "account_id",
+        "campaign_id",
+        "adset_id",
+    }
 )
 _ACCOUNT_FIELDS = frozenset({"id", "account_id", "name", "currency", "account_status"})
 _WRITE_PARAMS = frozenset({"daily_budget", "status"})
@@ -164,11 +173,20 @@ class MetaFakeState:
         d_code, d_sub, d_http = defaults.get(kind, (0, None, 504))
         self.faults.append(
             _Fault(
-                kind=kind, remaining=count, probability=probability, rng=random.Random(seed), object_id=object_id,
-                on=on, code=code if code is not None else d_code,
+                kind=kind,
+                remaining=count,
+                probability=probability,
+                rng=random.Random(seed),
+                object_id=object_id,
+                on=on,
+                code=code if code is not None else d_code,
                 error_subcode=error_subcode if error_subcode is not None else d_sub,
-                http_status=http_status or d_http, message=message, delay_s=delay_s,
-                retry_after_s=retry_after_s, regain_access_minutes=regain_access_minutes, applied=applied,
+                http_status=http_status or d_http,
+                message=message,
+                delay_s=delay_s,
+                retry_after_s=retry_after_s,
+                regain_access_minutes=regain_access_minutes,
+                applied=applied,
             )
         )
 
@@ -267,8 +285,9 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             err["error_user_title"] = "Invalid parameter"
             err["error_user_msg"] = user_msg
         err["fbtrace_id"] = fbtrace
-        return JSONResponse({"error": err}, status_code=http_status,
-                            headers={"x-fb-trace-id": fbtrace, **(headers or {})})
+        return JSONResponse(
+            {"error": err}, status_code=http_status, headers={"x-fb-trace-id": fbtrace, **(headers or {})}
+        )
 
     def invalid(message: str, user_msg: str | None = None) -> JSONResponse:
         return graph_error(400, f"(#100) {message}", 100, user_msg=user_msg)
@@ -305,14 +324,15 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
         if not token:
             raise _GraphFailure(graph_error(400, "An access token is required to request this resource.", 104))
         if not any(secrets.compare_digest(token.encode(), t.encode()) for t in st.access_tokens):
-            raise _GraphFailure(
-                graph_error(400, "Invalid OAuth access token - Cannot parse access token", 190)
-            )
+            raise _GraphFailure(graph_error(400, "Invalid OAuth access token - Cannot parse access token", 190))
         if st.app_secret is not None:
             expected = hmac.new(st.app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
             if not secrets.compare_digest(params.get("appsecret_proof", ""), expected):
-                raise _GraphFailure(graph_error(400, "Invalid appsecret_proof provided in the API argument", 100,
-                                                etype="GraphMethodException"))
+                raise _GraphFailure(
+                    graph_error(
+                        400, "Invalid appsecret_proof provided in the API argument", 100, etype="GraphMethodException"
+                    )
+                )
 
     async def apply_fault(object_id: str, operation: str) -> _Fault | None:
         """Raise the injected failure, or return an 'applied' timeout to stall after the write lands."""
@@ -331,8 +351,13 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
         if fault.retry_after_s is not None:
             headers["Retry-After"] = str(int(-(-fault.retry_after_s // 1)))
         if fault.kind == "rate_limit":
-            usage = {"type": "ads_management", "call_count": 100, "total_cputime": 25, "total_time": 25,
-                     "estimated_time_to_regain_access": fault.regain_access_minutes}
+            usage = {
+                "type": "ads_management",
+                "call_count": 100,
+                "total_cputime": 25,
+                "total_time": 25,
+                "estimated_time_to_regain_access": fault.regain_access_minutes,
+            }
             obj = st.objects.get(object_id)
             business = f"act_{obj.account_id}" if obj is not None else "0"
             headers["x-business-use-case-usage"] = json.dumps({business: [usage]})
@@ -342,14 +367,28 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                 32: "(#32) Page request limit reached",
                 613: "(#613) Calls to this api have exceeded the rate limit.",
             }.get(fault.code, "(#80004) There have been too many calls to this ad-account. Wait a bit and try again.")
-            raise _GraphFailure(graph_error(fault.http_status, message, fault.code, subcode=fault.error_subcode,
-                                            headers=headers))
+            raise _GraphFailure(
+                graph_error(fault.http_status, message, fault.code, subcode=fault.error_subcode, headers=headers)
+            )
         if fault.kind == "server_error":
-            raise _GraphFailure(graph_error(fault.http_status, fault.message or "An unexpected error has occurred. "
-                                            "Please retry your request later.", fault.code, is_transient=True,
-                                            headers=headers))
-        raise _GraphFailure(graph_error(fault.http_status, fault.message or f"(#{fault.code}) Injected error",
-                                        fault.code, subcode=fault.error_subcode, headers=headers))
+            raise _GraphFailure(
+                graph_error(
+                    fault.http_status,
+                    fault.message or "An unexpected error has occurred. Please retry your request later.",
+                    fault.code,
+                    is_transient=True,
+                    headers=headers,
+                )
+            )
+        raise _GraphFailure(
+            graph_error(
+                fault.http_status,
+                fault.message or f"(#{fault.code}) Injected error",
+                fault.code,
+                subcode=fault.error_subcode,
+                headers=headers,
+            )
+        )
 
     def unknown_object(object_id: str, method: str) -> _GraphFailure:
         return _GraphFailure(
@@ -407,8 +446,15 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
 
     @app.post("/_fake/objects", status_code=201)
     async def seed_object(body: _ObjectBody) -> dict[str, str]:
-        st.add_object(body.id, body.kind, body.account_id, name=body.name, daily_budget=body.daily_budget,
-                      status=body.status, parent_id=body.parent_id)
+        st.add_object(
+            body.id,
+            body.kind,
+            body.account_id,
+            name=body.name,
+            daily_budget=body.daily_budget,
+            status=body.status,
+            parent_id=body.parent_id,
+        )
         return {"id": body.id}
 
     @app.post("/_fake/faults", status_code=201)
@@ -424,11 +470,20 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
 
     @app.get("/_fake/writes")
     async def writes(object_id: str | None = None) -> dict[str, Any]:
-        return {"writes": [
-            {"seq": w.seq, "object_id": w.object_id, "field": w.field, "old": w.old, "new": w.new,
-             "fbtrace_id": w.fbtrace_id}
-            for w in st.writes if object_id is None or w.object_id == object_id
-        ]}
+        return {
+            "writes": [
+                {
+                    "seq": w.seq,
+                    "object_id": w.object_id,
+                    "field": w.field,
+                    "old": w.old,
+                    "new": w.new,
+                    "fbtrace_id": w.fbtrace_id,
+                }
+                for w in st.writes
+                if object_id is None or w.object_id == object_id
+            ]
+        }
 
     # ------------------------------------------------------------ Graph
 
@@ -446,8 +501,13 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             for f in fields:
                 if f not in _ACCOUNT_FIELDS:
                     return invalid(f"Tried accessing nonexisting field ({f}) on node type (AdAccount)")
-            values: dict[str, Any] = {"id": object_id, "account_id": account.account_id, "name": account.name,
-                                      "currency": account.currency, "account_status": 1}
+            values: dict[str, Any] = {
+                "id": object_id,
+                "account_id": account.account_id,
+                "name": account.name,
+                "currency": account.currency,
+                "account_status": 1,
+            }
             return ok({f: values[f] for f in ["id", *fields] if f in values})
         obj = st.objects.get(object_id)
         if obj is None:
@@ -503,8 +563,9 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             return invalid("Invalid parameter", "The object has been deleted.")
         fbtrace = trace_id()
         if budget is not None:
-            st.writes.append(GraphWrite(len(st.writes) + 1, object_id, "daily_budget",
-                                        str(obj.daily_budget), str(budget), fbtrace))
+            st.writes.append(
+                GraphWrite(len(st.writes) + 1, object_id, "daily_budget", str(obj.daily_budget), str(budget), fbtrace)
+            )
             obj.daily_budget = budget
         if status is not None:
             st.writes.append(GraphWrite(len(st.writes) + 1, object_id, "status", obj.status, status, fbtrace))
@@ -527,8 +588,9 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             return invalid("Param status_option must be one of {ACTIVE, PAUSED, INHERITED_FROM_SOURCE}")
         new_id = st.new_id()
         new_status = obj.status if status_option == "INHERITED_FROM_SOURCE" else status_option
-        st.objects[new_id] = GraphObject(new_id, obj.kind, obj.account_id, f"{obj.name} - Copy", obj.daily_budget,
-                                         new_status, obj.parent_id)
+        st.objects[new_id] = GraphObject(
+            new_id, obj.kind, obj.account_id, f"{obj.name} - Copy", obj.daily_budget, new_status, obj.parent_id
+        )
         fbtrace = trace_id()
         st.writes.append(GraphWrite(len(st.writes) + 1, object_id, "copy", None, new_id, fbtrace))
         if late is not None:

@@ -125,14 +125,14 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         key = str(action.action_id)
         if action.action_type == "set_budget":
             assert action.to_cents is not None
-            written = await client.set_budget(ref, action.to_cents, idempotency_key=key)  # type: ignore[call-arg]
+            written = await client.set_budget(ref, action.to_cents, idempotency_key=key)
             after: dict[str, Any] = {"after_cents": action.to_cents, "after_status": current.status}
         elif action.action_type in ("pause", "activate"):
             target = "paused" if action.action_type == "pause" else "active"
-            written = await client.set_status(ref, target, idempotency_key=key)  # type: ignore[call-arg]
+            written = await client.set_status(ref, target, idempotency_key=key)
             after = {"after_cents": current.budget_cents, "after_status": target}
         else:
-            written = await client.relaunch(ref, idempotency_key=key)  # type: ignore[call-arg]
+            written = await client.relaunch(ref, idempotency_key=key)
             after = {"after_cents": current.budget_cents, "after_status": current.status,
                      "error": f"relaunched as {written.new_entity_id}" if written.new_entity_id else None}
         PLATFORM_CALLS.labels(action.platform, action.action_type, "ok").inc()

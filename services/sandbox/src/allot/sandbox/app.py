@@ -16,10 +16,6 @@ import asyncio
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-
 from allot.sandbox.faults import Fault, Operation
 from allot.sandbox.schemas import (
     AdvanceRequest,
@@ -30,6 +26,9 @@ from allot.sandbox.schemas import (
 )
 from allot.sandbox.simulator import DeliverySimulator
 from allot.sandbox.state import SandboxError, SandboxState
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 __all__ = ["create_app"]
 
@@ -93,8 +92,9 @@ def create_app(state: SandboxState | None = None, simulator: DeliverySimulator |
             )
         if fault.kind == "server_error":
             headers = {"Retry-After": _retry_after_header(fault.retry_after_s)} if fault.retry_after_s else None
-            return None, JSONResponse({"detail": "injected server error"}, status_code=fault.status_code,
-                                      headers=headers)
+            return None, JSONResponse(
+                {"detail": "injected server error"}, status_code=fault.status_code, headers=headers
+            )
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay_s)
             return None, None
@@ -194,8 +194,9 @@ def create_app(state: SandboxState | None = None, simulator: DeliverySimulator |
             seed=body.seed,
             entity_id=body.entity_id,
             on=body.on,
-            delay_s=body.delay_s if body.delay_s is not None else (_DEFAULT_TIMEOUT_DELAY_S
-                                                                   if body.kind == "timeout" else 0.0),
+            delay_s=body.delay_s
+            if body.delay_s is not None
+            else (_DEFAULT_TIMEOUT_DELAY_S if body.kind == "timeout" else 0.0),
             retry_after_s=body.retry_after_s,
             status_code=body.status_code,
             applied=body.applied,

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
-
 from allot.contracts.payloads import MetricsIngested
 from allot.sandbox.delivery import EntityCurve, maturation_fraction, simulate_interval
 from allot.sandbox.profiles import derived_seed, profile_curve
@@ -159,8 +158,11 @@ class DeliverySimulator:
                 out.append(self._payload(entities[row.entity_id], row, start, end, sim_now))
             checkpoint = sum(1 for a in self._ages if a <= age_h)
             if checkpoint < len(self._ages):
-                pending = [r for r in rows if r.reported_conversions < r.conversions
-                           or r.reported_revenue_cents < r.revenue_cents]
+                pending = [
+                    r
+                    for r in rows
+                    if r.reported_conversions < r.conversions or r.reported_revenue_cents < r.revenue_cents
+                ]
                 if pending:
                     self._retained.append(_Interval(start, end, checkpoint, pending))
         out.extend(self._rereport(entities, sim_now))
@@ -290,6 +292,6 @@ async def run_delivery(
                 pending = []
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any sink failure: keep the batch, retry next tick
             log.warning("delivery_sink_failed", reports=len(pending), error=type(exc).__name__)
         await asyncio.sleep(interval_s)

@@ -247,8 +247,17 @@ class SandboxState:
         write_id = self._new_write_id()
         now = self.clock()
         if daily_budget_cents is not None:
-            self._log(now, entity_id, "daily_budget_cents", entity.daily_budget_cents, daily_budget_cents,
-                      write_id, idempotency_key, source, actor)
+            self._log(
+                now,
+                entity_id,
+                "daily_budget_cents",
+                entity.daily_budget_cents,
+                daily_budget_cents,
+                write_id,
+                idempotency_key,
+                source,
+                actor,
+            )
             entity.daily_budget_cents = daily_budget_cents
         if status is not None:
             self._log(now, entity_id, "status", entity.status, status, write_id, idempotency_key, source, actor)
@@ -284,7 +293,9 @@ class SandboxState:
 
     # ------------------------------------------------------------------ call log
 
-    def call_log(self, *, entity_id: str | None = None, source: str | None = None, since_seq: int = 0) -> list[CallRecord]:
+    def call_log(
+        self, *, entity_id: str | None = None, source: str | None = None, since_seq: int = 0
+    ) -> list[CallRecord]:
         """Logged writes in order, filtered by entity, source and sequence number (exclusive)."""
         return [
             c

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
-
 from allot.executor.adapters.base import TransientPlatformError
 
 __all__ = ["parse_retry_after", "transport_error"]

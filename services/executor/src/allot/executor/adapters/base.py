@@ -30,8 +30,8 @@ __all__ = [
     "PlatformClient",
     "PlatformError",
     "TransientPlatformError",
-    "WriteResult",
     "WritableStatus",
+    "WriteResult",
     "min_budget_cents",
     "redact",
 ]
@@ -108,6 +108,11 @@ class PlatformClient(Protocol):
     relative), so a write that is retried after an ambiguous failure cannot
     compound. Every method raises only :class:`TransientPlatformError` or
     :class:`PermanentPlatformError`.
+
+    ``idempotency_key`` (the executor passes its action id) is forwarded where
+    the platform has a place for it (the sandbox logs it beside each write) and
+    ignored where it has none (Graph API); it is never a substitute for the
+    executor's own ledger.
     """
 
     platform: str
@@ -116,15 +121,17 @@ class PlatformClient(Protocol):
         """Current budget, status, currency and name of ``ref``."""
         ...
 
-    async def set_budget(self, ref: EntityRef, budget_cents: int) -> WriteResult:
+    async def set_budget(self, ref: EntityRef, budget_cents: int, *, idempotency_key: str | None = None) -> WriteResult:
         """Set the daily budget of ``ref`` to exactly ``budget_cents`` (minor units of the account currency)."""
         ...
 
-    async def set_status(self, ref: EntityRef, status: WritableStatus) -> WriteResult:
+    async def set_status(
+        self, ref: EntityRef, status: WritableStatus, *, idempotency_key: str | None = None
+    ) -> WriteResult:
         """Set ``ref`` to ``active`` or ``paused``."""
         ...
 
-    async def relaunch(self, ref: EntityRef) -> WriteResult:
+    async def relaunch(self, ref: EntityRef, *, idempotency_key: str | None = None) -> WriteResult:
         """Copy ``ref`` into a fresh entity (Meta's ad relaunch); ``new_entity_id`` names the copy."""
         ...
 

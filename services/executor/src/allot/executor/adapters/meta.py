@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import Any, Self
 
 import httpx
-
 from allot.executor.adapters._http import parse_retry_after, transport_error
 from allot.executor.adapters.base import (
     EntityRef,
@@ -54,6 +53,9 @@ class MetaGraphClient:
     ``Retry-After``, ``X-Business-Use-Case-Usage`` or ``X-Ad-Account-Usage``
     when present); 102/104/190/10/200–299 → PlatformAuthError; anything else
     (e.g. 100 invalid parameter) → Permanent with the Graph code.
+
+    Graph has no idempotency header for updates, so ``idempotency_key`` is
+    accepted for the port's sake and not sent.
     """
 
     platform = "meta"
@@ -90,7 +92,7 @@ class MetaGraphClient:
     def __repr__(self) -> str:
         return f"MetaGraphClient(base_url={str(self._http.base_url)!r}, api_version={self._version!r})"
 
-    async def __aenter__(self) -> MetaGraphClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -109,20 +111,22 @@ class MetaGraphClient:
             name=str(body.get("name", "")),
         )
 
-    async def set_budget(self, ref: EntityRef, budget_cents: int) -> WriteResult:
+    async def set_budget(self, ref: EntityRef, budget_cents: int, *, idempotency_key: str | None = None) -> WriteResult:
         """POST ``daily_budget`` = ``budget_cents`` (a string of minor units)."""
         if isinstance(budget_cents, bool) or not isinstance(budget_cents, int) or budget_cents < 0:
             raise PermanentPlatformError("budget_cents must be a non-negative integer", 100)
         return await self._write(ref.entity_id, {"daily_budget": str(budget_cents)})
 
-    async def set_status(self, ref: EntityRef, status: WritableStatus) -> WriteResult:
+    async def set_status(
+        self, ref: EntityRef, status: WritableStatus, *, idempotency_key: str | None = None
+    ) -> WriteResult:
         """POST ``status`` = ACTIVE or PAUSED."""
         graph_status = _STATUS_OUT.get(status)
         if graph_status is None:
             raise PermanentPlatformError(f"status must be active or paused, not {status!r}", 100)
         return await self._write(ref.entity_id, {"status": graph_status})
 
-    async def relaunch(self, ref: EntityRef) -> WriteResult:
+    async def relaunch(self, ref: EntityRef, *, idempotency_key: str | None = None) -> WriteResult:
         """POST ``/{id}/copies`` (status_option = ``relaunch_status``); ``new_entity_id`` is the copy's id."""
         data = {"status_option": self._relaunch_status}
         body, trace = await self._call("POST", f"{ref.entity_id}/copies", data=data)

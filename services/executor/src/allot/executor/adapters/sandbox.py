@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import httpx
-
 from allot.executor.adapters._http import parse_retry_after, transport_error
 from allot.executor.adapters.base import (
     EntityRef,
@@ -55,7 +54,7 @@ class SandboxClient:
     def __repr__(self) -> str:
         return f"SandboxClient(base_url={str(self._http.base_url)!r}, platform={self.platform!r})"
 
-    async def __aenter__(self) -> SandboxClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -126,6 +126,7 @@ CREATE TABLE IF NOT EXISTS proposal_actions (
     executed_at    timestamptz
 );
 CREATE INDEX IF NOT EXISTS proposal_actions_proposal ON proposal_actions (proposal_id);
+CREATE INDEX IF NOT EXISTS proposal_actions_entity ON proposal_actions (platform, entity_id, executed_at DESC);
 
 -- Every campaign pacing state change (automatic or manual).
 CREATE TABLE IF NOT EXISTS pacing_transitions (

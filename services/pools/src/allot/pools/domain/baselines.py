@@ -46,9 +46,12 @@ def _apply(
         step = step_limit(c, pool)
         up_r[i] = max(0, min(step, b.hi - c))
         down_r[i] = max(0, min(step, c - b.lo))
+        gap = targets.get(mb.member_id, c) - c
+        if pool.daily_budget_cents == sum(current):
+            up_r[i] = up_r[i] if gap >= 0 else 0
+            down_r[i] = down_r[i] if gap <= 0 else 0
         if allowed is not None and not allowed.get(mb.member_id, False):
             continue
-        gap = targets.get(mb.member_id, c) - c
         amt = int(min(abs(gap), up_r[i] if gap > 0 else down_r[i]))
         if amt >= m:
             if gap > 0:

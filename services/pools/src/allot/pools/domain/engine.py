@@ -242,8 +242,9 @@ def plan_allocation(
         ur = max(0, min(step, ln.bounds.hi - ln.current))
         dr = max(0, min(step, ln.current - ln.bounds.lo))
         movable = not ln.in_cooldown or need != 0
-        up_room[i] = ur if movable else 0
-        down_room[i] = dr if movable else 0
+        # Balancing never pushes a member away from its own target (unless the pool sum itself must be repaired).
+        up_room[i] = ur if movable and (need != 0 or ln.target > ln.current) else 0
+        down_room[i] = dr if movable and (need != 0 or ln.target < ln.current) else 0
         if ln.ready:
             gap = ln.target - ln.current
             amt = int(min(abs(gap), ur if gap > 0 else dr))
@@ -276,10 +277,10 @@ def plan_allocation(
             new_memories[mb.member_id] = MemberMemory(direction if keep else 0, keep, now, dirs)
             if need == 0 and is_oscillating(dirs, window=pool.oscillation_window, reversals=pool.oscillation_reversals):
                 reason = _osc_reason(mb.member_id, dirs, pool)
-                fs = EngineState(members=new_memories, frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason, last_plan_at=now)
+                # The reversal is refused, but remembered so the freeze holds until it expires.
                 held_state = EngineState(
                     members={**memories, mb.member_id: MemberMemory(0, 0, mem.last_change_at, dirs)},
-                    frozen_until=fs.frozen_until, frozen_reason=reason, last_plan_at=now,
+                    frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason, last_plan_at=now,
                 )
                 return _held_plan(pool, members, now, held_state, reason)
         elif new != prev:
@@ -326,8 +327,27 @@ def plan_allocation(
 
 
 def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float | None) -> None:
-    """Direction, evidence, persistence and cooldown of each member's pull toward its target."""
+    """Direction, evidence, persistence and cooldown of each member's pull toward its target.
+
+    Exploration (an increase without the usual evidence) is reserved for members that are new or
+    starved: own-estimate variance at least twice the pool median, or a budget at most 60% of an
+    equal share.
+    """
     m = pool.min_budget_change_cents
+    # Evidence is judged at CURRENT budgets: "holding" is right when marginal returns are equal now,
+    # so a move needs this member's marginal to differ from the pool's current (precision-weighted) one.
+    num = den = 0.0
+    for ln in lines:
+        mu0 = ln.estimate.marginal(ln.current, ln.member.weight)
+        if 0 < mu0 < math.inf:
+            p = 1.0 / max(ln.estimate.log_var, 1e-9)
+            num += p * math.log(mu0)
+            den += p
+    if den > 0:
+        lam = math.exp(num / den)
+    variances = sorted(ln.estimate.log_var for ln in lines)
+    median_var = variances[len(variances) // 2] if variances else 0.0
+    equal_share = sum(ln.current for ln in lines) / len(lines) if lines else 0.0
     log_lam = math.log(lam) if lam and lam > 0 and math.isfinite(lam) else None
     for ln in lines:
         e = ln.estimate
@@ -348,7 +368,8 @@ def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float |
         if direction != 0:
             greedy_gap = ln.greedy_target - c
             supported = z * direction >= pool.evidence_z and greedy_gap * direction >= thr
-            explore = direction > 0 and not supported and gap >= thr
+            uncertain = e.log_var >= 2.0 * median_var or c <= 0.6 * equal_share
+            explore = direction > 0 and not supported and gap >= thr and uncertain
             if not supported and not explore:
                 ln.reason = f"gap not backed by evidence (z={z:+.1f}, needs {pool.evidence_z:g})"
                 direction = 0

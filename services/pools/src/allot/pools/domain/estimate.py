@@ -38,6 +38,7 @@ _PRIOR_ELASTICITY_SD = 0.15
 _TAU2_MIN = 0.0004
 _TAU2_SINGLE = 0.09
 _NO_DATA_VAR = 1e6
+_MAX_PULL_SD = 1.0
 
 
 def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> float:
@@ -251,6 +252,7 @@ def shrink_to_pool(
     cw = pool.composite
     log_ref = math.log(max(ref_spend, 1.0))
     rows: list[tuple[bool, float, float, float, float]] = []  # has_data, x_ref, raw level, b, var
+    dispersions: list[float] = []
     thetas: list[tuple[float, float]] = []
     for ev, cur in zip(evidence, current_cents):
         if ev.w <= 0 or ev.wx <= 0:
@@ -265,9 +267,12 @@ def shrink_to_pool(
         if ybar > 0:
             var_pois = 1.0 / max(ev.reported_conversions_w, 0.5)
             var_emp = var_y / (ybar * ybar * n_eff)
-            var = max(var_pois, var_emp)
+            # Overdispersion is calibrated across the pool below (a member's own spread also holds its trend).
+            var = var_pois
+            dispersions.append(var_emp / var_pois)
             rel_var_x = var_x / (xbar * xbar)
-            if rel_var_x > 1e-6 and n_eff > 3:
+            # Platform pacing jitter (a few %) is not a spend experiment: fit only on real budget variation.
+            if rel_var_x > 0.01 and n_eff > 3:
                 cov = ev.wxy / ev.w - xbar * ybar
                 b_hat = cov / var_x * xbar / ybar
                 var_b = var_y / (var_x * n_eff) * (xbar / ybar) ** 2
@@ -280,6 +285,11 @@ def shrink_to_pool(
             var = 1.0 / max(ev.reported_conversions_w + 0.5, 0.5) + 1.0
             level = 0.0
         rows.append((True, xbar, level, b, var))
+    # Pool-wide overdispersion (median ratio of observed to count-based variance, at least 1): robust to
+    # one member whose spread is a real trend (a fader) rather than noise.
+    if dispersions:
+        phi = max(1.0, sorted(dispersions)[len(dispersions) // 2])
+        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v) for h, x, lv, b, v in rows]
     # Project every level to the common reference spend so concavity does not masquerade as quality.
     floor_level = 0.0
     positive = [r[2] for r in rows if r[0] and r[2] > 0]
@@ -308,6 +318,12 @@ def shrink_to_pool(
             theta = mean
         shrink = var / (var + tau2)
         post = mean + (1.0 - shrink) * (theta - mean)
+        # Limited translation (Efron-Morris): never pull a member more than _MAX_PULL_SD of its own
+        # standard errors, so one genuinely different member among few is not averaged away.
+        pull_cap = _MAX_PULL_SD * math.sqrt(var)
+        if abs(post - theta) > pull_cap:
+            post = theta + math.copysign(pull_cap, post - theta)
+        shrink = abs(post - theta) / abs(theta - mean) if abs(theta - mean) > 1e-12 else shrink
         post_var = 1.0 / (1.0 / var + 1.0 / tau2)
         freq_risk, decay = _risk(ev) if has else (0.0, 0.0)
         penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)

@@ -154,8 +154,16 @@ def realize_moves(
             if dec < 0:
                 inc, dec = need, 0
     ups, downs = best
-    if sum(ups.values()) - sum(downs.values()) != need and need == 0:
-        ups, downs = {}, {}
+    if sum(ups.values()) - sum(downs.values()) != need:
+        if need == 0:
+            ups, downs = {}, {}
+        elif any(up_wanted) or any(down_wanted):
+            # The pool sum comes first: drop the optional moves and repair the sum alone.
+            zeros = [0] * n
+            return realize_moves(
+                current, total, up_wanted=zeros, down_wanted=zeros, up_room=up_room, down_room=down_room,
+                up_order=up_order, down_order=down_order, min_change=min_change,
+            )
     out = list(current)
     for i, v in ups.items():
         out[i] += v

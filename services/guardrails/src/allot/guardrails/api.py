@@ -1,0 +1,171 @@
+"""Guardrails HTTP API: a workspace's limits and autonomy (audited), its decisions and its spend ledger.
+
+Routes (every query is scoped to the caller's workspace):
+- GET   /api/v1/guardrails/limits                 viewer   — current limits (defaults when never set)
+- PUT   /api/v1/guardrails/limits                 admin    — replace all limits (missing fields = defaults)
+- PATCH /api/v1/guardrails/limits                 admin    — JSON merge patch (RFC 7386) of the limits
+- POST  /api/v1/guardrails/kill-switch            operator — {enabled, ad_account_id?}: workspace or one account
+- GET   /api/v1/guardrails/audit-log              viewer   — who changed which setting when, before → after
+- GET   /api/v1/guardrails/decisions/{request_id} viewer   — the decision on one change set
+- GET   /api/v1/guardrails/decisions              viewer   — recent decisions (?source_id=&limit=)
+- GET   /api/v1/guardrails/ledger                 viewer   — the spend ledger of a UTC day (?day=, default today)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from allot.guardrails.adapters import postgres as db
+from allot.guardrails.domain import Decision, WorkspaceLimits, diff_settings, http_status, patch_limits, set_kill_switch
+from allot.runtime.auth import Principal, require
+from allot.runtime.http import ApiError
+from allot.runtime.logging import get_logger
+from allot.runtime.service import ServiceContext, get_ctx
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/api/v1/guardrails", tags=["guardrails"])
+
+
+class KillSwitchBody(BaseModel):
+    """Flip the workspace kill switch, or one ad account's when ``ad_account_id`` is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = Field(description="True stops every action (of the account); false resumes.")
+    ad_account_id: str | None = Field(default=None, min_length=1, description="Only this ad account.")
+
+
+def _limits_view(workspace_id: str, limits: WorkspaceLimits, row: Any) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "limits": limits.model_dump(mode="json"),
+        "version": row["version"] if row else 0,
+        "updated_at": row["updated_at"] if row else None,
+        "updated_by": row["updated_by"] if row else None,
+        "defaults": row is None,
+    }
+
+
+async def _change_limits(ctx: ServiceContext, principal: Principal, action: str, change: Any) -> dict[str, Any]:
+    """Read-modify-write the limits under a per-workspace lock; audit the diff; no diff = nothing written."""
+    now = ctx.clock.now()
+    ws = principal.workspace_id
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await db.lock_workspace_limits(conn, ws)
+        before = await db.load_limits(conn, ws)
+        after: WorkspaceLimits = change(before)
+        changes = diff_settings(before, after)
+        if changes:
+            await db.save_limits(conn, ws, after, key_id=principal.key_id, role=principal.role, action=action,
+                                 changes=changes, now=now)
+            log.info("guardrail_limits_changed", workspace_id=ws, key_id=principal.key_id, action=action,
+                     fields=sorted(changes))
+        row = await db.load_limits_row(conn, ws)
+    view = _limits_view(ws, after, row)
+    view["changed"] = sorted(changes)
+    return view
+
+
+@router.get("/limits")
+async def get_limits(principal: Principal = Depends(require("viewer")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        row = await db.load_limits_row(conn, principal.workspace_id)
+    limits = WorkspaceLimits() if row is None else WorkspaceLimits.model_validate(row["limits"])
+    return _limits_view(principal.workspace_id, limits, row)
+
+
+@router.put("/limits")
+async def put_limits(limits: WorkspaceLimits, principal: Principal = Depends(require("admin")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    return await _change_limits(ctx, principal, "put", lambda _before: limits)
+
+
+@router.patch("/limits")
+async def patch_limits_route(patch: dict[str, Any] = Body(..., description="JSON merge patch of the limits."),
+                             principal: Principal = Depends(require("admin")),
+                             ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    def change(before: WorkspaceLimits) -> WorkspaceLimits:
+        try:
+            return patch_limits(before, patch)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+
+    return await _change_limits(ctx, principal, "patch", change)
+
+
+@router.post("/kill-switch")
+async def kill_switch(body: KillSwitchBody, principal: Principal = Depends(require("operator")),
+                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    view = await _change_limits(ctx, principal, "kill_switch",
+                                lambda before: set_kill_switch(before, body.enabled, body.ad_account_id))
+    limits = view["limits"]
+    return {"workspace_id": principal.workspace_id, "kill_switch": limits["kill_switch"],
+            "killed_ad_accounts": limits["killed_ad_accounts"], "version": view["version"],
+            "changed": view["changed"]}
+
+
+@router.get("/audit-log")
+async def get_audit_log(limit: int = Query(50, ge=1, le=500), before_id: int | None = Query(None, ge=1),
+                        principal: Principal = Depends(require("viewer")),
+                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.audit_log(conn, principal.workspace_id, limit=limit, before_id=before_id)
+    return {"entries": [
+        {"id": r["id"], "at": r["at"], "key_id": r["key_id"], "role": r["role"], "action": r["action"],
+         "version": r["version"], "changes": r["changes"]}
+        for r in rows
+    ]}
+
+
+def _decision_view(decision_json: dict[str, Any], event_id: uuid.UUID) -> dict[str, Any]:
+    decision = Decision.model_validate(decision_json)
+    return {**decision_json, "http_status": http_status(decision), "event_id": str(event_id),
+            "event_type": "guardrail.approved" if decision.approved else "guardrail.blocked"}
+
+
+@router.get("/decisions/{request_id}")
+async def get_decision(request_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
+                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        row = await db.decision_by_request(conn, principal.workspace_id, request_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no decision for request {request_id}", field="request_id")
+    view = _decision_view(row["decision"], row["event_id"])
+    view["looked_up_request_id"] = str(request_id)
+    return view
+
+
+@router.get("/decisions")
+async def list_decisions(source_id: str | None = Query(None, min_length=1), limit: int = Query(50, ge=1, le=500),
+                         principal: Principal = Depends(require("viewer")),
+                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_decisions(conn, principal.workspace_id, source_id=source_id, limit=limit)
+    return {"decisions": [_decision_view(r["decision"], r["event_id"]) for r in rows]}
+
+
+@router.get("/ledger")
+async def get_ledger(day: date | None = Query(None, description="UTC day (YYYY-MM-DD); default today."),
+                     principal: Principal = Depends(require("viewer")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    the_day = day or ctx.clock.now().date()
+    async with ctx.pool.acquire() as conn:
+        ledger = await db.ledger_for_day(conn, principal.workspace_id, the_day)
+        limits = await db.load_limits(conn, principal.workspace_id)
+    daily_cap, monthly_cap = limits.daily_cap_eur_cents, limits.monthly_cap_eur_cents
+    return {
+        "workspace_id": principal.workspace_id,
+        **ledger,
+        "daily_cap_eur_cents": daily_cap,
+        "monthly_cap_eur_cents": monthly_cap,
+        "daily_remaining_eur_cents": None if daily_cap is None else max(0, daily_cap - ledger["exposure_eur_cents"]),
+        "monthly_remaining_eur_cents": (
+            None if monthly_cap is None else max(0, monthly_cap - ledger["month_exposure_eur_cents"])),
+    }

@@ -1,0 +1,66 @@
+"""Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from allot.contracts.envelope import Envelope, new_envelope
+from allot.contracts.payloads import AllocationRequested
+from allot.contracts.registry import TOPICS
+from allot.guardrails.adapters import postgres as db
+from allot.guardrails.domain import Decision, blocked_event, decide, signed_approval
+from allot.guardrails.metrics import DECISIONS
+from allot.runtime.consumer import BatchContext, PoisonEvent
+from allot.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+#: Decision ids already counted in the metric: a batch retried after a rollback re-derives the same ids
+#: and must not count them again (bounded, so memory stays flat).
+_COUNTED: OrderedDict[Any, None] = OrderedDict()
+_COUNTED_MAX = 50_000
+
+
+def _count(decision: Decision) -> None:
+    if decision.replayed or decision.decision_id in _COUNTED:
+        return
+    _COUNTED[decision.decision_id] = None
+    if len(_COUNTED) > _COUNTED_MAX:
+        _COUNTED.popitem(last=False)
+    DECISIONS.labels(decision.check or "none", decision.status).inc()
+
+
+async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    """Decide every change set of the batch in order; each sees the ledger writes of the ones before it."""
+    secret = ctx.extra["settings"].approval_secret.get_secret_value().encode()
+    await db.lock_workspaces_for_decisions(ctx.conn, [e.workspace_id for e in events])
+    for event in events:
+        request: AllocationRequested = event.payload
+        ws = event.workspace_id
+        # Read per event (not per batch): a kill switch committed mid-batch applies to the next event.
+        limits = await db.load_limits(ctx.conn, ws)
+        now = ctx.clock.now()
+        facts = await db.load_facts(ctx.conn, ws, request, limits, now=now)
+        existing = facts.existing_decision
+        if existing is not None and existing.source_id != request.source_id:
+            raise PoisonEvent(event.event_id, (
+                f"idempotency key {request.idempotency_key!r} of source {request.source} was already used today by "
+                f"{existing.source} {existing.source_id} (request {existing.request_id}), not {request.source_id}"))
+        decision = decide(request, limits, facts, now=now)
+        if decision.approved:
+            topic = "guardrail.approved"
+            payload: Any = signed_approval(decision, request, ws, secret)
+        else:
+            topic = "guardrail.blocked"
+            payload = blocked_event(decision, request)
+        envelope = new_envelope(event_type=topic, schema_version=TOPICS[topic].schema_version, payload=payload,
+                                producer="guardrails", workspace_id=ws, occurred_at=now, cause=event,
+                                step="decision")
+        await db.record_decision(ctx.conn, ws, decision, request, event_id=envelope.event_id, now=now)
+        ctx.emit(envelope)
+        _count(decision)
+        log.info("guardrail_decision", workspace_id=ws, request_id=str(request.request_id),
+                 decision_id=str(decision.decision_id), source=request.source, source_id=request.source_id,
+                 status=decision.status, check=decision.check, observe_only=decision.observe_only,
+                 replayed=decision.replayed, exposure_eur_cents=decision.exposure_eur_cents)

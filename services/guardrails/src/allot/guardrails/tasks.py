@@ -1,0 +1,29 @@
+"""Background work: prune history rows no window can reach any more (once per hour across instances)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from allot.guardrails.adapters import postgres as db
+from allot.runtime.logging import get_logger
+from allot.runtime.schedule import claim_slot, next_slot, slot_start
+from allot.runtime.service import ServiceContext
+
+log = get_logger(__name__)
+
+PRUNE_INTERVAL_S = 3600
+#: Longest net-change window (WorkspaceLimits.net_change_window_h ≤ 744) and rate-limit window (≤ 86 400 s).
+MAX_CHANGE_WINDOW = timedelta(hours=744)
+MAX_MANUAL_WINDOW = timedelta(seconds=86_400)
+
+
+async def prune_history(ctx: ServiceContext) -> None:
+    while True:
+        now = ctx.clock.now()
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if await claim_slot(conn, "guardrails.prune_history", slot_start(now, PRUNE_INTERVAL_S),
+                                ctx.extra["instance_id"]):
+                changes, manual = await db.prune_history(conn, changes_before=now - MAX_CHANGE_WINDOW,
+                                                         manual_before=now - MAX_MANUAL_WINDOW)
+                log.info("guardrail_history_pruned", entity_changes=changes, manual_requests=manual)
+        await ctx.clock.sleep(max(1.0, (next_slot(now, PRUNE_INTERVAL_S) - now).total_seconds()))

@@ -1,0 +1,522 @@
+"""HTTP API of the pacing service (viewer reads; operator writes, approves, pauses and snapshots).
+
+All routes are scoped to the caller's workspace: another workspace's plan is a 404.
+
+Plans
+    POST   /api/v1/pacing/plans                                   create a flight plan (201)
+    GET    /api/v1/pacing/plans?campaign_id=&state=&limit=        list plans
+    GET    /api/v1/pacing/plans/{plan_id}                         one plan
+    PATCH  /api/v1/pacing/plans/{plan_id}                         change any field but currency (re-validated whole)
+    POST   /api/v1/pacing/plans/{plan_id}/pause                   manual pause (any state -> PAUSED)
+    POST   /api/v1/pacing/plans/{plan_id}/resume                  PAUSED or PACING_HOLD -> ACTIVE
+    GET    /api/v1/pacing/plans/{plan_id}/transitions             state changes, newest first
+
+Snapshots
+    POST   /api/v1/pacing/plans/{plan_id}/snapshots               take a snapshot now (201; 200 if one exists
+                                                                  for this exact instant)
+    GET    /api/v1/pacing/plans/{plan_id}/snapshots/latest        latest snapshot (404 when none)
+    GET    /api/v1/pacing/plans/{plan_id}/snapshots?start_time=&end_time=&limit=
+                                                                  start_time <= taken_at <= end_time, oldest first
+    GET    /api/v1/pacing/snapshots?campaign_id=&start_time=&end_time=&limit=
+                                                                  the same across the plans of a campaign
+
+Proposals
+    GET    /api/v1/pacing/plans/{plan_id}/proposals?status=open|all|<status>
+                                                                  open = pending_approval + needs_budget
+    GET    /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}
+    POST   /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/approve
+                                                                  -> allocation.requested (or needs_budget)
+    POST   /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/reject
+
+Money is integer cents beside the plan's ISO 4217 currency.  Validation failures are 422 naming the
+field (``flight_end``, ``channels``, ``channels.0.allocated_budget_cents``, ``curve.kind`` ...).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from allot.contracts.payloads import Currency, EntityType, Platform
+from allot.pacing import workflow
+from allot.pacing.adapters import postgres as pg
+from allot.pacing.metrics import PROPOSALS, TRANSITIONS
+from allot.pacing.scheduler import observe
+from allot.pacing.settings import PacingSettings
+from allot.runtime.auth import Principal, require
+from allot.runtime.http import ApiError
+from allot.runtime.service import ServiceContext, get_ctx
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+router = APIRouter(prefix="/api/v1/pacing", tags=["pacing"])
+
+Viewer = Annotated[Principal, Depends(require("viewer"))]
+Operator = Annotated[Principal, Depends(require("operator"))]
+Ctx = Annotated[ServiceContext, Depends(get_ctx)]
+
+MAX_INTERVAL_S = 7 * 86_400
+
+
+# ---------------------------------------------------------------- request models
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EntityIn(_In):
+    """A platform entity: whose spend counts toward a channel/deal, or whose daily budget a channel moves."""
+
+    platform: Platform
+    ad_account_id: str = Field(min_length=1, max_length=200)
+    entity_type: EntityType
+    entity_id: str = Field(min_length=1, max_length=200)
+
+
+class ChannelIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    allocated_budget_cents: int = Field(ge=0)
+    entities: list[EntityIn] = Field(default_factory=list, max_length=500)
+    budget_entity: EntityIn | None = Field(default=None, description="Entity whose daily budget is moved.")
+
+
+class DealIn(_In):
+    deal_id: str = Field(min_length=1, max_length=200)
+    allocated_budget_cents: int = Field(ge=0)
+    entities: list[EntityIn] = Field(default_factory=list, max_length=500)
+
+
+class CurveIn(_In):
+    kind: Literal["linear", "front_loaded", "back_loaded", "day_of_week"] = "linear"
+    exponent: float = Field(default=2.0, ge=1.0, le=10.0, description="front_loaded / back_loaded only.")
+    weekday_weights: list[float] | None = Field(default=None, description="day_of_week: 7 weights, Monday first.")
+
+    @field_validator("weekday_weights")
+    @classmethod
+    def _weights(cls, value: list[float] | None, info: ValidationInfo) -> list[float] | None:
+        if info.data.get("kind") == "day_of_week":
+            if value is None or len(value) != 7:
+                raise ValueError("day_of_week needs exactly 7 weights (Monday..Sunday)")
+            if any(not math.isfinite(w) or w < 0 for w in value):
+                raise ValueError("weights must be finite and >= 0")
+            if sum(value) <= 0:
+                raise ValueError("at least one weight must be positive")
+        return value
+
+
+class ApprovalConfigIn(_In):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    pacing_adjustment: bool = Field(
+        default=False, alias="PACING_ADJUSTMENT",
+        description="On: proposals wait for a human approve/reject. Off: they are requested automatically.")
+
+
+class ThresholdsIn(_In):
+    underpacing_warning_pct: float = Field(default=10.0, ge=0, le=1000)
+    underpacing_critical_pct: float = Field(default=25.0, ge=0, le=1000)
+    overpacing_warning_pct: float = Field(default=10.0, ge=0, le=1000)
+    overpacing_critical_pct: float = Field(default=25.0, ge=0, le=1000)
+    min_reallocation_amount_cents: int = Field(default=10_000, ge=0)
+    max_reallocation_pct: float = Field(default=30.0, ge=0, le=100)
+
+    @field_validator("underpacing_critical_pct", "overpacing_critical_pct")
+    @classmethod
+    def _critical_above_warning(cls, value: float, info: ValidationInfo) -> float:
+        warning = info.data.get(str(info.field_name).replace("critical", "warning"))
+        if warning is not None and value < warning:
+            raise ValueError(f"must be >= {str(info.field_name).replace('critical', 'warning')} ({warning})")
+        return value
+
+
+def _check_entities(channels: list[ChannelIn] | list[DealIn], what: str) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for item in channels:
+        name = item.name if isinstance(item, ChannelIn) else item.deal_id
+        for e in item.entities:
+            key = (e.platform, e.entity_id)
+            if key in seen and seen[key] != name:
+                raise ValueError(f"entity {e.platform}:{e.entity_id} is listed in two {what}s ({seen[key]}, {name})")
+            seen[key] = name
+
+
+class PlanIn(_In):
+    """A flight plan. Field order matters: later fields are checked against earlier ones."""
+
+    campaign_id: str = Field(min_length=1, max_length=200)
+    name: str = Field(default="", max_length=200)
+    currency: Currency
+    total_budget_cents: int = Field(ge=0)
+    flight_start: AwareDatetime
+    flight_end: AwareDatetime
+    channels: list[ChannelIn] = Field(min_length=1, max_length=50)
+    deals: list[DealIn] = Field(default_factory=list, max_length=500)
+    approval_config: ApprovalConfigIn = Field(default_factory=ApprovalConfigIn)
+    curve: CurveIn = Field(default_factory=CurveIn)
+    thresholds: ThresholdsIn = Field(default_factory=ThresholdsIn)
+    snapshot_interval_s: int | None = Field(default=None, ge=60, le=MAX_INTERVAL_S)
+    escalate_after_s: int | None = Field(default=None, ge=0, le=90 * 86_400)
+
+    @field_validator("flight_end")
+    @classmethod
+    def _end_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("flight_start")
+        if start is not None and value <= start:
+            raise ValueError("flight_end must be after flight_start")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[ChannelIn], info: ValidationInfo) -> list[ChannelIn]:
+        names = [c.name for c in value]
+        if len(set(names)) != len(names):
+            raise ValueError("channel names must be unique")
+        total = info.data.get("total_budget_cents")
+        allocated = sum(c.allocated_budget_cents for c in value)
+        if total is not None and allocated > total:
+            raise ValueError(f"channel budgets sum to {allocated}, above total_budget_cents {total}")
+        _check_entities(value, "channel")
+        budget_refs = [(c.budget_entity.platform, c.budget_entity.entity_id) for c in value if c.budget_entity]
+        if len(set(budget_refs)) != len(budget_refs):
+            raise ValueError("two channels name the same budget_entity")
+        return value
+
+    @field_validator("deals")
+    @classmethod
+    def _deals(cls, value: list[DealIn], info: ValidationInfo) -> list[DealIn]:
+        ids = [d.deal_id for d in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("deal ids must be unique")
+        total = info.data.get("total_budget_cents")
+        allocated = sum(d.allocated_budget_cents for d in value)
+        if total is not None and allocated > total:
+            raise ValueError(f"deal budgets sum to {allocated}, above total_budget_cents {total}")
+        _check_entities(value, "deal")
+        return value
+
+
+class PlanPatch(_In):
+    """Fields to change; omitted fields keep their value (currency cannot change)."""
+
+    campaign_id: str | None = None
+    name: str | None = None
+    total_budget_cents: int | None = None
+    flight_start: AwareDatetime | None = None
+    flight_end: AwareDatetime | None = None
+    channels: list[dict[str, Any]] | None = None
+    deals: list[dict[str, Any]] | None = None
+    approval_config: dict[str, Any] | None = None
+    curve: dict[str, Any] | None = None
+    thresholds: dict[str, Any] | None = None
+    snapshot_interval_s: int | None = None
+    escalate_after_s: int | None = None
+
+
+class ReasonIn(_In):
+    reason: str = Field(default="", max_length=1000)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _settings(ctx: ServiceContext) -> PacingSettings:
+    settings: PacingSettings = ctx.extra["pacing_settings"]
+    return settings
+
+
+def _not_found(what: str, ident: object) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident} not found")
+
+
+def _definition(body: PlanIn, settings: PacingSettings) -> dict[str, Any]:
+    return {
+        "campaign_id": body.campaign_id,
+        "name": body.name,
+        "total_budget_cents": body.total_budget_cents,
+        "flight_start": body.flight_start,
+        "flight_end": body.flight_end,
+        "channels": [c.model_dump(mode="json") for c in body.channels],
+        "deals": [d.model_dump(mode="json") for d in body.deals],
+        "curve": body.curve.model_dump(mode="json"),
+        "thresholds": body.thresholds.model_dump(mode="json"),
+        "requires_approval": body.approval_config.pacing_adjustment,
+        "snapshot_interval_s": body.snapshot_interval_s or settings.pacing_snapshot_interval_s,
+        "escalate_after_s": (body.escalate_after_s if body.escalate_after_s is not None
+                             else settings.pacing_escalate_after_s),
+    }
+
+
+def _entity_rows(body: PlanIn) -> list[tuple[str, str, str, str, str, str]]:
+    rows = [("channel", c.name, e.platform, e.ad_account_id, e.entity_type, e.entity_id)
+            for c in body.channels for e in c.entities]
+    rows += [("deal", d.deal_id, e.platform, e.ad_account_id, e.entity_type, e.entity_id)
+             for d in body.deals for e in d.entities]
+    # The same entity listed twice in one channel counts once.
+    return list({(r[0], r[2], r[5]): r for r in rows}.values())
+
+
+def _plain(value: Any) -> Any:
+    # asyncpg returns its own UUID subclass, which orjson does not serialise.
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _record(row: Any, keys: str | None = None) -> dict[str, Any]:
+    names = keys.replace(" ", "").split(",") if keys else list(row.keys())
+    return {k: _plain(row[k]) for k in names}
+
+
+def plan_out(row: Any) -> dict[str, Any]:
+    return {
+        "plan_id": row["plan_id"], "workspace_id": row["workspace_id"], "campaign_id": row["campaign_id"],
+        "name": row["name"], "currency": row["currency"], "total_budget_cents": row["total_budget_cents"],
+        "flight_start": row["flight_start"], "flight_end": row["flight_end"], "channels": row["channels"],
+        "deals": row["deals"], "approval_config": {"PACING_ADJUSTMENT": row["requires_approval"]},
+        "curve": row["curve"], "thresholds": row["thresholds"], "snapshot_interval_s": row["snapshot_interval_s"],
+        "escalate_after_s": row["escalate_after_s"], "state": row["state"], "held_since": row["held_since"],
+        "last_slot_at": row["last_slot_at"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+    }
+
+
+def snapshot_out(row: Any) -> dict[str, Any]:
+    return _record(row, pg.SNAPSHOT_COLUMNS)
+
+
+async def _proposal_out(conn: Any, row: Any) -> dict[str, Any]:
+    out = _record(row, pg.PROPOSAL_COLUMNS)
+    out["actions"] = [_record(a) for a in await pg.proposal_actions(conn, [row["proposal_id"]])]
+    return out
+
+
+async def _plan_or_404(conn: Any, principal: Principal, plan_id: str, *, for_update: bool = False) -> Any:
+    row = await pg.get_plan(conn, principal.workspace_id, plan_id, for_update=for_update)
+    if row is None:
+        raise _not_found("plan", plan_id)
+    return row
+
+
+def _time_window(start_time: datetime | None, end_time: datetime | None) -> None:
+    if start_time is not None and end_time is not None and end_time < start_time:
+        msg = "end_time must not be before start_time"
+        raise ApiError(422, "validation_failed", f"end_time: {msg}", field="end_time",
+                       extra={"errors": [{"field": "end_time", "message": msg}]})
+
+
+# ---------------------------------------------------------------- plans
+
+
+@router.post("/plans", status_code=201)
+async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, Any]:
+    now = ctx.clock.now()
+    plan = {"plan_id": str(uuid.uuid4()), "workspace_id": principal.workspace_id, "currency": body.currency,
+            **_definition(body, _settings(ctx)), "state": "ACTIVE", "held_since": None, "last_slot_at": None,
+            "created_at": now, "updated_at": now, "created_by": principal.key_id}
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await pg.insert_plan(conn, plan)
+        await pg.replace_plan_entities(conn, plan["plan_id"], principal.workspace_id, _entity_rows(body))
+        row = await pg.get_plan(conn, principal.workspace_id, plan["plan_id"])
+    return plan_out(row)
+
+
+@router.get("/plans")
+async def list_plans(
+    principal: Viewer, ctx: Ctx, campaign_id: str | None = None,
+    state: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] | None = None, limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await pg.list_plans(conn, principal.workspace_id, campaign_id=campaign_id, state=state, limit=limit)
+    return {"plans": [plan_out(r) for r in rows]}
+
+
+@router.get("/plans/{plan_id}")
+async def get_plan(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        return plan_out(await _plan_or_404(conn, principal, plan_id))
+
+
+@router.patch("/plans/{plan_id}")
+async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _plan_or_404(conn, principal, plan_id, for_update=True)
+        current = plan_out(row)
+        merged = {k: current[k] for k in PlanIn.model_fields if k in current}
+        merged["approval_config"] = {"pacing_adjustment": row["requires_approval"]}
+        patch = body.model_dump(exclude_unset=True)
+        merged.update({k: v for k, v in patch.items() if v is not None})
+        try:
+            validated = PlanIn.model_validate(merged)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        definition = _definition(validated, _settings(ctx))
+        await pg.update_plan_definition(conn, {"plan_id": plan_id, **definition, "updated_at": ctx.clock.now()})
+        await pg.replace_plan_entities(conn, plan_id, principal.workspace_id, _entity_rows(validated))
+        return plan_out(await pg.get_plan(conn, principal.workspace_id, plan_id))
+
+
+async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to_state: str, allowed_from: set[str],
+                     reason: str) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _plan_or_404(conn, principal, plan_id, for_update=True)
+        if row["state"] != to_state:
+            if row["state"] not in allowed_from:
+                raise ApiError(409, "invalid_state", f"plan is {row['state']}; cannot go to {to_state}",
+                               field="state")
+            await pg.set_plan_state(conn, plan_id, to_state, None, now)
+            await pg.insert_transitions(conn, [(plan_id, principal.workspace_id, row["state"], to_state, reason,
+                                                principal.key_id, None, now)])
+            TRANSITIONS.labels("pacing", to_state).inc()
+        return plan_out(await pg.get_plan(conn, principal.workspace_id, plan_id))
+
+
+@router.post("/plans/{plan_id}/pause")
+async def pause_plan(plan_id: str, principal: Operator, ctx: Ctx, body: ReasonIn | None = None) -> dict[str, Any]:
+    reason = (body.reason if body else "") or "Manual pause"
+    return await _set_state(ctx, principal, plan_id, "PAUSED", {"ACTIVE", "PACING_HOLD"}, reason)
+
+
+@router.post("/plans/{plan_id}/resume")
+async def resume_plan(plan_id: str, principal: Operator, ctx: Ctx, body: ReasonIn | None = None) -> dict[str, Any]:
+    reason = (body.reason if body else "") or "Manual resume"
+    return await _set_state(ctx, principal, plan_id, "ACTIVE", {"PAUSED", "PACING_HOLD"}, reason)
+
+
+@router.get("/plans/{plan_id}/transitions")
+async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
+                           limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        await _plan_or_404(conn, principal, plan_id)
+        return {"transitions": [_record(r) for r in await pg.list_transitions(conn, plan_id, limit)]}
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@router.post("/plans/{plan_id}/snapshots", status_code=201)
+async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx) -> Any:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            await _plan_or_404(conn, principal, plan_id)
+            result = await workflow.take_snapshots(conn, [(plan_id, now)], now=now,
+                                                   claimed_by=f"api:{principal.key_id}", trigger="manual")
+            await ctx.emit(conn, *result.envelopes)
+        row = await pg.snapshot_at_slot(conn, plan_id, now)
+    if result.envelopes:
+        ctx.flush()
+    observe(result, "manual")
+    if row is None:
+        raise ApiError(409, "snapshot_failed", "the plan's data could not be evaluated; see the service log")
+    return ORJSONResponse(snapshot_out(row), status_code=201 if result.snapshot_ids else 200)
+
+
+@router.get("/plans/{plan_id}/snapshots/latest")
+async def latest_snapshot(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        await _plan_or_404(conn, principal, plan_id)
+        row = await pg.latest_snapshot(conn, plan_id)
+    if row is None:
+        raise _not_found("snapshot of plan", plan_id)
+    return snapshot_out(row)
+
+
+@router.get("/plans/{plan_id}/snapshots")
+async def list_plan_snapshots(
+    plan_id: str, principal: Viewer, ctx: Ctx, start_time: AwareDatetime | None = None,
+    end_time: AwareDatetime | None = None, limit: int = Query(500, ge=1, le=5000),
+) -> dict[str, Any]:
+    _time_window(start_time, end_time)
+    async with ctx.pool.acquire() as conn:
+        await _plan_or_404(conn, principal, plan_id)
+        rows = await pg.list_snapshots(conn, principal.workspace_id, plan_id=plan_id, campaign_id=None,
+                                       start_time=start_time, end_time=end_time, limit=limit)
+    return {"snapshots": [snapshot_out(r) for r in rows]}
+
+
+@router.get("/snapshots")
+async def list_campaign_snapshots(
+    principal: Viewer, ctx: Ctx, campaign_id: str = Query(min_length=1), start_time: AwareDatetime | None = None,
+    end_time: AwareDatetime | None = None, limit: int = Query(500, ge=1, le=5000),
+) -> dict[str, Any]:
+    _time_window(start_time, end_time)
+    async with ctx.pool.acquire() as conn:
+        rows = await pg.list_snapshots(conn, principal.workspace_id, plan_id=None, campaign_id=campaign_id,
+                                       start_time=start_time, end_time=end_time, limit=limit)
+    return {"snapshots": [snapshot_out(r) for r in rows]}
+
+
+# ---------------------------------------------------------------- proposals
+
+ProposalStatus = Literal["open", "all", "pending_approval", "needs_budget", "requested", "rejected", "superseded",
+                         "applied", "failed", "conflict"]
+
+
+@router.get("/plans/{plan_id}/proposals")
+async def list_proposals(plan_id: str, principal: Viewer, ctx: Ctx, status: ProposalStatus = "open",
+                         limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    statuses = {"open": list(workflow.OPEN_STATUSES), "all": None}.get(status, [status])
+    async with ctx.pool.acquire() as conn:
+        await _plan_or_404(conn, principal, plan_id)
+        rows = await pg.list_proposals(conn, plan_id, statuses, limit)
+        return {"proposals": [await _proposal_out(conn, r) for r in rows]}
+
+
+@router.get("/plans/{plan_id}/proposals/{proposal_id}")
+async def get_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        await _plan_or_404(conn, principal, plan_id)
+        row = await pg.get_proposal(conn, plan_id, proposal_id)
+        if row is None:
+            raise _not_found("proposal", proposal_id)
+        return await _proposal_out(conn, row)
+
+
+async def _open_proposal(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any:
+    row = await pg.get_proposal(conn, plan_id, proposal_id, for_update=True)
+    if row is None:
+        raise _not_found("proposal", proposal_id)
+    if row["status"] not in workflow.OPEN_STATUSES:
+        raise ApiError(409, "proposal_closed", f"proposal is {row['status']}; only open proposals "
+                       f"({', '.join(workflow.OPEN_STATUSES)}) can be decided", field="status")
+    return row
+
+
+@router.post("/plans/{plan_id}/proposals/{proposal_id}/approve")
+async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Operator, ctx: Ctx) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            plan_row = await _plan_or_404(conn, principal, plan_id, for_update=True)
+            prop = await _open_proposal(conn, plan_id, proposal_id)
+            status, envelopes = await workflow.request_proposal(
+                conn, workflow.plan_from_row(plan_row), proposal_id=proposal_id, slot=prop["slot_key"],
+                source_channel=prop["source_channel"], target_channel=prop["target_channel"],
+                amount_cents=prop["amount_cents"], now=now, requested_by=principal.key_id,
+                correlation_id=prop["correlation_id"])
+            await ctx.emit(conn, *envelopes)
+        if envelopes:
+            ctx.flush()
+        PROPOSALS.labels("pacing", status).inc()
+        return await _proposal_out(conn, await pg.get_proposal(conn, plan_id, proposal_id))
+
+
+@router.post("/plans/{plan_id}/proposals/{proposal_id}/reject")
+async def reject_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Operator, ctx: Ctx,
+                          body: ReasonIn | None = None) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            await _plan_or_404(conn, principal, plan_id)
+            await _open_proposal(conn, plan_id, proposal_id)
+            await pg.set_proposal_status(conn, [(proposal_id, "rejected", (body.reason if body else "") or "rejected",
+                                                 None, None, now, principal.key_id)])
+        PROPOSALS.labels("pacing", "rejected").inc()
+        return await _proposal_out(conn, await pg.get_proposal(conn, plan_id, proposal_id))

@@ -1,0 +1,46 @@
+"""Thin consumers of the pacing service (batches of up to 500 events, set-based SQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allot.contracts.envelope import Envelope
+from allot.contracts.payloads import ActionExecuted, MetricsIngested
+from allot.pacing import workflow
+from allot.pacing.adapters import postgres as pg
+from allot.pacing.metrics import PROPOSALS
+from allot.runtime.consumer import BatchContext
+from allot.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIngested]]) -> None:
+    """Keep the latest report per (entity, interval): reports carry full counters, so replays change nothing.
+
+    Within a batch, the report with the greatest (reported_at, event_id) per key wins; the upsert keeps the
+    stored row when it is newer, so the result does not depend on delivery order.
+    """
+    latest: dict[tuple[str, str, str, Any], tuple[Any, ...]] = {}
+    for env in events:
+        p = env.payload
+        key = (env.workspace_id, p.platform, p.entity_id, p.interval_start)
+        row = (env.workspace_id, p.platform, p.entity_id, p.interval_start, p.interval_end, p.reported_at,
+               env.event_id, p.ad_account_id, p.entity_type, p.currency, p.spend_cents, p.impressions,
+               p.daily_budget_cents)
+        held = latest.get(key)
+        if held is None or (p.reported_at, str(env.event_id)) > (held[5], str(held[6])):
+            latest[key] = row
+    await pg.upsert_metric_reports(ctx.conn, list(latest.values()))
+
+
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
+    """Record outcomes of actions this service requested (source 'pacing'); complete their proposals."""
+    rows = [(e.payload.action_id, e.workspace_id, e.payload.outcome, e.payload.error, e.payload.executed_at)
+            for e in events if e.payload.source == "pacing"]
+    if not rows:
+        return
+    done = await workflow.apply_action_outcomes(ctx.conn, rows, ctx.clock.now())
+    for proposal_id, status in done:
+        PROPOSALS.labels("pacing", status).inc()
+        log.info("pacing_proposal_completed", proposal_id=proposal_id, status=status)

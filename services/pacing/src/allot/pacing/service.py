@@ -1,0 +1,33 @@
+"""The pacing service: flight plans, metrics projection, scheduled snapshots, proposals -> change sets.
+
+I/O-free at import (``make schemas`` imports SPEC).
+"""
+
+from __future__ import annotations
+
+from allot.pacing.api import router
+from allot.pacing.handlers import on_action_executed, on_metrics_ingested
+from allot.pacing.scheduler import snapshot_scheduler
+from allot.pacing.settings import pacing_settings
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    ctx.extra["pacing_settings"] = pacing_settings(ctx.settings)
+
+
+SPEC = ServiceSpec(
+    name="pacing",
+    migrations_package="allot.pacing.migrations",
+    consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed},
+    produces=["pacing.snapshot_taken", "pacing.deviation_detected", "pacing.reallocation_recommended",
+              "allocation.requested"],
+    routers=[router],
+    tasks=[snapshot_scheduler],
+    on_start=on_start,
+    title="Allot pacing",
+    description=(
+        "Tracks campaign spend against flight plans, takes pacing snapshots on a schedule, detects deviations, "
+        "holds/escalates campaigns and turns approved reallocation proposals into allocation.requested change sets."
+    ),
+)

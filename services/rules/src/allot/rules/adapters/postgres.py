@@ -1,0 +1,386 @@
+"""All SQL of the rules service: functions taking an asyncpg connection (search_path = the rules schema)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from allot.rules.domain.metrics import COUNTER_NAMES
+
+Row = asyncpg.Record
+
+_COUNTERS = ", ".join(COUNTER_NAMES)
+_COUNTER_ARRAYS = ", ".join(f"${i}::bigint[]" for i in range(7, 7 + len(COUNTER_NAMES)))
+_EXCLUDED_COUNTERS = ", ".join(f"{c} = EXCLUDED.{c}" for c in COUNTER_NAMES)
+_SUM_COUNTERS = ", ".join(f"sum(i.{c})" for c in COUNTER_NAMES)
+
+# ---------------------------------------------------------------- metric projection
+
+
+async def upsert_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str, date]]:
+    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, day, *counters), one per key.
+
+    The stored report is replaced only by a later one (greater (reported_at, counters)); returns the
+    (workspace_id, entity_id, day) buckets that changed."""
+    if not rows:
+        return []
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    changed = await conn.fetch(
+        f"""INSERT INTO metric_intervals (workspace_id, entity_id, interval_start, interval_end, reported_at, day,
+                                          {_COUNTERS})
+            SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+                                 $6::date[], {_COUNTER_ARRAYS})
+            ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
+               SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, {_EXCLUDED_COUNTERS}
+             WHERE (EXCLUDED.reported_at, {", ".join(f"EXCLUDED.{c}" for c in COUNTER_NAMES)})
+                 > (metric_intervals.reported_at, {", ".join(f"metric_intervals.{c}" for c in COUNTER_NAMES)})
+            RETURNING workspace_id, entity_id, day""",
+        *cols,
+    )
+    return sorted({(r["workspace_id"], r["entity_id"], r["day"]) for r in changed})
+
+
+async def rebuild_daily(conn: asyncpg.Connection, keys: Sequence[tuple[str, str, date]]) -> None:
+    """Recompute the daily buckets of ``keys`` as the sum of their kept interval reports."""
+    if not keys:
+        return
+    ws, eids, days = (list(c) for c in zip(*keys, strict=True))
+    await conn.execute(
+        f"""INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS})
+            SELECT i.workspace_id, i.entity_id, i.day, {_SUM_COUNTERS}
+              FROM metric_intervals i
+              JOIN unnest($1::text[], $2::text[], $3::date[]) AS k(ws, eid, d)
+                ON i.workspace_id = k.ws AND i.entity_id = k.eid AND i.day = k.d
+             GROUP BY i.workspace_id, i.entity_id, i.day
+            ON CONFLICT (workspace_id, entity_id, day) DO UPDATE SET {_EXCLUDED_COUNTERS}""",
+        ws, eids, days,
+    )
+
+
+async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
+    currency, parent_id, reported_at, interval_start), one per entity; the latest (reported_at, interval_start) wins."""
+    if not rows:
+        return
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    await conn.execute(
+        """INSERT INTO entities (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status,
+                                 daily_budget_cents, currency, parent_id, reported_at, interval_start)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                $8::bigint[], $9::text[], $10::text[], $11::timestamptz[], $12::timestamptz[])
+           ON CONFLICT (workspace_id, entity_id) DO UPDATE
+              SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
+                  entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, status = EXCLUDED.status,
+                  daily_budget_cents = EXCLUDED.daily_budget_cents, currency = EXCLUDED.currency,
+                  parent_id = EXCLUDED.parent_id, reported_at = EXCLUDED.reported_at,
+                  interval_start = EXCLUDED.interval_start
+            WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start) > (entities.reported_at, entities.interval_start)""",
+        *cols,
+    )
+
+
+async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (ad_account_id) ad_account_id, platform FROM entities "
+        "WHERE workspace_id = $1 AND ad_account_id = ANY($2::text[]) ORDER BY ad_account_id, reported_at DESC",
+        workspace_id, list(account_ids))
+    return {r["ad_account_id"]: r["platform"] for r in rows}
+
+
+async def scope_entities(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str], level: str,
+                         include_deleted: bool) -> list[Row]:
+    return await conn.fetch(
+        "SELECT entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents, currency "
+        "FROM entities WHERE workspace_id = $1 AND ad_account_id = ANY($2::text[]) AND entity_type = $3 "
+        "AND (status <> 'deleted' OR $4) ORDER BY entity_id",
+        workspace_id, list(account_ids), level, include_deleted)
+
+
+async def daily_buckets(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], first: date,
+                        last: date) -> list[Row]:
+    if not entity_ids:
+        return []
+    return await conn.fetch(
+        f"SELECT entity_id, day, {_COUNTERS} FROM metric_daily "
+        "WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND day BETWEEN $3 AND $4",
+        workspace_id, list(entity_ids), first, last)
+
+
+async def entity_count(conn: asyncpg.Connection, workspace_id: str) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM entities WHERE workspace_id = $1", workspace_id))
+
+
+# ---------------------------------------------------------------- rules
+
+RULE_COLUMNS = (
+    "rule_id, workspace_id, name, definition, status, interval_minutes, template, last_evaluated_at, last_slot, "
+    "last_error, auto_pause_reason, auto_paused_at, breaker_reset_at, version, created_by, created_at, updated_at"
+)
+
+
+async def insert_rule(conn: asyncpg.Connection, *, rule_id: uuid.UUID, workspace_id: str, name: str,
+                      definition: dict[str, Any], interval_minutes: int, template: str | None, created_by: str,
+                      now: datetime) -> Row:
+    row = await conn.fetchrow(
+        f"""INSERT INTO rules (rule_id, workspace_id, name, definition, status, interval_minutes, template,
+                               created_by, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, 'paused', $5, $6, $7, $8, $8) RETURNING {RULE_COLUMNS}""",
+        rule_id, workspace_id, name, definition, interval_minutes, template, created_by, now)
+    assert row is not None
+    return row
+
+
+async def get_rule(conn: asyncpg.Connection, workspace_id: str | None, rule_id: uuid.UUID, *,
+                   for_update: bool = False) -> Row | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {RULE_COLUMNS} FROM rules WHERE rule_id = $1 AND ($2::text IS NULL OR workspace_id = $2) "
+        f"AND deleted_at IS NULL{lock}", rule_id, workspace_id)
+
+
+async def list_rules(conn: asyncpg.Connection, workspace_id: str, status: str | None, limit: int,
+                     offset: int) -> list[Row]:
+    return await conn.fetch(
+        f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND deleted_at IS NULL "
+        "AND ($2::text IS NULL OR status = $2) ORDER BY created_at, rule_id LIMIT $3 OFFSET $4",
+        workspace_id, status, limit, offset)
+
+
+async def lock_rules(conn: asyncpg.Connection, workspace_id: str, rule_ids: Sequence[uuid.UUID]) -> list[Row]:
+    return await conn.fetch(
+        f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND rule_id = ANY($2::uuid[]) "
+        "AND deleted_at IS NULL ORDER BY rule_id FOR UPDATE", workspace_id, list(rule_ids))
+
+
+async def update_definition(conn: asyncpg.Connection, rule_id: uuid.UUID, *, name: str, definition: dict[str, Any],
+                            interval_minutes: int, now: datetime) -> Row:
+    row = await conn.fetchrow(
+        f"""UPDATE rules SET name = $2, definition = $3, interval_minutes = $4, updated_at = $5, version = version + 1
+            WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, name, definition, interval_minutes, now)
+    assert row is not None
+    return row
+
+
+async def set_status(conn: asyncpg.Connection, rule_id: uuid.UUID, status: str, now: datetime) -> Row:
+    """Manual activate/pause. Activation clears the auto-pause fields and resets the circuit-breaker window."""
+    row = await conn.fetchrow(
+        f"""UPDATE rules SET status = $2, updated_at = $3, version = version + 1,
+                   auto_pause_reason = CASE WHEN $2 = 'active' THEN NULL ELSE auto_pause_reason END,
+                   breaker_reset_at = CASE WHEN $2 = 'active' AND status <> 'active' THEN $3 ELSE breaker_reset_at END
+            WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, status, now)
+    assert row is not None
+    return row
+
+
+async def auto_pause(conn: asyncpg.Connection, rule_id: uuid.UUID, *, reason: str, last_error: str | None,
+                     now: datetime) -> Row:
+    row = await conn.fetchrow(
+        f"""UPDATE rules SET status = 'paused', auto_pause_reason = $2, last_error = $3, auto_paused_at = $4,
+                   updated_at = $4, version = version + 1
+            WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, reason, last_error, now)
+    assert row is not None
+    return row
+
+
+async def set_cooldown(conn: asyncpg.Connection, rule_id: uuid.UUID, definition: dict[str, Any],
+                       now: datetime) -> Row:
+    row = await conn.fetchrow(
+        f"""UPDATE rules SET definition = $2, updated_at = $3, version = version + 1
+            WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, definition, now)
+    assert row is not None
+    return row
+
+
+async def soft_delete(conn: asyncpg.Connection, rule_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute("UPDATE rules SET deleted_at = $2, status = 'paused', updated_at = $2 WHERE rule_id = $1",
+                       rule_id, now)
+
+
+async def mark_evaluated(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime, now: datetime) -> None:
+    await conn.execute("UPDATE rules SET last_slot = $2, last_evaluated_at = $3 WHERE rule_id = $1",
+                       rule_id, slot, now)
+
+
+async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Row]:
+    """Active rules not yet evaluated in the slot (epoch-aligned, per rule interval) containing ``now``."""
+    return await conn.fetch(
+        """SELECT rule_id, slot FROM (
+               SELECT rule_id, last_slot,
+                      to_timestamp(floor(extract(epoch FROM $1::timestamptz) / (interval_minutes * 60))
+                                   * interval_minutes * 60) AS slot
+                 FROM rules WHERE status = 'active' AND deleted_at IS NULL) r
+           WHERE last_slot IS NULL OR last_slot < slot ORDER BY slot, rule_id LIMIT $2""", now, limit)
+
+
+# ---------------------------------------------------------------- audit log
+
+
+async def audit(conn: asyncpg.Connection, *, workspace_id: str, rule_id: uuid.UUID | None, action: str, actor: str,
+                at: datetime, before: Any, after: Any, detail: dict[str, Any] | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO audit_log (workspace_id, rule_id, action, actor, at, before, after, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        workspace_id, rule_id, action, actor, at, before, after, detail or {})
+
+
+async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, rule_id: uuid.UUID | None, action: str | None,
+                    before_id: int | None, limit: int) -> list[Row]:
+    return await conn.fetch(
+        "SELECT id, rule_id, action, actor, at, before, after, detail FROM audit_log WHERE workspace_id = $1 "
+        "AND ($2::uuid IS NULL OR rule_id = $2) AND ($3::text IS NULL OR action = $3) "
+        "AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        workspace_id, rule_id, action, before_id, limit)
+
+
+# ---------------------------------------------------------------- history facts
+
+
+async def acting_executions_since(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> list[datetime]:
+    rows = await conn.fetch(
+        "SELECT started_at FROM executions WHERE rule_id = $1 AND acted AND started_at >= $2", rule_id, since)
+    return [r["started_at"] for r in rows]
+
+
+async def last_acted(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> dict[str, datetime]:
+    """When this rule last sent an action per entity, unless that action is known to have failed or been blocked."""
+    rows = await conn.fetch(
+        "SELECT entity_id, max(sent_at) AS at FROM rule_actions WHERE rule_id = $1 AND sent_at > $2 "
+        "AND (outcome IS NULL OR success) GROUP BY entity_id", rule_id, since)
+    return {r["entity_id"]: r["at"] for r in rows}
+
+
+async def pending_actions(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str],
+                          since: datetime) -> list[Row]:
+    return await conn.fetch(
+        "SELECT entity_id, sent_at FROM rule_actions WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) "
+        "AND outcome IS NULL AND sent_at > $3", workspace_id, list(entity_ids), since)
+
+
+async def entity_outcomes(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str],
+                          since: datetime) -> list[Row]:
+    return await conn.fetch(
+        "SELECT entity_id, outcome_at, success, error FROM rule_actions WHERE workspace_id = $1 "
+        "AND entity_id = ANY($2::text[]) AND success IS NOT NULL AND outcome_at > $3",
+        workspace_id, list(entity_ids), since)
+
+
+async def rule_outcomes(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> list[Row]:
+    return await conn.fetch(
+        "SELECT outcome_at, success, error FROM rule_actions WHERE rule_id = $1 AND success IS NOT NULL "
+        "AND outcome_at > $2", rule_id, since)
+
+
+# ---------------------------------------------------------------- executions
+
+
+async def insert_execution(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
+    inserted = await conn.fetchval(
+        """INSERT INTO executions (execution_id, rule_id, workspace_id, slot_start, started_at, trigger, result,
+                                   entities_evaluated, matched, skipped, skip_counts, skipped_entities, actions_count,
+                                   request_ids, acted, auto_pause_reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           ON CONFLICT DO NOTHING RETURNING true""",
+        row["execution_id"], row["rule_id"], row["workspace_id"], row["slot_start"], row["started_at"],
+        row["trigger"], row["result"], row["entities_evaluated"], row["matched"], row["skipped"],
+        row["skip_counts"], row["skipped_entities"], row["actions_count"], row["request_ids"], row["acted"],
+        row["auto_pause_reason"])
+    return bool(inserted)
+
+
+async def insert_execution_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (execution_id, entity_id, rule_id, platform, ad_account_id, entity_level, snapshot, planned,
+    skipped_actions, notify_only)."""
+    if rows:
+        await conn.executemany(
+            "INSERT INTO execution_entities (execution_id, entity_id, rule_id, platform, ad_account_id, entity_level, "
+            "snapshot, planned, skipped_actions, notify_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", rows)
+
+
+async def insert_sent_actions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (action_id, rule_id, workspace_id, execution_id, request_id, entity_id, platform, action_type,
+    from_cents, to_cents, from_status, to_status, sent_at)."""
+    if not rows:
+        return
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    await conn.execute(
+        """INSERT INTO rule_actions (action_id, rule_id, workspace_id, execution_id, request_id, entity_id, platform,
+                                     action_type, from_cents, to_cents, from_status, to_status, sent_at)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[],
+                                $8::text[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::timestamptz[])
+           ON CONFLICT (action_id) DO NOTHING""", *cols)
+
+
+async def execution_for_slot(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM executions WHERE rule_id = $1 AND slot_start = $2", rule_id, slot)
+
+
+async def list_executions(conn: asyncpg.Connection, rule_id: uuid.UUID, limit: int,
+                          before: datetime | None) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM executions WHERE rule_id = $1 AND ($2::timestamptz IS NULL OR slot_start < $2) "
+        "ORDER BY slot_start DESC LIMIT $3", rule_id, before, limit)
+
+
+async def execution_entities(conn: asyncpg.Connection, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
+    return await conn.fetch("SELECT * FROM execution_entities WHERE execution_id = ANY($1::uuid[]) "
+                            "ORDER BY execution_id, entity_id", list(execution_ids))
+
+
+async def execution_actions(conn: asyncpg.Connection, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
+    return await conn.fetch(
+        "SELECT action_id, execution_id, request_id, entity_id, action_type, from_cents, to_cents, from_status, "
+        "to_status, sent_at, outcome, outcome_at, error FROM rule_actions WHERE execution_id = ANY($1::uuid[]) "
+        "ORDER BY execution_id, entity_id, action_type", list(execution_ids))
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+    """rows: (action_id, rule_id, workspace_id, request_id, entity_id, platform, action_type, outcome, success,
+    outcome_at, error). Only for rules of that workspace; the first final outcome of an action wins.
+    Returns the rule ids that got a new outcome."""
+    if not rows:
+        return []
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    changed = await conn.fetch(
+        """INSERT INTO rule_actions AS a (action_id, rule_id, workspace_id, request_id, entity_id, platform,
+                                          action_type, outcome, success, outcome_at, error)
+           SELECT u.* FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                                  $8::text[], $9::boolean[], $10::timestamptz[], $11::text[])
+                  AS u(action_id, rule_id, workspace_id, request_id, entity_id, platform, action_type, outcome,
+                       success, outcome_at, error)
+             JOIN rules r ON r.rule_id = u.rule_id AND r.workspace_id = u.workspace_id
+           ON CONFLICT (action_id) DO UPDATE
+              SET outcome = EXCLUDED.outcome, success = EXCLUDED.success, outcome_at = EXCLUDED.outcome_at,
+                  error = EXCLUDED.error
+            WHERE a.outcome IS NULL AND a.workspace_id = EXCLUDED.workspace_id
+           RETURNING a.rule_id""", *cols)
+    return sorted({r["rule_id"] for r in changed})
+
+
+async def record_blocked(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+    """rows: (request_id, workspace_id, outcome, outcome_at, error): every still-pending action of the change set."""
+    if not rows:
+        return []
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    changed = await conn.fetch(
+        """UPDATE rule_actions a SET outcome = u.outcome, outcome_at = u.at, error = u.error
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                  AS u(request_id, workspace_id, outcome, at, error)
+            WHERE a.request_id = u.request_id AND a.workspace_id = u.workspace_id AND a.outcome IS NULL
+           RETURNING a.rule_id""", *cols)
+    return sorted({r["rule_id"] for r in changed})
+
+
+def day_start(now: datetime) -> datetime:
+    """00:00 UTC of ``now``'s day."""
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ago(now: datetime, **kw: float) -> datetime:
+    return now - timedelta(**kw)

@@ -1,0 +1,370 @@
+"""Rules HTTP API (thin): CRUD + lifecycle, preview, executions, templates, bulk edit, audit log.
+
+Routes (viewer reads and previews, operator writes; another workspace's ids are 404):
+- GET    /api/v1/rules                         list (?status=active|paused, limit, offset)
+- POST   /api/v1/rules                         create (the five wizard steps in one body), status ``paused``
+- GET    /api/v1/rules/templates               built-in templates
+- POST   /api/v1/rules/from-template           create from a template (+ name, scope, targets, overrides)
+- POST   /api/v1/rules/preview                 evaluate {rule_id} | {definition} | a rule body, WITHOUT acting
+- POST   /api/v1/rules/bulk                    {rule_ids, op: pause|activate|set_cooldown|delete, cooldown_minutes?}
+- GET    /api/v1/rules/{id}                    one rule
+- PUT    /api/v1/rules/{id}                    replace the definition
+- PATCH  /api/v1/rules/{id}                    change some top-level fields (scope/schedule/protections merge)
+- DELETE /api/v1/rules/{id}                    delete (history kept)
+- POST   /api/v1/rules/{id}/activate|pause     lifecycle
+- POST   /api/v1/rules/{id}/evaluate-now       evaluate for the current slot now (same slot claim as the scheduler)
+- GET    /api/v1/rules/{id}/executions         per-fire history: counts, per-entity outcomes, metric snapshots
+- GET    /api/v1/audit-log                     lifecycle audit log (?rule_id, action, limit, before_id)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from allot.rules import engine
+from allot.rules.adapters import postgres as pg
+from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
+from allot.rules.domain.templates import template_rule_data
+from allot.rules.metrics import RULE_PREVIEWS
+from allot.rules.scheduler import evaluate_now
+from allot.runtime.auth import Principal, require
+from allot.runtime.http import ApiError
+from allot.runtime.service import ServiceContext, get_ctx
+
+router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
+audit_router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+_EDITABLE = ("name", "scope", "targets", "conditions", "actions", "schedule", "protections")
+_MERGED = ("scope", "schedule", "protections")
+
+
+class FromTemplate(BaseModel):
+    """Instantiate a built-in template: its conditions/actions/protections + your name, scope and targets."""
+
+    template: str = Field(description="kill_losers, scale_winners, frequency_cap or daily_spend_protection.")
+    name: str = Field(min_length=1, max_length=200)
+    scope: dict[str, Any]
+    targets: dict[str, float] = Field(default_factory=dict)
+    schedule: dict[str, Any] | None = None
+    protections: dict[str, Any] | None = Field(default=None, description="Overrides of the template's protections.")
+
+
+class BulkEdit(BaseModel):
+    rule_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
+    op: Literal["pause", "activate", "set_cooldown", "delete"]
+    cooldown_minutes: int | None = Field(default=None, ge=0, le=10080)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int) and parts:
+            parts[-1] = f"{parts[-1]}[{p}]"
+        else:
+            parts.append(str(p))
+    return ".".join(parts) or "body"
+
+
+def _validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
+    errors = []
+    for e in exc.errors():
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        errors.append({"field": prefix + _field(tuple(e.get("loc", ()))), "message": msg, "type": e.get("type")})
+    message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid rule"
+    return ApiError(422, "validation_failed", message, field=errors[0]["field"] if errors else None,
+                    extra={"errors": errors})
+
+
+async def _validated(conn: asyncpg.Connection, workspace_id: str, data: Any, prefix: str = "") -> RuleDefinition:
+    """A RuleDefinition validated with the workspace's known accounts (Meta-only metric/action checks)."""
+    accounts: list[str] = []
+    if isinstance(data, dict) and isinstance(data.get("scope"), dict):
+        ids = data["scope"].get("ad_account_ids")
+        if isinstance(ids, (list, tuple)):
+            accounts = [str(i).strip() for i in ids if isinstance(i, str)]
+    platforms = await pg.account_platforms(conn, workspace_id, accounts)
+    try:
+        return validate_rule(data, account_platforms=platforms)
+    except ValidationError as exc:
+        raise _validation_error(exc, prefix) from None
+
+
+def _dump(definition: RuleDefinition) -> dict[str, Any]:
+    return definition.model_dump(mode="json")
+
+
+async def _rule(conn: asyncpg.Connection, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> Any:
+    row = await pg.get_rule(conn, principal.workspace_id, rule_id, for_update=for_update)
+    if row is None:
+        raise ApiError(404, "not_found", f"rule {rule_id} not found", field="rule_id")
+    return row
+
+
+async def _create(ctx: ServiceContext, principal: Principal, definition_data: Any, template: str | None) -> Any:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        definition = await _validated(conn, principal.workspace_id, definition_data)
+        row = await pg.insert_rule(conn, rule_id=uuid.uuid4(), workspace_id=principal.workspace_id,
+                                   name=definition.name, definition=_dump(definition),
+                                   interval_minutes=definition.schedule.interval_minutes, template=template,
+                                   created_by=principal.key_id, now=now)
+        view = engine.rule_view(row)
+        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="create",
+                       actor=principal.key_id, at=now, before=None, after=view,
+                       detail={"template": template} if template else {})
+    return view
+
+
+async def _set_status(conn: asyncpg.Connection, principal: Principal, row: Any, status: str, now: datetime,
+                      action: str, detail: dict[str, Any] | None = None) -> Any:
+    if row["status"] == status:
+        return row
+    updated = await pg.set_status(conn, row["rule_id"], status, now)
+    await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action=action,
+                   actor=principal.key_id, at=now, before=engine.rule_view(row), after=engine.rule_view(updated),
+                   detail=detail)
+    return updated
+
+
+# ---------------------------------------------------------------- collection routes
+
+
+@router.get("")
+async def list_rules(status: Literal["active", "paused"] | None = None, limit: int = Query(100, ge=1, le=1000),
+                     offset: int = Query(0, ge=0), principal: Principal = Depends(require("viewer")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await pg.list_rules(conn, principal.workspace_id, status, limit, offset)
+    return {"rules": [engine.rule_view(r) for r in rows], "limit": limit, "offset": offset}
+
+
+@router.post("", status_code=201)
+async def create_rule(body: RuleDefinition, principal: Principal = Depends(require("operator")),
+                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    return await _create(ctx, principal, _dump(body), None)
+
+
+@router.get("/templates")
+async def list_templates(principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
+    return {"templates": [
+        {"name": t.name, "description": t.description, "conditions": [dict(c) for c in t.conditions],
+         "actions": [dict(a) for a in t.actions], "required_targets": list(t.required_targets),
+         "protections": dict(t.protections)} for t in TEMPLATES.values()]}
+
+
+@router.post("/from-template", status_code=201)
+async def create_from_template(body: FromTemplate, principal: Principal = Depends(require("operator")),
+                               ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    try:
+        data = template_rule_data(body.template, name=body.name, scope=body.scope, targets=body.targets)
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", f"template: {exc}", field="template") from None
+    if body.schedule is not None:
+        data["schedule"] = body.schedule
+    if body.protections is not None:
+        data["protections"] = {**data["protections"], **body.protections}
+    return await _create(ctx, principal, data, body.template)
+
+
+@router.post("/preview")
+async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, {definition} or a rule body."),
+                       principal: Principal = Depends(require("viewer")),
+                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        rule = None
+        if body.get("rule_id") is not None:
+            try:
+                rule_id = uuid.UUID(str(body["rule_id"]))
+            except ValueError:
+                raise ApiError(422, "validation_failed", "rule_id: not a valid UUID", field="rule_id") from None
+            rule = await _rule(conn, principal, rule_id)
+            definition = RuleDefinition.model_validate(rule["definition"])
+        elif "definition" in body:
+            definition = await _validated(conn, principal.workspace_id, body["definition"], "definition.")
+        else:
+            definition = await _validated(conn, principal.workspace_id, body)
+        result = await engine.preview(conn, principal.workspace_id, definition, rule, now)
+    RULE_PREVIEWS.labels(engine.SERVICE).inc()
+    return result
+
+
+@router.post("/bulk")
+async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("operator")),
+                    ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    if body.op == "set_cooldown" and body.cooldown_minutes is None:
+        raise ApiError(422, "validation_failed", "cooldown_minutes: required for op 'set_cooldown'",
+                       field="cooldown_minutes")
+    now = ctx.clock.now()
+    wanted = list(dict.fromkeys(body.rule_ids))
+    batch_id = str(uuid.uuid4())
+    changed: list[str] = []
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        rows = await pg.lock_rules(conn, principal.workspace_id, wanted)
+        found = {r["rule_id"] for r in rows}
+        missing = [str(i) for i in wanted if i not in found]
+        if missing:
+            raise ApiError(404, "not_found", f"rule(s) not found: {', '.join(missing)}", field="rule_ids",
+                           extra={"not_found": missing})
+        for row in rows:
+            before = engine.rule_view(row)
+            after: dict[str, Any] | None
+            if body.op in ("pause", "activate"):
+                status = "paused" if body.op == "pause" else "active"
+                if row["status"] == status:
+                    continue
+                after = engine.rule_view(await pg.set_status(conn, row["rule_id"], status, now))
+            elif body.op == "set_cooldown":
+                definition = dict(row["definition"])
+                definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
+                try:
+                    checked = RuleDefinition.model_validate(definition)
+                except ValidationError as exc:
+                    raise _validation_error(exc) from None
+                after = engine.rule_view(await pg.set_cooldown(conn, row["rule_id"], _dump(checked), now))
+            else:
+                await pg.soft_delete(conn, row["rule_id"], now)
+                after = None
+            await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="bulk",
+                           actor=principal.key_id, at=now, before=before, after=after,
+                           detail={"op": body.op, "batch_id": batch_id, "rule_count": len(rows),
+                                   **({"cooldown_minutes": body.cooldown_minutes} if body.op == "set_cooldown"
+                                      else {})})
+            changed.append(str(row["rule_id"]))
+    return {"op": body.op, "batch_id": batch_id, "requested": len(wanted), "changed": changed,
+            "unchanged": [str(i) for i in wanted if str(i) not in changed]}
+
+
+# ---------------------------------------------------------------- one rule
+
+
+@router.get("/{rule_id}")
+async def get_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
+                   ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        return engine.rule_view(await _rule(conn, principal, rule_id))
+
+
+async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID, merge: dict[str, Any] | None,
+                  replace: RuleDefinition | None) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _rule(conn, principal, rule_id, for_update=True)
+        if replace is not None:
+            data: dict[str, Any] = _dump(replace)
+        else:
+            assert merge is not None
+            data = dict(row["definition"])
+            for key, value in merge.items():
+                if key in _MERGED and isinstance(value, dict) and isinstance(data.get(key), dict):
+                    data[key] = {**data[key], **value}
+                else:
+                    data[key] = value
+        definition = await _validated(conn, principal.workspace_id, data)
+        updated = await pg.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
+                                             interval_minutes=definition.schedule.interval_minutes, now=now)
+        view = engine.rule_view(updated)
+        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="update",
+                       actor=principal.key_id, at=now, before=engine.rule_view(row), after=view,
+                       detail={"method": "PUT" if replace is not None else "PATCH",
+                               "fields": sorted(merge) if merge is not None else list(_EDITABLE)})
+    return view
+
+
+@router.put("/{rule_id}")
+async def replace_rule(rule_id: uuid.UUID, body: RuleDefinition, principal: Principal = Depends(require("operator")),
+                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    return await _update(ctx, principal, rule_id, None, body)
+
+
+@router.patch("/{rule_id}")
+async def patch_rule(rule_id: uuid.UUID, body: dict[str, Any] = Body(...),
+                     principal: Principal = Depends(require("operator")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    for key in body:
+        if key == "status":
+            raise ApiError(422, "validation_failed", "status: use POST /activate or /pause", field="status")
+        if key not in _EDITABLE:
+            raise ApiError(422, "validation_failed", f"{key}: not an editable field; editable: {', '.join(_EDITABLE)}",
+                           field=key)
+    if not body:
+        raise ApiError(422, "validation_failed", "body: nothing to change", field="body")
+    return await _update(ctx, principal, rule_id, body, None)
+
+
+@router.delete("/{rule_id}", status_code=204)
+async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+                      ctx: ServiceContext = Depends(get_ctx)) -> Response:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _rule(conn, principal, rule_id, for_update=True)
+        await pg.soft_delete(conn, rule_id, now)
+        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="delete",
+                       actor=principal.key_id, at=now, before=engine.rule_view(row), after=None)
+    return Response(status_code=204)
+
+
+@router.post("/{rule_id}/activate")
+async def activate_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _rule(conn, principal, rule_id, for_update=True)
+        return engine.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
+
+
+@router.post("/{rule_id}/pause")
+async def pause_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        row = await _rule(conn, principal, rule_id, for_update=True)
+        return engine.rule_view(await _set_status(conn, principal, row, "paused", now, "pause"))
+
+
+@router.post("/{rule_id}/evaluate-now")
+async def evaluate_rule_now(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+                            ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    result = await evaluate_now(ctx, rule_id, workspace_id=principal.workspace_id, trigger="manual")
+    if result.status == "not_found":
+        raise ApiError(404, "not_found", f"rule {rule_id} not found", field="rule_id")
+    if result.status == "not_active":
+        raise ApiError(409, "rule_not_active", "the rule is paused; activate it first (or use preview)",
+                       field="status")
+    async with ctx.pool.acquire() as conn:
+        assert result.slot is not None
+        row = await pg.execution_for_slot(conn, rule_id, result.slot)
+        views = await engine.execution_views(conn, [row]) if row is not None else []
+    return {"status": result.status, "slot_start": result.slot, "execution": views[0] if views else None}
+
+
+@router.get("/{rule_id}/executions")
+async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=200), before: datetime | None = None,
+                          principal: Principal = Depends(require("viewer")),
+                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        await _rule(conn, principal, rule_id)
+        rows = await pg.list_executions(conn, rule_id, limit, before)
+        views = await engine.execution_views(conn, rows)
+    return {"rule_id": str(rule_id), "executions": views}
+
+
+@audit_router.get("/audit-log")
+async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = None,
+                    limit: int = Query(100, ge=1, le=1000), before_id: int | None = None,
+                    principal: Principal = Depends(require("viewer")),
+                    ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await pg.audit_log(conn, principal.workspace_id, rule_id=rule_id, action=action, before_id=before_id,
+                                  limit=limit)
+    entries = [engine.audit_view(r) for r in rows]
+    return {"entries": entries, "next_before_id": entries[-1]["id"] if len(entries) == limit else None}

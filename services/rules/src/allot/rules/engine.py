@@ -1,0 +1,454 @@
+"""Rule evaluation against this service's tables: load facts → domain.evaluate_rule → record + emit.
+
+One rule evaluation per (rule, slot) runs inside ONE transaction that (1) locks the rule row, (2) claims
+``schedule_claims(f"rule:{id}", slot_start)``, (3) evaluates, (4) writes the execution, its matched
+entities and the sent actions, and (5) writes the ``allocation.requested`` change set to the outbox. A
+crash anywhere rolls all of it back (the slot can be evaluated again); a committed slot can never be
+evaluated or emitted twice, by this instance or another, on restart or replay.
+
+History facts fed to the domain's protections (see ``domain.protections``):
+
+- cooldown: per entity, when THIS rule last SENT an action that is not known to have failed or been
+  blocked (a pending action counts: the change is on its way);
+- max executions per day: this rule's executions of the current UTC day that issued an action;
+- pending: actions on the entity (any rule of the workspace) sent < 30 min ago without an outcome;
+- failure backoff: executor outcomes of actions on the entity (any rule of the workspace), last 24 h;
+- circuit breaker: executor outcomes of this rule's actions in the last 24 h, counted only from the
+  rule's last manual (re-)activation. Guardrail blocks resolve "pending" but are neither successes nor
+  errors (a policy refusal is not a platform error).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import asyncpg
+
+from allot.contracts.envelope import Envelope, new_envelope
+from allot.contracts.payloads import AllocationRequested, BudgetAction
+from allot.contracts.registry import TOPICS
+from allot.rules.adapters import postgres as pg
+from allot.rules.domain import (
+    ActionOutcome,
+    DailyCounters,
+    Entity,
+    MatchedEntity,
+    PlannedAction,
+    RuleDefinition,
+    RuleEvaluation,
+    RuleHistory,
+    circuit_state,
+    evaluate_rule,
+    slot_start,
+)
+from allot.rules.domain.metrics import COUNTER_NAMES
+from allot.rules.domain.protections import (
+    CIRCUIT_BREAKER_WINDOW,
+    FAILURE_BACKOFF_WINDOW,
+    PENDING_ACTION_WINDOW,
+    CircuitState,
+)
+from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS
+from allot.rules.metrics import (
+    RULE_AUTO_PAUSES,
+    RULE_EVALUATIONS,
+    RULE_FIRES,
+    RULE_NOTIFY_ONLY,
+    RULE_SKIPS,
+)
+from allot.runtime.logging import get_logger
+from allot.runtime.schedule import claim_slot
+
+log = get_logger(__name__)
+
+SERVICE: Final = "rules"
+MAX_ACTIONS_PER_CHANGE_SET: Final = 500
+MAX_STORED_SKIPS: Final = 1000
+SYSTEM_ACTOR: Final = "system"
+_ACTION_TYPES: Final = {"increase_budget_pct": "set_budget", "decrease_budget_pct": "set_budget", "pause": "pause",
+                        "activate": "activate", "relaunch": "relaunch"}
+_SUCCESS: Final = {"succeeded": True, "already_applied": True, "failed": False, "conflict": False, "rejected": False}
+
+Emit = Callable[..., Awaitable[None]]
+
+
+# ---------------------------------------------------------------- views
+
+
+def rule_view(row: Any) -> dict[str, Any]:
+    """The API shape of a rule: its definition fields plus status and bookkeeping."""
+    d = row["definition"]
+    return {
+        "id": str(row["rule_id"]),
+        "workspace_id": row["workspace_id"],
+        "name": row["name"],
+        "status": row["status"],
+        "scope": d["scope"],
+        "targets": d["targets"],
+        "conditions": d["conditions"],
+        "actions": d["actions"],
+        "schedule": d["schedule"],
+        "protections": d["protections"],
+        "template": row["template"],
+        "version": row["version"],
+        "created_by": row["created_by"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "last_evaluated_at": row["last_evaluated_at"],
+        "last_slot": row["last_slot"],
+        "last_error": row["last_error"],
+        "auto_pause_reason": row["auto_pause_reason"],
+        "auto_paused_at": row["auto_paused_at"],
+    }
+
+
+def audit_view(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "rule_id": str(row["rule_id"]) if row["rule_id"] else None, "action": row["action"],
+            "actor": row["actor"], "at": row["at"], "before": row["before"], "after": row["after"],
+            "detail": row["detail"]}
+
+
+def entity_outcome(notify_only: bool, outcomes: Sequence[str | None]) -> str:
+    """One word for what happened to a matched entity: notified | pending | succeeded | blocked | failed | none."""
+    if notify_only:
+        return "notified"
+    if not outcomes:
+        return "none"
+    if any(o is None for o in outcomes):
+        return "pending"
+    if all(o in ("succeeded", "already_applied") for o in outcomes):
+        return "succeeded"
+    if any(o in ("blocked", "observed") for o in outcomes):
+        return "blocked"
+    return "failed"
+
+
+async def execution_views(conn: asyncpg.Connection, executions: Sequence[Any]) -> list[dict[str, Any]]:
+    ids = [e["execution_id"] for e in executions]
+    ents = await pg.execution_entities(conn, ids)
+    acts = await pg.execution_actions(conn, ids)
+    actions_by: dict[tuple[uuid.UUID, str], list[dict[str, Any]]] = defaultdict(list)
+    for a in acts:
+        actions_by[(a["execution_id"], a["entity_id"])].append({
+            "action_id": str(a["action_id"]), "request_id": str(a["request_id"]) if a["request_id"] else None,
+            "action_type": a["action_type"], "from_cents": a["from_cents"], "to_cents": a["to_cents"],
+            "from_status": a["from_status"], "to_status": a["to_status"], "sent_at": a["sent_at"],
+            "outcome": a["outcome"] or "pending", "outcome_at": a["outcome_at"], "error": a["error"]})
+    ents_by: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for e in ents:
+        actions = actions_by.get((e["execution_id"], e["entity_id"]), [])
+        ents_by[e["execution_id"]].append({
+            "entity_id": e["entity_id"], "platform": e["platform"], "ad_account_id": e["ad_account_id"],
+            "entity_level": e["entity_level"], "snapshot": e["snapshot"], "planned": e["planned"],
+            "skipped_actions": e["skipped_actions"],
+            "outcome": entity_outcome(e["notify_only"], [None if a["outcome"] == "pending" else a["outcome"]
+                                                         for a in actions]),
+            "actions": actions})
+    out = []
+    for x in executions:
+        entities = ents_by.get(x["execution_id"], [])
+        counts: dict[str, int] = defaultdict(int)
+        for e in entities:
+            counts[e["outcome"]] += 1
+        out.append({
+            "execution_id": str(x["execution_id"]), "rule_id": str(x["rule_id"]), "slot_start": x["slot_start"],
+            "started_at": x["started_at"], "trigger": x["trigger"], "result": x["result"],
+            "entities_evaluated": x["entities_evaluated"], "matched": x["matched"], "skipped": x["skipped"],
+            "skip_counts": x["skip_counts"], "actions_count": x["actions_count"],
+            "request_ids": [str(r) for r in x["request_ids"]], "auto_pause_reason": x["auto_pause_reason"],
+            "outcome_counts": dict(counts), "entities": entities, "skipped_entities": x["skipped_entities"]})
+    return out
+
+
+# ---------------------------------------------------------------- facts
+
+
+async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition,
+                        now: datetime) -> list[Entity]:
+    """Candidate entities of the rule's accounts and level with their daily buckets (the domain filters scope).
+
+    Deleted entities are left out unless the scope's ``status_in`` asks for them."""
+    statuses = rule.scope.entity_filter.status_in or ()
+    rows = await pg.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
+                                   "deleted" in statuses)
+    today = now.date()
+    buckets = await pg.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
+                                     today - timedelta(days=MAX_LOOKBACK_DAYS), today)
+    by_entity: dict[str, dict[date, DailyCounters]] = defaultdict(dict)
+    for b in buckets:
+        by_entity[b["entity_id"]][b["day"]] = DailyCounters._make(int(b[c]) for c in COUNTER_NAMES)
+    return [
+        Entity(entity_id=r["entity_id"], entity_level=r["entity_type"], platform=r["platform"],
+               ad_account_id=r["ad_account_id"], name=r["name"], status=r["status"], currency=r["currency"],
+               daily_budget_cents=r["daily_budget_cents"], buckets=by_entity.get(r["entity_id"], {}))
+        for r in rows
+    ]
+
+
+async def load_rule_outcomes(conn: asyncpg.Connection, rule: Any, now: datetime) -> list[ActionOutcome]:
+    since = now - CIRCUIT_BREAKER_WINDOW
+    reset = rule["breaker_reset_at"]
+    if reset is not None and reset - timedelta(microseconds=1) > since:
+        since = reset - timedelta(microseconds=1)
+    rows = await pg.rule_outcomes(conn, rule["rule_id"], since)
+    return [ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]) for r in rows]
+
+
+async def load_history(conn: asyncpg.Connection, workspace_id: str, rule: Any | None, definition: RuleDefinition,
+                       entity_ids: Sequence[str], now: datetime) -> RuleHistory:
+    """The protections' facts from this service's tables (``rule`` None = a definition being previewed)."""
+    pending: dict[str, list[datetime]] = defaultdict(list)
+    for r in await pg.pending_actions(conn, workspace_id, entity_ids, now - PENDING_ACTION_WINDOW):
+        pending[r["entity_id"]].append(r["sent_at"])
+    outcomes: dict[str, list[ActionOutcome]] = defaultdict(list)
+    for r in await pg.entity_outcomes(conn, workspace_id, entity_ids, now - FAILURE_BACKOFF_WINDOW):
+        outcomes[r["entity_id"]].append(ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]))
+    if rule is None:
+        return RuleHistory(pending_actions_since=pending, entity_outcomes=outcomes)
+    cooldown = timedelta(minutes=max(definition.protections.cooldown_minutes, 1))
+    return RuleHistory(
+        execution_started_at=await pg.acting_executions_since(conn, rule["rule_id"], pg.day_start(now)),
+        last_acted_at=await pg.last_acted(conn, rule["rule_id"], now - cooldown),
+        pending_actions_since=pending,
+        entity_outcomes=outcomes,
+        rule_outcomes=await load_rule_outcomes(conn, rule, now),
+    )
+
+
+# ---------------------------------------------------------------- change sets
+
+
+def action_id_for(rule_id: uuid.UUID, slot_iso: str, entity_id: str, action_type: str) -> uuid.UUID:
+    """Deterministic action id: uuid5(rule_id, "<slot>/<entity>/<action>")."""
+    return uuid.uuid5(rule_id, f"{slot_iso}/{entity_id}/{action_type}")
+
+
+def _reason(name: str, m: MatchedEntity, planned: PlannedAction) -> str:
+    values = ", ".join(f"{k}={'n/a' if v is None else format(v, '.4g')}" for k, v in m.snapshot.items())
+    text = f"rule '{name}': {values}"
+    if planned.requested_pct is not None:
+        text += f"; {planned.type} {planned.requested_pct:g}% → applied {planned.applied_pct:g}%"
+        if planned.clamps:
+            text += f" (clamped: {', '.join(planned.clamps)})"
+    return text[:1000]
+
+
+def budget_actions(rule_id: uuid.UUID, name: str, slot_iso: str, evaluation: RuleEvaluation,
+                   entities: dict[str, Entity]) -> list[tuple[MatchedEntity, PlannedAction, BudgetAction]]:
+    """The platform-changing actions of an evaluation (notify_only has none), absolute and with stable ids."""
+    out = []
+    for m in evaluation.matched:
+        entity = entities[m.entity_id]
+        for planned in m.actions:
+            action_type = _ACTION_TYPES.get(planned.type)
+            if action_type is None:
+                continue
+            out.append((m, planned, BudgetAction(
+                action_id=action_id_for(rule_id, slot_iso, m.entity_id, planned.type),
+                platform=entity.platform,  # type: ignore[arg-type]
+                ad_account_id=entity.ad_account_id, entity_type=entity.entity_level, entity_id=entity.entity_id,
+                action_type=action_type,  # type: ignore[arg-type]
+                currency=planned.currency or entity.currency,
+                from_cents=planned.from_cents if action_type == "set_budget" else None,
+                to_cents=planned.to_cents if action_type == "set_budget" else None,
+                reason=_reason(name, m, planned),
+            )))
+    return out
+
+
+def change_set_envelopes(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str, actions: Sequence[BudgetAction],
+                         manual: bool, now: datetime) -> list[Envelope[AllocationRequested]]:
+    """One allocation.requested per fire (split in parts of 500 actions only past the contract's limit)."""
+    envelopes = []
+    for part, start in enumerate(range(0, len(actions), MAX_ACTIONS_PER_CHANGE_SET)):
+        suffix = "" if part == 0 else f"/part{part}"
+        request = AllocationRequested(
+            request_id=uuid.uuid5(rule_id, f"request/{slot_iso}{suffix}"), source="rule", source_id=str(rule_id),
+            idempotency_key=f"{rule_id}/{slot_iso}{suffix}", manual=manual,
+            actions=list(actions[start:start + MAX_ACTIONS_PER_CHANGE_SET]), requested_by=SERVICE)
+        envelopes.append(new_envelope(
+            event_type="allocation.requested", schema_version=TOPICS["allocation.requested"].schema_version,
+            payload=request, producer=SERVICE, workspace_id=workspace_id, occurred_at=now,
+            step=f"rule/{rule_id}/{slot_iso}{suffix}"))
+    return envelopes
+
+
+# ---------------------------------------------------------------- one slot
+
+
+@dataclass
+class SlotResult:
+    """What one attempt to evaluate a rule for a slot did (metrics are counted after commit)."""
+
+    status: str  # evaluated | already_evaluated | not_active | not_found
+    rule_id: uuid.UUID
+    slot: datetime | None = None
+    execution_id: uuid.UUID | None = None
+    result: str | None = None  # requested | notified | no_match | auto_paused
+    trigger: str = "schedule"
+    emitted: int = 0
+    notified: int = 0
+    skip_counts: dict[str, int] = field(default_factory=dict)
+
+
+def circuit_reason(state: CircuitState) -> str:
+    return (f"circuit breaker: error rate {state.error_rate:.1%} with {state.errors} errors "
+            f"in {state.total} actions in the last 24 h")
+
+
+async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, workspace_id: str | None,
+                        now: datetime, instance: str, trigger: str) -> SlotResult:
+    """Evaluate ``rule_id`` for the slot containing ``now`` at most once (call inside a transaction)."""
+    rule = await pg.get_rule(conn, workspace_id, rule_id, for_update=True)
+    if rule is None:
+        return SlotResult("not_found", rule_id, trigger=trigger)
+    if rule["status"] != "active":
+        return SlotResult("not_active", rule_id, trigger=trigger)
+    slot = slot_start(now, rule["interval_minutes"])
+    slot_iso = slot.isoformat()
+    execution_id = uuid.uuid5(rule_id, f"execution/{slot_iso}")
+    if not await claim_slot(conn, f"rule:{rule_id}", slot, instance):
+        return SlotResult("already_evaluated", rule_id, slot, execution_id, trigger=trigger)
+    ws = rule["workspace_id"]
+    definition = RuleDefinition.model_validate(rule["definition"])
+    entities = await load_entities(conn, ws, definition, now)
+    history = await load_history(conn, ws, rule, definition, [e.entity_id for e in entities], now)
+    evaluation = evaluate_rule(definition, entities, history, now)
+    by_id = {e.entity_id: e for e in entities}
+
+    auto_pause_reason = None
+    if evaluation.auto_pause is not None:
+        auto_pause_reason = evaluation.auto_pause.auto_pause_reason
+        await pause_by_breaker(conn, rule, auto_pause_reason, evaluation.auto_pause.last_error, now,
+                               detail={"slot_start": slot_iso, "trigger": trigger})
+
+    planned = budget_actions(rule_id, definition.name, slot_iso, evaluation, by_id)
+    envelopes = change_set_envelopes(rule_id=rule_id, workspace_id=ws, slot_iso=slot_iso,
+                                     actions=[b for _, _, b in planned], manual=trigger == "manual", now=now)
+    request_of: dict[uuid.UUID, uuid.UUID] = {}
+    for env in envelopes:
+        for a in env.payload.actions:
+            request_of[a.action_id] = env.payload.request_id
+    notify = [m for m in evaluation.matched if all(p.type == "notify_only" for p in m.actions)]
+    if auto_pause_reason:
+        result = "auto_paused"
+    elif planned:
+        result = "requested"
+    elif notify:
+        result = "notified"
+    else:
+        result = "no_match"
+    skipped = [{"entity_id": s.entity_id, "reason": s.reason.value, "detail": s.detail}
+               for s in evaluation.skipped[:MAX_STORED_SKIPS]]
+    await pg.insert_execution(conn, {
+        "execution_id": execution_id, "rule_id": rule_id, "workspace_id": ws, "slot_start": slot,
+        "started_at": now, "trigger": trigger, "result": result,
+        "entities_evaluated": evaluation.entities_evaluated, "matched": len(evaluation.matched),
+        "skipped": len(evaluation.skipped), "skip_counts": evaluation.skip_counts(), "skipped_entities": skipped,
+        "actions_count": len(planned), "request_ids": [e.payload.request_id for e in envelopes],
+        "acted": bool(planned), "auto_pause_reason": auto_pause_reason})
+    await pg.insert_execution_entities(conn, [
+        (execution_id, m.entity_id, rule_id, m.platform, m.ad_account_id, m.entity_level, dict(m.snapshot),
+         [asdict(p) for p in m.actions], [asdict(s) for s in m.skipped_actions], m in notify)
+        for m in evaluation.matched])
+    await pg.insert_sent_actions(conn, [
+        (b.action_id, rule_id, ws, execution_id, request_of[b.action_id], b.entity_id, b.platform, b.action_type,
+         b.from_cents, b.to_cents, p.from_status, p.to_status, now)
+        for _, p, b in planned])
+    if envelopes:
+        await emit(conn, *envelopes)
+    if notify:
+        log.info("rule_notify_only", rule_id=str(rule_id), slot_start=slot_iso,
+                 entity_ids=[m.entity_id for m in notify][:50], matched=len(notify))
+    await pg.mark_evaluated(conn, rule_id, slot, now)
+    log.info("rule_evaluated", rule_id=str(rule_id), slot_start=slot_iso, trigger=trigger, result=result,
+             evaluated=evaluation.entities_evaluated, matched=len(evaluation.matched),
+             skipped=len(evaluation.skipped), actions=len(planned))
+    return SlotResult("evaluated", rule_id, slot, execution_id, result, trigger, emitted=len(planned),
+                      notified=len(notify), skip_counts=evaluation.skip_counts())
+
+
+def observe(result: SlotResult) -> None:
+    """Count a committed evaluation in Prometheus."""
+    if result.status != "evaluated" or result.result is None:
+        return
+    RULE_EVALUATIONS.labels(SERVICE, result.trigger, result.result).inc()
+    if result.result == "requested":
+        RULE_FIRES.labels(SERVICE, "requested").inc()
+    elif result.result == "notified":
+        RULE_FIRES.labels(SERVICE, "notify_only").inc()
+        RULE_NOTIFY_ONLY.labels(SERVICE).inc(result.notified)
+    elif result.result == "auto_paused":
+        RULE_FIRES.labels(SERVICE, "auto_paused").inc()
+    for reason, n in result.skip_counts.items():
+        RULE_SKIPS.labels(SERVICE, reason).inc(n)
+
+
+async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, last_error: str | None, now: datetime,
+                           detail: dict[str, Any] | None = None) -> Any:
+    """Set the rule back to paused with last_error + auto_pause_reason, audited as ``auto_pause`` by ``system``."""
+    updated = await pg.auto_pause(conn, rule["rule_id"], reason=reason, last_error=last_error, now=now)
+    await pg.audit(conn, workspace_id=rule["workspace_id"], rule_id=rule["rule_id"], action="auto_pause",
+                   actor=SYSTEM_ACTOR, at=now, before=rule_view(rule), after=rule_view(updated),
+                   detail={"reason": reason, "last_error": last_error, **(detail or {})})
+    RULE_AUTO_PAUSES.labels(SERVICE).inc()
+    log.warning("rule_auto_paused", rule_id=str(rule["rule_id"]), reason=reason, last_error=last_error)
+    return updated
+
+
+async def trip_breakers(conn: asyncpg.Connection, rule_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+    """After new outcomes: auto-pause each active rule whose circuit breaker trips now."""
+    paused = []
+    for rule_id in rule_ids:
+        rule = await pg.get_rule(conn, None, rule_id, for_update=True)
+        if rule is None or rule["status"] != "active":
+            continue
+        state = circuit_state(await load_rule_outcomes(conn, rule, now), now)
+        if state.tripped:
+            await pause_by_breaker(conn, rule, circuit_reason(state), state.last_error, now,
+                                   detail={"errors": state.errors, "total": state.total})
+            paused.append(rule_id)
+    return paused
+
+
+def outcome_success(outcome: str) -> bool | None:
+    return _SUCCESS.get(outcome)
+
+
+# ---------------------------------------------------------------- preview
+
+
+def _planned_view(p: PlannedAction) -> dict[str, Any]:
+    return {k: v for k, v in asdict(p).items() if v is not None and v != ()}
+
+
+async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleDefinition, rule: Any | None,
+                  now: datetime) -> dict[str, Any]:
+    """Run the rule against current data without acting or recording anything."""
+    entities = await load_entities(conn, workspace_id, definition, now)
+    history = await load_history(conn, workspace_id, rule, definition, [e.entity_id for e in entities], now)
+    ev = evaluate_rule(definition, entities, history, now, snapshot_unmatched=True)
+    names = {e.entity_id: e.name for e in entities}
+    return {
+        "rule_id": str(rule["rule_id"]) if rule is not None else None,
+        "evaluated_at": ev.evaluated_at,
+        "slot_start": ev.slot_start,
+        "entities_evaluated": ev.entities_evaluated,
+        "matched_count": len(ev.matched),
+        "skipped_count": len(ev.skipped),
+        "skip_counts": ev.skip_counts(),
+        "would_auto_pause": None if ev.auto_pause is None else {
+            "auto_pause_reason": ev.auto_pause.auto_pause_reason, "last_error": ev.auto_pause.last_error},
+        "matched": [{"entity_id": m.entity_id, "name": names.get(m.entity_id), "platform": m.platform,
+                     "ad_account_id": m.ad_account_id, "snapshot": dict(m.snapshot),
+                     "actions": [_planned_view(p) for p in m.actions],
+                     "skipped_actions": [asdict(s) for s in m.skipped_actions]} for m in ev.matched],
+        "skipped": [{"entity_id": s.entity_id, "name": names.get(s.entity_id), "reason": s.reason.value,
+                     "detail": s.detail, "snapshot": None if s.snapshot is None else dict(s.snapshot)}
+                    for s in ev.skipped],
+    }

@@ -1,0 +1,94 @@
+"""Thin consumers: the metric projection, and outcomes of this service's own change sets.
+
+- metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
+  latest per (entity, interval_start), rebuild the touched UTC daily buckets, refresh the entity from
+  its latest report. Set-based SQL; replaying any report changes nothing.
+- guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
+  on the rule's action (→ the execution's per-entity outcome, pending / failure backoff / circuit
+  breaker facts) and auto-pause a rule whose circuit breaker trips.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from allot.contracts.envelope import Envelope
+from allot.contracts.payloads import ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.rules import engine
+from allot.rules.adapters import postgres as pg
+from allot.rules.domain.projection import report_counters
+from allot.rules.domain.timeranges import bucket_date
+from allot.rules.metrics import RULE_OUTCOMES
+from allot.runtime.consumer import BatchContext
+from allot.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+
+async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    intervals: dict[tuple[str, str, Any], tuple[Any, ...]] = {}
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for event in events:
+        m: MetricsIngested = event.payload
+        ws = event.workspace_id
+        counters = report_counters(spend_cents=m.spend_cents, impressions=m.impressions, clicks=m.clicks,
+                                   conversions=m.conversions, revenue_cents=m.revenue_cents, reach=m.reach,
+                                   extra=m.extra)
+        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, bucket_date(m.interval_start),
+               *counters)
+        key = (ws, m.entity_id, m.interval_start)
+        held = intervals.get(key)
+        if held is None or (row[4], row[6:]) > (held[4], held[6:]):
+            intervals[key] = row
+        entity = (ws, m.entity_id, m.platform, m.ad_account_id, m.entity_type, m.entity_name, m.status,
+                  m.daily_budget_cents, m.currency, m.parent_id, m.reported_at, m.interval_start)
+        held_entity = latest.get((ws, m.entity_id))
+        if held_entity is None or (entity[10], entity[11]) > (held_entity[10], held_entity[11]):
+            latest[(ws, m.entity_id)] = entity
+    changed = await pg.upsert_intervals(ctx.conn, list(intervals.values()))
+    await pg.rebuild_daily(ctx.conn, changed)
+    await pg.upsert_entities(ctx.conn, list(latest.values()))
+
+
+def _rule_uuid(source_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(source_id)
+    except ValueError:
+        return None
+
+
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+    for event in events:
+        p: ActionExecuted = event.payload
+        if p.source != "rule":
+            continue
+        rule_id = _rule_uuid(p.source_id)
+        if rule_id is None:
+            log.warning("rule_outcome_bad_source_id", source_id=p.source_id, action_id=str(p.action_id))
+            continue
+        RULE_OUTCOMES.labels(engine.SERVICE, p.outcome).inc()
+        row = (p.action_id, rule_id, event.workspace_id, p.request_id, p.entity_id, p.platform, p.action_type,
+               p.outcome, engine.outcome_success(p.outcome), p.executed_at, p.error)
+        held = rows.get(p.action_id)
+        # a duplicate approval is reported as already_applied: never let it replace the real outcome
+        if held is None or (held[7] == "already_applied" and p.outcome != "already_applied"):
+            rows[p.action_id] = row
+    if not rows:
+        return
+    rule_ids = await pg.record_outcomes(ctx.conn, list(rows.values()))
+    await engine.trip_breakers(ctx.conn, rule_ids, ctx.clock.now())
+
+
+async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    rows = []
+    for event in events:
+        p: GuardrailBlocked = event.payload
+        if p.source != "rule":
+            continue
+        outcome = "observed" if p.observe_only else "blocked"
+        RULE_OUTCOMES.labels(engine.SERVICE, outcome).inc()
+        rows.append((p.request_id, event.workspace_id, outcome, event.occurred_at, f"{p.check}: {p.reason}"[:2000]))
+    if rows:
+        await pg.record_blocked(ctx.conn, rows)

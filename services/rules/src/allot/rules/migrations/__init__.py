@@ -1,0 +1,1 @@
+"""Rules schema: rules, executions, actions and outcomes, audit log, metric projection."""

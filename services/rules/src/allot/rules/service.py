@@ -1,0 +1,26 @@
+"""The rules service: if-then automation rules evaluated every interval against its own metric projection."""
+
+from __future__ import annotations
+
+from allot.rules.api import audit_router, router
+from allot.rules.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
+from allot.rules.scheduler import rule_scheduler
+from allot.rules.settings import RulesSettings
+from allot.runtime.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="rules",
+    migrations_package="allot.rules.migrations",
+    consumes={
+        "metrics.ingested": on_metrics_ingested,
+        "guardrail.blocked": on_guardrail_blocked,
+        "action.executed": on_action_executed,
+    },
+    produces=["allocation.requested"],
+    routers=[router, audit_router],
+    tasks=[rule_scheduler],
+    settings_class=RulesSettings,
+    title="Allot rules",
+    description="If-then rules (scope, conditions, actions, schedule, protections) evaluated every slot against "
+    "delivery metrics; matches become allocation.requested change sets with absolute targets.",
+)
