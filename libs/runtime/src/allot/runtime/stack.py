@@ -51,6 +51,15 @@ class RunningStack:
     ports: dict[str, int] = field(default_factory=dict)
     admin_key: str = ""
 
+    def start_service(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) one service process with the stack's environment."""
+        proc_env = dict(self.env, ALLOT_SERVICE_NAME=name, ALLOT_HTTP_PORT=str(self.ports[name]), **extra_env)
+        out = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", f"allot.{name}"], env=proc_env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = proc
+        return proc
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
@@ -137,10 +146,7 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     env.update(shared_urls)
     try:
         for name in wanted:
-            proc_env = dict(env, ALLOT_SERVICE_NAME=name, ALLOT_HTTP_PORT=str(stack.ports[name]))
-            out = open(logs / f"{name}.log", "ab")  # noqa: SIM115
-            stack.processes[name] = subprocess.Popen([sys.executable, "-m", f"allot.{name}"], env=proc_env,
-                                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            stack.start_service(name)
         for name in wanted:
             wait_ready(stack, name)
             say(f"  {name:<10} ready  {stack.url(name)}  (pid {stack.processes[name].pid}, log {logs / (name + '.log')})")

@@ -1,0 +1,3 @@
+from allot.sandbox.service import main
+
+main()

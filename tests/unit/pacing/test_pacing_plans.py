@@ -1,0 +1,126 @@
+"""Flight plans in cents: evaluation, cents boundary, budget moves and proposal outcomes (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from allot.pacing.domain import (
+    CampaignPacingState,
+    ChannelPlan,
+    DealPlan,
+    Delivery,
+    EntityRef,
+    FlightPlan,
+    PacingCurve,
+    PacingInputError,
+    action_id_for,
+    cents_from_units,
+    evaluate_plan,
+    plan_budget_moves,
+    proposal_outcome,
+)
+
+START = datetime(2026, 8, 1, tzinfo=UTC)
+END = datetime(2026, 8, 11, tzinfo=UTC)
+HALF = datetime(2026, 8, 6, tzinfo=UTC)
+A = EntityRef("sandbox", "act", "campaign", "a")
+B = EntityRef("sandbox", "act", "campaign", "b")
+
+
+def plan(**overrides: object) -> FlightPlan:
+    base: dict[str, object] = {
+        "plan_id": "p1", "workspace_id": "ws", "campaign_id": "c1", "currency": "USD",
+        "total_budget_cents": 10_000_000, "flight_start": START, "flight_end": END,
+        "channels": (ChannelPlan("CTV", 6_000_000, (A,), A), ChannelPlan("DISPLAY", 4_000_000, (B,), B)),
+        "deals": (DealPlan("deal-1", 2_000_000, (A,)),),
+    }
+    base.update(overrides)
+    return FlightPlan(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("units", "cents"),
+    [(0.0, 0), (12.34, 1234), (0.125, 12), (0.135, 14), (1e10 + 0.01, 1_000_000_000_001), (73770.49, 7_377_049)],
+)
+def test_units_become_cents_half_even(units: float, cents: int) -> None:
+    assert cents_from_units(units) == cents
+
+
+def test_evaluate_plan_gives_cents_alert_and_one_proposal() -> None:
+    ev = evaluate_plan(plan(), {"CTV": Delivery(1_500_000, 10), "DISPLAY": Delivery(2_600_000, 20)},
+                       {"deal-1": Delivery(1_500_000)}, now=HALF, slot_key="s1")
+    assert (ev.total_spend_cents, ev.expected_spend_cents, ev.pacing_pct, ev.deviation_pct) == (
+        4_100_000, 5_000_000, 82.0, -18.0)
+    assert ev.alert is not None and ev.alert.level == "warning"
+    assert [(c.channel, c.expected_spend_cents, c.alert_level) for c in ev.channels] == [
+        ("CTV", 3_000_000, "critical"), ("DISPLAY", 2_000_000, "critical")]
+    assert ev.deals[0].expected_spend_cents == 1_000_000 and ev.deals[0].pacing_pct == 150.0
+    (prop,) = ev.proposals
+    assert (prop.source_channel, prop.target_channel, prop.amount_cents) == ("CTV", "DISPLAY", 600_000)
+    assert ev.transition is None and ev.state_after is CampaignPacingState.ACTIVE
+    again = evaluate_plan(plan(), {"CTV": Delivery(1_500_000, 10), "DISPLAY": Delivery(2_600_000, 20)},
+                          {"deal-1": Delivery(1_500_000)}, now=HALF, slot_key="s1")
+    assert (again.snapshot_id, again.proposals[0].proposal_id) == (ev.snapshot_id, prop.proposal_id)
+    other_slot = evaluate_plan(plan(), {}, {}, now=HALF, slot_key="s2")
+    assert other_slot.snapshot_id != ev.snapshot_id
+
+
+def test_missing_delivery_is_zero_and_critical_holds_then_escalates() -> None:
+    ev = evaluate_plan(plan(), {}, {}, now=HALF, slot_key="s")
+    assert ev.total_spend_cents == 0 and ev.state_after is CampaignPacingState.PACING_HOLD
+    assert ev.held_since_after == HALF
+    held = plan(state=CampaignPacingState.PACING_HOLD, held_since=HALF, escalate_after_s=3600.0)
+    assert evaluate_plan(held, {}, {}, now=HALF + timedelta(seconds=3599), slot_key="s").transition is None
+    later = evaluate_plan(held, {}, {}, now=HALF + timedelta(hours=1), slot_key="s")
+    assert later.state_after is CampaignPacingState.PAUSED
+
+
+def test_curve_changes_expected_spend() -> None:
+    front = evaluate_plan(plan(curve=PacingCurve.front_loaded()), {}, {}, now=HALF, slot_key="s")
+    back = evaluate_plan(plan(curve=PacingCurve.back_loaded()), {}, {}, now=HALF, slot_key="s")
+    assert (front.expected_spend_cents, back.expected_spend_cents) == (7_500_000, 2_500_000)
+
+
+def test_budget_moves_are_absolute_and_deterministic() -> None:
+    pid = uuid.uuid4()
+    move = plan_budget_moves(pid, 600_000, target=B, source=A, target_budget_cents=400_000,
+                             source_budget_cents=1_000_000)
+    assert move.needs_budget is None and move.moved_cents == 600_000
+    assert [(m.role, m.from_cents, m.to_cents) for m in move.moves] == [
+        ("target", 400_000, 1_000_000), ("source", 1_000_000, 400_000)]
+    assert move.moves[0].action_id == action_id_for(pid, "b") == action_id_for(str(pid), "b")
+
+
+def test_source_never_goes_below_zero() -> None:
+    move = plan_budget_moves("p", 600_000, target=B, source=A, target_budget_cents=1, source_budget_cents=50_000)
+    assert move.moved_cents == 50_000
+    assert [(m.from_cents, m.to_cents) for m in move.moves] == [(1, 50_001), (50_000, 0)]
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "tb", "sb", "needle"),
+    [(None, A, 1, 1, "target channel has no budget entity"), (B, None, 1, 1, "source channel has no budget"),
+     (A, A, 1, 1, "share one budget entity"), (B, A, None, 1, "target budget entity sandbox:b"),
+     (B, A, 1, 0, "daily budget of 0")],
+)
+def test_unknown_budgets_need_budget(target: EntityRef | None, source: EntityRef | None, tb: int | None,
+                                     sb: int | None, needle: str) -> None:
+    move = plan_budget_moves("p", 100, target=target, source=source, target_budget_cents=tb, source_budget_cents=sb)
+    assert move.moves == () and move.needs_budget is not None and needle in move.needs_budget
+
+
+def test_non_positive_amount_is_refused() -> None:
+    with pytest.raises(PacingInputError):
+        plan_budget_moves("p", 0, target=B, source=A, target_budget_cents=1, source_budget_cents=1)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "status"),
+    [({}, None), ({"a": "succeeded", "b": None}, None), ({"a": "succeeded", "b": "already_applied"}, "applied"),
+     ({"a": "succeeded", "b": "conflict"}, "conflict"), ({"a": "failed", "b": "succeeded"}, "failed"),
+     ({"a": "rejected", "b": "conflict"}, "conflict")],
+)
+def test_proposal_outcome(outcomes: dict[str, str | None], status: str | None) -> None:
+    assert proposal_outcome(outcomes) == status
