@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "services" / "pacing" / "src"))
 
-from allot.pacing.domain import (  # noqa: E402
+from allot.pacing.domain import (
     ChannelPlan,
     DealPlan,
     Delivery,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
+from allot.contracts.envelope import EVENT_NAMESPACE
 from allot.pacing.domain import action_id_for
+
 from tests.support.kafka import eventually, publish
 from tests.support.service import auth
 
@@ -51,6 +54,8 @@ async def test_snapshot_persists_numbers_and_publishes_events_then_replay_change
 
         taken = await pacing.events("pacing.snapshot_taken", pid)
         assert len(taken) == 1
+        step = f"{pid}/{pacing.NOW.isoformat()}/snapshot_taken"
+        assert taken[0]["event_id"] == str(uuid.uuid5(EVENT_NAMESPACE, f"pacing/{pacing.ws}/{step}"))
         p = taken[0]["payload"]
         assert p["snapshot_id"] == snap["snapshot_id"] and p["state"] == "ACTIVE"
         assert (p["total_spend_cents"], p["expected_spend_cents"], p["pacing_pct"]) == (4_100_000, 5_000_000, 82.0)
@@ -131,3 +136,8 @@ async def test_snapshot_persists_numbers_and_publishes_events_then_replay_change
                                        headers=auth(pacing.viewer))
         assert len(by_campaign.json()["snapshots"]) == 3
         assert len(await pacing.events("pacing.snapshot_taken", pid, min_count=3)) == 3
+
+        exposed = (await client.get("/metrics")).text
+        assert 'allot_pacing_snapshots_total{service="pacing",trigger="manual"}' in exposed
+        assert 'allot_pacing_deviations_total{level="warning",service="pacing"}' in exposed
+        assert 'allot_pacing_proposals_total{service="pacing",status="applied"}' in exposed

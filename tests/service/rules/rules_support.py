@@ -20,7 +20,7 @@ def report(ws: str, account: str, entity: str, day: date, *, spend: int, revenue
            platform: str = "meta", level: str = "adset", reported_at: datetime | None = None,
            status: str = "active", extra: dict[str, int] | None = None, name: str | None = None) -> Any:
     start = datetime.combine(day, time(0), UTC)
-    at = reported_at or start + timedelta(days=1, hours=2)
+    at = reported_at or start + timedelta(days=1, minutes=1)
     payload = MetricsIngested(platform=platform, ad_account_id=account, entity_type=level, entity_id=entity,
                               entity_name=name or f"{entity} name", status=status, currency="EUR",
                               daily_budget_cents=budget, interval_start=start, interval_end=start + timedelta(days=1),
@@ -35,11 +35,11 @@ def days_before(now: datetime, n: int) -> list[date]:
 
 
 async def wait_for_entities(client: httpx.AsyncClient, key: str, account: str, level: str, count: int,
-                            check: Any = None) -> dict[str, Any]:
+                            check: Any = None, actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Poll a preview over the account until ``count`` entities are projected (and ``check(body)`` holds)."""
     body = {"name": "probe", "scope": {"ad_account_ids": [account], "entity_level": level},
             "conditions": [{"metric": "spend", "operator": "gte", "value": 0, "time_range": "last_30d"}],
-            "actions": [{"type": "notify_only"}]}
+            "actions": actions or [{"type": "notify_only"}]}
 
     async def ready() -> Any:
         r = await client.post("/api/v1/rules/preview", json=body, headers=auth(key))

@@ -33,7 +33,7 @@ async def test_scale_winners_fires_once_holds_for_cooldown_and_ignores_a_metrics
     for day in days_before(NOW, 3):
         # first report of the day undercounts conversions; the matured re-report (later reported_at) wins
         early = report(ws, account, winner, day, spend=10_000, revenue=5_000, reported_at=None)
-        matured_at = early.payload.reported_at + timedelta(hours=20)
+        matured_at = early.payload.reported_at + timedelta(minutes=2)
         events.append(report(ws, account, winner, day, spend=10_000, revenue=40_000, reported_at=matured_at))
         events.append(early)  # delivered out of order: must not override the later report
         events.append(report(ws, account, loser, day, spend=10_000, revenue=12_000))
@@ -96,8 +96,9 @@ async def test_scale_winners_fires_once_holds_for_cooldown_and_ignores_a_metrics
         await publish(settings.kafka_bootstrap, report(ws, account, winner, NOW.date() - timedelta(days=1),
                                                        spend=10_000, revenue=40_000, budget=12_000,
                                                        reported_at=NOW + timedelta(minutes=30)))
-        await wait_for_entities(client, op, account, "adset", 2, check=lambda out: any(
-            m["actions"][0].get("from_cents") == 12_000 for m in out["matched"] if m["entity_id"] == winner))
+        await wait_for_entities(client, op, account, "adset", 2, actions=[{"type": "increase_budget_pct", "pct": 20}],
+                                check=lambda out: any(m["actions"][0].get("from_cents") == 12_000
+                                                      for m in out["matched"] if m["entity_id"] == winner))
         clock.advance(12 * 3600)
         body = await evaluate(client, op, rule_id)
         assert body["execution"]["result"] == "requested", body
@@ -140,10 +141,17 @@ async def test_kill_losers_pauses_and_notify_only_emits_nothing(settings: Any, u
         assert r.status_code == 201, r.text
         notify_id = r.json()["id"]
 
+
+        async def todays_spend_projected() -> Any:
+            r = await client.post("/api/v1/rules/preview", json={"rule_id": notify_id}, headers=auth(op))
+            return [m["entity_id"] for m in r.json()["matched"]] == [loser]
+
+        await eventually(todays_spend_projected, timeout=10, what="today's report projected")
         for rid in (kill_id, notify_id):
             assert (await client.post(f"/api/v1/rules/{rid}/activate", headers=auth(op))).status_code == 200
-        kill = await evaluate(client, op, kill_id)
+        # notify first: the kill rule's pause puts the loser in flight (pending) for every rule
         notify = await evaluate(client, op, notify_id)
+        kill = await evaluate(client, op, kill_id)
 
         assert kill["execution"]["result"] == "requested"
         [fire] = await change_sets(settings.kafka_bootstrap, kill_id, 1)

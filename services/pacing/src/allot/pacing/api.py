@@ -48,9 +48,8 @@ from allot.pacing.settings import PacingSettings
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 router = APIRouter(prefix="/api/v1/pacing", tags=["pacing"])
@@ -401,7 +400,7 @@ async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
 
 
 @router.post("/plans/{plan_id}/snapshots", status_code=201)
-async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx) -> Any:
+async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: Response) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         async with conn.transaction():
@@ -415,7 +414,9 @@ async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx) -> Any:
     observe(result, "manual")
     if row is None:
         raise ApiError(409, "snapshot_failed", "the plan's data could not be evaluated; see the service log")
-    return ORJSONResponse(snapshot_out(row), status_code=201 if result.snapshot_ids else 200)
+    if not result.snapshot_ids:
+        response.status_code = 200  # this instant was already snapshotted: the same snapshot again
+    return snapshot_out(row)
 
 
 @router.get("/plans/{plan_id}/snapshots/latest")

@@ -271,6 +271,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
 
 async def _budgets_by_workspace(conn: asyncpg.Connection, items: Iterable[tuple[FlightPlan, Any]]
                                 ) -> dict[str, dict[tuple[str, str], int | None]]:
+    """Current budgets of every budget entity the pass's automatic proposals touch, per workspace."""
     wanted: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for plan, prop in items:
         channels = {c.name: c for c in plan.channels}
@@ -328,13 +329,15 @@ def _deals_json(ev: PlanEvaluation) -> list[dict[str, Any]]:
 async def request_proposal(
     conn: asyncpg.Connection, plan: FlightPlan, *, proposal_id: uuid.UUID, slot: str, source_channel: str,
     target_channel: str, amount_cents: int, now: datetime, requested_by: str, correlation_id: uuid.UUID,
-    budgets: Mapping[tuple[str, str], int | None] | None = None,
+    budgets: dict[tuple[str, str], int | None] | None = None,
 ) -> tuple[str, list[Envelope[Any]]]:
     """Turn an approved proposal into one ``allocation.requested`` change set, or mark it ``needs_budget``.
 
     Target budget entity: current daily budget + amount; source: current − amount (never below 0, see
     ``plan_budget_moves``).  Current budgets are the ``daily_budget_cents`` of each entity's latest metrics
-    report.  Returns the new status and the events to emit.
+    report.  ``budgets`` (when given) is updated with the new targets, so several proposals requested in
+    one pass that touch the same entity chain their from -> to instead of all starting from a stale budget.
+    Returns the new status and the events to emit.
     """
     channels = {c.name: c for c in plan.channels}
     target = channels[target_channel].budget_entity if target_channel in channels else None
@@ -354,6 +357,8 @@ async def request_proposal(
         log.warning("pacing_proposal_needs_budget", plan_id=plan.plan_id, proposal_id=str(proposal_id),
                     reason=move.needs_budget)
         return "needs_budget", []
+    for m in move.moves:
+        budgets[(m.entity.platform, m.entity.entity_id)] = m.to_cents
     request_id = request_id_for(proposal_id)
     capped = move.moved_cents < amount_cents
     note = f" (capped at the source's daily budget, proposal was {amount_cents} cents)" if capped else ""

@@ -11,6 +11,13 @@ import asyncpg
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
 
+
+
+async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Row]:
+    rows: list[Row] = await conn.fetch(sql, *args)
+    return rows
+
+
 # ---------------------------------------------------------------- plans
 
 PLAN_COLUMNS = (
@@ -61,7 +68,8 @@ async def get_plan(conn: asyncpg.Connection, workspace_id: str, plan_id: str, *,
 
 async def list_plans(conn: asyncpg.Connection, workspace_id: str, *, campaign_id: str | None, state: str | None,
                      limit: int) -> list[Row]:
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE workspace_id = $1 "
         "AND ($2::text IS NULL OR campaign_id = $2) AND ($3::text IS NULL OR state = $3) "
         "ORDER BY created_at DESC, plan_id LIMIT $4",
@@ -71,7 +79,8 @@ async def list_plans(conn: asyncpg.Connection, workspace_id: str, *, campaign_id
 
 async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[Row]:
     """Lock plans in plan_id order (a fixed order keeps concurrent snapshot passes free of deadlocks)."""
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE plan_id = ANY($1::text[]) ORDER BY plan_id FOR UPDATE",
         list(plan_ids),
     )
@@ -83,7 +92,8 @@ async def due_plans(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     The first scheduled slot of a plan is the first one starting after its creation; the last is the
     slot containing flight_end (so a final snapshot is taken at or just after the end).
     """
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         """
         SELECT plan_id, slot FROM (
             SELECT plan_id, last_slot_at, created_at, flight_end,
@@ -133,7 +143,8 @@ async def insert_transitions(conn: asyncpg.Connection, rows: Sequence[tuple[Any,
 
 
 async def list_transitions(conn: asyncpg.Connection, plan_id: str, limit: int) -> list[Row]:
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         "SELECT from_state, to_state, reason, actor, snapshot_id, at FROM pacing_transitions "
         "WHERE plan_id = $1 ORDER BY at DESC, id DESC LIMIT $2", plan_id, limit)
 
@@ -171,7 +182,8 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
 async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:
     """Spend and impressions per (plan, kind, name): sums over the latest report of every interval that starts
     inside the flight and before the snapshot time, in the plan's currency."""
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         """
         SELECT e.plan_id, e.kind, e.name, sum(m.spend_cents)::bigint AS spend_cents,
                sum(m.impressions)::bigint AS impressions
@@ -251,7 +263,8 @@ async def latest_snapshot(conn: asyncpg.Connection, plan_id: str) -> Row | None:
 async def list_snapshots(conn: asyncpg.Connection, workspace_id: str, *, plan_id: str | None, campaign_id: str | None,
                          start_time: datetime | None, end_time: datetime | None, limit: int) -> list[Row]:
     """Snapshots with start_time <= taken_at <= end_time, oldest first."""
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE workspace_id = $1 "
         "AND ($2::text IS NULL OR plan_id = $2) AND ($3::text IS NULL OR campaign_id = $3) "
         "AND ($4::timestamptz IS NULL OR taken_at >= $4) AND ($5::timestamptz IS NULL OR taken_at <= $5) "
@@ -300,14 +313,16 @@ async def get_proposal(conn: asyncpg.Connection, plan_id: str, proposal_id: uuid
 
 async def list_proposals(conn: asyncpg.Connection, plan_id: str, statuses: Sequence[str] | None,
                          limit: int) -> list[Row]:
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE plan_id = $1 "
         "AND ($2::text[] IS NULL OR status = ANY($2::text[])) ORDER BY created_at DESC, proposal_id LIMIT $3",
         plan_id, list(statuses) if statuses is not None else None, limit)
 
 
 async def proposal_actions(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         "SELECT action_id, proposal_id, role, platform, ad_account_id, entity_type, entity_id, from_cents, to_cents, "
         "outcome, error, executed_at FROM proposal_actions WHERE proposal_id = ANY($1::uuid[]) ORDER BY role DESC",
         list(proposal_ids))
@@ -358,7 +373,8 @@ async def record_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[
 
 
 async def lock_proposals(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await conn.fetch(
+    return await _fetch(
+        conn,
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE proposal_id = ANY($1::uuid[]) "
         "ORDER BY proposal_id FOR UPDATE", list(proposal_ids))
 
