@@ -77,14 +77,15 @@ async def test_a_change_within_limits_is_executed_once_on_the_sandbox(write_path
 async def test_a_change_over_the_daily_cap_is_blocked_with_the_numbers(write_path: E2E) -> None:
     ws = write_path.workspaces[1]
     with write_path.api("guardrails", ws) as api:
-        r = api.patch("/api/v1/guardrails/limits", json={"daily_cap_eur_cents": 10_000})
+        r = api.patch("/api/v1/guardrails/limits", json={"daily_cap_eur_cents": 2_000})
         assert r.status_code == 200, r.text
     eid = entity(write_path, ws, 10_000)
     event = request(ws, eid, 10_000, 12_000)
     await publish(write_path.stack.bootstrap, event)
     decision = await blocked(write_path, event.payload.request_id)
     assert decision.check == "daily_cap"
-    assert decision.details, "the numbers behind the block are reported"
+    # +2000 cents on the sandbox counts at its worst-case overdelivery (x1.25): 2500 > the 2000 cap
+    assert 2_500 in decision.details.values() and 2_000 in decision.details.values(), decision.details
     assert writes(write_path, eid) == [] and budget_of(write_path, eid) == 10_000
 
 
@@ -148,7 +149,7 @@ async def test_executor_killed_between_platform_call_and_commit_does_not_apply_t
         r = sb.post("/sandbox/faults", json={"kind": "timeout", "count": 1, "entity_id": eid, "on": "write",
                                              "applied": True, "delay_s": 120})
         assert r.status_code in (200, 201), r.text
-    await publish(write_path.stack.bootstrap, request(ws, eid, 10_000, 13_000))
+    await publish(write_path.stack.bootstrap, request(ws, eid, 10_000, 11_800))
 
     async def write_landed() -> bool:
         return len(writes(write_path, eid)) == 1
@@ -163,6 +164,6 @@ async def test_executor_killed_between_platform_call_and_commit_does_not_apply_t
     wait_ready(write_path.stack, "executor")
     [result] = await outcome(write_path, eid)
     assert result.outcome == "already_applied", result
-    assert budget_of(write_path, eid) == 13_000
+    assert budget_of(write_path, eid) == 11_800
     time.sleep(1)
     assert len(writes(write_path, eid)) == 1, "the platform saw exactly one write"

@@ -147,10 +147,10 @@ async def test_kill_losers_pauses_and_notify_only_emits_nothing(settings: Any, u
             return [m["entity_id"] for m in r.json()["matched"]] == [loser]
 
         await eventually(todays_spend_projected, timeout=10, what="today's report projected")
-        for rid in (kill_id, notify_id):
-            assert (await client.post(f"/api/v1/rules/{rid}/activate", headers=auth(op))).status_code == 200
         # notify first: the kill rule's pause puts the loser in flight (pending) for every rule
+        assert (await client.post(f"/api/v1/rules/{notify_id}/activate", headers=auth(op))).status_code == 200
         notify = await evaluate(client, op, notify_id)
+        assert (await client.post(f"/api/v1/rules/{kill_id}/activate", headers=auth(op))).status_code == 200
         kill = await evaluate(client, op, kill_id)
 
         assert kill["execution"]["result"] == "requested"

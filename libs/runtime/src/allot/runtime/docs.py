@@ -35,7 +35,9 @@ def service_specs() -> list[ServiceSpec]:
     for name in SERVICE_MODULES:
         if not module_exists(f"allot.{name}.service"):
             continue
-        specs.append(importlib.import_module(f"allot.{name}.service").SPEC)
+        spec = getattr(importlib.import_module(f"allot.{name}.service"), "SPEC", None)
+        if isinstance(spec, ServiceSpec):
+            specs.append(spec)
     return specs
 
 

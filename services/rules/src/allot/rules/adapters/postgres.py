@@ -166,11 +166,13 @@ async def update_definition(conn: asyncpg.Connection, rule_id: uuid.UUID, *, nam
 
 
 async def set_status(conn: asyncpg.Connection, rule_id: uuid.UUID, status: str, now: datetime) -> Row:
-    """Manual activate/pause. Activation clears the auto-pause fields and resets the circuit-breaker window."""
+    """Manual activate/pause. Re-activating a rule the circuit breaker paused clears ``auto_pause_reason`` and
+    restarts the breaker's window (outcomes before now no longer count); ``last_error`` stays for reference."""
     row = await conn.fetchrow(
         f"""UPDATE rules SET status = $2, updated_at = $3, version = version + 1,
-                   auto_pause_reason = CASE WHEN $2 = 'active' THEN NULL ELSE auto_pause_reason END,
-                   breaker_reset_at = CASE WHEN $2 = 'active' AND status <> 'active' THEN $3 ELSE breaker_reset_at END
+                   breaker_reset_at = CASE WHEN $2 = 'active' AND auto_pause_reason IS NOT NULL THEN $3
+                                           ELSE breaker_reset_at END,
+                   auto_pause_reason = CASE WHEN $2 = 'active' THEN NULL ELSE auto_pause_reason END
             WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, status, now)
     assert row is not None
     return row

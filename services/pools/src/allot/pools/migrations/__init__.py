@@ -1,0 +1,1 @@
+"""Pools schema: pools, members, allocation + simulation logs, outcomes, member metric projection, notes."""

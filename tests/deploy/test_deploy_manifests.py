@@ -1,0 +1,547 @@
+"""Offline checks of the deployment artefacts: Kubernetes (kustomize base + production overlay),
+docker-compose.yml, the service Dockerfiles and the Grafana dashboard.
+
+No cluster, no Docker engine and no network: the kustomizations are rendered by tests/support/kustomize.py
+and validated against the Kubernetes OpenAPI JSON schemas shipped in the `kubernetes-validate` package.
+When a `kubectl` (with built-in kustomize) or `kustomize` binary happens to be installed, the small
+renderer is also compared with the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version, major_minor
+
+from allot.contracts.registry import TOPICS
+from allot.runtime.cli import CONSUMES
+from tests.support.kustomize import pod_spec, render
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+BASE = K8S / "base"
+PRODUCTION = K8S / "overlays" / "production"
+COMPOSE = ROOT / "docker-compose.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "allot-dashboard.json"
+
+#: Every consumer service and the topic whose partition count caps its consumer group.
+MAIN_TOPIC = {
+    "pools": "metrics.ingested",
+    "rules": "metrics.ingested",
+    "pacing": "metrics.ingested",
+    "guardrails": "allocation.requested",
+    "executor": "guardrail.approved",
+}
+CONSUMER_SERVICES = tuple(MAIN_TOPIC)
+IMAGE_SERVICES = (*CONSUMER_SERVICES, "sandbox")
+PLATFORM_SECRET = "allot-platform-credentials"
+APPROVAL_SECRET = "allot-approval-secret"
+#: Kubernetes versions validated against: an older still-supported minor and the newest the package ships.
+K8S_VERSIONS = ("1.31", major_minor(latest_version()))
+#: Metrics the dashboard may show before any service exports them (planned).
+PLANNED_METRICS = {"allot_pool_allocations_total"}
+
+
+# ================================================================== Kubernetes
+
+
+@pytest.fixture(scope="module", params=["base", "production"])
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(BASE if request.param == "base" else PRODUCTION)
+
+
+def _of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def _by_name(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in _of_kind(objects, kind)}
+
+
+def _service_of(name: str) -> str:
+    assert name.startswith("allot-"), name
+    return name.removeprefix("allot-")
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def _secret_refs(obj: dict[str, Any]) -> set[str]:
+    """Names of every Secret an object references (env, envFrom, volumes, projected volumes)."""
+    names: set[str] = set()
+    for node in _walk(obj):
+        if not isinstance(node, dict):
+            continue
+        for key in ("secretKeyRef", "secretRef"):
+            if isinstance(node.get(key), dict):
+                names.add(node[key]["name"])
+        if isinstance(node.get("secret"), dict):
+            names.add(node["secret"].get("secretName") or node["secret"].get("name"))
+    return names
+
+
+def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod_spec(obj) or {}
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def test_both_kustomizations_render_the_expected_objects(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    expected = {f"allot-{s}" for s in CONSUMER_SERVICES}
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+        assert set(_by_name(objects, kind)) == expected, kind
+    assert set(_by_name(objects, "Job")) == {"allot-create-topics"}
+    assert set(_by_name(objects, "ConfigMap")) == {"allot-config"}
+    assert _of_kind(objects, "Secret") == [], "Secrets are created out of band, never committed"
+    namespaced = [o for o in objects if o["kind"] != "Namespace"]
+    assert {o["metadata"].get("namespace") for o in namespaced} == {"allot"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_is_valid_against_the_kubernetes_schema(rendered: tuple[str, list[dict[str, Any]]],
+                                                               version: str) -> None:
+    _, objects = rendered
+    errors = []
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+    assert not errors, "\n".join(errors)
+
+
+def test_only_the_executor_references_platform_credentials(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    referencing = {f"{o['kind']}/{o['metadata']['name']}" for o in objects if PLATFORM_SECRET in _secret_refs(o)}
+    assert referencing == {"Deployment/allot-executor"}
+    # Belt and braces: the name appears nowhere else, in any form of reference.
+    mentioning = {f"{o['kind']}/{o['metadata']['name']}" for o in objects if PLATFORM_SECRET in json.dumps(o)}
+    assert mentioning == {"Deployment/allot-executor"}
+
+
+def test_approval_secret_only_in_guardrails_and_executor(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    referencing = {o["metadata"]["name"] for o in objects if APPROVAL_SECRET in _secret_refs(o)}
+    assert referencing == {"allot-guardrails", "allot-executor"}
+
+
+def test_every_deployment_gets_config_database_and_api_keys(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    for name, dep in _by_name(objects, "Deployment").items():
+        (container,) = pod_spec(dep)["containers"]
+        assert {"configMapRef": {"name": "allot-config"}} in container.get("envFrom", []), name
+        env = {e["name"]: e for e in container.get("env", [])}
+        assert env["ALLOT_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "allot-database", name
+        assert env["ALLOT_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "allot-api-keys", name
+        assert env["ALLOT_SERVICE_NAME"]["value"] == _service_of(name)
+        assert container["name"] == _service_of(name)
+        assert container["image"].split("@")[0].rsplit(":", 1)[0].endswith(f"allot/{_service_of(name)}")
+
+
+def test_configmap_targets_apache_kafka(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    which, objects = rendered
+    data = _by_name(objects, "ConfigMap")["allot-config"]["data"]
+    assert data["ALLOT_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+    assert data["ALLOT_HTTP_HOST"] == "0.0.0.0"
+    assert data["ALLOT_HTTP_PORT"] == "8000"
+    assert data["ALLOT_KAFKA_BOOTSTRAP"]
+    assert all(k.startswith("ALLOT_") for k in data)
+    if which == "production":
+        assert data["ALLOT_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert data["ALLOT_KAFKA_SASL_MECHANISM"].startswith("SCRAM-")
+        assert int(data["ALLOT_KAFKA_REPLICATION_FACTOR"]) >= 3
+        for obj in [*_of_kind(objects, "Deployment"), *_of_kind(objects, "Job")]:
+            env = {e["name"]: e for c in _containers(obj) for e in c.get("env", [])}
+            for var in ("ALLOT_KAFKA_SASL_USERNAME", "ALLOT_KAFKA_SASL_PASSWORD"):
+                assert env[var]["valueFrom"]["secretKeyRef"]["name"] == "allot-kafka-credentials", obj["metadata"]
+        # Images are pinned release tags from the production registry.
+        for obj in [*_of_kind(objects, "Deployment"), *_of_kind(objects, "Job")]:
+            for c in _containers(obj):
+                assert re.fullmatch(r"registry\.example\.com/allot/[a-z]+:\d+\.\d+\.\d+", c["image"]), c["image"]
+
+
+def test_every_deployment_has_probes_resources_and_a_hardened_context(
+        rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    deployments = _by_name(objects, "Deployment")
+    assert deployments
+    for name, dep in deployments.items():
+        spec = pod_spec(dep)
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["runAsUser"] != 0, name
+        assert spec.get("automountServiceAccountToken") is False, name
+        for c in spec["containers"]:
+            ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+            assert ports == {"http": 8000}, name
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+            for probe in ("readinessProbe", "livenessProbe"):
+                assert c[probe]["httpGet"]["port"] in ("http", 8000), name
+            requests = c["resources"]["requests"]
+            limits = c["resources"]["limits"]
+            assert requests.get("cpu") and requests.get("memory"), name
+            assert limits.get("memory"), name
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            # A read-only root still needs a writable /tmp.
+            assert any(m["mountPath"] == "/tmp" for m in c.get("volumeMounts", [])), name
+
+
+def test_deployments_leave_the_replica_count_to_their_hpa(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    for name, dep in _by_name(objects, "Deployment").items():
+        assert "replicas" not in dep["spec"], f"{name}: spec.replicas would fight its HorizontalPodAutoscaler"
+
+
+def test_hpa_max_replicas_never_exceed_main_topic_partitions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    which, objects = rendered
+    deployments = _by_name(objects, "Deployment")
+    hpas = _by_name(objects, "HorizontalPodAutoscaler")
+    assert {_service_of(n) for n in hpas} == set(CONSUMER_SERVICES)
+    for name, hpa in hpas.items():
+        service = _service_of(name)
+        topic = MAIN_TOPIC[service]
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["metadata"]["annotations"]["allot/main-topic"] == topic
+        assert service in CONSUMES[topic], f"{service} does not consume {topic}"
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["kind"], target["name"]) == ("Deployment", name) and name in deployments
+        partitions = TOPICS[topic].partitions
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= partitions, (
+            f"{name}: maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions of {topic}")
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"] == ["cpu"]
+        if which == "production":
+            assert hpa["spec"]["minReplicas"] >= 2, f"{name}: production keeps two pods (PDB minAvailable 1)"
+
+
+def test_every_deployment_has_a_pdb_selecting_its_pods(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    pdbs = _of_kind(objects, "PodDisruptionBudget")
+    for name, dep in _by_name(objects, "Deployment").items():
+        pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+        assert dep["spec"]["selector"]["matchLabels"].items() <= pod_labels.items(), name
+        covering = [p for p in pdbs if p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()]
+        assert len(covering) == 1, f"{name}: {len(covering)} PodDisruptionBudgets"
+        assert covering[0]["spec"]["minAvailable"] == 1
+
+
+def test_services_expose_port_80_to_the_http_port(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    deployments = _by_name(objects, "Deployment")
+    for name, svc in _by_name(objects, "Service").items():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP"
+        (port,) = svc["spec"]["ports"]
+        assert port["port"] == 80
+        pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= pod_labels.items()
+        container_ports = {p["name"]: p["containerPort"] for p in pod_spec(deployments[name])["containers"][0]["ports"]}
+        assert container_ports.get(port["targetPort"], port["targetPort"]) == 8000
+
+
+def test_topics_job_runs_allot_topics_create(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    job = _by_name(objects, "Job")["allot-create-topics"]
+    (container,) = pod_spec(job)["containers"]
+    assert [*container.get("command", []), *container.get("args", [])] == ["allot", "topics", "create"]
+    assert pod_spec(job)["restartPolicy"] in ("OnFailure", "Never")
+    # The CLI ships in allot-runtime, i.e. in every service image: the Job uses the guardrails image.
+    guardrails = pod_spec(_by_name(objects, "Deployment")["allot-guardrails"])["containers"][0]["image"]
+    assert container["image"] == guardrails
+    assert {"configMapRef": {"name": "allot-config"}} in container["envFrom"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def _kustomize_command() -> list[str] | None:
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    return None
+
+
+@pytest.mark.parametrize("directory", [BASE, PRODUCTION], ids=["base", "production"])
+def test_small_renderer_agrees_with_real_kustomize_when_installed(directory: Path) -> None:
+    command = _kustomize_command()
+    if command is None:
+        pytest.skip("no kustomize/kubectl binary: the small renderer is the only one available")
+    try:
+        out = subprocess.run([*command, str(directory)], capture_output=True, text=True, timeout=60, check=True).stdout
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.skip(f"{command[0]} could not render offline: {exc}")
+
+    def key(o: dict[str, Any]) -> tuple[str, str]:
+        return o["kind"], o["metadata"]["name"]
+
+    real = sorted((d for d in yaml.safe_load_all(out) if d), key=key)
+    ours = sorted(render(directory), key=key)
+    assert [key(o) for o in ours] == [key(o) for o in real]
+    for a, b in zip(ours, real, strict=True):
+        assert a == b, f"{key(a)} differs from kustomize's rendering"
+
+
+# ================================================================== docker-compose.yml
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _env(service: dict[str, Any]) -> dict[str, Any]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return env
+
+
+def test_compose_has_every_service_and_pinned_infrastructure(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"kafka", "postgres", "topics", *IMAGE_SERVICES}
+    assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
+    assert re.fullmatch(r"postgres:16\.\d+(-[a-z]+)?", services["postgres"]["image"])
+    for name, svc in services.items():
+        if "image" in svc:
+            assert not svc["image"].endswith(":latest"), name
+        if "build" in svc:
+            assert svc["build"]["context"] == "."
+            assert (ROOT / svc["build"]["dockerfile"]).is_file(), name
+
+
+def test_compose_kafka_runs_kraft(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    env = {k: str(v) for k, v in _env(kafka).items()}
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
+    assert "CONTROLLER" in env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert env.get("CLUSTER_ID")
+    assert not any("ZOOKEEPER" in k for k in env), "KRaft mode: no ZooKeeper"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_compose_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        hc = svc.get("healthcheck")
+        assert hc, f"{name} has no healthcheck"
+        if name == "topics":
+            assert hc == {"disable": True}, "the one-shot topics job switches off the image's HEALTHCHECK"
+            continue
+        assert not hc.get("disable"), name
+        test = " ".join(hc["test"]) if isinstance(hc["test"], list) else hc["test"]
+        if name == "postgres":
+            assert "pg_isready" in test
+        elif name == "kafka":
+            assert "kafka-broker-api-versions" in test or "kafka-topics" in test
+        else:
+            assert "/readyz" in test, name
+            assert "curl" not in test and "wget" not in test, f"{name}: slim images have neither"
+
+
+def test_compose_topics_job(compose: dict[str, Any]) -> None:
+    topics = compose["services"]["topics"]
+    assert topics["command"] == ["allot", "topics", "create"]
+    assert topics["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    assert topics["image"] == compose["services"]["guardrails"]["image"]
+    assert topics["build"]["dockerfile"] == "services/guardrails/Dockerfile"
+    assert str(topics.get("restart", "no")) == "no"
+
+
+def test_compose_services_depend_on_healthy_infrastructure(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in CONSUMER_SERVICES:
+        assert services[name]["depends_on"] == {
+            "kafka": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+            "topics": {"condition": "service_completed_successfully"},
+        }, name
+    assert services["sandbox"]["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "topics": {"condition": "service_completed_successfully"},
+    }
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+
+
+def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    ports = {"sandbox": 8100, "guardrails": 8101, "executor": 8102, "pools": 8103, "rules": 8104, "pacing": 8105}
+    for name in IMAGE_SERVICES:
+        svc = services[name]
+        env = _env(svc)
+        assert env["ALLOT_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert env["ALLOT_KAFKA_ENABLE_IDEMPOTENCE"] == "true", name
+        assert env["ALLOT_HTTP_HOST"] == "0.0.0.0", name
+        assert str(env["ALLOT_HTTP_PORT"]) == "8000", name
+        assert any(str(p).endswith(f":{ports[name]}:8000") for p in svc["ports"]), name
+        if name in CONSUMER_SERVICES:
+            assert env["ALLOT_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["ALLOT_DATABASE_URL"]
+            assert env["ALLOT_API_KEYS"].startswith("${ALLOT_API_KEYS"), "API keys come from the env file"
+    assert services["sandbox"]["profiles"] == ["demo"]
+    assert all("profiles" not in services[n] for n in CONSUMER_SERVICES)
+
+
+def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    holders: dict[str, set[str]] = {}
+    for name, svc in services.items():
+        for var, value in _env(svc).items():
+            holders.setdefault(var, set()).add(name)
+            if var in ("ALLOT_APPROVAL_SECRET", "ALLOT_API_KEYS", "ALLOT_SANDBOX_TOKEN", "POSTGRES_PASSWORD"):
+                assert isinstance(value, str) and value.startswith("${"), f"{name}.{var} must be interpolated"
+    assert holders["ALLOT_APPROVAL_SECRET"] == {"guardrails", "executor"}
+    # Platform credentials: the executor, and the sandbox platform itself (it checks its own token).
+    assert holders["ALLOT_SANDBOX_TOKEN"] == {"executor", "sandbox"}
+    assert holders["ALLOT_META_ACCESS_TOKEN"] == {"executor"}
+    # An empty ALLOT_META_ACCESS_TOKEN would be used as a token: pass it through only when set.
+    assert _env(services["executor"])["ALLOT_META_ACCESS_TOKEN"] is None
+
+
+# ================================================================== Dockerfiles
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            word, _, rest = line.strip().partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+@pytest.mark.parametrize("service", IMAGE_SERVICES)
+def test_dockerfile(service: str) -> None:
+    path = ROOT / "services" / service / "Dockerfile"
+    ins = _instructions(path.read_text())
+    froms = [args for word, args in ins if word == "FROM"]
+    assert len(froms) >= 2, "multi-stage build"
+    for args in froms:
+        image = args.split()[0]
+        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", image), f"{image}: pin an exact patch tag"
+    assert froms[0].endswith(" AS builder")
+
+    runs = " ".join(args for word, args in ins if word == "RUN")
+    assert f"pip install -c constraints.txt ./libs/contracts ./libs/runtime ./services/{service}" in runs
+    copies = [args for word, args in ins if word == "COPY"]
+    assert "--from=builder /opt/venv /opt/venv" in copies
+    for args in copies:
+        if not args.startswith("--from"):
+            assert (ROOT / args.split()[0]).exists(), f"COPY source {args.split()[0]} missing from the context"
+
+    users = [args for word, args in ins if word == "USER"]
+    assert users and users[-1].split(":")[0].isdigit() and int(users[-1].split(":")[0]) >= 10000, users
+    assert ("EXPOSE", "8000") in ins
+    healthchecks = [args for word, args in ins if word == "HEALTHCHECK"]
+    assert len(healthchecks) == 1 and "/healthz" in healthchecks[0] and '"python"' in healthchecks[0]
+    assert "curl" not in healthchecks[0]
+    cmds = [args for word, args in ins if word == "CMD"]
+    assert json.loads(cmds[-1]) == ["python", "-m", f"allot.{service}"]
+    # Instructions after the runtime stage's FROM must not switch back to root.
+    assert ins[-1][0] == "CMD"
+
+
+@pytest.mark.parametrize("service", IMAGE_SERVICES)
+def test_dockerfile_entrypoint_module_exists(service: str) -> None:
+    main = ROOT / "services" / service / "src" / "allot" / service / "__main__.py"
+    if not main.is_file():
+        pytest.xfail(f"allot.{service} has no __main__ yet: its image builds but `python -m allot.{service}` "
+                     "exits until the service lands")
+    assert main.is_file()
+
+
+def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:
+    lines = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    for entry in (".venv", ".allot", "bench/results", ".git", ".env"):
+        assert entry in lines, entry
+    assert "**/__pycache__" in lines or "__pycache__" in lines
+
+
+# ================================================================== Grafana
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _defined_metrics() -> set[str]:
+    """Metric names defined with prometheus_client anywhere in libs/ and services/ (static scan)."""
+    pattern = re.compile(r"\b(?:Counter|Gauge|Histogram|Summary)\(\s*[\"'](allot_\w+)[\"']")
+    names: set[str] = set()
+    for src in [*ROOT.glob("libs/*/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+        names.update(pattern.findall(src.read_text()))
+    return names
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for p in dashboard["panels"]:
+        out.append(p)
+        out.extend(p.get("panels", []))
+    return [p for p in out if p["type"] != "row"]
+
+
+def test_dashboard_structure(dashboard: dict[str, Any]) -> None:
+    assert isinstance(dashboard["schemaVersion"], int) and dashboard["schemaVersion"] >= 36
+    assert dashboard["uid"] and dashboard["title"]
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for p in dashboard["panels"]:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0
+
+
+def test_every_panel_queries_an_allot_metric(dashboard: dict[str, Any]) -> None:
+    panels = _panels(dashboard)
+    assert len(panels) >= 10
+    for p in panels:
+        assert p["datasource"]["uid"] == "${datasource}", p["title"]
+        assert p["targets"], p["title"]
+        for t in p["targets"]:
+            assert re.search(r"\ballot_\w+", t["expr"]), f"{p['title']}: {t['expr']}"
+            assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
+            assert t["datasource"]["uid"] == "${datasource}"
+
+
+def test_dashboard_metrics_exist_or_are_planned_and_cover_every_metric(dashboard: dict[str, Any]) -> None:
+    defined = _defined_metrics()
+    assert {"allot_events_consumed_total", "allot_handler_latency_seconds", "allot_consumer_lag"} <= defined
+    used: set[str] = set()
+    for p in _panels(dashboard):
+        for t in p["targets"]:
+            for name in re.findall(r"\ballot_\w+", t["expr"]):
+                used.add(re.sub(r"_(bucket|sum|count)$", "", name) if name.removesuffix("_total") == name else name)
+    unknown = used - defined - PLANNED_METRICS
+    assert not unknown, f"dashboard queries metrics no service defines: {sorted(unknown)}"
+    missing = defined - used
+    assert not missing, f"metrics without a dashboard panel: {sorted(missing)}"
+    required = {
+        "allot_events_consumed_total", "allot_events_failed_total", "allot_events_produced_total",
+        "allot_dlq_events_total", "allot_handler_latency_seconds", "allot_consumer_lag", "allot_outbox_pending",
+        "allot_http_requests_total", "allot_executor_outcomes_total", "allot_guardrail_decisions_total",
+        "allot_rule_fires_total", "allot_pool_allocations_total",
+    }
+    assert required <= used, sorted(required - used)
