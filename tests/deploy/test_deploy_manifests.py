@@ -20,10 +20,10 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from kubernetes_validate.utils import latest_version, major_minor
-
 from allot.contracts.registry import TOPICS
 from allot.runtime.cli import CONSUMES
+from kubernetes_validate.utils import latest_version, major_minor
+
 from tests.support.kustomize import pod_spec, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +96,14 @@ def _secret_refs(obj: dict[str, Any]) -> set[str]:
     return names
 
 
+def _pod(obj: dict[str, Any]) -> dict[str, Any]:
+    spec = pod_spec(obj)
+    assert spec is not None, f"{obj['kind']} has no pod template"
+    return spec
+
+
 def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = pod_spec(obj) or {}
+    spec = _pod(obj)
     return [*spec.get("initContainers", []), *spec.get("containers", [])]
 
 
@@ -144,7 +150,7 @@ def test_approval_secret_only_in_guardrails_and_executor(rendered: tuple[str, li
 def test_every_deployment_gets_config_database_and_api_keys(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
     for name, dep in _by_name(objects, "Deployment").items():
-        (container,) = pod_spec(dep)["containers"]
+        (container,) = _pod(dep)["containers"]
         assert {"configMapRef": {"name": "allot-config"}} in container.get("envFrom", []), name
         env = {e["name"]: e for e in container.get("env", [])}
         assert env["ALLOT_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == "allot-database", name
@@ -182,7 +188,7 @@ def test_every_deployment_has_probes_resources_and_a_hardened_context(
     deployments = _by_name(objects, "Deployment")
     assert deployments
     for name, dep in deployments.items():
-        spec = pod_spec(dep)
+        spec = _pod(dep)
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["runAsUser"] != 0, name
         assert spec.get("automountServiceAccountToken") is False, name
@@ -252,18 +258,18 @@ def test_services_expose_port_80_to_the_http_port(rendered: tuple[str, list[dict
         assert port["port"] == 80
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert svc["spec"]["selector"].items() <= pod_labels.items()
-        container_ports = {p["name"]: p["containerPort"] for p in pod_spec(deployments[name])["containers"][0]["ports"]}
+        container_ports = {p["name"]: p["containerPort"] for p in _pod(deployments[name])["containers"][0]["ports"]}
         assert container_ports.get(port["targetPort"], port["targetPort"]) == 8000
 
 
 def test_topics_job_runs_allot_topics_create(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
     job = _by_name(objects, "Job")["allot-create-topics"]
-    (container,) = pod_spec(job)["containers"]
+    (container,) = _pod(job)["containers"]
     assert [*container.get("command", []), *container.get("args", [])] == ["allot", "topics", "create"]
-    assert pod_spec(job)["restartPolicy"] in ("OnFailure", "Never")
+    assert _pod(job)["restartPolicy"] in ("OnFailure", "Never")
     # The CLI ships in allot-runtime, i.e. in every service image: the Job uses the guardrails image.
-    guardrails = pod_spec(_by_name(objects, "Deployment")["allot-guardrails"])["containers"][0]["image"]
+    guardrails = _pod(_by_name(objects, "Deployment")["allot-guardrails"])["containers"][0]["image"]
     assert container["image"] == guardrails
     assert {"configMapRef": {"name": "allot-config"}} in container["envFrom"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -466,7 +472,11 @@ def test_dockerfile_entrypoint_module_exists(service: str) -> None:
     if not main.is_file():
         pytest.xfail(f"allot.{service} has no __main__ yet: its image builds but `python -m allot.{service}` "
                      "exits until the service lands")
-    assert main.is_file()
+    sources = [ROOT / "services" / service / "src", ROOT / "libs" / "runtime" / "src", ROOT / "libs" / "contracts" / "src"]
+    for module in re.findall(r"^from (allot\.[\w.]+) import", main.read_text(), flags=re.MULTILINE):
+        rel = Path(*module.split("."))
+        if not any((s / rel).with_suffix(".py").is_file() or (s / rel / "__init__.py").is_file() for s in sources):
+            pytest.xfail(f"allot.{service}.__main__ imports {module}, which does not exist yet")
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:

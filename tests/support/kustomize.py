@@ -179,16 +179,16 @@ def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
         return out
     if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
         key = MERGE_KEYS[field]
-        out = copy.deepcopy(base)
+        items: list[Any] = copy.deepcopy(base)
         for item in patch:
             if not isinstance(item, dict) or key not in item:
                 raise KustomizeError(f"{field}: every patch item needs its merge key {key!r}")
-            match = next((i for i, existing in enumerate(out) if existing.get(key) == item[key]), None)
+            match = next((i for i, existing in enumerate(items) if existing.get(key) == item[key]), None)
             if match is None:
-                out.append(copy.deepcopy(item))
+                items.append(copy.deepcopy(item))
             else:
-                out[match] = strategic_merge(out[match], item, field)
-        return out
+                items[match] = strategic_merge(items[match], item, field)
+        return items
     return copy.deepcopy(patch)
 
 

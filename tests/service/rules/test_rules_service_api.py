@@ -190,7 +190,7 @@ async def test_rules_api_validation_roles_workspaces_templates_bulk_and_audit(se
         log = r.json()["entries"]
         assert [(e["action"], e.get("detail", {}).get("op")) for e in log if e["rule_id"] == ids[0]] == [
             ("bulk", "pause"), ("bulk", "set_cooldown"), ("bulk", "activate"), ("update", None), ("create", None)]
-        assert [e["action"] for e in log if e["rule_id"] == ids[1]][0] == "delete"
+        assert next(e["action"] for e in log if e["rule_id"] == ids[1]) == "delete"
         assert log[0]["before"]["id"] == ids[1] and log[0]["after"] is None
         assert all(e["actor"] != "system" for e in log)
         assert (await client.get("/api/v1/audit-log", headers=auth(stranger))).json()["entries"] == []

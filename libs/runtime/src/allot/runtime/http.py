@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allot.runtime.logging import get_logger
@@ -38,28 +38,28 @@ def install_error_handlers(app: FastAPI) -> None:
     """422 with every failing field named; ApiError as its status; database outages as 503."""
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _loc(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type")}
                   for e in exc.errors()]
         message = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
-        return ORJSONResponse({"error": "validation_failed", "message": message, "errors": errors}, status_code=422)
+        return JSONResponse({"error": "validation_failed", "message": message, "errors": errors}, status_code=422)
 
     @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
         body: dict[str, Any] = {"error": exc.code, "message": exc.message, **exc.extra}
         if exc.field:
             body["field"] = exc.field
-        return ORJSONResponse(body, status_code=exc.status, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
-        return ORJSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code,
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code,
                               headers=getattr(exc, "headers", None))
 
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(OSError)
-    async def _unavailable(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("http_dependency_unavailable", error=repr(exc))
-        return ORJSONResponse({"error": "unavailable", "message": "a dependency is unavailable; retry shortly"},
+        return JSONResponse({"error": "unavailable", "message": "a dependency is unavailable; retry shortly"},
                               status_code=503, headers={"Retry-After": "5"})

@@ -20,7 +20,7 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -140,7 +140,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
             log.info("service_stopped")
 
     app = FastAPI(title=spec.title or f"Allot {spec.name}", description=spec.description,
-                  lifespan=lifespan, default_response_class=ORJSONResponse)
+                  lifespan=lifespan)
     app.state.api_keys = ApiKeyStore.from_json(settings.api_keys)
     app.state.settings = settings
     install_error_handlers(app)
@@ -158,7 +158,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         return {"status": "alive", "service": spec.name}
 
     @app.get("/readyz", tags=["ops"], include_in_schema=False)
-    async def readyz(request: Request) -> ORJSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
         checks: dict[str, bool] = {"started": bool(ctx and ctx.ready)}
         if ctx is not None:
@@ -172,7 +172,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
             except Exception:  # noqa: BLE001
                 checks["kafka"] = False
         ok = all(checks.values()) and len(checks) == 3
-        return ORJSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:

@@ -1,0 +1,44 @@
+"""The pools service: budget pools whose shared daily budget the engine reallocates across their members."""
+
+from __future__ import annotations
+
+import asyncio
+
+from allot.pools.api import router
+from allot.pools.handlers import (
+    on_action_executed,
+    on_guardrail_blocked,
+    on_metrics_ingested,
+    on_pacing_reallocation_recommended,
+)
+from allot.pools.scheduler import allocation_worker, pool_scheduler
+from allot.pools.settings import PoolsSettings
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    ctx.extra["pools_wake"] = asyncio.Event()
+
+
+SPEC = ServiceSpec(
+    name="pools",
+    migrations_package="allot.pools.migrations",
+    consumes={
+        "metrics.ingested": on_metrics_ingested,
+        "guardrail.blocked": on_guardrail_blocked,
+        "action.executed": on_action_executed,
+        "pacing.reallocation_recommended": on_pacing_reallocation_recommended,
+    },
+    produces=["allocation.requested"],
+    routers=[router],
+    tasks=[allocation_worker, pool_scheduler],
+    on_start=on_start,
+    settings_class=PoolsSettings,
+    title="Allot budget pools",
+    description=(
+        "Budget pools: a shared daily budget reallocated across campaigns and ad sets toward an optimisation "
+        "metric by a pure engine, on a schedule or on demand, observe or live; every live allocation is one "
+        "allocation.requested change set (absolute budgets, the pool's daily budget as the spend event) that the "
+        "guardrails decide on."
+    ),
+)
