@@ -267,6 +267,7 @@ class IdempotentConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             max_poll_interval_ms=300_000,
+            fetch_max_wait_ms=50,
             title=f"{self.service}:consumer",
         )(on_batch)
 

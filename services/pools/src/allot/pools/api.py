@@ -33,7 +33,7 @@ import asyncio
 import math
 import time
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -45,7 +45,7 @@ from allot.pools.adapters import postgres as db
 from allot.pools.domain import EngineState, MemberState
 from allot.pools.domain.backtest import backtest
 from allot.pools.domain.changeset import manual_key
-from allot.pools.domain.config import MAX_ACTIVE_MEMBERS, MemberBounds, Problem, config_problems
+from allot.pools.domain.config import MemberBounds, Problem, config_problems
 from allot.pools.domain.reports import find_diminishing_returns
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.scheduler import emitter, observe, settings_of
@@ -65,9 +65,12 @@ PlatformName = Literal["meta", "google", "tiktok", "sandbox"]
 async def ai_native_gate(request: Request) -> None:
     """Every budget-pool route answers 503 while AI-native features are disabled."""
     if not request.app.state.settings.ai_native_enabled:
-        raise ApiError(503, "ai_native_disabled",
-                       "AI-native features are disabled (ALLOT_AI_NATIVE_ENABLED=false); the budget-pool API is "
-                       "unavailable until they are enabled")
+        raise ApiError(
+            503,
+            "ai_native_disabled",
+            "AI-native features are disabled (ALLOT_AI_NATIVE_ENABLED=false); the budget-pool API is "
+            "unavailable until they are enabled",
+        )
 
 
 router = APIRouter(prefix="/api/v1/budget-pools", tags=["budget-pools"], dependencies=[Depends(ai_native_gate)])
@@ -99,8 +102,9 @@ class MemberIn(_In):
 _DEFAULT_MIN = _aliases("defaultMinBudgetCents", "default_min_budget_cents", "minBudgetCents", "min_budget_cents")
 _DEFAULT_MAX = _aliases("defaultMaxBudgetCents", "default_max_budget_cents", "maxBudgetCents", "max_budget_cents")
 _MIN_CHANGE = _aliases("minBudgetChange", "min_budget_change", "minBudgetChangeCents", "min_budget_change_cents")
-_FREQUENCY = _aliases("allocationFrequencyHours", "allocation_frequency_hours", "allocationFrequency",
-                      "allocation_frequency")
+_FREQUENCY = _aliases(
+    "allocationFrequencyHours", "allocation_frequency_hours", "allocationFrequency", "allocation_frequency"
+)
 
 
 class PoolIn(_In):
@@ -113,8 +117,12 @@ class PoolIn(_In):
     allocation_frequency_hours: Frequency = Field(default=24, validation_alias=_FREQUENCY)
     default_min_budget_cents: int = Field(default=0, ge=0, validation_alias=_DEFAULT_MIN)
     default_max_budget_cents: int | None = Field(default=None, ge=0, validation_alias=_DEFAULT_MAX)
-    min_budget_change: int = Field(default=100, ge=1, validation_alias=_MIN_CHANGE,
-                                   description="Minimum change in cents (smaller moves are not made).")
+    min_budget_change: int = Field(
+        default=100,
+        ge=1,
+        validation_alias=_MIN_CHANGE,
+        description="Minimum change in cents (smaller moves are not made).",
+    )
     status: Literal["active", "paused"] = "active"
     tier: int | None = Field(default=None, ge=1, le=10)
     autonomy: Literal["observe", "live"] = Field(default="observe", description="observe logs only; live publishes.")
@@ -148,8 +156,11 @@ class SimulateBody(_In):
 
 _PATCH_TO_COLUMN = {"min_budget_change": "min_budget_change_cents"}
 _NULLABLE = {"tier", "default_max_budget_cents"}
-_CAMEL_FIELD = {"min_budget_change": "minBudgetChange", "default_min_budget_cents": "defaultMinBudgetCents",
-                "default_max_budget_cents": "defaultMaxBudgetCents"}
+_CAMEL_FIELD = {
+    "min_budget_change": "minBudgetChange",
+    "default_min_budget_cents": "defaultMinBudgetCents",
+    "default_max_budget_cents": "defaultMaxBudgetCents",
+}
 
 # ---------------------------------------------------------------- views
 
@@ -160,47 +171,88 @@ def _iso(v: datetime | None) -> str | None:
 
 def member_view(m: Any) -> dict[str, Any]:
     return {
-        "id": str(m["member_id"]), "poolId": str(m["pool_id"]), "entityType": m["entity_type"],
-        "entityId": m["entity_id"], "adAccountId": m["ad_account_id"], "entityName": m["entity_name"],
-        "platform": m["platform"], "currency": m["currency"], "minBudgetCents": m["min_budget_cents"],
-        "maxBudgetCents": m["max_budget_cents"], "weight": m["weight"], "isActive": m["is_active"],
-        "createdAt": _iso(m["created_at"]), "updatedAt": _iso(m["updated_at"]),
+        "id": str(m["member_id"]),
+        "poolId": str(m["pool_id"]),
+        "entityType": m["entity_type"],
+        "entityId": m["entity_id"],
+        "adAccountId": m["ad_account_id"],
+        "entityName": m["entity_name"],
+        "platform": m["platform"],
+        "currency": m["currency"],
+        "minBudgetCents": m["min_budget_cents"],
+        "maxBudgetCents": m["max_budget_cents"],
+        "weight": m["weight"],
+        "isActive": m["is_active"],
+        "createdAt": _iso(m["created_at"]),
+        "updatedAt": _iso(m["updated_at"]),
     }
 
 
 def pool_view(p: Any, members: list[Any]) -> dict[str, Any]:
     state = EngineState.from_dict(p["engine_state"] or {})
     return {
-        "id": str(p["pool_id"]), "workspaceId": p["workspace_id"], "name": p["name"],
-        "optimizationMetric": p["optimization_metric"], "dailyBudgetCents": p["daily_budget_cents"],
-        "currency": p["currency"], "allocationFrequencyHours": p["allocation_frequency_hours"],
-        "defaultMinBudgetCents": p["default_min_budget_cents"], "defaultMaxBudgetCents": p["default_max_budget_cents"],
-        "minBudgetChange": p["min_budget_change_cents"], "status": "deleted" if p["deleted_at"] else p["status"],
-        "tier": p["tier"], "autonomy": p["autonomy"], "version": p["version"], "createdAt": _iso(p["created_at"]),
-        "updatedAt": _iso(p["updated_at"]), "deletedAt": _iso(p["deleted_at"]),
+        "id": str(p["pool_id"]),
+        "workspaceId": p["workspace_id"],
+        "name": p["name"],
+        "optimizationMetric": p["optimization_metric"],
+        "dailyBudgetCents": p["daily_budget_cents"],
+        "currency": p["currency"],
+        "allocationFrequencyHours": p["allocation_frequency_hours"],
+        "defaultMinBudgetCents": p["default_min_budget_cents"],
+        "defaultMaxBudgetCents": p["default_max_budget_cents"],
+        "minBudgetChange": p["min_budget_change_cents"],
+        "status": "deleted" if p["deleted_at"] else p["status"],
+        "tier": p["tier"],
+        "autonomy": p["autonomy"],
+        "version": p["version"],
+        "createdAt": _iso(p["created_at"]),
+        "updatedAt": _iso(p["updated_at"]),
+        "deletedAt": _iso(p["deleted_at"]),
         "lastScheduledSlot": _iso(p["last_scheduled_slot"]),
-        "engine": {"frozenUntil": _iso(state.frozen_until), "frozenReason": state.frozen_reason,
-                   "lastPlanAt": _iso(state.last_plan_at)},
+        "engine": {
+            "frozenUntil": _iso(state.frozen_until),
+            "frozenReason": state.frozen_reason,
+            "lastPlanAt": _iso(state.last_plan_at),
+        },
         "activeMemberCount": sum(1 for m in members if m["is_active"]),
         "members": [member_view(m) for m in members],
     }
 
 
 def outcome_view(o: Any) -> dict[str, Any]:
-    return {"actionId": str(o["action_id"]), "entityId": o["entity_id"], "outcome": o["outcome"],
-            "beforeCents": o["before_cents"], "afterCents": o["after_cents"], "observedCents": o["observed_cents"],
-            "error": o["error"], "executedAt": _iso(o["executed_at"])}
+    return {
+        "actionId": str(o["action_id"]),
+        "entityId": o["entity_id"],
+        "outcome": o["outcome"],
+        "beforeCents": o["before_cents"],
+        "afterCents": o["after_cents"],
+        "observedCents": o["observed_cents"],
+        "error": o["error"],
+        "executedAt": _iso(o["executed_at"]),
+    }
 
 
 def allocation_view(a: Any, outcomes: list[Any]) -> dict[str, Any]:
     return {
-        "id": str(a["allocation_id"]), "requestId": str(a["allocation_id"]) if a["kind"] == "allocation" else None,
-        "poolId": str(a["pool_id"]), "kind": a["kind"], "trigger": a["trigger"], "status": a["status"],
-        "autonomy": a["autonomy"], "idempotencyKey": a["idempotency_key"], "requestedBy": a["requested_by"],
-        "createdAt": _iso(a["created_at"]), "plannedAt": _iso(a["planned_at"]), "updatedAt": _iso(a["updated_at"]),
+        "id": str(a["allocation_id"]),
+        "requestId": str(a["allocation_id"]) if a["kind"] == "allocation" else None,
+        "poolId": str(a["pool_id"]),
+        "kind": a["kind"],
+        "trigger": a["trigger"],
+        "status": a["status"],
+        "autonomy": a["autonomy"],
+        "idempotencyKey": a["idempotency_key"],
+        "requestedBy": a["requested_by"],
+        "createdAt": _iso(a["created_at"]),
+        "plannedAt": _iso(a["planned_at"]),
+        "updatedAt": _iso(a["updated_at"]),
         "eventId": str(a["event_id"]) if a["event_id"] else None,
-        "settings": workflow.camel(a["settings"]), "inputs": a["inputs"], "plan": a["plan"], "actions": a["actions"],
-        "decision": a["decision"], "outcomes": [outcome_view(o) for o in outcomes],
+        "settings": workflow.camel(a["settings"]),
+        "inputs": a["inputs"],
+        "plan": a["plan"],
+        "actions": a["actions"],
+        "decision": a["decision"],
+        "outcomes": [outcome_view(o) for o in outcomes],
     }
 
 
@@ -210,30 +262,50 @@ def allocation_view(a: Any, outcomes: list[Any]) -> dict[str, Any]:
 def _refuse(problems: list[Problem]) -> None:
     if problems:
         first = problems[0]
-        raise ApiError(422, "validation_failed", "; ".join(f"{p.field}: {p.message}" for p in problems),
-                       field=first.field, extra={"errors": [{"field": p.field, "message": p.message} for p in problems]})
+        raise ApiError(
+            422,
+            "validation_failed",
+            "; ".join(f"{p.field}: {p.message}" for p in problems),
+            field=first.field,
+            extra={"errors": [{"field": p.field, "message": p.message} for p in problems]},
+        )
 
 
 def _bounds(members: list[Any], *, prefix: str = "members") -> list[MemberBounds]:
-    return [MemberBounds(f"{prefix}.{i}", m["entity_id"], m["min_budget_cents"], m["max_budget_cents"], m["is_active"])
-            for i, m in enumerate(members)]
+    return [
+        MemberBounds(f"{prefix}.{i}", m["entity_id"], m["min_budget_cents"], m["max_budget_cents"], m["is_active"])
+        for i, m in enumerate(members)
+    ]
 
 
 def _validate(settings: dict[str, Any], members: list[MemberBounds], *, budget_field: str = "dailyBudgetCents") -> None:
-    _refuse(config_problems(daily_budget_cents=settings["daily_budget_cents"],
-                            default_min_budget_cents=settings["default_min_budget_cents"],
-                            default_max_budget_cents=settings["default_max_budget_cents"],
-                            members=members, budget_field=budget_field))
+    _refuse(
+        config_problems(
+            daily_budget_cents=settings["daily_budget_cents"],
+            default_min_budget_cents=settings["default_min_budget_cents"],
+            default_max_budget_cents=settings["default_max_budget_cents"],
+            members=members,
+            budget_field=budget_field,
+        )
+    )
 
 
 def _member_row(m: MemberIn, pool_currency: str, field: str) -> dict[str, Any]:
     currency = m.currency or pool_currency
     if currency != pool_currency:
         _refuse([Problem(f"{field}currency", f"member currency {currency} differs from the pool's {pool_currency}")])
-    return {"entity_type": m.entity_type, "entity_id": m.entity_id, "ad_account_id": m.ad_account_id,
-            "entity_name": m.entity_name, "platform": m.platform, "currency": currency,
-            "min_budget_cents": m.min_budget_cents, "max_budget_cents": m.max_budget_cents, "weight": m.weight,
-            "is_active": m.is_active}
+    return {
+        "entity_type": m.entity_type,
+        "entity_id": m.entity_id,
+        "ad_account_id": m.ad_account_id,
+        "entity_name": m.entity_name,
+        "platform": m.platform,
+        "currency": currency,
+        "min_budget_cents": m.min_budget_cents,
+        "max_budget_cents": m.max_budget_cents,
+        "weight": m.weight,
+        "is_active": m.is_active,
+    }
 
 
 async def _pool_or_404(conn: Any, principal: Principal, pool_id: uuid.UUID, *, for_update: bool = False) -> Any:
@@ -247,14 +319,21 @@ async def _pool_or_404(conn: Any, principal: Principal, pool_id: uuid.UUID, *, f
 
 
 @router.post("", status_code=201)
-async def create_pool(body: PoolIn, principal: Principal = Depends(require("operator")),
-                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def create_pool(
+    body: PoolIn, principal: Principal = Depends(require("operator")), ctx: ServiceContext = Depends(get_ctx)
+) -> dict[str, Any]:
     settings = {
-        "name": body.name, "optimization_metric": body.optimization_metric, "daily_budget_cents": body.daily_budget_cents,
-        "currency": body.currency, "allocation_frequency_hours": body.allocation_frequency_hours,
+        "name": body.name,
+        "optimization_metric": body.optimization_metric,
+        "daily_budget_cents": body.daily_budget_cents,
+        "currency": body.currency,
+        "allocation_frequency_hours": body.allocation_frequency_hours,
         "default_min_budget_cents": body.default_min_budget_cents,
-        "default_max_budget_cents": body.default_max_budget_cents, "min_budget_change_cents": body.min_budget_change,
-        "status": body.status, "tier": body.tier, "autonomy": body.autonomy,
+        "default_max_budget_cents": body.default_max_budget_cents,
+        "min_budget_change_cents": body.min_budget_change,
+        "status": body.status,
+        "tier": body.tier,
+        "autonomy": body.autonomy,
     }
     members = [_member_row(m, body.currency, f"members.{i}.") for i, m in enumerate(body.members)]
     _validate(settings, _bounds(members))
@@ -265,15 +344,22 @@ async def create_pool(body: PoolIn, principal: Principal = Depends(require("oper
         for m in members:
             await db.upsert_member(conn, pool_id, principal.workspace_id, m, now)
         rows = await db.members_of(conn, [pool_id])
-    log.info("pool_created", pool_id=str(pool_id), workspace_id=principal.workspace_id, members=len(rows),
-             autonomy=body.autonomy)
+    log.info(
+        "pool_created",
+        pool_id=str(pool_id),
+        workspace_id=principal.workspace_id,
+        members=len(rows),
+        autonomy=body.autonomy,
+    )
     return pool_view(pool, list(rows))
 
 
 @router.get("")
-async def list_pools(include_deleted: bool = Query(False, alias="include_deleted"),
-                     principal: Principal = Depends(require("viewer")),
-                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def list_pools(
+    include_deleted: bool = Query(False, alias="include_deleted"),
+    principal: Principal = Depends(require("viewer")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         pools = await db.list_pools(conn, principal.workspace_id, include_deleted=include_deleted)
         members = await db.members_of(conn, [p["pool_id"] for p in pools])
@@ -284,8 +370,9 @@ async def list_pools(include_deleted: bool = Query(False, alias="include_deleted
 
 
 @router.get("/{pool_id}")
-async def get_pool(pool_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
-                   ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def get_pool(
+    pool_id: uuid.UUID, principal: Principal = Depends(require("viewer")), ctx: ServiceContext = Depends(get_ctx)
+) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         pool = await _pool_or_404(conn, principal, pool_id)
         members = await db.members_of(conn, [pool_id])
@@ -293,8 +380,12 @@ async def get_pool(pool_id: uuid.UUID, principal: Principal = Depends(require("v
 
 
 @router.patch("/{pool_id}")
-async def patch_pool(pool_id: uuid.UUID, body: PoolPatch, principal: Principal = Depends(require("operator")),
-                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def patch_pool(
+    pool_id: uuid.UUID,
+    body: PoolPatch,
+    principal: Principal = Depends(require("operator")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await _pool_or_404(conn, principal, pool_id, for_update=True)
@@ -314,8 +405,9 @@ async def patch_pool(pool_id: uuid.UUID, body: PoolPatch, principal: Principal =
 
 
 @router.delete("/{pool_id}")
-async def delete_pool(pool_id: uuid.UUID, principal: Principal = Depends(require("operator")),
-                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def delete_pool(
+    pool_id: uuid.UUID, principal: Principal = Depends(require("operator")), ctx: ServiceContext = Depends(get_ctx)
+) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _pool_or_404(conn, principal, pool_id, for_update=True)
@@ -327,20 +419,28 @@ async def delete_pool(pool_id: uuid.UUID, principal: Principal = Depends(require
 
 
 @router.post("/{pool_id}/members")
-async def add_member(pool_id: uuid.UUID, body: MemberIn, response: Response,
-                     principal: Principal = Depends(require("operator")),
-                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def add_member(
+    pool_id: uuid.UUID,
+    body: MemberIn,
+    response: Response,
+    principal: Principal = Depends(require("operator")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await _pool_or_404(conn, principal, pool_id, for_update=True)
         row = _member_row(body, pool["currency"], "")
         others = [m for m in await db.members_of(conn, [pool_id]) if m["entity_id"] != body.entity_id]
         bounds = _bounds(others, prefix="existingMembers") + [
-            MemberBounds("member", row["entity_id"], row["min_budget_cents"], row["max_budget_cents"], row["is_active"])]
-        problems = config_problems(daily_budget_cents=pool["daily_budget_cents"],
-                                   default_min_budget_cents=pool["default_min_budget_cents"],
-                                   default_max_budget_cents=pool["default_max_budget_cents"], members=bounds,
-                                   budget_field="minBudgetCents")
+            MemberBounds("member", row["entity_id"], row["min_budget_cents"], row["max_budget_cents"], row["is_active"])
+        ]
+        problems = config_problems(
+            daily_budget_cents=pool["daily_budget_cents"],
+            default_min_budget_cents=pool["default_min_budget_cents"],
+            default_max_budget_cents=pool["default_max_budget_cents"],
+            members=bounds,
+            budget_field="minBudgetCents",
+        )
         _refuse([Problem(p.field.replace("member.", ""), p.message) for p in problems])
         member, created = await db.upsert_member(conn, pool_id, principal.workspace_id, row, now)
     response.status_code = 201 if created else 200
@@ -349,8 +449,12 @@ async def add_member(pool_id: uuid.UUID, body: MemberIn, response: Response,
 
 
 @router.delete("/{pool_id}/members/{member_id}")
-async def remove_member(pool_id: uuid.UUID, member_id: uuid.UUID, principal: Principal = Depends(require("operator")),
-                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def remove_member(
+    pool_id: uuid.UUID,
+    member_id: uuid.UUID,
+    principal: Principal = Depends(require("operator")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _pool_or_404(conn, principal, pool_id, for_update=True)
@@ -364,10 +468,14 @@ async def remove_member(pool_id: uuid.UUID, member_id: uuid.UUID, principal: Pri
 
 
 @router.post("/{pool_id}/simulate", status_code=201)
-async def simulate(pool_id: uuid.UUID, body: SimulateBody | None = Body(None),
-                   from_date: date | None = Query(None), to_date: date | None = Query(None),
-                   principal: Principal = Depends(require("operator")),
-                   ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def simulate(
+    pool_id: uuid.UUID,
+    body: SimulateBody | None = Body(None),
+    from_date: date | None = Query(None),
+    to_date: date | None = Query(None),
+    principal: Principal = Depends(require("operator")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     start = (body.from_date if body else None) or from_date
     end = (body.to_date if body else None) or to_date
     if start and end and start > end:
@@ -376,8 +484,16 @@ async def simulate(pool_id: uuid.UUID, body: SimulateBody | None = Body(None),
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await _pool_or_404(conn, principal, pool_id)
         members = await db.members_of(conn, [pool_id], active_only=True)
-        row = await workflow.simulate(conn, pool, members, now=now, from_date=start, to_date=end,
-                                      history_days=settings_of(ctx).pools_history_days, requested_by=principal.key_id)
+        row = await workflow.simulate(
+            conn,
+            pool,
+            members,
+            now=now,
+            from_date=start,
+            to_date=end,
+            history_days=settings_of(ctx).pools_history_days,
+            requested_by=principal.key_id,
+        )
     ALLOCATIONS.labels("simulated").inc()
     return allocation_view(row, [])
 
@@ -406,13 +522,29 @@ def _sync_response(row: Any, outcomes: list[Any], response: Response, *, replaye
         d = row["decision"] or {}
         if d.get("check") == "rate_limited":
             retry = _retry_after(d.get("retryAfterS") or 60)
-            raise ApiError(429, "rate_limited", d.get("reason") or "rate limited by the guardrails",
-                           headers={"Retry-After": str(retry)},
-                           extra={"check": d.get("check"), "retryAfterS": retry, "requestId": view["requestId"],
-                                  "details": d.get("details")})
-        raise ApiError(423, "guardrail_blocked", d.get("reason") or "blocked by a guardrail",
-                       extra={"check": d.get("check"), "details": d.get("details"), "requestId": view["requestId"],
-                              "decisionId": d.get("decisionId")})
+            raise ApiError(
+                429,
+                "rate_limited",
+                d.get("reason") or "rate limited by the guardrails",
+                headers={"Retry-After": str(retry)},
+                extra={
+                    "check": d.get("check"),
+                    "retryAfterS": retry,
+                    "requestId": view["requestId"],
+                    "details": d.get("details"),
+                },
+            )
+        raise ApiError(
+            423,
+            "guardrail_blocked",
+            d.get("reason") or "blocked by a guardrail",
+            extra={
+                "check": d.get("check"),
+                "details": d.get("details"),
+                "requestId": view["requestId"],
+                "decisionId": d.get("decisionId"),
+            },
+        )
     if status in workflow.TERMINAL and status != "guardrail_observed":
         response.status_code = 200
     else:
@@ -423,9 +555,13 @@ def _sync_response(row: Any, outcomes: list[Any], response: Response, *, replaye
 
 
 @router.post("/{pool_id}/allocate", status_code=202)
-async def allocate(pool_id: uuid.UUID, response: Response, body: AllocateBody | None = Body(None),
-                   principal: Principal = Depends(require("operator")),
-                   ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def allocate(
+    pool_id: uuid.UUID,
+    response: Response,
+    body: AllocateBody | None = Body(None),
+    principal: Principal = Depends(require("operator")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     settings = settings_of(ctx)
     run_async = body.run_async if body is not None else True
     now = ctx.clock.now()
@@ -441,18 +577,22 @@ async def allocate(pool_id: uuid.UUID, response: Response, body: AllocateBody | 
             retry = _retry_after(window - (now - last).total_seconds())
             existing = await db.allocation_by_key(conn, pool_id, key)
             ALLOCATIONS.labels("rate_limited").inc()
-            raise ApiError(429, "rate_limited",
-                           f"manual allocations of a pool are limited to one per {window} s; retry in {retry} s",
-                           headers={"Retry-After": str(retry)},
-                           extra={"retryAfterS": retry,
-                                  "existingRequestId": str(existing["allocation_id"]) if existing else None})
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"manual allocations of a pool are limited to one per {window} s; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+                extra={"retryAfterS": retry, "existingRequestId": str(existing["allocation_id"]) if existing else None},
+            )
         await db.touch_manual_allocate(conn, pool_id, now)
         members = await db.members_of(conn, [pool_id], active_only=True)
-        alloc, created = await workflow.queue_allocation(conn, pool, members, trigger="manual", key=key, slot=slot,
-                                                         requested_by=principal.key_id, now=now)
+        alloc, created = await workflow.queue_allocation(
+            conn, pool, members, trigger="manual", key=key, slot=slot, requested_by=principal.key_id, now=now
+        )
         if created and not run_async:
-            result = await workflow.run_allocation(conn, emitter(ctx), alloc, now=now,
-                                                   history_days=settings.pools_history_days)
+            result = await workflow.run_allocation(
+                conn, emitter(ctx), alloc, now=now, history_days=settings.pools_history_days
+            )
     if result is not None:
         observe(result)
         if result.emitted:
@@ -461,14 +601,24 @@ async def allocate(pool_id: uuid.UUID, response: Response, body: AllocateBody | 
         ctx.extra["pools_wake"].set()
     else:
         ALLOCATIONS.labels("replayed").inc()
-    log.info("pool_allocate_requested", pool_id=str(pool_id), request_id=str(alloc["allocation_id"]),
-             replayed=not created, run_async=run_async)
+    log.info(
+        "pool_allocate_requested",
+        pool_id=str(pool_id),
+        request_id=str(alloc["allocation_id"]),
+        replayed=not created,
+        run_async=run_async,
+    )
     if run_async:
         async with ctx.pool.acquire() as conn:
             row = await db.get_allocation(conn, alloc["allocation_id"])
             outcomes = list(await db.outcomes_of(conn, [alloc["allocation_id"]]))
-        return {"requestId": str(row["allocation_id"]), "status": row["status"], "idempotencyKey": key,
-                "replayed": not created, "allocation": allocation_view(row, outcomes)}
+        return {
+            "requestId": str(row["allocation_id"]),
+            "status": row["status"],
+            "idempotencyKey": key,
+            "replayed": not created,
+            "allocation": allocation_view(row, outcomes),
+        }
     row, outcomes = await _wait_outcome(ctx, alloc["allocation_id"], settings.pools_sync_timeout_s)
     return _sync_response(row, outcomes, response, replayed=not created)
 
@@ -477,9 +627,13 @@ async def allocate(pool_id: uuid.UUID, response: Response, body: AllocateBody | 
 
 
 @router.get("/{pool_id}/allocations")
-async def list_allocations(pool_id: uuid.UUID, kind: Literal["allocation", "simulation"] | None = Query(None),
-                           limit: int = Query(50, ge=1, le=500), principal: Principal = Depends(require("viewer")),
-                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def list_allocations(
+    pool_id: uuid.UUID,
+    kind: Literal["allocation", "simulation"] | None = Query(None),
+    limit: int = Query(50, ge=1, le=500),
+    principal: Principal = Depends(require("viewer")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _pool_or_404(conn, principal, pool_id)
         rows = await db.list_allocations(conn, pool_id, kind=kind, limit=limit)
@@ -488,63 +642,112 @@ async def list_allocations(pool_id: uuid.UUID, kind: Literal["allocation", "simu
     by_alloc: dict[Any, list[Any]] = {}
     for o in outcomes:
         by_alloc.setdefault(o["allocation_id"], []).append(o)
-    return {"poolId": str(pool_id),
-            "allocations": [allocation_view(r, by_alloc.get(r["allocation_id"], [])) for r in rows],
-            "notes": [{"id": str(n["note_id"]), "kind": n["kind"], "at": _iso(n["at"]), **n["body"]} for n in notes]}
+    return {
+        "poolId": str(pool_id),
+        "allocations": [allocation_view(r, by_alloc.get(r["allocation_id"], [])) for r in rows],
+        "notes": [{"id": str(n["note_id"]), "kind": n["kind"], "at": _iso(n["at"]), **n["body"]} for n in notes],
+    }
 
 
-async def _members_now(conn: Any, pool: Any, *, entity_type: str | None = None) -> tuple[list[Any], list[MemberState], dict[str, Any]]:
-    members = [m for m in await db.members_of(conn, [pool["pool_id"]], active_only=True)
-               if entity_type is None or m["entity_type"] == entity_type]
+async def _members_now(
+    conn: Any, pool: Any, *, entity_type: str | None = None
+) -> tuple[list[Any], list[MemberState], dict[str, Any]]:
+    members = [
+        m
+        for m in await db.members_of(conn, [pool["pool_id"]], active_only=True)
+        if entity_type is None or m["entity_type"] == entity_type
+    ]
     entities = await db.entities_of(conn, pool["workspace_id"], [m["entity_id"] for m in members])
     states = []
     for m in members:
         ent = entities.get(m["entity_id"])
         budget = ent["daily_budget_cents"] if ent is not None else None
-        states.append(MemberState(m["entity_id"], int(budget or 0), m["min_budget_cents"], m["max_budget_cents"],
-                                  m["weight"], is_active=budget is not None and ent["status"] != "deleted",
-                                  paused=ent is not None and ent["status"] == "paused"))
+        states.append(
+            MemberState(
+                m["entity_id"],
+                int(budget or 0),
+                m["min_budget_cents"],
+                m["max_budget_cents"],
+                m["weight"],
+                is_active=budget is not None and ent["status"] != "deleted",
+                paused=ent is not None and ent["status"] == "paused",
+            )
+        )
     return members, states, entities
 
 
 @router.get("/{pool_id}/diminishing-returns")
-async def diminishing_returns(pool_id: uuid.UUID,
-                              window_days: float = Query(7.0, gt=0, le=60),
-                              min_spend_growth_pct: float = Query(10.0, ge=0, le=1000),
-                              entity_type: Literal["campaign", "adset", "all"] = Query("campaign"),
-                              principal: Principal = Depends(require("viewer")),
-                              ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def diminishing_returns(
+    pool_id: uuid.UUID,
+    window_days: float = Query(7.0, gt=0, le=60),
+    min_spend_growth_pct: float = Query(10.0, ge=0, le=1000),
+    entity_type: Literal["campaign", "adset", "all"] = Query("campaign"),
+    principal: Principal = Depends(require("viewer")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     """Active members (campaigns by default, as the seed says) whose spend grew without ROAS improving."""
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         pool = await _pool_or_404(conn, principal, pool_id)
         members, states, _ = await _members_now(conn, pool, entity_type=None if entity_type == "all" else entity_type)
         # The report only needs metric history: members without a reported budget still count.
-        states = [MemberState(s.member_id, s.current_budget_cents, s.min_budget_cents, s.max_budget_cents, s.weight,
-                              is_active=True, paused=s.paused) for s in states]
-        history = await workflow.load_history(conn, pool["workspace_id"], [m["entity_id"] for m in members],
-                                              since=now - timedelta(days=2 * window_days + 1), until=now)
+        states = [
+            MemberState(
+                s.member_id,
+                s.current_budget_cents,
+                s.min_budget_cents,
+                s.max_budget_cents,
+                s.weight,
+                is_active=True,
+                paused=s.paused,
+            )
+            for s in states
+        ]
+        history = await workflow.load_history(
+            conn,
+            pool["workspace_id"],
+            [m["entity_id"] for m in members],
+            since=now - timedelta(days=2 * window_days + 1),
+            until=now,
+        )
     settings = workflow.pool_settings(workflow.settings_snapshot(pool))
-    findings = find_diminishing_returns(settings, states, history, now=now, window_days=window_days,
-                                        min_spend_growth_pct=min_spend_growth_pct)
+    findings = find_diminishing_returns(
+        settings, states, history, now=now, window_days=window_days, min_spend_growth_pct=min_spend_growth_pct
+    )
     by_entity = {m["entity_id"]: m for m in members}
     return {
-        "poolId": str(pool_id), "asOf": now.isoformat(), "windowDays": window_days,
-        "minSpendGrowthPct": min_spend_growth_pct, "entityType": entity_type, "evaluatedMembers": len(members),
-        "findings": [{
-            "memberId": str(by_entity[f.member_id]["member_id"]), "entityId": f.member_id,
-            "entityName": by_entity[f.member_id]["entity_name"], "entityType": by_entity[f.member_id]["entity_type"],
-            "spendBeforeCentsPerDay": f.spend_before_cents_per_day, "spendAfterCentsPerDay": f.spend_after_cents_per_day,
-            "roasBefore": round(f.roas_before, 6), "roasAfter": round(f.roas_after, 6),
-            "spendGrowthPct": round(f.spend_growth_pct, 4), "explanation": f.explanation,
-        } for f in findings],
+        "poolId": str(pool_id),
+        "asOf": now.isoformat(),
+        "windowDays": window_days,
+        "minSpendGrowthPct": min_spend_growth_pct,
+        "entityType": entity_type,
+        "evaluatedMembers": len(members),
+        "findings": [
+            {
+                "memberId": str(by_entity[f.member_id]["member_id"]),
+                "entityId": f.member_id,
+                "entityName": by_entity[f.member_id]["entity_name"],
+                "entityType": by_entity[f.member_id]["entity_type"],
+                "spendBeforeCentsPerDay": f.spend_before_cents_per_day,
+                "spendAfterCentsPerDay": f.spend_after_cents_per_day,
+                "roasBefore": round(f.roas_before, 6),
+                "roasAfter": round(f.roas_after, 6),
+                "spendGrowthPct": round(f.spend_growth_pct, 4),
+                "explanation": f.explanation,
+            }
+            for f in findings
+        ],
     }
 
 
 @router.get("/{pool_id}/backtest")
-async def run_backtest(pool_id: uuid.UUID, from_date: date | None = Query(None), to_date: date | None = Query(None),
-                       principal: Principal = Depends(require("viewer")),
-                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+async def run_backtest(
+    pool_id: uuid.UUID,
+    from_date: date | None = Query(None),
+    to_date: date | None = Query(None),
+    principal: Principal = Depends(require("viewer")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
     """The engine replayed over stored metrics of [from_date, to_date] (default: the last 14 days)."""
     now = ctx.clock.now()
     end_day = to_date or now.date()
@@ -561,19 +764,37 @@ async def run_backtest(pool_id: uuid.UUID, from_date: date | None = Query(None),
         pool = await _pool_or_404(conn, principal, pool_id)
         members, states, _ = await _members_now(conn, pool)
         settings = workflow.pool_settings(workflow.settings_snapshot(pool))
-        history = await workflow.load_history(conn, pool["workspace_id"], [m["entity_id"] for m in members],
-                                              since=start - timedelta(days=settings.lookback_days), until=end)
+        history = await workflow.load_history(
+            conn,
+            pool["workspace_id"],
+            [m["entity_id"] for m in members],
+            since=start - timedelta(days=settings.lookback_days),
+            until=end,
+        )
     states = [s for s in states if s.is_active]
     history = {k: v for k, v in history.items() if any(s.member_id == k for s in states)}
     report = await asyncio.to_thread(backtest, settings, states, history, start=start, end=end)
     return {
-        "poolId": str(pool_id), "from": start.isoformat(), "to": end.isoformat(), "plans": report.plans,
-        "frozenPlans": report.frozen_plans, "actualSpendCents": report.actual_spend_cents,
-        "actualValueCents": report.actual_value_cents, "estimatedValueCents": report.estimated_value_cents,
+        "poolId": str(pool_id),
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "plans": report.plans,
+        "frozenPlans": report.frozen_plans,
+        "actualSpendCents": report.actual_spend_cents,
+        "actualValueCents": report.actual_value_cents,
+        "estimatedValueCents": report.estimated_value_cents,
         "estimatedUpliftPct": round(report.estimated_uplift_pct, 4),
         "changesPerMemberPerDay": round(report.changes_per_member_per_day, 4),
         "finalBudgets": dict(report.final_budgets),
-        "moves": [{"at": mv.at.isoformat(), "entityId": mv.member_id, "fromCents": mv.from_cents,
-                   "toCents": mv.to_cents, "explanation": mv.explanation} for mv in report.moves],
+        "moves": [
+            {
+                "at": mv.at.isoformat(),
+                "entityId": mv.member_id,
+                "fromCents": mv.from_cents,
+                "toCents": mv.to_cents,
+                "explanation": mv.explanation,
+            }
+            for mv in report.moves
+        ],
         "members": [{"entityId": s.member_id, "currentBudgetCents": s.current_budget_cents} for s in states],
     }

@@ -40,10 +40,31 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) ->
         key = (ws, m.entity_id, m.interval_start)
         held = intervals.get(key)
         if held is None or m.reported_at > held[4]:
-            intervals[key] = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, m.spend_cents,
-                              m.revenue_cents, m.conversions, m.impressions, m.clicks, m.reach)
-        ent = (ws, m.entity_id, m.platform, m.ad_account_id, m.entity_type, m.entity_name, m.status,
-               m.daily_budget_cents, m.currency, m.reported_at)
+            intervals[key] = (
+                ws,
+                m.entity_id,
+                m.interval_start,
+                m.interval_end,
+                m.reported_at,
+                m.spend_cents,
+                m.revenue_cents,
+                m.conversions,
+                m.impressions,
+                m.clicks,
+                m.reach,
+            )
+        ent = (
+            ws,
+            m.entity_id,
+            m.platform,
+            m.ad_account_id,
+            m.entity_type,
+            m.entity_name,
+            m.status,
+            m.daily_budget_cents,
+            m.currency,
+            m.reported_at,
+        )
         held_ent = latest.get((ws, m.entity_id))
         if held_ent is None or m.reported_at > held_ent[9]:
             if held_ent is not None and ent[7] is None:
@@ -60,9 +81,16 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -
         if p.source != "pool":
             continue
         status = "guardrail_observed" if p.observe_only else "blocked"
-        decision = {"decisionId": str(p.decision_id), "check": p.check, "reason": p.reason, "details": p.details,
-                    "observeOnly": p.observe_only, "retryAfterS": p.retry_after_s,
-                    "at": event.occurred_at.isoformat(), "eventId": str(event.event_id)}
+        decision = {
+            "decisionId": str(p.decision_id),
+            "check": p.check,
+            "reason": p.reason,
+            "details": p.details,
+            "observeOnly": p.observe_only,
+            "retryAfterS": p.retry_after_s,
+            "at": event.occurred_at.isoformat(),
+            "eventId": str(event.event_id),
+        }
         rows.append((p.request_id, event.workspace_id, status, decision))
     changed = await db.record_blocked(ctx.conn, rows)
     for r in changed:
@@ -76,15 +104,28 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
     for event in events:
         p: ActionExecuted = event.payload
         ws = event.workspace_id
-        if (p.action_type == "set_budget" and p.outcome in ("succeeded", "already_applied")
-                and p.after_cents is not None):
+        if (
+            p.action_type == "set_budget"
+            and p.outcome in ("succeeded", "already_applied")
+            and p.after_cents is not None
+        ):
             held = budgets.get((ws, p.entity_id))
             if held is None or p.executed_at > held[3]:
                 budgets[(ws, p.entity_id)] = (ws, p.entity_id, p.after_cents, p.executed_at)
         if p.source != "pool":
             continue
-        row = (p.action_id, p.request_id, ws, p.entity_id, p.outcome, p.before_cents, p.after_cents,
-               p.observed_cents, p.error, p.executed_at)
+        row = (
+            p.action_id,
+            p.request_id,
+            ws,
+            p.entity_id,
+            p.outcome,
+            p.before_cents,
+            p.after_cents,
+            p.observed_cents,
+            p.error,
+            p.executed_at,
+        )
         held_o = outcomes.get(p.action_id)
         # a duplicate approval is reported as already_applied: never let it replace the real outcome
         if held_o is None or (held_o[4] == "already_applied" and p.outcome != "already_applied"):
@@ -97,8 +138,13 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
             await db.set_status(ctx.conn, r["allocation_id"], status)
             if status != "executing":
                 ALLOCATIONS.labels(status).inc()
-            log.info("pool_allocation_outcome", allocation_id=str(r["allocation_id"]), status=status,
-                     outcomes=len(r["outcomes"]), actions=r["action_count"])
+            log.info(
+                "pool_allocation_outcome",
+                allocation_id=str(r["allocation_id"]),
+                status=status,
+                outcomes=len(r["outcomes"]),
+                actions=r["action_count"],
+            )
 
 
 async def on_pacing_reallocation_recommended(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
@@ -108,14 +154,28 @@ async def on_pacing_reallocation_recommended(ctx: BatchContext, events: list[Env
         pools = await db.pools_with_member(ctx.conn, ws, [p.campaign_id])
         if not pools:
             PACING_RECOMMENDATIONS.labels("ignored").inc()
-            log.info("pool_pacing_recommendation_ignored", workspace_id=ws, plan_id=p.plan_id,
-                     campaign_id=p.campaign_id, reason="the plan's campaign is not an active member of any pool")
+            log.info(
+                "pool_pacing_recommendation_ignored",
+                workspace_id=ws,
+                plan_id=p.plan_id,
+                campaign_id=p.campaign_id,
+                reason="the plan's campaign is not an active member of any pool",
+            )
             continue
-        body = {"planId": p.plan_id, "campaignId": p.campaign_id, "proposalId": str(p.proposal_id),
-                "sourceChannel": p.source_channel, "targetChannel": p.target_channel, "amountCents": p.amount_cents,
-                "currency": p.currency, "reason": p.reason, "requiresApproval": p.requires_approval,
-                "note": "logged only: the pool's engine decides its members' budgets; channel moves are pacing's"}
+        body = {
+            "planId": p.plan_id,
+            "campaignId": p.campaign_id,
+            "proposalId": str(p.proposal_id),
+            "sourceChannel": p.source_channel,
+            "targetChannel": p.target_channel,
+            "amountCents": p.amount_cents,
+            "currency": p.currency,
+            "reason": p.reason,
+            "requiresApproval": p.requires_approval,
+            "note": "logged only: the pool's engine decides its members' budgets; channel moves are pacing's",
+        }
         for r in pools:
-            await db.insert_note(ctx.conn, event.event_id, r["pool_id"], ws, "pacing_reallocation_recommended",
-                                 event.occurred_at, body)
+            await db.insert_note(
+                ctx.conn, event.event_id, r["pool_id"], ws, "pacing_reallocation_recommended", event.occurred_at, body
+            )
         PACING_RECOMMENDATIONS.labels("logged").inc()

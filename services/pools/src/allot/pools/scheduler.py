@@ -16,6 +16,7 @@ forward, so sleeping on it would make time run away. Due work is computed on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -62,8 +63,9 @@ async def run_queued(ctx: ServiceContext, *, limit: int = 1000) -> int:
             alloc = await db.claim_queued(conn)
             if alloc is None:
                 break
-            result = await workflow.run_allocation(conn, emitter(ctx), alloc, now=ctx.clock.now(),
-                                                   history_days=history_days)
+            result = await workflow.run_allocation(
+                conn, emitter(ctx), alloc, now=ctx.clock.now(), history_days=history_days
+            )
         observe(result)
         if result.emitted:
             ctx.flush()
@@ -83,10 +85,8 @@ async def allocation_worker(ctx: ServiceContext) -> None:
             await run_queued(ctx)
         except Exception as exc:  # noqa: BLE001 - keep serving; the row stays queued and is retried
             log.error("pool_worker_failed", error=repr(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=settings.pools_worker_interval_s)
-        except TimeoutError:
-            pass
         wake.clear()
 
 
@@ -102,12 +102,14 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
             return None
         members = await db.members_of(conn, [pool_id], active_only=True)
         key, label = scheduled_key(pool_id, slot)
-        alloc, created = await workflow.queue_allocation(conn, pool, members, trigger="scheduled", key=key,
-                                                         slot=label, requested_by="pools-scheduler", now=now)
+        alloc, created = await workflow.queue_allocation(
+            conn, pool, members, trigger="scheduled", key=key, slot=label, requested_by="pools-scheduler", now=now
+        )
         if not created:
             return None
-        result = await workflow.run_allocation(conn, emitter(ctx), alloc, now=now,
-                                               history_days=settings_of(ctx).pools_history_days)
+        result = await workflow.run_allocation(
+            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx).pools_history_days
+        )
     observe(result)
     if result.emitted:
         ctx.flush()
@@ -121,8 +123,11 @@ async def run_due_pools(ctx: ServiceContext) -> int:
     seen: set[tuple[Any, Any]] = set()
     for _ in range(100):
         async with ctx.pool.acquire() as conn:
-            due = [r for r in await db.due_pools(conn, ctx.clock.now(), settings.pools_scan_batch)
-                   if (r["pool_id"], r["slot"]) not in seen]
+            due = [
+                r
+                for r in await db.due_pools(conn, ctx.clock.now(), settings.pools_scan_batch)
+                if (r["pool_id"], r["slot"]) not in seen
+            ]
         if not due:
             break
         for r in due:
@@ -130,8 +135,9 @@ async def run_due_pools(ctx: ServiceContext) -> int:
             try:
                 ran += await run_slot(ctx, r["pool_id"], r["slot"]) is not None
             except Exception as exc:  # noqa: BLE001 - one broken pool must not stop the others
-                log.error("pool_schedule_failed", pool_id=str(r["pool_id"]), slot=r["slot"].isoformat(),
-                          error=repr(exc))
+                log.error(
+                    "pool_schedule_failed", pool_id=str(r["pool_id"]), slot=r["slot"].isoformat(), error=repr(exc)
+                )
         if len(due) < settings.pools_scan_batch:
             break
     return ran

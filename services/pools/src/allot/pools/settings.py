@@ -15,12 +15,17 @@ class PoolsSettings(Settings):
         default=1.0, gt=0, description="REAL seconds between checks for pools whose allocation slot is due."
     )
     pools_scan_batch: int = Field(default=100, ge=1, le=5000, description="Due pools fetched per scan query.")
-    pools_worker_enabled: bool = Field(default=True, description="Run the worker that plans queued (async) allocations.")
+    pools_worker_enabled: bool = Field(
+        default=True, description="Run the worker that plans queued (async) allocations."
+    )
     pools_worker_interval_s: float = Field(
         default=0.5, gt=0, description="REAL seconds between polls for queued allocations (the API also wakes it)."
     )
     pools_sync_timeout_s: float = Field(
-        default=20.0, gt=0, le=120, description="REAL seconds a synchronous allocate waits for the guardrail/executor outcome."
+        default=20.0,
+        gt=0,
+        le=120,
+        description="REAL seconds a synchronous allocate waits for the guardrail/executor outcome.",
     )
     pools_manual_rate_limit_s: int = Field(
         default=60, ge=0, description="CLOCK seconds between two manual allocate calls of one pool (0 = no limit)."

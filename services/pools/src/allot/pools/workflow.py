@@ -31,7 +31,14 @@ from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
-from allot.pools.domain import EngineState, MemberState, MetricInterval, OptimizationMetric, PoolSettings, plan_allocation
+from allot.pools.domain import (
+    EngineState,
+    MemberState,
+    MetricInterval,
+    OptimizationMetric,
+    PoolSettings,
+    plan_allocation,
+)
 from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_actions, request_id_for
 from allot.pools.domain.models import AllocationPlan
 from allot.runtime.logging import get_logger
@@ -41,16 +48,49 @@ log = get_logger(__name__)
 Emit = Callable[[asyncpg.Connection, Sequence[Envelope[Any]]], Awaitable[None]]
 
 #: Statuses after which nothing more will happen to an allocation.
-TERMINAL = frozenset({"observed", "frozen", "no_change", "blocked", "guardrail_observed", "executed",
-                      "partially_failed", "failed"})
-NO_BUDGET = "excluded: no daily budget reported yet for this entity (waiting for metrics.ingested with daily_budget_cents)"
+TERMINAL = frozenset(
+    {
+        "observed",
+        "frozen",
+        "no_change",
+        "blocked",
+        "guardrail_observed",
+        "executed",
+        "partially_failed",
+        "failed",
+        "cancelled",
+    }
+)
+NO_BUDGET = (
+    "excluded: no daily budget reported yet for this entity (waiting for metrics.ingested with daily_budget_cents)"
+)
 NO_ACCOUNT = "excluded: no ad account known for this entity (set adAccountId or wait for a metrics report)"
 
-SETTINGS_KEYS = ("name", "optimization_metric", "daily_budget_cents", "currency", "allocation_frequency_hours",
-                 "default_min_budget_cents", "default_max_budget_cents", "min_budget_change_cents", "status", "tier",
-                 "autonomy")
-MEMBER_KEYS = ("entity_type", "entity_id", "ad_account_id", "entity_name", "platform", "currency", "min_budget_cents",
-               "max_budget_cents", "weight", "is_active")
+SETTINGS_KEYS = (
+    "name",
+    "optimization_metric",
+    "daily_budget_cents",
+    "currency",
+    "allocation_frequency_hours",
+    "default_min_budget_cents",
+    "default_max_budget_cents",
+    "min_budget_change_cents",
+    "status",
+    "tier",
+    "autonomy",
+)
+MEMBER_KEYS = (
+    "entity_type",
+    "entity_id",
+    "ad_account_id",
+    "entity_name",
+    "platform",
+    "currency",
+    "min_budget_cents",
+    "max_budget_cents",
+    "weight",
+    "is_active",
+)
 
 
 def camel(d: dict[str, Any]) -> dict[str, Any]:
@@ -69,11 +109,15 @@ def members_snapshot(members: Sequence[Any]) -> list[dict[str, Any]]:
 
 def pool_settings(snap: dict[str, Any]) -> PoolSettings:
     return PoolSettings(
-        pool_id=snap["pool_id"], daily_budget_cents=int(snap["daily_budget_cents"]), currency=snap["currency"],
+        pool_id=snap["pool_id"],
+        daily_budget_cents=int(snap["daily_budget_cents"]),
+        currency=snap["currency"],
         optimization_metric=OptimizationMetric(snap["optimization_metric"]),
         allocation_frequency_hours=int(snap["allocation_frequency_hours"]),
         default_min_budget_cents=int(snap["default_min_budget_cents"]),
-        default_max_budget_cents=None if snap["default_max_budget_cents"] is None else int(snap["default_max_budget_cents"]),
+        default_max_budget_cents=None
+        if snap["default_max_budget_cents"] is None
+        else int(snap["default_max_budget_cents"]),
         min_budget_change_cents=int(snap["min_budget_change_cents"]),
     )
 
@@ -92,22 +136,36 @@ class EngineInputs:
 
 def _interval(r: Any) -> MetricInterval:
     reach = r["reach"]
-    return MetricInterval(start_at=r["interval_start"], end_at=r["interval_end"], spend_cents=int(r["spend_cents"]),
-                          revenue_cents=int(r["revenue_cents"]), conversions=float(r["conversions"]),
-                          impressions=int(r["impressions"]), clicks=int(r["clicks"]),
-                          frequency=(r["impressions"] / reach) if reach else None)
+    return MetricInterval(
+        start_at=r["interval_start"],
+        end_at=r["interval_end"],
+        spend_cents=int(r["spend_cents"]),
+        revenue_cents=int(r["revenue_cents"]),
+        conversions=float(r["conversions"]),
+        impressions=int(r["impressions"]),
+        clicks=int(r["clicks"]),
+        frequency=(r["impressions"] / reach) if reach else None,
+    )
 
 
-async def load_history(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime,
-                       until: datetime) -> dict[str, list[MetricInterval]]:
+async def load_history(
+    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
+) -> dict[str, list[MetricInterval]]:
     history: dict[str, list[MetricInterval]] = {}
     for r in await db.history_of(conn, workspace_id, entity_ids, since=since, until=until):
         history.setdefault(r["entity_id"], []).append(_interval(r))
     return history
 
 
-async def load_inputs(conn: asyncpg.Connection, workspace_id: str, settings: dict[str, Any],
-                      members: list[dict[str, Any]], *, since: datetime, until: datetime) -> EngineInputs:
+async def load_inputs(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    settings: dict[str, Any],
+    members: list[dict[str, Any]],
+    *,
+    since: datetime,
+    until: datetime,
+) -> EngineInputs:
     """Engine inputs from a settings + member snapshot and the projections (members without a budget excluded)."""
     ids = [m["entity_id"] for m in members]
     entities = await db.entities_of(conn, workspace_id, ids)
@@ -119,19 +177,41 @@ async def load_inputs(conn: asyncpg.Connection, workspace_id: str, settings: dic
         eid = m["entity_id"]
         ent = entities.get(eid)
         budget = ent["daily_budget_cents"] if ent is not None else None
-        account = m.get("ad_account_id") or (ent["ad_account_id"] if ent is not None else None)
+        # Where the entity lives is what its platform reports (the member's own fields are the fallback).
+        account = (ent["ad_account_id"] if ent is not None else None) or m.get("ad_account_id")
         lo, hi = m.get("min_budget_cents"), m.get("max_budget_cents")
         if budget is None or not account:
             excluded[eid] = NO_BUDGET if budget is None else NO_ACCOUNT
             states.append(MemberState(eid, 0, lo, hi, float(m.get("weight") or 1.0), is_active=False))
             continue
         status = ent["status"]
-        states.append(MemberState(eid, int(budget), lo, hi, float(m.get("weight") or 1.0),
-                                  is_active=status != "deleted", paused=status == "paused"))
-        targets[eid] = ActionTarget(platform=m["platform"], ad_account_id=account, entity_type=m["entity_type"],
-                                    entity_id=eid, currency=m["currency"])
-    return EngineInputs(pool=pool_settings(settings), members=states, history=history, targets=targets,
-                        snapshot={m["entity_id"]: m for m in members}, excluded=excluded, entities=entities)
+        states.append(
+            MemberState(
+                eid,
+                int(budget),
+                lo,
+                hi,
+                float(m.get("weight") or 1.0),
+                is_active=status != "deleted",
+                paused=status == "paused",
+            )
+        )
+        targets[eid] = ActionTarget(
+            platform=ent["platform"] or m["platform"],
+            ad_account_id=account,
+            entity_type=m["entity_type"],
+            entity_id=eid,
+            currency=m["currency"],
+        )
+    return EngineInputs(
+        pool=pool_settings(settings),
+        members=states,
+        history=history,
+        targets=targets,
+        snapshot={m["entity_id"]: m for m in members},
+        excluded=excluded,
+        entities=entities,
+    )
 
 
 def _num(x: float | None) -> float | None:
@@ -144,42 +224,72 @@ def plan_view(plan: AllocationPlan, inputs: EngineInputs) -> dict[str, Any]:
     for a in plan.allocations:
         snap = inputs.snapshot.get(a.member_id, {})
         why = inputs.excluded.get(a.member_id) if a.action == "excluded" else None
-        lines.append({
-            "memberId": snap.get("member_id"), "entityId": a.member_id, "entityName": snap.get("entity_name"),
-            "entityType": snap.get("entity_type"), "beforeCents": a.previous_budget_cents,
-            "afterCents": a.new_budget_cents, "changeCents": a.change_cents, "action": a.action,
-            "why": why or a.explanation, "reasons": list(a.reasons), "targetCents": a.target_cents,
-            "baselineRoas": _num(a.baseline_roas), "recentRoas": _num(a.recent_roas),
-            "marginalReturn": _num(a.marginal_return), "elasticity": _num(a.elasticity),
-            "shrinkage": _num(a.shrinkage), "evidenceCount": a.evidence_count,
-        })
+        lines.append(
+            {
+                "memberId": snap.get("member_id"),
+                "entityId": a.member_id,
+                "entityName": snap.get("entity_name"),
+                "entityType": snap.get("entity_type"),
+                "beforeCents": a.previous_budget_cents,
+                "afterCents": a.new_budget_cents,
+                "changeCents": a.change_cents,
+                "action": a.action,
+                "why": why or a.explanation,
+                "reasons": list(a.reasons),
+                "targetCents": a.target_cents,
+                "baselineRoas": _num(a.baseline_roas),
+                "recentRoas": _num(a.recent_roas),
+                "marginalReturn": _num(a.marginal_return),
+                "elasticity": _num(a.elasticity),
+                "shrinkage": _num(a.shrinkage),
+                "evidenceCount": a.evidence_count,
+            }
+        )
     return {
-        "plannedAt": plan.planned_at.isoformat(), "dailyBudgetCents": plan.daily_budget_cents, "currency": plan.currency,
-        "poolTotalCents": plan.pool_total_cents, "feasible": plan.feasible, "infeasibleReason": plan.infeasible_reason,
-        "frozen": plan.frozen, "frozenReason": plan.frozen_reason, "poolMarginalReturn": _num(plan.pool_marginal_return),
+        "plannedAt": plan.planned_at.isoformat(),
+        "dailyBudgetCents": plan.daily_budget_cents,
+        "currency": plan.currency,
+        "poolTotalCents": plan.pool_total_cents,
+        "feasible": plan.feasible,
+        "infeasibleReason": plan.infeasible_reason,
+        "frozen": plan.frozen,
+        "frozenReason": plan.frozen_reason,
+        "poolMarginalReturn": _num(plan.pool_marginal_return),
         "members": lines,
     }
 
 
-def inputs_view(inputs: EngineInputs, state: EngineState, *, now: datetime, since: datetime,
-                until: datetime) -> dict[str, Any]:
+def inputs_view(
+    inputs: EngineInputs, state: EngineState, *, now: datetime, since: datetime, until: datetime
+) -> dict[str, Any]:
     """Summary of what the engine was given."""
     members = []
     for m in inputs.members:
         ivs = inputs.history.get(m.member_id, [])
         ent = inputs.entities.get(m.member_id)
-        members.append({
-            "entityId": m.member_id, "currentBudgetCents": m.current_budget_cents if ent is not None else None,
-            "status": ent["status"] if ent is not None else None,
-            "budgetReportedAt": ent["reported_at"].isoformat() if ent is not None else None,
-            "intervals": len(ivs), "spendCents": sum(i.spend_cents for i in ivs),
-            "revenueCents": sum(i.revenue_cents for i in ivs), "conversions": sum(i.conversions for i in ivs),
-            "minBudgetCents": m.min_budget_cents, "maxBudgetCents": m.max_budget_cents, "weight": m.weight,
-        })
+        members.append(
+            {
+                "entityId": m.member_id,
+                "currentBudgetCents": m.current_budget_cents if ent is not None else None,
+                "status": ent["status"] if ent is not None else None,
+                "budgetReportedAt": ent["reported_at"].isoformat() if ent is not None else None,
+                "intervals": len(ivs),
+                "spendCents": sum(i.spend_cents for i in ivs),
+                "revenueCents": sum(i.revenue_cents for i in ivs),
+                "conversions": sum(i.conversions for i in ivs),
+                "minBudgetCents": m.min_budget_cents,
+                "maxBudgetCents": m.max_budget_cents,
+                "weight": m.weight,
+            }
+        )
     return {
-        "now": now.isoformat(), "historyFrom": since.isoformat(), "historyTo": until.isoformat(),
-        "dailyBudgetCents": inputs.pool.daily_budget_cents, "currency": inputs.pool.currency,
-        "optimizationMetric": str(inputs.pool.optimization_metric), "members": members,
+        "now": now.isoformat(),
+        "historyFrom": since.isoformat(),
+        "historyTo": until.isoformat(),
+        "dailyBudgetCents": inputs.pool.daily_budget_cents,
+        "currency": inputs.pool.currency,
+        "optimizationMetric": str(inputs.pool.optimization_metric),
+        "members": members,
         "engineStateBefore": {
             "frozenUntil": state.frozen_until.isoformat() if state.frozen_until else None,
             "frozenReason": state.frozen_reason,
@@ -190,21 +300,45 @@ def inputs_view(inputs: EngineInputs, state: EngineState, *, now: datetime, sinc
 
 def action_view(a: PlannedAction) -> dict[str, Any]:
     t = a.target
-    return {"actionId": str(a.action_id), "entityId": t.entity_id, "entityType": t.entity_type, "platform": t.platform,
-            "adAccountId": t.ad_account_id, "currency": t.currency, "actionType": "set_budget",
-            "fromCents": a.from_cents, "toCents": a.to_cents, "reason": a.reason}
+    return {
+        "actionId": str(a.action_id),
+        "entityId": t.entity_id,
+        "entityType": t.entity_type,
+        "platform": t.platform,
+        "adAccountId": t.ad_account_id,
+        "currency": t.currency,
+        "actionType": "set_budget",
+        "fromCents": a.from_cents,
+        "toCents": a.to_cents,
+        "reason": a.reason,
+    }
 
 
 def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationRequested:
     snap = alloc["settings"]
     return AllocationRequested(
-        request_id=alloc["allocation_id"], source="pool", source_id=str(alloc["pool_id"]),
-        idempotency_key=alloc["idempotency_key"], manual=alloc["trigger"] == "manual",
-        actions=[BudgetAction(action_id=a.action_id, platform=a.target.platform, ad_account_id=a.target.ad_account_id,  # type: ignore[arg-type]
-                              entity_type=a.target.entity_type, entity_id=a.target.entity_id,  # type: ignore[arg-type]
-                              action_type="set_budget", currency=a.target.currency, from_cents=a.from_cents,
-                              to_cents=a.to_cents, reason=a.reason) for a in actions],
-        pool_daily_budget_cents=int(snap["daily_budget_cents"]), currency=snap["currency"],
+        request_id=alloc["allocation_id"],
+        source="pool",
+        source_id=str(alloc["pool_id"]),
+        idempotency_key=alloc["idempotency_key"],
+        manual=alloc["trigger"] == "manual",
+        actions=[
+            BudgetAction(
+                action_id=a.action_id,
+                platform=a.target.platform,
+                ad_account_id=a.target.ad_account_id,  # type: ignore[arg-type]
+                entity_type=a.target.entity_type,
+                entity_id=a.target.entity_id,  # type: ignore[arg-type]
+                action_type="set_budget",
+                currency=a.target.currency,
+                from_cents=a.from_cents,
+                to_cents=a.to_cents,
+                reason=a.reason,
+            )
+            for a in actions
+        ],
+        pool_daily_budget_cents=int(snap["daily_budget_cents"]),
+        currency=snap["currency"],
         requested_by=alloc["requested_by"],
     )
 
@@ -217,16 +351,36 @@ class RunResult:
     emitted: bool
 
 
-async def queue_allocation(conn: asyncpg.Connection, pool: Any, members: Sequence[Any], *, trigger: str, key: str,
-                           slot: str, requested_by: str, now: datetime) -> tuple[Any, bool]:
+async def queue_allocation(
+    conn: asyncpg.Connection,
+    pool: Any,
+    members: Sequence[Any],
+    *,
+    trigger: str,
+    key: str,
+    slot: str,
+    requested_by: str,
+    now: datetime,
+) -> tuple[Any, bool]:
     """Insert the allocation (status queued) with its settings + member snapshot; (existing row, False) if the key
     was already used for this pool."""
     pool_id = pool["pool_id"]
     row = await db.insert_allocation(
-        conn, allocation_id=request_id_for(pool_id, key), pool_id=pool_id, workspace_id=pool["workspace_id"],
-        kind="allocation", trigger=trigger, idempotency_key=key, slot=slot, status="queued",
-        autonomy=pool["autonomy"], settings=settings_snapshot(pool), members=members_snapshot(members),
-        requested_by=requested_by, now=now)
+        conn,
+        allocation_id=request_id_for(pool_id, key),
+        pool_id=pool_id,
+        workspace_id=pool["workspace_id"],
+        kind="allocation",
+        trigger=trigger,
+        idempotency_key=key,
+        slot=slot,
+        status="queued",
+        autonomy=pool["autonomy"],
+        settings=settings_snapshot(pool),
+        members=members_snapshot(members),
+        requested_by=requested_by,
+        now=now,
+    )
     if row is not None:
         return row, True
     existing = await db.allocation_by_key(conn, pool_id, key)
@@ -234,13 +388,26 @@ async def queue_allocation(conn: asyncpg.Connection, pool: Any, members: Sequenc
     return existing, False
 
 
-async def run_allocation(conn: asyncpg.Connection, emit: Emit, alloc: Any, *, now: datetime,
-                         history_days: int) -> RunResult:
+async def run_allocation(
+    conn: asyncpg.Connection, emit: Emit, alloc: Any, *, now: datetime, history_days: int
+) -> RunResult:
     """Plan a queued allocation (caller's transaction; see the module docstring)."""
     alloc_id = alloc["allocation_id"]
     pool = await db.lock_pool(conn, alloc["pool_id"])
     assert pool is not None
     ws = alloc["workspace_id"]
+    if pool["deleted_at"] is not None:  # deleted while queued: nothing to allocate any more
+        await db.save_plan(
+            conn,
+            alloc_id,
+            status="cancelled",
+            inputs={"now": now.isoformat()},
+            plan={"error": "the pool was deleted before the allocation ran"},
+            actions=[],
+            planned_at=now,
+            event_id=None,
+        )
+        return RunResult(alloc_id, "cancelled", 0, False)
     state = EngineState.from_dict(pool["engine_state"] or {})
     since = now - timedelta(days=history_days)
     try:
@@ -248,8 +415,16 @@ async def run_allocation(conn: asyncpg.Connection, emit: Emit, alloc: Any, *, no
         plan = plan_allocation(inputs.pool, inputs.members, inputs.history, now=now, state=state)
     except ValueError as exc:  # an impossible configuration must not wedge the queue
         log.error("pool_allocation_failed", pool_id=str(alloc["pool_id"]), allocation_id=str(alloc_id), error=str(exc))
-        await db.save_plan(conn, alloc_id, status="failed", inputs={"now": now.isoformat()},
-                           plan={"error": str(exc)}, actions=[], planned_at=now, event_id=None)
+        await db.save_plan(
+            conn,
+            alloc_id,
+            status="failed",
+            inputs={"now": now.isoformat()},
+            plan={"error": str(exc)},
+            actions=[],
+            planned_at=now,
+            event_id=None,
+        )
         return RunResult(alloc_id, "failed", 0, False)
     await db.set_engine_state(conn, alloc["pool_id"], plan.state.to_dict())
     actions = planned_actions(plan, inputs.targets, pool_id=alloc["pool_id"], slot=alloc["slot"])
@@ -262,18 +437,39 @@ async def run_allocation(conn: asyncpg.Connection, emit: Emit, alloc: Any, *, no
         status = "observed"
     else:
         envelope = new_envelope(
-            event_type="allocation.requested", schema_version=TOPICS["allocation.requested"].schema_version,
-            payload=change_set(alloc, actions), producer="pools", workspace_id=ws, occurred_at=now,
-            step=f"pool-allocation/{alloc_id}")
+            event_type="allocation.requested",
+            schema_version=TOPICS["allocation.requested"].schema_version,
+            payload=change_set(alloc, actions),
+            producer="pools",
+            workspace_id=ws,
+            occurred_at=now,
+            step=f"pool-allocation/{alloc_id}",
+        )
         await emit(conn, [envelope])
         event_id = envelope.event_id
         status = "requested"
-    await db.save_plan(conn, alloc_id, status=status, inputs=inputs_view(inputs, state, now=now, since=since, until=now),
-                       plan=plan_view(plan, inputs), actions=[action_view(a) for a in actions], planned_at=now,
-                       event_id=event_id)
-    log.info("pool_allocation_planned", pool_id=str(alloc["pool_id"]), allocation_id=str(alloc_id), status=status,
-             trigger=alloc["trigger"], autonomy=alloc["autonomy"], actions=len(actions), frozen=plan.frozen,
-             frozen_reason=plan.frozen_reason, feasible=plan.feasible)
+    await db.save_plan(
+        conn,
+        alloc_id,
+        status=status,
+        inputs=inputs_view(inputs, state, now=now, since=since, until=now),
+        plan=plan_view(plan, inputs),
+        actions=[action_view(a) for a in actions],
+        planned_at=now,
+        event_id=event_id,
+    )
+    log.info(
+        "pool_allocation_planned",
+        pool_id=str(alloc["pool_id"]),
+        allocation_id=str(alloc_id),
+        status=status,
+        trigger=alloc["trigger"],
+        autonomy=alloc["autonomy"],
+        actions=len(actions),
+        frozen=plan.frozen,
+        frozen_reason=plan.frozen_reason,
+        feasible=plan.feasible,
+    )
     return RunResult(alloc_id, status, len(actions), event_id is not None)
 
 
@@ -281,8 +477,17 @@ def day_start(d: date) -> datetime:
     return datetime.combine(d, time(0), UTC)
 
 
-async def simulate(conn: asyncpg.Connection, pool: Any, members: Sequence[Any], *, now: datetime,
-                   from_date: date | None, to_date: date | None, history_days: int, requested_by: str) -> Any:
+async def simulate(
+    conn: asyncpg.Connection,
+    pool: Any,
+    members: Sequence[Any],
+    *,
+    now: datetime,
+    from_date: date | None,
+    to_date: date | None,
+    history_days: int,
+    requested_by: str,
+) -> Any:
     """What-if plan on stored history (optionally [from_date, to_date]); stores a simulation log, changes nothing else.
 
     The plan is made as of the end of ``to_date`` (or now), from the stored engine state, without persisting it."""
@@ -296,13 +501,35 @@ async def simulate(conn: asyncpg.Connection, pool: Any, members: Sequence[Any], 
     plan = plan_allocation(inputs.pool, inputs.members, inputs.history, now=until, state=state)
     actions = planned_actions(plan, inputs.targets, pool_id=pool["pool_id"], slot=f"simulation/{sim_id}")
     await db.insert_allocation(
-        conn, allocation_id=sim_id, pool_id=pool["pool_id"], workspace_id=pool["workspace_id"], kind="simulation",
-        trigger="simulate", idempotency_key=None, slot=None, status="simulated", autonomy=pool["autonomy"],
-        settings=settings, members=snap, requested_by=requested_by, now=now)
+        conn,
+        allocation_id=sim_id,
+        pool_id=pool["pool_id"],
+        workspace_id=pool["workspace_id"],
+        kind="simulation",
+        trigger="simulate",
+        idempotency_key=None,
+        slot=None,
+        status="simulated",
+        autonomy=pool["autonomy"],
+        settings=settings,
+        members=snap,
+        requested_by=requested_by,
+        now=now,
+    )
     view_inputs = inputs_view(inputs, state, now=until, since=since, until=until)
-    view_inputs["range"] = {"fromDate": from_date.isoformat() if from_date else None,
-                            "toDate": to_date.isoformat() if to_date else None}
-    await db.save_plan(conn, sim_id, status="simulated", inputs=view_inputs, plan=plan_view(plan, inputs),
-                       actions=[action_view(a) for a in actions], planned_at=now, event_id=None)
+    view_inputs["range"] = {
+        "fromDate": from_date.isoformat() if from_date else None,
+        "toDate": to_date.isoformat() if to_date else None,
+    }
+    await db.save_plan(
+        conn,
+        sim_id,
+        status="simulated",
+        inputs=view_inputs,
+        plan=plan_view(plan, inputs),
+        actions=[action_view(a) for a in actions],
+        planned_at=now,
+        event_id=None,
+    )
     row = await db.get_allocation(conn, sim_id)
     return row

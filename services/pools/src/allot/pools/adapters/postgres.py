@@ -8,42 +8,75 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 
-Row = asyncpg.Record
+Row: TypeAlias = asyncpg.Record
 
 SETTINGS_COLUMNS = (
-    "name", "optimization_metric", "daily_budget_cents", "currency", "allocation_frequency_hours",
-    "default_min_budget_cents", "default_max_budget_cents", "min_budget_change_cents", "status", "tier", "autonomy",
+    "name",
+    "optimization_metric",
+    "daily_budget_cents",
+    "currency",
+    "allocation_frequency_hours",
+    "default_min_budget_cents",
+    "default_max_budget_cents",
+    "min_budget_change_cents",
+    "status",
+    "tier",
+    "autonomy",
 )
 MEMBER_COLUMNS = (
-    "entity_type", "entity_id", "ad_account_id", "entity_name", "platform", "currency", "min_budget_cents",
-    "max_budget_cents", "weight", "is_active",
+    "entity_type",
+    "entity_id",
+    "ad_account_id",
+    "entity_name",
+    "platform",
+    "currency",
+    "min_budget_cents",
+    "max_budget_cents",
+    "weight",
+    "is_active",
 )
 
 # ---------------------------------------------------------------- pools
 
 
-async def insert_pool(conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, settings: dict[str, Any],
-                      now: datetime) -> Row:
+async def insert_pool(
+    conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, settings: dict[str, Any], now: datetime
+) -> Row:
     cols = ", ".join(SETTINGS_COLUMNS)
     params = ", ".join(f"${i}" for i in range(5, 5 + len(SETTINGS_COLUMNS)))
     row = await conn.fetchrow(
         f"""INSERT INTO pools (pool_id, workspace_id, created_at, updated_at, {cols})
             VALUES ($1, $2, $3, $4, {params}) RETURNING *""",
-        pool_id, workspace_id, now, now, *(settings[c] for c in SETTINGS_COLUMNS))
+        pool_id,
+        workspace_id,
+        now,
+        now,
+        *(settings[c] for c in SETTINGS_COLUMNS),
+    )
     assert row is not None
     return row
 
 
-async def get_pool(conn: asyncpg.Connection, workspace_id: str, pool_id: uuid.UUID, *, for_update: bool = False,
-                   include_deleted: bool = False) -> Row | None:
+async def get_pool(
+    conn: asyncpg.Connection,
+    workspace_id: str,
+    pool_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    include_deleted: bool = False,
+) -> Row | None:
     return await conn.fetchrow(
         "SELECT * FROM pools WHERE pool_id = $1 AND workspace_id = $2 AND ($3 OR deleted_at IS NULL)"
-        + (" FOR UPDATE" if for_update else ""), pool_id, workspace_id, include_deleted)
+        + (" FOR UPDATE" if for_update else ""),
+        pool_id,
+        workspace_id,
+        include_deleted,
+    )
 
 
 async def lock_pool(conn: asyncpg.Connection, pool_id: uuid.UUID) -> Row | None:
@@ -53,24 +86,32 @@ async def lock_pool(conn: asyncpg.Connection, pool_id: uuid.UUID) -> Row | None:
 async def list_pools(conn: asyncpg.Connection, workspace_id: str, *, include_deleted: bool) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM pools WHERE workspace_id = $1 AND ($2 OR deleted_at IS NULL) ORDER BY created_at, pool_id",
-        workspace_id, include_deleted)
+        workspace_id,
+        include_deleted,
+    )
 
 
-async def update_pool_settings(conn: asyncpg.Connection, pool_id: uuid.UUID, settings: dict[str, Any],
-                               now: datetime) -> Row:
+async def update_pool_settings(
+    conn: asyncpg.Connection, pool_id: uuid.UUID, settings: dict[str, Any], now: datetime
+) -> Row:
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(SETTINGS_COLUMNS, start=3))
     row = await conn.fetchrow(
         f"UPDATE pools SET {sets}, version = version + 1, updated_at = $2 WHERE pool_id = $1 RETURNING *",
-        pool_id, now, *(settings[c] for c in SETTINGS_COLUMNS))
+        pool_id,
+        now,
+        *(settings[c] for c in SETTINGS_COLUMNS),
+    )
     assert row is not None
     return row
 
 
 async def soft_delete_pool(conn: asyncpg.Connection, pool_id: uuid.UUID, now: datetime) -> None:
-    await conn.execute("UPDATE pools SET deleted_at = $2, updated_at = $2, version = version + 1 WHERE pool_id = $1",
-                       pool_id, now)
-    await conn.execute("UPDATE pool_members SET is_active = false, updated_at = $2 WHERE pool_id = $1 AND is_active",
-                       pool_id, now)
+    await conn.execute(
+        "UPDATE pools SET deleted_at = $2, updated_at = $2, version = version + 1 WHERE pool_id = $1", pool_id, now
+    )
+    await conn.execute(
+        "UPDATE pool_members SET is_active = false, updated_at = $2 WHERE pool_id = $1 AND is_active", pool_id, now
+    )
 
 
 async def set_engine_state(conn: asyncpg.Connection, pool_id: uuid.UUID, state: dict[str, Any]) -> None:
@@ -84,7 +125,9 @@ async def touch_manual_allocate(conn: asyncpg.Connection, pool_id: uuid.UUID, no
 async def set_scheduled_slot(conn: asyncpg.Connection, pool_id: uuid.UUID, slot: datetime) -> None:
     await conn.execute(
         "UPDATE pools SET last_scheduled_slot = greatest(coalesce(last_scheduled_slot, $2), $2) WHERE pool_id = $1",
-        pool_id, slot)
+        pool_id,
+        slot,
+    )
 
 
 async def due_pools(conn: asyncpg.Connection, now: datetime, batch: int) -> list[Row]:
@@ -98,20 +141,29 @@ async def due_pools(conn: asyncpg.Connection, now: datetime, batch: int) -> list
                                    * (allocation_frequency_hours * 3600)) AS slot
                  FROM pools WHERE deleted_at IS NULL AND status = 'active') p
             WHERE slot >= created_at AND (last_scheduled_slot IS NULL OR last_scheduled_slot < slot)
-            ORDER BY slot, pool_id LIMIT $2""", now, batch)
+            ORDER BY slot, pool_id LIMIT $2""",
+        now,
+        batch,
+    )
 
 
 # ---------------------------------------------------------------- members
 
 
-async def members_of(conn: asyncpg.Connection, pool_ids: Sequence[uuid.UUID], *, active_only: bool = False) -> list[Row]:
+async def members_of(
+    conn: asyncpg.Connection, pool_ids: Sequence[uuid.UUID], *, active_only: bool = False
+) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM pool_members WHERE pool_id = ANY($1::uuid[]) AND (NOT $2 OR is_active) "
-        "ORDER BY pool_id, created_at, entity_id", list(pool_ids), active_only)
+        "ORDER BY pool_id, created_at, entity_id",
+        list(pool_ids),
+        active_only,
+    )
 
 
-async def upsert_member(conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, member: dict[str, Any],
-                        now: datetime) -> tuple[Row, bool]:
+async def upsert_member(
+    conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, member: dict[str, Any], now: datetime
+) -> tuple[Row, bool]:
     """Insert a member, or update and reactivate the pool's member of that entity; returns (row, created)."""
     cols = ", ".join(MEMBER_COLUMNS)
     params = ", ".join(f"${i}" for i in range(6, 6 + len(MEMBER_COLUMNS)))
@@ -121,16 +173,26 @@ async def upsert_member(conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_
             VALUES ($1, $2, $3, $4, $5, {params})
             ON CONFLICT (pool_id, entity_id) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at
             RETURNING *, (xmax = 0) AS created""",
-        uuid.uuid4(), pool_id, workspace_id, now, now, *(member[c] for c in MEMBER_COLUMNS))
+        uuid.uuid4(),
+        pool_id,
+        workspace_id,
+        now,
+        now,
+        *(member[c] for c in MEMBER_COLUMNS),
+    )
     assert row is not None
     return row, bool(row["created"])
 
 
-async def deactivate_member(conn: asyncpg.Connection, pool_id: uuid.UUID, member_id: uuid.UUID,
-                            now: datetime) -> Row | None:
+async def deactivate_member(
+    conn: asyncpg.Connection, pool_id: uuid.UUID, member_id: uuid.UUID, now: datetime
+) -> Row | None:
     return await conn.fetchrow(
         "UPDATE pool_members SET is_active = false, updated_at = $3 WHERE pool_id = $1 AND member_id = $2 RETURNING *",
-        pool_id, member_id, now)
+        pool_id,
+        member_id,
+        now,
+    )
 
 
 # ---------------------------------------------------------------- allocations
@@ -144,49 +206,97 @@ async def get_allocation(conn: asyncpg.Connection, allocation_id: uuid.UUID) -> 
     return await conn.fetchrow("SELECT * FROM allocations WHERE allocation_id = $1", allocation_id)
 
 
-async def insert_allocation(conn: asyncpg.Connection, *, allocation_id: uuid.UUID, pool_id: uuid.UUID,
-                            workspace_id: str, kind: str, trigger: str, idempotency_key: str | None,
-                            slot: str | None, status: str, autonomy: str, settings: dict[str, Any],
-                            members: list[dict[str, Any]], requested_by: str, now: datetime) -> Row | None:
+async def insert_allocation(
+    conn: asyncpg.Connection,
+    *,
+    allocation_id: uuid.UUID,
+    pool_id: uuid.UUID,
+    workspace_id: str,
+    kind: str,
+    trigger: str,
+    idempotency_key: str | None,
+    slot: str | None,
+    status: str,
+    autonomy: str,
+    settings: dict[str, Any],
+    members: list[dict[str, Any]],
+    requested_by: str,
+    now: datetime,
+) -> Row | None:
     """The new log entry, or None when (pool, idempotency key) already has one."""
     return await conn.fetchrow(
         """INSERT INTO allocations (allocation_id, pool_id, workspace_id, kind, trigger, idempotency_key, slot, status,
                                     autonomy, settings, members, requested_by, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
            ON CONFLICT DO NOTHING RETURNING *""",
-        allocation_id, pool_id, workspace_id, kind, trigger, idempotency_key, slot, status, autonomy, settings,
-        members, requested_by, now)
+        allocation_id,
+        pool_id,
+        workspace_id,
+        kind,
+        trigger,
+        idempotency_key,
+        slot,
+        status,
+        autonomy,
+        settings,
+        members,
+        requested_by,
+        now,
+    )
 
 
 async def claim_queued(conn: asyncpg.Connection) -> Row | None:
     """The oldest queued allocation, locked for this transaction (other workers skip it)."""
     return await conn.fetchrow(
         "SELECT * FROM allocations WHERE status = 'queued' ORDER BY created_at, allocation_id "
-        "LIMIT 1 FOR UPDATE SKIP LOCKED")
+        "LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
 
 
-async def save_plan(conn: asyncpg.Connection, allocation_id: uuid.UUID, *, status: str, inputs: dict[str, Any],
-                    plan: dict[str, Any], actions: list[dict[str, Any]], planned_at: datetime,
-                    event_id: uuid.UUID | None) -> None:
+async def save_plan(
+    conn: asyncpg.Connection,
+    allocation_id: uuid.UUID,
+    *,
+    status: str,
+    inputs: dict[str, Any],
+    plan: dict[str, Any],
+    actions: list[dict[str, Any]],
+    planned_at: datetime,
+    event_id: uuid.UUID | None,
+) -> None:
     await conn.execute(
         """UPDATE allocations SET status = $2, inputs = $3, plan = $4, actions = $5, planned_at = $6, updated_at = $6,
                                   event_id = $7 WHERE allocation_id = $1""",
-        allocation_id, status, inputs, plan, actions, planned_at, event_id)
+        allocation_id,
+        status,
+        inputs,
+        plan,
+        actions,
+        planned_at,
+        event_id,
+    )
 
 
 async def list_allocations(conn: asyncpg.Connection, pool_id: uuid.UUID, *, kind: str | None, limit: int) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM allocations WHERE pool_id = $1 AND ($2::text IS NULL OR kind = $2) "
-        "ORDER BY created_at DESC, allocation_id DESC LIMIT $3", pool_id, kind, limit)
+        "ORDER BY created_at DESC, allocation_id DESC LIMIT $3",
+        pool_id,
+        kind,
+        limit,
+    )
 
 
 async def outcomes_of(conn: asyncpg.Connection, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM allocation_outcomes WHERE allocation_id = ANY($1::uuid[]) ORDER BY executed_at, entity_id",
-        list(allocation_ids))
+        list(allocation_ids),
+    )
 
 
-async def record_blocked(conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]]) -> list[Row]:
+async def record_blocked(
+    conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]]
+) -> list[Row]:
     """rows: (request_id, workspace_id, status, decision); only allocations still waiting for a decision change.
 
     Returns the allocations that changed (id, status)."""
@@ -198,7 +308,11 @@ async def record_blocked(conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUI
             WHERE a.allocation_id = u.request_id AND a.workspace_id = u.ws AND a.kind = 'allocation'
               AND a.status = 'requested'
         RETURNING a.allocation_id, a.status""",
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [orjson.dumps(r[3]).decode() for r in rows])
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [orjson.dumps(r[3]).decode() for r in rows],
+    )
 
 
 async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
@@ -223,7 +337,9 @@ async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
                   after_cents = EXCLUDED.after_cents, observed_cents = EXCLUDED.observed_cents, error = EXCLUDED.error,
                   executed_at = EXCLUDED.executed_at
             WHERE EXCLUDED.outcome <> 'already_applied'
-           RETURNING allocation_id""", *cols)
+           RETURNING allocation_id""",
+        *cols,
+    )
     return sorted({r["allocation_id"] for r in touched})
 
 
@@ -233,12 +349,14 @@ async def outcome_counts(conn: asyncpg.Connection, allocation_ids: Sequence[uuid
                   coalesce(array_agg(o.outcome) FILTER (WHERE o.outcome IS NOT NULL), '{}') AS outcomes
              FROM allocations a LEFT JOIN allocation_outcomes o ON o.allocation_id = a.allocation_id
             WHERE a.allocation_id = ANY($1::uuid[]) GROUP BY a.allocation_id, a.status, a.actions""",
-        list(allocation_ids))
+        list(allocation_ids),
+    )
 
 
 async def set_status(conn: asyncpg.Connection, allocation_id: uuid.UUID, status: str) -> None:
-    await conn.execute("UPDATE allocations SET status = $2, updated_at = now() WHERE allocation_id = $1",
-                       allocation_id, status)
+    await conn.execute(
+        "UPDATE allocations SET status = $2, updated_at = now() WHERE allocation_id = $1", allocation_id, status
+    )
 
 
 # ---------------------------------------------------------------- metric + entity projection
@@ -260,7 +378,9 @@ async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...
                   spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
                   conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
                   clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
-            WHERE EXCLUDED.reported_at > member_metrics.reported_at""", *cols)
+            WHERE EXCLUDED.reported_at > member_metrics.reported_at""",
+        *cols,
+    )
 
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -279,7 +399,9 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
                   entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
                   daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
                   currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
-            WHERE EXCLUDED.reported_at > entities.reported_at""", *cols)
+            WHERE EXCLUDED.reported_at > entities.reported_at""",
+        *cols,
+    )
 
 
 async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
@@ -292,22 +414,30 @@ async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[
         """UPDATE entities e SET daily_budget_cents = u.after_cents, reported_at = u.executed_at
              FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS u(ws, entity_id, after_cents,
                                                                                      executed_at)
-            WHERE e.workspace_id = u.ws AND e.entity_id = u.entity_id AND u.executed_at > e.reported_at""", *cols)
+            WHERE e.workspace_id = u.ws AND e.entity_id = u.entity_id AND u.executed_at > e.reported_at""",
+        *cols,
+    )
 
 
 async def entities_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> dict[str, Row]:
-    rows = await conn.fetch("SELECT * FROM entities WHERE workspace_id = $1 AND entity_id = ANY($2::text[])",
-                            workspace_id, list(entity_ids))
+    rows = await conn.fetch(
+        "SELECT * FROM entities WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids)
+    )
     return {r["entity_id"]: r for r in rows}
 
 
-async def history_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime,
-                     until: datetime) -> list[Row]:
+async def history_of(
+    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
+) -> list[Row]:
     """Intervals of the entities that ended in (since, until]."""
     return await conn.fetch(
         """SELECT * FROM member_metrics WHERE workspace_id = $1 AND entity_id = ANY($2::text[])
               AND interval_end > $3 AND interval_end <= $4 ORDER BY entity_id, interval_start""",
-        workspace_id, list(entity_ids), since, until)
+        workspace_id,
+        list(entity_ids),
+        since,
+        until,
+    )
 
 
 # ---------------------------------------------------------------- notes
@@ -317,14 +447,30 @@ async def pools_with_member(conn: asyncpg.Connection, workspace_id: str, entity_
     return await conn.fetch(
         """SELECT DISTINCT m.pool_id, m.entity_id FROM pool_members m JOIN pools p ON p.pool_id = m.pool_id
             WHERE m.workspace_id = $1 AND m.entity_id = ANY($2::text[]) AND m.is_active AND p.deleted_at IS NULL""",
-        workspace_id, list(entity_ids))
+        workspace_id,
+        list(entity_ids),
+    )
 
 
-async def insert_note(conn: asyncpg.Connection, note_id: uuid.UUID, pool_id: uuid.UUID, workspace_id: str, kind: str,
-                      at: datetime, body: dict[str, Any]) -> None:
+async def insert_note(
+    conn: asyncpg.Connection,
+    note_id: uuid.UUID,
+    pool_id: uuid.UUID,
+    workspace_id: str,
+    kind: str,
+    at: datetime,
+    body: dict[str, Any],
+) -> None:
     await conn.execute(
         "INSERT INTO pool_notes (note_id, pool_id, workspace_id, kind, at, body) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT DO NOTHING", note_id, pool_id, workspace_id, kind, at, body)
+        "ON CONFLICT DO NOTHING",
+        note_id,
+        pool_id,
+        workspace_id,
+        kind,
+        at,
+        body,
+    )
 
 
 async def notes_of(conn: asyncpg.Connection, pool_id: uuid.UUID, limit: int) -> list[Row]:

@@ -68,8 +68,9 @@ class PlannedAction:
     reason: str
 
 
-def planned_actions(plan: AllocationPlan, targets: Mapping[str, ActionTarget], *, pool_id: uuid.UUID,
-                    slot: str) -> list[PlannedAction]:
+def planned_actions(
+    plan: AllocationPlan, targets: Mapping[str, ActionTarget], *, pool_id: uuid.UUID, slot: str
+) -> list[PlannedAction]:
     """set_budget actions for the members whose budget changes (none when the plan is frozen).
 
     ``from_cents`` is the member's current budget as last reported (the plan's previous budget),
@@ -83,8 +84,16 @@ def planned_actions(plan: AllocationPlan, targets: Mapping[str, ActionTarget], *
         if target is None or a.action == "excluded":
             continue
         reason = a.reasons[0] if a.reasons else a.action
-        out.append(PlannedAction(action_id_for(pool_id, slot, a.member_id), a.member_id, target,
-                                 a.previous_budget_cents, a.new_budget_cents, f"pool {pool_id}: {reason}"[:500]))
+        out.append(
+            PlannedAction(
+                action_id_for(pool_id, slot, a.member_id),
+                a.member_id,
+                target,
+                a.previous_budget_cents,
+                a.new_budget_cents,
+                f"pool {pool_id}: {reason}"[:500],
+            )
+        )
     return out
 
 

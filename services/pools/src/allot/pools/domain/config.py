@@ -47,31 +47,55 @@ def config_problems(
     """
     out: list[Problem] = []
     if default_max_budget_cents is not None and default_max_budget_cents < default_min_budget_cents:
-        out.append(Problem("defaultMaxBudgetCents", (
-            f"default ceiling {default_max_budget_cents} cents is below the default floor {default_min_budget_cents} cents")))
+        out.append(
+            Problem(
+                "defaultMaxBudgetCents",
+                (
+                    f"default ceiling {default_max_budget_cents} cents is below the default floor "
+                    f"{default_min_budget_cents} cents"
+                ),
+            )
+        )
     seen: dict[str, str] = {}
     floors = 0
     active = 0
     for mb in members:
         if mb.entity_id in seen:
-            out.append(Problem(f"{mb.field}.entityId", f"entity {mb.entity_id} is already a member ({seen[mb.entity_id]})"))
+            out.append(
+                Problem(f"{mb.field}.entityId", f"entity {mb.entity_id} is already a member ({seen[mb.entity_id]})")
+            )
             continue
         seen[mb.entity_id] = mb.field
         lo = mb.min_budget_cents if mb.min_budget_cents is not None else default_min_budget_cents
         hi = mb.max_budget_cents if mb.max_budget_cents is not None else default_max_budget_cents
         if hi is not None and lo > hi:
             which = "minBudgetCents" if mb.min_budget_cents is not None else "maxBudgetCents"
-            out.append(Problem(f"{mb.field}.{which}", (
-                f"member {mb.entity_id}: floor {lo} cents is above its ceiling {hi} cents")))
+            out.append(
+                Problem(
+                    f"{mb.field}.{which}", (f"member {mb.entity_id}: floor {lo} cents is above its ceiling {hi} cents")
+                )
+            )
         if mb.is_active:
             active += 1
             floors += lo
             if active == max_active_members + 1:
-                out.append(Problem(members_field, (
-                    f"a pool has at most {max_active_members} active members; {mb.entity_id} would be number "
-                    f"{active}")))
+                out.append(
+                    Problem(
+                        members_field,
+                        (
+                            f"a pool has at most {max_active_members} active members; {mb.entity_id} would be number "
+                            f"{active}"
+                        ),
+                    )
+                )
     if floors > daily_budget_cents:
-        out.append(Problem(budget_field, (
-            f"active members' floors (minBudgetCents) sum to {floors} cents, above the pool's daily budget of "
-            f"{daily_budget_cents} cents")))
+        out.append(
+            Problem(
+                budget_field,
+                (
+                    f"active members' floors (minBudgetCents) sum to {floors} cents, above the pool's daily budget of "
+                    f"{daily_budget_cents} cents"
+                ),
+            )
+        )
     return out

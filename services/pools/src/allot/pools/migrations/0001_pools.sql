@@ -56,7 +56,7 @@ CREATE TABLE allocations (
     slot             text,                               -- label used in action ids
     status           text NOT NULL,                      -- queued | requested | observed | frozen | no_change |
                                                          -- blocked | guardrail_observed | executing | executed |
-                                                         -- partially_failed | failed | simulated
+                                                         -- partially_failed | failed | cancelled | simulated
     autonomy         text NOT NULL,
     settings         jsonb NOT NULL,                     -- pool settings snapshot taken when it was queued
     members          jsonb NOT NULL,                     -- member snapshot taken when it was queued

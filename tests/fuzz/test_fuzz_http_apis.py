@@ -1,0 +1,361 @@
+"""Property-based fuzzing of every HTTP API (schemathesis 4 + hypothesis) against the REAL running services.
+
+Property: whatever the request (valid or invalid by the OpenAPI document: schemathesis generates both), a service
+never answers 5xx; its 4xx are JSON objects with a ``message`` (the runtime's error handlers) and, without an API
+key, every route answers 401 (never 5xx, never data).
+
+Each service runs its real lifespan (migrations on the session's Postgres, consumer on the session's broker, relay,
+background tasks) through ``tests.support.service.running_service`` on a loop of its own (see conftest.py); the
+schema is the service's own ``/openapi.json``. Half of the generated cases (chosen deterministically) have their id
+path parameters pointed at a real object created beforehand through the API, so the handlers behind the 404 are
+fuzzed too. The sandbox ad platform (``allot.sandbox.app.create_app``) is fuzzed the same way (it has no lifespan).
+
+Bounded: ``ALLOT_FUZZ_EXAMPLES`` (default 10) hypothesis examples per operation with a key, a quarter of that
+without, ``derandomize=True`` (the same cases every run; raise the env variable to search harder).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from allot.contracts import TOPICS, new_envelope
+from allot.contracts.payloads import MetricsIngested
+from allot.runtime.service import ServiceSpec, create_app
+from allot.runtime.settings import Settings
+from allot.sandbox.app import create_app as create_sandbox
+from allot.sandbox.state import SandboxState
+from tests.fuzz.fuzz_support import Runners, ServiceRunner
+from tests.support.kafka import eventually, publish
+from tests.support.service import api_keys, auth, running_service
+
+EXAMPLES = int(os.environ.get("ALLOT_FUZZ_EXAMPLES", "10"))
+UNAUTH_EXAMPLES = max(2, EXAMPLES // 4)
+WORKSPACE = f"fuzz-{uuid.uuid4().hex[:8]}"
+(ADMIN_KEY,), KEYS_JSON = api_keys((WORKSPACE, "admin"))
+SANDBOX_TOKEN = "fuzz-sandbox-token"
+#: The service ids path parameters are pointed at (when seeded) and the real object behind each.
+ID_PARAMS = ("rule_id", "plan_id", "pool_id", "member_id", "request_id", "proposal_id", "entity_id")
+
+CONFIG = schemathesis.Config.from_dict({
+    "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
+    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+})
+
+
+def _hyp(max_examples: int) -> Any:
+    return settings(max_examples=max_examples, derandomize=True, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck), print_blob=True)
+
+
+# ---------------------------------------------------------------- which services
+
+
+def _spec(name: str) -> ServiceSpec | None:
+    try:
+        module = importlib.import_module(f"allot.{name}.service")
+    except ImportError:
+        return None
+    spec = getattr(module, "SPEC", None)
+    return spec if isinstance(spec, ServiceSpec) else None
+
+
+SPECS: dict[str, ServiceSpec | None] = {n: _spec(n) for n in ("guardrails", "executor", "rules", "pacing", "pools")}
+POOLS_SKIP = "allot.pools.service has no SPEC yet (the pools service is still being written); its API is not fuzzed"
+
+
+def _schema(app: Any) -> Any:
+    """The app's own OpenAPI document (as /openapi.json serves it) loaded by schemathesis."""
+    return schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
+
+
+def _service_schema(name: str) -> Any:
+    spec = SPECS[name]
+    if spec is None:
+        return None
+    return _schema(create_app(spec, Settings(api_keys=KEYS_JSON)))  # nothing connects before the lifespan
+
+
+def _sandbox_app(state: SandboxState | None = None) -> Any:
+    return create_sandbox(state or SandboxState(api_token=SANDBOX_TOKEN))
+
+
+# ---------------------------------------------------------------- seeds: real objects for the id parameters
+
+
+async def _seed_rules(client: httpx.AsyncClient, base: Settings) -> dict[str, str]:
+    account = f"act-{WORKSPACE}"
+    now = datetime.now(UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    payload = MetricsIngested(platform="meta", ad_account_id=account, entity_type="adset", entity_id=f"as-{WORKSPACE}",
+                              entity_name="fuzzed ad set", status="active", currency="EUR", daily_budget_cents=10_000,
+                              interval_start=start, interval_end=start + timedelta(days=1), reported_at=now,
+                              spend_cents=5_000, impressions=10_000, clicks=100, conversions=5, revenue_cents=20_000,
+                              reach=5_000)
+    await publish(base.kafka_bootstrap, new_envelope(
+        event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version, payload=payload,
+        producer="fuzz", workspace_id=WORKSPACE, occurred_at=now))
+    body = {"template": "kill_losers", "name": "fuzzed", "targets": {"target_cpa": 1500},
+            "scope": {"ad_account_ids": [account], "entity_level": "adset"}}
+
+    async def created() -> Any:
+        r = await client.post("/api/v1/rules/from-template", json=body, headers=auth(ADMIN_KEY))
+        return r.json() if r.status_code == 201 else None
+
+    rule = await eventually(created, timeout=30, what="the fuzz account projected and a rule created")
+    return {"rule_id": rule["id"]}
+
+
+async def _seed_pacing(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
+    now = datetime.now(UTC)
+    ent = {"platform": "sandbox", "ad_account_id": "act-fuzz", "entity_type": "campaign", "entity_id": "c-fuzz"}
+    r = await client.post("/api/v1/pacing/plans", headers=auth(ADMIN_KEY), json={
+        "campaign_id": "cmp-fuzz", "name": "fuzz", "currency": "USD", "total_budget_cents": 1_000_000,
+        "flight_start": (now - timedelta(days=2)).isoformat(), "flight_end": (now + timedelta(days=8)).isoformat(),
+        "channels": [{"name": "CTV", "allocated_budget_cents": 600_000, "entities": [ent], "budget_entity": ent}]})
+    assert r.status_code == 201, r.text
+    return {"plan_id": r.json()["plan_id"]}
+
+
+async def _seed_pools(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
+    r = await client.post("/api/v1/budget-pools", headers=auth(ADMIN_KEY), json={
+        "name": "fuzz", "dailyBudgetCents": 40_000, "currency": "EUR",
+        "members": [{"entityType": "campaign", "entityId": f"c-{uuid.uuid4().hex[:6]}", "adAccountId": "act-fuzz"}]})
+    assert r.status_code == 201, r.text
+    pool = r.json()
+    return {"pool_id": pool["id"], "member_id": pool["members"][0]["id"]}
+
+
+async def _seed_sandbox(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
+    r = await client.post("/sandbox/entities", headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, json={
+        "ad_account_id": "act-fuzz", "entity_type": "adset", "currency": "EUR", "daily_budget_cents": 10_000})
+    assert r.status_code == 201, r.text
+    return {"entity_id": r.json()["id"]}
+
+
+Seed = Callable[[httpx.AsyncClient, Settings], Awaitable[dict[str, str]]]
+SEEDS: dict[str, Seed] = {"rules": _seed_rules, "pacing": _seed_pacing, "pools": _seed_pools,
+                          "sandbox": _seed_sandbox}
+OVERRIDES: dict[str, dict[str, Any]] = {
+    # the executor never reaches a platform here; undo only emits allocation.requested
+    "executor": {"sandbox_url": "http://127.0.0.1:9", "platform_timeout_s": 1.0},
+    # a synchronous allocate waits for an outcome that never comes here: keep the wait short
+    "pools": {"pools_sync_timeout_s": 0.3, "pools_scheduler_enabled": False},
+    "rules": {"rules_scheduler_enabled": False},
+}
+
+
+# ---------------------------------------------------------------- the runner per service
+
+
+def _runner(name: str, runners: Runners, base: Settings) -> ServiceRunner:
+    def factory() -> ServiceRunner:
+        @asynccontextmanager
+        async def client() -> AsyncIterator[httpx.AsyncClient]:
+            if name == "sandbox":
+                transport = httpx.ASGITransport(app=_sandbox_app(SandboxState(api_token=SANDBOX_TOKEN)))
+                async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
+                    yield c
+                return
+            spec = SPECS[name]
+            assert spec is not None
+            settings = base.model_copy(update={"api_keys": KEYS_JSON, "ai_native_enabled": True,
+                                               "database_schema": f"{base.database_schema}_{name}"})
+            async with running_service(spec, settings, **OVERRIDES.get(name, {})) as (c, _ctx):
+                yield c
+
+        runner = ServiceRunner(name, client)
+        seed = SEEDS.get(name)
+        if seed is not None:
+            assert runner.client is not None
+            runner.data["seed"] = lambda: seed(runner.client, base)  # type: ignore[arg-type]
+            runner.data["ids"] = runner.run(seed(runner.client, base), timeout_s=60)
+        return runner
+
+    return runners.get(name, factory)
+
+
+def _point_ids_at_real_objects(runner: Any, case: Any) -> None:
+    """For about half the cases (a deterministic choice), use ids of real objects in the path."""
+    params = case.path_parameters or {}
+    wanted = [p for p in params if p in ID_PARAMS and p in runner.data.get("ids", {})]
+    if not wanted:
+        return
+    choice = zlib.crc32(repr(sorted((k, str(v)) for k, v in params.items())).encode())
+    if choice % 2:
+        return
+    ids = runner.data["ids"]
+    if case.method.upper() == "DELETE":  # destructive: a fresh object, the shared one stays usable
+        ids = runner.run(runner.data["seed"](), timeout_s=60)
+    for p in wanted:
+        params[p] = ids[p]
+
+
+def _send(runner: Any, case: Any, headers: dict[str, str]) -> httpx.Response:
+    kwargs = case.as_transport_kwargs(base_url="http://service", headers=headers)
+    prepared = requests.Request(**{k: v for k, v in kwargs.items() if k not in ("timeout", "allow_redirects")}
+                                ).prepare()
+    body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
+    return runner.request(prepared.method or "GET", prepared.url or "", headers=dict(prepared.headers), content=body)
+
+
+def _describe(case: Any, response: httpx.Response) -> str:
+    return (f"{case.method} {case.formatted_path} query={case.query!r} body={getattr(case, 'body', None)!r} "
+            f"-> {response.status_code} {response.text[:800]}")
+
+
+def _check(name: str, case: Any, response: httpx.Response, *, authed: bool) -> None:
+    assert response.status_code < 500, "server error: " + _describe(case, response)
+    case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+    if name == "sandbox":  # the sandbox speaks FastAPI's {"detail": ...} shape, not the runtime's
+        if response.status_code >= 400:
+            assert "detail" in orjson.loads(response.content), _describe(case, response)
+        if not authed:
+            assert response.status_code in (401, 404, 405), _describe(case, response)
+        return
+    if not authed:
+        # no key: 401 — or the router's own 404/405 when a fuzzed path/method matches no route at all
+        body = response.json()
+        unmatched = response.status_code in (404, 405) and body.get("message") in ("Not Found", "Method Not Allowed")
+        # FastAPI decodes a JSON body before it runs any dependency: a body that is not JSON at all is a 422 naming
+        # only the syntax error, before the key is looked at (nothing about the data is disclosed; see the report)
+        unparseable = response.status_code == 422 and body.get("errors") and all(
+            e.get("type") == "json_invalid" for e in body["errors"])
+        assert response.status_code == 401 or unmatched or unparseable, \
+            "answered without a key: " + _describe(case, response)
+    if 400 <= response.status_code < 500:
+        assert response.headers.get("content-type", "").startswith("application/json"), _describe(case, response)
+        body = orjson.loads(response.content)
+        assert isinstance(body, dict) and isinstance(body.get("message"), str) and body["message"], \
+            "4xx without a message: " + _describe(case, response)
+
+
+def _fuzz(name: str, case: Any, runners: Any, base: Settings, *, authed: bool) -> None:
+    runner = _runner(name, runners, base)
+    if name == "sandbox":
+        headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"} if authed else {}
+    else:
+        headers = auth(ADMIN_KEY) if authed else {}
+    if authed:
+        _point_ids_at_real_objects(runner, case)
+    elif "authorization" in {h.lower() for h in case.headers or {}}:
+        # an Authorization header the schema declares (the sandbox's) may be generated: it must not be the token
+        assert SANDBOX_TOKEN not in str(case.headers)
+    response = _send(runner, case, headers)
+    try:
+        _check(name, case, response, authed=authed)
+    finally:
+        if name == "sandbox":  # a fuzzed POST /sandbox/faults must not make the NEXT case fail or stall
+            runner.run(_clear_faults(runner.client))
+
+
+async def _clear_faults(client: httpx.AsyncClient) -> None:
+    await client.delete("/sandbox/faults", headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"})
+
+
+# ---------------------------------------------------------------- the tests (one per service, with and without key)
+
+guardrails = _service_schema("guardrails")
+executor = _service_schema("executor")
+rules = _service_schema("rules")
+pacing = _service_schema("pacing")
+pools = _service_schema("pools")
+sandbox = _schema(_sandbox_app()).exclude(
+    # advancing the delivery simulator to a fuzzed far-future instant simulates every hour in between (see report)
+    path="/sandbox/delivery/advance")
+
+
+@guardrails.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_guardrails_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("guardrails", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@guardrails.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_guardrails_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("guardrails", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+@executor.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_executor_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("executor", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@executor.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_executor_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("executor", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+@rules.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_rules_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("rules", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@rules.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_rules_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("rules", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+@pacing.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_pacing_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("pacing", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@pacing.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_pacing_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("pacing", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+if pools is not None:
+
+    @pools.parametrize()
+    @_hyp(EXAMPLES)
+    def test_fuzz_pools_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+        _fuzz("pools", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+    @pools.parametrize()
+    @_hyp(UNAUTH_EXAMPLES)
+    def test_fuzz_pools_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+        _fuzz("pools", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+else:
+
+    def test_fuzz_pools_api() -> None:
+        pytest.skip(POOLS_SKIP)
+
+
+@sandbox.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_sandbox_platform_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("sandbox", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@sandbox.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_sandbox_platform_api_without_token(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("sandbox", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+def test_fuzz_covers_every_service() -> None:
+    """Every service API found is fuzzed (pools only once its SPEC exists)."""
+    assert [n for n, s in SPECS.items() if s is None] in ([], ["pools"])
