@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=float(os.environ.get("ALLOT_DEMO_SPEED", "3600")),
                         help="simulated seconds per real second (3600 = one simulated hour per second)")
     parser.add_argument("--no-demo", action="store_true")
+    parser.add_argument("--seconds", type=float, default=0, help="stop by itself after this many seconds (smoke runs)")
     args = parser.parse_args(argv)
 
     stopping = False
@@ -201,13 +202,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo and module_exists("allot.sandbox.demo"):
             from allot.sandbox.demo import run_demo
 
+            if args.seconds:
+                os.environ["ALLOT_DEMO_SECONDS"] = str(args.seconds)
             asyncio.run(run_demo(stack))
-        while True:
+            if args.seconds:
+                return 0
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while deadline is None or time.monotonic() < deadline:
             for name, proc in stack.processes.items():
                 if proc.poll() is not None:
                     print(f"{name} exited with {proc.returncode}; stopping (see {stack.root}/logs/{name}.log)")
                     return 1
             time.sleep(1)
+        return 0
     except KeyboardInterrupt:
         print("\nStopping...")
         return 0
