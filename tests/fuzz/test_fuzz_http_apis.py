@@ -77,9 +77,22 @@ SPECS: dict[str, ServiceSpec | None] = {n: _spec(n) for n in ("guardrails", "exe
 POOLS_SKIP = "allot.pools.service has no SPEC yet (the pools service is still being written); its API is not fuzzed"
 
 
+def _tuples_as_arrays(node: Any) -> Any:
+    """``prefixItems`` (a JSON Schema 2020-12 tuple, e.g. a rule condition's ``between`` value) as ``items: anyOf``:
+    schemathesis' negative-data generator cannot build those tuples (InvalidSchema "Cannot generate an array")."""
+    if isinstance(node, dict):
+        out = {k: _tuples_as_arrays(v) for k, v in node.items()}
+        if "prefixItems" in out:
+            out["items"] = {"anyOf": out.pop("prefixItems")}
+        return out
+    if isinstance(node, list):
+        return [_tuples_as_arrays(v) for v in node]
+    return node
+
+
 def _schema(app: Any) -> Any:
     """The app's own OpenAPI document (as /openapi.json serves it) loaded by schemathesis."""
-    return schemathesis.openapi.from_dict(app.openapi(), config=CONFIG)
+    return schemathesis.openapi.from_dict(_tuples_as_arrays(app.openapi()), config=CONFIG)
 
 
 def _service_schema(name: str) -> Any:

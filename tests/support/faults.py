@@ -622,3 +622,86 @@ def start_fault_stack(root: Path, services: list[str], *, bootstrap: str, databa
     return start_stack(root, services=services, bootstrap=bootstrap, database_url=database_url,
                        extra_env={**FAULT_ENV, **(extra_env or {})}, quiet=True)
 
+
+
+@dataclass
+class OutageScenario:
+    """Events flow; at ``cut_at_s`` an outage starts (``cut``), lasts ``outage_s``, then ``restore`` ends it."""
+
+    watched: list[str]  # services whose readiness must drop and come back, without a restart
+    consumers: list[str]  # metric projections checked
+    n_events: int = 3_000
+    n_entities: int = 100
+    n_changes: int = 12
+    seed: int = 7
+    stream_s: float = 16.0
+    chunks: int = 16
+    cut_at_s: float = 3.0
+    outage_s: float = 10.0
+    settle_timeout_s: float = 90.0
+    platform_write_delay_s: float = 0.4
+
+
+async def _poll_ready(stack: RunningStack, names: Sequence[str]) -> dict[str, int]:
+    codes = await asyncio.gather(*(asyncio.to_thread(readyz, stack, n) for n in names))
+    return dict(zip(names, codes, strict=True))
+
+
+async def run_outage_scenario(stack: RunningStack, cfg: OutageScenario, cut: Callable[[], Any],
+                              restore: Callable[[], Any], say: Callable[[str], None] = lambda _: None
+                              ) -> dict[str, Any]:
+    """Stream metrics and change sets through an outage; the services must recover BY THEMSELVES (same pids,
+    readyz 503 during the outage and 200 after), lose nothing and apply nothing twice."""
+    ws = new_workspace("outage")
+    stream = build_metric_stream(ws, cfg.n_events, cfg.n_entities, cfg.seed)
+    sandbox = stack.url("sandbox")
+    entity_ids = await asyncio.to_thread(create_sandbox_entities, sandbox, ws, cfg.n_changes)
+    if cfg.platform_write_delay_s:
+        await asyncio.to_thread(slow_platform_writes, sandbox, cfg.platform_write_delay_s)
+    changes = make_change_sets(ws, entity_ids, cfg.seed)
+    pids = {s: stack.processes[s].pid for s in stack.processes}
+    progress: dict[str, int] = {}
+    outage: dict[str, Any] = {}
+    started = time.monotonic()
+
+    async def fault() -> None:
+        await asyncio.sleep(max(0.0, started + cfg.cut_at_s - time.monotonic()))
+        outage["metrics_published_at_cut"] = progress.get("metrics", 0)
+        outage["change_sets_published_at_cut"] = progress.get("changes", 0)
+        await asyncio.to_thread(cut)
+        t_cut = time.monotonic()
+        unready: dict[str, float] = {}
+        while time.monotonic() < t_cut + cfg.outage_s:
+            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in unready])).items():
+                if code == 503:
+                    unready[name] = round(time.monotonic() - t_cut, 2)
+            await asyncio.sleep(max(0.0, min(0.3, t_cut + cfg.outage_s - time.monotonic())))
+        await asyncio.to_thread(restore)
+        t_restore = time.monotonic()
+        outage["held_s"] = round(t_restore - t_cut, 2)
+        ready: dict[str, float] = {}
+        while len(ready) < len(cfg.watched) and time.monotonic() < t_restore + 60:
+            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in ready])).items():
+                if code == 200:
+                    ready[name] = round(time.monotonic() - t_restore, 2)
+            await asyncio.sleep(0.2)
+        outage["readyz_503_after_s"] = unready
+        outage["readyz_200_after_restore_s"] = ready
+        say(f"  outage {outage}")
+
+    async with Publisher(stack.bootstrap) as pub:
+        await asyncio.gather(stream_metrics(pub, stream, cfg.stream_s, cfg.chunks, progress),
+                             trickle_change_sets(pub, changes, cfg.stream_s * 0.9, progress), fault())
+    not_unready = [s for s in cfg.watched if s not in outage["readyz_503_after_s"]]
+    assert not not_unready, f"readyz stayed 200 during the outage: {not_unready}"
+    not_back = [s for s in cfg.watched if s not in outage["readyz_200_after_restore_s"]]
+    assert not not_back, f"not ready again 60 s after the outage ended: {not_back}"
+    restarted = {s: (pids[s], stack.processes[s].pid, stack.processes[s].poll()) for s in pids
+                 if stack.processes[s].pid != pids[s] or stack.processes[s].poll() is not None}
+    assert not restarted, f"services died or were restarted: {restarted}"
+    projections = await wait_projections(stack.database_url, stream, cfg.consumers, cfg.settle_timeout_s)
+    wp = await wait_write_path(stack.bootstrap, stack.database_url, ws, changes, cfg.settle_timeout_s)
+    write_stats = await asyncio.to_thread(check_write_path, wp, changes, sandbox)
+    return {"workspace": ws, "events": len(stream.records), "distinct_intervals": len(stream.latest),
+            "change_sets": len(changes), "outage": outage, "projections": projections, "write_path": write_stats,
+            "duration_s": round(time.monotonic() - started, 2)}

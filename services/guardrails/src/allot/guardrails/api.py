@@ -17,6 +17,7 @@ import uuid
 from datetime import date
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
@@ -52,6 +53,19 @@ def _limits_view(workspace_id: str, limits: WorkspaceLimits, row: Any) -> dict[s
     }
 
 
+_PG_BIGINT_MAX = 2**63 - 1
+#: Query text compared in SQL: PostgreSQL text cannot hold NUL (a 500 otherwise).
+_NO_NUL = r"^[^\x00]*$"
+
+
+def _refuse_nul(limits: WorkspaceLimits) -> None:
+    """PostgreSQL jsonb cannot store U+0000: a 422 naming the field instead of a database error (500)."""
+    for name, value in limits.model_dump(mode="json").items():
+        if b"\\u0000" in orjson.dumps(value):
+            raise ApiError(422, "validation_failed", f"{name}: must not contain NUL (U+0000) characters", field=name,
+                           extra={"errors": [{"field": name, "message": "must not contain NUL characters"}]})
+
+
 async def _change_limits(ctx: ServiceContext, principal: Principal, action: str, change: Any) -> dict[str, Any]:
     """Read-modify-write the limits under a per-workspace lock; audit the diff; no diff = nothing written."""
     now = ctx.clock.now()
@@ -60,6 +74,7 @@ async def _change_limits(ctx: ServiceContext, principal: Principal, action: str,
         await db.lock_workspace_limits(conn, ws)
         before = await db.load_limits(conn, ws)
         after: WorkspaceLimits = change(before)
+        _refuse_nul(after)
         changes = diff_settings(before, after)
         if changes:
             await db.save_limits(conn, ws, after, key_id=principal.key_id, role=principal.role, action=action,
@@ -112,7 +127,8 @@ async def kill_switch(body: KillSwitchBody, principal: Principal = Depends(requi
 
 
 @router.get("/audit-log")
-async def get_audit_log(limit: int = Query(50, ge=1, le=500), before_id: int | None = Query(None, ge=1),
+async def get_audit_log(limit: int = Query(50, ge=1, le=500),
+                        before_id: int | None = Query(None, ge=1, le=_PG_BIGINT_MAX),
                         principal: Principal = Depends(require("viewer")),
                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -143,7 +159,8 @@ async def get_decision(request_id: uuid.UUID, principal: Principal = Depends(req
 
 
 @router.get("/decisions")
-async def list_decisions(source_id: str | None = Query(None, min_length=1), limit: int = Query(50, ge=1, le=500),
+async def list_decisions(source_id: str | None = Query(None, min_length=1, pattern=_NO_NUL),
+                         limit: int = Query(50, ge=1, le=500),
                          principal: Principal = Depends(require("viewer")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:

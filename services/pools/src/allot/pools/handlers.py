@@ -101,6 +101,7 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -
 async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
     budgets: dict[tuple[str, str], tuple[str, str, int, Any]] = {}
     outcomes: dict[Any, tuple[Any, ...]] = {}
+    changes: list[tuple[Any, str, str, int, int, Any]] = []
     for event in events:
         p: ActionExecuted = event.payload
         ws = event.workspace_id
@@ -109,6 +110,8 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
             and p.outcome in ("succeeded", "already_applied")
             and p.after_cents is not None
         ):
+            if p.outcome == "succeeded" and p.before_cents is not None and p.before_cents != p.after_cents:
+                changes.append((p.action_id, ws, p.entity_id, p.before_cents, p.after_cents, p.executed_at))
             held = budgets.get((ws, p.entity_id))
             if held is None or p.executed_at > held[3]:
                 budgets[(ws, p.entity_id)] = (ws, p.entity_id, p.after_cents, p.executed_at)
@@ -131,6 +134,7 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
         if held_o is None or (held_o[4] == "already_applied" and p.outcome != "already_applied"):
             outcomes[p.action_id] = row
     await db.apply_executed_budgets(ctx.conn, list(budgets.values()))
+    await db.record_budget_changes(ctx.conn, changes)
     touched = await db.record_outcomes(ctx.conn, list(outcomes.values()))
     for r in await db.outcome_counts(ctx.conn, touched):
         status = allocation_status(r["action_count"], list(r["outcomes"]))

@@ -41,6 +41,7 @@ from allot.pools.domain import (
 )
 from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_actions, request_id_for
 from allot.pools.domain.models import AllocationPlan
+from allot.pools.domain.netchange import narrow, net_change_bounds
 from allot.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -165,11 +166,19 @@ async def load_inputs(
     *,
     since: datetime,
     until: datetime,
+    net_pct: int = 20,
+    net_window_h: int = 72,
 ) -> EngineInputs:
-    """Engine inputs from a settings + member snapshot and the projections (members without a budget excluded)."""
+    """Engine inputs from a settings + member snapshot and the projections (members without a budget excluded).
+
+    Each member's floor and ceiling are narrowed to what the guardrails' rolling net-change budget
+    (``net_pct`` % over ``net_window_h`` h, the guardrails' defaults) still allows, so plans are not
+    blocked for moving an entity too far within the window.
+    """
     ids = [m["entity_id"] for m in members]
     entities = await db.entities_of(conn, workspace_id, ids)
     history = await load_history(conn, workspace_id, ids, since=since, until=until)
+    recent_changes = await db.budget_changes(conn, workspace_id, ids, since=until - timedelta(hours=net_window_h))
     states: list[MemberState] = []
     targets: dict[str, ActionTarget] = {}
     excluded: dict[str, str] = {}
@@ -185,6 +194,9 @@ async def load_inputs(
             states.append(MemberState(eid, 0, lo, hi, float(m.get("weight") or 1.0), is_active=False))
             continue
         status = ent["status"]
+        default_lo, default_hi = settings.get("default_min_budget_cents"), settings.get("default_max_budget_cents")
+        lo, hi = narrow(lo if lo is not None else default_lo, hi if hi is not None else default_hi,
+                        net_change_bounds(int(budget), recent_changes.get(eid, []), net_pct))
         states.append(
             MemberState(
                 eid,

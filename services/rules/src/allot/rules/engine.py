@@ -8,8 +8,9 @@ evaluated or emitted twice, by this instance or another, on restart or replay.
 
 History facts fed to the domain's protections (see ``domain.protections``):
 
-- cooldown: per entity, when THIS rule last SENT an action that is not known to have failed or been
-  blocked (a pending action counts: the change is on its way);
+- cooldown: per entity, when THIS rule last SENT an action that is not known to have failed (a pending
+  action counts: the change is on its way; a guardrail block counts: a policy refusal does not lift in
+  minutes, so re-asking every slot would only repeat it);
 - max executions per day: this rule's executions of the current UTC day that issued an action;
 - pending: actions on the entity (any rule of the workspace) sent < 30 min ago without an outcome;
 - failure backoff: executor outcomes of actions on the entity (any rule of the workspace), last 24 h;

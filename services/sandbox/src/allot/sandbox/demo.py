@@ -93,7 +93,7 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
         print(f"  rules: scale_winners and kill_losers on {RULE_ACCOUNT} (evaluated every 15 simulated minutes)")
     if "pacing" in urls:
         now = _sim_now(stack.env)
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = now.replace(minute=0, second=0, microsecond=0)
         r = await _retry(lambda: http.post(f"{stack.url('pacing')}/api/v1/pacing/plans", json={
             "campaign_id": "c_demo", "name": "Demo flight", "currency": "EUR",
             "total_budget_cents": 14 * (START_BUDGET * (len(POOL_MEMBERS) + len(RULE_ADSETS))),

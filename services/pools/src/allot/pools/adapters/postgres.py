@@ -419,6 +419,33 @@ async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[
     )
 
 
+async def record_budget_changes(
+    conn: asyncpg.Connection, rows: Sequence[tuple[Any, str, str, int, int, datetime]]
+) -> None:
+    """rows: (action_id, workspace_id, entity_id, before_cents, after_cents, executed_at) of applied budget changes."""
+    if not rows:
+        return
+    await conn.execute(
+        """INSERT INTO budget_history (action_id, workspace_id, entity_id, before_cents, after_cents, executed_at)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::timestamptz[])
+           ON CONFLICT (action_id) DO NOTHING""",
+        *[list(c) for c in zip(*rows, strict=True)],
+    )
+
+
+async def budget_changes(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *,
+                         since: datetime) -> dict[str, list[tuple[datetime, int, int]]]:
+    """Applied budget changes per entity since ``since``: (executed_at, before_cents, after_cents)."""
+    rows = await conn.fetch(
+        """SELECT entity_id, executed_at, before_cents, after_cents FROM budget_history
+           WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND executed_at > $3 ORDER BY executed_at""",
+        workspace_id, list(entity_ids), since)
+    out: dict[str, list[tuple[datetime, int, int]]] = {}
+    for r in rows:
+        out.setdefault(r["entity_id"], []).append((r["executed_at"], r["before_cents"], r["after_cents"]))
+    return out
+
+
 async def entities_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> dict[str, Row]:
     rows = await conn.fetch(
         "SELECT * FROM entities WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids)

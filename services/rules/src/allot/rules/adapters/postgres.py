@@ -248,10 +248,13 @@ async def acting_executions_since(conn: asyncpg.Connection, rule_id: uuid.UUID, 
 
 
 async def last_acted(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> dict[str, datetime]:
-    """When this rule last sent an action per entity, unless that action is known to have failed or been blocked."""
+    """When this rule last sent an action per entity, unless that action is known to have failed.
+
+    A guardrail block starts the cooldown too: a policy refusal (cap, net-change window, arbitration)
+    does not lift within minutes, so asking again at every evaluation would only repeat it."""
     rows = await conn.fetch(
         "SELECT entity_id, max(sent_at) AS at FROM rule_actions WHERE rule_id = $1 AND sent_at > $2 "
-        "AND (outcome IS NULL OR success) GROUP BY entity_id", rule_id, since)
+        "AND (outcome IS NULL OR success OR outcome = 'blocked') GROUP BY entity_id", rule_id, since)
     return {r["entity_id"]: r["at"] for r in rows}
 
 
