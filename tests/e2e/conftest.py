@@ -57,3 +57,15 @@ def write_path(kafka_bootstrap: str, database_url: str) -> Iterator[E2E]:
         yield E2E(stack, workspaces, keys)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="module")
+def full_stack(kafka_bootstrap: str, database_url: str) -> Iterator[E2E]:
+    """Sandbox, guardrails, executor, pools and rules as processes (real clock)."""
+    stack, workspaces, keys = make_stack(
+        kafka_bootstrap, database_url, ["sandbox", "guardrails", "executor", "pools", "rules"],
+        extra_env={"ALLOT_POOLS_MANUAL_RATE_LIMIT_S": "2", "ALLOT_MAX_ATTEMPTS": "1"})
+    try:
+        yield E2E(stack, workspaces, keys)
+    finally:
+        stack.stop()

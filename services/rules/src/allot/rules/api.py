@@ -40,6 +40,9 @@ from allot.runtime.service import ServiceContext, get_ctx
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
 audit_router = APIRouter(prefix="/api/v1", tags=["audit"])
 
+_PG_BIGINT_MAX = 2**63 - 1
+#: Text compared in SQL: PostgreSQL text cannot hold NUL (a 500 otherwise).
+_NO_NUL = r"^[^\x00]*$"
 _EDITABLE = ("name", "scope", "targets", "conditions", "actions", "schedule", "protections")
 _MERGED = ("scope", "schedule", "protections")
 
@@ -84,8 +87,23 @@ def _validation_error(exc: ValidationError, prefix: str = "") -> ApiError:
                     extra={"errors": errors})
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 async def _validated(conn: asyncpg.Connection, workspace_id: str, data: Any, prefix: str = "") -> RuleDefinition:
     """A RuleDefinition validated with the workspace's known accounts (Meta-only metric/action checks)."""
+    if _has_nul(data):
+        # PostgreSQL text and jsonb cannot hold U+0000: a 422, not a database error (500)
+        msg = "must not contain NUL (U+0000) characters"
+        raise ApiError(422, "validation_failed", f"{prefix or 'body'}: {msg}", field=prefix.rstrip(".") or "body",
+                       extra={"errors": [{"field": prefix.rstrip(".") or "body", "message": msg}]})
     accounts: list[str] = []
     if isinstance(data, dict) and isinstance(data.get("scope"), dict):
         ids = data["scope"].get("ad_account_ids")
@@ -140,7 +158,7 @@ async def _set_status(conn: asyncpg.Connection, principal: Principal, row: Any, 
 
 @router.get("")
 async def list_rules(status: Literal["active", "paused"] | None = None, limit: int = Query(100, ge=1, le=1000),
-                     offset: int = Query(0, ge=0), principal: Principal = Depends(require("viewer")),
+                     offset: int = Query(0, ge=0, le=_PG_BIGINT_MAX), principal: Principal = Depends(require("viewer")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         rows = await pg.list_rules(conn, principal.workspace_id, status, limit, offset)
@@ -359,8 +377,9 @@ async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=20
 
 
 @audit_router.get("/audit-log")
-async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = None,
-                    limit: int = Query(100, ge=1, le=1000), before_id: int | None = None,
+async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = Query(None, pattern=_NO_NUL),
+                    limit: int = Query(100, ge=1, le=1000),
+                    before_id: int | None = Query(None, ge=-_PG_BIGINT_MAX, le=_PG_BIGINT_MAX),
                     principal: Principal = Depends(require("viewer")),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:

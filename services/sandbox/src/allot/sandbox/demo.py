@@ -86,7 +86,7 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
         for template, name in (("scale_winners", "Scale winners"), ("kill_losers", "Kill losers")):
             r = await _retry(lambda t=template, n=name: http.post(f"{stack.url('rules')}/api/v1/rules/from-template", json={
                 "template": t, "name": n, "scope": {"ad_account_ids": [RULE_ACCOUNT], "entity_level": "adset"},
-                "targets": {"target_roas": 1.5, "target_cpa": 2_000}}), f"create the {template} rule")
+                "targets": {"target_roas": 1.5, "target_cpa": 5_000}}), f"create the {template} rule")
             rule_id = r.json()["id"]
             await http.post(f"{stack.url('rules')}/api/v1/rules/{rule_id}/activate")
             ids[f"rule_{template}"] = rule_id
