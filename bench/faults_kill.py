@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"faults_kill: {args.events} events, {args.entities} entities, {args.changes} change sets, "
           f"{len(killed)} kills over {stream_s:.0f} s; logs in {root / 'logs'}")
     started = time.monotonic()
-    stack = start_stack(root, services=services, extra_env=FAULT_ENV, quiet=True)
+    stack = start_stack(root, services=services, extra_env=FAULT_ENV, quiet=True, random_ports=True)
     stack_s = time.monotonic() - started
     failure = None
     try:

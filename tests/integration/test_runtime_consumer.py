@@ -88,7 +88,8 @@ async def test_poison_messages_reach_the_dlq_and_the_partition_keeps_flowing(set
 
         group = f"g_{settings.schema}"
         dlq = await read_topic(settings.kafka_bootstrap, f"{TOPIC}.dlq", min_count=6,
-                               predicate=lambda r: dict(r.headers).get("x-dlq-consumer-group") == group.encode())
+                               predicate=lambda r: dict(r.headers).get("x-dlq-consumer-group") == group.encode()
+                               and (r.key or b"").startswith(unique.encode()))
         reasons = sorted(dict(r.headers)["x-dlq-reason"].decode() for r in dlq)
         assert reasons == sorted(["invalid_json", "unknown_event_type", "unsupported_schema_version",
                                   "validation_failed", "oversized", "rejected_by_handler"])

@@ -511,8 +511,9 @@ def plan_kills(services: Sequence[str], seed: int, window_s: float, start_s: flo
     return [(round(start_s + i * slot + rng.uniform(0, slot * 0.6), 2), s) for i, s in enumerate(order)]
 
 
-async def _in_flight(dsn: str, service: str, workspace: str, published: int) -> int | None:
-    """Roughly how much work the service had not finished when it was killed (diagnostic only)."""
+async def _in_flight(dsn: str, service: str, workspace: str, progress: dict[str, int], since: datetime) -> int | None:
+    """How much published work the service had not finished when it was killed (diagnostic: shows the kill hit
+    a busy service). Metric consumers: events published minus events applied since the scenario started."""
     try:
         conn = await asyncpg.connect(dsn)
     except Exception:  # noqa: BLE001
@@ -524,7 +525,11 @@ async def _in_flight(dsn: str, service: str, workspace: str, published: int) -> 
         if service == "guardrails":
             done = await conn.fetchval("SELECT count(*) FROM guardrails.decision_requests WHERE workspace_id = $1",
                                        workspace)
-            return max(0, published - int(done))
+            return max(0, progress.get("changes", 0) - int(done))
+        if service in PROJECTIONS:
+            done = await conn.fetchval(f'SELECT count(*) FROM "{service}".processed_events '
+                                       "WHERE topic = 'metrics.ingested' AND processed_at >= $1", since)
+            return max(0, progress.get("metrics", 0) - int(done))
         return None
     finally:
         await conn.close()
@@ -561,12 +566,17 @@ async def run_kill_scenario(stack: RunningStack, cfg: KillScenario, say: Callabl
         f"{len(changes)} change sets, kills {plan}")
     progress: dict[str, int] = {}
     kills: list[dict[str, Any]] = []
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        db_start = await conn.fetchval("SELECT now()")
+    finally:
+        await conn.close()
     started = time.monotonic()
 
     async def killer() -> None:
         for at, name in plan:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-            in_flight = await _in_flight(stack.database_url, name, ws, progress.get("changes", 0))
+            in_flight = await _in_flight(stack.database_url, name, ws, progress, db_start)
             info = {"at_s": round(time.monotonic() - started, 2), "metrics_published": progress.get("metrics", 0),
                     "change_sets_published": progress.get("changes", 0), "in_flight": in_flight}
             info.update(await kill_and_restart(stack, name))
@@ -628,7 +638,7 @@ def start_broker_advertising(listen_port: int, advertised_port: int, log_path: P
 def start_fault_stack(root: Path, services: list[str], *, bootstrap: str, database_url: str,
                       extra_env: dict[str, str] | None = None) -> RunningStack:
     return start_stack(root, services=services, bootstrap=bootstrap, database_url=database_url,
-                       extra_env={**FAULT_ENV, **(extra_env or {})}, quiet=True)
+                       extra_env={**FAULT_ENV, **(extra_env or {})}, quiet=True, random_ports=True)
 
 
 

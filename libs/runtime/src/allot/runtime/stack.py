@@ -99,8 +99,13 @@ def _port(preferred: int) -> int:
 
 def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: float | None = None,
                 extra_env: dict[str, str] | None = None, quiet: bool = False, bootstrap: str | None = None,
-                database_url: str | None = None, api_keys: list[dict[str, str]] | None = None) -> RunningStack:
-    """Start infrastructure and services; returns when every started service reports ready."""
+                database_url: str | None = None, api_keys: list[dict[str, str]] | None = None,
+                random_ports: bool = False) -> RunningStack:
+    """Start infrastructure and services; returns when every started service reports ready.
+
+    ``random_ports``: give every service a free ephemeral HTTP port instead of its default (81xx). Tests use it:
+    two stacks starting at once on one machine could otherwise both pick a default port, and the loser's
+    readiness check would be answered by the other stack's process."""
     say = (lambda *_: None) if quiet else print
     root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
@@ -141,7 +146,7 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     stack = RunningStack(root, bootstrap, database_url, env, broker, postgres, admin_key=raw_key)
     wanted = services if services is not None else available_services()
     for name in wanted:
-        stack.ports[name] = _port(SERVICES[name])
+        stack.ports[name] = free_port() if random_ports else _port(SERVICES[name])
     shared_urls = {f"ALLOT_{n.upper()}_URL": stack.url(n) for n in stack.ports}
     env.update(shared_urls)
     try:

@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from allot.pools.domain.estimate import MemberEstimate, gather_evidence, shrink_to_pool
+from allot.pools.domain.estimate import MemberEstimate, evidence_rows, shrink_rows
 from allot.pools.domain.models import (
     AllocationPlan,
+    CompositeWeights,
     EngineState,
     MemberAllocation,
     MemberMemory,
@@ -24,7 +25,7 @@ from allot.pools.domain.models import (
     hours_between,
 )
 from allot.pools.domain.oscillation import count_reversals, is_oscillating
-from allot.pools.domain.realize import Bounds, bounds_for, realize_moves, step_limit
+from allot.pools.domain.realize import Bounds, realize_moves
 
 __all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
 
@@ -36,9 +37,11 @@ EXPLORATION_KAPPA = 1.5
 _EXCLUDED_TEXT = "excluded: {why}; budget left as is and not counted in the pool sum"
 
 
-def _pool_conversion_value(history: Mapping[str, Sequence[MetricInterval]], ids: Sequence[str], pool: PoolSettings) -> float:
+def _pool_conversion_value(
+    history: Mapping[str, Sequence[MetricInterval]], ids: Sequence[str], pool: PoolSettings, cw: CompositeWeights | None = None
+) -> float:
     """Revenue per conversion across the pool (only needed when a composite mixes revenue and conversions)."""
-    cw = pool.composite
+    cw = cw or pool.composite
     if cw.cpa <= 0:
         return 0.0
     if cw.roas <= 0:
@@ -68,38 +71,51 @@ def solve_targets(
     clip-set changes. ``optimism`` adds to log(A / s) (exploration). When the
     bounds cannot meet ``total`` all members sit at their floors (or ceilings).
     """
-    n = len(estimates)
     lo = [float(b.lo) for b in bounds]
     hi = [float(b.hi) for b in bounds]
-    if sum(lo) >= total:
-        return lo, math.inf
-    if sum(hi) <= total:
-        return hi, 0.0
     c: list[float] = []
     k: list[float] = []
     for i, e in enumerate(estimates):
         a, s = e.saturation()
-        c.append(math.log(max(a / s, 1e-300)) + (optimism[i] if optimism is not None else 0.0))
+        c.append(math.log(max(a / s, 1e-300)))
         k.append(weights[i] * s)
+    return _solve(c, k, lo, hi, total, optimism)
+
+
+def _solve(
+    c0: list[float], k: list[float], lo: list[float], hi: list[float], total: int, optimism: Sequence[float] | None
+) -> tuple[list[float], float]:
+    """:func:`solve_targets` on precomputed log(A / s) (``c0``), slopes w * s (``k``) and float bounds."""
+    if sum(lo) >= total:
+        return lo, math.inf
+    if sum(hi) <= total:
+        return hi, 0.0
+    if optimism is not None:
+        c = [ci + oi for ci, oi in zip(c0, optimism)]
+    else:
+        c = [ci + 0.0 for ci in c0]
     # Start from the unclipped solution, then Newton on the piecewise-linear sum.
     ks = sum(k)
     lg = (sum(ki * ci for ki, ci in zip(k, c)) - total) / ks
     xs: list[float] = lo
     a_, b_ = math.inf, -math.inf
+    rows = list(zip(k, c, lo, hi))
+    isfinite = math.isfinite
     for _ in range(60):
         s_ = 0.0
         d = 0.0
         xs = []
-        for i in range(n):
-            x = k[i] * (c[i] - lg)
-            if x <= lo[i]:
-                x = lo[i]
-            elif x >= hi[i]:
-                x = hi[i]
+        append = xs.append
+        for ki, ci, li, hi_ in rows:
+            x = ki * (ci - lg)
+            if x <= li:
+                x = li
+            elif x >= hi_:
+                x = hi_
             else:
-                d += k[i]
+                d += ki
             s_ += x
-            xs.append(x)
+            append(x)
         err = s_ - total
         if abs(err) <= 0.01:
             break
@@ -109,7 +125,7 @@ def solve_targets(
             a_ = lg
         nxt = lg + err / d if d > 0 else lg + (1.0 if err > 0 else -1.0)
         if not (b_ < nxt < a_):
-            nxt = 0.5 * (a_ + b_) if math.isfinite(a_) and math.isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
+            nxt = 0.5 * (a_ + b_) if isfinite(a_) and isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
         lg = nxt
     return xs, math.exp(lg) if lg < 700 else math.inf
 
@@ -182,6 +198,8 @@ def plan_allocation(
     cur = pool.currency
     eligible = [mb for mb in members if mb.is_active and not mb.paused]
     memories = dict(state.members)
+    osc_window = pool.oscillation_window
+    osc_reversals = pool.oscillation_reversals
 
     # Freeze handling: an expired freeze clears the direction history it was based on.
     frozen_until = state.frozen_until
@@ -189,10 +207,11 @@ def plan_allocation(
     if frozen_until is not None and now >= frozen_until:
         frozen_until, frozen_reason = None, None
         memories = {k: MemberMemory(v.pending_direction, v.pending_count, v.last_change_at, ()) for k, v in memories.items()}
-    if frozen_until is None:
+    if frozen_until is None and memories:
         for mb in eligible:
             mem = memories.get(mb.member_id)
-            if mem and is_oscillating(mem.recent_directions, window=pool.oscillation_window, reversals=pool.oscillation_reversals):
+            # Fewer remembered directions than the reversals needed cannot hold that many reversals.
+            if mem and len(mem.recent_directions) > osc_reversals and is_oscillating(mem.recent_directions, window=osc_window, reversals=osc_reversals):
                 frozen_until = now + timedelta(hours=pool.freeze_hours)
                 frozen_reason = _osc_reason(mb.member_id, mem.recent_directions, pool)
                 break
@@ -200,36 +219,72 @@ def plan_allocation(
         new_state = EngineState(members=memories, frozen_until=frozen_until, frozen_reason=frozen_reason, last_plan_at=now)
         return _held_plan(pool, members, now, new_state, frozen_reason or "frozen")
 
-    bounds = [bounds_for(mb, pool) for mb in eligible]
-    current = [min(max(mb.current_budget_cents, bd.lo), bd.hi) for mb, bd in zip(eligible, bounds)]
+    # Bounds (as realize.bounds_for) and current budgets moved onto them.
+    d_lo = pool.default_min_budget_cents
+    d_hi = pool.default_max_budget_cents
+    los: list[int] = []
+    his: list[int] = []
+    current: list[int] = []
+    ids: list[str] = []
+    weights: list[float] = []
+    for mb in eligible:
+        lo = mb.min_budget_cents if mb.min_budget_cents is not None else d_lo
+        if mb.max_budget_cents is not None:
+            hi = mb.max_budget_cents
+        elif d_hi is not None:
+            hi = d_hi
+        else:
+            hi = max(B, lo)
+        hi = max(hi, lo)
+        los.append(lo)
+        his.append(hi)
+        current.append(min(max(mb.current_budget_cents, lo), hi))
+        ids.append(mb.member_id)
+        weights.append(mb.weight)
     n = len(eligible)
-    ids = [mb.member_id for mb in eligible]
-    conv_value = _pool_conversion_value(history, ids, pool)
-    evidence = [gather_evidence(history.get(i, ()), pool, now, conv_value) for i in ids]
+    cw = pool.composite
+    conv_value = _pool_conversion_value(history, ids, pool, cw)
+    hget = history.get
+    evidence = evidence_rows([hget(i, ()) for i in ids], pool, now, conv_value, cw)
     ref_spend = B / n if n else 1.0
-    estimates = shrink_to_pool(evidence, current, pool, ref_spend)
-    weights = [mb.weight for mb in eligible]
+    estimates = shrink_rows(evidence, current, pool, ref_spend, cw)
 
-    lines = [
-        _Line(member=mb, bounds=bd, current=c, estimate=e, memory=memories.get(mb.member_id) or MemberMemory())
-        for mb, bd, c, e in zip(eligible, bounds, current, estimates)
-    ]
+    mem_empty = MemberMemory()
+    mems = [memories.get(i) or mem_empty for i in ids]
+    targets: list[float] = [0.0] * n
+    greedy: list[float] = [0.0] * n
+    zs = [0.0] * n
+    dirs_ = [0] * n
+    counts = [0] * n
+    cooling = [False] * n
+    explore = [False] * n
+    ready = [False] * n
+    reason = [""] * n
+    mu_now: list[float] = []  # marginal return at the current budget
     pool_lambda: float | None = None
     if n:
-        greedy, lam = solve_targets(estimates, weights, bounds, B)
+        exp = math.exp
+        log = math.log
+        c0: list[float] = []
+        k: list[float] = []
+        for e, wt, c in zip(estimates, weights, current):
+            a, s_ = e.saturation()
+            c0.append(log(max(a / s_, 1e-300)))
+            k.append(wt * s_)
+            mu_now.append(a / s_ * exp(-max(0.0, c) / (wt * s_)))
+        lo_f = [float(x) for x in los]
+        hi_f = [float(x) for x in his]
+        greedy, lam = _solve(c0, k, lo_f, hi_f, B, None)
         pool_lambda = lam if math.isfinite(lam) else None
         targets = greedy
         if pool.exploration_share > 0:
             boosts = [EXPLORATION_KAPPA * math.sqrt(e.post_var) for e in estimates]
-            optimistic, _ = solve_targets(estimates, weights, bounds, B, optimism=boosts)
+            optimistic, _ = _solve(c0, k, lo_f, hi_f, B, boosts)
             delta = [o - g for o, g in zip(optimistic, greedy)]
             pos = sum(d for d in delta if d > 0)
             alpha = min(1.0, pool.exploration_share * B / pos) if pos > 0 else 0.0
             targets = [g + alpha * d for g, d in zip(greedy, delta)]
-        for ln, g, t in zip(lines, greedy, targets):
-            ln.greedy_target = g
-            ln.target = t
-        _signals(lines, pool, now, pool_lambda)
+        _signals(pool, now, pool_lambda, estimates, current, targets, greedy, mems, mu_now, zs, dirs_, counts, cooling, explore, ready, reason)
 
     # Moves: wanted amounts for ready members, balancing room for everybody else not cooling down.
     need = B - sum(current)
@@ -237,16 +292,21 @@ def plan_allocation(
     down_w = [0] * n
     up_room = [0] * n
     down_room = [0] * n
-    for i, ln in enumerate(lines):
-        step = step_limit(ln.current, pool)
-        ur = max(0, min(step, ln.bounds.hi - ln.current))
-        dr = max(0, min(step, ln.current - ln.bounds.lo))
-        movable = not ln.in_cooldown or need != 0
+    steps = [0] * n
+    pct = pool.max_change_pct
+    for i in range(n):
+        c = current[i]
+        step = m if c <= 0 else int(math.floor(c * pct / 100.0 + 1e-9))
+        steps[i] = step
+        ur = max(0, min(step, his[i] - c))
+        dr = max(0, min(step, c - los[i]))
+        movable = not cooling[i] or need != 0
+        t = targets[i]
         # Balancing never pushes a member away from its own target (unless the pool sum itself must be repaired).
-        up_room[i] = ur if movable and (need != 0 or ln.target > ln.current) else 0
-        down_room[i] = dr if movable and (need != 0 or ln.target < ln.current) else 0
-        if ln.ready:
-            gap = ln.target - ln.current
+        up_room[i] = ur if movable and (need != 0 or t > c) else 0
+        down_room[i] = dr if movable and (need != 0 or t < c) else 0
+        if ready[i]:
+            gap = t - c
             amt = int(min(abs(gap), ur if gap > 0 else dr))
             if amt >= m:
                 if gap > 0:
@@ -254,9 +314,9 @@ def plan_allocation(
                 else:
                     down_w[i] = amt
             else:
-                ln.ready = False
-                ln.reason = "signal held but the possible move is below the minimum change or blocked by a bound"
-    prio = [(ln.target - ln.current) / max(ln.current, 1) for ln in lines]
+                ready[i] = False
+                reason[i] = "signal held but the possible move is below the minimum change or blocked by a bound"
+    prio = [(t - c) / max(c, 1) for t, c in zip(targets, current)]
     up_order = sorted(range(n), key=lambda i: (-prio[i], ids[i]))
     down_order = sorted(range(n), key=lambda i: (prio[i], ids[i]))
     new_budgets, missing = realize_moves(
@@ -266,33 +326,34 @@ def plan_allocation(
 
     # Oscillation check on the moves about to be made: refuse to make the reversal that completes the pattern.
     new_memories: dict[str, MemberMemory] = dict(memories)
-    for ln, new in zip(lines, new_budgets):
-        mb = ln.member
-        prev = mb.current_budget_cents
-        mem = ln.memory
-        if new != ln.current:
-            direction = 1 if new > ln.current else -1
-            dirs = (mem.recent_directions + (direction,))[-pool.oscillation_window:] if need == 0 else mem.recent_directions
-            keep = ln.count if ln.direction == direction else 0
-            new_memories[mb.member_id] = MemberMemory(direction if keep else 0, keep, now, dirs)
-            if need == 0 and is_oscillating(dirs, window=pool.oscillation_window, reversals=pool.oscillation_reversals):
-                reason = _osc_reason(mb.member_id, dirs, pool)
+    for i in range(n):
+        new = new_budgets[i]
+        c = current[i]
+        mid = ids[i]
+        mem = mems[i]
+        if new != c:
+            direction = 1 if new > c else -1
+            dirs = (mem.recent_directions + (direction,))[-osc_window:] if need == 0 else mem.recent_directions
+            keep = counts[i] if dirs_[i] == direction else 0
+            new_memories[mid] = MemberMemory(direction if keep else 0, keep, now, dirs)
+            if need == 0 and len(dirs) > osc_reversals and is_oscillating(dirs, window=osc_window, reversals=osc_reversals):
+                reason_txt = _osc_reason(mid, dirs, pool)
                 # The reversal is refused, but remembered so the freeze holds until it expires.
                 held_state = EngineState(
-                    members={**memories, mb.member_id: MemberMemory(0, 0, mem.last_change_at, dirs)},
-                    frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason, last_plan_at=now,
+                    members={**memories, mid: MemberMemory(0, 0, mem.last_change_at, dirs)},
+                    frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason_txt, last_plan_at=now,
                 )
-                return _held_plan(pool, members, now, held_state, reason)
-        elif new != prev:
-            new_memories[mb.member_id] = MemberMemory(0, 0, now, mem.recent_directions)
+                return _held_plan(pool, members, now, held_state, reason_txt)
+        elif new != eligible[i].current_budget_cents:
+            new_memories[mid] = MemberMemory(0, 0, now, mem.recent_directions)
         else:
-            new_memories[mb.member_id] = MemberMemory(ln.direction, ln.count, mem.last_change_at, mem.recent_directions)
+            new_memories[mid] = MemberMemory(dirs_[i], counts[i], mem.last_change_at, mem.recent_directions)
 
     feasible = missing == 0
     infeasible_reason = None
     if not feasible:
-        sum_lo = sum(bd.lo for bd in bounds)
-        sum_hi = sum(bd.hi for bd in bounds)
+        sum_lo = sum(los)
+        sum_hi = sum(his)
         if sum_lo > B:
             infeasible_reason = f"member floors sum to {sum_lo} cents, above the pool budget of {B} cents"
         elif sum_hi < B:
@@ -306,18 +367,71 @@ def plan_allocation(
             infeasible_reason = "no active members to hold the pool budget"
 
     allocations: list[MemberAllocation] = []
-    new_by_id = dict(zip(ids, new_budgets))
-    line_by_id = {ln.member.member_id: ln for ln in lines}
+    append = allocations.append
+    index = {mid: i for i, mid in enumerate(ids)}
+    lam_txt = f"{pool_lambda:.2f}" if pool_lambda is not None else "n/a"
+    capped_txt = f"capped by the {pool.max_change_pct:g}% step limit"
+    exp = math.exp
+    isfinite = math.isfinite
     for mb in members:
-        if mb.member_id not in new_by_id:
+        i = index.get(mb.member_id)
+        if i is None:
             why = "paused" if mb.paused else "inactive"
-            allocations.append(
+            append(
                 MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded", _EXCLUDED_TEXT.format(why=why))
             )
             continue
-        ln = line_by_id[mb.member_id]
-        new = new_by_id[mb.member_id]
-        allocations.append(_explain(ln, new, pool, pool_lambda, need))
+        # The line of the (last) eligible member with this id, as _explain writes it.
+        e = estimates[i]
+        mb = eligible[i]
+        new = new_budgets[i]
+        c = current[i]
+        t = targets[i]
+        prev = mb.current_budget_cents
+        action = "increase" if new > prev else "decrease" if new < prev else "hold"
+        base = f"{e.baseline_roas:.2f}" if e.baseline_roas is not None else "n/a"
+        recent = f"{e.recent_roas:.2f}" if e.recent_roas is not None else "n/a"
+        if c >= 1:
+            mu = mu_now[i]  # e.marginal(max(c, 1), weight) with max(c, 1) == c
+        else:
+            mu = e.marginal(1, mb.weight)
+        risk = (
+            f"; risk penalty {1 - e.risk_penalty:.0%} (frequency {e.frequency_risk:.2f}, engagement decay {e.engagement_decay:.2f})"
+            if e.risk_penalty < 1.0 else ""
+        )
+        reasons: list[str] = []
+        if c != prev:
+            reasons.append(f"moved onto its {'floor' if c > prev else 'ceiling'} {c / 100:,.2f} {cur}")
+        if new != c:
+            if ready[i]:
+                why = "exploration of an uncertain member" if explore[i] else "marginal return held above/below the pool"
+                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur}: {why} for {counts[i]} plans")
+            elif need != 0:
+                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to bring the pool sum to the daily budget")
+            else:
+                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to fund/absorb moves of stronger evidence (lowest/highest marginal first)")
+            if abs(new - c) == steps[i]:
+                reasons.append(capped_txt)
+        else:
+            hi = his[i]
+            lo = los[i]
+            if new >= hi and t >= hi - 0.5:
+                reasons.append("held at its ceiling")
+            elif new <= lo and t <= lo + 0.5:
+                reasons.append("held at its floor")
+            reasons.append("held: " + (reason[i] or "no qualifying signal"))
+        text = (
+            f"{prev / 100:,.2f} {cur} -> {new / 100:,.2f} {cur}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
+            f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e.elasticity:.2f}, z {zs[i]:+.1f}); "
+            f"shrinkage {e.shrinkage:.0%} toward pool{'' if e.has_data else ' (no usable history)'}{risk}; "
+            f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)
+        )
+        append(
+            MemberAllocation(
+                mb.member_id, prev, new, action, text, e.baseline_roas, e.recent_roas, mu if isfinite(mu) else None,
+                e.elasticity, e.shrinkage, int(round(t)), counts[i], tuple(reasons),
+            )
+        )
     new_state = EngineState(members=new_memories, frozen_until=None, frozen_reason=None, last_plan_at=now)
     return AllocationPlan(
         pool_id=pool.pool_id, planned_at=now, currency=cur, daily_budget_cents=B, allocations=tuple(allocations),
@@ -326,125 +440,92 @@ def plan_allocation(
     )
 
 
-def _signals(lines: list[_Line], pool: PoolSettings, now: datetime, lam: float | None) -> None:
-    """Direction, evidence, persistence and cooldown of each member's pull toward its target.
+def _signals(
+    pool: PoolSettings, now: datetime, lam: float | None, estimates: Sequence[MemberEstimate], current: Sequence[int],
+    targets: Sequence[float], greedy: Sequence[float], mems: Sequence[MemberMemory], mu_now: Sequence[float],
+    zs: list[float], dirs_: list[int], counts: list[int], cooling: list[bool], explore: list[bool], ready: list[bool], reason: list[str],
+) -> None:
+    """Direction, evidence, persistence and cooldown of each member's pull toward its target (fills the per-member lists).
 
     Exploration (an increase without the usual evidence) is reserved for members that are new or
     starved: own-estimate variance at least twice the pool median, or a budget at most 60% of an
     equal share.
     """
     m = pool.min_budget_change_cents
+    n = len(current)
+    log = math.log
+    sqrt = math.sqrt
+    inf = math.inf
     # Evidence is judged at CURRENT budgets: "holding" is right when marginal returns are equal now,
     # so a move needs this member's marginal to differ from the pool's current (precision-weighted) one.
     num = den = 0.0
-    for ln in lines:
-        mu0 = ln.estimate.marginal(ln.current, ln.member.weight)
-        if 0 < mu0 < math.inf:
-            p = 1.0 / max(ln.estimate.log_var, 1e-9)
-            num += p * math.log(mu0)
+    for e, mu0 in zip(estimates, mu_now):
+        if 0 < mu0 < inf:
+            p = 1.0 / max(e.log_var, 1e-9)
+            num += p * log(mu0)
             den += p
     if den > 0:
         lam = math.exp(num / den)
-    variances = sorted(ln.estimate.log_var for ln in lines)
+    variances = sorted(e.log_var for e in estimates)
     median_var = variances[len(variances) // 2] if variances else 0.0
-    equal_share = sum(ln.current for ln in lines) / len(lines) if lines else 0.0
-    log_lam = math.log(lam) if lam and lam > 0 and math.isfinite(lam) else None
-    for ln in lines:
-        e = ln.estimate
-        c = ln.current
-        gap = ln.target - c
-        thr = max(m, pool.deadband_pct / 100.0 * c)
+    equal_share = sum(current) / n if n else 0.0
+    log_lam = log(lam) if lam and lam > 0 and math.isfinite(lam) else None
+    db = pool.deadband_pct / 100.0
+    evidence_z = pool.evidence_z
+    cont_z = CONTINUATION_Z_FACTOR * evidence_z
+    persistence = pool.persistence_intervals
+    cooldown_h = pool.cooldown_hours
+    cont_cooldown_h = pool.continuation_cooldown_hours
+    for i in range(n):
+        e = estimates[i]
+        c = current[i]
+        gap = targets[i] - c
+        thr = max(m, db * c)
         direction = 0
         if abs(gap) >= thr:
             direction = 1 if gap > 0 else -1
-        mu = e.marginal(c, ln.member.weight)
+        mu = mu_now[i]
         if log_lam is None:
             z = 0.0
         elif math.isinf(mu):
-            z = math.inf
+            z = inf
         else:
-            z = (math.log(max(mu, 1e-12)) - log_lam) / math.sqrt(max(e.post_var, 1e-9))
-        ln.z = z
+            z = (log(max(mu, 1e-12)) - log_lam) / sqrt(max(e.post_var, 1e-9))
+        zs[i] = z
         if direction != 0:
-            greedy_gap = ln.greedy_target - c
-            supported = z * direction >= pool.evidence_z and greedy_gap * direction >= thr
+            greedy_gap = greedy[i] - c
+            supported = z * direction >= evidence_z and greedy_gap * direction >= thr
             uncertain = e.log_var >= 2.0 * median_var or c <= 0.6 * equal_share
-            explore = direction > 0 and not supported and gap >= thr and uncertain
-            if not supported and not explore:
-                ln.reason = f"gap not backed by evidence (z={z:+.1f}, needs {pool.evidence_z:g})"
+            ex = direction > 0 and not supported and gap >= thr and uncertain
+            if not supported and not ex:
+                reason[i] = f"gap not backed by evidence (z={z:+.1f}, needs {evidence_z:g})"
                 direction = 0
-            ln.explore = explore
-        mem = ln.memory
+            explore[i] = ex
+        mem = mems[i]
         if direction != 0 and direction == mem.pending_direction:
             count = mem.pending_count + 1
         else:
             count = 1 if direction != 0 else 0
-        ln.direction = direction
-        ln.count = count
-        cooldown = pool.cooldown_hours
-        if (
-            direction != 0
-            and mem.recent_directions
-            and mem.recent_directions[-1] == direction
-            and z * direction >= CONTINUATION_Z_FACTOR * pool.evidence_z
-            and abs(gap) >= 2 * thr
-        ):
-            cooldown = pool.continuation_cooldown_hours
-        ln.in_cooldown = mem.last_change_at is not None and hours_between(mem.last_change_at, now) < cooldown
-        ln.ready = direction != 0 and count >= pool.persistence_intervals and not ln.in_cooldown
-        if direction != 0 and not ln.ready:
-            if ln.in_cooldown:
-                ln.reason = f"cooldown: last change {hours_between(mem.last_change_at, now):.0f} h ago (< {cooldown:g} h)"  # type: ignore[arg-type]
+        dirs_[i] = direction
+        counts[i] = count
+        last = mem.last_change_at
+        in_cooldown = False
+        if last is not None:
+            cooldown = cooldown_h
+            rd = mem.recent_directions
+            if direction != 0 and rd and rd[-1] == direction and z * direction >= cont_z and abs(gap) >= 2 * thr:
+                cooldown = cont_cooldown_h
+            in_cooldown = hours_between(last, now) < cooldown
+        cooling[i] = in_cooldown
+        rdy = direction != 0 and count >= persistence and not in_cooldown
+        ready[i] = rdy
+        if direction != 0 and not rdy:
+            if in_cooldown:
+                reason[i] = f"cooldown: last change {hours_between(last, now):.0f} h ago (< {cooldown:g} h)"  # type: ignore[arg-type]
             else:
-                ln.reason = f"signal held {count}/{pool.persistence_intervals} consecutive plans"
-        elif direction == 0 and not ln.reason:
-            ln.reason = f"within deadband (target {ln.target / 100:,.2f} vs current {c / 100:,.2f})"
-
-
-def _explain(ln: _Line, new: int, pool: PoolSettings, lam: float | None, need: int) -> MemberAllocation:
-    e = ln.estimate
-    mb = ln.member
-    prev = mb.current_budget_cents
-    cur = pool.currency
-    action = "increase" if new > prev else "decrease" if new < prev else "hold"
-    parts: list[str] = []
-    base = f"{e.baseline_roas:.2f}" if e.baseline_roas is not None else "n/a"
-    recent = f"{e.recent_roas:.2f}" if e.recent_roas is not None else "n/a"
-    parts.append(f"own baseline {base}, last 3 d {recent} (maturity-corrected)")
-    mu = e.marginal(max(ln.current, 1), mb.weight)
-    lam_txt = f"{lam:.2f}" if lam is not None else "n/a"
-    parts.append(f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e.elasticity:.2f}, z {ln.z:+.1f})")
-    parts.append(f"shrinkage {e.shrinkage:.0%} toward pool" + ("" if e.has_data else " (no usable history)"))
-    if e.risk_penalty < 1.0:
-        parts.append(f"risk penalty {1 - e.risk_penalty:.0%} (frequency {e.frequency_risk:.2f}, engagement decay {e.engagement_decay:.2f})")
-    parts.append(f"target {_fmt_money(ln.target, cur)}")
-    reasons: list[str] = []
-    if ln.current != prev:
-        reasons.append(f"moved onto its {'floor' if ln.current > prev else 'ceiling'} {_fmt_money(ln.current, cur)}")
-    if new != ln.current:
-        if ln.ready:
-            why = "exploration of an uncertain member" if ln.explore else "marginal return held above/below the pool"
-            reasons.append(f"{action} {_fmt_money(new - prev, cur)}: {why} for {ln.count} plans")
-        elif need != 0:
-            reasons.append(f"{action} {_fmt_money(new - prev, cur)} to bring the pool sum to the daily budget")
-        else:
-            reasons.append(f"{action} {_fmt_money(new - prev, cur)} to fund/absorb moves of stronger evidence (lowest/highest marginal first)")
-        step = step_limit(ln.current, pool)
-        if abs(new - ln.current) == step:
-            reasons.append(f"capped by the {pool.max_change_pct:g}% step limit")
-    else:
-        if new >= ln.bounds.hi and ln.target >= ln.bounds.hi - 0.5:
-            reasons.append("held at its ceiling")
-        elif new <= ln.bounds.lo and ln.target <= ln.bounds.lo + 0.5:
-            reasons.append("held at its floor")
-        reasons.append("held: " + (ln.reason or "no qualifying signal"))
-    text = f"{_fmt_money(prev, cur)} -> {_fmt_money(new, cur)}; " + "; ".join(parts) + ". " + "; ".join(reasons)
-    return MemberAllocation(
-        member_id=mb.member_id, previous_budget_cents=prev, new_budget_cents=new, action=action, explanation=text,
-        baseline_roas=e.baseline_roas, recent_roas=e.recent_roas, marginal_return=mu if math.isfinite(mu) else None,
-        elasticity=e.elasticity, shrinkage=e.shrinkage, target_cents=int(round(ln.target)), evidence_count=ln.count,
-        reasons=tuple(reasons),
-    )
+                reason[i] = f"signal held {count}/{persistence} consecutive plans"
+        elif direction == 0 and not reason[i]:
+            reason[i] = f"within deadband (target {targets[i] / 100:,.2f} vs current {c / 100:,.2f})"
 
 
 def _osc_reason(member_id: str, directions: Sequence[int], pool: PoolSettings) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from allot.pools.domain.models import MetricInterval, PoolSettings
+from allot.pools.domain.models import CompositeWeights, MetricInterval, PoolSettings
 
 __all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "saturation_ratio", "shrink_to_pool"]
 
@@ -90,7 +90,23 @@ def gather_evidence(
     ``roas`` times revenue plus ``cpa`` weight times conversions priced at
     ``conv_value``).
     """
-    cw = pool.composite
+    return Evidence(*evidence_rows((history,), pool, now, conv_value)[0])
+
+
+# Positions in an evidence row (the field order of :class:`Evidence`).
+_W, _WW, _WX, _WXX, _WY, _WXY, _WYY, _RCONV = 8, 9, 10, 11, 12, 13, 14, 15
+
+
+def evidence_rows(
+    histories: Sequence[Sequence[MetricInterval]], pool: PoolSettings, now: datetime, conv_value: float, cw: CompositeWeights | None = None
+) -> list[tuple]:
+    """:func:`gather_evidence` for many members at once, as plain tuples in :class:`Evidence` field order (the engine's hot path).
+
+    Everything that depends only on an interval's end (age, maturation fraction, recency weight) is
+    computed once per distinct end time in this call: members of a pool report on the same grain.
+    The arithmetic per interval is the same, in the same order, as the one-member definition.
+    """
+    cw = cw or pool.composite
     w_rev = cw.roas
     w_conv = cw.cpa * conv_value
     track_risk = (cw.frequency_risk + cw.engagement_decay) > 0
@@ -102,70 +118,93 @@ def gather_evidence(
     last_h = curve[-1][0]
     min_f = pool.min_maturity
     exp = math.exp
-    # Locals instead of attribute updates: this loop is the engine's hot path.
-    n_used = n_fresh = n_corr = 0
-    spend_t = value_t = conv_t = rspend = rvalue = 0.0
-    w = ww = wx = wxx = wy = wxy = wyy = rconv_w = 0.0
-    imp_t = clk_t = fq_t = rimp = rclk = rfq = 0.0
-    for iv in history:
-        age_h = (now_ts - iv.end_ts) / 3600.0
-        if age_h < 0 or age_h > horizon_h:
-            continue
-        if age_h >= last_h:
-            f = 1.0
-        else:
-            f = first_f if age_h <= first_h else maturation_at(age_h, curve)
-            if f < min_f:
-                n_fresh += 1
+    recent_h = _RECENT_H
+    # end_ts -> (status, f, recency weight, recent?); status 0 outside the window, 1 too fresh, 2 corrected, 3 matured.
+    ages: dict[float, tuple[int, float, float, bool]] = {}
+    aget = ages.get
+    out: list[tuple] = []
+    append = out.append
+    for history in histories:
+        n_used = n_fresh = n_corr = 0
+        spend_t = value_t = conv_t = rspend = rvalue = 0.0
+        w = ww = wx = wxx = wy = wxy = wyy = rconv_w = 0.0
+        imp_t = clk_t = fq_t = rimp = rclk = rfq = 0.0
+        for iv in history:
+            end_ts = iv.end_ts
+            ent = aget(end_ts)
+            if ent is None:
+                age_h = (now_ts - end_ts) / 3600.0
+                if age_h < 0 or age_h > horizon_h:
+                    ent = (0, 0.0, 0.0, False)
+                elif age_h >= last_h:
+                    ent = (3, 1.0, exp(-age_h * decay), age_h <= recent_h)
+                else:
+                    f = first_f if age_h <= first_h else maturation_at(age_h, curve)
+                    ent = (1, f, 0.0, False) if f < min_f else (2, f, exp(-age_h * decay), age_h <= recent_h)
+                ages[end_ts] = ent
+            st, f, rec, recent = ent
+            if st == 3:
+                hours = iv.hours
+                if hours <= 0:
+                    continue
+                spend = iv.spend_cents
+                conv = iv.conversions
+                value = w_rev * iv.revenue_cents + w_conv * conv  # / f with f == 1.0
+                rate = 24.0 / hours
+                om = rec / rate  # rec * f / rate with f == 1.0
+                conv_t += conv
+            elif st == 2:
+                n_corr += 1
+                hours = iv.hours
+                if hours <= 0:
+                    continue
+                spend = iv.spend_cents
+                conv = iv.conversions
+                value = (w_rev * iv.revenue_cents + w_conv * conv) / f
+                rate = 24.0 / hours
+                om = rec * f / rate
+                conv_t += conv / f
+            else:
+                if st:
+                    n_fresh += 1
                 continue
-            n_corr += 1
-        hours = iv.hours
-        if hours <= 0:
-            continue
-        spend = iv.spend_cents
-        conv = iv.conversions
-        value = (w_rev * iv.revenue_cents + w_conv * conv) / f
-        rate = 24.0 / hours
-        x = spend * rate
-        y = value * rate
-        rec = exp(-age_h * decay)
-        om = rec * f / rate
-        n_used += 1
-        spend_t += spend
-        value_t += value
-        conv_t += conv / f
-        rconv_w += rec * conv
-        w += om
-        ww += om * om
-        omx = om * x
-        wx += omx
-        wxx += omx * x
-        omy = om * y
-        wy += omy
-        wxy += omx * y
-        wyy += omy * y
-        recent = age_h <= _RECENT_H
-        if recent:
-            rspend += spend
-            rvalue += value
-        if track_risk:
-            imp = iv.impressions
-            if imp > 0:
-                clk = iv.clicks
-                fq = iv.frequency
-                imp_t += imp
-                clk_t += clk
-                if fq is not None:
-                    fq_t += fq * imp
-                if recent:
-                    rimp += imp
-                    rclk += clk
+            x = spend * rate
+            y = value * rate
+            n_used += 1
+            spend_t += spend
+            value_t += value
+            rconv_w += rec * conv
+            w += om
+            ww += om * om
+            omx = om * x
+            wx += omx
+            wxx += omx * x
+            omy = om * y
+            wy += omy
+            wxy += omx * y
+            wyy += omy * y
+            if recent:
+                rspend += spend
+                rvalue += value
+            if track_risk:
+                imp = iv.impressions
+                if imp > 0:
+                    clk = iv.clicks
+                    fq = iv.frequency
+                    imp_t += imp
+                    clk_t += clk
                     if fq is not None:
-                        rfq += fq * imp
-    return Evidence(
-        n_used, n_fresh, n_corr, spend_t, value_t, conv_t, rspend, rvalue,
-        w, ww, wx, wxx, wy, wxy, wyy, rconv_w, imp_t, clk_t, fq_t, rimp, rclk, rfq,
-    )
+                        fq_t += fq * imp
+                    if recent:
+                        rimp += imp
+                        rclk += clk
+                        if fq is not None:
+                            rfq += fq * imp
+        append((
+            n_used, n_fresh, n_corr, spend_t, value_t, conv_t, rspend, rvalue,
+            w, ww, wx, wxx, wy, wxy, wyy, rconv_w, imp_t, clk_t, fq_t, rimp, rclk, rfq,
+        ))
+    return out
 
 
 @dataclass(slots=True)
@@ -226,46 +265,67 @@ def saturation_ratio(elasticity: float) -> float:
     return u
 
 
-def _risk(ev: Evidence) -> tuple[float, float]:
+def _risk(imp: float, rimp: float, fq: float, rfq: float, clk: float, rclk: float) -> tuple[float, float]:
+    """(frequency risk, engagement decay) from total and recent impressions, frequency*impressions and clicks."""
     freq_risk = 0.0
     decay = 0.0
-    if ev.recent_impressions > 0 and ev.impressions > ev.recent_impressions:
-        old_imp = ev.impressions - ev.recent_impressions
-        if ev.recent_freq_imp > 0 and ev.freq_imp > ev.recent_freq_imp:
-            f_old = (ev.freq_imp - ev.recent_freq_imp) / old_imp
-            f_new = ev.recent_freq_imp / ev.recent_impressions
+    if rimp > 0 and imp > rimp:
+        old_imp = imp - rimp
+        if rfq > 0 and fq > rfq:
+            f_old = (fq - rfq) / old_imp
+            f_new = rfq / rimp
             if f_old > 0:
                 freq_risk = min(1.0, max(0.0, (f_new / f_old - 1.0) / 0.5))
-        ctr_old = (ev.clicks - ev.recent_clicks) / old_imp
-        ctr_new = ev.recent_clicks / ev.recent_impressions
-        if ctr_old > 0 and (ev.clicks - ev.recent_clicks) >= 30:
+        ctr_old = (clk - rclk) / old_imp
+        ctr_new = rclk / rimp
+        if ctr_old > 0 and (clk - rclk) >= 30:
             decay = min(1.0, max(0.0, (1.0 - ctr_new / ctr_old) / 0.5))
     return freq_risk, decay
+
+
+def _row(ev: Evidence) -> tuple:
+    return (
+        ev.n_used, ev.n_fresh_excluded, ev.n_corrected, ev.spend_cents, ev.value, ev.conversions, ev.recent_spend_cents, ev.recent_value,
+        ev.w, ev.ww, ev.wx, ev.wxx, ev.wy, ev.wxy, ev.wyy, ev.reported_conversions_w,
+        ev.impressions, ev.clicks, ev.freq_imp, ev.recent_impressions, ev.recent_clicks, ev.recent_freq_imp,
+    )
 
 
 def shrink_to_pool(
     evidence: Sequence[Evidence], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float
 ) -> list[MemberEstimate]:
     """Fit each member's concave response and shrink its level toward the pool (empirical Bayes); members without data get the pool's level."""
+    return shrink_rows([_row(ev) for ev in evidence], current_cents, pool, ref_spend)
+
+
+def shrink_rows(
+    evidence: Sequence[tuple], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float, cw: CompositeWeights | None = None
+) -> list[MemberEstimate]:
+    """:func:`shrink_to_pool` on evidence rows as returned by :func:`evidence_rows` (same arithmetic)."""
     b0 = pool.prior_elasticity
     prior_prec_b = 1.0 / (_PRIOR_ELASTICITY_SD**2)
-    cw = pool.composite
-    log_ref = math.log(max(ref_spend, 1.0))
-    rows: list[tuple[bool, float, float, float, float]] = []  # has_data, x_ref, raw level, b, var
+    cw = cw or pool.composite
+    log = math.log
+    log_ref = log(max(ref_spend, 1.0))
+    # has_data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref)
+    rows: list[tuple[bool, float, float, float, float, float]] = []
     dispersions: list[float] = []
-    thetas: list[tuple[float, float]] = []
     for ev, cur in zip(evidence, current_cents):
-        if ev.w <= 0 or ev.wx <= 0:
-            rows.append((False, float(max(cur, 1)), 0.0, b0, _NO_DATA_VAR))
+        ew = ev[_W]
+        ewx = ev[_WX]
+        if ew <= 0 or ewx <= 0:
+            x0 = float(max(cur, 1))
+            rows.append((False, x0, 0.0, b0, _NO_DATA_VAR, (b0 - 1.0) * (log_ref - log(x0))))
             continue
-        xbar = ev.wx / ev.w
-        ybar = ev.wy / ev.w
-        n_eff = ev.w * ev.w / ev.ww if ev.ww > 0 else 1.0
-        var_x = max(0.0, ev.wxx / ev.w - xbar * xbar)
-        var_y = max(0.0, ev.wyy / ev.w - ybar * ybar)
+        xbar = ewx / ew
+        ybar = ev[_WY] / ew
+        eww = ev[_WW]
+        n_eff = ew * ew / eww if eww > 0 else 1.0
+        var_x = max(0.0, ev[_WXX] / ew - xbar * xbar)
+        var_y = max(0.0, ev[_WYY] / ew - ybar * ybar)
         b = b0
         if ybar > 0:
-            var_pois = 1.0 / max(ev.reported_conversions_w, 0.5)
+            var_pois = 1.0 / max(ev[_RCONV], 0.5)
             var_emp = var_y / (ybar * ybar * n_eff)
             # Overdispersion is calibrated across the pool below (a member's own spread also holds its trend).
             var = var_pois
@@ -273,7 +333,7 @@ def shrink_to_pool(
             rel_var_x = var_x / (xbar * xbar)
             # Platform pacing jitter (a few %) is not a spend experiment: fit only on real budget variation.
             if rel_var_x > 0.01 and n_eff > 3:
-                cov = ev.wxy / ev.w - xbar * ybar
+                cov = ev[_WXY] / ew - xbar * ybar
                 b_hat = cov / var_x * xbar / ybar
                 var_b = var_y / (var_x * n_eff) * (xbar / ybar) ** 2
                 prec = 1.0 / var_b if var_b > 0 else 0.0
@@ -282,23 +342,29 @@ def shrink_to_pool(
             level = ybar / xbar
         else:
             # Spent without any value yet: a weak, uncertain estimate near zero.
-            var = 1.0 / max(ev.reported_conversions_w + 0.5, 0.5) + 1.0
+            var = 1.0 / max(ev[_RCONV] + 0.5, 0.5) + 1.0
             level = 0.0
-        rows.append((True, xbar, level, b, var))
+        rows.append((True, xbar, level, b, var, (b - 1.0) * (log_ref - log(xbar))))
     # Pool-wide overdispersion (median ratio of observed to count-based variance, at least 1): robust to
     # one member whose spread is a real trend (a fader) rather than noise.
     if dispersions:
         phi = max(1.0, sorted(dispersions)[len(dispersions) // 2])
-        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v) for h, x, lv, b, v in rows]
+        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v, pj) for h, x, lv, b, v, pj in rows]
     # Project every level to the common reference spend so concavity does not masquerade as quality.
     floor_level = 0.0
     positive = [r[2] for r in rows if r[0] and r[2] > 0]
     if positive:
         floor_level = 0.1 * sorted(positive)[len(positive) // 2]
-    for has, xbar, level, b, var in rows:
+    thetas: list[tuple[float, float]] = []
+    own: list[float] = []
+    for has, xbar, level, b, var, proj in rows:
         if has:
             lv = max(level, floor_level, 1e-9)
-            thetas.append((math.log(lv) + (b - 1.0) * (log_ref - math.log(xbar)), var))
+            t = log(lv) + proj
+            thetas.append((t, var))
+            own.append(t)
+        else:
+            own.append(0.0)
     if thetas:
         precs = [1.0 / v for _, v in thetas]
         mean = sum(t * p for (t, _), p in zip(thetas, precs)) / sum(precs)
@@ -311,38 +377,36 @@ def shrink_to_pool(
     else:
         mean, tau2 = math.log(2.0), _TAU2_SINGLE
     out: list[MemberEstimate] = []
-    for ev, (has, xbar, level, b, var) in zip(evidence, rows):
-        if has:
-            theta = math.log(max(level, floor_level, 1e-9)) + (b - 1.0) * (log_ref - math.log(xbar))
-        else:
+    append = out.append
+    sqrt = math.sqrt
+    exp = math.exp
+    copysign = math.copysign
+    cw_freq = cw.frequency_risk
+    cw_decay = cw.engagement_decay
+    inv_tau2 = 1.0 / tau2
+    for ev, (has, xbar, level, b, var, proj), theta in zip(evidence, rows, own):
+        if not has:
             theta = mean
         shrink = var / (var + tau2)
         post = mean + (1.0 - shrink) * (theta - mean)
         # Limited translation (Efron-Morris): never pull a member more than _MAX_PULL_SD of its own
         # standard errors, so one genuinely different member among few is not averaged away.
-        pull_cap = _MAX_PULL_SD * math.sqrt(var)
+        pull_cap = _MAX_PULL_SD * sqrt(var)
         if abs(post - theta) > pull_cap:
-            post = theta + math.copysign(pull_cap, post - theta)
+            post = theta + copysign(pull_cap, post - theta)
         shrink = abs(post - theta) / abs(theta - mean) if abs(theta - mean) > 1e-12 else shrink
-        post_var = 1.0 / (1.0 / var + 1.0 / tau2)
-        freq_risk, decay = _risk(ev) if has else (0.0, 0.0)
-        penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
-        roas_ref = math.exp(post - (b - 1.0) * (log_ref - math.log(xbar))) * penalty
-        out.append(
+        post_var = 1.0 / (1.0 / var + inv_tau2)
+        freq_risk, decay = _risk(ev[16], ev[19], ev[18], ev[21], ev[17], ev[20]) if has else (0.0, 0.0)
+        penalty = max(0.5, 1.0 - cw_freq * freq_risk - cw_decay * decay)
+        roas_ref = exp(post - proj) * penalty
+        spend = ev[3]
+        rspend = ev[6]
+        append(
             MemberEstimate(
-                has_data=has,
-                ref_spend=xbar,
-                roas_at_ref=roas_ref,
-                raw_roas_at_ref=level,
-                elasticity=b,
-                log_var=var,
-                post_var=post_var,
-                shrinkage=shrink,
-                baseline_roas=(ev.value / ev.spend_cents) if ev.spend_cents > 0 else None,
-                recent_roas=(ev.recent_value / ev.recent_spend_cents) if ev.recent_spend_cents > 0 else None,
-                risk_penalty=penalty,
-                frequency_risk=freq_risk,
-                engagement_decay=decay,
+                has, xbar, roas_ref, level, b, var, post_var, shrink,
+                (ev[4] / spend) if spend > 0 else None,
+                (ev[7] / rspend) if rspend > 0 else None,
+                penalty, freq_risk, decay,
             )
         )
     return out
