@@ -33,14 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from allot.runtime.stack import start_stack  # noqa: E402
 from tests.support.faults import (  # noqa: E402
     FAULT_ENV,
     KillScenario,
     consumer_services,
     run_kill_scenario,
 )
-
-from allot.runtime.stack import start_stack  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -229,7 +229,8 @@ def slow_platform_writes(sandbox_url: str, delay_s: float) -> None:
         assert r.status_code in (200, 201), r.text
 
 
-def make_change_sets(workspace: str, entity_ids: Sequence[str], seed: int, budget_cents: int = 10_000) -> list[ChangeSet]:
+def make_change_sets(workspace: str, entity_ids: Sequence[str], seed: int,
+                     budget_cents: int = 10_000) -> list[ChangeSet]:
     """One small change set per entity (+5..15 %: within the default 20 % max change and net-change window)."""
     rng = random.Random(seed)
     out = []

@@ -56,6 +56,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code,
                               headers=getattr(exc, "headers", None))
 
+    @app.exception_handler(asyncpg.DataError)
+    async def _data(_: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # A value the request model let through but PostgreSQL cannot store (NUL in text, an integer
+        # beyond bigint): the client's input is at fault, so 422 rather than 500. Models should refuse
+        # these first with a field name; this is the safety net shared by every service.
+        return JSONResponse({"error": "invalid_value",
+                             "message": f"a value cannot be stored (out of range or contains NUL): {exc}"},
+                            status_code=422)
+
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(OSError)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from allot.pools.domain.estimate import MemberEstimate, evidence_rows, shrink_rows
@@ -128,28 +127,6 @@ def _solve(
             nxt = 0.5 * (a_ + b_) if isfinite(a_) and isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
         lg = nxt
     return xs, math.exp(lg) if lg < 700 else math.inf
-
-
-@dataclass(slots=True)
-class _Line:
-    member: MemberState
-    bounds: Bounds
-    current: int
-    estimate: MemberEstimate
-    memory: MemberMemory
-    greedy_target: float = 0.0
-    target: float = 0.0
-    z: float = 0.0
-    direction: int = 0
-    count: int = 0
-    in_cooldown: bool = False
-    explore: bool = False
-    ready: bool = False
-    reason: str = ""
-
-
-def _fmt_money(cents: float, currency: str) -> str:
-    return f"{cents / 100:,.2f} {currency}"
 
 
 def plan_allocation(
