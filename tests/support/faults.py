@@ -17,6 +17,7 @@ Everything here works against REAL processes (allot.runtime.stack), the real bro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -178,7 +179,7 @@ class Publisher:
 
 
 async def stream_metrics(pub: Publisher, stream: MetricStream, duration_s: float, chunks: int,
-                         progress: dict[str, int] | None = None) -> None:
+                         progress: dict[str, int] | None = None, published: asyncio.Event | None = None) -> None:
     """Publish the stream in ``chunks`` bursts spread evenly over ``duration_s`` (bursts keep consumers busy)."""
     size = max(1, -(-len(stream.records) // chunks))
     started = time.monotonic()
@@ -188,6 +189,8 @@ async def stream_metrics(pub: Publisher, stream: MetricStream, duration_s: float
         await pub.send("metrics.ingested", stream.records[i:i + size])
         if progress is not None:
             progress["metrics"] = progress.get("metrics", 0) + len(stream.records[i:i + size])
+        if published is not None:
+            published.set()
 
 
 # ------------------------------------------------------------------ change sets on the sandbox
@@ -248,7 +251,8 @@ def make_change_sets(workspace: str, entity_ids: Sequence[str], seed: int,
 
 
 async def trickle_change_sets(pub: Publisher, changes: Sequence[ChangeSet], duration_s: float,
-                              progress: dict[str, int] | None = None) -> None:
+                              progress: dict[str, int] | None = None, published: asyncio.Event | None = None
+                              ) -> None:
     started = time.monotonic()
     for i, cs in enumerate(changes):
         due = started + duration_s * i / max(1, len(changes))
@@ -256,6 +260,8 @@ async def trickle_change_sets(pub: Publisher, changes: Sequence[ChangeSet], dura
         await pub.send_envelopes([cs.envelope])
         if progress is not None:
             progress["changes"] = progress.get("changes", 0) + 1
+        if published is not None:
+            published.set()
 
 
 # ------------------------------------------------------------------ reading what happened
@@ -503,13 +509,22 @@ async def kill_and_restart(stack: RunningStack, name: str) -> dict[str, Any]:
             "ready_after_s": round(time.monotonic() - started, 2)}
 
 
-def plan_kills(services: Sequence[str], seed: int, window_s: float, start_s: float = 1.0) -> list[tuple[float, str]]:
-    """Each service once, in a seeded order, at a seeded moment inside its own slot of the window."""
+#: After the planned moment, a kill waits for the next publication its victim consumes, then this long
+#: (seeded, uniform): so it lands while the victim is working on it, not between bursts.
+KILL_DELAY_S = {"guardrails": (0.0, 0.15), "executor": (0.1, 0.6)}
+KILL_DELAY_DEFAULT_S = (0.0, 0.25)
+
+
+def plan_kills(services: Sequence[str], seed: int, window_s: float, start_s: float = 1.0
+               ) -> list[tuple[float, str, float]]:
+    """Each service once, in a seeded order, at a seeded moment inside its own slot of the window, plus a seeded
+    delay after the next publication it consumes: [(at_s, service, delay_s)]."""
     rng = random.Random(seed)
     order = list(services)
     rng.shuffle(order)
     slot = (window_s - start_s) / len(order)
-    return [(round(start_s + i * slot + rng.uniform(0, slot * 0.6), 2), s) for i, s in enumerate(order)]
+    return [(round(start_s + i * slot + rng.uniform(0, slot * 0.6), 2), s,
+             round(rng.uniform(*KILL_DELAY_S.get(s, KILL_DELAY_DEFAULT_S)), 3)) for i, s in enumerate(order)]
 
 
 async def _in_flight(dsn: str, service: str, workspace: str, progress: dict[str, int], since: datetime) -> int | None:
@@ -574,11 +589,19 @@ async def run_kill_scenario(stack: RunningStack, cfg: KillScenario, say: Callabl
         await conn.close()
     started = time.monotonic()
 
+    metrics_sent, change_sent = asyncio.Event(), asyncio.Event()
+
     async def killer() -> None:
-        for at, name in plan:
+        for at, name, delay in plan:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+            trigger = metrics_sent if name in PROJECTIONS else change_sent
+            trigger.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(trigger.wait(), timeout=5)
+            await asyncio.sleep(delay)
             in_flight = await _in_flight(stack.database_url, name, ws, progress, db_start)
-            info = {"at_s": round(time.monotonic() - started, 2), "metrics_published": progress.get("metrics", 0),
+            info = {"at_s": round(time.monotonic() - started, 2), "delay_after_publish_s": delay,
+                    "metrics_published": progress.get("metrics", 0),
                     "change_sets_published": progress.get("changes", 0), "in_flight": in_flight}
             info.update(await kill_and_restart(stack, name))
             kills.append(info)
@@ -586,8 +609,8 @@ async def run_kill_scenario(stack: RunningStack, cfg: KillScenario, say: Callabl
 
     async with Publisher(stack.bootstrap) as pub:
         await asyncio.gather(
-            stream_metrics(pub, stream, cfg.stream_s, cfg.chunks, progress),
-            trickle_change_sets(pub, changes, cfg.stream_s * 0.9, progress),
+            stream_metrics(pub, stream, cfg.stream_s, cfg.chunks, progress, metrics_sent),
+            trickle_change_sets(pub, changes, cfg.stream_s * 0.9, progress, change_sent),
             killer(),
         )
     published_s = time.monotonic() - started

@@ -117,4 +117,5 @@ def main() -> None:
     settings = SandboxSettings()
     if settings.service_name == "allot":
         settings = settings.model_copy(update={"service_name": "sandbox"})
-    uvicorn.run(build(settings), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False)
+    uvicorn.run(build(settings), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=5)
