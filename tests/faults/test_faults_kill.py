@@ -37,7 +37,7 @@ def kill_stack(kafka_bootstrap: str, database_url: str) -> Iterator[RunningStack
 async def test_sigkill_of_each_service_mid_stream_loses_nothing_and_applies_nothing_twice(
         kill_stack: RunningStack) -> None:
     consumers = [s for s in ("rules", "pacing", "pools") if s in kill_stack.processes]
-    cfg = KillScenario(n_events=10_000, n_entities=300, n_changes=30, stream_s=30.0, chunks=30,
+    cfg = KillScenario(n_events=10_000, n_entities=300, n_changes=30, stream_s=30.0, chunks=15,
                        services=["guardrails", "executor", *consumers], consumers=consumers)
     result = await run_kill_scenario(kill_stack, cfg, say=print)
     print(json.dumps({k: v for k, v in result.items() if k != "projections"}, default=str, indent=1))

@@ -49,8 +49,8 @@ APPROVAL_SECRET = "faults-approval-secret"
 FAULT_ENV = {
     "ALLOT_APPROVAL_SECRET": APPROVAL_SECRET,
     "ALLOT_SANDBOX_TOKEN": SANDBOX_TOKEN,
-    "ALLOT_KAFKA_SESSION_TIMEOUT_MS": "4000",
-    "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "800",
+    "ALLOT_KAFKA_SESSION_TIMEOUT_MS": "3000",
+    "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
     "ALLOT_RETRY_BASE_S": "0.2",
     "ALLOT_RETRY_CAP_S": "1",
     "ALLOT_LOG_LEVEL": "INFO",
@@ -511,8 +511,8 @@ async def kill_and_restart(stack: RunningStack, name: str) -> dict[str, Any]:
 
 #: After the planned moment, a kill waits for the next publication its victim consumes, then this long
 #: (seeded, uniform): so it lands while the victim is working on it, not between bursts.
-KILL_DELAY_S = {"guardrails": (0.0, 0.15), "executor": (0.1, 0.6)}
-KILL_DELAY_DEFAULT_S = (0.0, 0.25)
+KILL_DELAY_S = {"guardrails": (0.0, 0.05), "executor": (0.15, 0.45)}
+KILL_DELAY_DEFAULT_S = (0.0, 0.1)
 
 
 def plan_kills(services: Sequence[str], seed: int, window_s: float, start_s: float = 1.0

@@ -36,6 +36,35 @@ EXPLORATION_KAPPA = 1.5
 _EXCLUDED_TEXT = "excluded: {why}; budget left as is and not counted in the pool sum"
 
 
+# Positional constructors for the two frozen, slotted models the engine builds once per member per plan
+# (neither has a __post_init__): setting the slots directly gives the same object as the generated frozen
+# __init__ (which goes through object.__setattr__ field by field) at about half the cost.
+_new_object = object.__new__
+assert MemberAllocation.__slots__ == (
+    "member_id", "previous_budget_cents", "new_budget_cents", "action", "explanation", "baseline_roas", "recent_roas",
+    "marginal_return", "elasticity", "shrinkage", "target_cents", "evidence_count", "reasons",
+) and MemberMemory.__slots__ == ("pending_direction", "pending_count", "last_change_at", "recent_directions"), "update the builders below"
+(_a0, _a1, _a2, _a3, _a4, _a5, _a6, _a7, _a8, _a9, _a10, _a11, _a12) = (getattr(MemberAllocation, f).__set__ for f in MemberAllocation.__slots__)
+(_m0, _m1, _m2, _m3) = (getattr(MemberMemory, f).__set__ for f in MemberMemory.__slots__)
+
+
+def _new_allocation(member_id, previous, new, action, explanation, baseline_roas, recent_roas, marginal_return,  # type: ignore[no-untyped-def]
+                    elasticity, shrinkage, target_cents, evidence_count, reasons) -> MemberAllocation:
+    """``MemberAllocation(...)`` with every field given in declaration order."""
+    o = _new_object(MemberAllocation)
+    _a0(o, member_id); _a1(o, previous); _a2(o, new); _a3(o, action); _a4(o, explanation)  # noqa: E702
+    _a5(o, baseline_roas); _a6(o, recent_roas); _a7(o, marginal_return); _a8(o, elasticity); _a9(o, shrinkage)  # noqa: E702
+    _a10(o, target_cents); _a11(o, evidence_count); _a12(o, reasons)  # noqa: E702
+    return o
+
+
+def _new_memory(pending_direction, pending_count, last_change_at, recent_directions) -> MemberMemory:  # type: ignore[no-untyped-def]
+    """``MemberMemory(...)`` with every field given in declaration order."""
+    o = _new_object(MemberMemory)
+    _m0(o, pending_direction); _m1(o, pending_count); _m2(o, last_change_at); _m3(o, recent_directions)  # noqa: E702
+    return o
+
+
 def _pool_conversion_value(
     history: Mapping[str, Sequence[MetricInterval]], ids: Sequence[str], pool: PoolSettings, cw: CompositeWeights | None = None
 ) -> float:
@@ -211,11 +240,14 @@ def plan_allocation(
         elif d_hi is not None:
             hi = d_hi
         else:
-            hi = max(B, lo)
-        hi = max(hi, lo)
+            hi = lo if lo > B else B  # max(B, lo)
+        if lo > hi:  # hi = max(hi, lo)
+            hi = lo
         los.append(lo)
         his.append(hi)
-        current.append(min(max(mb.current_budget_cents, lo), hi))
+        v = mb.current_budget_cents
+        v = lo if lo > v else v  # min(max(v, lo), hi)
+        current.append(hi if hi < v else v)
         ids.append(mb.member_id)
         weights.append(mb.weight)
     n = len(eligible)
@@ -246,9 +278,10 @@ def plan_allocation(
         k: list[float] = []
         for e, wt, c in zip(estimates, weights, current):
             a, s_ = e.saturation()
-            c0.append(log(max(a / s_, 1e-300)))
+            r = a / s_
+            c0.append(log(1e-300 if 1e-300 > r else r))
             k.append(wt * s_)
-            mu_now.append(a / s_ * exp(-max(0.0, c) / (wt * s_)))
+            mu_now.append(r * exp(-(c if c > 0.0 else 0.0) / (wt * s_)))  # e.marginal(c, wt)
         lo_f = [float(x) for x in los]
         hi_f = [float(x) for x in his]
         greedy, lam = _solve(c0, k, lo_f, hi_f, B, None)
@@ -275,8 +308,12 @@ def plan_allocation(
         c = current[i]
         step = m if c <= 0 else int(math.floor(c * pct / 100.0 + 1e-9))
         steps[i] = step
-        ur = max(0, min(step, his[i] - c))
-        dr = max(0, min(step, c - los[i]))
+        ur = his[i] - c
+        ur = ur if ur < step else step
+        ur = ur if ur > 0 else 0  # max(0, min(step, hi - c))
+        dr = c - los[i]
+        dr = dr if dr < step else step
+        dr = dr if dr > 0 else 0
         movable = not cooling[i] or need != 0
         t = targets[i]
         # Balancing never pushes a member away from its own target (unless the pool sum itself must be repaired).
@@ -293,7 +330,7 @@ def plan_allocation(
             else:
                 ready[i] = False
                 reason[i] = "signal held but the possible move is below the minimum change or blocked by a bound"
-    prio = [(t - c) / max(c, 1) for t, c in zip(targets, current)]
+    prio = [(t - c) / (c if c > 1 else 1) for t, c in zip(targets, current)]
     up_order = sorted(range(n), key=lambda i: (-prio[i], ids[i]))
     down_order = sorted(range(n), key=lambda i: (prio[i], ids[i]))
     new_budgets, missing = realize_moves(
@@ -312,7 +349,7 @@ def plan_allocation(
             direction = 1 if new > c else -1
             dirs = (mem.recent_directions + (direction,))[-osc_window:] if need == 0 else mem.recent_directions
             keep = counts[i] if dirs_[i] == direction else 0
-            new_memories[mid] = MemberMemory(direction if keep else 0, keep, now, dirs)
+            new_memories[mid] = _new_memory(direction if keep else 0, keep, now, dirs)
             if need == 0 and len(dirs) > osc_reversals and is_oscillating(dirs, window=osc_window, reversals=osc_reversals):
                 reason_txt = _osc_reason(mid, dirs, pool)
                 # The reversal is refused, but remembered so the freeze holds until it expires.
@@ -322,9 +359,9 @@ def plan_allocation(
                 )
                 return _held_plan(pool, members, now, held_state, reason_txt)
         elif new != eligible[i].current_budget_cents:
-            new_memories[mid] = MemberMemory(0, 0, now, mem.recent_directions)
+            new_memories[mid] = _new_memory(0, 0, now, mem.recent_directions)
         else:
-            new_memories[mid] = MemberMemory(dirs_[i], counts[i], mem.last_change_at, mem.recent_directions)
+            new_memories[mid] = _new_memory(dirs_[i], counts[i], mem.last_change_at, mem.recent_directions)
 
     feasible = missing == 0
     infeasible_reason = None
@@ -404,7 +441,7 @@ def plan_allocation(
             f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)
         )
         append(
-            MemberAllocation(
+            _new_allocation(
                 mb.member_id, prev, new, action, text, e.baseline_roas, e.recent_roas, mu if isfinite(mu) else None,
                 e.elasticity, e.shrinkage, int(round(t)), counts[i], tuple(reasons),
             )
@@ -438,7 +475,8 @@ def _signals(
     num = den = 0.0
     for e, mu0 in zip(estimates, mu_now):
         if 0 < mu0 < inf:
-            p = 1.0 / max(e.log_var, 1e-9)
+            lv = e.log_var
+            p = 1.0 / (1e-9 if 1e-9 > lv else lv)
             num += p * log(mu0)
             den += p
     if den > 0:
@@ -457,7 +495,8 @@ def _signals(
         e = estimates[i]
         c = current[i]
         gap = targets[i] - c
-        thr = max(m, db * c)
+        thr = db * c
+        thr = thr if thr > m else m  # max(m, db * c)
         direction = 0
         if abs(gap) >= thr:
             direction = 1 if gap > 0 else -1
@@ -467,7 +506,8 @@ def _signals(
         elif math.isinf(mu):
             z = inf
         else:
-            z = (log(max(mu, 1e-12)) - log_lam) / sqrt(max(e.post_var, 1e-9))
+            pv = e.post_var
+            z = (log(1e-12 if 1e-12 > mu else mu) - log_lam) / sqrt(1e-9 if 1e-9 > pv else pv)
         zs[i] = z
         if direction != 0:
             greedy_gap = greedy[i] - c

@@ -321,11 +321,14 @@ def shrink_rows(
         ybar = ev[_WY] / ew
         eww = ev[_WW]
         n_eff = ew * ew / eww if eww > 0 else 1.0
-        var_x = max(0.0, ev[_WXX] / ew - xbar * xbar)
-        var_y = max(0.0, ev[_WYY] / ew - ybar * ybar)
+        var_x = ev[_WXX] / ew - xbar * xbar
+        var_x = var_x if var_x > 0.0 else 0.0  # max(0.0, ...)
+        var_y = ev[_WYY] / ew - ybar * ybar
+        var_y = var_y if var_y > 0.0 else 0.0
         b = b0
         if ybar > 0:
-            var_pois = 1.0 / max(ev[_RCONV], 0.5)
+            rc = ev[_RCONV]
+            var_pois = 1.0 / (rc if rc > 0.5 else 0.5)
             var_emp = var_y / (ybar * ybar * n_eff)
             # Overdispersion is calibrated across the pool below (a member's own spread also holds its trend).
             var = var_pois
@@ -396,8 +399,12 @@ def shrink_rows(
             post = theta + copysign(pull_cap, post - theta)
         shrink = abs(post - theta) / abs(theta - mean) if abs(theta - mean) > 1e-12 else shrink
         post_var = 1.0 / (1.0 / var + inv_tau2)
-        freq_risk, decay = _risk(ev[16], ev[19], ev[18], ev[21], ev[17], ev[20]) if has else (0.0, 0.0)
-        penalty = max(0.5, 1.0 - cw_freq * freq_risk - cw_decay * decay)
+        if has and ev[19] > 0:
+            freq_risk, decay = _risk(ev[16], ev[19], ev[18], ev[21], ev[17], ev[20])
+        else:
+            freq_risk = decay = 0.0
+        penalty = 1.0 - cw_freq * freq_risk - cw_decay * decay
+        penalty = penalty if penalty > 0.5 else 0.5  # max(0.5, ...)
         roas_ref = exp(post - proj) * penalty
         spend = ev[3]
         rspend = ev[6]
