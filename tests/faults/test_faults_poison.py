@@ -10,6 +10,7 @@ flowing. The in-process version of this is tests/integration/test_runtime_consum
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -161,8 +162,6 @@ def poisoned(kafka_bootstrap: str, database_url: str) -> Iterator[tuple[RunningS
     stack = start_fault_stack(Path(tempfile.mkdtemp(prefix="allot-faults-poison-")), services,
                               bootstrap=kafka_bootstrap, database_url=database_url)
     try:
-        import asyncio
-
         ws = f"poison-{uuid.uuid4().hex[:10]}"
         published: dict[str, Published] = {}
         for topic in sorted({t for s, t in CONSUMED if s in stack.processes}):

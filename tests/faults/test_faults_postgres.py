@@ -39,7 +39,11 @@ def pg_stack(kafka_bootstrap: str) -> Iterator[tuple[RunningStack, EmbeddedPostg
 async def test_postgres_down_for_10s_loses_nothing_and_services_recover_by_themselves(
         pg_stack: tuple[RunningStack, EmbeddedPostgres]) -> None:
     stack, pg = pg_stack
-    cfg = OutageScenario(watched=["guardrails", "executor", "rules"], consumers=["rules"], outage_s=10.0)
+    # Change sets are published every 1.2 s from t=0; the platform answers a write 0.4 s after applying it. Cutting
+    # at 3.85 s (0.25 s after the 4th change set) aims at the executor holding its ledger transaction across
+    # the platform call: the write has landed, the commit cannot, and the retry must see it, not write again.
+    cfg = OutageScenario(watched=["guardrails", "executor", "rules"], consumers=["rules"], outage_s=10.0,
+                         cut_at_s=3.85)
     result = await run_outage_scenario(stack, cfg, cut=pg.stop, restore=lambda: restart_postgres(pg), say=print)
     print(json.dumps({k: v for k, v in result.items() if k != "projections"}, default=str, indent=1))
     assert result["outage"]["held_s"] >= 10.0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -106,7 +107,11 @@ def _dlq_record(item: _Item, topic: str, group: str, reason: str, detail: str, n
 
 
 def _poison_id(group: str, rec: Any) -> uuid.UUID:
-    return uuid.uuid5(EVENT_NAMESPACE, f"dlq/{group}/{rec.topic}/{rec.partition}/{rec.offset}")
+    """Same record → same id (a redelivery is not dead-lettered twice). The record's timestamp and a checksum
+    of its bytes are part of it because offsets repeat: a broker that keeps topics in memory restarts every
+    partition at 0, and a re-created topic does too, while the processed ids in Postgres live on."""
+    fingerprint = f"{getattr(rec, 'timestamp', None)}/{zlib.crc32(rec.value or b'')}"
+    return uuid.uuid5(EVENT_NAMESPACE, f"dlq/{group}/{rec.topic}/{rec.partition}/{rec.offset}/{fingerprint}")
 
 
 class IdempotentConsumer:

@@ -15,10 +15,10 @@ No message produced by an adapter ever contains a credential.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Literal, Protocol, runtime_checkable
+
+from allot.contracts.platforms import DEFAULT_MIN_BUDGET_CENTS, PLATFORM_MIN_BUDGET_CENTS, min_budget_cents
 
 __all__ = [
     "DEFAULT_MIN_BUDGET_CENTS",
@@ -138,25 +138,6 @@ class PlatformClient(Protocol):
     async def aclose(self) -> None:
         """Release connections; the client is unusable afterwards."""
         ...
-
-
-# Seed 002 ("Platform budget minimums apply (Google $1, TikTok $20-50, others $2)"): daily budget
-# minimums in USD cents. TikTok's range is $20 per ad group and $50 per campaign.
-PLATFORM_MIN_BUDGET_CENTS: Mapping[str, Mapping[str, int]] = MappingProxyType(
-    {
-        "google": MappingProxyType({"campaign": 100, "adset": 100, "ad": 100}),
-        "tiktok": MappingProxyType({"campaign": 5000, "adset": 2000, "ad": 2000}),
-        "meta": MappingProxyType({"campaign": 200, "adset": 200, "ad": 200}),
-        "sandbox": MappingProxyType({"campaign": 200, "adset": 200, "ad": 200}),
-    }
-)
-#: Minimum for any platform or level not in the table ("others $2").
-DEFAULT_MIN_BUDGET_CENTS = 200
-
-
-def min_budget_cents(platform: str, entity_type: str) -> int:
-    """Smallest daily budget (USD cents) the platform accepts at that level; 200 for anything unknown."""
-    return PLATFORM_MIN_BUDGET_CENTS.get(platform, {}).get(entity_type, DEFAULT_MIN_BUDGET_CENTS)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -10,6 +10,10 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Final
 
+from allot.contracts.platforms import DEFAULT_MIN_BUDGET_CENTS, PLATFORM_MIN_BUDGET_CENTS, min_budget_cents  # noqa: F401
+
+#: The platform minimums are shared protocol facts (allot.contracts.platforms), re-exported here for the domain.
+
 #: Minor-unit exponent of currencies that do not have two decimals (ISO 4217). Every other code has 2.
 CURRENCY_EXPONENTS: Final[dict[str, int]] = {
     **{
@@ -21,16 +25,6 @@ CURRENCY_EXPONENTS: Final[dict[str, int]] = {
     },
     **{code: 3 for code in ("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND")},
 }
-
-#: Lowest daily budget (minor units of the action's currency) a platform accepts, by platform and
-#: entity type; the seed states them in dollars (Google $1, TikTok $20 ad group / $50 campaign, others $2).
-PLATFORM_MIN_BUDGET_CENTS: Final[dict[str, dict[str, int]]] = {
-    "google": {"campaign": 100, "adset": 100, "ad": 100},
-    "tiktok": {"campaign": 5000, "adset": 2000, "ad": 2000},
-    "meta": {"campaign": 200, "adset": 200, "ad": 200},
-    "sandbox": {"campaign": 200, "adset": 200, "ad": 200},
-}
-DEFAULT_MIN_BUDGET_CENTS: Final = 200
 
 _ONE = Decimal(1)
 
@@ -58,11 +52,6 @@ def to_eur_cents(amount_minor: int, currency: str, rate_to_eur: Decimal, factor:
     """
     scale = Decimal(10) ** (2 - currency_exponent(currency))
     return round_half_up(Decimal(amount_minor) * factor * rate_to_eur * scale)
-
-
-def min_budget_cents(platform: str, entity_type: str) -> int:
-    """The platform's minimum daily budget for an entity of that level, minor units."""
-    return PLATFORM_MIN_BUDGET_CENTS.get(platform, {}).get(entity_type, DEFAULT_MIN_BUDGET_CENTS)
 
 
 def change_pct(from_cents: int, to_cents: int) -> Decimal:

@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Final, Literal
 
+from allot.contracts.platforms import DEFAULT_MIN_BUDGET_CENTS, min_budget_cents
 from allot.rules.domain.entities import Entity
 from allot.rules.domain.models import (
     META_ONLY_ACTIONS,
@@ -37,19 +38,12 @@ from allot.rules.domain.models import (
 )
 from allot.rules.domain.reasons import Clamp, SkipReason
 
-DEFAULT_MIN_DAILY_BUDGET_CENTS: Final[int] = 200
-_PLATFORM_MINIMUMS: Final[dict[tuple[str, str | None], int]] = {
-    ("google", None): 100,
-    ("tiktok", "campaign"): 5000,
-    ("tiktok", None): 2000,
-}
+DEFAULT_MIN_DAILY_BUDGET_CENTS: Final[int] = DEFAULT_MIN_BUDGET_CENTS
 
 
 def platform_min_daily_budget_cents(platform: str, entity_level: str) -> int:
     """Smallest daily budget (cents) the platform accepts for an entity of ``entity_level``."""
-    return _PLATFORM_MINIMUMS.get(
-        (platform, entity_level), _PLATFORM_MINIMUMS.get((platform, None), DEFAULT_MIN_DAILY_BUDGET_CENTS)
-    )
+    return min_budget_cents(platform, entity_level)
 
 
 @dataclass(frozen=True, slots=True)
