@@ -70,8 +70,8 @@ async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(
         if not inverse:
             raise ApiError(409, "not_reversible", "the applied actions cannot be reverted (e.g. relaunch)")
         undo_id = derive_event_id(request_id, "undo")
-        existing = await ledger.claim_undo(conn, request_id, undo_id, principal.key_id, now)
-        if existing == undo_id:
+        undo_id, first = await ledger.claim_undo(conn, request_id, undo_id, principal.key_id, now)
+        if first:  # a repeated undo answers with the same id and issues nothing new
             request = AllocationRequested(
                 request_id=undo_id, source="undo", source_id=rows[0]["source_id"], idempotency_key=f"undo:{request_id}",
                 manual=True, actions=inverse, requested_by=principal.key_id, undo_of=request_id)

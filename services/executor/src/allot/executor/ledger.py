@@ -113,11 +113,15 @@ async def change_set(conn: asyncpg.Connection, request_id: uuid.UUID, workspace_
 
 
 async def claim_undo(conn: asyncpg.Connection, request_id: uuid.UUID, undo_request_id: uuid.UUID, by: str,
-                     now: datetime) -> uuid.UUID:
-    """Record the undo once; a repeated undo returns the first undo's request id."""
+                     now: datetime) -> tuple[uuid.UUID, bool]:
+    """Record the undo once: (the undo's request id, True) the first time; a repeated undo returns the first
+    undo's request id and False, so the caller issues the inverse change set only once."""
     row = await conn.fetchrow(
         """INSERT INTO undo_requests (request_id, undo_request_id, requested_by, requested_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (request_id) DO UPDATE SET request_id = EXCLUDED.request_id RETURNING undo_request_id""",
+           ON CONFLICT (request_id) DO NOTHING RETURNING undo_request_id""",
         request_id, undo_request_id, by, now)
-    assert row is not None
-    return row["undo_request_id"]
+    if row is not None:
+        return row["undo_request_id"], True
+    existing = await conn.fetchval("SELECT undo_request_id FROM undo_requests WHERE request_id = $1", request_id)
+    assert existing is not None
+    return existing, False
