@@ -46,7 +46,8 @@ def make_stack(kafka_bootstrap: str, database_url: str, services: list[str], n_w
            "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "800", "ALLOT_RETRY_BASE_S": "0.2", "ALLOT_RETRY_CAP_S": "1",
            **(extra_env or {})}
     stack = start_stack(Path(tempfile.mkdtemp(prefix="allot-e2e-")), services=services, bootstrap=kafka_bootstrap,
-                        database_url=database_url, api_keys=entries, extra_env=env, quiet=True)
+                        database_url=database_url, api_keys=entries, extra_env=env, quiet=True,
+                        random_ports=True)
     return stack, workspaces, keys
 
 

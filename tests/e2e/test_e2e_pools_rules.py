@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
 from allot.contracts import new_envelope
@@ -70,12 +71,17 @@ async def test_a_pool_allocation_changes_sandbox_budgets_once_and_is_idempotent_
         assert r.status_code == 201, r.text
         pool_id = r.json()["id"]
 
-        async def projected() -> Any:
-            r = api.post(f"/api/v1/budget-pools/{pool_id}/simulate")
-            body = r.json() if r.status_code == 201 else {}
-            return body if "18000" in str(body) or body.get("members") or body.get("plan") else None
+        async def projected() -> bool:
+            conn = await asyncpg.connect(full_stack.stack.database_url)
+            try:  # the test reads the pools service's own projection to know it has every report
+                n = await conn.fetchval("SELECT count(*) FROM pools.member_metrics WHERE workspace_id = $1", ws)
+                budgets_known = await conn.fetchval(
+                    "SELECT count(*) FROM pools.entities WHERE workspace_id = $1 AND daily_budget_cents = 5000", ws)
+            finally:
+                await conn.close()
+            return n == 15 and budgets_known == 3
 
-        await eventually(projected, timeout=30, what="pool members' budgets projected")
+        await eventually(projected, timeout=30, what="pool members' metrics and budgets projected")
         r = api.post(f"/api/v1/budget-pools/{pool_id}/allocate", json={"async": False})
         assert r.status_code == 200, r.text
         first = r.json()

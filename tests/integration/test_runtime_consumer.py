@@ -104,13 +104,14 @@ async def test_redelivered_and_duplicated_events_are_applied_once(settings: Any,
     pool, producer, relay, broker = await _start(settings, _record)
     try:
         event = metric_event(unique, f"{unique}-dup", 7)
+        marker = metric_event(unique, f"{unique}-dup", 8)  # same key, so same partition, after the copies
         await publish(settings.kafka_bootstrap, event, event, event)
-        await publish(settings.kafka_bootstrap, metric_event(unique, f"{unique}-after", 8))
+        await publish(settings.kafka_bootstrap, marker)
 
-        async def after_seen() -> bool:
-            return bool(await pool.fetchval("SELECT count(*) FROM seen WHERE entity = $1", f"{unique}-after"))
+        async def marker_seen() -> bool:
+            return bool(await pool.fetchval("SELECT count(*) FROM seen WHERE event_id = $1", marker.event_id))
 
-        await eventually(after_seen, what="the marker event")
-        assert await pool.fetchval("SELECT count(*) FROM seen WHERE entity = $1", f"{unique}-dup") == 1
+        await eventually(marker_seen, what="the marker event")
+        assert await pool.fetchval("SELECT count(*) FROM seen WHERE event_id = $1", event.event_id) == 1
     finally:
         await _stop(pool, producer, relay, broker)
