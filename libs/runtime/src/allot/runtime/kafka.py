@@ -112,7 +112,7 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> l
                     elif code != TopicAlreadyExistsError.errno:
                         log.warning("topic_create_failed", topic=topic_name, code=code)
             except TopicAlreadyExistsError:
-                pass
+                log.info("topics_created_concurrently")  # another instance created them first: nothing to do
     finally:
         await admin.close()
     if created:
