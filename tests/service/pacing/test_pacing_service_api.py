@@ -131,3 +131,37 @@ async def test_validation_names_the_field_and_roles_and_workspaces_are_enforced(
         res = await client.get(f"/api/v1/pacing/plans/{pid}/snapshots", headers=viewer,
                                params={"start_time": "2026-08-01T00:00:00"})
         assert res.status_code == 422 and res.json()["errors"][0]["field"] == "start_time"
+
+
+async def test_a_proposal_the_guardrails_block_ends_blocked_with_their_reason(pacing: Any) -> None:
+    import uuid as _uuid
+
+    from allot.contracts import new_envelope
+    from allot.contracts.payloads import GuardrailBlocked
+    from tests.support.kafka import eventually
+
+    async with pacing.service() as (client, ctx):
+        plan = await pacing.create_plan(client)
+        pid = plan["plan_id"]
+        metrics = [pacing.metric("c1", 0, 1_500_000, daily_budget_cents=1_000_000),
+                   pacing.metric("d1", 0, 2_600_000, daily_budget_cents=400_000)]
+        await publish(pacing.bootstrap, *metrics)
+        await pacing.wait_projection(ctx, [m.event_id for m in metrics])
+        (proposal_id,) = (await pacing.snapshot(client, pid))["proposal_ids"]
+        (requested,) = await pacing.events("allocation.requested", pid, field="source_id")
+        request_id = requested["payload"]["request_id"]
+        blocked = GuardrailBlocked(decision_id=_uuid.uuid4(), request_id=_uuid.UUID(request_id), source="pacing",
+                                   source_id=pid, check="daily_cap", reason="daily cap 100.00 EUR would be exceeded",
+                                   details={"cap_eur_cents": 10_000})
+        await publish(pacing.bootstrap, new_envelope(
+            event_type="guardrail.blocked", schema_version=1, payload=blocked, producer="guardrails",
+            workspace_id=requested["workspace_id"], occurred_at=ctx.clock.now()))
+
+        async def ended() -> Any:
+            r = await client.get(f"/api/v1/pacing/plans/{pid}/proposals?status=all", headers=auth(pacing.viewer))
+            props = {p["proposal_id"]: p for p in r.json()["proposals"]}
+            return props[proposal_id] if props[proposal_id]["status"] != "requested" else None
+
+        proposal = await eventually(ended, what="the proposal to record the block")
+        assert proposal["status"] == "blocked"
+        assert proposal["status_reason"] == "daily_cap: daily cap 100.00 EUR would be exceeded"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import ActionExecuted, MetricsIngested
+from allot.contracts.payloads import ActionExecuted, GuardrailBlocked, MetricsIngested
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as pg
 from allot.pacing.metrics import PROPOSALS
@@ -44,3 +44,23 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExec
     for proposal_id, status in done:
         PROPOSALS.labels("pacing", status).inc()
         log.info("pacing_proposal_completed", proposal_id=proposal_id, status=status)
+
+
+async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[GuardrailBlocked]]) -> None:
+    """A change set of ours the guardrails refused: its proposal ends 'blocked' with the guardrail's reason."""
+    rows = [(e.payload.request_id, e.workspace_id, f"{e.payload.check}: {e.payload.reason}",
+             "observed" if e.payload.observe_only else "blocked")
+            for e in events if e.payload.source == "pacing"]
+    if not rows:
+        return
+    now = ctx.clock.now()
+    blocked = await ctx.conn.fetch(
+        """UPDATE pacing_proposals p SET status = u.status, status_reason = u.reason, completed_at = $5
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(request_id, ws, reason, status)
+            WHERE p.request_id = u.request_id AND p.workspace_id = u.ws AND p.status = 'requested'
+        RETURNING p.proposal_id, p.status""",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], now)
+    for row in blocked:
+        PROPOSALS.labels("pacing", row["status"]).inc()
+        log.info("pacing_proposal_blocked", proposal_id=str(row["proposal_id"]), status=row["status"])
+

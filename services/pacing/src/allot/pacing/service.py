@@ -6,7 +6,7 @@ I/O-free at import (``make schemas`` imports SPEC).
 from __future__ import annotations
 
 from allot.pacing.api import router
-from allot.pacing.handlers import on_action_executed, on_metrics_ingested
+from allot.pacing.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.pacing.scheduler import snapshot_scheduler
 from allot.pacing.settings import pacing_settings
 from allot.runtime.service import ServiceContext, ServiceSpec
@@ -19,7 +19,8 @@ async def on_start(ctx: ServiceContext) -> None:
 SPEC = ServiceSpec(
     name="pacing",
     migrations_package="allot.pacing.migrations",
-    consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed},
+    consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed,
+              "guardrail.blocked": on_guardrail_blocked},
     produces=["pacing.snapshot_taken", "pacing.deviation_detected", "pacing.reallocation_recommended",
               "allocation.requested"],
     routers=[router],
