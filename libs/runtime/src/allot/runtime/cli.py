@@ -35,7 +35,7 @@ CONSUMES = {  # which service groups read which topic (from ARCHITECTURE.md)
     "pacing.reallocation_recommended": ["pools"],
     "allocation.requested": ["guardrails"],
     "guardrail.approved": ["executor"],
-    "guardrail.blocked": ["pools", "rules"],
+    "guardrail.blocked": ["pools", "rules", "pacing"],
     "action.executed": ["pools", "rules", "pacing"],
 }
 
