@@ -72,6 +72,17 @@ def decode(topic_name: str, value: bytes | None) -> Envelope[Any]:
         raise PoisonMessage("empty", "record has no value (tombstone)")
     if len(value) > MAX_RECORD_BYTES:
         raise PoisonMessage("oversized", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
+    model = _ENVELOPE_TYPES.get(topic_name)
+    if model is not None:
+        # Fast path (the usual case): parse and validate in one pass; anything it refuses, or a record that
+        # validates but is of another type or a newer version, is classified precisely below.
+        try:
+            envelope = model.model_validate_json(value)
+        except ValidationError:
+            pass
+        else:
+            if envelope.event_type == topic_name and envelope.schema_version <= TOPICS[topic_name].schema_version:
+                return envelope
     try:
         raw = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

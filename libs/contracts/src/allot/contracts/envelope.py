@@ -29,6 +29,7 @@ class Envelope(BaseModel, Generic[P]):
     event_type: str = Field(description="The topic name this event belongs to, e.g. 'metrics.ingested'.")
     schema_version: int = Field(
         ge=1,
+        strict=True,
         description="Major version of the payload schema. Additive changes keep it; a consumer "
         "rejects (DLQ) a version newer than the one it knows.",
     )
