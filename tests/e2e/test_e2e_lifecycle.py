@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e
 def test_sigterm_shuts_a_service_down_gracefully(kafka_bootstrap: str, database_url: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="allot-e2e-sigterm-"))
     stack = start_stack(root, services=["guardrails"], bootstrap=kafka_bootstrap, database_url=database_url,
-                        quiet=True)
+                        quiet=True, random_ports=True)
     try:
         proc = stack.processes["guardrails"]
         proc.send_signal(signal.SIGTERM)
