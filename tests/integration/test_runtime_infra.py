@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from allot.contracts import TOPICS, decode, new_envelope
 from allot.contracts.examples import EXAMPLES
@@ -89,12 +90,10 @@ async def test_a_rolled_back_transaction_publishes_nothing(settings: Any, unique
     env = new_envelope(event_type="guardrail.blocked", schema_version=1, payload=EXAMPLES["guardrail.blocked"],
                        producer="test", workspace_id=f"ws-{unique}", occurred_at=datetime.now(UTC))
     try:
-        try:
+        with pytest.raises(RuntimeError):
             async with pool.acquire() as conn, conn.transaction():
                 await add_events(conn, [env])
                 raise RuntimeError("state change failed")
-        except RuntimeError:
-            pass
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
     finally:
         await pool.close()

@@ -84,11 +84,10 @@ class TcpProxy:
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                while data := await reader.read(65536):
-                    writer.write(data)
-                    await writer.drain()
-            except (ConnectionError, OSError):
-                pass
+                with contextlib.suppress(ConnectionError, OSError):  # a cut connection simply ends the pipe
+                    while data := await reader.read(65536):
+                        writer.write(data)
+                        await writer.drain()
             finally:
                 for w in pair:
                     w.close()

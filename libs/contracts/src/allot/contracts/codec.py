@@ -72,17 +72,9 @@ def decode(topic_name: str, value: bytes | None) -> Envelope[Any]:
         raise PoisonMessage("empty", "record has no value (tombstone)")
     if len(value) > MAX_RECORD_BYTES:
         raise PoisonMessage("oversized", f"{len(value)} bytes > {MAX_RECORD_BYTES}")
-    model = _ENVELOPE_TYPES.get(topic_name)
-    if model is not None:
-        # Fast path (the usual case): parse and validate in one pass; anything it refuses, or a record that
-        # validates but is of another type or a newer version, is classified precisely below.
-        try:
-            envelope = model.model_validate_json(value)
-        except ValidationError:
-            pass
-        else:
-            if envelope.event_type == topic_name and envelope.schema_version <= TOPICS[topic_name].schema_version:
-                return envelope
+    envelope = _decode_fast(topic_name, value)
+    if envelope is not None:
+        return envelope
     try:
         raw = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -106,6 +98,23 @@ def decode(topic_name: str, value: bytes | None) -> Envelope[Any]:
         return _ENVELOPE_TYPES[event_type].model_validate(raw)
     except ValidationError as exc:
         raise PoisonMessage("validation_failed", _summarise(exc)) from None
+
+
+def _decode_fast(topic_name: str, value: bytes) -> Envelope[Any] | None:
+    """The usual case in one pass (parse + validate); None sends the record to the precise classification.
+
+    A record that validates but carries another topic's type or a newer version also returns None.
+    """
+    model = _ENVELOPE_TYPES.get(topic_name)
+    if model is None:
+        return None
+    try:
+        envelope = model.model_validate_json(value)
+    except ValidationError:
+        return None
+    if envelope.event_type != topic_name or envelope.schema_version > TOPICS[topic_name].schema_version:
+        return None
+    return envelope
 
 
 def _summarise(exc: ValidationError) -> str:

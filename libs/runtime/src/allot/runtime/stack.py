@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -167,11 +168,9 @@ def wait_ready(stack: RunningStack, name: str, timeout_s: float = 60) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}; see {stack.root / 'logs' / (name + '.log')}")
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
             if httpx.get(stack.url(name) + "/readyz", timeout=1).status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
         time.sleep(0.2)
     raise TimeoutError(f"{name} not ready after {timeout_s}s; see {stack.root / 'logs' / (name + '.log')}")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
 from allot.executor.adapters.base import TransientPlatformError
 
 __all__ = ["parse_retry_after", "transport_error"]
@@ -16,10 +18,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    try:
+    with contextlib.suppress(ValueError):  # not seconds: maybe an HTTP date
         return max(0.0, float(value))
-    except ValueError:
-        pass
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -25,13 +25,11 @@ currency; ratios (``target_roas``) are plain numbers.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Final, Literal
 
-from allot.rules.domain.entities import EntityLevel, EntityStatus, Platform
-from allot.rules.domain.metrics import META_ONLY_METRICS, METRICS
-from allot.rules.domain.timeranges import TimeRange
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,6 +40,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from allot.rules.domain.entities import EntityLevel, EntityStatus, Platform
+from allot.rules.domain.metrics import META_ONLY_METRICS, METRICS
+from allot.rules.domain.timeranges import TimeRange
 
 Operator = Literal["gt", "gte", "lt", "lte", "eq", "neq", "between"]
 Logic = Literal["and", "or"]
@@ -86,10 +88,8 @@ def _normalise_threshold(raw: object, metric: object) -> object:
         raise ValueError("value: expected a number or a target expression, got a boolean")
     if isinstance(raw, str):
         text = raw.strip()
-        try:
+        with contextlib.suppress(ValueError):  # not a number: parse it as a target expression
             return float(text)
-        except ValueError:
-            pass
         match = _TARGET_EXPR.match(text)
         if match is None or (match["pre"] and match["post"]):
             raise ValueError(
