@@ -4,10 +4,13 @@ History per member: 14 days, as a store would hand it to the engine: the last
 3 days at the 8-hour allocation grain (9 intervals, some still immature) plus
 11 older, matured days rolled up per day (11 intervals) = 20 intervals. 500
 distinct member histories are generated from the sandbox delivery model and
-shared between pools (the engine caches nothing, so sharing does not flatter
-it; it keeps the benchmark's memory small). Writes bench/results/pools_speed.json.
+shared between pools (the engine caches nothing across plans, so sharing does not
+flatter it; it keeps the benchmark's memory small). What a MetricInterval derives when
+it is constructed (end_ts, hours, the estimator's float row) is part of loading, untimed. Writes bench/results/pools_speed.json.
 
 Run: PYTHONPATH=services/pools/src:services/sandbox/src python bench/pools_speed.py
+The estimator's numeric kernels run compiled when services/pools/build_native.py has built them (make venv
+does); "kernels" in the results says which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
 Knobs (for profiling): --pools N (default 10000; a non-default N prints but does not
 overwrite the results file), --repeat R (best of R timed passes over the same pools).
 """
@@ -24,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from allot.pools.domain import EngineState, MemberState, MetricInterval, PoolSettings, plan_allocation
+from allot.pools.domain import estimate
 from allot.sandbox.delivery import make_portfolio, maturation_fraction, simulate_interval
 
 POOLS = 10_000
@@ -100,13 +104,14 @@ def main() -> None:
         "changed_lines": changed,
         "infeasible_plans": infeasible,
         "python": sys.version.split()[0],
+        "kernels": estimate.KERNELS,
     }
     path = Path(__file__).resolve().parent / "results" / "pools_speed.json"
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=2, sort_keys=True))
     print(f"planned {POOLS} pools x {MEMBERS} members ({out['intervals_per_member']} intervals each) in {seconds:.2f} s "
-          f"(cpu {cpu_seconds:.2f} s; {out['per_pool_ms']} ms/pool; target < 5 s); changed {changed}, infeasible {infeasible}; "
+          f"(cpu {cpu_seconds:.2f} s; {out['per_pool_ms']} ms/pool; target < 5 s; {estimate.KERNELS} kernels); changed {changed}, infeasible {infeasible}; "
           + (f"wrote {path}" if write else "results file not written (non-default --pools)"))
 
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from allot.pools.domain.estimate import MemberEstimate, evidence_rows, shrink_rows
+from allot.pools.domain.estimate import MemberEstimate, evidence_rows, kernels, shrink_tuples
 from allot.pools.domain.models import (
     AllocationPlan,
     CompositeWeights,
@@ -32,6 +32,10 @@ __all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
 CONTINUATION_Z_FACTOR = 1.0
 #: Optimism (posterior standard deviations) used to place the exploration share.
 EXPLORATION_KAPPA = 1.5
+
+_solve = kernels.solve
+# Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
+(_HAS_DATA, _REF, _ROAS, _RAW, _ELAST, _LOGVAR, _POSTVAR, _SHRINK, _BASE, _RECENT, _PENALTY, _FREQ, _DECAY, _SAT_A, _SAT_S) = range(15)
 
 _EXCLUDED_TEXT = "excluded: {why}; budget left as is and not counted in the pool sum"
 
@@ -108,54 +112,6 @@ def solve_targets(
         c.append(math.log(max(a / s, 1e-300)))
         k.append(weights[i] * s)
     return _solve(c, k, lo, hi, total, optimism)
-
-
-def _solve(
-    c0: list[float], k: list[float], lo: list[float], hi: list[float], total: int, optimism: Sequence[float] | None
-) -> tuple[list[float], float]:
-    """:func:`solve_targets` on precomputed log(A / s) (``c0``), slopes w * s (``k``) and float bounds."""
-    if sum(lo) >= total:
-        return lo, math.inf
-    if sum(hi) <= total:
-        return hi, 0.0
-    if optimism is not None:
-        c = [ci + oi for ci, oi in zip(c0, optimism)]
-    else:
-        c = [ci + 0.0 for ci in c0]
-    # Start from the unclipped solution, then Newton on the piecewise-linear sum.
-    ks = sum(k)
-    lg = (sum(ki * ci for ki, ci in zip(k, c)) - total) / ks
-    xs: list[float] = lo
-    a_, b_ = math.inf, -math.inf
-    rows = list(zip(k, c, lo, hi))
-    isfinite = math.isfinite
-    for _ in range(60):
-        s_ = 0.0
-        d = 0.0
-        xs = []
-        append = xs.append
-        for ki, ci, li, hi_ in rows:
-            x = ki * (ci - lg)
-            if x <= li:
-                x = li
-            elif x >= hi_:
-                x = hi_
-            else:
-                d += ki
-            s_ += x
-            append(x)
-        err = s_ - total
-        if abs(err) <= 0.01:
-            break
-        if err > 0:
-            b_ = lg
-        else:
-            a_ = lg
-        nxt = lg + err / d if d > 0 else lg + (1.0 if err > 0 else -1.0)
-        if not (b_ < nxt < a_):
-            nxt = 0.5 * (a_ + b_) if isfinite(a_) and isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
-        lg = nxt
-    return xs, math.exp(lg) if lg < 700 else math.inf
 
 
 def plan_allocation(
@@ -256,7 +212,7 @@ def plan_allocation(
     hget = history.get
     evidence = evidence_rows([hget(i, ()) for i in ids], pool, now, conv_value, cw)
     ref_spend = B / n if n else 1.0
-    estimates = shrink_rows(evidence, current, pool, ref_spend, cw)
+    estimates = shrink_tuples(evidence, current, pool, ref_spend, cw)
 
     mem_empty = MemberMemory()
     mems = [memories.get(i) or mem_empty for i in ids]
@@ -277,7 +233,8 @@ def plan_allocation(
         c0: list[float] = []
         k: list[float] = []
         for e, wt, c in zip(estimates, weights, current):
-            a, s_ = e.saturation()
+            a = e[_SAT_A]
+            s_ = e[_SAT_S]
             r = a / s_
             c0.append(log(1e-300 if 1e-300 > r else r))
             k.append(wt * s_)
@@ -288,7 +245,7 @@ def plan_allocation(
         pool_lambda = lam if math.isfinite(lam) else None
         targets = greedy
         if pool.exploration_share > 0:
-            boosts = [EXPLORATION_KAPPA * math.sqrt(e.post_var) for e in estimates]
+            boosts = [EXPLORATION_KAPPA * math.sqrt(e[_POSTVAR]) for e in estimates]
             optimistic, _ = _solve(c0, k, lo_f, hi_f, B, boosts)
             delta = [o - g for o, g in zip(optimistic, greedy)]
             pos = sum(d for d in delta if d > 0)
@@ -403,15 +360,18 @@ def plan_allocation(
         t = targets[i]
         prev = mb.current_budget_cents
         action = "increase" if new > prev else "decrease" if new < prev else "hold"
-        base = f"{e.baseline_roas:.2f}" if e.baseline_roas is not None else "n/a"
-        recent = f"{e.recent_roas:.2f}" if e.recent_roas is not None else "n/a"
+        baseline_roas = e[_BASE]
+        recent_roas = e[_RECENT]
+        base = f"{baseline_roas:.2f}" if baseline_roas is not None else "n/a"
+        recent = f"{recent_roas:.2f}" if recent_roas is not None else "n/a"
         if c >= 1:
             mu = mu_now[i]  # e.marginal(max(c, 1), weight) with max(c, 1) == c
         else:
-            mu = e.marginal(1, mb.weight)
+            mu = e[_SAT_A] / e[_SAT_S] * exp(-1 / (mb.weight * e[_SAT_S]))  # MemberEstimate.marginal(1, weight)
+        penalty = e[_PENALTY]
         risk = (
-            f"; risk penalty {1 - e.risk_penalty:.0%} (frequency {e.frequency_risk:.2f}, engagement decay {e.engagement_decay:.2f})"
-            if e.risk_penalty < 1.0 else ""
+            f"; risk penalty {1 - penalty:.0%} (frequency {e[_FREQ]:.2f}, engagement decay {e[_DECAY]:.2f})"
+            if penalty < 1.0 else ""
         )
         reasons: list[str] = []
         if c != prev:
@@ -436,14 +396,14 @@ def plan_allocation(
             reasons.append("held: " + (reason[i] or "no qualifying signal"))
         text = (
             f"{prev / 100:,.2f} {cur} -> {new / 100:,.2f} {cur}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
-            f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e.elasticity:.2f}, z {zs[i]:+.1f}); "
-            f"shrinkage {e.shrinkage:.0%} toward pool{'' if e.has_data else ' (no usable history)'}{risk}; "
+            f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e[_ELAST]:.2f}, z {zs[i]:+.1f}); "
+            f"shrinkage {e[_SHRINK]:.0%} toward pool{'' if e[_HAS_DATA] else ' (no usable history)'}{risk}; "
             f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)
         )
         append(
             _new_allocation(
-                mb.member_id, prev, new, action, text, e.baseline_roas, e.recent_roas, mu if isfinite(mu) else None,
-                e.elasticity, e.shrinkage, int(round(t)), counts[i], tuple(reasons),
+                mb.member_id, prev, new, action, text, baseline_roas, recent_roas, mu if isfinite(mu) else None,
+                e[_ELAST], e[_SHRINK], int(round(t)), counts[i], tuple(reasons),
             )
         )
     new_state = EngineState(members=new_memories, frozen_until=None, frozen_reason=None, last_plan_at=now)
@@ -455,7 +415,7 @@ def plan_allocation(
 
 
 def _signals(
-    pool: PoolSettings, now: datetime, lam: float | None, estimates: Sequence[MemberEstimate], current: Sequence[int],
+    pool: PoolSettings, now: datetime, lam: float | None, estimates: Sequence[tuple], current: Sequence[int],
     targets: Sequence[float], greedy: Sequence[float], mems: Sequence[MemberMemory], mu_now: Sequence[float],
     zs: list[float], dirs_: list[int], counts: list[int], cooling: list[bool], explore: list[bool], ready: list[bool], reason: list[str],
 ) -> None:
@@ -475,13 +435,13 @@ def _signals(
     num = den = 0.0
     for e, mu0 in zip(estimates, mu_now):
         if 0 < mu0 < inf:
-            lv = e.log_var
+            lv = e[_LOGVAR]
             p = 1.0 / (1e-9 if 1e-9 > lv else lv)
             num += p * log(mu0)
             den += p
     if den > 0:
         lam = math.exp(num / den)
-    variances = sorted(e.log_var for e in estimates)
+    variances = sorted(e[_LOGVAR] for e in estimates)
     median_var = variances[len(variances) // 2] if variances else 0.0
     equal_share = sum(current) / n if n else 0.0
     log_lam = log(lam) if lam and lam > 0 and math.isfinite(lam) else None
@@ -506,13 +466,13 @@ def _signals(
         elif math.isinf(mu):
             z = inf
         else:
-            pv = e.post_var
+            pv = e[_POSTVAR]
             z = (log(1e-12 if 1e-12 > mu else mu) - log_lam) / sqrt(1e-9 if 1e-9 > pv else pv)
         zs[i] = z
         if direction != 0:
             greedy_gap = greedy[i] - c
             supported = z * direction >= evidence_z and greedy_gap * direction >= thr
-            uncertain = e.log_var >= 2.0 * median_var or c <= 0.6 * equal_share
+            uncertain = e[_LOGVAR] >= 2.0 * median_var or c <= 0.6 * equal_share
             ex = direction > 0 and not supported and gap >= thr and uncertain
             if not supported and not ex:
                 reason[i] = f"gap not backed by evidence (z={z:+.1f}, needs {evidence_z:g})"

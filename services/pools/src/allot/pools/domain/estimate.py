@@ -23,34 +23,68 @@ with little data borrow strength from the pool.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.machinery
+import importlib.util
 import math
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from types import ModuleType
 
+from allot.pools.domain import _kernels
+from allot.pools.domain._kernels import LN2 as _LN2
+from allot.pools.domain._kernels import maturation_at, saturation_ratio
 from allot.pools.domain.models import CompositeWeights, MetricInterval, PoolSettings
 
 __all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "saturation_ratio", "shrink_to_pool"]
 
-_LN2 = math.log(2.0)
-_RECENT_H = 72.0
-_PRIOR_ELASTICITY_SD = 0.15
-_TAU2_MIN = 0.0004
-_TAU2_SINGLE = 0.09
-_NO_DATA_VAR = 1e6
-_MAX_PULL_SD = 1.0
+
+def _native_kernels() -> ModuleType | None:
+    """The mypyc-compiled copy of :mod:`~allot.pools.domain._kernels`, if it was built from exactly this source.
+
+    Built (optionally) by ``services/pools/build_native.py`` into ``services/pools/build/native``; any
+    problem (not built, stale, other interpreter, ``ALLOT_POOLS_PURE=1``) means the pure-Python kernels.
+    Loading a module is the only file access here; the estimator itself does no I/O.
+    """
+    if os.environ.get("ALLOT_POOLS_PURE"):
+        return None
+    try:
+        source = Path(_kernels.__file__).resolve()
+        build = source.parents[4] / "build" / "native"
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        module = None
+        # mypyc's output: the compiled code (``..__mypyc``), then the shim module that imports it.
+        for stem in ("_kernels_native__mypyc", "_kernels_native"):
+            path = next((build / (stem + sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES if (build / (stem + sfx)).is_file()), None)
+            if path is None:
+                if stem.endswith("__mypyc"):
+                    continue
+                return None
+            name = f"allot.pools.domain.{stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                return None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        if module is None or getattr(module, "__source_sha256__", None) != digest:
+            return None
+        return module
+    except Exception:  # an accelerator that cannot load is simply not used
+        return None
 
 
-def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> float:
-    """Share of an interval's conversions/revenue reported ``age_hours`` after its end (piecewise linear, 1.0 after the last point)."""
-    if age_hours <= curve[0][0]:
-        return curve[0][1]
-    prev_h, prev_f = curve[0]
-    for h, f in curve[1:]:
-        if age_hours <= h:
-            return prev_f + (f - prev_f) * (age_hours - prev_h) / (h - prev_h)
-        prev_h, prev_f = h, f
-    return 1.0
+_native = _native_kernels()
+#: Which kernels compute evidence and shrinkage in this process: "native" (mypyc) or "python".
+KERNELS = "native" if _native is not None else "python"
+#: The kernels module in use (the compiled copy or the pure-Python one); the engine calls its ``solve``.
+kernels: ModuleType = _native or _kernels
+_evidence_kernel = kernels.evidence_kernel
+_shrink_kernel = kernels.shrink_kernel
 
 
 @dataclass(slots=True)
@@ -107,104 +141,10 @@ def evidence_rows(
     The arithmetic per interval is the same, in the same order, as the one-member definition.
     """
     cw = cw or pool.composite
-    w_rev = cw.roas
-    w_conv = cw.cpa * conv_value
-    track_risk = (cw.frequency_risk + cw.engagement_decay) > 0
-    now_ts = now.timestamp()
-    horizon_h = pool.lookback_days * 24.0
-    decay = _LN2 / (pool.recency_half_life_days * 24.0)
-    curve = pool.maturation_curve
-    first_h, first_f = curve[0]
-    last_h = curve[-1][0]
-    min_f = pool.min_maturity
-    exp = math.exp
-    recent_h = _RECENT_H
-    # end_ts -> (status, f, recency weight, recent?); status 0 outside the window, 1 too fresh, 2 corrected, 3 matured.
-    ages: dict[float, tuple[int, float, float, bool]] = {}
-    aget = ages.get
-    out: list[tuple] = []
-    append = out.append
-    for history in histories:
-        n_used = n_fresh = n_corr = 0
-        spend_t = value_t = conv_t = rspend = rvalue = 0.0
-        w = ww = wx = wxx = wy = wxy = wyy = rconv_w = 0.0
-        imp_t = clk_t = fq_t = rimp = rclk = rfq = 0.0
-        for iv in history:
-            end_ts = iv.end_ts
-            ent = aget(end_ts)
-            if ent is None:
-                age_h = (now_ts - end_ts) / 3600.0
-                if age_h < 0 or age_h > horizon_h:
-                    ent = (0, 0.0, 0.0, False)
-                elif age_h >= last_h:
-                    ent = (3, 1.0, exp(-age_h * decay), age_h <= recent_h)
-                else:
-                    f = first_f if age_h <= first_h else maturation_at(age_h, curve)
-                    ent = (1, f, 0.0, False) if f < min_f else (2, f, exp(-age_h * decay), age_h <= recent_h)
-                ages[end_ts] = ent
-            st, f, rec, recent = ent
-            if st == 3:
-                hours = iv.hours
-                if hours <= 0:
-                    continue
-                spend = iv.spend_cents
-                conv = iv.conversions
-                value = w_rev * iv.revenue_cents + w_conv * conv  # / f with f == 1.0
-                rate = 24.0 / hours
-                om = rec / rate  # rec * f / rate with f == 1.0
-                conv_t += conv
-            elif st == 2:
-                n_corr += 1
-                hours = iv.hours
-                if hours <= 0:
-                    continue
-                spend = iv.spend_cents
-                conv = iv.conversions
-                value = (w_rev * iv.revenue_cents + w_conv * conv) / f
-                rate = 24.0 / hours
-                om = rec * f / rate
-                conv_t += conv / f
-            else:
-                if st:
-                    n_fresh += 1
-                continue
-            x = spend * rate
-            y = value * rate
-            n_used += 1
-            spend_t += spend
-            value_t += value
-            rconv_w += rec * conv
-            w += om
-            ww += om * om
-            omx = om * x
-            wx += omx
-            wxx += omx * x
-            omy = om * y
-            wy += omy
-            wxy += omx * y
-            wyy += omy * y
-            if recent:
-                rspend += spend
-                rvalue += value
-            if track_risk:
-                imp = iv.impressions
-                if imp > 0:
-                    clk = iv.clicks
-                    fq = iv.frequency
-                    imp_t += imp
-                    clk_t += clk
-                    if fq is not None:
-                        fq_t += fq * imp
-                    if recent:
-                        rimp += imp
-                        rclk += clk
-                        if fq is not None:
-                            rfq += fq * imp
-        append((
-            n_used, n_fresh, n_corr, spend_t, value_t, conv_t, rspend, rvalue,
-            w, ww, wx, wxx, wy, wxy, wyy, rconv_w, imp_t, clk_t, fq_t, rimp, rclk, rfq,
-        ))
-    return out
+    return _evidence_kernel(
+        histories, now.timestamp(), pool.lookback_days * 24.0, _LN2 / (pool.recency_half_life_days * 24.0),
+        pool.maturation_curve, pool.min_maturity, cw.roas, cw.cpa * conv_value, (cw.frequency_risk + cw.engagement_decay) > 0,
+    )
 
 
 @dataclass(slots=True)
@@ -242,45 +182,6 @@ class MemberEstimate:
         return a / s * math.exp(-max(0.0, spend_cents) / (weight * s))
 
 
-_U_CACHE: dict[int, float] = {}
-
-
-def saturation_ratio(elasticity: float) -> float:
-    """u = x/s at which the saturating curve 1 - exp(-u) has the given local elasticity u e^-u / (1 - e^-u)."""
-    key = int(round(elasticity * 1000))
-    u = _U_CACHE.get(key)
-    if u is not None:
-        return u
-    b = min(0.995, max(0.005, key / 1000.0))
-    lo, hi = 1e-6, 50.0
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        e = mid * math.exp(-mid) / (1.0 - math.exp(-mid))
-        if e > b:
-            lo = mid
-        else:
-            hi = mid
-    u = 0.5 * (lo + hi)
-    _U_CACHE[key] = u
-    return u
-
-
-def _risk(imp: float, rimp: float, fq: float, rfq: float, clk: float, rclk: float) -> tuple[float, float]:
-    """(frequency risk, engagement decay) from total and recent impressions, frequency*impressions and clicks."""
-    freq_risk = 0.0
-    decay = 0.0
-    if rimp > 0 and imp > rimp:
-        old_imp = imp - rimp
-        if rfq > 0 and fq > rfq:
-            f_old = (fq - rfq) / old_imp
-            f_new = rfq / rimp
-            if f_old > 0:
-                freq_risk = min(1.0, max(0.0, (f_new / f_old - 1.0) / 0.5))
-        ctr_old = (clk - rclk) / old_imp
-        ctr_new = rclk / rimp
-        if ctr_old > 0 and (clk - rclk) >= 30:
-            decay = min(1.0, max(0.0, (1.0 - ctr_new / ctr_old) / 0.5))
-    return freq_risk, decay
 
 
 def _row(ev: Evidence) -> tuple:
@@ -302,118 +203,14 @@ def shrink_rows(
     evidence: Sequence[tuple], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float, cw: CompositeWeights | None = None
 ) -> list[MemberEstimate]:
     """:func:`shrink_to_pool` on evidence rows as returned by :func:`evidence_rows` (same arithmetic)."""
-    b0 = pool.prior_elasticity
-    prior_prec_b = 1.0 / (_PRIOR_ELASTICITY_SD**2)
+    return [MemberEstimate(*r[:13]) for r in shrink_tuples(evidence, current_cents, pool, ref_spend, cw)]
+
+
+def shrink_tuples(
+    evidence: Sequence[tuple], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float, cw: CompositeWeights | None = None
+) -> list[tuple]:
+    """:func:`shrink_rows` as plain tuples (the engine's hot path): the :class:`MemberEstimate` fields in order, then the
+    A and s of its :meth:`~MemberEstimate.saturation`."""
     cw = cw or pool.composite
-    log = math.log
-    log_ref = log(max(ref_spend, 1.0))
-    # has_data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref)
-    rows: list[tuple[bool, float, float, float, float, float]] = []
-    dispersions: list[float] = []
-    for ev, cur in zip(evidence, current_cents):
-        ew = ev[_W]
-        ewx = ev[_WX]
-        if ew <= 0 or ewx <= 0:
-            x0 = float(max(cur, 1))
-            rows.append((False, x0, 0.0, b0, _NO_DATA_VAR, (b0 - 1.0) * (log_ref - log(x0))))
-            continue
-        xbar = ewx / ew
-        ybar = ev[_WY] / ew
-        eww = ev[_WW]
-        n_eff = ew * ew / eww if eww > 0 else 1.0
-        var_x = ev[_WXX] / ew - xbar * xbar
-        var_x = var_x if var_x > 0.0 else 0.0  # max(0.0, ...)
-        var_y = ev[_WYY] / ew - ybar * ybar
-        var_y = var_y if var_y > 0.0 else 0.0
-        b = b0
-        if ybar > 0:
-            rc = ev[_RCONV]
-            var_pois = 1.0 / (rc if rc > 0.5 else 0.5)
-            var_emp = var_y / (ybar * ybar * n_eff)
-            # Overdispersion is calibrated across the pool below (a member's own spread also holds its trend).
-            var = var_pois
-            dispersions.append(var_emp / var_pois)
-            rel_var_x = var_x / (xbar * xbar)
-            # Platform pacing jitter (a few %) is not a spend experiment: fit only on real budget variation.
-            if rel_var_x > 0.01 and n_eff > 3:
-                cov = ev[_WXY] / ew - xbar * ybar
-                b_hat = cov / var_x * xbar / ybar
-                var_b = var_y / (var_x * n_eff) * (xbar / ybar) ** 2
-                prec = 1.0 / var_b if var_b > 0 else 0.0
-                b = (b0 * prior_prec_b + b_hat * prec) / (prior_prec_b + prec)
-                b = min(0.9, max(0.15, b))
-            level = ybar / xbar
-        else:
-            # Spent without any value yet: a weak, uncertain estimate near zero.
-            var = 1.0 / max(ev[_RCONV] + 0.5, 0.5) + 1.0
-            level = 0.0
-        rows.append((True, xbar, level, b, var, (b - 1.0) * (log_ref - log(xbar))))
-    # Pool-wide overdispersion (median ratio of observed to count-based variance, at least 1): robust to
-    # one member whose spread is a real trend (a fader) rather than noise.
-    if dispersions:
-        phi = max(1.0, sorted(dispersions)[len(dispersions) // 2])
-        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v, pj) for h, x, lv, b, v, pj in rows]
-    # Project every level to the common reference spend so concavity does not masquerade as quality.
-    floor_level = 0.0
-    positive = [r[2] for r in rows if r[0] and r[2] > 0]
-    if positive:
-        floor_level = 0.1 * sorted(positive)[len(positive) // 2]
-    thetas: list[tuple[float, float]] = []
-    own: list[float] = []
-    for has, xbar, level, b, var, proj in rows:
-        if has:
-            lv = max(level, floor_level, 1e-9)
-            t = log(lv) + proj
-            thetas.append((t, var))
-            own.append(t)
-        else:
-            own.append(0.0)
-    if thetas:
-        precs = [1.0 / v for _, v in thetas]
-        mean = sum(t * p for (t, _), p in zip(thetas, precs)) / sum(precs)
-        if len(thetas) >= 2:
-            between = sum((t - mean) ** 2 for t, _ in thetas) / (len(thetas) - 1)
-            within = sum(v for _, v in thetas) / len(thetas)
-            tau2 = max(_TAU2_MIN, between - within)
-        else:
-            tau2 = _TAU2_SINGLE
-    else:
-        mean, tau2 = math.log(2.0), _TAU2_SINGLE
-    out: list[MemberEstimate] = []
-    append = out.append
-    sqrt = math.sqrt
-    exp = math.exp
-    copysign = math.copysign
-    cw_freq = cw.frequency_risk
-    cw_decay = cw.engagement_decay
-    inv_tau2 = 1.0 / tau2
-    for ev, (has, xbar, level, b, var, proj), theta in zip(evidence, rows, own):
-        if not has:
-            theta = mean
-        shrink = var / (var + tau2)
-        post = mean + (1.0 - shrink) * (theta - mean)
-        # Limited translation (Efron-Morris): never pull a member more than _MAX_PULL_SD of its own
-        # standard errors, so one genuinely different member among few is not averaged away.
-        pull_cap = _MAX_PULL_SD * sqrt(var)
-        if abs(post - theta) > pull_cap:
-            post = theta + copysign(pull_cap, post - theta)
-        shrink = abs(post - theta) / abs(theta - mean) if abs(theta - mean) > 1e-12 else shrink
-        post_var = 1.0 / (1.0 / var + inv_tau2)
-        if has and ev[19] > 0:
-            freq_risk, decay = _risk(ev[16], ev[19], ev[18], ev[21], ev[17], ev[20])
-        else:
-            freq_risk = decay = 0.0
-        penalty = 1.0 - cw_freq * freq_risk - cw_decay * decay
-        penalty = penalty if penalty > 0.5 else 0.5  # max(0.5, ...)
-        roas_ref = exp(post - proj) * penalty
-        spend = ev[3]
-        rspend = ev[6]
-        append(
-            MemberEstimate(
-                has, xbar, roas_ref, level, b, var, post_var, shrink,
-                (ev[4] / spend) if spend > 0 else None,
-                (ev[7] / rspend) if rspend > 0 else None,
-                penalty, freq_risk, decay,
-            )
-        )
-    return out
+    log_ref = math.log(max(ref_spend, 1.0))
+    return _shrink_kernel(evidence, current_cents, pool.prior_elasticity, log_ref, cw.frequency_risk, cw.engagement_decay)

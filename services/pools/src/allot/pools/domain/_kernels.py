@@ -1,0 +1,343 @@
+"""Numeric kernels of the estimator: evidence from metric history and the pool shrinkage (pure, standard library only).
+
+``allot.pools.domain.estimate`` defines what they compute and is the module to call; this one holds
+only the arithmetic, on plain numbers and tuples, so that it can also be compiled with mypyc
+(``services/pools/build_native.py``). The compiled copy is used only when it was built from exactly
+this source (its hash is checked at import), otherwise this pure-Python module runs: both give the
+same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+from allot.pools.domain.models import MetricInterval
+
+LN2: Final = math.log(2.0)
+RECENT_H: Final = 72.0
+PRIOR_ELASTICITY_SD: Final = 0.15
+TAU2_MIN: Final = 0.0004
+TAU2_SINGLE: Final = 0.09
+NO_DATA_VAR: Final = 1e6
+MAX_PULL_SD: Final = 1.0
+
+#: An evidence row: the fields of ``estimate.Evidence`` in order (3 counts, then 19 sums).
+EvidenceRow = tuple[
+    int, int, int, float, float, float, float, float, float, float, float,
+    float, float, float, float, float, float, float, float, float, float, float,
+]
+#: A member's estimate: the fields of ``estimate.MemberEstimate`` in order, then A and s of its saturation().
+EstimateRow = tuple[
+    bool, float, float, float, float, float, float, float, float | None, float | None, float, float, float, float, float,
+]
+# Positions in an evidence row.
+W: Final = 8
+WW: Final = 9
+WX: Final = 10
+WXX: Final = 11
+WY: Final = 12
+WXY: Final = 13
+WYY: Final = 14
+RCONV: Final = 15
+
+
+def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> float:
+    """Share of an interval's conversions/revenue reported ``age_hours`` after its end (piecewise linear, 1.0 after the last point)."""
+    if age_hours <= curve[0][0]:
+        return curve[0][1]
+    prev_h, prev_f = curve[0]
+    for h, f in curve[1:]:
+        if age_hours <= h:
+            return prev_f + (f - prev_f) * (age_hours - prev_h) / (h - prev_h)
+        prev_h, prev_f = h, f
+    return 1.0
+
+
+_U_CACHE: dict[int, float] = {}
+
+
+def saturation_ratio(elasticity: float) -> float:
+    """u = x/s at which the saturating curve 1 - math.exp(-u) has the given local elasticity u e^-u / (1 - e^-u)."""
+    key = int(round(elasticity * 1000))
+    u = _U_CACHE.get(key)
+    if u is not None:
+        return u
+    b = min(0.995, max(0.005, key / 1000.0))
+    lo, hi = 1e-6, 50.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        e = mid * math.exp(-mid) / (1.0 - math.exp(-mid))
+        if e > b:
+            lo = mid
+        else:
+            hi = mid
+    u = 0.5 * (lo + hi)
+    _U_CACHE[key] = u
+    return u
+
+
+def evidence_kernel(
+    histories: Sequence[Sequence[MetricInterval]], now_ts: float, horizon_h: float, decay: float,
+    curve: Sequence[tuple[float, float]], min_f: float, w_rev: float, w_conv: float, track_risk: bool,
+) -> list[EvidenceRow]:
+    """Evidence rows (see ``estimate.evidence_rows``) from the pool's parameters as plain numbers.
+
+    Everything that depends only on an interval's end (age, maturation fraction, recency weight) is
+    computed once per distinct end time in this call: members of a pool report on the same grain.
+    """
+    first_h, first_f = curve[0]
+    last_h = curve[-1][0]
+    recent_h = RECENT_H
+    # end_ts -> (status, f, recency weight, recent?); status 0 outside the window, 1 too fresh, 2 corrected, 3 matured.
+    ages: dict[float, tuple[int, float, float, bool]] = {}
+    out: list[EvidenceRow] = []
+    for history in histories:
+        n_used = n_fresh = n_corr = 0
+        spend_t = value_t = conv_t = rspend = rvalue = 0.0
+        w = ww = wx = wxx = wy = wxy = wyy = rconv_w = 0.0
+        imp_t = clk_t = fq_t = rimp = rclk = rfq = 0.0
+        for iv in history:
+            end_ts, rate, spend, revenue, conv, imp, clk, fqi = iv.row
+            ent = ages.get(end_ts)
+            if ent is None:
+                age_h = (now_ts - end_ts) / 3600.0
+                if age_h < 0 or age_h > horizon_h:
+                    ent = (0, 0.0, 0.0, False)
+                elif age_h >= last_h:
+                    ent = (3, 1.0, math.exp(-age_h * decay), age_h <= recent_h)
+                else:
+                    f = first_f if age_h <= first_h else maturation_at(age_h, curve)
+                    ent = (1, f, 0.0, False) if f < min_f else (2, f, math.exp(-age_h * decay), age_h <= recent_h)
+                ages[end_ts] = ent
+            st, f, rec, recent = ent
+            if st == 3:
+                if not rate:  # hours <= 0
+                    continue
+                value = w_rev * revenue + w_conv * conv  # / f with f == 1.0
+                om = rec / rate  # rec * f / rate with f == 1.0
+                conv_t += conv
+            elif st == 2:
+                n_corr += 1
+                if not rate:
+                    continue
+                value = (w_rev * revenue + w_conv * conv) / f
+                om = rec * f / rate
+                conv_t += conv / f
+            else:
+                if st:
+                    n_fresh += 1
+                continue
+            x = spend * rate
+            y = value * rate
+            n_used += 1
+            spend_t += spend
+            value_t += value
+            rconv_w += rec * conv
+            w += om
+            ww += om * om
+            omx = om * x
+            wx += omx
+            wxx += omx * x
+            omy = om * y
+            wy += omy
+            wxy += omx * y
+            wyy += omy * y
+            if recent:
+                rspend += spend
+                rvalue += value
+                if track_risk and imp > 0:
+                    imp_t += imp
+                    clk_t += clk
+                    fq_t += fqi
+                    rimp += imp
+                    rclk += clk
+                    rfq += fqi
+            elif track_risk and imp > 0:
+                imp_t += imp
+                clk_t += clk
+                fq_t += fqi
+        out.append((
+            n_used, n_fresh, n_corr, spend_t, value_t, conv_t, rspend, rvalue,
+            w, ww, wx, wxx, wy, wxy, wyy, rconv_w, imp_t, clk_t, fq_t, rimp, rclk, rfq,
+        ))
+    return out
+
+
+def risk(imp: float, rimp: float, fq: float, rfq: float, clk: float, rclk: float) -> tuple[float, float]:
+    """(frequency risk, engagement decay) from total and recent impressions, frequency*impressions and clicks."""
+    freq_risk = 0.0
+    decay = 0.0
+    if rimp > 0 and imp > rimp:
+        old_imp = imp - rimp
+        if rfq > 0 and fq > rfq:
+            f_old = (fq - rfq) / old_imp
+            f_new = rfq / rimp
+            if f_old > 0:
+                freq_risk = min(1.0, max(0.0, (f_new / f_old - 1.0) / 0.5))
+        ctr_old = (clk - rclk) / old_imp
+        ctr_new = rclk / rimp
+        if ctr_old > 0 and (clk - rclk) >= 30:
+            decay = min(1.0, max(0.0, (1.0 - ctr_new / ctr_old) / 0.5))
+    return freq_risk, decay
+
+
+def shrink_kernel(
+    evidence: Sequence[EvidenceRow], current_cents: Sequence[int], b0: float, log_ref: float, cw_freq: float, cw_decay: float
+) -> list[EstimateRow]:
+    """``estimate.shrink_rows`` as plain tuples: the :class:`~allot.pools.domain.estimate.MemberEstimate` fields in order, then A and s of its saturation()."""
+    prior_prec_b = 1.0 / (PRIOR_ELASTICITY_SD**2)
+    # has_data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref)
+    rows: list[tuple[bool, float, float, float, float, float]] = []
+    dispersions: list[float] = []
+    for ev, cur in zip(evidence, current_cents):
+        ew = ev[W]
+        ewx = ev[WX]
+        if ew <= 0 or ewx <= 0:
+            x0 = float(max(cur, 1))
+            rows.append((False, x0, 0.0, b0, NO_DATA_VAR, (b0 - 1.0) * (log_ref - math.log(x0))))
+            continue
+        xbar = ewx / ew
+        ybar = ev[WY] / ew
+        eww = ev[WW]
+        n_eff = ew * ew / eww if eww > 0 else 1.0
+        var_x = ev[WXX] / ew - xbar * xbar
+        var_x = var_x if var_x > 0.0 else 0.0  # max(0.0, ...)
+        var_y = ev[WYY] / ew - ybar * ybar
+        var_y = var_y if var_y > 0.0 else 0.0
+        b = b0
+        if ybar > 0:
+            rc = ev[RCONV]
+            var_pois = 1.0 / (rc if rc > 0.5 else 0.5)
+            var_emp = var_y / (ybar * ybar * n_eff)
+            # Overdispersion is calibrated across the pool below (a member's own spread also holds its trend).
+            var = var_pois
+            dispersions.append(var_emp / var_pois)
+            rel_var_x = var_x / (xbar * xbar)
+            # Platform pacing jitter (a few %) is not a spend experiment: fit only on real budget variation.
+            if rel_var_x > 0.01 and n_eff > 3:
+                cov = ev[WXY] / ew - xbar * ybar
+                b_hat = cov / var_x * xbar / ybar
+                var_b = var_y / (var_x * n_eff) * (xbar / ybar) ** 2
+                prec = 1.0 / var_b if var_b > 0 else 0.0
+                b = (b0 * prior_prec_b + b_hat * prec) / (prior_prec_b + prec)
+                b = min(0.9, max(0.15, b))
+            level = ybar / xbar
+        else:
+            # Spent without any value yet: a weak, uncertain estimate near zero.
+            var = 1.0 / max(ev[RCONV] + 0.5, 0.5) + 1.0
+            level = 0.0
+        rows.append((True, xbar, level, b, var, (b - 1.0) * (log_ref - math.log(xbar))))
+    # Pool-wide overdispersion (median ratio of observed to count-based variance, at least 1): robust to
+    # one member whose spread is a real trend (a fader) rather than noise.
+    if dispersions:
+        phi = max(1.0, sorted(dispersions)[len(dispersions) // 2])
+        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v, pj) for h, x, lv, b, v, pj in rows]
+    # Project every level to the common reference spend so concavity does not masquerade as quality.
+    floor_level = 0.0
+    positive = [r[2] for r in rows if r[0] and r[2] > 0]
+    if positive:
+        floor_level = 0.1 * sorted(positive)[len(positive) // 2]
+    thetas: list[tuple[float, float]] = []
+    own: list[float] = []
+    for has, xbar, level, b, var, proj in rows:
+        if has:
+            lv = max(level, floor_level, 1e-9)
+            t = math.log(lv) + proj
+            thetas.append((t, var))
+            own.append(t)
+        else:
+            own.append(0.0)
+    if thetas:
+        precs = [1.0 / v for _, v in thetas]
+        mean = sum((t * p for (t, _), p in zip(thetas, precs)), 0.0) / sum(precs, 0.0)
+        if len(thetas) >= 2:
+            between = sum(((t - mean) ** 2 for t, _ in thetas), 0.0) / (len(thetas) - 1)
+            within = sum((v for _, v in thetas), 0.0) / len(thetas)
+            tau2 = max(TAU2_MIN, between - within)
+        else:
+            tau2 = TAU2_SINGLE
+    else:
+        mean, tau2 = math.log(2.0), TAU2_SINGLE
+    out: list[EstimateRow] = []
+    inv_tau2 = 1.0 / tau2
+    for ev, (has, xbar, level, b, var, proj), theta in zip(evidence, rows, own):
+        if not has:
+            theta = mean
+        shrink = var / (var + tau2)
+        post = mean + (1.0 - shrink) * (theta - mean)
+        # Limited translation (Efron-Morris): never pull a member more than MAX_PULL_SD of its own
+        # standard errors, so one genuinely different member among few is not averaged away.
+        pull_cap = MAX_PULL_SD * math.sqrt(var)
+        if abs(post - theta) > pull_cap:
+            post = theta + math.copysign(pull_cap, post - theta)
+        shrink = abs(post - theta) / abs(theta - mean) if abs(theta - mean) > 1e-12 else shrink
+        post_var = 1.0 / (1.0 / var + inv_tau2)
+        if has and ev[19] > 0:
+            freq_risk, decay = risk(ev[16], ev[19], ev[18], ev[21], ev[17], ev[20])
+        else:
+            freq_risk = decay = 0.0
+        penalty = 1.0 - cw_freq * freq_risk - cw_decay * decay
+        penalty = penalty if penalty > 0.5 else 0.5  # max(0.5, ...)
+        roas_ref = math.exp(post - proj) * penalty
+        u = saturation_ratio(b)
+        spend = ev[3]
+        rspend = ev[6]
+        out.append(
+            (
+                has, xbar, roas_ref, level, b, var, post_var, shrink,
+                (ev[4] / spend) if spend > 0 else None,
+                (ev[7] / rspend) if rspend > 0 else None,
+                penalty, freq_risk, decay,
+                # (A, s) of the calibrated curve, as MemberEstimate.saturation() computes them
+                roas_ref * xbar / (1.0 - math.exp(-u)), xbar / u,
+            )
+        )
+    return out
+
+
+def solve(
+    c0: list[float], k: list[float], lo: list[float], hi: list[float], total: int, optimism: Sequence[float] | None
+) -> tuple[list[float], float]:
+    """``engine.solve_targets`` on precomputed log(A / s) (``c0``), slopes w * s (``k``) and float bounds."""
+    if sum(lo, 0.0) >= total:
+        return lo, math.inf
+    if sum(hi, 0.0) <= total:
+        return hi, 0.0
+    if optimism is not None:
+        c = [ci + oi for ci, oi in zip(c0, optimism)]
+    else:
+        c = [ci + 0.0 for ci in c0]
+    # Start from the unclipped solution, then Newton on the piecewise-linear sum.
+    ks = sum(k, 0.0)
+    lg = (sum((ki * ci for ki, ci in zip(k, c)), 0.0) - total) / ks
+    xs: list[float] = lo
+    a_, b_ = math.inf, -math.inf
+    rows = list(zip(k, c, lo, hi))
+    for _ in range(60):
+        s_ = 0.0
+        d = 0.0
+        xs = []
+        for ki, ci, li, hi_ in rows:
+            x = ki * (ci - lg)
+            if x <= li:
+                x = li
+            elif x >= hi_:
+                x = hi_
+            else:
+                d += ki
+            s_ += x
+            xs.append(x)
+        err = s_ - total
+        if abs(err) <= 0.01:
+            break
+        if err > 0:
+            b_ = lg
+        else:
+            a_ = lg
+        nxt = lg + err / d if d > 0 else lg + (1.0 if err > 0 else -1.0)
+        if not (b_ < nxt < a_):
+            nxt = 0.5 * (a_ + b_) if math.isfinite(a_) and math.isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
+        lg = nxt
+    return xs, math.exp(lg) if lg < 700 else math.inf
