@@ -17,7 +17,10 @@ from allot.pools.domain.models import MetricInterval
 
 LN2: Final = math.log(2.0)
 RECENT_H: Final = 72.0
-PRIOR_ELASTICITY_SD: Final = 0.15
+#: Prior standard deviation of a member's elasticity around ``PoolSettings.prior_elasticity``. Wide enough
+#: that real budget variation (e.g. a newcomer ramped up, a strong member that stops paying off at a
+#: larger budget) moves the curve's shape within days; 0.15 held it at the prior for weeks.
+PRIOR_ELASTICITY_SD: Final = 0.25
 TAU2_MIN: Final = 0.0004
 TAU2_SINGLE: Final = 0.09
 NO_DATA_VAR: Final = 1e6

@@ -34,6 +34,7 @@ CONTINUATION_Z_FACTOR = 1.0
 EXPLORATION_KAPPA = 1.5
 
 _solve = kernels.solve
+_EMPTY_MEMORY = MemberMemory()
 # Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
 (_HAS_DATA, _REF, _ROAS, _RAW, _ELAST, _LOGVAR, _POSTVAR, _SHRINK, _BASE, _RECENT, _PENALTY, _FREQ, _DECAY, _SAT_A, _SAT_S) = range(15)
 
@@ -214,7 +215,7 @@ def plan_allocation(
     ref_spend = B / n if n else 1.0
     estimates = shrink_tuples(evidence, current, pool, ref_spend, cw)
 
-    mem_empty = MemberMemory()
+    mem_empty = _EMPTY_MEMORY
     mems = [memories.get(i) or mem_empty for i in ids]
     targets: list[float] = [0.0] * n
     greedy: list[float] = [0.0] * n
@@ -288,8 +289,9 @@ def plan_allocation(
                 ready[i] = False
                 reason[i] = "signal held but the possible move is below the minimum change or blocked by a bound"
     prio = [(t - c) / (c if c > 1 else 1) for t, c in zip(targets, current)]
-    up_order = sorted(range(n), key=lambda i: (-prio[i], ids[i]))
-    down_order = sorted(range(n), key=lambda i: (prio[i], ids[i]))
+    # Orders by (-prio, id) and (prio, id), ties by position (as a stable sort by those keys).
+    up_order = [i for _, _, i in sorted(zip([-p for p in prio], ids, range(n)))]
+    down_order = [i for _, _, i in sorted(zip(prio, ids, range(n)))]
     new_budgets, missing = realize_moves(
         current, B, up_wanted=up_w, down_wanted=down_w, up_room=up_room, down_room=down_room,
         up_order=up_order, down_order=down_order, min_change=m,
@@ -394,8 +396,9 @@ def plan_allocation(
             elif new <= lo and t <= lo + 0.5:
                 reasons.append("held at its floor")
             reasons.append("held: " + (reason[i] or "no qualifying signal"))
+        prev_txt = f"{prev / 100:,.2f} {cur}"
         text = (
-            f"{prev / 100:,.2f} {cur} -> {new / 100:,.2f} {cur}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
+            f"{prev_txt} -> {prev_txt if new == prev else f'{new / 100:,.2f} {cur}'}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
             f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e[_ELAST]:.2f}, z {zs[i]:+.1f}); "
             f"shrinkage {e[_SHRINK]:.0%} toward pool{'' if e[_HAS_DATA] else ' (no usable history)'}{risk}; "
             f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)

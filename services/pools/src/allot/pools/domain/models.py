@@ -48,10 +48,14 @@ class CompositeWeights:
 
 
 def default_composite(metric: OptimizationMetric) -> CompositeWeights:
-    """Composite weights implied by the optimisation metric when the pool sets none."""
+    """Composite weights implied by the optimisation metric when the pool sets none (shared frozen instances)."""
     if metric in (OptimizationMetric.CPA, OptimizationMetric.CONVERSIONS):
-        return CompositeWeights(roas=0.0, cpa=1.0)
-    return CompositeWeights(roas=1.0, cpa=0.0)
+        return _CONVERSION_COMPOSITE
+    return _REVENUE_COMPOSITE
+
+
+_CONVERSION_COMPOSITE = CompositeWeights(roas=0.0, cpa=1.0)
+_REVENUE_COMPOSITE = CompositeWeights(roas=1.0, cpa=0.0)
 
 
 @dataclass(frozen=True, slots=True)
