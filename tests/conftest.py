@@ -59,7 +59,7 @@ def database_url() -> Iterator[str]:
     if _docker_available():
         from testcontainers.postgres import PostgresContainer
 
-        with PostgresContainer("postgres:16-alpine", driver=None) as pg:
+        with PostgresContainer("postgres:18-alpine", driver=None) as pg:
             yield pg.get_connection_url()
         return
     from allot.runtime.embedded import start_postgres

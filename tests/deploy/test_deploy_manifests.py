@@ -322,7 +322,7 @@ def test_compose_has_every_service_and_pinned_infrastructure(compose: dict[str, 
     services = compose["services"]
     assert set(services) == {"kafka", "postgres", "topics", *IMAGE_SERVICES}
     assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
-    assert re.fullmatch(r"postgres:16\.\d+(-[a-z]+)?", services["postgres"]["image"])
+    assert re.fullmatch(r"postgres:18\.\d+(-[a-z]+)?", services["postgres"]["image"])
     for name, svc in services.items():
         if "image" in svc:
             assert not svc["image"].endswith(":latest"), name

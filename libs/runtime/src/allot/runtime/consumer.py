@@ -9,6 +9,11 @@ Delivery semantics (why it is safe to replay any topic from any offset):
   oversized, or a handler's ``PoisonEvent``) go to ``<topic>.dlq`` through the same outbox, with the
   reason in headers, and are marked processed: the partition keeps flowing and nothing is lost.
 - Errors that may pass (database or network down) roll back and retry with backoff, never DLQ.
+- A topic registered with ``by_key=True`` (its handler writes only rows owned by the record's key) has
+  each batch split by key into ``parallelism`` groups, applied concurrently in their own transactions:
+  one group's Python work overlaps the other's database work. A key's events stay in one group, in
+  order; the batch is acknowledged only when every group has committed, and a group that committed
+  before another failed is skipped on re-delivery by its processed ids.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ from allot.runtime.metrics import (
 from allot.runtime.outbox import add_events, add_records
 
 log = get_logger(__name__)
+
+#: A batch is split into key groups only when each group gets at least this many records.
+MIN_GROUP_SIZE = 50
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -119,44 +127,77 @@ class IdempotentConsumer:
 
     def __init__(self, *, service: str, group: str, pool: asyncpg.Pool, clock: Clock,
                  on_commit: Callable[[], None] | None = None, max_isolation_attempts: int = 2,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, parallelism: int = 2) -> None:
         self.service = service
         self.group = group
         self.pool = pool
         self.clock = clock
         self.on_commit = on_commit or (lambda: None)
         self.handlers: dict[str, Handler] = {}
+        self.by_key: set[str] = set()
+        self.parallelism = max(1, parallelism)
         self.max_isolation_attempts = max_isolation_attempts
         self.extra = extra if extra is not None else {}
+        #: how long transient errors (database/network down) are retried before the batch is re-delivered
+        self.transient_deadline_s = 30.0
 
-    def handle(self, topic: str, handler: Handler) -> None:
+    def handle(self, topic: str, handler: Handler, *, by_key: bool = False) -> None:
+        """Register ``handler`` for ``topic``; ``by_key=True`` promises it writes only rows owned by the
+        record key (e.g. per-entity projections), so a batch may be applied as concurrent key groups."""
         self.handlers[topic] = handler
+        if by_key:
+            self.by_key.add(topic)
+        else:
+            self.by_key.discard(topic)
 
     async def process_records(self, records: Sequence[Any]) -> None:
         """Apply a fetched batch (possibly several topics) in order of topic; raise only to get it re-delivered."""
         BATCH_SIZE.labels(self.service).observe(len(records))
         by_topic: dict[str, list[_Item]] = {}
         for rec in records:
-            item = _Item(rec)
-            try:
-                item.envelope = decode(rec.topic, rec.value)
-            except PoisonMessage as exc:
-                item.poison = (exc.reason, exc.detail)
-            by_topic.setdefault(rec.topic, []).append(item)
+            by_topic.setdefault(rec.topic, []).append(_Item(rec))
         for topic, items in by_topic.items():
             handler = self.handlers.get(topic)
             if handler is None:
-                for it in items:
-                    it.poison = it.poison or ("no_handler", f"{self.service} has no handler for {topic}")
                 handler = _noop
             started = time.perf_counter()
-            await self._apply_with_retry(topic, handler, items)
+            groups = self._key_groups(items) if topic in self.by_key else [items]
+            if len(groups) == 1:
+                await self._decode_and_apply(topic, handler, items)
+            else:
+                results = await asyncio.gather(*(self._decode_and_apply(topic, handler, g) for g in groups),
+                                               return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result  # every group has finished; the batch comes again, committed groups skip
             HANDLER_LATENCY.labels(self.service, topic).observe(time.perf_counter() - started)
+
+    def _key_groups(self, items: list[_Item]) -> list[list[_Item]]:
+        """Split by record key (a key's events stay together, in order); small batches stay whole."""
+        n = self.parallelism if len(items) >= MIN_GROUP_SIZE * 2 else 1
+        if n == 1:
+            return [items]
+        groups: list[list[_Item]] = [[] for _ in range(n)]
+        for it in items:
+            groups[zlib.crc32(it.record.key or b"") % n].append(it)
+        return [g for g in groups if g]
+
+    async def _decode_and_apply(self, topic: str, handler: Handler, items: list[_Item]) -> None:
+        """Decode here, not up front: a group's decoding then runs while another group waits on Postgres."""
+        known = topic in self.handlers
+        for it in items:
+            try:
+                it.envelope = decode(topic, it.record.value)
+            except PoisonMessage as exc:
+                it.poison = (exc.reason, exc.detail)
+            if not known:
+                it.poison = it.poison or ("no_handler", f"{self.service} has no handler for {topic}")
+        await self._apply_with_retry(topic, handler, items)
 
     async def _apply_with_retry(self, topic: str, handler: Handler, items: list[_Item]) -> None:
         failures = 0
         backoff = 0.1
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.transient_deadline_s
         while True:
             try:
                 await self._apply(topic, handler, items)

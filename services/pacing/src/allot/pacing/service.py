@@ -19,6 +19,7 @@ async def on_start(ctx: ServiceContext) -> None:
 SPEC = ServiceSpec(
     name="pacing",
     migrations_package="allot.pacing.migrations",
+    consumes_by_key=frozenset({"metrics.ingested"}),
     consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed,
               "guardrail.blocked": on_guardrail_blocked},
     produces=["pacing.snapshot_taken", "pacing.deviation_detected", "pacing.reallocation_recommended",

@@ -23,6 +23,7 @@ async def on_start(ctx: ServiceContext) -> None:
 SPEC = ServiceSpec(
     name="pools",
     migrations_package="allot.pools.migrations",
+    consumes_by_key=frozenset({"metrics.ingested"}),
     consumes={
         "metrics.ingested": on_metrics_ingested,
         "guardrail.blocked": on_guardrail_blocked,

@@ -1,7 +1,7 @@
 """Thin consumers: the metric projection, and outcomes of this service's own change sets.
 
 - metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
-  latest per (entity, interval_start), rebuild the touched UTC daily buckets, refresh the entity from
+  latest per (entity, interval_start), add each kept report's change to its UTC daily bucket, refresh the entity from
   its latest report. Set-based SQL; replaying any report changes nothing.
 - guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
   on the rule's action (→ the execution's per-entity outcome, pending / failure backoff / circuit
@@ -46,8 +46,7 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) ->
         held_entity = latest.get((ws, m.entity_id))
         if held_entity is None or (entity[10], entity[11]) > (held_entity[10], held_entity[11]):
             latest[(ws, m.entity_id)] = entity
-    changed = await pg.upsert_intervals(ctx.conn, list(intervals.values()))
-    await pg.rebuild_daily(ctx.conn, changed)
+    await pg.project_intervals(ctx.conn, list(intervals.values()))
     await pg.upsert_entities(ctx.conn, list(latest.values()))
 
 

@@ -11,6 +11,7 @@ from allot.runtime.service import ServiceSpec
 SPEC = ServiceSpec(
     name="rules",
     migrations_package="allot.rules.migrations",
+    consumes_by_key=frozenset({"metrics.ingested"}),
     consumes={
         "metrics.ingested": on_metrics_ingested,
         "guardrail.blocked": on_guardrail_blocked,

@@ -43,20 +43,23 @@ def report_counters(
     extra: Mapping[str, int] | None = None,
 ) -> DailyCounters:
     """The counters of one report (universal fields + the known ``extra`` counters)."""
-    extra = extra or {}
-    meta: dict[str, int] = {}
-    for name, aliases in EXTRA_COUNTER_ALIASES.items():
-        value = next((extra[a] for a in aliases if a in extra), 0)
-        meta[name] = max(0, int(value))
-    return DailyCounters(
-        spend_cents=spend_cents,
-        impressions=impressions,
-        clicks=clicks,
-        conversions=conversions,
-        revenue_cents=revenue_cents,
-        reach=reach,
-        **meta,
-    )
+    if not extra:  # the common case (no platform-specific counters): no per-alias lookups
+        return DailyCounters(spend_cents, impressions, clicks, conversions, revenue_cents, reach, 0, 0, 0, 0, 0, 0, 0)
+    meta = []
+    for aliases in _ALIASES:
+        value = 0
+        for alias in aliases:
+            if alias in extra:
+                value = extra[alias]
+                break
+        meta.append(max(0, int(value)))
+    return DailyCounters(spend_cents, impressions, clicks, conversions, revenue_cents, reach, *meta)
+
+
+# The extra counters in DailyCounters' positional order (checked at import).
+_ALIASES: Final[tuple[tuple[str, ...], ...]] = tuple(EXTRA_COUNTER_ALIASES.values())
+if tuple(EXTRA_COUNTER_ALIASES) != DailyCounters._fields[6:]:
+    raise RuntimeError("EXTRA_COUNTER_ALIASES must list DailyCounters' extra fields in order")
 
 
 def newer_report(a: tuple[object, DailyCounters], b: tuple[object, DailyCounters]) -> bool:
