@@ -347,13 +347,14 @@ def plan_allocation(
     exp = math.exp
     isfinite = math.isfinite
     for mb in members:
-        i = index.get(mb.member_id)
-        if i is None:
+        j = index.get(mb.member_id)
+        if j is None:
             why = "paused" if mb.paused else "inactive"
             append(
                 MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded", _EXCLUDED_TEXT.format(why=why))
             )
             continue
+        i = j
         # The line of the (last) eligible member with this id, as _explain writes it.
         e = estimates[i]
         mb = eligible[i]
