@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -119,6 +120,14 @@ async def open_database(dsn: str, schema: str, service_package: str | None, comp
         migrations += load_migrations(component, service_package)
     await migrate(pool, schema, migrations)
     return pool
+
+
+def json_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """A batch as one JSON parameter for ``json_populate_recordset(NULL::table, $1::json)``.
+
+    orjson encodes it and Postgres parses it once; binding one typed array per column costs the service
+    more CPU per row than the whole upsert costs Postgres (measured in bench/load.py)."""
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def migrations_dir(package: str) -> Path:

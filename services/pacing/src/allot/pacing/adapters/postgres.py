@@ -9,6 +9,8 @@ from typing import Any
 
 import asyncpg
 
+from allot.runtime.db import json_rows
+
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
 
 
@@ -160,14 +162,10 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
     """
     if not rows:
         return
-    cols = list(zip(*rows, strict=True))
     await conn.execute(
-        """
-        INSERT INTO metric_reports AS m (workspace_id, platform, entity_id, interval_start, interval_end,
-            reported_at, event_id, ad_account_id, entity_type, currency, spend_cents, impressions, daily_budget_cents)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                             $6::timestamptz[], $7::uuid[], $8::text[], $9::text[], $10::text[], $11::bigint[],
-                             $12::bigint[], $13::bigint[])
+        f"""
+        INSERT INTO metric_reports AS m ({_REPORT_COLUMNS_SQL})
+        SELECT {_REPORT_COLUMNS_SQL} FROM json_populate_recordset(NULL::metric_reports, $1::json)
         ON CONFLICT (workspace_id, platform, entity_id, interval_start) DO UPDATE SET
             interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
             ad_account_id = EXCLUDED.ad_account_id, entity_type = EXCLUDED.entity_type,
@@ -175,8 +173,13 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
             daily_budget_cents = EXCLUDED.daily_budget_cents
         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (m.reported_at, m.event_id)
         """,
-        *[list(c) for c in cols],
+        json_rows(_REPORT_COLUMNS, rows),
     )
+
+
+_REPORT_COLUMNS = ("workspace_id", "platform", "entity_id", "interval_start", "interval_end", "reported_at", "event_id",
+                   "ad_account_id", "entity_type", "currency", "spend_cents", "impressions", "daily_budget_cents")
+_REPORT_COLUMNS_SQL = ", ".join(_REPORT_COLUMNS)
 
 
 async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:

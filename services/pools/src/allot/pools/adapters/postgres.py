@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
+from allot.runtime.db import json_rows
+
 Row: TypeAlias = asyncpg.Record
 
 SETTINGS_COLUMNS = (
@@ -367,20 +369,22 @@ async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...
     impressions, clicks, reach), at most one per key; a stored report is replaced only by a later one."""
     if not rows:
         return
-    cols = [list(c) for c in zip(*rows, strict=True)]
     await conn.execute(
-        """INSERT INTO member_metrics (workspace_id, entity_id, interval_start, interval_end, reported_at, spend_cents,
-                                       revenue_cents, conversions, impressions, clicks, reach)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
-                                $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+        f"""INSERT INTO member_metrics ({_METRIC_COLUMNS_SQL})
+           SELECT {_METRIC_COLUMNS_SQL} FROM json_populate_recordset(NULL::member_metrics, $1::json)
            ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
               SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at,
                   spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
                   conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
                   clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
             WHERE EXCLUDED.reported_at > member_metrics.reported_at""",
-        *cols,
+        json_rows(_METRIC_COLUMNS, rows),
     )
+
+
+_METRIC_COLUMNS = ("workspace_id", "entity_id", "interval_start", "interval_end", "reported_at", "spend_cents",
+                   "revenue_cents", "conversions", "impressions", "clicks", "reach")
+_METRIC_COLUMNS_SQL = ", ".join(_METRIC_COLUMNS)
 
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -388,20 +392,22 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     currency, reported_at), one per entity; the latest report wins (a report without a budget keeps the known one)."""
     if not rows:
         return
-    cols = [list(c) for c in zip(*rows, strict=True)]
     await conn.execute(
-        """INSERT INTO entities (workspace_id, entity_id, platform, ad_account_id, entity_type, entity_name, status,
-                                 daily_budget_cents, currency, reported_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                $8::bigint[], $9::text[], $10::timestamptz[])
+        f"""INSERT INTO entities ({_ENTITY_COLUMNS_SQL})
+           SELECT {_ENTITY_COLUMNS_SQL} FROM json_populate_recordset(NULL::entities, $1::json)
            ON CONFLICT (workspace_id, entity_id) DO UPDATE
               SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
                   entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
                   daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
                   currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
             WHERE EXCLUDED.reported_at > entities.reported_at""",
-        *cols,
+        json_rows(_ENTITY_COLUMNS, rows),
     )
+
+
+_ENTITY_COLUMNS = ("workspace_id", "entity_id", "platform", "ad_account_id", "entity_type", "entity_name", "status",
+                   "daily_budget_cents", "currency", "reported_at")
+_ENTITY_COLUMNS_SQL = ", ".join(_ENTITY_COLUMNS)
 
 
 async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
