@@ -35,6 +35,17 @@ EvidenceRow = tuple[
 EstimateRow = tuple[
     bool, float, float, float, float, float, float, float, float | None, float | None, float, float, float, float, float,
 ]
+# Positions in an estimate row.
+E_HAS_DATA: Final = 0
+E_ELAST: Final = 4
+E_SHRINK: Final = 7
+E_BASE: Final = 8
+E_RECENT: Final = 9
+E_PENALTY: Final = 10
+E_FREQ: Final = 11
+E_DECAY: Final = 12
+E_SAT_A: Final = 13
+E_SAT_S: Final = 14
 # Positions in an evidence row.
 W: Final = 8
 WW: Final = 9
@@ -344,3 +355,65 @@ def solve(
             nxt = 0.5 * (a_ + b_) if math.isfinite(a_) and math.isfinite(b_) else lg + (1.0 if err > 0 else -1.0)
         lg = nxt
     return xs, math.exp(lg) if lg < 700 else math.inf
+
+
+def explain(
+    prevs: list[int], news: list[int], current: list[int], targets: list[float], los: list[int], his: list[int],
+    steps: list[int], ready: list[bool], explore: list[bool], counts: list[int], reason: list[str], zs: list[float],
+    estimates: list[EstimateRow], mu_now: list[float], weights: list[float], need: int, cur: str, lam_txt: str, capped_txt: str,
+) -> list[tuple[str, str, tuple[str, ...], float]]:
+    """Each eligible member's plan line: (action, explanation text, reasons, marginal return at its budget) (see ``engine``)."""
+    out: list[tuple[str, str, tuple[str, ...], float]] = []
+    for i in range(len(prevs)):
+        e = estimates[i]
+        new = news[i]
+        c = current[i]
+        t = targets[i]
+        prev = prevs[i]
+        action = "increase" if new > prev else "decrease" if new < prev else "hold"
+        baseline_roas = e[E_BASE]
+        recent_roas = e[E_RECENT]
+        base = f"{baseline_roas:.2f}" if baseline_roas is not None else "n/a"
+        recent = f"{recent_roas:.2f}" if recent_roas is not None else "n/a"
+        if c >= 1:
+            mu = mu_now[i]  # e.marginal(max(c, 1), weight) with max(c, 1) == c
+        else:
+            mu = e[E_SAT_A] / e[E_SAT_S] * math.exp(-1 / (weights[i] * e[E_SAT_S]))  # MemberEstimate.marginal(1, weight)
+        penalty = e[E_PENALTY]
+        risk = (
+            f"; risk penalty {1 - penalty:.0%} (frequency {e[E_FREQ]:.2f}, engagement decay {e[E_DECAY]:.2f})"
+            if penalty < 1.0 else ""
+        )
+        reasons: list[str] = []
+        if c != prev:
+            reasons.append(f"moved onto its {'floor' if c > prev else 'ceiling'} {c / 100:,.2f} {cur}")
+        if new != c:
+            if ready[i]:
+                why = "exploration of an uncertain member" if explore[i] else "marginal return held above/below the pool"
+                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur}: {why} for {counts[i]} plans")
+            elif need != 0:
+                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to bring the pool sum to the daily budget")
+            else:
+                reasons.append(
+                    f"{action} {(new - prev) / 100:,.2f} {cur} to fund/absorb moves of stronger evidence (lowest/highest marginal first)"
+                )
+            if abs(new - c) == steps[i]:
+                reasons.append(capped_txt)
+        else:
+            hi = his[i]
+            lo = los[i]
+            if new >= hi and t >= hi - 0.5:
+                reasons.append("held at its ceiling")
+            elif new <= lo and t <= lo + 0.5:
+                reasons.append("held at its floor")
+            reasons.append("held: " + (reason[i] or "no qualifying signal"))
+        prev_txt = f"{prev / 100:,.2f} {cur}"
+        new_txt = prev_txt if new == prev else f"{new / 100:,.2f} {cur}"
+        text = (
+            f"{prev_txt} -> {new_txt}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
+            f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e[E_ELAST]:.2f}, z {zs[i]:+.1f}); "
+            f"shrinkage {e[E_SHRINK]:.0%} toward pool{'' if e[E_HAS_DATA] else ' (no usable history)'}{risk}; "
+            f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)
+        )
+        out.append((action, text, tuple(reasons), mu))
+    return out

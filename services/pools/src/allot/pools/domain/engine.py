@@ -34,6 +34,7 @@ CONTINUATION_Z_FACTOR = 1.0
 EXPLORATION_KAPPA = 1.5
 
 _solve = kernels.solve
+_explain = kernels.explain
 _EMPTY_MEMORY = MemberMemory()
 # Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
 (_HAS_DATA, _REF, _ROAS, _RAW, _ELAST, _LOGVAR, _POSTVAR, _SHRINK, _BASE, _RECENT, _PENALTY, _FREQ, _DECAY, _SAT_A, _SAT_S) = range(15)
@@ -344,8 +345,12 @@ def plan_allocation(
     index = {mid: i for i, mid in enumerate(ids)}
     lam_txt = f"{pool_lambda:.2f}" if pool_lambda is not None else "n/a"
     capped_txt = f"capped by the {pool.max_change_pct:g}% step limit"
-    exp = math.exp
     isfinite = math.isfinite
+    prevs = [mb.current_budget_cents for mb in eligible]
+    lines = _explain(
+        prevs, new_budgets, current, targets, los, his, steps, ready, explore, counts, reason, zs, estimates, mu_now, weights,
+        need, cur, lam_txt, capped_txt,
+    )
     for mb in members:
         j = index.get(mb.member_id)
         if j is None:
@@ -354,60 +359,13 @@ def plan_allocation(
                 MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded", _EXCLUDED_TEXT.format(why=why))
             )
             continue
-        i = j
-        # The line of the (last) eligible member with this id, as _explain writes it.
-        e = estimates[i]
-        mb = eligible[i]
-        new = new_budgets[i]
-        c = current[i]
-        t = targets[i]
-        prev = mb.current_budget_cents
-        action = "increase" if new > prev else "decrease" if new < prev else "hold"
-        baseline_roas = e[_BASE]
-        recent_roas = e[_RECENT]
-        base = f"{baseline_roas:.2f}" if baseline_roas is not None else "n/a"
-        recent = f"{recent_roas:.2f}" if recent_roas is not None else "n/a"
-        if c >= 1:
-            mu = mu_now[i]  # e.marginal(max(c, 1), weight) with max(c, 1) == c
-        else:
-            mu = e[_SAT_A] / e[_SAT_S] * exp(-1 / (mb.weight * e[_SAT_S]))  # MemberEstimate.marginal(1, weight)
-        penalty = e[_PENALTY]
-        risk = (
-            f"; risk penalty {1 - penalty:.0%} (frequency {e[_FREQ]:.2f}, engagement decay {e[_DECAY]:.2f})"
-            if penalty < 1.0 else ""
-        )
-        reasons: list[str] = []
-        if c != prev:
-            reasons.append(f"moved onto its {'floor' if c > prev else 'ceiling'} {c / 100:,.2f} {cur}")
-        if new != c:
-            if ready[i]:
-                why = "exploration of an uncertain member" if explore[i] else "marginal return held above/below the pool"
-                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur}: {why} for {counts[i]} plans")
-            elif need != 0:
-                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to bring the pool sum to the daily budget")
-            else:
-                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to fund/absorb moves of stronger evidence (lowest/highest marginal first)")
-            if abs(new - c) == steps[i]:
-                reasons.append(capped_txt)
-        else:
-            hi = his[i]
-            lo = los[i]
-            if new >= hi and t >= hi - 0.5:
-                reasons.append("held at its ceiling")
-            elif new <= lo and t <= lo + 0.5:
-                reasons.append("held at its floor")
-            reasons.append("held: " + (reason[i] or "no qualifying signal"))
-        prev_txt = f"{prev / 100:,.2f} {cur}"
-        text = (
-            f"{prev_txt} -> {prev_txt if new == prev else f'{new / 100:,.2f} {cur}'}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
-            f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e[_ELAST]:.2f}, z {zs[i]:+.1f}); "
-            f"shrinkage {e[_SHRINK]:.0%} toward pool{'' if e[_HAS_DATA] else ' (no usable history)'}{risk}; "
-            f"target {t / 100:,.2f} {cur}. " + "; ".join(reasons)
-        )
+        # The line of the (last) eligible member with this id.
+        e = estimates[j]
+        action, text, reasons, mu = lines[j]
         append(
             _new_allocation(
-                mb.member_id, prev, new, action, text, baseline_roas, recent_roas, mu if isfinite(mu) else None,
-                e[_ELAST], e[_SHRINK], int(round(t)), counts[i], tuple(reasons),
+                mb.member_id, prevs[j], new_budgets[j], action, text, e[_BASE], e[_RECENT], mu if isfinite(mu) else None,
+                e[_ELAST], e[_SHRINK], int(round(targets[j])), counts[j], reasons,
             )
         )
     new_state = EngineState(members=new_memories, frozen_until=None, frozen_reason=None, last_plan_at=now)
