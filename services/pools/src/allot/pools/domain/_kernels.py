@@ -38,6 +38,8 @@ EstimateRow = tuple[
 # Positions in an estimate row.
 E_HAS_DATA: Final = 0
 E_ELAST: Final = 4
+E_LOGVAR: Final = 5
+E_POSTVAR: Final = 6
 E_SHRINK: Final = 7
 E_BASE: Final = 8
 E_RECENT: Final = 9
@@ -417,3 +419,87 @@ def explain(
         )
         out.append((action, text, tuple(reasons), mu))
     return out
+
+
+def signals(
+    m: int, db: float, evidence_z: float, cont_z: float, persistence: int, cooldown_h: float, cont_cooldown_h: float,
+    lam: float | None, estimates: list[EstimateRow], current: list[int], targets: list[float], greedy: list[float],
+    mu_now: list[float], pend_dir: list[int], pend_cnt: list[int], since_h: list[float | None], last_dir: list[int],
+    zs: list[float], dirs_: list[int], counts: list[int], cooling: list[bool], explore: list[bool], ready: list[bool], reason: list[str],
+) -> None:
+    """Direction, evidence, persistence and cooldown of each member's pull toward its target (fills the per-member lists).
+
+    Per member, from its memory: the pending direction and count, the hours since its last change
+    (None: never changed) and the direction of that change (0: none). See ``engine._signals``.
+
+    Exploration (an increase without the usual evidence) is reserved for members that are new or
+    starved: own-estimate variance at least twice the pool median, or a budget at most 60% of an
+    equal share.
+    """
+    n = len(current)
+    inf = math.inf
+    # Evidence is judged at CURRENT budgets: "holding" is right when marginal returns are equal now,
+    # so a move needs this member's marginal to differ from the pool's current (precision-weighted) one.
+    num = den = 0.0
+    for e, mu0 in zip(estimates, mu_now):
+        if 0 < mu0 < inf:
+            lv = e[E_LOGVAR]
+            p = 1.0 / (1e-9 if 1e-9 > lv else lv)
+            num += p * math.log(mu0)
+            den += p
+    if den > 0:
+        lam = math.exp(num / den)
+    variances = sorted(e[E_LOGVAR] for e in estimates)
+    median_var = variances[len(variances) // 2] if variances else 0.0
+    equal_share = sum(current) / n if n else 0.0
+    log_lam = math.log(lam) if lam and lam > 0 and math.isfinite(lam) else None
+    for i in range(n):
+        e = estimates[i]
+        c = current[i]
+        gap = targets[i] - c
+        thr = db * c
+        thr = thr if thr > m else m  # max(m, db * c)
+        direction = 0
+        if abs(gap) >= thr:
+            direction = 1 if gap > 0 else -1
+        mu = mu_now[i]
+        if log_lam is None:
+            z = 0.0
+        elif math.isinf(mu):
+            z = inf
+        else:
+            pv = e[E_POSTVAR]
+            z = (math.log(1e-12 if 1e-12 > mu else mu) - log_lam) / math.sqrt(1e-9 if 1e-9 > pv else pv)
+        zs[i] = z
+        if direction != 0:
+            greedy_gap = greedy[i] - c
+            supported = z * direction >= evidence_z and greedy_gap * direction >= thr
+            uncertain = e[E_LOGVAR] >= 2.0 * median_var or c <= 0.6 * equal_share
+            ex = direction > 0 and not supported and gap >= thr and uncertain
+            if not supported and not ex:
+                reason[i] = f"gap not backed by evidence (z={z:+.1f}, needs {evidence_z:g})"
+                direction = 0
+            explore[i] = ex
+        if direction != 0 and direction == pend_dir[i]:
+            count = pend_cnt[i] + 1
+        else:
+            count = 1 if direction != 0 else 0
+        dirs_[i] = direction
+        counts[i] = count
+        since = since_h[i]
+        in_cooldown = False
+        cooldown = cooldown_h
+        if since is not None:
+            if direction != 0 and last_dir[i] == direction and z * direction >= cont_z and abs(gap) >= 2 * thr:
+                cooldown = cont_cooldown_h
+            in_cooldown = since < cooldown
+        cooling[i] = in_cooldown
+        rdy = direction != 0 and count >= persistence and not in_cooldown
+        ready[i] = rdy
+        if direction != 0 and not rdy:
+            if in_cooldown:
+                reason[i] = f"cooldown: last change {since:.0f} h ago (< {cooldown:g} h)"
+            else:
+                reason[i] = f"signal held {count}/{persistence} consecutive plans"
+        elif direction == 0 and not reason[i]:
+            reason[i] = f"within deadband (target {targets[i] / 100:,.2f} vs current {c / 100:,.2f})"

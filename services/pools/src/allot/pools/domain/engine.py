@@ -35,6 +35,7 @@ EXPLORATION_KAPPA = 1.5
 
 _solve = kernels.solve
 _explain = kernels.explain
+_signals_kernel = kernels.signals
 _EMPTY_MEMORY = MemberMemory()
 # Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
 (_HAS_DATA, _REF, _ROAS, _RAW, _ELAST, _LOGVAR, _POSTVAR, _SHRINK, _BASE, _RECENT, _PENALTY, _FREQ, _DECAY, _SAT_A, _SAT_S) = range(15)
@@ -377,94 +378,25 @@ def plan_allocation(
 
 
 def _signals(
-    pool: PoolSettings, now: datetime, lam: float | None, estimates: Sequence[tuple], current: Sequence[int],
-    targets: Sequence[float], greedy: Sequence[float], mems: Sequence[MemberMemory], mu_now: Sequence[float],
+    pool: PoolSettings, now: datetime, lam: float | None, estimates: list[tuple], current: list[int],
+    targets: list[float], greedy: list[float], mems: Sequence[MemberMemory], mu_now: list[float],
     zs: list[float], dirs_: list[int], counts: list[int], cooling: list[bool], explore: list[bool], ready: list[bool], reason: list[str],
 ) -> None:
     """Direction, evidence, persistence and cooldown of each member's pull toward its target (fills the per-member lists).
 
     Exploration (an increase without the usual evidence) is reserved for members that are new or
     starved: own-estimate variance at least twice the pool median, or a budget at most 60% of an
-    equal share.
+    equal share. The arithmetic is ``kernels.signals``; this passes it the pool's rules and the memories.
     """
-    m = pool.min_budget_change_cents
-    n = len(current)
-    log = math.log
-    sqrt = math.sqrt
-    inf = math.inf
-    # Evidence is judged at CURRENT budgets: "holding" is right when marginal returns are equal now,
-    # so a move needs this member's marginal to differ from the pool's current (precision-weighted) one.
-    num = den = 0.0
-    for e, mu0 in zip(estimates, mu_now):
-        if 0 < mu0 < inf:
-            lv = e[_LOGVAR]
-            p = 1.0 / (1e-9 if 1e-9 > lv else lv)
-            num += p * log(mu0)
-            den += p
-    if den > 0:
-        lam = math.exp(num / den)
-    variances = sorted(e[_LOGVAR] for e in estimates)
-    median_var = variances[len(variances) // 2] if variances else 0.0
-    equal_share = sum(current) / n if n else 0.0
-    log_lam = log(lam) if lam and lam > 0 and math.isfinite(lam) else None
-    db = pool.deadband_pct / 100.0
     evidence_z = pool.evidence_z
-    cont_z = CONTINUATION_Z_FACTOR * evidence_z
-    persistence = pool.persistence_intervals
-    cooldown_h = pool.cooldown_hours
-    cont_cooldown_h = pool.continuation_cooldown_hours
-    for i in range(n):
-        e = estimates[i]
-        c = current[i]
-        gap = targets[i] - c
-        thr = db * c
-        thr = thr if thr > m else m  # max(m, db * c)
-        direction = 0
-        if abs(gap) >= thr:
-            direction = 1 if gap > 0 else -1
-        mu = mu_now[i]
-        if log_lam is None:
-            z = 0.0
-        elif math.isinf(mu):
-            z = inf
-        else:
-            pv = e[_POSTVAR]
-            z = (log(1e-12 if 1e-12 > mu else mu) - log_lam) / sqrt(1e-9 if 1e-9 > pv else pv)
-        zs[i] = z
-        if direction != 0:
-            greedy_gap = greedy[i] - c
-            supported = z * direction >= evidence_z and greedy_gap * direction >= thr
-            uncertain = e[_LOGVAR] >= 2.0 * median_var or c <= 0.6 * equal_share
-            ex = direction > 0 and not supported and gap >= thr and uncertain
-            if not supported and not ex:
-                reason[i] = f"gap not backed by evidence (z={z:+.1f}, needs {evidence_z:g})"
-                direction = 0
-            explore[i] = ex
-        mem = mems[i]
-        if direction != 0 and direction == mem.pending_direction:
-            count = mem.pending_count + 1
-        else:
-            count = 1 if direction != 0 else 0
-        dirs_[i] = direction
-        counts[i] = count
-        last = mem.last_change_at
-        in_cooldown = False
-        if last is not None:
-            cooldown = cooldown_h
-            rd = mem.recent_directions
-            if direction != 0 and rd and rd[-1] == direction and z * direction >= cont_z and abs(gap) >= 2 * thr:
-                cooldown = cont_cooldown_h
-            in_cooldown = hours_between(last, now) < cooldown
-        cooling[i] = in_cooldown
-        rdy = direction != 0 and count >= persistence and not in_cooldown
-        ready[i] = rdy
-        if direction != 0 and not rdy:
-            if in_cooldown:
-                reason[i] = f"cooldown: last change {hours_between(last, now):.0f} h ago (< {cooldown:g} h)"  # type: ignore[arg-type]
-            else:
-                reason[i] = f"signal held {count}/{persistence} consecutive plans"
-        elif direction == 0 and not reason[i]:
-            reason[i] = f"within deadband (target {targets[i] / 100:,.2f} vs current {c / 100:,.2f})"
+    _signals_kernel(
+        pool.min_budget_change_cents, pool.deadband_pct / 100.0, evidence_z, CONTINUATION_Z_FACTOR * evidence_z,
+        pool.persistence_intervals, pool.cooldown_hours, pool.continuation_cooldown_hours, lam, estimates, current, targets,
+        greedy, mu_now, [mm.pending_direction for mm in mems], [mm.pending_count for mm in mems],
+        [hours_between(mm.last_change_at, now) if mm.last_change_at is not None else None for mm in mems],
+        [mm.recent_directions[-1] if mm.recent_directions else 0 for mm in mems],
+        zs, dirs_, counts, cooling, explore, ready, reason,
+    )
 
 
 def _osc_reason(member_id: str, directions: Sequence[int], pool: PoolSettings) -> str:
