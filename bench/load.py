@@ -2,7 +2,10 @@
 consume→parse→produce loop on the same broker in the same run, consumer lag, and the latency from a metric
 that crosses a rule threshold to its action.executed (p50/p99), stage by stage.
 
-    python bench/load.py [--entities 5000] [--intervals 10] [--trials 60]
+    python bench/load.py [--entities 5000] [--intervals 6] [--trials 60] [--repeat 3]
+
+Each service is measured --repeat times (fresh schema and consumer group); each ratio uses the
+bare-loop runs just before and after it, and the summary gives the median, min and max ratio.
 
 Writes bench/results/load.json. Everything runs on this machine: the embedded broker and PostgreSQL,
 services as real processes (their Postgres writes included).
@@ -119,7 +122,8 @@ async def scrape_lag(url: str) -> int:
     return total
 
 
-async def measure_services(stack: RunningStack, services: list[str], expected: int, timeout_s: float = 600) -> dict[str, Any]:
+async def measure_services(stack: RunningStack, services: list[str], expected: int, timeout_s: float = 600,
+                           schemas: dict[str, str] | None = None) -> dict[str, Any]:
     """Wait until each service has applied every metrics event; sustained rate from its own commit timestamps."""
     conn = await asyncpg.connect(stack.database_url)
     max_lag = dict.fromkeys(services, 0)
@@ -133,7 +137,8 @@ async def measure_services(stack: RunningStack, services: list[str], expected: i
                 lag = await scrape_lag(stack.url(svc))
                 max_lag[svc] = max(max_lag[svc], lag)
                 row = await conn.fetchrow(
-                    f'SELECT count(*) AS n, min(processed_at) AS a, max(processed_at) AS b FROM "{svc}".processed_events '
+                    f'SELECT count(*) AS n, min(processed_at) AS a, max(processed_at) AS b '
+                    f'FROM "{(schemas or {}).get(svc, svc)}".processed_events '
                     "WHERE topic = 'metrics.ingested'")
                 if row["n"] >= expected:
                     secs = (row["b"] - row["a"]).total_seconds()
@@ -253,23 +258,39 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print("bare loop", bare_runs[-1], flush=True)
         raw_key, entry = generate_key(workspace, "admin")
         services = [s for s in args.services.split(",") if module_exists(f"allot.{s}.service")]
-        per_service: dict[str, Any] = {}
-        for svc in services:
-            stack = await asyncio.to_thread(start_stack, tmp / f"stack-{svc}", services=[svc], bootstrap=broker.bootstrap,
-                                database_url=pg.dsn, api_keys=[entry.model_dump()], quiet=True,
-                                extra_env={"ALLOT_DATABASE_SCHEMA": svc})
-            try:
-                per_service[svc] = (await measure_services(stack, [svc], expected))[svc]
-            finally:
-                await asyncio.to_thread(stack.stop)
-            # The machine is shared and noisy: the yardstick is re-measured after every service and the
-            # ratio uses the median of all yardstick runs of this benchmark.
-            bare_runs.append(await bare_loop(broker.bootstrap, expected))
-            print(svc, per_service[svc], "bare loop", bare_runs[-1], flush=True)
+        runs: dict[str, list[dict[str, Any]]] = {svc: [] for svc in services}
+        for rep in range(args.repeat):
+            for svc in services:
+                schema = f"{svc}_r{rep}"  # fresh processed ids and consumer group per repetition
+                stack = await asyncio.to_thread(start_stack, tmp / f"stack-{svc}-{rep}", services=[svc],
+                                                bootstrap=broker.bootstrap, database_url=pg.dsn,
+                                                api_keys=[entry.model_dump()], quiet=True,
+                                                extra_env={"ALLOT_DATABASE_SCHEMA": schema,
+                                                           "ALLOT_CONSUMER_GROUP": f"{svc}-r{rep}"})
+                try:
+                    row = (await measure_services(stack, [svc], expected, schemas={svc: schema}))[svc]
+                finally:
+                    await asyncio.to_thread(stack.stop)
+                # The machine is shared and noisy: the yardstick is re-measured after every service and each
+                # ratio uses the median of the yardstick runs around it (before and after).
+                bare_runs.append(await bare_loop(broker.bootstrap, expected))
+                around = [bare_runs[-2]["events_per_s"], bare_runs[-1]["events_per_s"]]
+                rate = row.get("events_per_s")
+                row["bare_loop_events_per_s"] = around
+                row["ratio_to_bare_loop"] = round(rate / statistics.mean(around), 3) if rate else None
+                runs[svc].append(row)
+                print(svc, row, flush=True)
         bare = statistics.median(r["events_per_s"] for r in bare_runs)
-        for svc, row in per_service.items():
-            rate = row.get("events_per_s")
-            row["ratio_to_bare_loop"] = round(rate / bare, 3) if rate else None
+        per_service: dict[str, Any] = {}
+        for svc, rows in runs.items():
+            ratios = [r["ratio_to_bare_loop"] for r in rows if r.get("ratio_to_bare_loop")]
+            per_service[svc] = {
+                "runs": rows,
+                "median_events_per_s": statistics.median(r["events_per_s"] for r in rows if r.get("events_per_s")),
+                "ratio_to_bare_loop": statistics.median(ratios) if ratios else None,
+                "ratio_min": min(ratios) if ratios else None,
+                "ratio_max": max(ratios) if ratios else None,
+            }
         result["bare_loop"] = {"events": expected, "runs_events_per_s": [r["events_per_s"] for r in bare_runs],
                                "median_events_per_s": bare}
         result["services_alone"] = per_service
@@ -300,6 +321,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--speed", type=float, default=1200.0, help="simulated seconds per real second")
     parser.add_argument("--services", default="pacing,rules,pools", help="which consumers to measure")
+    parser.add_argument("--repeat", type=int, default=3, help="measure every service this many times")
     parser.add_argument("--out", default="load.json", help="file name under bench/results")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1500
     kafka_max_batch: int = 500
+    consumer_group: str = Field(default="", description="Kafka consumer group; defaults to the service name.")
     consumer_parallelism: int = Field(
         default=2, ge=1, le=16,
         description="Concurrent key groups (a transaction and connection each) a by-key topic's batch is split into.")
