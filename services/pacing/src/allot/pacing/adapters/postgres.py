@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from allot.runtime.db import json_rows
+from allot.runtime.db import json_batch
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
 
@@ -165,7 +165,7 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
     await conn.execute(
         f"""
         INSERT INTO metric_reports AS m ({_REPORT_COLUMNS_SQL})
-        SELECT {_REPORT_COLUMNS_SQL} FROM json_populate_recordset(NULL::metric_reports, $1::json)
+        {json_batch(_REPORT_COLUMNS)}
         ON CONFLICT (workspace_id, platform, entity_id, interval_start) DO UPDATE SET
             interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
             ad_account_id = EXCLUDED.ad_account_id, entity_type = EXCLUDED.entity_type,
@@ -173,13 +173,15 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
             daily_budget_cents = EXCLUDED.daily_budget_cents
         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (m.reported_at, m.event_id)
         """,
-        json_rows(_REPORT_COLUMNS, rows),
+        rows,
     )
 
 
-_REPORT_COLUMNS = ("workspace_id", "platform", "entity_id", "interval_start", "interval_end", "reported_at", "event_id",
-                   "ad_account_id", "entity_type", "currency", "spend_cents", "impressions", "daily_budget_cents")
-_REPORT_COLUMNS_SQL = ", ".join(_REPORT_COLUMNS)
+_REPORT_COLUMNS = (("workspace_id", "text"), ("platform", "text"), ("entity_id", "text"),
+                   ("interval_start", "timestamptz"), ("interval_end", "timestamptz"), ("reported_at", "timestamptz"),
+                   ("event_id", "uuid"), ("ad_account_id", "text"), ("entity_type", "text"), ("currency", "text"),
+                   ("spend_cents", "bigint"), ("impressions", "bigint"), ("daily_budget_cents", "bigint"))
+_REPORT_COLUMNS_SQL = ", ".join(name for name, _ in _REPORT_COLUMNS)
 
 
 async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:

@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
-from allot.runtime.db import json_rows
+from allot.runtime.db import json_batch
 
 Row: TypeAlias = asyncpg.Record
 
@@ -371,20 +371,22 @@ async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...
         return
     await conn.execute(
         f"""INSERT INTO member_metrics ({_METRIC_COLUMNS_SQL})
-           SELECT {_METRIC_COLUMNS_SQL} FROM json_populate_recordset(NULL::member_metrics, $1::json)
+           {json_batch(_METRIC_COLUMNS)}
            ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
               SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at,
                   spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
                   conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
                   clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
             WHERE EXCLUDED.reported_at > member_metrics.reported_at""",
-        json_rows(_METRIC_COLUMNS, rows),
+        rows,
     )
 
 
-_METRIC_COLUMNS = ("workspace_id", "entity_id", "interval_start", "interval_end", "reported_at", "spend_cents",
-                   "revenue_cents", "conversions", "impressions", "clicks", "reach")
-_METRIC_COLUMNS_SQL = ", ".join(_METRIC_COLUMNS)
+_METRIC_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
+                   ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("spend_cents", "bigint"),
+                   ("revenue_cents", "bigint"), ("conversions", "bigint"), ("impressions", "bigint"),
+                   ("clicks", "bigint"), ("reach", "bigint"))
+_METRIC_COLUMNS_SQL = ", ".join(name for name, _ in _METRIC_COLUMNS)
 
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -394,20 +396,21 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
         return
     await conn.execute(
         f"""INSERT INTO entities ({_ENTITY_COLUMNS_SQL})
-           SELECT {_ENTITY_COLUMNS_SQL} FROM json_populate_recordset(NULL::entities, $1::json)
+           {json_batch(_ENTITY_COLUMNS)}
            ON CONFLICT (workspace_id, entity_id) DO UPDATE
               SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
                   entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
                   daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
                   currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
             WHERE EXCLUDED.reported_at > entities.reported_at""",
-        json_rows(_ENTITY_COLUMNS, rows),
+        rows,
     )
 
 
-_ENTITY_COLUMNS = ("workspace_id", "entity_id", "platform", "ad_account_id", "entity_type", "entity_name", "status",
-                   "daily_budget_cents", "currency", "reported_at")
-_ENTITY_COLUMNS_SQL = ", ".join(_ENTITY_COLUMNS)
+_ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
+                   ("entity_type", "text"), ("entity_name", "text"), ("status", "text"),
+                   ("daily_budget_cents", "bigint"), ("currency", "text"), ("reported_at", "timestamptz"))
+_ENTITY_COLUMNS_SQL = ", ".join(name for name, _ in _ENTITY_COLUMNS)
 
 
 async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:

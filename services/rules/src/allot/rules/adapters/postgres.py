@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from allot.rules.domain.metrics import COUNTER_NAMES
-from allot.runtime.db import json_rows
+from allot.runtime.db import json_batch
 
 Row = asyncpg.Record
 
@@ -30,18 +30,19 @@ async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, 
     key cannot double-count. Needs PostgreSQL 18 (``RETURNING old.*``). Returns the reports kept."""
     if not rows:
         return 0
-    return int(await conn.fetchval(_PROJECT_INTERVALS, json_rows(_INTERVAL_COLUMNS, rows)))
+    return int(await conn.fetchval(_PROJECT_INTERVALS, rows))
 
 
-_INTERVAL_COLUMNS = ("workspace_id", "entity_id", "interval_start", "interval_end", "reported_at", "day",
-                     *COUNTER_NAMES)
+_INTERVAL_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
+                     ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("day", "date"),
+                     *((c, "bigint") for c in COUNTER_NAMES))
 
 
 _PROJECT_INTERVALS = f"""
     WITH kept AS (
         INSERT INTO metric_intervals (workspace_id, entity_id, interval_start, interval_end, reported_at, day,
                                       {_COUNTERS})
-        SELECT {", ".join(_INTERVAL_COLUMNS)} FROM json_populate_recordset(NULL::metric_intervals, $1::json)
+        {json_batch(_INTERVAL_COLUMNS)}
         ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
            SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, {_EXCLUDED_COUNTERS}
          WHERE (EXCLUDED.reported_at, {", ".join(f"EXCLUDED.{c}" for c in COUNTER_NAMES)})
@@ -64,8 +65,8 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     if not rows:
         return
     await conn.execute(
-        f"""INSERT INTO entities ({", ".join(_ENTITY_COLUMNS)})
-           SELECT {", ".join(_ENTITY_COLUMNS)} FROM json_populate_recordset(NULL::entities, $1::json)
+        f"""INSERT INTO entities ({", ".join(name for name, _ in _ENTITY_COLUMNS)})
+           {json_batch(_ENTITY_COLUMNS)}
            ON CONFLICT (workspace_id, entity_id) DO UPDATE
               SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
                   entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, status = EXCLUDED.status,
@@ -73,12 +74,14 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
                   parent_id = EXCLUDED.parent_id, reported_at = EXCLUDED.reported_at,
                   interval_start = EXCLUDED.interval_start
             WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start) > (entities.reported_at, entities.interval_start)""",
-        json_rows(_ENTITY_COLUMNS, rows),
+        rows,
     )
 
 
-_ENTITY_COLUMNS = ("workspace_id", "entity_id", "platform", "ad_account_id", "entity_type", "name", "status",
-                   "daily_budget_cents", "currency", "parent_id", "reported_at", "interval_start")
+_ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
+                   ("entity_type", "text"), ("name", "text"), ("status", "text"), ("daily_budget_cents", "bigint"),
+                   ("currency", "text"), ("parent_id", "text"), ("reported_at", "timestamptz"),
+                   ("interval_start", "timestamptz"))
 
 
 async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
