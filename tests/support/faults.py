@@ -320,7 +320,7 @@ async def projection_report(conn: asyncpg.Connection, service: str, workspace: s
     row = await conn.fetchrow(f'SELECT count(*) AS rows, {sums} FROM "{service}".{table} WHERE workspace_id = $1',
                               workspace)
     out = dict(row)  # type: ignore[arg-type]
-    if service == "rules":  # the daily buckets are rebuilt from the kept intervals: they must agree
+    if service == "rules":  # the daily buckets are maintained from the kept intervals: they must agree
         daily = await conn.fetchrow(f'SELECT {sums} FROM "rules".metric_daily WHERE workspace_id = $1', workspace)
         out.update({f"daily_{k}": v for k, v in dict(daily).items()})  # type: ignore[arg-type]
     return out
