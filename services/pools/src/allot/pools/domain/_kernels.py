@@ -359,6 +359,13 @@ def solve(
     return xs, math.exp(lg) if lg < 700 else math.inf
 
 
+def money(cents: int) -> str:
+    """Integer minor units as text with thousands separators and 2 decimals ("-1,234.05"): integer
+    arithmetic only, the same text as formatting ``cents / 100`` with ``:,.2f``."""
+    units, rest = divmod(abs(cents), 100)
+    return f"{'-' if cents < 0 else ''}{units:,}.{rest:02d}"
+
+
 def explain(
     prevs: list[int], news: list[int], current: list[int], targets: list[float], los: list[int], his: list[int],
     steps: list[int], ready: list[bool], explore: list[bool], counts: list[int], reason: list[str], zs: list[float],
@@ -388,16 +395,16 @@ def explain(
         )
         reasons: list[str] = []
         if c != prev:
-            reasons.append(f"moved onto its {'floor' if c > prev else 'ceiling'} {c / 100:,.2f} {cur}")
+            reasons.append(f"moved onto its {'floor' if c > prev else 'ceiling'} {money(c)} {cur}")
         if new != c:
             if ready[i]:
                 why = "exploration of an uncertain member" if explore[i] else "marginal return held above/below the pool"
-                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur}: {why} for {counts[i]} plans")
+                reasons.append(f"{action} {money(new - prev)} {cur}: {why} for {counts[i]} plans")
             elif need != 0:
-                reasons.append(f"{action} {(new - prev) / 100:,.2f} {cur} to bring the pool sum to the daily budget")
+                reasons.append(f"{action} {money(new - prev)} {cur} to bring the pool sum to the daily budget")
             else:
                 reasons.append(
-                    f"{action} {(new - prev) / 100:,.2f} {cur} to fund/absorb moves of stronger evidence (lowest/highest marginal first)"
+                    f"{action} {money(new - prev)} {cur} to fund/absorb moves of stronger evidence (lowest/highest marginal first)"
                 )
             if abs(new - c) == steps[i]:
                 reasons.append(capped_txt)
@@ -409,8 +416,8 @@ def explain(
             elif new <= lo and t <= lo + 0.5:
                 reasons.append("held at its floor")
             reasons.append("held: " + (reason[i] or "no qualifying signal"))
-        prev_txt = f"{prev / 100:,.2f} {cur}"
-        new_txt = prev_txt if new == prev else f"{new / 100:,.2f} {cur}"
+        prev_txt = f"{money(prev)} {cur}"
+        new_txt = prev_txt if new == prev else f"{money(new)} {cur}"
         text = (
             f"{prev_txt} -> {new_txt}; own baseline {base}, last 3 d {recent} (maturity-corrected); "
             f"marginal return {mu:.2f} per extra cent vs pool {lam_txt} (elasticity {e[E_ELAST]:.2f}, z {zs[i]:+.1f}); "
@@ -502,4 +509,4 @@ def signals(
             else:
                 reason[i] = f"signal held {count}/{persistence} consecutive plans"
         elif direction == 0 and not reason[i]:
-            reason[i] = f"within deadband (target {targets[i] / 100:,.2f} vs current {c / 100:,.2f})"
+            reason[i] = f"within deadband (target {targets[i] / 100:,.2f} vs current {money(c)})"
