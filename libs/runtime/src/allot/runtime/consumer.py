@@ -48,7 +48,7 @@ from allot.runtime.outbox import add_events, add_records
 
 log = get_logger(__name__)
 
-#: A batch is split into key groups only when each group gets at least this many records.
+#: Only batches of at least twice this many records are split into key groups (small ones stay whole).
 MIN_GROUP_SIZE = 50
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
