@@ -157,9 +157,7 @@ class IdempotentConsumer:
         for rec in records:
             by_topic.setdefault(rec.topic, []).append(_Item(rec))
         for topic, items in by_topic.items():
-            handler = self.handlers.get(topic)
-            if handler is None:
-                handler = _noop
+            handler = self.handlers.get(topic, _noop)
             started = time.perf_counter()
             groups = self._key_groups(items) if topic in self.by_key else [items]
             if len(groups) == 1:

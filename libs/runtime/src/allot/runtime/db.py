@@ -122,14 +122,16 @@ async def open_database(dsn: str, schema: str, service_package: str | None, comp
     return pool
 
 
-def json_batch(columns: Sequence[tuple[str, str]], param: str = "$1") -> str:
-    """``SELECT <columns> FROM <param>``: a batch passed as ONE JSON parameter, an array of row arrays.
+def json_insert_rows(columns: Sequence[tuple[str, str]]) -> str:
+    """What follows ``INSERT INTO <table>`` for a batch passed as ONE JSON parameter ($1, an array of rows):
+    ``(<names>) SELECT (r->>0)::<type>, ... FROM jsonb_array_elements($1::jsonb) AS r``.
 
-    ``columns`` are (name, SQL type) in row order; pass the rows themselves (tuples) as the parameter.
-    orjson encodes them and Postgres parses them once: binding one typed array per column costs the
-    service more CPU per row than the whole upsert costs Postgres (measured in bench/load.py)."""
-    cols = ", ".join(f"(r->>{i})::{sql_type} AS {name}" for i, (name, sql_type) in enumerate(columns))
-    return f"SELECT {cols} FROM jsonb_array_elements({param}::jsonb) AS r"
+    ``columns`` are (name, SQL type) in row order; pass the rows themselves (tuples) as $1. orjson
+    encodes them and Postgres parses them once: binding one typed array per column costs the service
+    more CPU per row than the whole upsert costs Postgres (measured in bench/load.py)."""
+    names = ", ".join(name for name, _ in columns)
+    casts = ", ".join(f"(r->>{i})::{sql_type}" for i, (_, sql_type) in enumerate(columns))
+    return f"({names}) SELECT {casts} FROM jsonb_array_elements($1::jsonb) AS r"
 
 
 def migrations_dir(package: str) -> Path:

@@ -105,8 +105,8 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         await producer.start()
         relay = OutboxRelay(pool, producer, service=spec.name, schema=settings.schema)
         extra: dict[str, Any] = {"instance_id": instance, "settings": settings}
-        consumer = IdempotentConsumer(service=spec.name, group=settings.consumer_group or spec.name, pool=pool, clock=the_clock,
-                                      on_commit=relay.notify, extra=extra,
+        consumer = IdempotentConsumer(service=spec.name, group=settings.consumer_group or spec.name, pool=pool,
+                                      clock=the_clock, on_commit=relay.notify, extra=extra,
                                       parallelism=settings.consumer_parallelism)
         broker = make_broker(settings)
         ctx = ServiceContext(settings=settings, clock=the_clock, pool=pool, broker=broker, producer=producer,

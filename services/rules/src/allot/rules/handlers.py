@@ -1,8 +1,8 @@
 """Thin consumers: the metric projection, and outcomes of this service's own change sets.
 
 - metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
-  latest per (entity, interval_start), add each kept report's change to its UTC daily bucket, refresh the entity from
-  its latest report. Set-based SQL; replaying any report changes nothing.
+  latest per (entity, interval_start), add each kept report's change to its UTC daily bucket, refresh the
+  entity from its latest report. Set-based SQL; replaying any report changes nothing.
 - guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
   on the rule's action (→ the execution's per-entity outcome, pending / failure backoff / circuit
   breaker facts) and auto-pause a rule whose circuit breaker trips.

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from allot.runtime.db import json_batch
+from allot.runtime.db import json_insert_rows
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
 
@@ -162,26 +162,22 @@ async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[A
     """
     if not rows:
         return
-    await conn.execute(
-        f"""
-        INSERT INTO metric_reports AS m ({_REPORT_COLUMNS_SQL})
-        {json_batch(_REPORT_COLUMNS)}
-        ON CONFLICT (workspace_id, platform, entity_id, interval_start) DO UPDATE SET
-            interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
-            ad_account_id = EXCLUDED.ad_account_id, entity_type = EXCLUDED.entity_type,
-            currency = EXCLUDED.currency, spend_cents = EXCLUDED.spend_cents, impressions = EXCLUDED.impressions,
-            daily_budget_cents = EXCLUDED.daily_budget_cents
-        WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (m.reported_at, m.event_id)
-        """,
-        rows,
-    )
+    await conn.execute(_UPSERT_REPORTS, rows)
 
 
 _REPORT_COLUMNS = (("workspace_id", "text"), ("platform", "text"), ("entity_id", "text"),
                    ("interval_start", "timestamptz"), ("interval_end", "timestamptz"), ("reported_at", "timestamptz"),
                    ("event_id", "uuid"), ("ad_account_id", "text"), ("entity_type", "text"), ("currency", "text"),
                    ("spend_cents", "bigint"), ("impressions", "bigint"), ("daily_budget_cents", "bigint"))
-_REPORT_COLUMNS_SQL = ", ".join(name for name, _ in _REPORT_COLUMNS)
+_UPSERT_REPORTS = f"""
+    INSERT INTO metric_reports AS m {json_insert_rows(_REPORT_COLUMNS)}
+    ON CONFLICT (workspace_id, platform, entity_id, interval_start) DO UPDATE SET
+        interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
+        ad_account_id = EXCLUDED.ad_account_id, entity_type = EXCLUDED.entity_type,
+        currency = EXCLUDED.currency, spend_cents = EXCLUDED.spend_cents, impressions = EXCLUDED.impressions,
+        daily_budget_cents = EXCLUDED.daily_budget_cents
+    WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (m.reported_at, m.event_id)
+    """
 
 
 async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:

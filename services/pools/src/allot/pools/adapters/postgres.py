@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
-from allot.runtime.db import json_batch
+from allot.runtime.db import json_insert_rows
 
 Row: TypeAlias = asyncpg.Record
 
@@ -369,24 +369,20 @@ async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...
     impressions, clicks, reach), at most one per key; a stored report is replaced only by a later one."""
     if not rows:
         return
-    await conn.execute(
-        f"""INSERT INTO member_metrics ({_METRIC_COLUMNS_SQL})
-           {json_batch(_METRIC_COLUMNS)}
-           ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
-              SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at,
-                  spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
-                  conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
-                  clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
-            WHERE EXCLUDED.reported_at > member_metrics.reported_at""",
-        rows,
-    )
+    await conn.execute(_UPSERT_METRICS, rows)
 
 
 _METRIC_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
                    ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("spend_cents", "bigint"),
                    ("revenue_cents", "bigint"), ("conversions", "bigint"), ("impressions", "bigint"),
                    ("clicks", "bigint"), ("reach", "bigint"))
-_METRIC_COLUMNS_SQL = ", ".join(name for name, _ in _METRIC_COLUMNS)
+_UPSERT_METRICS = f"""INSERT INTO member_metrics {json_insert_rows(_METRIC_COLUMNS)}
+       ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
+          SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at,
+              spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
+              conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
+              clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
+        WHERE EXCLUDED.reported_at > member_metrics.reported_at"""
 
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -394,23 +390,19 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     currency, reported_at), one per entity; the latest report wins (a report without a budget keeps the known one)."""
     if not rows:
         return
-    await conn.execute(
-        f"""INSERT INTO entities ({_ENTITY_COLUMNS_SQL})
-           {json_batch(_ENTITY_COLUMNS)}
-           ON CONFLICT (workspace_id, entity_id) DO UPDATE
-              SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
-                  entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
-                  daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
-                  currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
-            WHERE EXCLUDED.reported_at > entities.reported_at""",
-        rows,
-    )
+    await conn.execute(_UPSERT_ENTITIES, rows)
 
 
 _ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
                    ("entity_type", "text"), ("entity_name", "text"), ("status", "text"),
                    ("daily_budget_cents", "bigint"), ("currency", "text"), ("reported_at", "timestamptz"))
-_ENTITY_COLUMNS_SQL = ", ".join(name for name, _ in _ENTITY_COLUMNS)
+_UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
+       ON CONFLICT (workspace_id, entity_id) DO UPDATE
+          SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
+              entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
+              daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
+              currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
+        WHERE EXCLUDED.reported_at > entities.reported_at"""
 
 
 async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:

@@ -163,17 +163,14 @@ def evidence_kernel(
             if recent:
                 rspend += spend
                 rvalue += value
-                if track_risk and imp > 0:
-                    imp_t += imp
-                    clk_t += clk
-                    fq_t += fqi
-                    rimp += imp
-                    rclk += clk
-                    rfq += fqi
-            elif track_risk and imp > 0:
+            if track_risk and imp > 0:
                 imp_t += imp
                 clk_t += clk
                 fq_t += fqi
+                if recent:
+                    rimp += imp
+                    rclk += clk
+                    rfq += fqi
         out.append((
             n_used, n_fresh, n_corr, spend_t, value_t, conv_t, rspend, rvalue,
             w, ww, wx, wxx, wy, wxy, wyy, rconv_w, imp_t, clk_t, fq_t, rimp, rclk, rfq,

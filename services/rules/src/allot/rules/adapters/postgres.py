@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from allot.rules.domain.metrics import COUNTER_NAMES
-from allot.runtime.db import json_batch
+from allot.runtime.db import json_insert_rows
 
 Row = asyncpg.Record
 
@@ -40,9 +40,7 @@ _INTERVAL_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval
 
 _PROJECT_INTERVALS = f"""
     WITH kept AS (
-        INSERT INTO metric_intervals (workspace_id, entity_id, interval_start, interval_end, reported_at, day,
-                                      {_COUNTERS})
-        {json_batch(_INTERVAL_COLUMNS)}
+        INSERT INTO metric_intervals {json_insert_rows(_INTERVAL_COLUMNS)}
         ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
            SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, {_EXCLUDED_COUNTERS}
          WHERE (EXCLUDED.reported_at, {", ".join(f"EXCLUDED.{c}" for c in COUNTER_NAMES)})
@@ -64,24 +62,21 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     currency, parent_id, reported_at, interval_start), one per entity; the latest (reported_at, interval_start) wins."""
     if not rows:
         return
-    await conn.execute(
-        f"""INSERT INTO entities ({", ".join(name for name, _ in _ENTITY_COLUMNS)})
-           {json_batch(_ENTITY_COLUMNS)}
-           ON CONFLICT (workspace_id, entity_id) DO UPDATE
-              SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
-                  entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, status = EXCLUDED.status,
-                  daily_budget_cents = EXCLUDED.daily_budget_cents, currency = EXCLUDED.currency,
-                  parent_id = EXCLUDED.parent_id, reported_at = EXCLUDED.reported_at,
-                  interval_start = EXCLUDED.interval_start
-            WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start) > (entities.reported_at, entities.interval_start)""",
-        rows,
-    )
+    await conn.execute(_UPSERT_ENTITIES, rows)
 
 
 _ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
                    ("entity_type", "text"), ("name", "text"), ("status", "text"), ("daily_budget_cents", "bigint"),
                    ("currency", "text"), ("parent_id", "text"), ("reported_at", "timestamptz"),
                    ("interval_start", "timestamptz"))
+_UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
+       ON CONFLICT (workspace_id, entity_id) DO UPDATE
+          SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
+              entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, status = EXCLUDED.status,
+              daily_budget_cents = EXCLUDED.daily_budget_cents, currency = EXCLUDED.currency,
+              parent_id = EXCLUDED.parent_id, reported_at = EXCLUDED.reported_at,
+              interval_start = EXCLUDED.interval_start
+        WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start) > (entities.reported_at, entities.interval_start)"""
 
 
 async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:

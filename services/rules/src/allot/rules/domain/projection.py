@@ -45,14 +45,7 @@ def report_counters(
     """The counters of one report (universal fields + the known ``extra`` counters)."""
     if not extra:  # the common case (no platform-specific counters): no per-alias lookups
         return DailyCounters(spend_cents, impressions, clicks, conversions, revenue_cents, reach, 0, 0, 0, 0, 0, 0, 0)
-    meta = []
-    for aliases in _ALIASES:
-        value = 0
-        for alias in aliases:
-            if alias in extra:
-                value = extra[alias]
-                break
-        meta.append(max(0, int(value)))
+    meta = [max(0, int(next((extra[a] for a in aliases if a in extra), 0))) for aliases in _ALIASES]
     return DailyCounters(spend_cents, impressions, clicks, conversions, revenue_cents, reach, *meta)
 
 
