@@ -22,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from allot.pools.domain import (
     AllocationPlan,
     CompositeWeights,
@@ -33,6 +35,7 @@ from allot.pools.domain import (
     PoolSettings,
     plan_allocation,
 )
+from allot.pools.domain import _kernels, engine, estimate, realize
 from allot.sandbox.delivery import make_portfolio, maturation_fraction, simulate_interval
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "engine_plans.json"
@@ -41,6 +44,12 @@ POOLS = 200
 PLANS = 5
 STEP_H = 8
 DISTINCT = 120
+# Every kernel alias the engine's modules bind at import (alias -> kernel name).
+ENGINE_KERNELS = {
+    "_solve": "solve", "_explain": "explain", "_curve_inputs": "curve_inputs", "_explore_targets": "explore_targets",
+    "_moves": "moves", "_move_orders": "move_orders", "_realize_moves": "realize_moves", "_signals_kernel": "signals",
+}
+ESTIMATE_KERNELS = {"_evidence_kernel": "evidence_kernel", "_shrink_kernel": "shrink_kernel"}
 _NUM = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
@@ -223,7 +232,7 @@ def _close(a: Any, b: Any, path: str, errors: list[str]) -> None:
         errors.append(f"{path}: {a!r} != {b!r}")
 
 
-def test_engine_plans_match_golden() -> None:
+def _compare_with_golden() -> None:
     got = _run()
     if os.environ.get("ALLOT_REGEN_GOLDEN") == "1":
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +243,23 @@ def test_engine_plans_match_golden() -> None:
     errors: list[str] = []
     _close(want, got, "plans", errors)
     assert not errors, f"{len(errors)} differences from the golden plans, first ones:\n" + "\n".join(errors[:20])
+
+
+def test_engine_plans_match_golden() -> None:
+    """With the kernels this process runs (compiled when built)."""
+    _compare_with_golden()
+
+
+@pytest.mark.skipif(estimate.KERNELS != "native", reason="the test above already ran the pure-Python kernels")
+def test_engine_on_pure_python_kernels_matches_golden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same plans when every kernel the engine binds is the pure-Python one (what runs without a C compiler)."""
+    for module, names in ((engine, ENGINE_KERNELS), (estimate, ESTIMATE_KERNELS), (realize, {"_realize": "realize_moves"})):
+        bound = {a for a, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == estimate.kernels.__name__}
+        assert bound == set(names), f"{module.__name__} binds compiled kernels this test does not replace: {bound - set(names)}"
+        for alias, name in names.items():
+            assert getattr(module, alias) is getattr(estimate.kernels, name), f"{module.__name__}.{alias}"
+            monkeypatch.setattr(module, alias, getattr(_kernels, name))
+    _compare_with_golden()
 
 
 def test_golden_covers_the_interesting_paths() -> None:

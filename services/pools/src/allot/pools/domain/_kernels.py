@@ -356,6 +356,180 @@ def solve(
     return xs, math.exp(lg) if lg < 700 else math.inf
 
 
+def curve_inputs(estimates: list[EstimateRow], weights: list[float], current: list[int]) -> tuple[list[float], list[float], list[float]]:
+    """Per member: log(A / s) and the slope w * s of its calibrated curve (``solve``'s inputs), and its marginal
+    return at the current budget (``MemberEstimate.marginal(current, weight)``)."""
+    c0: list[float] = []
+    k: list[float] = []
+    mu_now: list[float] = []
+    for i in range(len(estimates)):
+        e = estimates[i]
+        wt = weights[i]
+        c = current[i]
+        a = e[E_SAT_A]
+        s_ = e[E_SAT_S]
+        r = a / s_
+        c0.append(math.log(1e-300 if 1e-300 > r else r))
+        k.append(wt * s_)
+        mu_now.append(r * math.exp(-(c if c > 0.0 else 0.0) / (wt * s_)))
+    return c0, k, mu_now
+
+
+def explore_targets(greedy: list[float], optimistic: list[float], budget: float) -> list[float]:
+    """Greedy targets moved toward the optimistic ones, the increases scaled to at most ``budget`` cents in all."""
+    delta = [o - g for o, g in zip(optimistic, greedy)]
+    pos = 0.0
+    for d in delta:
+        if d > 0:
+            pos += d
+    alpha = min(1.0, budget / pos) if pos > 0 else 0.0
+    return [g + alpha * d for g, d in zip(greedy, delta)]
+
+
+def moves(
+    current: list[int], targets: list[float], los: list[int], his: list[int], cooling: list[bool], ready: list[bool],
+    reason: list[str], need: int, m: int, pct: float,
+) -> tuple[list[int], list[int], list[int], list[int], list[int]]:
+    """Step limits, wanted moves of ready members and everybody's room (see ``engine.plan_allocation``).
+
+    Returns (steps, up_wanted, down_wanted, up_room, down_room); a ready member whose possible move is
+    below the minimum change is marked not ready, with the reason.
+    """
+    n = len(current)
+    steps = [0] * n
+    up_w = [0] * n
+    down_w = [0] * n
+    up_room = [0] * n
+    down_room = [0] * n
+    for i in range(n):
+        c = current[i]
+        step = m if c <= 0 else int(math.floor(c * pct / 100.0 + 1e-9))
+        steps[i] = step
+        ur = his[i] - c
+        ur = ur if ur < step else step
+        ur = ur if ur > 0 else 0  # max(0, min(step, hi - c))
+        dr = c - los[i]
+        dr = dr if dr < step else step
+        dr = dr if dr > 0 else 0
+        movable = not cooling[i] or need != 0
+        t = targets[i]
+        # Balancing never pushes a member away from its own target (unless the pool sum itself must be repaired).
+        up_room[i] = ur if movable and (need != 0 or t > c) else 0
+        down_room[i] = dr if movable and (need != 0 or t < c) else 0
+        if ready[i]:
+            gap = t - c
+            amt = int(min(abs(gap), ur if gap > 0 else dr))
+            if amt >= m:
+                if gap > 0:
+                    up_w[i] = amt
+                else:
+                    down_w[i] = amt
+            else:
+                ready[i] = False
+                reason[i] = "signal held but the possible move is below the minimum change or blocked by a bound"
+    return steps, up_w, down_w, up_room, down_room
+
+
+def move_orders(targets: list[float], current: list[int], ids: list[str]) -> tuple[list[int], list[int]]:
+    """Member positions by relative pull (target - current) / current: strongest up-pull first, strongest down-pull
+    first; ties by id, then by position (as a stable sort on those keys)."""
+    prio = [(t - c) / (c if c > 1 else 1) for t, c in zip(targets, current)]
+    n = len(prio)
+    up = sorted(zip([-p for p in prio], ids, range(n)))
+    down = sorted(zip(prio, ids, range(n)))
+    return [r[2] for r in up], [r[2] for r in down]
+
+
+def fill(entries: list[tuple[int, int]], amount: int, min_change: int) -> tuple[dict[int, int], int]:
+    """Greedily place ``amount`` over (index, capacity) entries in order, never giving anyone less than ``min_change``; returns takes and the unplaced rest.
+
+    An index may appear twice (its wanted move first, its extra room later);
+    the second entry only tops up what it already took.
+    """
+    takes: dict[int, int] = {}
+    rem = amount
+    for idx, cap in entries:
+        if rem <= 0:
+            break
+        if cap <= 0:
+            continue
+        t = cap if cap < rem else rem
+        if idx in takes:
+            takes[idx] += t
+            rem -= t
+        elif t >= min_change:
+            takes[idx] = t
+            rem -= t
+        elif t == rem:
+            # A tail smaller than the minimum change can only join a member already moving.
+            break
+    if 0 < rem < min_change and takes:
+        used = {i: 0 for i in takes}
+        for idx, cap in entries:
+            if idx in used:
+                used[idx] += cap if cap > 0 else 0
+        for j in takes:
+            add = used[j] - takes[j]
+            add = add if add < rem else rem
+            if add > 0:
+                takes[j] += add
+                rem -= add
+            if rem == 0:
+                break
+    return takes, rem
+
+
+def realize_moves(
+    current: list[int], total: int, up_wanted: list[int], down_wanted: list[int], up_room: list[int], down_room: list[int],
+    up_order: list[int], down_order: list[int], min_change: int,
+) -> tuple[list[int], int]:
+    """``realize.realize_moves`` (which documents it) with positional arguments."""
+    n = len(current)
+    need = total - sum(current)
+    want_up = sum(up_wanted)
+    want_down = sum(down_wanted)
+    # Both sides get what they asked for; the side that asked less is topped up by balancing members.
+    inc = max(want_up, want_down + need, need, 0)
+    dec = inc - need
+
+    up_entries = [(i, up_wanted[i]) for i in up_order if up_wanted[i] > 0]
+    up_entries += [(i, up_room[i]) for i in up_order if up_wanted[i] == 0 and down_wanted[i] == 0]
+    up_entries += [(i, up_room[i] - up_wanted[i]) for i in up_order if up_wanted[i] > 0]
+    down_entries = [(i, down_wanted[i]) for i in down_order if down_wanted[i] > 0]
+    down_entries += [(i, down_room[i]) for i in down_order if down_wanted[i] == 0 and up_wanted[i] == 0]
+    down_entries += [(i, down_room[i] - down_wanted[i]) for i in down_order if down_wanted[i] > 0]
+
+    ups: dict[int, int] = {}
+    downs: dict[int, int] = {}
+    for _ in range(8):
+        ups, rem_up = fill(up_entries, inc, min_change)
+        downs, rem_down = fill([e for e in down_entries if e[0] not in ups], dec, min_change)
+        got_up, got_down = inc - rem_up, dec - rem_down
+        if got_up - got_down == need:
+            break
+        if got_up - got_down > need:
+            inc = got_down + need
+            if inc < 0:
+                inc, dec = 0, -need
+        else:
+            dec = got_up - need
+            if dec < 0:
+                inc, dec = need, 0
+    if sum(ups.values()) - sum(downs.values()) != need:
+        if need == 0:
+            ups, downs = {}, {}
+        elif any(up_wanted) or any(down_wanted):
+            # The pool sum comes first: drop the optional moves and repair the sum alone.
+            zeros = [0] * n
+            return realize_moves(current, total, zeros, zeros, up_room, down_room, up_order, down_order, min_change)
+    out = list(current)
+    for i, v in ups.items():
+        out[i] += v
+    for i, v in downs.items():
+        out[i] -= v
+    return out, total - sum(out)
+
+
 #: "00" .. "99": the cents part of an amount.
 _CENTS_TEXT: Final = ["0" + str(i) if i < 10 else str(i) for i in range(100)]
 

@@ -24,7 +24,7 @@ from allot.pools.domain.models import (
     hours_between,
 )
 from allot.pools.domain.oscillation import count_reversals, is_oscillating
-from allot.pools.domain.realize import Bounds, realize_moves
+from allot.pools.domain.realize import Bounds
 
 __all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
 
@@ -35,6 +35,11 @@ EXPLORATION_KAPPA = 1.5
 
 _solve = kernels.solve
 _explain = kernels.explain
+_curve_inputs = kernels.curve_inputs
+_explore_targets = kernels.explore_targets
+_moves = kernels.moves
+_move_orders = kernels.move_orders
+_realize_moves = kernels.realize_moves
 _signals_kernel = kernels.signals
 _EMPTY_MEMORY = MemberMemory()
 # Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
@@ -231,17 +236,7 @@ def plan_allocation(
     mu_now: list[float] = []  # marginal return at the current budget
     pool_lambda: float | None = None
     if n:
-        exp = math.exp
-        log = math.log
-        c0: list[float] = []
-        k: list[float] = []
-        for e, wt, c in zip(estimates, weights, current):
-            a = e[_SAT_A]
-            s_ = e[_SAT_S]
-            r = a / s_
-            c0.append(log(1e-300 if 1e-300 > r else r))
-            k.append(wt * s_)
-            mu_now.append(r * exp(-(c if c > 0.0 else 0.0) / (wt * s_)))  # e.marginal(c, wt)
+        c0, k, mu_now = _curve_inputs(estimates, weights, current)
         lo_f = [float(x) for x in los]
         hi_f = [float(x) for x in his]
         greedy, lam = _solve(c0, k, lo_f, hi_f, B, None)
@@ -250,54 +245,14 @@ def plan_allocation(
         if pool.exploration_share > 0:
             boosts = [EXPLORATION_KAPPA * math.sqrt(e[_POSTVAR]) for e in estimates]
             optimistic, _ = _solve(c0, k, lo_f, hi_f, B, boosts)
-            delta = [o - g for o, g in zip(optimistic, greedy)]
-            pos = sum(d for d in delta if d > 0)
-            alpha = min(1.0, pool.exploration_share * B / pos) if pos > 0 else 0.0
-            targets = [g + alpha * d for g, d in zip(greedy, delta)]
+            targets = _explore_targets(greedy, optimistic, pool.exploration_share * B)
         _signals(pool, now, pool_lambda, estimates, current, targets, greedy, mems, mu_now, zs, dirs_, counts, cooling, explore, ready, reason)
 
     # Moves: wanted amounts for ready members, balancing room for everybody else not cooling down.
     need = B - sum(current)
-    up_w = [0] * n
-    down_w = [0] * n
-    up_room = [0] * n
-    down_room = [0] * n
-    steps = [0] * n
-    pct = pool.max_change_pct
-    for i in range(n):
-        c = current[i]
-        step = m if c <= 0 else int(math.floor(c * pct / 100.0 + 1e-9))
-        steps[i] = step
-        ur = his[i] - c
-        ur = ur if ur < step else step
-        ur = ur if ur > 0 else 0  # max(0, min(step, hi - c))
-        dr = c - los[i]
-        dr = dr if dr < step else step
-        dr = dr if dr > 0 else 0
-        movable = not cooling[i] or need != 0
-        t = targets[i]
-        # Balancing never pushes a member away from its own target (unless the pool sum itself must be repaired).
-        up_room[i] = ur if movable and (need != 0 or t > c) else 0
-        down_room[i] = dr if movable and (need != 0 or t < c) else 0
-        if ready[i]:
-            gap = t - c
-            amt = int(min(abs(gap), ur if gap > 0 else dr))
-            if amt >= m:
-                if gap > 0:
-                    up_w[i] = amt
-                else:
-                    down_w[i] = amt
-            else:
-                ready[i] = False
-                reason[i] = "signal held but the possible move is below the minimum change or blocked by a bound"
-    prio = [(t - c) / (c if c > 1 else 1) for t, c in zip(targets, current)]
-    # Orders by (-prio, id) and (prio, id), ties by position (as a stable sort by those keys).
-    up_order = [i for _, _, i in sorted(zip([-p for p in prio], ids, range(n)))]
-    down_order = [i for _, _, i in sorted(zip(prio, ids, range(n)))]
-    new_budgets, missing = realize_moves(
-        current, B, up_wanted=up_w, down_wanted=down_w, up_room=up_room, down_room=down_room,
-        up_order=up_order, down_order=down_order, min_change=m,
-    )
+    steps, up_w, down_w, up_room, down_room = _moves(current, targets, los, his, cooling, ready, reason, need, m, pool.max_change_pct)
+    up_order, down_order = _move_orders(targets, current, ids)
+    new_budgets, missing = _realize_moves(current, B, up_w, down_w, up_room, down_room, up_order, down_order, m)
 
     # Oscillation check on the moves about to be made: refuse to make the reversal that completes the pattern.
     new_memories: dict[str, MemberMemory] = dict(memories)

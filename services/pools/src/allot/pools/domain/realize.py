@@ -11,9 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from allot.pools.domain.estimate import kernels
 from allot.pools.domain.models import MemberState, PoolSettings
 
 __all__ = ["Bounds", "bounds_for", "largest_remainder", "realize_moves", "step_limit"]
+
+_realize = kernels.realize_moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,44 +63,6 @@ def largest_remainder(shares: Sequence[float], total: int) -> list[int]:
     return base
 
 
-def _fill(entries: Sequence[tuple[int, int]], amount: int, min_change: int) -> tuple[dict[int, int], int]:
-    """Greedily place ``amount`` over (index, capacity) entries in order, never giving anyone less than ``min_change``; returns takes and the unplaced rest.
-
-    An index may appear twice (its wanted move first, its extra room later);
-    the second entry only tops up what it already took.
-    """
-    takes: dict[int, int] = {}
-    rem = amount
-    for idx, cap in entries:
-        if rem <= 0:
-            break
-        if cap <= 0:
-            continue
-        t = min(cap, rem)
-        if idx in takes:
-            takes[idx] += t
-            rem -= t
-        elif t >= min_change:
-            takes[idx] = t
-            rem -= t
-        elif t == rem:
-            # A tail smaller than the minimum change can only join a member already moving.
-            break
-    if 0 < rem < min_change and takes:
-        used = {i: 0 for i in takes}
-        for idx, cap in entries:
-            if idx in used:
-                used[idx] += max(0, cap)
-        for j in takes:
-            add = min(used[j] - takes[j], rem)
-            if add > 0:
-                takes[j] += add
-                rem -= add
-            if rem == 0:
-                break
-    return takes, rem
-
-
 def realize_moves(
     current: Sequence[int],
     total: int,
@@ -122,52 +87,6 @@ def realize_moves(
     sum(current)`` unless that is impossible (then the rest is returned and as
     much as possible of it is placed).
     """
-    n = len(current)
-    need = total - sum(current)
-    want_up = sum(up_wanted)
-    want_down = sum(down_wanted)
-    # Both sides get what they asked for; the side that asked less is topped up by balancing members.
-    inc = max(want_up, want_down + need, need, 0)
-    dec = inc - need
-
-    up_entries = [(i, up_wanted[i]) for i in up_order if up_wanted[i] > 0]
-    up_entries += [(i, up_room[i]) for i in up_order if up_wanted[i] == 0 and down_wanted[i] == 0]
-    up_entries += [(i, up_room[i] - up_wanted[i]) for i in up_order if up_wanted[i] > 0]
-    down_entries = [(i, down_wanted[i]) for i in down_order if down_wanted[i] > 0]
-    down_entries += [(i, down_room[i]) for i in down_order if down_wanted[i] == 0 and up_wanted[i] == 0]
-    down_entries += [(i, down_room[i] - down_wanted[i]) for i in down_order if down_wanted[i] > 0]
-
-    best: tuple[dict[int, int], dict[int, int]] = ({}, {})
-    for _ in range(8):
-        ups, rem_up = _fill(up_entries, inc, min_change)
-        downs, rem_down = _fill([e for e in down_entries if e[0] not in ups], dec, min_change)
-        got_up, got_down = inc - rem_up, dec - rem_down
-        best = (ups, downs)
-        if got_up - got_down == need:
-            break
-        if got_up - got_down > need:
-            inc = got_down + need
-            if inc < 0:
-                inc, dec = 0, -need
-        else:
-            dec = got_up - need
-            if dec < 0:
-                inc, dec = need, 0
-    ups, downs = best
-    if sum(ups.values()) - sum(downs.values()) != need:
-        if need == 0:
-            ups, downs = {}, {}
-        elif any(up_wanted) or any(down_wanted):
-            # The pool sum comes first: drop the optional moves and repair the sum alone.
-            zeros = [0] * n
-            return realize_moves(
-                current, total, up_wanted=zeros, down_wanted=zeros, up_room=up_room, down_room=down_room,
-                up_order=up_order, down_order=down_order, min_change=min_change,
-            )
-    out = list(current)
-    for i, v in ups.items():
-        out[i] += v
-    for i, v in downs.items():
-        out[i] -= v
-    assert len(out) == n
-    return out, total - sum(out)
+    return _realize(
+        list(current), total, list(up_wanted), list(down_wanted), list(up_room), list(down_room), list(up_order), list(down_order), min_change,
+    )
