@@ -12,8 +12,8 @@ steady state where persisted evidence moves members; the first pass (empty state
 reported beside it as first_plan_pass_seconds. Writes bench/results/pools_speed.json.
 
 Run: PYTHONPATH=services/pools/src:services/sandbox/src python bench/pools_speed.py
-The estimator's numeric kernels run compiled when services/pools/build_native.py has built them (make venv
-does); "kernels" in the results says which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
+The engine's kernels (allot/pools/domain/_kernels.py: evidence, shrinkage, solver, moves, explanation text) run
+compiled when services/pools/build_native.py has built them (make venv does); "kernels" in the results says which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
 Knobs (for profiling): --pools N (default 10000; a non-default N prints but does not
 overwrite the results file), --repeat R (best of R timed passes over the same pools).
 """

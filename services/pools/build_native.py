@@ -1,4 +1,4 @@
-"""Optional: compile the estimator's numeric kernels (allot/pools/domain/_kernels.py) with mypyc.
+"""Optional: compile the allocation engine's kernels (allot/pools/domain/_kernels.py) with mypyc.
 
     python services/pools/build_native.py          # writes services/pools/build/native/_kernels_native.<abi>.so
 
@@ -6,7 +6,7 @@ The result is an accelerator, never a requirement: ``allot.pools.domain.estimate
 module only when it exists AND was compiled from exactly the current _kernels.py (the SHA-256 of the
 source is compiled into it and compared at import); otherwise, or with ALLOT_POOLS_PURE=1, the
 pure-Python _kernels runs. Both compute the same numbers (same operations in the same order on IEEE
-doubles; the golden and unit tests run against whichever is active). Editing _kernels.py therefore
+doubles; the golden test runs the engine on both). Editing _kernels.py therefore
 silently falls back to pure Python until this script is run again. Needs mypy (requirements-dev) and a
 C compiler; exits 0 with a note when either is missing, so ``make venv`` never fails because of it.
 """

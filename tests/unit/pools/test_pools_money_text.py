@@ -1,8 +1,10 @@
-"""Money in plan explanations is formatted from integer cents, never through floats."""
+"""Numbers in plan explanations: money from integer cents (never through floats), other numbers exactly as the %-format."""
 
 from __future__ import annotations
 
+import math
 import random
+import struct
 
 import pytest
 
@@ -31,3 +33,24 @@ def test_money_matches_the_two_decimal_rendering_of_the_amount(money) -> None:  
     for cents in [rng.randint(-10**25, 10**25) for _ in range(2_000)]:
         units, rest = divmod(abs(cents), 100)
         assert money(cents) == f"{'-' if cents < 0 else ''}{units:,}.{rest:02d}"
+
+
+FIXED = pytest.mark.parametrize("fixed", [_kernels.fixed, estimate.kernels.fixed], ids=["python", estimate.KERNELS])
+
+
+@FIXED
+@pytest.mark.parametrize("decimals", [0, 1, 2])
+def test_fixed_is_exactly_the_percent_format(fixed, decimals: int) -> None:  # type: ignore[no-untyped-def]
+    """Explanation numbers: fixed(x, d) == "%.{d}f" % x, including ties, signs of zero, nan, inf and huge values."""
+    rng = random.Random(decimals)
+    special = [0.0, -0.0, 0.5, -0.5, 1.5, 2.5, 0.125, -0.125, 2.675, 0.005, -0.001, 0.994999, 99.995, 0.05, 0.15, 0.25, 0.35,
+               1e9, -1e9, 999_999_999.995, 1e300, -1e-300, math.inf, -math.inf, math.nan, 5e-324]
+    values = special + [rng.uniform(-10, 10) for _ in range(50_000)] + [rng.uniform(-1e9, 1e9) for _ in range(20_000)]
+    # Near ties of every kind: k / 2000 is a half of the last kept digit for odd k, plus neighbours one ulp away.
+    for _ in range(20_000):
+        x = rng.randrange(-2_000_000, 2_000_000) / 2000 * (10 ** (2 - decimals))
+        values += [x, math.nextafter(x, math.inf), math.nextafter(x, -math.inf)]
+    # Arbitrary bit patterns (any exponent, subnormals, nan payloads).
+    values += [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
+    for x in values:
+        assert fixed(x, decimals) == "%.*f" % (decimals, x), x
