@@ -55,3 +55,18 @@ def test_native_kernels_equal_pure_python() -> None:
         hi = [60_000.0] * 12
         assert native.solve(c0, k, lo, hi, 150_000, None) == pure.solve(c0, k, lo, hi, 150_000, None)
         assert native.solve(c0, k, lo, hi, 150_000, [0.1] * 12) == pure.solve(c0, k, lo, hi, 150_000, [0.1] * 12)
+
+
+@pytest.mark.parametrize("kernels", [pure, estimate.kernels], ids=["python", estimate.KERNELS])
+def test_evidence_of_a_member_does_not_depend_on_the_other_histories(kernels) -> None:  # type: ignore[no-untyped-def]
+    """The per-call caches of interval ages (by end time and by position) only save work: each member's row is
+    the row of its history alone, whatever grains, gaps and orders the other members' histories have."""
+    pool = PoolSettings(pool_id="k", daily_budget_cents=300_000)
+    for seed in range(4):
+        hs = _histories(seed)
+        # Also members sharing one sequence of end times, and the same sequence shifted by one position.
+        hs += [hs[3], hs[3][1:], hs[3][::-1], hs[3]]
+        args = (NOW.timestamp(), 14 * 24.0, math.log(2) / 96.0, pool.maturation_curve, 0.7, 1.0, 0.4, True)
+        together = kernels.evidence_kernel(hs, *args)
+        assert together == [kernels.evidence_kernel([h], *args)[0] for h in hs]
+        assert sum(row[0] for row in together) > 100  # the histories do contribute intervals

@@ -96,6 +96,21 @@ def saturation_ratio(elasticity: float) -> float:
     return u
 
 
+def _age_entry(
+    now_ts: float, end_ts: float, horizon_h: float, last_h: float, first_h: float, first_f: float, min_f: float, decay: float,
+    curve: Sequence[tuple[float, float]],
+) -> tuple[int, float, float, bool]:
+    """What depends only on an interval's end: (status, maturation fraction f, recency weight, recent?); status 0
+    outside the window, 1 too fresh, 2 corrected, 3 matured."""
+    age_h = (now_ts - end_ts) / 3600.0
+    if age_h < 0 or age_h > horizon_h:
+        return (0, 0.0, 0.0, False)
+    if age_h >= last_h:
+        return (3, 1.0, math.exp(-age_h * decay), age_h <= RECENT_H)
+    f = first_f if age_h <= first_h else maturation_at(age_h, curve)
+    return (1, f, 0.0, False) if f < min_f else (2, f, math.exp(-age_h * decay), age_h <= RECENT_H)
+
+
 def evidence_kernel(
     histories: Sequence[Sequence[MetricInterval]], now_ts: float, horizon_h: float, decay: float,
     curve: Sequence[tuple[float, float]], min_f: float, w_rev: float, w_conv: float, track_risk: bool,
@@ -103,33 +118,52 @@ def evidence_kernel(
     """Evidence rows (see ``estimate.evidence_rows``) from the pool's parameters as plain numbers.
 
     Everything that depends only on an interval's end (age, maturation fraction, recency weight) is
-    computed once per distinct end time in this call: members of a pool report on the same grain.
+    computed once per distinct end time in this call: members of a pool report on the same grain, so
+    the j-th interval of one history usually ends when the j-th of the previous one did; that case is
+    recognised by one comparison (the ``pos_*`` lists), any other goes through the ``ages`` dict.
     """
     first_h, first_f = curve[0]
     last_h = curve[-1][0]
-    recent_h = RECENT_H
-    # end_ts -> (status, f, recency weight, recent?); status 0 outside the window, 1 too fresh, 2 corrected, 3 matured.
+    # end_ts -> _age_entry(...)
     ages: dict[float, tuple[int, float, float, bool]] = {}
+    pos_ts: list[float] = []
+    pos_st: list[int] = []
+    pos_f: list[float] = []
+    pos_rec: list[float] = []
+    pos_recent: list[bool] = []
     out: list[EvidenceRow] = []
     for history in histories:
         n_used = n_fresh = n_corr = 0
         spend_t = value_t = conv_t = rspend = rvalue = 0.0
         w = ww = wx = wxx = wy = wxy = wyy = rconv_w = 0.0
         imp_t = clk_t = fq_t = rimp = rclk = rfq = 0.0
+        j = -1
         for iv in history:
             end_ts, rate, spend, revenue, conv, imp, clk, fqi = iv.row
-            ent = ages.get(end_ts)
-            if ent is None:
-                age_h = (now_ts - end_ts) / 3600.0
-                if age_h < 0 or age_h > horizon_h:
-                    ent = (0, 0.0, 0.0, False)
-                elif age_h >= last_h:
-                    ent = (3, 1.0, math.exp(-age_h * decay), age_h <= recent_h)
+            j += 1
+            if j < len(pos_ts) and pos_ts[j] == end_ts:
+                st = pos_st[j]
+                f = pos_f[j]
+                rec = pos_rec[j]
+                recent = pos_recent[j]
+            else:
+                ent = ages.get(end_ts)
+                if ent is None:
+                    ent = _age_entry(now_ts, end_ts, horizon_h, last_h, first_h, first_f, min_f, decay, curve)
+                    ages[end_ts] = ent
+                st, f, rec, recent = ent
+                if j == len(pos_ts):
+                    pos_ts.append(end_ts)
+                    pos_st.append(st)
+                    pos_f.append(f)
+                    pos_rec.append(rec)
+                    pos_recent.append(recent)
                 else:
-                    f = first_f if age_h <= first_h else maturation_at(age_h, curve)
-                    ent = (1, f, 0.0, False) if f < min_f else (2, f, math.exp(-age_h * decay), age_h <= recent_h)
-                ages[end_ts] = ent
-            st, f, rec, recent = ent
+                    pos_ts[j] = end_ts
+                    pos_st[j] = st
+                    pos_f[j] = f
+                    pos_rec[j] = rec
+                    pos_recent[j] = recent
             if st == 3:
                 if not rate:  # hours <= 0
                     continue
