@@ -620,6 +620,12 @@ def fixed(x: float, decimals: int) -> str:
     return "%.*f" % (decimals, x)
 
 
+def signed1(x: float) -> str:
+    """Exactly ``"%+.1f" % x``."""
+    text = fixed(x, 1)
+    return text if text.startswith("-") else "+" + text
+
+
 def explain(
     prevs: list[int], news: list[int], current: list[int], targets: list[float], los: list[int], his: list[int],
     steps: list[int], ready: list[bool], explore: list[bool], counts: list[int], reason: list[str], zs: list[float],
@@ -665,9 +671,7 @@ def explain(
         baseline_roas = e[E_BASE]
         recent_roas = e[E_RECENT]
         penalty = e[E_PENALTY]
-        z_txt = fixed(zs[i], 1)
-        if not z_txt.startswith("-"):
-            z_txt = "+" + z_txt  # the "+" flag of "%+.1f"
+        z_txt = signed1(zs[i])
         risk = (
             f"; risk penalty {fixed((1 - penalty) * 100, 0)}% (frequency {fixed(e[E_FREQ], 2)}, "
             f"engagement decay {fixed(e[E_DECAY], 2)})"
@@ -702,6 +706,11 @@ def signals(
     """
     n = len(current)
     inf = math.inf
+    # The per-pool parts of the reasons, formatted once per plan.
+    needs_txt = f", needs {evidence_z:g})"
+    cooldown_txt = f" h ago (< {cooldown_h:g} h)"
+    cont_cooldown_txt = f" h ago (< {cont_cooldown_h:g} h)"
+    persistence_txt = f"/{persistence} consecutive plans"
     # Evidence is judged at CURRENT budgets: "holding" is right when marginal returns are equal now,
     # so a move needs this member's marginal to differ from the pool's current (precision-weighted) one.
     num = den = 0.0
@@ -741,7 +750,7 @@ def signals(
             uncertain = e[E_LOGVAR] >= 2.0 * median_var or c <= 0.6 * equal_share
             ex = direction > 0 and not supported and gap >= thr and uncertain
             if not supported and not ex:
-                reason[i] = f"gap not backed by evidence (z={z:+.1f}, needs {evidence_z:g})"
+                reason[i] = "gap not backed by evidence (z=" + signed1(z) + needs_txt
                 direction = 0
             explore[i] = ex
         if direction != 0 and direction == pend_dir[i]:
@@ -752,18 +761,19 @@ def signals(
         counts[i] = count
         since = since_h[i]
         in_cooldown = False
-        cooldown = cooldown_h
+        continuing = False
+        since_f = 0.0
         if since is not None:
-            if direction != 0 and last_dir[i] == direction and z * direction >= cont_z and abs(gap) >= 2 * thr:
-                cooldown = cont_cooldown_h
-            in_cooldown = since < cooldown
+            since_f = since
+            continuing = direction != 0 and last_dir[i] == direction and z * direction >= cont_z and abs(gap) >= 2 * thr
+            in_cooldown = since_f < (cont_cooldown_h if continuing else cooldown_h)
         cooling[i] = in_cooldown
         rdy = direction != 0 and count >= persistence and not in_cooldown
         ready[i] = rdy
         if direction != 0 and not rdy:
             if in_cooldown:
-                reason[i] = f"cooldown: last change {since:.0f} h ago (< {cooldown:g} h)"
+                reason[i] = "cooldown: last change " + fixed(since_f, 0) + (cont_cooldown_txt if continuing else cooldown_txt)
             else:
-                reason[i] = f"signal held {count}/{persistence} consecutive plans"
+                reason[i] = "signal held " + str(count) + persistence_txt
         elif direction == 0 and not reason[i]:
             reason[i] = "within deadband (target " + money(int(round(targets[i]))) + " vs current " + money(c) + ")"
