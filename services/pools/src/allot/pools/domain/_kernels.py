@@ -237,15 +237,26 @@ def shrink_kernel(
 ) -> list[EstimateRow]:
     """``estimate.shrink_rows`` as plain tuples: the :class:`~allot.pools.domain.estimate.MemberEstimate` fields in order, then A and s of its saturation()."""
     prior_prec_b = 1.0 / (PRIOR_ELASTICITY_SD**2)
-    # has_data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref)
-    rows: list[tuple[bool, float, float, float, float, float]] = []
+    # Per member: has data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref).
+    n = len(evidence)
+    has_l = [False] * n
+    xbar_l = [0.0] * n
+    level_l = [0.0] * n
+    b_l = [0.0] * n
+    var_l = [0.0] * n
+    proj_l = [0.0] * n
     dispersions: list[float] = []
-    for ev, cur in zip(evidence, current_cents):
+    for i in range(n):
+        ev = evidence[i]
         ew = ev[W]
         ewx = ev[WX]
         if ew <= 0 or ewx <= 0:
-            x0 = float(max(cur, 1))
-            rows.append((False, x0, 0.0, b0, NO_DATA_VAR, (b0 - 1.0) * (log_ref - math.log(x0))))
+            cur = current_cents[i]
+            x0 = float(cur if cur > 1 else 1)
+            xbar_l[i] = x0
+            b_l[i] = b0
+            var_l[i] = NO_DATA_VAR
+            proj_l[i] = (b0 - 1.0) * (log_ref - math.log(x0))
             continue
         xbar = ewx / ew
         ybar = ev[WY] / ew
@@ -277,33 +288,48 @@ def shrink_kernel(
             # Spent without any value yet: a weak, uncertain estimate near zero.
             var = 1.0 / max(ev[RCONV] + 0.5, 0.5) + 1.0
             level = 0.0
-        rows.append((True, xbar, level, b, var, (b - 1.0) * (log_ref - math.log(xbar))))
+        has_l[i] = True
+        xbar_l[i] = xbar
+        level_l[i] = level
+        b_l[i] = b
+        var_l[i] = var
+        proj_l[i] = (b - 1.0) * (log_ref - math.log(xbar))
     # Pool-wide overdispersion (median ratio of observed to count-based variance, at least 1): robust to
     # one member whose spread is a real trend (a fader) rather than noise.
     if dispersions:
         phi = max(1.0, sorted(dispersions)[len(dispersions) // 2])
-        rows = [(h, x, lv, b, v * phi if h and lv > 0 else v, pj) for h, x, lv, b, v, pj in rows]
+        for i in range(n):
+            if has_l[i] and level_l[i] > 0:
+                var_l[i] = var_l[i] * phi
     # Project every level to the common reference spend so concavity does not masquerade as quality.
     floor_level = 0.0
-    positive = [r[2] for r in rows if r[0] and r[2] > 0]
+    positive = [level_l[i] for i in range(n) if has_l[i] and level_l[i] > 0]
     if positive:
         floor_level = 0.1 * sorted(positive)[len(positive) // 2]
-    thetas: list[tuple[float, float]] = []
-    own: list[float] = []
-    for has, xbar, level, b, var, proj in rows:
-        if has:
+    own = [0.0] * n
+    t_sum = p_sum = 0.0  # sums of precision * theta and of precisions, in member order
+    v_sum = 0.0
+    thetas: list[float] = []
+    for i in range(n):
+        if has_l[i]:
+            level = level_l[i]
             lv = max(level, floor_level, 1e-9)
-            t = math.log(lv) + proj
-            thetas.append((t, var))
-            own.append(t)
-        else:
-            own.append(0.0)
-    if thetas:
-        precs = [1.0 / v for _, v in thetas]
-        mean = sum((t * p for (t, _), p in zip(thetas, precs)), 0.0) / sum(precs, 0.0)
-        if len(thetas) >= 2:
-            between = sum(((t - mean) ** 2 for t, _ in thetas), 0.0) / (len(thetas) - 1)
-            within = sum((v for _, v in thetas), 0.0) / len(thetas)
+            t = math.log(lv) + proj_l[i]
+            own[i] = t
+            thetas.append(t)
+            p = 1.0 / var_l[i]
+            t_sum += t * p
+            p_sum += p
+            v_sum += var_l[i]
+    m_ = len(thetas)
+    if m_:
+        mean = t_sum / p_sum
+        if m_ >= 2:
+            between = 0.0
+            for t in thetas:
+                between += (t - mean) ** 2
+            between = between / (m_ - 1)
+            within = v_sum / m_
             tau2 = max(TAU2_MIN, between - within)
         else:
             tau2 = TAU2_SINGLE
@@ -311,9 +337,14 @@ def shrink_kernel(
         mean, tau2 = math.log(2.0), TAU2_SINGLE
     out: list[EstimateRow] = []
     inv_tau2 = 1.0 / tau2
-    for ev, (has, xbar, level, b, var, proj), theta in zip(evidence, rows, own):
-        if not has:
-            theta = mean
+    for i in range(n):
+        ev = evidence[i]
+        has = has_l[i]
+        xbar = xbar_l[i]
+        b = b_l[i]
+        var = var_l[i]
+        proj = proj_l[i]
+        theta = own[i] if has else mean
         shrink = var / (var + tau2)
         post = mean + (1.0 - shrink) * (theta - mean)
         # Limited translation (Efron-Morris): never pull a member more than MAX_PULL_SD of its own
@@ -335,7 +366,7 @@ def shrink_kernel(
         rspend = ev[6]
         out.append(
             (
-                has, xbar, roas_ref, level, b, var, post_var, shrink,
+                has, xbar, roas_ref, level_l[i], b, var, post_var, shrink,
                 (ev[4] / spend) if spend > 0 else None,
                 (ev[7] / rspend) if rspend > 0 else None,
                 penalty, freq_risk, decay,
