@@ -13,16 +13,18 @@ reported beside it as first_plan_pass_seconds. Writes bench/results/pools_speed.
 
 Run: PYTHONPATH=services/pools/src:services/sandbox/src python bench/pools_speed.py
 The engine's kernels (allot/pools/domain/_kernels.py: evidence, shrinkage, solver, moves, explanation text) run
-compiled when services/pools/build_native.py has built them (make venv does); "kernels" in the results says which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
-Knobs (for profiling): --pools N (default 10000; a non-default N prints but does not
-overwrite the results file), --repeat R (best of R timed passes over the same pools).
+compiled when services/pools/build_native.py has built them (make venv does); "kernels" in the results says
+which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
+The same second plans are timed --repeat times (default 3) over the same pools and states; plan_seconds is
+the fastest pass (this is a CPU-bound loop on a shared machine: other work only ever adds time) and
+plan_seconds_passes lists every pass. Knob for profiling: --pools N (default 10000; a non-default N prints
+but does not overwrite the results file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 import time
@@ -64,7 +66,7 @@ def main() -> None:
     global POOLS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pools", type=int, default=POOLS, help="number of pools to plan (default %(default)s)")
-    ap.add_argument("--repeat", type=int, default=1, help="timed passes; the fastest is reported (default %(default)s)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes; the fastest is reported, every pass beside it (default %(default)s)")
     args = ap.parse_args()
     write = args.pools == POOLS
     POOLS = args.pools
@@ -89,8 +91,8 @@ def main() -> None:
         states[settings.pool_id] = plan_allocation(settings, members, history, now=NOW, state=EngineState()).state
     first_plan_seconds = time.perf_counter() - first_t0
     then = NOW + timedelta(hours=8)
-    seconds = math.inf
-    cpu_seconds = math.inf
+    passes: list[float] = []
+    cpu_passes: list[float] = []
     for _ in range(max(1, args.repeat)):
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -100,14 +102,17 @@ def main() -> None:
             plan = plan_allocation(settings, members, history, now=then, state=states[settings.pool_id])
             changed += len(plan.changes)
             infeasible += not plan.feasible
-        seconds = min(seconds, time.perf_counter() - t0)
-        cpu_seconds = min(cpu_seconds, time.process_time() - c0)
+        passes.append(time.perf_counter() - t0)
+        cpu_passes.append(time.process_time() - c0)
+    seconds = min(passes)
+    cpu_seconds = min(cpu_passes)
     out = {
         "benchmark": "pools_speed",
         "pools": POOLS,
         "members_per_pool": MEMBERS,
         "intervals_per_member": len(histories[0]),
         "plan_seconds": round(seconds, 3),
+        "plan_seconds_passes": [round(x, 3) for x in passes],
         "first_plan_pass_seconds": round(first_plan_seconds, 3),
         "plan_cpu_seconds": round(cpu_seconds, 3),
         "per_pool_ms": round(1000 * seconds / POOLS, 4),
@@ -123,6 +128,7 @@ def main() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(out, indent=2, sort_keys=True))
     print(f"planned {POOLS} pools x {MEMBERS} members ({out['intervals_per_member']} intervals each) in {seconds:.2f} s "
+          f"(best of {len(passes)} passes: {', '.join(f'{x:.2f}' for x in passes)} s) "
           f"(cpu {cpu_seconds:.2f} s; {out['per_pool_ms']} ms/pool; target < 5 s; {estimate.KERNELS} kernels); changed {changed}, infeasible {infeasible}; "
           + (f"wrote {path}" if write else "results file not written (non-default --pools)"))
 
