@@ -35,7 +35,10 @@ def test_money_matches_the_two_decimal_rendering_of_the_amount(money) -> None:  
         assert money(cents) == f"{'-' if cents < 0 else ''}{units:,}.{rest:02d}"
 
 
-FIXED = pytest.mark.parametrize("fixed", [_kernels.fixed, estimate.kernels.fixed], ids=["python", estimate.KERNELS])
+FIXED = pytest.mark.parametrize(
+    "fixed", [_kernels.fixed, _kernels.fixed_arith, estimate.kernels.fixed, estimate.kernels.fixed_arith],
+    ids=["python", "python-arith", estimate.KERNELS, f"{estimate.KERNELS}-arith"],
+)
 
 
 @FIXED
@@ -54,3 +57,15 @@ def test_fixed_is_exactly_the_percent_format(fixed, decimals: int) -> None:  # t
     values += [struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0] for _ in range(20_000)]
     for x in values:
         assert fixed(x, decimals) == "%.*f" % (decimals, x), x
+
+
+@pytest.mark.parametrize("kernels", [_kernels, estimate.kernels], ids=["python", estimate.KERNELS])
+def test_signed_one_decimal_is_exactly_the_percent_format(kernels) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(3)
+    for x in [0.0, -0.0, 0.05, -0.05, 0.25, math.inf, -math.inf, math.nan] + [rng.uniform(-50, 50) for _ in range(20_000)]:
+        assert kernels.signed1(x) == "%+.1f" % x, x
+
+
+def test_compiled_flag_tells_which_module_runs() -> None:
+    assert _kernels.COMPILED is False
+    assert estimate.kernels.COMPILED is (estimate.KERNELS == "native")
