@@ -316,7 +316,7 @@ class AllocationPlan:
     @property
     def changes(self) -> tuple[MemberAllocation, ...]:
         """Lines whose budget changed."""
-        return tuple(a for a in self.allocations if a.change_cents != 0)
+        return tuple(a for a in self.allocations if a.new_budget_cents != a.previous_budget_cents)
 
 
 def hours_between(a: datetime, b: datetime) -> float:
