@@ -49,7 +49,7 @@ def test_fixed_is_exactly_the_percent_format(fixed, decimals: int) -> None:  # t
     special = [0.0, -0.0, 0.5, -0.5, 1.5, 2.5, 0.125, -0.125, 2.675, 0.005, -0.001, 0.994999, 99.995, 0.05, 0.15, 0.25, 0.35,
                1e9, -1e9, 999_999_999.995, 1e300, -1e-300, math.inf, -math.inf, math.nan, 5e-324]
     values = special + [rng.uniform(-10, 10) for _ in range(50_000)] + [rng.uniform(-1e9, 1e9) for _ in range(20_000)]
-    # Near ties of every kind: k / 2000 is a half of the last kept digit for odd k, plus neighbours one ulp away.
+    # Near ties: multiples of a tenth of the last kept digit (every exact half among them), and their neighbours one ulp away.
     for _ in range(20_000):
         x = rng.randrange(-2_000_000, 2_000_000) / 2000 * (10 ** (2 - decimals))
         values += [x, math.nextafter(x, math.inf), math.nextafter(x, -math.inf)]
