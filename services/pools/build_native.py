@@ -1,6 +1,7 @@
 """Optional: compile the allocation engine's kernels (allot/pools/domain/_kernels.py) with mypyc.
 
     python services/pools/build_native.py          # writes services/pools/build/native/_kernels_native.<abi>.so
+    python services/pools/build_native.py --force  # even when the build there is from the current source
 
 The result is an accelerator, never a requirement: ``allot.pools.domain.estimate`` uses the compiled
 module only when it exists AND was compiled from exactly the current _kernels.py (the SHA-256 of the
@@ -28,9 +29,19 @@ OUT = HERE / "build" / "native"
 NAME = "_kernels_native"
 
 
+def _up_to_date(digest: str) -> bool:
+    """A build for this interpreter from exactly this source is already there (``--force`` rebuilds anyway)."""
+    stamp = OUT / "SOURCE_SHA256"
+    built = any((OUT / f"{NAME}{sfx}").is_file() for sfx in importlib.machinery.EXTENSION_SUFFIXES)
+    return built and stamp.is_file() and stamp.read_text().strip() == digest
+
+
 def main() -> int:
     source = KERNELS.read_bytes()
     digest = hashlib.sha256(source).hexdigest()
+    if "--force" not in sys.argv[1:] and _up_to_date(digest):
+        print(f"build_native: up to date (source sha256 {digest[:12]})")
+        return 0
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         print("build_native: no C compiler; the pure-Python kernels will be used")
         return 0
@@ -63,6 +74,7 @@ def main() -> int:
         extra = [p for s in importlib.machinery.EXTENSION_SUFFIXES for p in domain.glob(f"{NAME}__mypyc{s}")]
         for p in built + extra:
             shutil.copy2(p, OUT / p.name)
+        (OUT / "SOURCE_SHA256").write_text(digest + "\n")
     print(f"build_native: compiled {KERNELS.relative_to(HERE.parent.parent)} -> {OUT.relative_to(HERE.parent.parent)} (source sha256 {digest[:12]})")
     return 0
 

@@ -63,4 +63,3 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
     for row in blocked:
         PROPOSALS.labels("pacing", row["status"]).inc()
         log.info("pacing_proposal_blocked", proposal_id=str(row["proposal_id"]), status=row["status"])
-

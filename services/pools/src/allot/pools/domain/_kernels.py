@@ -34,7 +34,12 @@ EvidenceRow = tuple[
     int, int, int, float, float, float, float, float, float, float, float,
     float, float, float, float, float, float, float, float, float, float, float,
 ]
-#: A member's estimate: the fields of ``estimate.MemberEstimate`` in order, then A and s of its saturation().
+#: A member's estimate (``shrink_kernel``), one fitted response around its current spend after shrinkage and risk
+#: penalty: has data; ref spend (daily cents the level is anchored at, recency-weighted); shrunk, penalised value
+#: per spend cent at the ref spend; the raw one; elasticity; sampling variance of the own log level; posterior
+#: variance of the shrunk log level; shrinkage (0 own data only .. 1 pool only); baseline ROAS; recent (3 d)
+#: ROAS; risk penalty factor; frequency risk; engagement decay; then A and s of the calibrated curve
+#: R(x) = A (1 - exp(-x / s)), whose marginal return at spend x and weight w is A / s * exp(-x / (w s)).
 EstimateRow = tuple[
     bool, float, float, float, float, float, float, float, float | None, float | None, float, float, float, float, float,
 ]
@@ -236,7 +241,7 @@ def risk(imp: float, rimp: float, fq: float, rfq: float, clk: float, rclk: float
 def shrink_kernel(
     evidence: Sequence[EvidenceRow], current_cents: Sequence[int], b0: float, log_ref: float, cw_freq: float, cw_decay: float
 ) -> list[EstimateRow]:
-    """``estimate.shrink_rows`` as plain tuples: the :class:`~allot.pools.domain.estimate.MemberEstimate` fields in order, then A and s of its saturation()."""
+    """``estimate.shrink_tuples`` on plain numbers: an :data:`EstimateRow` per evidence row."""
     prior_prec_b = 1.0 / (PRIOR_ELASTICITY_SD**2)
     # Per member: has data, x_ref, raw level, b, var, (b - 1) * (log_ref - log x_ref).
     n = len(evidence)
@@ -371,7 +376,7 @@ def shrink_kernel(
                 (ev[4] / spend) if spend > 0 else None,
                 (ev[7] / rspend) if rspend > 0 else None,
                 penalty, freq_risk, decay,
-                # (A, s) of the calibrated curve, as MemberEstimate.saturation() computes them
+                # (A, s) of the calibrated curve: same level and elasticity as estimated at the ref spend
                 roas_ref * xbar / (1.0 - math.exp(-u)), xbar / u,
             )
         )
@@ -381,7 +386,14 @@ def shrink_kernel(
 def solve(
     c0: list[float], k: list[float], lo: list[float], hi: list[float], total: int, optimism: Sequence[float] | None
 ) -> tuple[list[float], float]:
-    """``engine.solve_targets`` on precomputed log(A / s) (``c0``), slopes w * s (``k``) and float bounds."""
+    """Budgets (floats) that equalise estimated marginal returns under floors/ceilings and sum to ``total``, plus
+    the common marginal; from log(A / s) (``c0``, see ``curve_inputs``), slopes w * s (``k``) and float bounds.
+
+    On each member's calibrated curve A (1 - exp(-x / s)) the budget at marginal ``lam`` is
+    ``w * s * (log(A / s) - log(lam))`` clipped to its bounds: linear in log(lam), so Newton steps on
+    log(lam) land exactly after a few clip-set changes. ``optimism`` adds to log(A / s) (exploration).
+    When the bounds cannot meet ``total`` all members sit at their floors (or ceilings).
+    """
     if sum(lo, 0.0) >= total:
         return lo, math.inf
     if sum(hi, 0.0) <= total:
@@ -426,7 +438,7 @@ def solve(
 
 def curve_inputs(estimates: list[EstimateRow], weights: list[float], current: list[int]) -> tuple[list[float], list[float], list[float]]:
     """Per member: log(A / s) and the slope w * s of its calibrated curve (``solve``'s inputs), and its marginal
-    return at the current budget (``MemberEstimate.marginal(current, weight)``)."""
+    return at the current budget."""
     c0: list[float] = []
     k: list[float] = []
     mu_now: list[float] = []
@@ -664,9 +676,7 @@ def fixed_arith(x: float, decimals: int) -> str:
 
 def signed1(x: float) -> str:
     """Exactly ``"%+.1f" % x``."""
-    if not COMPILED:
-        return "%+.1f" % x
-    text = fixed_arith(x, 1)
+    text = fixed(x, 1)
     return text if text.startswith("-") else "+" + text
 
 
@@ -687,7 +697,7 @@ def explain(
         if c >= 1:
             mu = mu_now[i]  # e.marginal(max(c, 1), weight) with max(c, 1) == c
         else:
-            mu = e[E_SAT_A] / e[E_SAT_S] * math.exp(-1 / (weights[i] * e[E_SAT_S]))  # MemberEstimate.marginal(1, weight)
+            mu = e[E_SAT_A] / e[E_SAT_S] * math.exp(-1 / (weights[i] * e[E_SAT_S]))  # the marginal at 1 cent
         reasons: list[str] = []
         if c != prev:
             reasons.append("moved onto its " + ("floor " if c > prev else "ceiling ") + money(c) + " " + cur)
@@ -823,6 +833,6 @@ def signals(
             reason[i] = "within deadband (target " + money(int(round(targets[i]))) + " vs current " + money(c) + ")"
 
 
-#: Whether this module runs compiled (mypyc turns its functions into builtins): some text helpers pick the
-#: faster of two equivalent ways for each case.
+#: Whether this module runs compiled (mypyc turns its functions into builtins): fixed() picks the faster of its
+#: two equivalent ways.
 COMPILED: Final = not isinstance(fixed, types.FunctionType)

@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from allot.pools.domain.estimate import MemberEstimate, evidence_rows, kernels, shrink_tuples
+from allot.pools.domain._kernels import E_BASE, E_ELAST, E_POSTVAR, E_RECENT, E_SHRINK
+from allot.pools.domain.estimate import evidence_rows, kernels, shrink_tuples
 from allot.pools.domain.models import (
     AllocationPlan,
     CompositeWeights,
@@ -24,9 +25,8 @@ from allot.pools.domain.models import (
     hours_between,
 )
 from allot.pools.domain.oscillation import count_reversals, is_oscillating
-from allot.pools.domain.realize import Bounds
 
-__all__ = ["plan_allocation", "solve_targets", "EXPLORATION_KAPPA"]
+__all__ = ["plan_allocation", "EXPLORATION_KAPPA"]
 
 #: A continuing move (same direction as the member's last change) may use the short cooldown when its evidence is this many times the usual bar.
 CONTINUATION_Z_FACTOR = 1.0
@@ -42,8 +42,6 @@ _move_orders = kernels.move_orders
 _realize_moves = kernels.realize_moves
 _signals_kernel = kernels.signals
 _EMPTY_MEMORY = MemberMemory()
-# Positions in an estimate tuple (see estimate.shrink_tuples): MemberEstimate's fields, then A and s of its curve.
-(_HAS_DATA, _REF, _ROAS, _RAW, _ELAST, _LOGVAR, _POSTVAR, _SHRINK, _BASE, _RECENT, _PENALTY, _FREQ, _DECAY, _SAT_A, _SAT_S) = range(15)
 
 _EXCLUDED_TEXT = "excluded: {why}; budget left as is and not counted in the pool sum"
 
@@ -93,33 +91,6 @@ def _pool_conversion_value(
             rev += iv.revenue_cents
             conv += iv.conversions
     return rev / conv if conv > 0 else 1.0
-
-
-def solve_targets(
-    estimates: Sequence[MemberEstimate],
-    weights: Sequence[float],
-    bounds: Sequence[Bounds],
-    total: int,
-    *,
-    optimism: Sequence[float] | None = None,
-) -> tuple[list[float], float]:
-    """Budgets (floats) that equalise estimated marginal returns under floors/ceilings and sum to ``total``, plus the common marginal.
-
-    On each member's calibrated curve A (1 - exp(-x / s)) the budget at marginal
-    ``lam`` is ``w * s * (log(A / s) - log(lam))`` clipped to its bounds: linear
-    in log(lam), so Newton steps on log(lam) land exactly after a few
-    clip-set changes. ``optimism`` adds to log(A / s) (exploration). When the
-    bounds cannot meet ``total`` all members sit at their floors (or ceilings).
-    """
-    lo = [float(b.lo) for b in bounds]
-    hi = [float(b.hi) for b in bounds]
-    c: list[float] = []
-    k: list[float] = []
-    for i, e in enumerate(estimates):
-        a, s = e.saturation()
-        c.append(math.log(max(a / s, 1e-300)))
-        k.append(weights[i] * s)
-    return _solve(c, k, lo, hi, total, optimism)
 
 
 def plan_allocation(
@@ -243,7 +214,7 @@ def plan_allocation(
         pool_lambda = lam if math.isfinite(lam) else None
         targets = greedy
         if pool.exploration_share > 0:
-            boosts = [EXPLORATION_KAPPA * math.sqrt(e[_POSTVAR]) for e in estimates]
+            boosts = [EXPLORATION_KAPPA * math.sqrt(e[E_POSTVAR]) for e in estimates]
             optimistic, _ = _solve(c0, k, lo_f, hi_f, B, boosts)
             targets = _explore_targets(greedy, optimistic, pool.exploration_share * B)
         _signals(pool, now, pool_lambda, estimates, current, targets, greedy, mems, mu_now, zs, dirs_, counts, cooling, explore, ready, reason)
@@ -320,8 +291,8 @@ def plan_allocation(
         action, text, reasons, mu = lines[j]
         append(
             _new_allocation(
-                mb.member_id, prevs[j], new_budgets[j], action, text, e[_BASE], e[_RECENT], mu if isfinite(mu) else None,
-                e[_ELAST], e[_SHRINK], int(round(targets[j])), counts[j], reasons,
+                mb.member_id, prevs[j], new_budgets[j], action, text, e[E_BASE], e[E_RECENT], mu if isfinite(mu) else None,
+                e[E_ELAST], e[E_SHRINK], int(round(targets[j])), counts[j], reasons,
             )
         )
     new_state = EngineState(members=new_memories, frozen_until=None, frozen_reason=None, last_plan_at=now)

@@ -40,7 +40,7 @@ from allot.pools.domain._kernels import LN2 as _LN2
 from allot.pools.domain._kernels import maturation_at, saturation_ratio
 from allot.pools.domain.models import CompositeWeights, MetricInterval, PoolSettings
 
-__all__ = ["Evidence", "MemberEstimate", "gather_evidence", "maturation_at", "saturation_ratio", "shrink_to_pool"]
+__all__ = ["Evidence", "evidence_rows", "gather_evidence", "maturation_at", "saturation_ratio", "shrink_tuples"]
 
 
 def _native_kernels() -> ModuleType | None:
@@ -79,9 +79,9 @@ def _native_kernels() -> ModuleType | None:
 
 
 _native = _native_kernels()
-#: Which kernels compute evidence and shrinkage in this process: "native" (mypyc) or "python".
+#: Which kernels the engine runs in this process: "native" (mypyc) or "python".
 KERNELS = "native" if _native is not None else "python"
-#: The kernels module in use (the compiled copy or the pure-Python one); the engine calls its ``solve``.
+#: The kernels module in use (the compiled copy or the pure-Python one).
 kernels: ModuleType = _native or _kernels
 _evidence_kernel = kernels.evidence_kernel
 _shrink_kernel = kernels.shrink_kernel
@@ -127,10 +127,6 @@ def gather_evidence(
     return Evidence(*evidence_rows((history,), pool, now, conv_value)[0])
 
 
-# Positions in an evidence row (the field order of :class:`Evidence`).
-_W, _WW, _WX, _WXX, _WY, _WXY, _WYY, _RCONV = 8, 9, 10, 11, 12, 13, 14, 15
-
-
 def evidence_rows(
     histories: Sequence[Sequence[MetricInterval]], pool: PoolSettings, now: datetime, conv_value: float, cw: CompositeWeights | None = None
 ) -> list[tuple]:
@@ -147,70 +143,12 @@ def evidence_rows(
     )
 
 
-@dataclass(slots=True)
-class MemberEstimate:
-    """One member's fitted response around its current spend, after shrinkage and risk penalty."""
-
-    has_data: bool
-    ref_spend: float
-    """Daily spend (cents) the member's level is anchored at (recency-weighted)."""
-    roas_at_ref: float
-    """Shrunk, penalised value per spend cent at ``ref_spend``."""
-    raw_roas_at_ref: float
-    elasticity: float
-    log_var: float
-    """Sampling variance of the member's own log level (before shrinkage)."""
-    post_var: float
-    """Posterior variance of the shrunk log level."""
-    shrinkage: float
-    baseline_roas: float | None
-    recent_roas: float | None
-    risk_penalty: float
-    frequency_risk: float
-    engagement_decay: float
-
-    def saturation(self) -> tuple[float, float]:
-        """(A, s) of the calibrated curve R(x) = A * (1 - exp(-x / s)): same level and same elasticity as estimated at ``ref_spend``."""
-        u = saturation_ratio(self.elasticity)
-        s = self.ref_spend / u
-        a = self.roas_at_ref * self.ref_spend / (1.0 - math.exp(-u))
-        return a, s
-
-    def marginal(self, spend_cents: float, weight: float = 1.0) -> float:
-        """Value per extra spend cent at ``spend_cents`` on the calibrated saturating curve (weight stretches the spend axis)."""
-        a, s = self.saturation()
-        return a / s * math.exp(-max(0.0, spend_cents) / (weight * s))
-
-
-
-
-def _row(ev: Evidence) -> tuple:
-    return (
-        ev.n_used, ev.n_fresh_excluded, ev.n_corrected, ev.spend_cents, ev.value, ev.conversions, ev.recent_spend_cents, ev.recent_value,
-        ev.w, ev.ww, ev.wx, ev.wxx, ev.wy, ev.wxy, ev.wyy, ev.reported_conversions_w,
-        ev.impressions, ev.clicks, ev.freq_imp, ev.recent_impressions, ev.recent_clicks, ev.recent_freq_imp,
-    )
-
-
-def shrink_to_pool(
-    evidence: Sequence[Evidence], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float
-) -> list[MemberEstimate]:
-    """Fit each member's concave response and shrink its level toward the pool (empirical Bayes); members without data get the pool's level."""
-    return shrink_rows([_row(ev) for ev in evidence], current_cents, pool, ref_spend)
-
-
-def shrink_rows(
-    evidence: Sequence[tuple], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float, cw: CompositeWeights | None = None
-) -> list[MemberEstimate]:
-    """:func:`shrink_to_pool` on evidence rows as returned by :func:`evidence_rows` (same arithmetic)."""
-    return [MemberEstimate(*r[:13]) for r in shrink_tuples(evidence, current_cents, pool, ref_spend, cw)]
-
-
 def shrink_tuples(
     evidence: Sequence[tuple], current_cents: Sequence[int], pool: PoolSettings, ref_spend: float, cw: CompositeWeights | None = None
 ) -> list[tuple]:
-    """:func:`shrink_rows` as plain tuples (the engine's hot path): the :class:`MemberEstimate` fields in order, then the
-    A and s of its :meth:`~MemberEstimate.saturation`."""
+    """Fit each member's concave response and shrink its level toward the pool (empirical Bayes); members
+    without data get the pool's level. One estimate row per evidence row (``_kernels.EstimateRow`` lists its
+    fields), ``current_cents`` in the same order; ``ref_spend`` is the common spend levels are projected to."""
     cw = cw or pool.composite
     log_ref = math.log(max(ref_spend, 1.0))
     return _shrink_kernel(evidence, current_cents, pool.prior_elasticity, log_ref, cw.frequency_risk, cw.engagement_decay)
