@@ -18,6 +18,11 @@ import pytest
 
 from allot.runtime.settings import Settings
 
+# Tests are a development environment: services they start (in process or as processes, which inherit the
+# environment) accept the short approval secrets tests use. tests/security/test_hardening.py checks that
+# outside development they refuse to start.
+os.environ.setdefault("ALLOT_ENV", "development")
+
 
 def _docker_available() -> bool:
     try:

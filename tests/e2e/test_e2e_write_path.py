@@ -136,7 +136,8 @@ async def test_the_same_approval_published_three_times_changes_the_budget_once(w
     again = first.model_copy(update={"event_id": uuid.uuid4()})
     await publish(write_path.stack.bootstrap, first, first, again)
     results = await outcome(write_path, eid, count=2)
-    assert sorted(r.outcome for r in results) == ["already_applied", "succeeded"]
+    # the duplicate reports `pending` when it arrives while the original is being applied, else already_applied
+    assert sorted(r.outcome for r in results) in (["already_applied", "succeeded"], ["pending", "succeeded"])
     assert budget_of(write_path, eid) == 11_000 and len(writes(write_path, eid)) == 1
 
 

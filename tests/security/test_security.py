@@ -4,8 +4,9 @@
     (never a 403: existence is not disclosed) for every read and every change by a key of workspace A — admin, so
     the role is never the reason — and B's views of it are byte-for-byte the same afterwards.
 (b) The executor refuses approvals it must not execute. Already covered in
-    tests/service/executor/test_executor_service.py::test_forged_or_expired_approvals_go_to_the_dlq_and_never_reach_the_platform
-    (signed with the wrong secret, expired, tampered after signing). Added here: an UNSIGNED approval, and an
+    tests/service/executor/test_executor_service.py::test_forged_approvals_go_to_the_dlq_and_never_reach_the_platform
+    (signed with the wrong secret, tampered after signing; an expired approval is an `expired` outcome, never
+    applied: tests/security/test_hardening.py). Added here: an UNSIGNED approval, and an
     approval validly signed for workspace B replayed into workspace A (the signature binds the workspace id), with
     the same approval under its own workspace applied as the control.
 (c) No secret in the logs: executor + guardrails run as processes (allot.runtime.stack) with an approval secret,

@@ -184,6 +184,10 @@ class GuardrailApproved(Payload):
     approved_at: AwareDatetime
     expires_at: AwareDatetime = Field(description="The executor refuses the approval after this instant.")
     signature: str = Field(description="HMAC-SHA256 (hex) over the signed fields, see allot.contracts.signing.")
+    key_id: str | None = Field(
+        default=None, max_length=64,
+        description="Id of the key that signed (signed too): verifiers accept the current and, during a rotation "
+                    "window, the previous key. Absent on approvals signed before key ids existed (current key).")
 
 
 class GuardrailBlocked(Payload):
@@ -202,7 +206,9 @@ class GuardrailBlocked(Payload):
 
 # ---------------------------------------------------------------- action.executed
 
-Outcome = Literal["succeeded", "failed", "already_applied", "conflict", "rejected"]
+Outcome = Literal["succeeded", "failed", "already_applied", "conflict", "rejected", "expired", "pending"]
+#: Outcomes after which the action will never be applied by this approval: its source should plan again.
+FINAL_OUTCOMES = frozenset({"succeeded", "failed", "already_applied", "conflict", "rejected", "expired"})
 
 
 class ActionExecuted(Payload):
@@ -218,7 +224,10 @@ class ActionExecuted(Payload):
     entity_type: EntityType
     entity_id: str
     action_type: ActionType
-    outcome: Outcome = Field(description="succeeded, failed, already_applied, conflict or rejected.")
+    outcome: Outcome = Field(description=(
+        "succeeded, failed, already_applied, conflict, rejected; expired (the approval's lifetime ended before the "
+        "executor received it: nothing was sent, the source should plan again); pending (a duplicate approval "
+        "arrived while the original action is still being applied: its real outcome follows)."))
     currency: Currency = Field(description="ISO 4217 currency of the *_cents fields.")
     before_cents: int | None = Field(default=None, description="Budget before, minor units.")
     after_cents: int | None = Field(default=None, description="Budget after, minor units.")

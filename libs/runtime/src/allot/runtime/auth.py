@@ -15,6 +15,8 @@ import orjson
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, TypeAdapter
 
+from allot.runtime.http import check_inputs
+
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
 
@@ -58,7 +60,12 @@ class ApiKeyStore:
 
     @classmethod
     def from_json(cls, text: str) -> ApiKeyStore:
-        return cls(TypeAdapter(list[ApiKeyEntry]).validate_python(orjson.loads(text or "[]")))
+        return cls(cls.entries_from_json(text))
+
+    @staticmethod
+    def entries_from_json(text: str) -> list[ApiKeyEntry]:
+        """Parse ALLOT_API_KEYS (a JSON list of hashed entries)."""
+        return TypeAdapter(list[ApiKeyEntry]).validate_python(orjson.loads(text or "[]"))
 
     def authenticate(self, raw: str) -> Principal | None:
         entry = self._by_hash.get(hash_key(raw))
@@ -88,6 +95,7 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
             raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
         if not principal.can(role):
             raise HTTPException(403, f"role {principal.role!r} may not do this; {role!r} or higher is required")
+        await check_inputs(request)  # 422 naming the field for what PostgreSQL cannot store
         return principal
 
     return dependency

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from allot.runtime.inputs import unstorable, unstorable_params
 from allot.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,6 +28,26 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers or {}
         self.extra = extra or {}
+
+
+async def check_inputs(request: Request) -> None:
+    """422 naming the field for input PostgreSQL cannot store (allot.runtime.inputs), before any model or query.
+
+    Runs inside the auth dependency (after the key is checked), so every authenticated route gets it.
+    """
+    problems = [("query", *p) for p in unstorable_params(request.query_params.multi_items())]
+    problems += [("path", *p) for p in unstorable_params(request.path_params.items())]
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and "json" in request.headers.get("content-type", ""):
+        body = await request.body()
+        if body:
+            try:
+                data = await request.json()
+            except ValueError:
+                data = None  # not JSON: the route's own validation answers with json_invalid
+            problems += [("body", *p) for p in unstorable(data)]
+    if problems:
+        raise RequestValidationError([{"loc": (where, name), "msg": message, "type": "unstorable_value"}
+                                      for where, name, message in problems])
 
 
 def _loc(loc: tuple[Any, ...] | list[Any]) -> str:

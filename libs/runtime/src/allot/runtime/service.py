@@ -12,6 +12,7 @@ import contextlib
 import gc
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.logging import configure_logging, get_logger
 from allot.runtime.metrics import HTTP_REQUESTS
 from allot.runtime.outbox import OutboxRelay, add_events
-from allot.runtime.settings import Settings
+from allot.runtime.settings import InsecureConfiguration, Settings
 
 log = get_logger(__name__)
 
@@ -83,6 +84,8 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     settings_class: type[Settings] = Settings
+    #: signs or verifies guardrail approvals: refuses to start with a default or short secret outside development
+    uses_approval_secret: bool = False
 
 
 def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -91,6 +94,8 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         settings = settings.model_copy(update={"service_name": spec.name})
     if not isinstance(settings, spec.settings_class):
         settings = spec.settings_class(**settings.model_dump())
+    if spec.uses_approval_secret:
+        settings.check_approval_secrets()  # InsecureConfiguration: refuse before anything connects
     the_clock = clock or clock_from_settings(settings)
 
     @asynccontextmanager
@@ -225,6 +230,11 @@ def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     settings = settings or spec.settings_class()
     if settings.service_name == "allot":
         settings = settings.model_copy(update={"service_name": spec.name})
-    app = create_app(spec, settings)
+    try:
+        app = create_app(spec, settings)
+    except InsecureConfiguration as exc:
+        configure_logging(spec.name, settings.log_level)
+        log.error("refusing_to_start", reason=str(exc))
+        sys.exit(f"allot {spec.name}: {exc}")
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=15)

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+#: The approval secret a process gets when none is configured; accepted only with ALLOT_ENV=development.
+DEV_APPROVAL_SECRET = "dev-only-approval-secret-change-me"
+#: Secrets written in this project's files at some point (defaults, examples): never acceptable in production.
+KNOWN_PUBLIC_SECRETS = frozenset({DEV_APPROVAL_SECRET, "local-only-approval-secret-change-me", "change-me", "secret"})
+#: Shortest approval secret accepted outside development (characters; `openssl rand -hex 32` gives 64).
+MIN_APPROVAL_SECRET_LEN = 32
+
+
+class InsecureConfiguration(RuntimeError):
+    """The process must not start with this configuration (e.g. a default approval secret outside development)."""
+
+
+def key_fingerprint(secret: str) -> str:
+    """A key id derived from a secret: the first 12 hex digits of its SHA-256 (reveals nothing usable)."""
+    return "k-" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+def approval_secret_problems(secret: str, *, what: str = "ALLOT_APPROVAL_SECRET") -> list[str]:
+    """Why ``secret`` is unfit to sign approvals outside development (empty list = fit)."""
+    if secret in KNOWN_PUBLIC_SECRETS:
+        return [f"{what} is a default written in Allot's source or examples: anyone can forge approvals with it"]
+    if len(secret) < MIN_APPROVAL_SECRET_LEN:
+        return [f"{what} is {len(secret)} characters long; at least {MIN_APPROVAL_SECRET_LEN} are required "
+                "(e.g. `openssl rand -hex 32`)"]
+    return []
 
 
 class Settings(BaseSettings):
@@ -62,15 +91,73 @@ class Settings(BaseSettings):
         default="[]",
         description="JSON list of {key_id, sha256, workspace_id, role}; only hashes are ever configured.",
     )
-    approval_secret: SecretStr = SecretStr("dev-only-approval-secret-change-me")
+    env: Literal["production", "development"] = Field(
+        default="production",
+        description="'development' (ALLOT_ENV=development) is the only mode in which a service that signs or verifies "
+                    "approvals starts with the default or a short approval secret.")
+    approval_secret: SecretStr = SecretStr(DEV_APPROVAL_SECRET)
+    approval_key_id: str = Field(
+        default="", max_length=64,
+        description="Id of approval_secret carried by every approval; empty = derived from the secret (fingerprint).")
+    approval_previous_secret: SecretStr | None = Field(
+        default=None, description="The key before the last rotation: verifiers still accept approvals signed with it.")
+    approval_previous_key_id: str = Field(default="", max_length=64,
+                                          description="Id of approval_previous_secret; empty = derived.")
+    approval_previous_until: datetime | None = Field(
+        default=None, description="End of the rotation window: after it the previous key is no longer accepted "
+                                  "(unset = accepted while configured).")
 
     # Product switches
     ai_native_enabled: bool = True
+
+    def approval_keys(self) -> ApprovalKeys:
+        """The signing key (current) and the keys a verifier accepts, by key id."""
+        current = self.approval_secret.get_secret_value()
+        current_id = self.approval_key_id or key_fingerprint(current)
+        previous: tuple[str, bytes, datetime | None] | None = None
+        if self.approval_previous_secret is not None:
+            prev = self.approval_previous_secret.get_secret_value()
+            previous = (self.approval_previous_key_id or key_fingerprint(prev), prev.encode(),
+                        self.approval_previous_until)
+        return ApprovalKeys(current_id, current.encode(), previous)
+
+    def check_approval_secrets(self) -> None:
+        """Refuse (InsecureConfiguration) a default or short approval secret unless ALLOT_ENV=development."""
+        if self.env == "development":
+            return
+        problems = approval_secret_problems(self.approval_secret.get_secret_value())
+        if self.approval_previous_secret is not None:
+            problems += approval_secret_problems(self.approval_previous_secret.get_secret_value(),
+                                                 what="ALLOT_APPROVAL_PREVIOUS_SECRET")
+        keys = self.approval_keys()
+        if keys.previous is not None and keys.previous[0] == keys.current_id:
+            problems.append("ALLOT_APPROVAL_PREVIOUS_KEY_ID equals the current key id; give each key its own id")
+        if problems:
+            raise InsecureConfiguration(
+                f"{self.service_name} refuses to start: " + "; ".join(problems)
+                + ". Set a random ALLOT_APPROVAL_SECRET (the same for guardrails and executor), or ALLOT_ENV=development "
+                  "for a local experiment.")
 
     @property
     def schema(self) -> str:
         """Postgres schema owned by this service."""
         return self.database_schema or self.service_name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class ApprovalKeys:
+    """Keys of approval signatures: the current one signs; verifiers also accept the previous one in its window."""
+
+    current_id: str
+    current: bytes
+    previous: tuple[str, bytes, datetime | None] | None = None
+
+    def verification_keys(self) -> dict[str, tuple[bytes, datetime | None]]:
+        """key id → (secret, accepted until or None)."""
+        keys: dict[str, tuple[bytes, datetime | None]] = {self.current_id: (self.current, None)}
+        if self.previous is not None:
+            keys.setdefault(self.previous[0], (self.previous[1], self.previous[2]))
+        return keys
 
 
 @lru_cache(maxsize=1)

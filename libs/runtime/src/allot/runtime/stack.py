@@ -11,21 +11,24 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import orjson
+from pydantic import ValidationError
 
-from allot.runtime.auth import generate_key
+from allot.runtime.auth import ApiKeyStore, generate_key
 from allot.runtime.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
 from allot.runtime.kafka import ensure_topics
 from allot.runtime.service import module_exists
-from allot.runtime.settings import Settings
+from allot.runtime.settings import Settings, approval_secret_problems
 
 #: service name → default HTTP port. Order = start order.
 SERVICES: dict[str, int] = {
@@ -130,12 +133,24 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     asyncio.run(ensure_topics(base.model_copy(update={"kafka_bootstrap": bootstrap})))
 
     raw_key, entry = generate_key("demo", "admin", key_id="demo-admin")
-    keys = [entry.model_dump(), *(api_keys or [])]
+    configured = configured_api_keys(os.environ.get("ALLOT_API_KEYS", ""))
+    keys = [entry.model_dump(), *configured, *(api_keys or [])]
+    if configured:
+        say(f"  api keys   demo-admin + {len(configured)} from ALLOT_API_KEYS "
+            f"({', '.join(k['key_id'] for k in configured)})")
     env = {k: v for k, v in os.environ.items()}
+    secret, generated = approval_secret_for_run(os.environ)
+    problems = [] if generated or base.env == "development" else approval_secret_problems(secret)
+    if problems:
+        raise SystemExit("; ".join(problems) + " (unset it and `make run` generates one per run, or set "
+                         "ALLOT_ENV=development)")
+    say("  approvals  " + ("a random ALLOT_APPROVAL_SECRET generated for this run" if generated
+                           else "ALLOT_APPROVAL_SECRET from the environment"))
     env.update({
         "ALLOT_KAFKA_BOOTSTRAP": bootstrap,
         "ALLOT_DATABASE_URL": database_url,
         "ALLOT_API_KEYS": orjson.dumps(keys).decode(),
+        "ALLOT_APPROVAL_SECRET": secret,
         "ALLOT_KAFKA_CREATE_TOPICS": "false",
         "PYTHONUNBUFFERED": "1",
     })
@@ -160,6 +175,24 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
         stack.stop()
         raise
     return stack
+
+
+def configured_api_keys(text: str) -> list[dict[str, str]]:
+    """The hashed entries of an exported ALLOT_API_KEYS (validated: a malformed list stops the run, named)."""
+    if not text.strip():
+        return []
+    try:
+        return [e.model_dump() for e in ApiKeyStore.entries_from_json(text)]
+    except (ValueError, ValidationError) as exc:
+        raise SystemExit(f"ALLOT_API_KEYS is not a JSON list of {{key_id, sha256, workspace_id, role}}: {exc}") from None
+
+
+def approval_secret_for_run(environ: Mapping[str, str]) -> tuple[str, bool]:
+    """(secret, generated): an exported ALLOT_APPROVAL_SECRET, else a random one for this run only."""
+    exported = environ.get("ALLOT_APPROVAL_SECRET")
+    if exported:
+        return exported, False
+    return secrets.token_hex(32), True
 
 
 def wait_ready(stack: RunningStack, name: str, timeout_s: float = 60) -> None:
@@ -200,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in stack.processes:
             print(f"  {name:<10} {stack.url(name)}")
         print(f"\nDemo workspace 'demo', admin API key: {stack.admin_key}")
+        configured = configured_api_keys(os.environ.get("ALLOT_API_KEYS", ""))
+        if configured:
+            print(f"  the {len(configured)} key(s) of the exported ALLOT_API_KEYS are accepted too: "
+                  + ", ".join(f"{k['key_id']} ({k['workspace_id']}, {k['role']})" for k in configured))
         print("  e.g. curl -H 'Authorization: Bearer <key>' " + (stack.url("pools") + "/api/v1/budget-pools"
               if "pools" in stack.ports else "http://127.0.0.1:PORT/..."))
         print("Stop with Ctrl-C (or SIGTERM); everything started here is stopped by pid.\n")

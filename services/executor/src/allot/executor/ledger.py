@@ -33,6 +33,13 @@ async def record_approval(conn: asyncpg.Connection, approval: GuardrailApproved,
     return [a.action_id for a in approval.actions if a.action_id not in new]
 
 
+async def expire(conn: asyncpg.Connection, action_ids: list[uuid.UUID], *, now: datetime, reason: str) -> None:
+    """Close just-recorded actions of an expired approval: never applied, never picked by the worker."""
+    await conn.execute(
+        """UPDATE actions SET status = 'expired', finished_at = $2, error = $3
+           WHERE action_id = ANY($1::uuid[]) AND status = 'pending'""", action_ids, now, reason)
+
+
 async def get_action(conn: asyncpg.Connection, action_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM actions WHERE action_id = $1", action_id)
 

@@ -35,6 +35,7 @@ async def _close_platforms(ctx: ServiceContext) -> None:
 
 SPEC = ServiceSpec(
     name="executor",
+    uses_approval_secret=True,
     migrations_package="allot.executor.migrations",
     consumes={"guardrail.approved": on_guardrail_approved},
     produces=["action.executed", "allocation.requested"],

@@ -1,4 +1,5 @@
-"""Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event."""
+"""Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event.
+Consumes action.executed: an approval reported ``expired`` gives back what its decision had reserved."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections import OrderedDict
 from typing import Any
 
 from allot.contracts.envelope import Envelope, new_envelope
-from allot.contracts.payloads import AllocationRequested
+from allot.contracts.payloads import ActionExecuted, AllocationRequested
 from allot.contracts.registry import TOPICS
 from allot.guardrails.adapters import postgres as db
-from allot.guardrails.domain import Decision, blocked_event, decide, signed_approval
+from allot.guardrails.domain import Decision, blocked_event, decide, release_of, signed_approval
 from allot.guardrails.metrics import DECISIONS
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.logging import get_logger
@@ -33,7 +34,7 @@ def _count(decision: Decision) -> None:
 
 async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
     """Decide every change set of the batch in order; each sees the ledger writes of the ones before it."""
-    secret = ctx.extra["settings"].approval_secret.get_secret_value().encode()
+    keys = ctx.extra["settings"].approval_keys()
     await db.lock_workspaces_for_decisions(ctx.conn, [e.workspace_id for e in events])
     for event in events:
         request: AllocationRequested = event.payload
@@ -50,7 +51,7 @@ async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]
         decision = decide(request, limits, facts, now=now)
         if decision.approved:
             topic = "guardrail.approved"
-            payload: Any = signed_approval(decision, request, ws, secret)
+            payload: Any = signed_approval(decision, request, ws, keys.current, key_id=keys.current_id)
         else:
             topic = "guardrail.blocked"
             payload = blocked_event(decision, request)
@@ -64,3 +65,23 @@ async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]
                  decision_id=str(decision.decision_id), source=request.source, source_id=request.source_id,
                  status=decision.status, check=decision.check, observe_only=decision.observe_only,
                  replayed=decision.replayed, exposure_eur_cents=decision.exposure_eur_cents)
+
+
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    """An approval's actions reported ``expired``: release what its decision had reserved (once per decision)."""
+    expired = [e for e in events if e.payload.outcome == "expired"]
+    if not expired:
+        return
+    await db.lock_workspaces_for_decisions(ctx.conn, [e.workspace_id for e in expired])
+    now = ctx.clock.now()
+    for event in expired:
+        p: ActionExecuted = event.payload
+        decision = await db.approved_decision(ctx.conn, event.workspace_id, p.decision_id)
+        release = None if decision is None else release_of(decision)
+        if release is None:
+            log.warning("guardrail_release_unknown_decision", workspace_id=event.workspace_id,
+                        decision_id=str(p.decision_id), action_id=str(p.action_id))
+            continue
+        if await db.release(ctx.conn, event.workspace_id, release, reason=p.error or "expired", now=now):
+            log.info("guardrail_reservation_released", workspace_id=event.workspace_id,
+                     decision_id=str(p.decision_id), eur_cents=release.ledger.eur_cents, reason=p.error)

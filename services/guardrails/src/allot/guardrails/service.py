@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from allot.guardrails.api import router
-from allot.guardrails.handlers import on_allocation_requested
+from allot.guardrails.handlers import on_action_executed, on_allocation_requested
 from allot.guardrails.tasks import prune_history
 from allot.runtime.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="guardrails",
+    uses_approval_secret=True,
     migrations_package="allot.guardrails.migrations",
-    consumes={"allocation.requested": on_allocation_requested},
+    consumes={"allocation.requested": on_allocation_requested, "action.executed": on_action_executed},
     produces=["guardrail.approved", "guardrail.blocked"],
     routers=[router],
     tasks=[prune_history],

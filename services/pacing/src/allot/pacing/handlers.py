@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as pg
 from allot.pacing.metrics import PROPOSALS
@@ -35,9 +35,12 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
 
 
 async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
-    """Record outcomes of actions this service requested (source 'pacing'); complete their proposals."""
+    """Record outcomes of actions this service requested (source 'pacing'); complete their proposals.
+
+    ``pending`` (a duplicate approval while the original is being applied) is not an outcome: the real one follows.
+    """
     rows = [(e.payload.action_id, e.workspace_id, e.payload.outcome, e.payload.error, e.payload.executed_at)
-            for e in events if e.payload.source == "pacing"]
+            for e in events if e.payload.source == "pacing" and e.payload.outcome in FINAL_OUTCOMES]
     if not rows:
         return
     done = await workflow.apply_action_outcomes(ctx.conn, rows, ctx.clock.now())

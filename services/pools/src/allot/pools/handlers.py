@@ -7,7 +7,9 @@
 - guardrail.blocked (source == "pool"): the guardrail decision goes into the allocation's log
   (status blocked, or guardrail_observed for an observe-only decision).
 - action.executed: source == "pool" → each action's outcome is stored against its allocation and the
-  allocation's status rolled up (executing → executed / partially_failed / failed). Any source's
+  allocation's status rolled up (executing → executed / partially_failed / failed; ``expired`` — the approval
+  ran out before the executor got it — counts as not applied, and the next slot plans from the unchanged
+  budgets; ``pending`` is a duplicate's interim report and ignored). Any source's
   successful set_budget also updates the entity's current budget (unless a later report says otherwise),
   so the next plan's from_cents is what the platform now has.
 - pacing.reallocation_recommended: a flight plan's channel-level proposal. Pools do not act on it (a
@@ -21,7 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import ActionExecuted, GuardrailBlocked, MetricsIngested, PacingReallocationRecommended
+from allot.contracts.payloads import (
+    FINAL_OUTCOMES,
+    ActionExecuted,
+    GuardrailBlocked,
+    MetricsIngested,
+    PacingReallocationRecommended,
+)
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.changeset import allocation_status
 from allot.pools.metrics import ALLOCATIONS, PACING_RECOMMENDATIONS
@@ -105,6 +113,8 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
     for event in events:
         p: ActionExecuted = event.payload
         ws = event.workspace_id
+        if p.outcome not in FINAL_OUTCOMES:
+            continue  # pending: a duplicate approval while the original is applied; the real outcome follows
         if (
             p.action_type == "set_budget"
             and p.outcome in ("succeeded", "already_applied")

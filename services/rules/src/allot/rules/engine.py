@@ -73,6 +73,8 @@ MAX_STORED_SKIPS: Final = 1000
 SYSTEM_ACTOR: Final = "system"
 _ACTION_TYPES: Final = {"increase_budget_pct": "set_budget", "decrease_budget_pct": "set_budget", "pause": "pause",
                         "activate": "activate", "relaunch": "relaunch"}
+#: success of a final outcome; ``expired`` (the approval ran out before the executor got it, nothing was sent)
+#: is neither: it clears the pending action so the rule may act again, and counts in no breaker or backoff.
 _SUCCESS: Final = {"succeeded": True, "already_applied": True, "failed": False, "conflict": False, "rejected": False}
 
 Emit = Callable[..., Awaitable[None]]

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
 from allot.rules import engine
 from allot.rules.adapters import postgres as pg
 from allot.rules.domain.projection import report_counters
@@ -61,8 +61,8 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
     rows: dict[uuid.UUID, tuple[Any, ...]] = {}
     for event in events:
         p: ActionExecuted = event.payload
-        if p.source != "rule":
-            continue
+        if p.source != "rule" or p.outcome not in FINAL_OUTCOMES:
+            continue  # pending: a duplicate approval while the original is applied; the real outcome follows
         rule_id = _rule_uuid(p.source_id)
         if rule_id is None:
             log.warning("rule_outcome_bad_source_id", source_id=p.source_id, action_id=str(p.action_id))

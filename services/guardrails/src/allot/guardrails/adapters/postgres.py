@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from allot.contracts.payloads import AllocationRequested
-from allot.guardrails.domain import ChangeRecord, Decision, LedgerFacts, ManualRequest, WorkspaceLimits
+from allot.guardrails.domain import ChangeRecord, Decision, LedgerFacts, ManualRequest, Release, WorkspaceLimits
 
 # ------------------------------------------------------------------ locks
 
@@ -193,6 +193,45 @@ async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision:
             workspace_id, decision.source, decision.source_id, decision.decided_at, decision.decision_id)
 
 
+# ------------------------------------------------------------------ releasing an expired approval
+
+
+async def approved_decision(conn: asyncpg.Connection, workspace_id: str,
+                            decision_id: uuid.UUID) -> Decision | None:
+    """The stored decision ``decision_id`` of this workspace (None when unknown here)."""
+    row = await conn.fetchrow("SELECT decision FROM decisions WHERE workspace_id = $1 AND decision_id = $2",
+                              workspace_id, decision_id)
+    return None if row is None else Decision.model_validate(row["decision"])
+
+
+async def release(conn: asyncpg.Connection, workspace_id: str, release: Release, *, reason: str,
+                  now: datetime) -> bool:
+    """Give back what an expired approval reserved, once per decision; False when it was already released."""
+    first = await conn.fetchval(
+        """INSERT INTO released_decisions (decision_id, workspace_id, eur_cents, reason, released_at)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (decision_id) DO NOTHING RETURNING true""",
+        release.decision_id, workspace_id, release.ledger.eur_cents, reason, now)
+    if not first:
+        return False
+    ledger = release.ledger
+    await conn.execute(
+        """UPDATE spend_daily SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $3),
+               approvals = GREATEST(0, approvals - $4), updated_at = $5
+           WHERE workspace_id = $1 AND utc_day = $2""",
+        workspace_id, ledger.utc_day, ledger.eur_cents, release.approvals, now)
+    await conn.execute(
+        """UPDATE spend_monthly SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $3), updated_at = $4
+           WHERE workspace_id = $1 AND month = $2""", workspace_id, ledger.month, ledger.eur_cents, now)
+    if ledger.pool_id is not None:
+        await conn.execute(
+            """UPDATE spend_pool_daily SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $4)
+               WHERE workspace_id = $1 AND utc_day = $2 AND pool_id = $3""",
+            workspace_id, ledger.utc_day, ledger.pool_id, ledger.eur_cents)
+    await conn.execute("DELETE FROM entity_changes WHERE workspace_id = $1 AND decision_id = $2",
+                       workspace_id, release.decision_id)
+    return True
+
+
 # ------------------------------------------------------------------ reads for the API
 
 
@@ -228,6 +267,9 @@ async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date)
     counts = await conn.fetch(
         """SELECT status, observe_only, count(*) AS n FROM decisions WHERE workspace_id = $1 AND utc_day = $2
            GROUP BY status, observe_only""", workspace_id, day)
+    released = await conn.fetchval(
+        """SELECT sum(r.eur_cents) FROM released_decisions r JOIN decisions d ON d.decision_id = r.decision_id
+           WHERE r.workspace_id = $1 AND d.utc_day = $2""", workspace_id, day)
     by = {"approved": 0, "blocked": 0, "observed": 0}
     for r in counts:
         by["observed" if r["observe_only"] else r["status"]] += r["n"]
@@ -237,6 +279,7 @@ async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date)
         "exposure_eur_cents": daily["exposure_eur_cents"] if daily else 0,
         "month_exposure_eur_cents": monthly or 0,
         "approvals_counted": daily["approvals"] if daily else 0,
+        "released_eur_cents": released or 0,
         "pools": [{"pool_id": r["pool_id"], "exposure_eur_cents": r["exposure_eur_cents"]} for r in pools],
         "decisions": by,
     }

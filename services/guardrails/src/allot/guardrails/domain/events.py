@@ -15,12 +15,13 @@ def _require_same_request(decision: Decision, request: AllocationRequested) -> N
 
 
 def signed_approval(
-    decision: Decision, request: AllocationRequested, workspace_id: str, secret: bytes
+    decision: Decision, request: AllocationRequested, workspace_id: str, secret: bytes, *, key_id: str | None = None
 ) -> GuardrailApproved:
     """The guardrail.approved payload of an approved decision, HMAC-signed over workspace, ids, actions, expiry.
 
     Deterministic: the same decision (a replay included) gives the same payload and signature. It
     carries the decision's request_id, i.e. the request first decided under this idempotency key.
+    ``key_id`` names ``secret`` (signed too), so verifiers pick the key during a rotation.
     Raises ValueError for a decision that is not an approval or belongs to another request.
     """
     if not decision.approved or decision.expires_at is None or not decision.actions:
@@ -36,6 +37,7 @@ def signed_approval(
         approved_at=decision.decided_at,
         expires_at=decision.expires_at,
         signature="",
+        key_id=key_id,
     )
     return unsigned.model_copy(update={"signature": sign_approval(unsigned, workspace_id, secret)})
 

@@ -349,7 +349,8 @@ def plan_budget_moves(
 
 
 def proposal_outcome(outcomes: Mapping[str, str | None]) -> str | None:
-    """Return the proposal status once every action has an outcome: applied, conflict or failed (None while waiting)."""
+    """Return the proposal status once every action has an outcome: applied, conflict, failed or expired (the
+    approval ran out before the executor received it; nothing was applied by it) — None while waiting."""
     if not outcomes or any(o is None for o in outcomes.values()):
         return None
     values = set(outcomes.values())
@@ -357,4 +358,6 @@ def proposal_outcome(outcomes: Mapping[str, str | None]) -> str | None:
         return "applied"
     if "conflict" in values:
         return "conflict"
+    if values <= {"succeeded", "already_applied", "expired"}:
+        return "expired"
     return "failed"
