@@ -555,3 +555,26 @@ def test_dashboard_metrics_exist_or_are_planned_and_cover_every_metric(dashboard
         "allot_rule_fires_total", "allot_pool_allocations_total",
     }
     assert required <= used, sorted(required - used)
+
+
+# ================================================================== approval secret: required, no default (#14)
+
+
+def test_the_approval_secret_is_required_and_has_no_default(rendered: tuple[str, list[dict[str, Any]]],
+                                                            compose: dict[str, Any]) -> None:
+    """Kubernetes: the current key comes from a Secret that must exist (not optional, no literal value); only the
+    rotation keys are optional. Compose: `${ALLOT_APPROVAL_SECRET:?...}` — no fallback value, it refuses to start."""
+    _, objects = rendered
+    for name in ("allot-guardrails", "allot-executor"):
+        (container,) = _pod(_by_name(objects, "Deployment")[name])["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        current = env["ALLOT_APPROVAL_SECRET"]
+        assert "value" not in current, name
+        ref = current["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == APPROVAL_SECRET and not ref.get("optional", False), name
+        for var in ("ALLOT_APPROVAL_PREVIOUS_SECRET", "ALLOT_APPROVAL_PREVIOUS_UNTIL"):
+            assert env[var]["valueFrom"]["secretKeyRef"]["optional"] is True, (name, var)
+    for name in ("guardrails", "executor"):
+        value = _env(compose["services"][name])["ALLOT_APPROVAL_SECRET"]
+        assert value.startswith("${ALLOT_APPROVAL_SECRET:?"), (name, value)
+    assert "change-me" not in COMPOSE.read_text()
