@@ -268,7 +268,7 @@ async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date)
         """SELECT status, observe_only, count(*) AS n FROM decisions WHERE workspace_id = $1 AND utc_day = $2
            GROUP BY status, observe_only""", workspace_id, day)
     released = await conn.fetchval(
-        """SELECT sum(r.eur_cents) FROM released_decisions r JOIN decisions d ON d.decision_id = r.decision_id
+        """SELECT sum(r.eur_cents)::bigint FROM released_decisions r JOIN decisions d ON d.decision_id = r.decision_id
            WHERE r.workspace_id = $1 AND d.utc_day = $2""", workspace_id, day)
     by = {"approved": 0, "blocked": 0, "observed": 0}
     for r in counts:
