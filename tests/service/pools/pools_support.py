@@ -40,7 +40,11 @@ class PoolsCase:
             (self.ws, "operator"), (self.ws, "viewer"), (self.other_ws, "operator")
         )
         self.account = f"act-{unique}"
-        self.entity = {k: f"{k}-{unique}" for k in ROAS}
+        self.entity = self.entities()
+
+    def entities(self, group: str = "") -> dict[str, str]:
+        """Entity ids of m1..m4; another ``group`` is another set of entities (an entity is in one pool only)."""
+        return {k: f"{k}{group}-{self.unique}" for k in ROAS}
 
     @asynccontextmanager
     async def service(
@@ -53,16 +57,16 @@ class PoolsCase:
 
     # ------------------------------------------------------------ bodies
 
-    def member(self, key: str, **extra: Any) -> dict[str, Any]:
+    def member(self, key: str, group: str = "", **extra: Any) -> dict[str, Any]:
         return {
             "entityType": "campaign",
-            "entityId": self.entity.get(key, key),
+            "entityId": self.entities(group).get(key, key),
             "adAccountId": self.account,
             "entityName": f"Campaign {key}",
             **extra,
         }
 
-    def pool_body(self, *, members: int = 4, **extra: Any) -> dict[str, Any]:
+    def pool_body(self, *, members: int = 4, group: str = "", **extra: Any) -> dict[str, Any]:
         return {
             "name": f"Prospecting {self.unique}",
             "optimizationMetric": "roas",
@@ -72,9 +76,8 @@ class PoolsCase:
             "minBudgetCents": 2_000,
             "minBudgetChange": 100,
             "status": "active",
-            "tier": 2,
             "autonomy": "live",
-            "members": [self.member(k) for k in list(ROAS)[:members]],
+            "members": [self.member(k, group) for k in list(ROAS)[:members]],
             **extra,
         }
 
@@ -94,13 +97,14 @@ class PoolsCase:
         roas: float,
         budget: int = 10_000,
         reported_at: datetime | None = None,
+        group: str = "",
     ) -> Envelope[Any]:
         revenue = int(spend * roas)
         payload = MetricsIngested(
             platform="sandbox",
             ad_account_id=self.account,
             entity_type="campaign",
-            entity_id=self.entity[key],
+            entity_id=self.entities(group)[key],
             entity_name=f"Campaign {key}",
             currency="EUR",
             daily_budget_cents=budget,
@@ -123,13 +127,21 @@ class PoolsCase:
             occurred_at=NOW,
         )
 
-    def history(self, days: int = 10, *, roas: dict[str, float] | None = None) -> list[Envelope[Any]]:
-        """``days`` full UTC days before today for every member; spend ~ the budget, ROAS per member."""
+    def history(
+        self, days: int = 10, *, roas: dict[str, float] | None = None, groups: tuple[str, ...] = ("",)
+    ) -> list[Envelope[Any]]:
+        """``days`` full UTC days before today for every member (of each entity group); spend ~ the budget, ROAS
+        per member."""
         midnight = NOW.replace(hour=0)
         out = []
-        for key, r in (roas or ROAS).items():
-            for d in range(days, 0, -1):
-                out.append(self.metric(key, midnight - timedelta(days=d), spend=10_000 + (d % 3) * 300, roas=r))
+        for group in groups:
+            for key, r in (roas or ROAS).items():
+                for d in range(days, 0, -1):
+                    out.append(
+                        self.metric(
+                            key, midnight - timedelta(days=d), spend=10_000 + (d % 3) * 300, roas=r, group=group
+                        )
+                    )
         return out
 
     async def publish_history(self, bootstrap: str, ctx: ServiceContext, envelopes: list[Envelope[Any]]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from allot.contracts.envelope import new_envelope
 from allot.contracts.payloads import ActionExecuted, GuardrailBlocked
 from allot.pools.scheduler import run_queued
+from allot.pools.workflow import knob_default
 from tests.service.pools.pools_support import BASE, TODAY, PoolsCase, action_id, auth
 from tests.support.kafka import publish
 
@@ -35,8 +36,8 @@ async def test_pools_allocate_async_idempotent_rate_limited_and_snapshot(
         assert queued["idempotencyKey"] == f"pool:{pid}:{TODAY}"
 
         # PATCH while the allocation is queued: the pool changes, the allocation keeps its snapshot.
-        r = await client.patch(f"{BASE}/{pid}", json={"dailyBudgetCents": 60_000}, headers=op)
-        assert r.status_code == 200 and r.json()["dailyBudgetCents"] == 60_000
+        r = await client.patch(f"{BASE}/{pid}", json={"dailyBudgetCents": 60_000, "cooldownHours": 4}, headers=op)
+        assert r.status_code == 200 and r.json()["dailyBudgetCents"] == 60_000 and r.json()["cooldownHours"] == 4
         assert await run_queued(ctx) == 1
 
         [env] = await P.requests_for(kafka_bootstrap, pid)
@@ -55,6 +56,12 @@ async def test_pools_allocate_async_idempotent_rate_limited_and_snapshot(
         [log] = await P.allocations(client, pid)
         assert log["status"] == "requested" and log["kind"] == "allocation" and log["trigger"] == "manual"
         assert log["settings"]["dailyBudgetCents"] == 44_000 and log["eventId"] == env["event_id"]
+        # the engine settings in force when it was queued, unset ones as the engine's defaults
+        assert log["settings"]["cooldownHours"] == knob_default("cooldown_hours") != 4
+        assert log["settings"]["persistenceIntervals"] == knob_default("persistence_intervals")
+        assert log["settings"]["explorationShare"] == knob_default("exploration_share")
+        assert log["settings"]["deadbandPct"] == knob_default("deadband_pct")
+        assert log["settings"]["compositeWeights"] is None and "tier" not in log["settings"]
         lines = {m["entityId"]: m for m in log["plan"]["members"]}
         assert len(lines) == 4 and log["plan"]["poolTotalCents"] == 44_000 and log["plan"]["feasible"] is True
         assert lines[P.entity["m1"]]["beforeCents"] == 10_000 and lines[P.entity["m1"]]["afterCents"] == 12_000
@@ -148,8 +155,9 @@ async def test_pools_sync_allocate_blocked_rate_limited_and_executed(
     P = PoolsCase(settings, unique)
     async with P.service() as (client, ctx, _clock):
         op = auth(P.operator)
-        await P.publish_history(kafka_bootstrap, ctx, P.history(10))
-        pools = [await P.create_pool(client) for _ in range(3)]
+        # three pools, each with its own four entities (an entity is in one pool only)
+        await P.publish_history(kafka_bootstrap, ctx, P.history(10, groups=("b", "c", "")))
+        pools = [await P.create_pool(client, group=g) for g in ("b", "c", "")]
         blocked, limited, executed = (p["id"] for p in pools)
 
         async def sync_allocate(pid: str) -> Any:

@@ -16,7 +16,7 @@ async def test_pools_crud_validation_roles_and_isolation(settings: Any, unique: 
         pid = pool["id"]
         assert pool["dailyBudgetCents"] == 44_000 and pool["currency"] == "EUR"
         assert pool["defaultMinBudgetCents"] == 2_000 and pool["minBudgetChange"] == 100
-        assert pool["allocationFrequencyHours"] == 24 and pool["autonomy"] == "live" and pool["tier"] == 2
+        assert pool["allocationFrequencyHours"] == 24 and pool["autonomy"] == "live" and "tier" not in pool
         assert pool["activeMemberCount"] == 4
         m0 = pool["members"][0]
         assert m0["entityType"] == "campaign" and m0["adAccountId"] == P.account and m0["platform"] == "sandbox"
@@ -119,12 +119,10 @@ async def test_pools_crud_validation_roles_and_isolation(settings: Any, unique: 
         assert r.status_code == 422 and "optimizationMetric" in field_of(r)
         r = await client.patch(f"{BASE}/{pid}", json={"allocation_frequency_hours": 5}, headers=op)
         assert r.status_code == 422 and "allocation_frequency_hours" in field_of(r)
-        r = await client.patch(
-            f"{BASE}/{pid}", json={"status": "paused", "min_budget_change": 250, "tier": None}, headers=op
-        )
+        r = await client.patch(f"{BASE}/{pid}", json={"status": "paused", "min_budget_change": 250}, headers=op)
         assert r.status_code == 200, r.text
         patched = r.json()
-        assert patched["status"] == "paused" and patched["minBudgetChange"] == 250 and patched["tier"] is None
+        assert patched["status"] == "paused" and patched["minBudgetChange"] == 250
         assert patched["version"] == pool["version"] + 1 and patched["dailyBudgetCents"] == 44_000
         r = await client.post(f"{BASE}/{pid}/allocate", headers=op)
         assert r.status_code == 409 and field_of(r) == ["status"]  # a paused pool is not allocated

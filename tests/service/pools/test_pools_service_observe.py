@@ -18,20 +18,28 @@ async def test_pools_observe_simulate_reports_and_scheduler(settings: Any, uniqu
     P = PoolsCase(settings, unique)
     async with P.service() as (client, ctx, clock):
         op, viewer = auth(P.operator), auth(P.viewer)
-        history = P.history(16)
+        # Two pools with the same story on their own entities ("o": the observed pool's; an entity is in one pool).
+        groups = ("o", "")
+        history = P.history(16, groups=groups)
         # m4 grew its spend by half over the last 7 days while its ROAS fell: a diminishing-returns candidate.
         midnight = NOW.replace(hour=0)
-        history = [e for e in history if e.payload.entity_id != P.entity["m4"]]
-        for d in range(16, 0, -1):
-            recent = d <= 7
-            history.append(
-                P.metric(
-                    "m4", midnight - timedelta(days=d), spend=15_000 if recent else 10_000, roas=1.2 if recent else 2.0
+        m4s = {P.entities(g)["m4"] for g in groups}
+        history = [e for e in history if e.payload.entity_id not in m4s]
+        for g in groups:
+            for d in range(16, 0, -1):
+                recent = d <= 7
+                history.append(
+                    P.metric(
+                        "m4",
+                        midnight - timedelta(days=d),
+                        spend=15_000 if recent else 10_000,
+                        roas=1.2 if recent else 2.0,
+                        group=g,
+                    )
                 )
-            )
         await P.publish_history(kafka_bootstrap, ctx, history)
 
-        observed = (await P.create_pool(client, autonomy="observe"))["id"]
+        observed = (await P.create_pool(client, autonomy="observe", group="o"))["id"]
         live = (await P.create_pool(client))["id"]
 
         # observe: the worker plans it, the log says what it would have done, nothing is published
@@ -44,7 +52,7 @@ async def test_pools_observe_simulate_reports_and_scheduler(settings: Any, uniqu
 
         log = await eventually(planned, what="the observed allocation")
         assert log["status"] == "observed" and log["autonomy"] == "observe" and log["eventId"] is None
-        assert {a["entityId"] for a in log["actions"]} == {P.entity["m1"], P.entity["m2"]}
+        assert {a["entityId"] for a in log["actions"]} == {P.entities("o")["m1"], P.entities("o")["m2"]}
         assert all(a["toCents"] == 12_000 for a in log["actions"])
 
         # simulate: a simulation log entry; the pool (engine state, version) is untouched, nothing published

@@ -20,6 +20,17 @@ while AI-native features are disabled):
 - GET    /api/v1/budget-pools/{id}/diminishing-returns     members that grew spend without improving ROAS
 - GET    /api/v1/budget-pools/{id}/backtest                the engine replayed over stored metrics (from/to_date)
 
+One pool per entity: an entity that is an active member of another pool of the workspace is refused with 409
+``entity_in_another_pool`` naming that pool (poolId, poolName) and the request's field (``members.2.entityId`` on
+create, ``entityId`` on add/re-activate). A paused pool keeps its members (so resuming never conflicts); deleting
+a pool releases them; an inactive member claims nothing. The unique index ``pool_members_one_active_pool`` holds
+it under concurrent requests: the loser's unique violation becomes the same 409.
+
+Engine settings per pool (persistenceIntervals, cooldownHours, deadbandPct, explorationShare, compositeWeights):
+null/absent = PoolSettings' default (GET shows the values in force and lists the defaulted ones in
+``engineDefaults``); 422 names the field and its range (domain/config.py KNOB_RANGES), then PoolSettings must
+accept the whole pool. There is no ``tier`` (refused as an unknown field like any other).
+
 Manual allocate order: pool paused → 409; then the LOCAL rate limit (one manual allocate per pool per
 ``pools_manual_rate_limit_s`` clock seconds → 429 + Retry-After, the body naming today's existing
 request if any); then idempotency (the pool's allocation under ``pool:{id}:{utc_day}`` is returned,
@@ -33,9 +44,11 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -45,7 +58,7 @@ from allot.pools.adapters import postgres as db
 from allot.pools.domain import EngineState, MemberState
 from allot.pools.domain.backtest import backtest
 from allot.pools.domain.changeset import manual_key
-from allot.pools.domain.config import MemberBounds, Problem, config_problems
+from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
 from allot.pools.domain.reports import find_diminishing_returns
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.scheduler import emitter, observe, settings_of
@@ -107,8 +120,39 @@ _FREQUENCY = _aliases(
 )
 
 
-class PoolIn(_In):
-    """A new pool: its rules and (optionally) its first members."""
+class CompositeWeightsIn(_In):
+    """Weights of the composite score (seed 001), all four given: value signals (roas, cpa; roas + cpa > 0,
+    each within [0, 100]) and risk penalties (frequencyRisk, engagementDecay; each within [0, 0.5], together at
+    most 0.5)."""
+
+    roas: float
+    cpa: float
+    frequency_risk: float
+    engagement_decay: float
+
+
+class _EngineKnobs(_In):
+    """Per-pool engine settings (seed 001: "thresholds you define"); null or absent = the engine's default."""
+
+    persistence_intervals: int | None = Field(
+        default=None, description="Consecutive plans a move's direction must hold before it is made; 1-24."
+    )
+    cooldown_hours: float | None = Field(
+        default=None, description="Hours the engine waits before changing a member's budget back again; 0-168."
+    )
+    deadband_pct: float | None = Field(
+        default=None, description="A target must differ from the budget by more than this % to count; 0-50."
+    )
+    exploration_share: float | None = Field(
+        default=None, description="Share of the daily budget the engine may place to learn; 0-0.10."
+    )
+    composite_weights: CompositeWeightsIn | None = Field(
+        default=None, description="All four weights; null: derived from optimizationMetric."
+    )
+
+
+class PoolIn(_EngineKnobs):
+    """A new pool: its rules, its engine settings and (optionally) its first members."""
 
     name: str = Field(min_length=1, max_length=200)
     optimization_metric: Metric = "roas"
@@ -124,13 +168,13 @@ class PoolIn(_In):
         description="Minimum change in cents (smaller moves are not made).",
     )
     status: Literal["active", "paused"] = "active"
-    tier: int | None = Field(default=None, ge=1, le=10)
     autonomy: Literal["observe", "live"] = Field(default="observe", description="observe logs only; live publishes.")
     members: list[MemberIn] = Field(default_factory=list, max_length=200)
 
 
-class PoolPatch(_In):
-    """Any subset of the pool's settings (null clears tier / defaultMaxBudgetCents)."""
+class PoolPatch(_EngineKnobs):
+    """Any subset of the pool's settings (null clears defaultMaxBudgetCents and resets an engine setting to
+    the engine's default)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     optimization_metric: Metric | None = None
@@ -141,7 +185,6 @@ class PoolPatch(_In):
     default_max_budget_cents: int | None = Field(default=None, ge=0, validation_alias=_DEFAULT_MAX)
     min_budget_change: int | None = Field(default=None, ge=1, validation_alias=_MIN_CHANGE)
     status: Literal["active", "paused"] | None = None
-    tier: int | None = Field(default=None, ge=1, le=10)
     autonomy: Literal["observe", "live"] | None = None
 
 
@@ -155,7 +198,7 @@ class SimulateBody(_In):
 
 
 _PATCH_TO_COLUMN = {"min_budget_change": "min_budget_change_cents"}
-_NULLABLE = {"tier", "default_max_budget_cents"}
+_NULLABLE = {"default_max_budget_cents", *workflow.ENGINE_KNOBS, "composite_weights"}
 _CAMEL_FIELD = {
     "min_budget_change": "minBudgetChange",
     "default_min_budget_cents": "defaultMinBudgetCents",
@@ -188,6 +231,26 @@ def member_view(m: Any) -> dict[str, Any]:
     }
 
 
+def engine_settings_view(p: Any) -> dict[str, Any]:
+    """The engine settings a pool runs with (its own, or the engine's default where it set none: listed in
+    ``engineDefaults``)."""
+    ps = workflow.pool_settings(workflow.settings_snapshot(p))
+    cw = ps.composite
+    return {
+        "persistenceIntervals": ps.persistence_intervals,
+        "cooldownHours": ps.cooldown_hours,
+        "deadbandPct": ps.deadband_pct,
+        "explorationShare": ps.exploration_share,
+        "compositeWeights": {
+            "roas": cw.roas,
+            "cpa": cw.cpa,
+            "frequencyRisk": cw.frequency_risk,
+            "engagementDecay": cw.engagement_decay,
+        },
+        "engineDefaults": [to_camel(k) for k in (*workflow.ENGINE_KNOBS, "composite_weights") if p[k] is None],
+    }
+
+
 def pool_view(p: Any, members: list[Any]) -> dict[str, Any]:
     state = EngineState.from_dict(p["engine_state"] or {})
     return {
@@ -202,8 +265,8 @@ def pool_view(p: Any, members: list[Any]) -> dict[str, Any]:
         "defaultMaxBudgetCents": p["default_max_budget_cents"],
         "minBudgetChange": p["min_budget_change_cents"],
         "status": "deleted" if p["deleted_at"] else p["status"],
-        "tier": p["tier"],
         "autonomy": p["autonomy"],
+        **engine_settings_view(p),
         "version": p["version"],
         "createdAt": _iso(p["created_at"]),
         "updatedAt": _iso(p["updated_at"]),
@@ -290,6 +353,78 @@ def _validate(settings: dict[str, Any], members: list[MemberBounds], *, budget_f
     )
 
 
+def _knobs(body: _EngineKnobs, names: Iterable[str]) -> dict[str, Any]:
+    """The engine settings of a request body (snake_case; composite weights as a plain mapping)."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(body, name)
+        out[name] = value.model_dump() if isinstance(value, CompositeWeightsIn) else value
+    return out
+
+
+def _validate_knobs(settings: dict[str, Any]) -> None:
+    """422 naming the field and its allowed range; then PoolSettings itself must accept the whole pool."""
+    _refuse(knob_problems(settings))
+    try:
+        workflow.pool_settings({"pool_id": "validation", **settings})
+    except ValueError as exc:  # a rule of the engine's own (PoolSettings / CompositeWeights.__post_init__)
+        text = str(exc)
+        field = next((api for name, (api, _, _) in KNOB_RANGES.items() if name in text), None)
+        if field is None:
+            field = "compositeWeights" if "composite" in text or "risk" in text else "body"
+        _refuse([Problem(field, f"refused by the engine: {text}")])
+
+
+def _taken(conflicts: list[tuple[str, str, Any]]) -> ApiError:
+    """409 for entities (field, entity id, owning pool row) that are active members of another pool."""
+    field, entity, owner = conflicts[0]
+    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    return ApiError(
+        409,
+        "entity_in_another_pool",
+        f"entity {entity} is an active member of budget pool {owner['name']!r} ({owner['pool_id']}){more}; an "
+        "entity can be in one pool only: remove it there (or delete that pool) first",
+        field=field,
+        extra={
+            "entityId": entity,
+            "poolId": str(owner["pool_id"]),
+            "poolName": owner["name"],
+            "conflicts": [
+                {"field": f, "entityId": e, "poolId": str(o["pool_id"]), "poolName": o["name"]}
+                for f, e, o in conflicts
+            ],
+        },
+    )
+
+
+async def _refuse_taken(conn: Any, workspace_id: str, pool_id: uuid.UUID, claims: dict[str, str]) -> None:
+    """409 when an entity this pool claims (API field → entity id) is an active member of another pool."""
+    if not claims:
+        return
+    owners = await db.active_owners(conn, workspace_id, list(claims.values()), except_pool=pool_id)
+    conflicts = [(f, e, owners[e]) for f, e in claims.items() if e in owners]
+    if conflicts:
+        raise _taken(conflicts)
+
+
+async def _lost_race(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, claims: dict[str, str]) -> ApiError:
+    """The database refused a membership (another request committed the same entity into another pool between
+    our check and our write): the same 409, looked up after the rollback."""
+    async with ctx.pool.acquire() as conn:
+        try:
+            await _refuse_taken(conn, workspace_id, pool_id, claims)
+        except ApiError as exc:
+            return exc
+    field = next(iter(claims))
+    return ApiError(
+        409,
+        "entity_in_another_pool",
+        "an entity of this request was added to another budget pool at the same moment (and has been released "
+        "since); nothing was changed, retry",
+        field=field,
+    )
+
+
 def _member_row(m: MemberIn, pool_currency: str, field: str) -> dict[str, Any]:
     currency = m.currency or pool_currency
     if currency != pool_currency:
@@ -332,18 +467,27 @@ async def create_pool(
         "default_max_budget_cents": body.default_max_budget_cents,
         "min_budget_change_cents": body.min_budget_change,
         "status": body.status,
-        "tier": body.tier,
         "autonomy": body.autonomy,
+        **_knobs(body, (*workflow.ENGINE_KNOBS, "composite_weights")),
     }
     members = [_member_row(m, body.currency, f"members.{i}.") for i, m in enumerate(body.members)]
     _validate(settings, _bounds(members))
+    _validate_knobs(settings)
+    # One pool per entity: a paused pool keeps its members too, so this holds whatever the new pool's status.
+    claims = {f"members.{i}.entityId": m["entity_id"] for i, m in enumerate(members) if m["is_active"]}
     now = ctx.clock.now()
     pool_id = uuid.uuid4()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        pool = await db.insert_pool(conn, pool_id, principal.workspace_id, settings, now)
-        for m in members:
-            await db.upsert_member(conn, pool_id, principal.workspace_id, m, now)
-        rows = await db.members_of(conn, [pool_id])
+    try:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
+            pool = await db.insert_pool(conn, pool_id, principal.workspace_id, settings, now)
+            for m in members:
+                await db.upsert_member(conn, pool_id, principal.workspace_id, m, now)
+            rows = await db.members_of(conn, [pool_id])
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
+            raise
+        raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
     log.info(
         "pool_created",
         pool_id=str(pool_id),
@@ -395,10 +539,13 @@ async def patch_pool(
             if value is None and name not in _NULLABLE:
                 _refuse([Problem(_CAMEL_FIELD.get(name, to_camel(name)), "may not be null")])
             settings[_PATCH_TO_COLUMN.get(name, name)] = value
+        settings.update(_knobs(body, body.model_fields_set & {*workflow.ENGINE_KNOBS, "composite_weights"}))
         members = list(await db.members_of(conn, [pool_id]))
         if settings["currency"] != pool["currency"] and members:
             _refuse([Problem("currency", "the currency of a pool with members cannot change")])
         _validate(settings, _bounds(members))
+        _validate_knobs(settings)
+        # Pausing keeps the members (and their claim on their entities), so resuming cannot conflict.
         pool = await db.update_pool_settings(conn, pool_id, settings, now)
     log.info("pool_updated", pool_id=str(pool_id), fields=sorted(body.model_fields_set))
     return pool_view(pool, members)
@@ -442,7 +589,14 @@ async def add_member(
             budget_field="minBudgetCents",
         )
         _refuse([Problem(p.field.replace("member.", ""), p.message) for p in problems])
-        member, created = await db.upsert_member(conn, pool_id, principal.workspace_id, row, now)
+        claims = {"entityId": row["entity_id"]} if row["is_active"] else {}
+        await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
+        try:  # the check above cannot see a concurrent request's uncommitted row; the unique index can
+            member, created = await db.upsert_member(conn, pool_id, principal.workspace_id, row, now)
+        except asyncpg.UniqueViolationError as exc:  # the transaction is rolled back as the 409 leaves it
+            if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
+                raise
+            raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
     response.status_code = 201 if created else 200
     log.info("pool_member_upserted", pool_id=str(pool_id), entity_id=body.entity_id, created=created)
     return member_view(member)

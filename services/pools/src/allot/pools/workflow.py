@@ -17,6 +17,7 @@ Every allocation — manual (API), queued (async API, run by the worker) or sche
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,7 +41,7 @@ from allot.pools.domain import (
     plan_allocation,
 )
 from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_actions, request_id_for
-from allot.pools.domain.models import AllocationPlan
+from allot.pools.domain.models import AllocationPlan, CompositeWeights
 from allot.pools.domain.netchange import narrow, net_change_bounds
 from allot.runtime.logging import get_logger
 
@@ -77,9 +78,18 @@ SETTINGS_KEYS = (
     "default_max_budget_cents",
     "min_budget_change_cents",
     "status",
-    "tier",
     "autonomy",
+    "persistence_intervals",
+    "cooldown_hours",
+    "deadband_pct",
+    "exploration_share",
+    "composite_weights",
 )
+#: Per-pool engine knobs (seed 001's "thresholds you define"); a pool that leaves one unset (NULL) gets
+#: PoolSettings' default, resolved when a snapshot is taken. composite_weights stays null when unset: the
+#: engine derives it from the optimisation metric (which is in the snapshot too).
+ENGINE_KNOBS = ("persistence_intervals", "cooldown_hours", "deadband_pct", "exploration_share")
+_POOL_FIELDS = {f.name: f for f in dataclasses.fields(PoolSettings)}
 MEMBER_KEYS = (
     "entity_type",
     "entity_id",
@@ -95,12 +105,21 @@ MEMBER_KEYS = (
 
 
 def camel(d: dict[str, Any]) -> dict[str, Any]:
-    return {to_camel(k): v for k, v in d.items()}
+    return {to_camel(k): camel(v) if isinstance(v, dict) else v for k, v in d.items()}
+
+
+def knob_default(name: str) -> Any:
+    """PoolSettings' default of an engine knob (the value a pool that never set it runs with)."""
+    return _POOL_FIELDS[name].default
 
 
 def settings_snapshot(pool: Any) -> dict[str, Any]:
-    """The pool's settings as stored with an allocation (snake_case, JSON-ready)."""
-    return {"pool_id": str(pool["pool_id"]), **{k: pool[k] for k in SETTINGS_KEYS}}
+    """The pool's settings as stored with an allocation (snake_case, JSON-ready); unset knobs as their default."""
+    snap = {"pool_id": str(pool["pool_id"]), **{k: pool[k] for k in SETTINGS_KEYS}}
+    for k in ENGINE_KNOBS:
+        if snap[k] is None:
+            snap[k] = knob_default(k)
+    return snap
 
 
 def members_snapshot(members: Sequence[Any]) -> list[dict[str, Any]]:
@@ -109,6 +128,19 @@ def members_snapshot(members: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def pool_settings(snap: dict[str, Any]) -> PoolSettings:
+    """PoolSettings of a settings snapshot (raises ValueError when PoolSettings refuses them).
+
+    Snapshots taken before the engine knobs existed lack them: the engine defaults apply. The shorter
+    cooldown for continuing a ramp never exceeds the pool's own cooldown (PoolSettings requires it)."""
+    knobs: dict[str, Any] = {}
+    for k in ENGINE_KNOBS:
+        if snap.get(k) is not None:
+            knobs[k] = int(snap[k]) if k == "persistence_intervals" else float(snap[k])
+    if "cooldown_hours" in knobs and "continuation_cooldown_hours" in _POOL_FIELDS:
+        knobs["continuation_cooldown_hours"] = min(
+            float(knob_default("continuation_cooldown_hours")), knobs["cooldown_hours"]
+        )
+    cw = snap.get("composite_weights")
     return PoolSettings(
         pool_id=snap["pool_id"],
         daily_budget_cents=int(snap["daily_budget_cents"]),
@@ -120,6 +152,8 @@ def pool_settings(snap: dict[str, Any]) -> PoolSettings:
         if snap["default_max_budget_cents"] is None
         else int(snap["default_max_budget_cents"]),
         min_budget_change_cents=int(snap["min_budget_change_cents"]),
+        composite_weights=None if cw is None else CompositeWeights(**cw),
+        **knobs,
     )
 
 

@@ -27,9 +27,15 @@ SETTINGS_COLUMNS = (
     "default_max_budget_cents",
     "min_budget_change_cents",
     "status",
-    "tier",
     "autonomy",
+    "persistence_intervals",
+    "cooldown_hours",
+    "deadband_pct",
+    "exploration_share",
+    "composite_weights",
 )
+#: The unique partial index that keeps an entity an active member of at most one pool of its workspace.
+ONE_ACTIVE_POOL_INDEX = "pool_members_one_active_pool"
 MEMBER_COLUMNS = (
     "entity_type",
     "entity_id",
@@ -184,6 +190,21 @@ async def upsert_member(
     )
     assert row is not None
     return row, bool(row["created"])
+
+
+async def active_owners(
+    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, except_pool: uuid.UUID | None
+) -> dict[str, Row]:
+    """The pool (pool_id, name) where each entity is an active member, other than ``except_pool``."""
+    rows = await conn.fetch(
+        """SELECT m.entity_id, p.pool_id, p.name FROM pool_members m JOIN pools p ON p.pool_id = m.pool_id
+            WHERE m.workspace_id = $1 AND m.entity_id = ANY($2::text[]) AND m.is_active
+              AND ($3::uuid IS NULL OR m.pool_id <> $3)""",
+        workspace_id,
+        list(entity_ids),
+        except_pool,
+    )
+    return {r["entity_id"]: r for r in rows}
 
 
 async def deactivate_member(

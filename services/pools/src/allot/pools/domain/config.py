@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["MAX_ACTIVE_MEMBERS", "MemberBounds", "Problem", "config_problems"]
+__all__ = [
+    "COMPOSITE_WEIGHT_RANGE",
+    "KNOB_RANGES",
+    "MAX_ACTIVE_MEMBERS",
+    "MAX_RISK_PENALTY",
+    "MemberBounds",
+    "Problem",
+    "config_problems",
+    "knob_problems",
+]
 
 MAX_ACTIVE_MEMBERS = 20
 
@@ -98,4 +107,65 @@ def config_problems(
                 ),
             )
         )
+    return out
+
+
+#: Allowed ranges of the per-pool engine knobs: snake_case name → (API name, low, high), both ends included.
+#: Inside what PoolSettings accepts, and narrower where the engine has no upper bound (a cooldown beyond a week
+#: or a persistence of more than 24 plans would leave a pool unmanaged; a dead band of half the budget would too).
+KNOB_RANGES: dict[str, tuple[str, float, float]] = {
+    "persistence_intervals": ("persistenceIntervals", 1, 24),
+    "cooldown_hours": ("cooldownHours", 0.0, 168.0),
+    "deadband_pct": ("deadbandPct", 0.0, 50.0),
+    "exploration_share": ("explorationShare", 0.0, 0.10),
+}
+#: Each composite weight (API name → range); CompositeWeights' own rules come on top: roas + cpa > 0 and the
+#: two risk penalties together at most MAX_RISK_PENALTY.
+COMPOSITE_WEIGHT_RANGE: dict[str, tuple[str, float, float]] = {
+    "roas": ("roas", 0.0, 100.0),
+    "cpa": ("cpa", 0.0, 100.0),
+    "frequency_risk": ("frequencyRisk", 0.0, 0.5),
+    "engagement_decay": ("engagementDecay", 0.0, 0.5),
+}
+MAX_RISK_PENALTY = 0.5
+
+
+def _range_text(low: float, high: float) -> str:
+    return f"[{low:g}, {high:.2f}]" if high < 1 else f"[{low:g}, {high:g}]"
+
+
+def knob_problems(knobs: Mapping[str, object], *, prefix: str = "") -> list[Problem]:
+    """Problems of the engine knobs given (snake_case keys; absent or None = the engine default).
+
+    ``composite_weights`` is a mapping with all four weights (snake_case keys). Fields are named as the API
+    names them (``prefix`` + camelCase), each message with the allowed range."""
+    out: list[Problem] = []
+    for name, (api, low, high) in KNOB_RANGES.items():
+        value = knobs.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+            kind = "an integer" if name == "persistence_intervals" else "a number"
+            out.append(Problem(f"{prefix}{api}", f"must be {kind} within {_range_text(low, high)}, got {value}"))
+    cw = knobs.get("composite_weights")
+    if isinstance(cw, Mapping):
+        base = f"{prefix}compositeWeights"
+        ok = True
+        for name, (api, low, high) in COMPOSITE_WEIGHT_RANGE.items():
+            value = cw.get(name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+                ok = False
+                out.append(Problem(f"{base}.{api}", f"must be a number within {_range_text(low, high)}, got {value}"))
+        if ok:
+            if cw["roas"] + cw["cpa"] <= 0:
+                out.append(Problem(f"{base}.roas", "roas + cpa must be above 0 (something must count as value)"))
+            risk = cw["frequency_risk"] + cw["engagement_decay"]
+            if risk > MAX_RISK_PENALTY:
+                out.append(
+                    Problem(
+                        f"{base}.frequencyRisk",
+                        f"frequencyRisk + engagementDecay must be within [0, {MAX_RISK_PENALTY:g}] (the risk "
+                        f"penalties may remove at most half of a member's return), got {risk:g}",
+                    )
+                )
     return out
