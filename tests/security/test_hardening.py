@@ -2,8 +2,9 @@
 
 1. Approval secrets: no default or short secret outside ALLOT_ENV=development (in process and as a process),
    key ids and the previous key's rotation window.
-2. Tenancy of ad accounts: tests/security/test_tenancy.py.
-3. Integers beyond bigint: 422 naming the field (the property test over every route: tests/fuzz/test_fuzz_integer_bounds.py).
+2. Tenancy of ad accounts: NOT built yet (see the README's security section); no test here.
+3. Integers beyond bigint: 422 naming the field (property test over every route:
+   tests/fuzz/test_fuzz_integer_bounds.py).
 4. NUL and control characters: 422 naming the field, before the database.
 5. `make run` (allot-stack) honours an exported ALLOT_API_KEYS and generates an approval secret per run.
 6. An approval that expires before the executor gets it is reported `expired` and the guardrails' ledger releases it.
@@ -27,7 +28,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from allot.contracts import TOPICS, decode, new_envelope, sign_approval
+from allot.contracts import decode, new_envelope, sign_approval
 from allot.contracts.payloads import BudgetAction, GuardrailApproved
 from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_approval
 from allot.runtime.auth import ApiKeyStore, generate_key
@@ -37,7 +38,8 @@ from allot.runtime.stack import start_stack
 from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
 from allot.sandbox.testing import serve_app
-from tests.service.guardrails.guardrails_support import action as change, envelope, request
+from tests.service.guardrails.guardrails_support import action as change
+from tests.service.guardrails.guardrails_support import envelope, request
 from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import api_keys, auth, running_service
 
@@ -330,6 +332,22 @@ def test_expired_is_authentic_but_never_applied() -> None:
         verify_approval(event.payload, "ws", b"y" * 40, now=datetime.now(UTC))
 
 
+def test_consumers_treat_expired_as_final_and_not_applied_and_ignore_pending() -> None:
+    from allot.contracts.payloads import FINAL_OUTCOMES
+    from allot.executor.handlers import duplicate_outcome
+    from allot.pacing.domain.plans import proposal_outcome
+    from allot.rules.engine import outcome_success
+
+    assert "expired" in FINAL_OUTCOMES and "pending" not in FINAL_OUTCOMES
+    # pacing: a proposal whose actions expired ends 'expired' (not applied); the next snapshot proposes again
+    assert proposal_outcome({"a": "expired", "b": "expired"}) == "expired"
+    assert proposal_outcome({"a": "expired", "b": "failed"}) == "failed"
+    # rules: an expired action clears the pending action (so the rule may act again) and is no failure
+    assert outcome_success("expired") is None
+    assert (duplicate_outcome("pending"), duplicate_outcome("expired"), duplicate_outcome("succeeded")) == (
+        "pending", "expired", "already_applied")
+
+
 # ====================================================================== 7. a duplicate while the original is pending
 
 
@@ -357,3 +375,18 @@ async def test_a_duplicate_while_the_original_is_being_applied_reports_pending(
     assert [o.outcome for o in outcomes] == ["pending", "succeeded"], outcomes
     assert "still being applied" in (outcomes[0].error or "")
     assert len(_writes(url, entity)) == 1
+
+
+def test_a_release_needs_an_approved_decision_whose_lifetime_is_over() -> None:
+    from allot.guardrails.domain import Decision, LedgerIncrement, release_of
+
+    now = datetime.now(UTC)
+    base = Decision(decision_id=uuid.uuid4(), request_id=uuid.uuid4(), source="rule", source_id="r",
+                    idempotency_key="k",
+                    utc_day=now.date(), status="approved", decided_at=now, expires_at=now + timedelta(seconds=60),
+                    ledger=LedgerIncrement(utc_day=now.date(), month=f"{now:%Y-%m}", eur_cents=1_250))
+    assert release_of(base, now=now) is None  # an "expired" report before the expiry is false
+    released = release_of(base, now=now + timedelta(seconds=61))
+    assert released is not None and released.ledger.eur_cents == 1_250
+    blocked = base.model_copy(update={"status": "blocked", "check": "daily_cap", "expires_at": None})
+    assert release_of(blocked, now=now + timedelta(days=1)) is None

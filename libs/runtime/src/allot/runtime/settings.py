@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 #: The approval secret a process gets when none is configured; accepted only with ALLOT_ENV=development.
 DEV_APPROVAL_SECRET = "dev-only-approval-secret-change-me"
 #: Secrets written in this project's files at some point (defaults, examples): never acceptable in production.
@@ -135,8 +134,8 @@ class Settings(BaseSettings):
         if problems:
             raise InsecureConfiguration(
                 f"{self.service_name} refuses to start: " + "; ".join(problems)
-                + ". Set a random ALLOT_APPROVAL_SECRET (the same for guardrails and executor), or ALLOT_ENV=development "
-                  "for a local experiment.")
+                + ". Set a random ALLOT_APPROVAL_SECRET (the same for guardrails and executor), or "
+                  "ALLOT_ENV=development for a local experiment.")
 
     @property
     def schema(self) -> str:

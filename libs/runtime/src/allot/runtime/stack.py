@@ -184,7 +184,8 @@ def configured_api_keys(text: str) -> list[dict[str, str]]:
     try:
         return [e.model_dump() for e in ApiKeyStore.entries_from_json(text)]
     except (ValueError, ValidationError) as exc:
-        raise SystemExit(f"ALLOT_API_KEYS is not a JSON list of {{key_id, sha256, workspace_id, role}}: {exc}") from None
+        raise SystemExit(
+            f"ALLOT_API_KEYS is not a JSON list of {{key_id, sha256, workspace_id, role}}: {exc}") from None
 
 
 def approval_secret_for_run(environ: Mapping[str, str]) -> tuple[str, bool]:

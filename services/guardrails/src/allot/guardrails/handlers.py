@@ -77,9 +77,10 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
     for event in expired:
         p: ActionExecuted = event.payload
         decision = await db.approved_decision(ctx.conn, event.workspace_id, p.decision_id)
-        release = None if decision is None else release_of(decision)
+        release = None if decision is None else release_of(decision, now=now)
         if release is None:
-            log.warning("guardrail_release_unknown_decision", workspace_id=event.workspace_id,
+            log.warning("guardrail_release_refused", reason="unknown, not approved or not yet expired",
+                        workspace_id=event.workspace_id,
                         decision_id=str(p.decision_id), action_id=str(p.action_id))
             continue
         if await db.release(ctx.conn, event.workspace_id, release, reason=p.error or "expired", now=now):

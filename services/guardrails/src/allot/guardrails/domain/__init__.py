@@ -7,8 +7,8 @@ from allot.guardrails.domain.decision import DECISION_NAMESPACE, ChangeRecord, D
 from allot.guardrails.domain.events import blocked_event, http_status, signed_approval
 from allot.guardrails.domain.facts import LedgerFacts, ManualRequest
 from allot.guardrails.domain.money import PLATFORM_MIN_BUDGET_CENTS, min_budget_cents, round_half_up, to_eur_cents
-from allot.guardrails.domain.release import Release, release_of
 from allot.guardrails.domain.patch import merge_patch, patch_limits, set_kill_switch
+from allot.guardrails.domain.release import Release, release_of
 from allot.guardrails.domain.settings import (
     DEFAULT_AUTONOMY,
     DEFAULT_OVERDELIVERY_FACTORS,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from allot.guardrails.domain.decision import Decision, LedgerIncrement
 
@@ -24,8 +25,11 @@ class Release:
     approvals: int  #: 1 when the decision counted one approval on its day's row
 
 
-def release_of(decision: Decision) -> Release | None:
-    """The release of an approved decision; None for a block or an observe-only decision (nothing reserved)."""
+def release_of(decision: Decision, *, now: datetime) -> Release | None:
+    """The release of an approved decision; None for a block or an observe-only decision (nothing reserved), and
+    for an approval that has not expired yet (a report of ``expired`` before the expiry cannot be true)."""
     if not decision.approved or decision.observe_only:
+        return None
+    if decision.expires_at is None or now < decision.expires_at:
         return None
     return Release(decision.decision_id, decision.ledger, 1)
