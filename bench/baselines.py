@@ -1,12 +1,17 @@
-"""Comparison policies for the benchmark: equal split, a literal seed-001 threshold heuristic, and a trailing-ROAS chaser.
+"""Comparison policies for the pools benchmark (bench/pools_quality.py); none of them is the engine.
 
-They share the engine's signature and its constraint machinery (floors,
-ceilings, step limit, minimum change, exact sum), so a comparison measures
-decisions, not rule-breaking.
+Equal split, a literal seed-001 threshold heuristic, a trailing-ROAS chaser and
+an honest learner (Thompson sampling on per-member Bayesian log-log
+regressions). They share the engine's signature and its constraint machinery
+from ``allot.pools.domain.realize`` (``bounds_for``, ``largest_remainder``,
+``realize_moves``, ``step_limit``: floors, ceilings, step limit, minimum change,
+exact sum), so a comparison measures decisions, not rule-breaking.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -17,12 +22,13 @@ from allot.pools.domain.models import (
     MemberMemory,
     MemberState,
     MetricInterval,
+    OptimizationMetric,
     PoolSettings,
     hours_between,
 )
 from allot.pools.domain.realize import bounds_for, largest_remainder, realize_moves, step_limit
 
-__all__ = ["plan_equal_split", "plan_roas_chaser", "plan_threshold_heuristic"]
+__all__ = ["plan_equal_split", "plan_roas_chaser", "plan_thompson_learner", "plan_threshold_heuristic"]
 
 
 def _apply(
@@ -201,3 +207,127 @@ def plan_roas_chaser(
         t = pool.daily_budget_cents * x / total if total > 0 else mb.current_budget_cents
         targets[mb.member_id] = min(max(t, b.lo), b.hi)
     return _apply(pool, members, targets, now=now, state=state or EngineState())
+
+
+# -- honest learner ------------------------------------------------------------------------------------------
+
+#: Intervals younger than this are not used by the learner (it does not know the platform's reporting delays).
+LEARNER_MIN_AGE_H = 48.0
+LEARNER_LOOKBACK_DAYS = 14.0
+#: Prior of the log-log slope b (elasticity of value to spend) and of the level a (around the pool's level).
+LEARNER_PRIOR_B = (0.5, 0.25)
+LEARNER_PRIOR_A_SD = 1.0
+LEARNER_B_RANGE = (0.05, 0.85)
+#: A member is only moved when its target differs from its budget by more than this share.
+LEARNER_DEADBAND = 0.10
+
+
+def _daily_points(ivs: Sequence[MetricInterval], now: datetime, by_revenue: bool) -> list[tuple[float, float, float]]:
+    """(spend per day, value per day, conversions per day) of each calendar day with usable intervals (``ivs`` oldest first)."""
+    newest = now - timedelta(hours=LEARNER_MIN_AGE_H)
+    oldest = now - timedelta(days=LEARNER_LOOKBACK_DAYS)
+    days: dict[object, list[float]] = {}
+    for iv in reversed(ivs):
+        if iv.end_at > newest:
+            continue
+        if iv.end_at <= oldest:
+            break
+        hours = (iv.end_at - iv.start_at).total_seconds() / 3600.0
+        if hours <= 0:
+            continue
+        acc = days.setdefault(iv.start_at.date(), [0.0, 0.0, 0.0, 0.0])
+        acc[0] += iv.spend_cents
+        acc[1] += iv.revenue_cents if by_revenue else iv.conversions
+        acc[2] += iv.conversions
+        acc[3] += hours
+    return [(s * 24.0 / h, v * 24.0 / h, c * 24.0 / h) for s, v, c, h in days.values() if s > 0 and h > 0]
+
+
+def plan_thompson_learner(
+    pool: PoolSettings,
+    members: Sequence[MemberState],
+    history: Mapping[str, Sequence[MetricInterval]],
+    *,
+    now: datetime,
+    state: EngineState | None = None,
+) -> AllocationPlan:
+    """HONEST LEARNER (a benchmark baseline, not the engine): Thompson sampling over per-member log-log regressions.
+
+    Per member, daily points from intervals that ended at least 48 h before
+    ``now`` within the last 14 days (it does not know the reporting delays, so
+    it waits), fitted as ``log(value/day + half a unit) = a + b log(spend/day /
+    equal share)`` by Bayesian linear regression: prior ``a ~ N(pool level,
+    1)``, ``b ~ N(0.5, 0.25)``, each day weighted by its conversions (variance
+    ~ 1.3 / (conversions + 1)). Each plan draws (a, b) from every posterior
+    (deterministically, from the pool id and ``now``), clips b to [0.05, 0.85],
+    allocates the pool budget to maximise the sum of ``exp(a) (x/share)^b``
+    over the members' bounds, and moves every member whose target differs by
+    more than 10 % toward it within the step limit.
+    """
+    state = state or EngineState()
+    eligible = [mb for mb in members if mb.is_active and not mb.paused]
+    if not eligible:
+        return _apply(pool, members, {}, now=now, state=state)
+    by_revenue = pool.optimization_metric in (OptimizationMetric.ROAS, OptimizationMetric.REVENUE)
+    share = pool.daily_budget_cents / len(eligible)
+    points = {mb.member_id: _daily_points(history.get(mb.member_id, ()), now, by_revenue) for mb in eligible}
+    all_pts = [p for pts in points.values() for p in pts]
+    conv = sum(p[2] for p in all_pts)
+    unit = 0.5 * (sum(p[1] for p in all_pts) / conv if by_revenue and conv > 0 else 1.0)
+    b0, b_sd = LEARNER_PRIOR_B
+    level = [math.log(v + unit) - b0 * math.log(s / share) for s, v, _ in all_pts]
+    a0 = sum(level) / len(level) if level else math.log(unit)
+    rng = random.Random(f"{pool.pool_id}|{now.isoformat()}")
+    coef: dict[str, tuple[float, float]] = {}
+    for mb in eligible:
+        # Posterior of (a, b): precision P = P0 + sum w x x', mean = P^-1 (P0 m0 + sum w x y).
+        p11, p12, p22 = 1.0 / LEARNER_PRIOR_A_SD**2, 0.0, 1.0 / b_sd**2
+        r1, r2 = a0 * p11, b0 * p22
+        for s, v, c in points[mb.member_id]:
+            z = math.log(s / share)
+            y = math.log(v + unit)
+            w = (c + 1.0) / 1.3
+            p11 += w
+            p12 += w * z
+            p22 += w * z * z
+            r1 += w * y
+            r2 += w * z * y
+        det = p11 * p22 - p12 * p12
+        c11, c12, c22 = p22 / det, -p12 / det, p11 / det  # covariance
+        m1, m2 = c11 * r1 + c12 * r2, c12 * r1 + c22 * r2
+        l11 = math.sqrt(c11)
+        l21 = c12 / l11
+        l22 = math.sqrt(max(c22 - l21 * l21, 0.0))
+        g1, g2 = rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0)
+        a = m1 + l11 * g1
+        b = min(max(m2 + l21 * g1 + l22 * g2, LEARNER_B_RANGE[0]), LEARNER_B_RANGE[1])
+        coef[mb.member_id] = (a, b)
+    bnds = {mb.member_id: bounds_for(mb, pool) for mb in eligible}
+    # Stationary point of exp(a) (x/share)^b - exp(mu) x: x = share exp(c - mu e), c = (a + log b - log share) / (1 - b), e = 1 / (1 - b).
+    terms = [(mid, (a + math.log(b) - math.log(share)) / (1.0 - b), 1.0 / (1.0 - b), bnds[mid].lo, bnds[mid].hi)
+             for mid, (a, b) in coef.items()]
+
+    def demand(mu: float) -> dict[str, float]:
+        out = {}
+        for mid, c, e, lo_b, hi_b in terms:
+            x = share * math.exp(min(c - mu * e, 300.0))
+            out[mid] = lo_b if x < lo_b else hi_b if x > hi_b else x
+        return out
+
+    lo, hi = -60.0, 60.0
+    while hi - lo > 1e-7:
+        mid = 0.5 * (lo + hi)
+        if sum(demand(mid).values()) > pool.daily_budget_cents:
+            lo = mid
+        else:
+            hi = mid
+    targets = demand(0.5 * (lo + hi))
+    allowed = {}
+    why = {}
+    for mb in eligible:
+        c = mb.current_budget_cents
+        t = targets[mb.member_id]
+        allowed[mb.member_id] = abs(t - c) > max(LEARNER_DEADBAND * c, pool.min_budget_change_cents)
+        a, b = coef[mb.member_id]
+        why[mb.member_id] = f"learner: sampled level {a:.2f}, elasticity {b:.2f}, target {t:.0f} cents"
+    return _apply(pool, members, targets, now=now, state=state, allowed=allowed, why=why)

@@ -18,7 +18,8 @@ RESULTS = ROOT / "bench" / "results"
 #: name → (script, full arguments, quick arguments)
 BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "load": ("load.py", [], ["--entities", "1000", "--intervals", "3", "--trials", "20"]),
-    "pools_quality": ("pools_quality.py", [], []),
+    # Full: the 200 held-out scenarios (writes pools_quality.json); quick: 8 of them, printed only.
+    "pools_quality": ("pools_quality.py", [], ["--quick"]),
     "pools_speed": ("pools_speed.py", [], []),
     "rules_eval": ("rules_eval.py", [], []),
     "pacing_snapshots": ("pacing_snapshots.py", [], []),
@@ -29,7 +30,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default="")
-    parser.add_argument("--quick", action="store_true", help="smaller load run (for a smoke check)")
+    parser.add_argument("--quick", action="store_true", help="smaller load and pools_quality runs (for a smoke check)")
     args = parser.parse_args()
     wanted = [b for b in BENCHES if not args.only or b in args.only.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)

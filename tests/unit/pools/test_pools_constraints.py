@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from allot.pools.domain import EngineState, MemberMemory, MemberState, MetricInterval, PoolSettings, plan_allocation
-from allot.pools.domain.baselines import plan_equal_split
 from allot.pools.domain.realize import largest_remainder
+from bench.baselines import plan_equal_split
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from allot.pools.domain import EngineState, MemberMemory, MemberState, MetricInterval, PoolSettings
 from allot.pools.domain.backtest import backtest
-from allot.pools.domain.baselines import plan_equal_split, plan_roas_chaser, plan_threshold_heuristic
 from allot.pools.domain.reports import find_diminishing_returns
+from bench.baselines import plan_equal_split, plan_roas_chaser, plan_threshold_heuristic
 
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 POOL = PoolSettings(pool_id="p", daily_budget_cents=60_000, min_budget_change_cents=100)
