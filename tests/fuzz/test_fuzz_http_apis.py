@@ -408,7 +408,7 @@ def _plan(**changes: Any) -> dict[str, Any]:
     ("POST", "/api/v1/pacing/plans", _plan(channels=[{"name": "C\x00", "allocated_budget_cents": 1}]), 422),
     ("GET", "/api/v1/pacing/plans?campaign_id=%00", None, 422),
     ("GET", "/api/v1/pacing/snapshots?campaign_id=c%00", None, 422),
-    ("GET", "/api/v1/pacing/plans/p%00", None, 404),
+    ("GET", "/api/v1/pacing/plans/p%00", None, 422),  # NUL in a path parameter: 422 naming plan_id (#14)
 ])
 def test_fuzz_pacing_regressions(method: str, path: str, body: Any, status: int, fuzz_runners: Runners,
                                  fuzz_base_settings: Settings) -> None:
