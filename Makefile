@@ -22,7 +22,6 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt $(PACKAGES) -r requirements-dev.txt
-	-$(PY) services/pools/build_native.py  # optional compiled pools kernels; pure Python when it cannot build
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -33,7 +32,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	mkdir -p bench/results
-	-$(PY) services/pools/build_native.py
 	$(PY) bench/run_all.py
 
 schemas: $(STAMP)

@@ -12,9 +12,7 @@ steady state where persisted evidence moves members; the first pass (empty state
 reported beside it as first_plan_pass_seconds. Writes bench/results/pools_speed.json.
 
 Run: PYTHONPATH=services/pools/src:services/sandbox/src python bench/pools_speed.py
-The engine's kernels (allot/pools/domain/_kernels.py: evidence, shrinkage, solver, moves, explanation text) run
-compiled when services/pools/build_native.py has built them (make venv does); "kernels" in the results says
-which ran ("native" or "python"; ALLOT_POOLS_PURE=1 forces python).
+The engine runs as production runs it: pure Python, one code path.
 The same second plans are timed --repeat times (default 3) over the same pools and states; plan_seconds is
 the fastest pass (this is a CPU-bound loop on a shared machine: other work only ever adds time) and
 plan_seconds_passes lists every pass. Knob for profiling: --pools N (default 10000; a non-default N prints
@@ -32,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from allot.pools.domain import EngineState, MemberState, MetricInterval, PoolSettings, plan_allocation
-from allot.pools.domain import estimate
 from allot.sandbox.delivery import make_portfolio, maturation_fraction, simulate_interval
 
 POOLS = 10_000
@@ -121,7 +118,6 @@ def main() -> None:
         "changed_lines": changed,
         "infeasible_plans": infeasible,
         "python": sys.version.split()[0],
-        "kernels": estimate.KERNELS,
     }
     path = Path(__file__).resolve().parent / "results" / "pools_speed.json"
     if write:
@@ -129,7 +125,7 @@ def main() -> None:
         path.write_text(json.dumps(out, indent=2, sort_keys=True))
     print(f"planned {POOLS} pools x {MEMBERS} members ({out['intervals_per_member']} intervals each) in {seconds:.2f} s "
           f"(best of {len(passes)} passes: {', '.join(f'{x:.2f}' for x in passes)} s) "
-          f"(cpu {cpu_seconds:.2f} s; {out['per_pool_ms']} ms/pool; target < 5 s; {estimate.KERNELS} kernels); changed {changed}, infeasible {infeasible}; "
+          f"(cpu {cpu_seconds:.2f} s; {out['per_pool_ms']} ms/pool; target < 5 s); changed {changed}, infeasible {infeasible}; "
           + (f"wrote {path}" if write else "results file not written (non-default --pools)"))
 
 

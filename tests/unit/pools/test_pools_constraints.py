@@ -180,7 +180,7 @@ def test_explanation_with_numbers_for_every_member() -> None:
     for a in plan.allocations:
         assert a.explanation
         if a.action != "excluded":
-            assert "baseline" in a.explanation and "marginal return" in a.explanation and "shrinkage" in a.explanation
+            assert "per extra EUR" in a.explanation and "ROAS" in a.explanation and "EUR/day" in a.explanation
             assert a.marginal_return is not None and a.shrinkage is not None and a.baseline_roas is not None
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from allot.pools.domain.engine import plan_allocation
-from allot.pools.domain.estimate import maturation_at
+from allot.pools.domain.learn import maturation_at
 from allot.pools.domain.models import EngineState, MemberState, MetricInterval, PoolSettings
 
 __all__ = ["BacktestMove", "BacktestReport", "backtest"]

@@ -1,21 +1,69 @@
 """The budget-pool allocation engine: one pure function, :func:`plan_allocation`.
 
-``simulate``, ``allocate``, the scheduler and the backtest all call it. It reads
-no clock (``now`` is an argument), does no I/O and uses no randomness: the same
-inputs always give the same plan.
+``simulate``, ``allocate``, the scheduler and the backtest all call it. It reads no clock (``now`` is
+an argument), does no I/O, and its only randomness is a generator seeded from the pool id and
+``now``: the same inputs always give the same plan.
+
+How it decides (the choice, and why)
+    The field offers two families: Bayesian response curves fitted offline (PyMC-Marketing,
+    Meridian: Hill/adstock curves per channel, refitted on weeks of data) and online bandit
+    allocators (Thompson sampling, UCB) that learn while they allocate. A pool is the second
+    problem: a few to twenty ad sets whose curves drift, fatigue and appear mid-flight, budgets that
+    may move at most ``max_change_pct`` per change, and nothing to learn from but the pool's own
+    budget changes. So the engine is a **Thompson-sampling allocator over local response curves**:
+
+    1. Each member's response around its current spend is a log-linear curve with a local elasticity
+       (``allot.pools.domain.learn``): fitted per plan from its own maturity-corrected history with
+       priors (level near the pool, elasticity near ``prior_elasticity``, trend near zero). An elasticity
+       above 1 (the rising part of an S-shaped curve) is allowed; fading winners show as a negative trend.
+    2. Targets equalise marginal returns under the curves (the posterior MEAN gives the greedy
+       target); one posterior SAMPLE per member gives the Thompson target. The plan moves toward the
+       greedy target plus a bounded share of the sampled deviation (``exploration_share`` of the pool
+       budget): uncertain members are tried at other budgets, which is what teaches the engine their
+       curves, while well-known members barely move. Uncertainty also means caution: a signal must
+       clear the dead band and hold for ``persistence_intervals`` plans (a sample that flips is noise).
+    3. Delivery caps: a member that spends clearly less than its budget is capped; its budget is
+       brought down to just above what it can spend, and the cap is re-tested after a few days.
+    4. Hard limits last: floors, ceilings, the step limit and the minimum change are applied by
+       ``realize.realize_moves``, which keeps the pool total exact.
+
+Guarantees (every plan, frozen and held members included): budgets of participating members sum to
+the pool budget to the cent unless floors, ceilings or the step limit make that impossible
+(``feasible=False`` with the reason, and the sum never moves away from the budget); every budget lies
+within its floor and ceiling (a budget found outside them is moved onto the bound first: the only
+change exempt from the step limit); no change exceeds ``max_change_pct`` of the current budget; no
+change is smaller than ``min_budget_change_cents``. A member whose changes reverse
+``oscillation_reversals`` times within its last ``oscillation_window`` changes is held for
+``freeze_hours`` (the others keep moving). A pool-wide freeze in the stored state stops engine moves
+but still repairs the total when members join or leave.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from allot.pools.domain._kernels import E_BASE, E_ELAST, E_POSTVAR, E_RECENT, E_SHRINK
-from allot.pools.domain.estimate import evidence_rows, kernels, shrink_tuples
+from allot.pools.domain.learn import (
+    saturation_ratio,
+    Fit,
+    Obs,
+    add_pairs,
+    day_offsets,
+    expected_by_day,
+    cholesky3,
+    delivery_cap,
+    delivery_ratio,
+    fit_maturity,
+    fit_member,
+    maturity_pairs,
+    observations,
+)
 from allot.pools.domain.models import (
     AllocationPlan,
-    CompositeWeights,
     EngineState,
     MemberAllocation,
     MemberMemory,
@@ -24,73 +72,62 @@ from allot.pools.domain.models import (
     PoolSettings,
     hours_between,
 )
-from allot.pools.domain.oscillation import count_reversals, is_oscillating
+from allot.pools.domain.oscillation import is_oscillating
+from allot.pools.domain.realize import realize_moves
 
-__all__ = ["plan_allocation", "EXPLORATION_KAPPA"]
+__all__ = ["plan_allocation", "CAP_RETEST_HOURS"]
 
-#: A continuing move (same direction as the member's last change) may use the short cooldown when its evidence is this many times the usual bar.
-CONTINUATION_Z_FACTOR = 1.0
-#: Optimism (posterior standard deviations) used to place the exploration share.
-EXPLORATION_KAPPA = 1.5
-
-_solve = kernels.solve
-_explain = kernels.explain
-_curve_inputs = kernels.curve_inputs
-_explore_targets = kernels.explore_targets
-_moves = kernels.moves
-_move_orders = kernels.move_orders
-_realize_moves = kernels.realize_moves
-_signals_kernel = kernels.signals
-_EMPTY_MEMORY = MemberMemory()
-
-_EXCLUDED_TEXT = "excluded: {why}; budget left as is and not counted in the pool sum"
-
-
-# Positional constructors for the two frozen, slotted models the engine builds once per member per plan
-# (neither has a __post_init__): setting the slots directly gives the same object as the generated frozen
-# __init__ (which goes through object.__setattr__ field by field) at about half the cost.
-_new_object = object.__new__
-assert MemberAllocation.__slots__ == (
-    "member_id", "previous_budget_cents", "new_budget_cents", "action", "explanation", "baseline_roas", "recent_roas",
-    "marginal_return", "elasticity", "shrinkage", "target_cents", "evidence_count", "reasons",
-) and MemberMemory.__slots__ == ("pending_direction", "pending_count", "last_change_at", "recent_directions"), "update the builders below"
-(_a0, _a1, _a2, _a3, _a4, _a5, _a6, _a7, _a8, _a9, _a10, _a11, _a12) = (getattr(MemberAllocation, f).__set__ for f in MemberAllocation.__slots__)
-(_m0, _m1, _m2, _m3) = (getattr(MemberMemory, f).__set__ for f in MemberMemory.__slots__)
+#: A measured delivery cap is trusted this long; then the member may try one step above it again.
+CAP_RETEST_HOURS = 96.0
+#: Budget kept above a measured cap (pacing noise; the platform may over-deliver on good days).
+CAP_HEADROOM = 1.08
+#: Prior standard deviations: log level around the pool, elasticity, trend per day.
+PRIOR_LEVEL_SD = 0.6
+PRIOR_ELASTICITY_SD = 0.35
+PRIOR_TREND_SD = 0.003
+#: Elasticities used to extrapolate a target (beyond these the log-linear curve has no finite optimum).
+PLAN_ELASTICITY = (0.05, 0.9)
+#: Take the pool's common day effects out of each member's fit (difference-in-differences against the others).
+DAY_EFFECTS = True
+#: Pseudo-counts (conversions) that shrink a day effect measured on little value toward none.
+DAY_EFFECT_PSEUDO_COUNTS = 5.0
+#: Shape used to extrapolate targets from the local fit: "exp" (saturating, A (1 - exp(-x / s)), whose elasticity
+#: falls as spend grows) or "power" (constant elasticity).
+CURVE = "exp"
+#: Extra variance of value counts beyond Poisson (basket sizes, unmodelled seasonality).
+OVERDISPERSION = 1.5
+#: Restatement evidence decays by this factor per plan (the pool's attribution may change).
+RESTATEMENT_DECAY = 0.97
+#: Intervals younger than this (hours) are remembered to learn restatements.
+SEEN_HORIZON_H = 168.0
 
 
-def _new_allocation(member_id, previous, new, action, explanation, baseline_roas, recent_roas, marginal_return,  # type: ignore[no-untyped-def]
-                    elasticity, shrinkage, target_cents, evidence_count, reasons) -> MemberAllocation:
-    """``MemberAllocation(...)`` with every field given in declaration order."""
-    o = _new_object(MemberAllocation)
-    _a0(o, member_id); _a1(o, previous); _a2(o, new); _a3(o, action); _a4(o, explanation)  # noqa: E702
-    _a5(o, baseline_roas); _a6(o, recent_roas); _a7(o, marginal_return); _a8(o, elasticity); _a9(o, shrinkage)  # noqa: E702
-    _a10(o, target_cents); _a11(o, evidence_count); _a12(o, reasons)  # noqa: E702
-    return o
+@dataclass(slots=True)
+class _Member:
+    """Working numbers of one eligible member during a plan."""
 
-
-def _new_memory(pending_direction, pending_count, last_change_at, recent_directions) -> MemberMemory:  # type: ignore[no-untyped-def]
-    """``MemberMemory(...)`` with every field given in declaration order."""
-    o = _new_object(MemberMemory)
-    _m0(o, pending_direction); _m1(o, pending_count); _m2(o, last_change_at); _m3(o, recent_directions)  # noqa: E702
-    return o
-
-
-def _pool_conversion_value(
-    history: Mapping[str, Sequence[MetricInterval]], ids: Sequence[str], pool: PoolSettings, cw: CompositeWeights | None = None
-) -> float:
-    """Revenue per conversion across the pool (only needed when a composite mixes revenue and conversions)."""
-    cw = cw or pool.composite
-    if cw.cpa <= 0:
-        return 0.0
-    if cw.roas <= 0:
-        return 1.0
-    rev = 0.0
-    conv = 0.0
-    for mid in ids:
-        for iv in history.get(mid, ()):
-            rev += iv.revenue_cents
-            conv += iv.conversions
-    return rev / conv if conv > 0 else 1.0
+    state: MemberState
+    memory: MemberMemory
+    lo: int
+    hi: int
+    current: int
+    fit: Fit | None = None
+    baseline_roas: float | None = None
+    recent_roas: float | None = None
+    evidence: int = 0
+    shrinkage: float | None = None
+    ratio: float = 1.0
+    """Recent spend per unit of budget (targets are planned in budget terms)."""
+    cap: int | None = None
+    cap_at: datetime | None = None
+    plan_hi: int = 0
+    greedy: float = 0.0
+    target: float = 0.0
+    marginal: float | None = None
+    direction: int = 0
+    count: int = 0
+    reason: str = ""
+    extra: tuple[str, ...] = ()
 
 
 def plan_allocation(
@@ -101,252 +138,423 @@ def plan_allocation(
     now: datetime,
     state: EngineState | None = None,
 ) -> AllocationPlan:
-    """Plan new daily budgets for a pool; same inputs, same plan (no clock, no I/O, no randomness).
+    """Plan new daily budgets for a pool; same inputs, same plan (no clock, no I/O, seeded randomness).
 
-    Inputs:
-      * ``pool``: the pool's rules (budget, bounds, step limits, persistence,
-        cooldown, exploration share, maturation curve, ...).
-      * ``members``: every member with its current daily budget. Paused or
-        inactive members are left exactly as they are and excluded from the
-        pool: ``pool.daily_budget_cents`` is shared among the others only.
-      * ``history``: per member id, metric intervals as loaded now (recent ones
-        may be immature; they are corrected, see ``allot.pools.domain.estimate``).
-      * ``now``: aware datetime of the decision; ``state``: what the previous
-        plan returned (``None`` for a new pool).
-
-    Output (:class:`AllocationPlan`): a line per member with the new budget
-    (integer cents), the action and an explanation with its numbers; the flags
-    ``feasible``/``infeasible_reason`` and ``frozen``/``frozen_reason``; and the
-    new :class:`EngineState` to store.
-
-    Guarantees: budgets of participating members sum to the pool budget to the
-    cent unless floors, ceilings or the step limit make that impossible
-    (``feasible=False`` with the reason); every budget lies within its floor and
-    ceiling (a budget found outside them is moved onto the bound first: that
-    bound correction is the only change exempt from the step limit); no change
-    exceeds ``max_change_pct`` of the current budget; no change is smaller than
-    ``min_budget_change_cents``; an engine-initiated move needs a signal that
-    held for ``persistence_intervals`` consecutive plans, at least ``pool.evidence_z``
-    posterior standard deviations of marginal-return evidence (or an
-    exploration reason) and a member outside its ``cooldown_hours``. A member
-    whose engine moves reverse ``oscillation_reversals`` times within its last
-    ``oscillation_window`` changes freezes the pool for ``freeze_hours``: the
-    plan then changes nothing and says why.
+    Inputs: ``pool`` (its rules), ``members`` (every member with its current daily budget; paused or
+    inactive ones are left exactly as they are and not counted: ``pool.daily_budget_cents`` is shared
+    among the others), ``history`` (per member id, metric intervals as reported now; recent ones may
+    be immature), ``now`` (aware datetime of the decision) and ``state`` (what the previous plan
+    returned; ``None`` for a new pool). Output: an :class:`AllocationPlan` with a line per member (new
+    budget in integer cents, action, reason code and numbers), ``feasible``/``infeasible_reason``,
+    ``frozen``/``frozen_reason`` and the new :class:`EngineState` to store. The module docstring says
+    how it decides and what it guarantees.
     """
     state = state or EngineState()
+    now_ts = now.timestamp()
     B = pool.daily_budget_cents
-    m = pool.min_budget_change_cents
-    cur = pool.currency
-    eligible = [mb for mb in members if mb.is_active and not mb.paused]
     memories = dict(state.members)
-    osc_window = pool.oscillation_window
-    osc_reversals = pool.oscillation_reversals
+    frozen_until = state.frozen_until if state.frozen_until is not None and now < state.frozen_until else None
+    frozen_reason = state.frozen_reason if frozen_until is not None else None
 
-    # Freeze handling: an expired freeze clears the direction history it was based on.
-    frozen_until = state.frozen_until
-    frozen_reason = state.frozen_reason
-    if frozen_until is not None and now >= frozen_until:
-        frozen_until, frozen_reason = None, None
-        memories = {k: MemberMemory(v.pending_direction, v.pending_count, v.last_change_at, ()) for k, v in memories.items()}
-    if frozen_until is None and memories:
-        for mb in eligible:
-            mem = memories.get(mb.member_id)
-            # Fewer remembered directions than the reversals needed cannot hold that many reversals.
-            if mem and len(mem.recent_directions) > osc_reversals and is_oscillating(mem.recent_directions, window=osc_window, reversals=osc_reversals):
-                frozen_until = now + timedelta(hours=pool.freeze_hours)
-                frozen_reason = _osc_reason(mb.member_id, mem.recent_directions, pool)
-                break
-    if frozen_until is not None:
-        new_state = EngineState(members=memories, frozen_until=frozen_until, frozen_reason=frozen_reason, last_plan_at=now)
-        return _held_plan(pool, members, now, new_state, frozen_reason or "frozen")
+    work = [_member(mb, memories.get(mb.member_id) or MemberMemory(), pool, now) for mb in members if mb.is_active and not mb.paused]
+    need = B - sum(w.current for w in work)
 
-    # Bounds (as realize.bounds_for) and current budgets moved onto them.
-    d_lo = pool.default_min_budget_cents
-    d_hi = pool.default_max_budget_cents
-    los: list[int] = []
-    his: list[int] = []
-    current: list[int] = []
-    ids: list[str] = []
-    weights: list[float] = []
-    for mb in eligible:
-        lo = mb.min_budget_cents if mb.min_budget_cents is not None else d_lo
-        if mb.max_budget_cents is not None:
-            hi = mb.max_budget_cents
-        elif d_hi is not None:
-            hi = d_hi
-        else:
-            hi = lo if lo > B else B  # max(B, lo)
-        if lo > hi:  # hi = max(hi, lo)
-            hi = lo
-        los.append(lo)
-        his.append(hi)
-        v = mb.current_budget_cents
-        v = lo if lo > v else v  # min(max(v, lo), hi)
-        current.append(hi if hi < v else v)
-        ids.append(mb.member_id)
-        weights.append(mb.weight)
-    n = len(eligible)
+    # What the data says: maturity (learned from restatements), then each member's curve and cap.
     cw = pool.composite
-    conv_value = _pool_conversion_value(history, ids, pool, cw)
-    hget = history.get
-    evidence = evidence_rows([hget(i, ()) for i in ids], pool, now, conv_value, cw)
-    ref_spend = B / n if n else 1.0
-    estimates = shrink_tuples(evidence, current, pool, ref_spend, cw)
-
-    mem_empty = _EMPTY_MEMORY
-    mems = [memories.get(i) or mem_empty for i in ids]
-    targets: list[float] = [0.0] * n
-    greedy: list[float] = [0.0] * n
-    zs = [0.0] * n
-    dirs_ = [0] * n
-    counts = [0] * n
-    cooling = [False] * n
-    explore = [False] * n
-    ready = [False] * n
-    reason = [""] * n
-    mu_now: list[float] = []  # marginal return at the current budget
-    pool_lambda: float | None = None
-    if n:
-        c0, k, mu_now = _curve_inputs(estimates, weights, current)
-        lo_f = [float(x) for x in los]
-        hi_f = [float(x) for x in his]
-        greedy, lam = _solve(c0, k, lo_f, hi_f, B, None)
-        pool_lambda = lam if math.isfinite(lam) else None
-        targets = greedy
-        if pool.exploration_share > 0:
-            boosts = [EXPLORATION_KAPPA * math.sqrt(e[E_POSTVAR]) for e in estimates]
-            optimistic, _ = _solve(c0, k, lo_f, hi_f, B, boosts)
-            targets = _explore_targets(greedy, optimistic, pool.exploration_share * B)
-        _signals(pool, now, pool_lambda, estimates, current, targets, greedy, mems, mu_now, zs, dirs_, counts, cooling, explore, ready, reason)
-
-    # Moves: wanted amounts for ready members, balancing room for everybody else not cooling down.
-    need = B - sum(current)
-    steps, up_w, down_w, up_room, down_room = _moves(current, targets, los, his, cooling, ready, reason, need, m, pool.max_change_pct)
-    up_order, down_order = _move_orders(targets, current, ids)
-    new_budgets, missing = _realize_moves(current, B, up_w, down_w, up_room, down_room, up_order, down_order, m)
-
-    # Oscillation check on the moves about to be made: refuse to make the reversal that completes the pattern.
-    new_memories: dict[str, MemberMemory] = dict(memories)
-    for i in range(n):
-        new = new_budgets[i]
-        c = current[i]
-        mid = ids[i]
-        mem = mems[i]
-        if new != c:
-            direction = 1 if new > c else -1
-            dirs = (mem.recent_directions + (direction,))[-osc_window:] if need == 0 else mem.recent_directions
-            keep = counts[i] if dirs_[i] == direction else 0
-            new_memories[mid] = _new_memory(direction if keep else 0, keep, now, dirs)
-            if need == 0 and len(dirs) > osc_reversals and is_oscillating(dirs, window=osc_window, reversals=osc_reversals):
-                reason_txt = _osc_reason(mid, dirs, pool)
-                # The reversal is refused, but remembered so the freeze holds until it expires.
-                held_state = EngineState(
-                    members={**memories, mid: MemberMemory(0, 0, mem.last_change_at, dirs)},
-                    frozen_until=now + timedelta(hours=pool.freeze_hours), frozen_reason=reason_txt, last_plan_at=now,
-                )
-                return _held_plan(pool, members, now, held_state, reason_txt)
-        elif new != eligible[i].current_budget_cents:
-            new_memories[mid] = _new_memory(0, 0, now, mem.recent_directions)
-        else:
-            new_memories[mid] = _new_memory(dirs_[i], counts[i], mem.last_change_at, mem.recent_directions)
-
-    feasible = missing == 0
-    infeasible_reason = None
-    if not feasible:
-        sum_lo = sum(los)
-        sum_hi = sum(his)
-        if sum_lo > B:
-            infeasible_reason = f"member floors sum to {sum_lo} cents, above the pool budget of {B} cents"
-        elif sum_hi < B:
-            infeasible_reason = f"member ceilings sum to {sum_hi} cents, below the pool budget of {B} cents"
-        else:
-            infeasible_reason = (
-                f"the {pool.max_change_pct:g}% step limit / minimum change leave {missing} cents unplaced this plan; "
-                "later plans close the gap"
-            )
-        if not n:
-            infeasible_reason = "no active members to hold the pool budget"
-
-    allocations: list[MemberAllocation] = []
-    append = allocations.append
-    index = {mid: i for i, mid in enumerate(ids)}
-    lam_txt = f"{pool_lambda:.2f}" if pool_lambda is not None else "n/a"
-    capped_txt = f"capped by the {pool.max_change_pct:g}% step limit"
-    isfinite = math.isfinite
-    prevs = [mb.current_budget_cents for mb in eligible]
-    lines = _explain(
-        prevs, new_budgets, current, targets, los, his, steps, ready, explore, counts, reason, zs, estimates, mu_now, weights,
-        need, cur, lam_txt, capped_txt,
-    )
-    for mb in members:
-        j = index.get(mb.member_id)
-        if j is None:
-            why = "paused" if mb.paused else "inactive"
-            append(
-                MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded", _EXCLUDED_TEXT.format(why=why))
-            )
-            continue
-        # The line of the (last) eligible member with this id.
-        e = estimates[j]
-        action, text, reasons, mu = lines[j]
-        append(
-            _new_allocation(
-                mb.member_id, prevs[j], new_budgets[j], action, text, e[E_BASE], e[E_RECENT], mu if isfinite(mu) else None,
-                e[E_ELAST], e[E_SHRINK], int(round(targets[j])), counts[j], reasons,
-            )
+    values_now = _pool_values(work, history, now_ts)
+    seen, restatements = _learn_restatements(state, values_now, now_ts)
+    maturity = fit_maturity(restatements, pool.maturation_curve)
+    conv_value = _conversion_value(work, history) if cw.cpa > 0 and cw.roas > 0 else 1.0
+    rev_w, conv_w = cw.roas, cw.cpa * conv_value
+    cache: dict[float, float] = {}
+    obs = [
+        observations(
+            history.get(w.state.member_id, ()), now_ts, lookback_h=pool.lookback_days * 24.0,
+            half_life_h=pool.recency_half_life_days * 24.0, maturity=maturity, revenue_w=rev_w, conv_w=conv_w,
+            min_maturity=pool.min_maturity, maturity_cache=cache,
         )
-    new_state = EngineState(members=new_memories, frozen_until=None, frozen_reason=None, last_plan_at=now)
+        for w in work
+    ]
+    spend = sum(o.spend for o in obs if o is not None)
+    value = sum(o.total_value for o in obs if o is not None)
+    conversions = sum(o.conversions for o in obs if o is not None)
+    pool_roas = value / spend if spend > 0 and value > 0 else 1.0
+    dispersion = OVERDISPERSION * (value / conversions if conversions > 0 and rev_w > 0 else 1.0)
+    x_ref = max(B / len(work), 1.0) if work else 1.0
+    fit_args = dict(
+        x_ref=x_ref, prior_level=math.log(max(pool_roas * x_ref, 1e-9)), prior_level_sd=PRIOR_LEVEL_SD,
+        prior_b=pool.prior_elasticity, prior_b_sd=PRIOR_ELASTICITY_SD, prior_g_sd=PRIOR_TREND_SD, dispersion=dispersion,
+    )
+    fits = [fit_member(o, **fit_args) for o in obs]  # type: ignore[arg-type]
+    with_data = [i for i, o in enumerate(obs) if o is not None]
+    if DAY_EFFECTS and len(with_data) >= 2:
+        # Second pass: the pool's common day effects, measured on the other members, taken out of each fit.
+        per_day = [expected_by_day(obs[i], fits[i]) for i in with_data]  # type: ignore[arg-type]
+        for i, offs in zip(with_data, day_offsets(per_day, DAY_EFFECT_PSEUDO_COUNTS * dispersion)):
+            fits[i] = fit_member(obs[i], offsets=offs, **fit_args)  # type: ignore[arg-type]
+    for w, o, f in zip(work, obs, fits):
+        w.fit = f
+        _estimate(w, o, history.get(w.state.member_id, ()), pool, now, now_ts)
+
+    # Targets: greedy on the posterior means, Thompson samples, and the bounded blend of the two.
+    rng = random.Random(_seed(pool.pool_id, now))
+    lam: float | None = None
+    if work:
+        fits = [w.fit for w in work if w.fit is not None]
+        greedy, lam = _targets(work, [f.mean for f in fits], B)
+        samples = [_sample(f, rng) for f in fits]
+        sampled, _ = _targets(work, samples, B)
+        deviation = sum(abs(s - g) for s, g in zip(sampled, greedy)) / 2.0
+        room = pool.exploration_share * B
+        share = 1.0 if deviation <= room else room / deviation
+        for w, g, s in zip(work, greedy, sampled):
+            w.greedy = g
+            w.target = g + share * (s - g)
+            w.marginal = w.fit.marginal_at(float(w.current)) if w.fit else None
+
+    # Decisions: who wants to move, and who may be moved to balance the total.
+    frozen = frozen_until is not None
+    for w in work:
+        _decide(w, pool, now, frozen)
+    m = pool.min_budget_change_cents
+    up_w, down_w, up_room, down_room = [], [], [], []
+    for w in work:
+        step = m if w.current <= 0 else int(math.floor(w.current * pool.max_change_pct / 100.0 + 1e-9))
+        ur = max(0, min(step, w.hi - w.current))
+        dr = max(0, min(step, w.current - w.lo))
+        movable = need != 0 or w.reason == "cap" or (w.reason not in ("held", "cooldown", "frozen") and not frozen)
+        # Balancing never pushes a member away from where it wants to go (unless the total must be repaired).
+        up_room.append(ur if movable and (need != 0 or w.target > w.current) else 0)
+        down_room.append(dr if movable and (need != 0 or w.target < w.current) else 0)
+        amount = int(min(abs(w.target - w.current), ur if w.direction > 0 else dr)) if w.direction else 0
+        if w.direction and amount < m:
+            w.direction, w.reason = 0, "blocked"
+            amount = 0
+        up_w.append(amount if w.direction > 0 else 0)
+        down_w.append(amount if w.direction < 0 else 0)
+    # Money flows from the lowest marginal return to the highest.
+    order_key = [_pull(w) for w in work]
+    up_order = sorted(range(len(work)), key=lambda i: (-order_key[i], work[i].state.member_id))
+    down_order = sorted(range(len(work)), key=lambda i: (order_key[i], work[i].state.member_id))
+    new_budgets, missing = realize_moves(
+        [w.current for w in work], B, up_wanted=up_w, down_wanted=down_w, up_room=up_room, down_room=down_room,
+        up_order=up_order, down_order=down_order, min_change=m,
+    )
+
+    lines, new_memories = _lines(pool, members, work, new_budgets, need, now, lam, memories)
+    feasible = missing == 0
     return AllocationPlan(
-        pool_id=pool.pool_id, planned_at=now, currency=cur, daily_budget_cents=B, allocations=tuple(allocations),
-        feasible=feasible, infeasible_reason=infeasible_reason, frozen=False, frozen_reason=None, state=new_state,
-        pool_marginal_return=pool_lambda,
+        pool_id=pool.pool_id, planned_at=now, currency=pool.currency, daily_budget_cents=B, allocations=tuple(lines),
+        feasible=feasible, infeasible_reason=None if feasible else _infeasible(work, B, missing, pool),
+        frozen=frozen, frozen_reason=frozen_reason,
+        state=EngineState(
+            members=new_memories, frozen_until=frozen_until, frozen_reason=frozen_reason, last_plan_at=now,
+            seen=seen, restatements=restatements,
+        ),
+        pool_marginal_return=lam,
     )
 
 
-def _signals(
-    pool: PoolSettings, now: datetime, lam: float | None, estimates: list[tuple], current: list[int],
-    targets: list[float], greedy: list[float], mems: Sequence[MemberMemory], mu_now: list[float],
-    zs: list[float], dirs_: list[int], counts: list[int], cooling: list[bool], explore: list[bool], ready: list[bool], reason: list[str],
+def _member(mb: MemberState, mem: MemberMemory, pool: PoolSettings, now: datetime) -> _Member:
+    """Effective bounds, the current budget moved onto them, and the budget history the memory knows."""
+    lo = mb.min_budget_cents if mb.min_budget_cents is not None else pool.default_min_budget_cents
+    if mb.max_budget_cents is not None:
+        hi = mb.max_budget_cents
+    elif pool.default_max_budget_cents is not None:
+        hi = pool.default_max_budget_cents
+    else:
+        hi = max(pool.daily_budget_cents, lo)
+    hi = max(hi, lo)
+    cur = min(max(mb.current_budget_cents, lo), hi)
+    if mem.budget_cents is None:
+        mem = _replace(mem, budget_cents=mb.current_budget_cents, budget_since=None)
+    elif mem.budget_cents != mb.current_budget_cents:  # changed outside the engine: since some time before now
+        mem = _replace(mem, budget_cents=mb.current_budget_cents, budget_since=now)
+    return _Member(state=mb, memory=mem, lo=lo, hi=hi, current=cur, plan_hi=hi)
+
+
+def _replace(mem: MemberMemory, **changes: object) -> MemberMemory:
+    fields = {f: getattr(mem, f) for f in MemberMemory.__slots__}
+    fields.update(changes)
+    return MemberMemory(**fields)  # type: ignore[arg-type]
+
+
+def _pool_values(work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]], now_ts: float) -> dict[float, float]:
+    """Pool-aggregate reported conversions (or revenue when there are none) per recent interval end."""
+    conv: dict[float, float] = {}
+    rev: dict[float, float] = {}
+    horizon = now_ts - SEEN_HORIZON_H * 3600.0
+    for w in work:
+        for iv in history.get(w.state.member_id, ()):
+            if horizon <= iv.end_ts <= now_ts:
+                conv[iv.end_ts] = conv.get(iv.end_ts, 0.0) + iv.conversions
+                rev[iv.end_ts] = rev.get(iv.end_ts, 0.0) + iv.revenue_cents
+    return conv if sum(conv.values()) > 0 else rev
+
+
+def _learn_restatements(
+    state: EngineState, values_now: Mapping[float, float], now_ts: float
+) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, ...]]]:
+    """The new ``seen`` map and the restatement table updated with what changed since the last plan."""
+    decayed = {k: tuple(x * RESTATEMENT_DECAY for x in v) for k, v in sorted(state.restatements.items())}
+    table = add_pairs(decayed, maturity_pairs(state.seen, now_ts, values_now))
+    seen = {repr(end): ((now_ts - end) / 3600.0, v) for end, v in values_now.items() if now_ts > end}
+    return seen, {k: v for k, v in table.items() if v[0] > 1e-6}
+
+
+def _conversion_value(work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]]) -> float:
+    """Revenue per conversion across the pool (prices conversions when a composite mixes both)."""
+    rev = conv = 0.0
+    for w in work:
+        for iv in history.get(w.state.member_id, ()):
+            rev += iv.revenue_cents
+            conv += iv.conversions
+    return rev / conv if conv > 0 else 1.0
+
+
+def _estimate(
+    w: _Member, o: Obs | None, history: Sequence[MetricInterval], pool: PoolSettings, now: datetime, now_ts: float,
 ) -> None:
-    """Direction, evidence, persistence and cooldown of each member's pull toward its target (fills the per-member lists).
+    """The member's summary numbers, its delivery cap and its planning ceiling (``w.fit`` is set)."""
+    assert w.fit is not None
+    if o is not None:
+        w.baseline_roas = o.total_value / o.spend if o.spend > 0 else None
+        w.evidence = o.n
+        post = w.fit.cov[0][0]
+        w.shrinkage = min(1.0, post / PRIOR_LEVEL_SD**2)
+    else:
+        w.shrinkage = 1.0
+    w.recent_roas = _recent_roas(history, now_ts)
+    # Delivery cap: measured since the budget took effect; a stale cap may be re-tested one step higher.
+    mem = w.memory
+    since = mem.budget_since.timestamp() if mem.budget_since is not None else None
+    rate, _hours = delivery_cap(history, mem.budget_cents or w.current, since, now_ts)
+    cap, cap_at = mem.cap_cents, mem.cap_at
+    if rate is not None:
+        cap, cap_at = int(rate), now
+    elif _hours >= 12.0 and cap is not None and (mem.budget_cents or 0) > cap * CAP_HEADROOM * 1.05:
+        cap, cap_at = None, None  # it spent a budget well above the old cap: no longer capped
+    w.cap, w.cap_at = cap, cap_at
+    w.ratio = 1.0 if cap is not None else delivery_ratio(history, w.current, now_ts)
+    if cap is not None:
+        stale = cap_at is None or hours_between(cap_at, now) >= CAP_RETEST_HOURS
+        allowed = cap * CAP_HEADROOM * (1.0 + pool.max_change_pct / 100.0 if stale else 1.0)
+        w.plan_hi = max(w.lo, min(w.hi, int(allowed)))
 
-    Exploration (an increase without the usual evidence) is reserved for members that are new or
-    starved: own-estimate variance at least twice the pool median, or a budget at most 60% of an
-    equal share. The arithmetic is ``kernels.signals``; this passes it the pool's rules and the memories.
-    """
-    evidence_z = pool.evidence_z
-    _signals_kernel(
-        pool.min_budget_change_cents, pool.deadband_pct / 100.0, evidence_z, CONTINUATION_Z_FACTOR * evidence_z,
-        pool.persistence_intervals, pool.cooldown_hours, pool.continuation_cooldown_hours, lam, estimates, current, targets,
-        greedy, mu_now, [mm.pending_direction for mm in mems], [mm.pending_count for mm in mems],
-        [hours_between(mm.last_change_at, now) if mm.last_change_at is not None else None for mm in mems],
-        [mm.recent_directions[-1] if mm.recent_directions else 0 for mm in mems],
-        zs, dirs_, counts, cooling, explore, ready, reason,
-    )
+
+def _recent_roas(history: Sequence[MetricInterval], now_ts: float) -> float | None:
+    spend = value = 0.0
+    start = now_ts - 72 * 3600.0
+    for iv in history:
+        if start < iv.end_ts <= now_ts:
+            spend += iv.spend_cents
+            value += iv.revenue_cents
+    return value / spend if spend > 0 else None
 
 
-def _osc_reason(member_id: str, directions: Sequence[int], pool: PoolSettings) -> str:
-    last = list(directions)[-pool.oscillation_window:]
-    signs = "".join("+" if d > 0 else "-" for d in last)
+def _seed(pool_id: str, now: datetime) -> int:
+    return int.from_bytes(hashlib.sha256(f"{pool_id}|{now.isoformat()}".encode()).digest()[:8], "big")
+
+
+def _sample(fit: Fit, rng: random.Random) -> tuple[float, float, float]:
+    L = cholesky3(fit.cov)
+    z = (rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0))
     return (
-        f"oscillation: member {member_id} reversed direction {count_reversals(last)} times in its last "
-        f"{len(last)} changes ({signs}); automation frozen for {pool.freeze_hours:g} h"
+        fit.mean[0] + L[0][0] * z[0],
+        fit.mean[1] + L[1][0] * z[0] + L[1][1] * z[1],
+        fit.mean[2] + L[2][0] * z[0] + L[2][1] * z[1] + L[2][2] * z[2],
     )
 
 
-def _held_plan(pool: PoolSettings, members: Sequence[MemberState], now: datetime, state: EngineState, reason: str) -> AllocationPlan:
-    allocations = []
-    for mb in members:
-        if mb.is_active and not mb.paused:
-            allocations.append(MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "hold", f"held: pool frozen ({reason})"))
+def _targets(work: Sequence[_Member], params: Sequence[tuple[float, float, float]], B: int) -> tuple[list[float], float | None]:
+    """Budgets that equalise marginal returns under the given curves, within [floor, planning ceiling], summing to B.
+
+    Member i's curve is V(x) = exp(a + b log(x / x0)); its marginal b V(x) / x meets the pool's
+    lambda at log x = (log b + a - log lambda - b log x0) / (1 - b). Bisection on log lambda.
+    When the planning ceilings (delivery caps) cannot hold B, the rest goes to the capped members.
+    """
+    n = len(work)
+    coef = []
+    for w, (a, b, _g) in zip(work, params):
+        assert w.fit is not None
+        a += math.log(w.state.weight)  # a member's weight scales what its value counts for
+        bb = min(max(b, PLAN_ELASTICITY[0]), PLAN_ELASTICITY[1])
+        x0 = max(w.fit.x0 / w.ratio, 1.0)  # the budget that buys the reference spend
+        if CURVE == "power":
+            coef.append((math.log(bb) + a - bb * math.log(x0), 1.0 - bb))
         else:
-            why = "paused" if mb.paused else "inactive"
-            allocations.append(MemberAllocation(mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded", _EXCLUDED_TEXT.format(why=why)))
-    total = sum(a.new_budget_cents for a in allocations if a.action != "excluded")
-    feasible = total == pool.daily_budget_cents
-    return AllocationPlan(
-        pool_id=pool.pool_id, planned_at=now, currency=pool.currency, daily_budget_cents=pool.daily_budget_cents,
-        allocations=tuple(allocations), feasible=feasible,
-        infeasible_reason=None if feasible else f"frozen: budgets held at {total} cents vs pool budget {pool.daily_budget_cents}",
-        frozen=True, frozen_reason=reason, state=state,
+            u = saturation_ratio(bb)
+            sc = x0 / u
+            # V(x) = A (1 - exp(-x / s)) with V(x0) = e^a: marginal (A / s) exp(-x / s) = lambda at x = s (log(A / s) - log lambda)
+            coef.append((min(a, 700.0) - math.log(max(-math.expm1(-u), 1e-12)) - math.log(sc), sc))
+    los = [float(w.lo) for w in work]
+    his = [float(w.plan_hi) for w in work]
+    if sum(his) < B:  # caps cannot hold the pool: what they cannot spend goes back to the capped members
+        extra = B - sum(his)
+        slack = [float(w.hi - w.plan_hi) for w in work]
+        total_slack = sum(slack)
+        if total_slack > 0:
+            his = [h + extra * s / total_slack for h, s in zip(his, slack)]
+
+    def alloc(log_lam: float) -> list[float]:
+        out = []
+        for (c, d), lo, hi in zip(coef, los, his):
+            if CURVE == "power":
+                lx = (c - log_lam) / d
+                x = math.exp(lx) if lx < 700 else math.inf
+            else:
+                x = d * (c - log_lam)
+            out.append(lo if x < lo else hi if x > hi else x)
+        return out
+
+    if sum(los) >= B or sum(his) <= B:
+        xs = los if sum(los) >= B else his
+        return list(xs), None
+    lo_l, hi_l = -60.0, 60.0
+    for _ in range(80):
+        mid = 0.5 * (lo_l + hi_l)
+        if sum(alloc(mid)) > B:
+            lo_l = mid
+        else:
+            hi_l = mid
+    xs = alloc(hi_l)
+    # Put the bisection's last fraction of a cent where there is room, so the targets sum to B.
+    rest = B - sum(xs)
+    for i in range(n):
+        if abs(rest) < 1e-9:
+            break
+        room = his[i] - xs[i] if rest > 0 else xs[i] - los[i]
+        take = min(room, abs(rest))
+        xs[i] += take if rest > 0 else -take
+        rest += -take if rest > 0 else take
+    return xs, math.exp(hi_l)
+
+
+def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None:
+    """Direction of the member's move this plan, with persistence, cooldown, holds and caps; sets ``reason``."""
+    mem = w.memory
+    c = w.current
+    gap = w.target - c
+    threshold = max(pool.deadband_pct / 100.0 * c, pool.min_budget_change_cents)
+    direction = (1 if gap > 0 else -1) if abs(gap) > threshold else 0
+    w.count = mem.pending_count + 1 if direction and direction == mem.pending_direction else (1 if direction else 0)
+    w.direction = 0
+    extra: list[str] = []
+    if w.cap is not None:
+        extra.append("capped")
+    if w.fit is not None and not w.fit.has_data:
+        extra.append("no_history")
+    w.extra = tuple(extra)
+    if frozen:
+        w.reason = "frozen"
+        return
+    if w.cap is not None and c > w.plan_hi:  # money it cannot spend goes to members that can (holds do not keep it)
+        w.direction, w.reason, w.target = -1, "cap", float(w.plan_hi)
+        return
+    if mem.held_until is not None and now < mem.held_until:
+        w.reason = "held"
+        return
+    if not direction:
+        w.reason = "deadband"
+        return
+    last = mem.recent_directions[-1] if mem.recent_directions else 0
+    since = hours_between(mem.last_change_at, now) if mem.last_change_at is not None else None
+    continuing = last == direction and since is not None
+    if since is not None:
+        wait = pool.continuation_cooldown_hours if continuing else pool.cooldown_hours
+        if since < wait:
+            w.reason = "cooldown"
+            return
+    ramp = continuing and since is not None and since <= 2.5 * pool.allocation_frequency_hours
+    if w.count < pool.persistence_intervals and not ramp:
+        w.reason = "persistence"
+        return
+    w.direction = direction
+    w.reason = "bound" if c != w.state.current_budget_cents else ("explore" if abs(w.greedy - c) <= threshold else "evidence")
+
+
+def _pull(w: _Member) -> float:
+    """How strongly a member pulls budget toward itself (relative gap to its target)."""
+    return (w.target - w.current) / max(w.current, 1)
+
+
+def _lines(
+    pool: PoolSettings, members: Sequence[MemberState], work: Sequence[_Member], new_budgets: Sequence[int], need: int,
+    now: datetime, lam: float | None, memories: Mapping[str, MemberMemory],
+) -> tuple[list[MemberAllocation], dict[str, MemberMemory]]:
+    """The plan's lines (every member, in input order) and the memories to store."""
+    out_mem = dict(memories)
+    by_id: dict[str, tuple[_Member, int]] = {w.state.member_id: (w, v) for w, v in zip(work, new_budgets)}
+    window, reversals = pool.oscillation_window, pool.oscillation_reversals
+    lines = []
+    for mb in members:
+        hit = by_id.get(mb.member_id)
+        if hit is None or not (mb.is_active and not mb.paused):
+            lines.append(MemberAllocation(
+                mb.member_id, mb.current_budget_cents, mb.current_budget_cents, "excluded",
+                "excluded_paused" if mb.paused else "excluded_inactive", currency=pool.currency,
+            ))
+            continue
+        w, new = hit
+        mem = w.memory
+        prev = mb.current_budget_cents
+        reason = w.reason
+        held_until = mem.held_until if mem.held_until is not None and now < mem.held_until else None
+        if new != w.current:
+            direction = 1 if new > w.current else -1
+            engine_move = w.direction == direction
+            dirs = (mem.recent_directions + (direction,))[-window:]
+            if not engine_move:
+                reason = "repair" if need != 0 else "balance"
+            if len(dirs) > reversals and is_oscillating(dirs, window=window, reversals=reversals):
+                held_until = now + timedelta(hours=pool.freeze_hours)
+                dirs = ()
+            keep = w.count if w.direction == direction else 0
+            mem = MemberMemory(
+                direction if keep else 0, keep, now, dirs, new, now, w.cap, w.cap_at, held_until,
+            )
+        elif new != prev:  # moved onto a bound
+            reason = "bound"
+            mem = MemberMemory(0, 0, now, mem.recent_directions, new, now, w.cap, w.cap_at, held_until)
+        else:
+            if reason in ("evidence", "explore", "cap", "bound"):
+                reason = "blocked"
+            mem = MemberMemory(
+                w.direction or _pending(w), w.count, mem.last_change_at, mem.recent_directions, mem.budget_cents,
+                mem.budget_since, w.cap, w.cap_at, held_until,
+            )
+        if reason == "deadband" and new == prev and w.marginal is not None and lam is not None:
+            if new >= w.hi and w.marginal > lam:
+                reason = "ceiling"
+            elif new <= w.lo and w.marginal < lam:
+                reason = "floor"
+        out_mem[mb.member_id] = mem
+        action = "increase" if new > prev else "decrease" if new < prev else "hold"
+        fit = w.fit
+        lines.append(MemberAllocation(
+            mb.member_id, prev, new, action, reason, w.baseline_roas, w.recent_roas, w.marginal,
+            fit.mean[1] if fit is not None else None, w.shrinkage, int(round(w.target)), w.evidence, w.extra,
+            w.cap, lam, pool.currency,
+        ))
+    return lines, out_mem
+
+
+def _pending(w: _Member) -> int:
+    """The direction the member's signal points to now (kept for persistence), 0 when there is none."""
+    gap = w.target - w.current
+    return 0 if w.count == 0 else (1 if gap > 0 else -1)
+
+
+def _infeasible(work: Sequence[_Member], B: int, missing: int, pool: PoolSettings) -> str:
+    if not work:
+        return "no active members to hold the pool budget"
+    sum_lo = sum(w.lo for w in work)
+    sum_hi = sum(w.hi for w in work)
+    if sum_lo > B:
+        return f"member floors sum to {sum_lo} cents, above the pool budget of {B} cents"
+    if sum_hi < B:
+        return f"member ceilings sum to {sum_hi} cents, below the pool budget of {B} cents"
+    return (
+        f"the {pool.max_change_pct:g}% step limit / minimum change leave {missing} cents unplaced this plan; "
+        "later plans close the gap"
     )

@@ -73,28 +73,28 @@ class PoolSettings:
     max_change_pct: float = 20.0
     composite_weights: CompositeWeights | None = None
     exploration_share: float = 0.05
-    """Share of the daily budget the engine may place on purpose on uncertain (new/starved) members; at most 0.10."""
+    """Share of the daily budget the engine may place on purpose to learn (Thompson-sampled experiments); at most 0.10."""
     persistence_intervals: int = 2
-    """Consecutive plans a move's direction must hold before it is made."""
+    """Consecutive plans a move's direction must hold before it is made (a ramp in the same direction continues)."""
     cooldown_hours: float = 16.0
-    """Minimum hours between two engine-initiated changes of the same member."""
-    continuation_cooldown_hours: float = 8.0
-    """Shorter cooldown for a move that continues the member's last change in the same direction on strong evidence (z >= 2 x evidence_z)."""
-    evidence_z: float = 1.5
-    """Posterior standard deviations of marginal-return gap a move needs (exploration excepted)."""
-    lookback_days: float = 14.0
-    recency_half_life_days: float = 4.0
+    """Minimum hours before the engine reverses the direction of its last change of a member."""
+    continuation_cooldown_hours: float = 0.0
+    """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan."""
+    lookback_days: float = 21.0
+    recency_half_life_days: float = 5.0
     maturation_curve: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
-    """Known attribution maturation of the platform: (hours after interval end, share reported)."""
-    min_maturity: float = 0.70
-    """Intervals reported below this share are excluded (too immature to correct reliably)."""
+    """Prior of the platform's attribution maturation: (hours after interval end, share reported). The engine
+    learns the pool's own curve from restatements and blends it with this as evidence accumulates."""
+    min_maturity: float = 0.30
+    """Intervals reported below this share (after learning) are left out (too immature to correct reliably)."""
     prior_elasticity: float = 0.60
-    """Prior for d log(value) / d log(spend); 1.0 would mean no diminishing returns."""
+    """Prior mean of d log(value) / d log(spend) at a member's spend; 1.0 would mean no diminishing returns."""
     deadband_pct: float = 8.0
-    """A target must differ from the current budget by more than this % (or min change) to count as a signal."""
+    """A target must differ from the current budget by more than this % (and the minimum change) to count as a signal."""
     oscillation_window: int = 6
     oscillation_reversals: int = 3
     freeze_hours: float = 72.0
+    """How long a member whose changes keep reversing is held (the rest of the pool keeps working)."""
 
     def __post_init__(self) -> None:
         if self.daily_budget_cents < 0:
@@ -115,12 +115,16 @@ class PoolSettings:
             raise ValueError("persistence_intervals must be >= 1")
         if not 0 <= self.continuation_cooldown_hours <= self.cooldown_hours:
             raise ValueError("continuation_cooldown_hours must be within [0, cooldown_hours]")
-        if self.evidence_z < 0:
-            raise ValueError("evidence_z must be >= 0")
         if self.cooldown_hours < 0 or self.lookback_days <= 0:
             raise ValueError("cooldown_hours must be >= 0 and lookback_days > 0")
         if not 0 < self.prior_elasticity < 1:
             raise ValueError("prior_elasticity must be in (0, 1)")
+        if not 0 < self.min_maturity <= 1:
+            raise ValueError("min_maturity must be in (0, 1]")
+        if not 0 <= self.deadband_pct < 100:
+            raise ValueError("deadband_pct must be within [0, 100)")
+        if self.recency_half_life_days <= 0 or self.freeze_hours < 0:
+            raise ValueError("recency_half_life_days must be > 0 and freeze_hours >= 0")
         if self.oscillation_reversals < 1 or self.oscillation_window < self.oscillation_reversals + 1:
             raise ValueError("oscillation_window must exceed oscillation_reversals")
         mc = self.maturation_curve
@@ -166,6 +170,9 @@ class MetricInterval:
     impressions: int = 0
     clicks: int = 0
     frequency: float | None = None
+    reported_at: datetime | None = None
+    """When the platform reported these numbers (each ``metrics.ingested`` carries it); ``None`` when unknown.
+    Restatements of the same interval at later ``reported_at`` show how much arrives late."""
     end_ts: float = field(init=False, repr=False, compare=False)
     """POSIX seconds of ``end_at`` (derived once at construction; the engine's hot loop reads it)."""
     hours: float = field(init=False, repr=False, compare=False)
@@ -188,6 +195,14 @@ class MetricInterval:
         ))
 
 
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _dt(v: Any) -> datetime | None:
+    return datetime.fromisoformat(v) if v else None
+
+
 @dataclass(frozen=True, slots=True)
 class MemberMemory:
     """What the engine remembers about one member between plans."""
@@ -199,25 +214,46 @@ class MemberMemory:
     last_change_at: datetime | None = None
     recent_directions: tuple[int, ...] = ()
     """Directions of the engine's last changes of this member, oldest first (bounded by the oscillation window)."""
+    budget_cents: int | None = None
+    """The budget the engine last saw or set (a different current budget means someone else changed it)."""
+    budget_since: datetime | None = None
+    """When ``budget_cents`` took effect, as far as the engine knows (``None``: before anything it has seen)."""
+    cap_cents: int | None = None
+    """Measured delivery cap: the daily spend the member reached while its budget was clearly higher."""
+    cap_at: datetime | None = None
+    """When the cap was last measured (it is re-tested after ``CAP_RETEST_HOURS``)."""
+    held_until: datetime | None = None
+    """Oscillation hold: the engine leaves this member alone (but for repairing the pool total) until then."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "pending_direction": self.pending_direction,
             "pending_count": self.pending_count,
-            "last_change_at": self.last_change_at.isoformat() if self.last_change_at else None,
+            "last_change_at": _iso(self.last_change_at),
             "recent_directions": list(self.recent_directions),
+            "budget_cents": self.budget_cents,
+            "budget_since": _iso(self.budget_since),
+            "cap_cents": self.cap_cents,
+            "cap_at": _iso(self.cap_at),
+            "held_until": _iso(self.held_until),
         }
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> MemberMemory:
-        """Inverse of :meth:`to_dict`."""
-        lca = data.get("last_change_at")
+        """Inverse of :meth:`to_dict` (fields a stored state lacks take their defaults)."""
+        budget = data.get("budget_cents")
+        cap = data.get("cap_cents")
         return MemberMemory(
             pending_direction=int(data.get("pending_direction", 0)),
             pending_count=int(data.get("pending_count", 0)),
-            last_change_at=datetime.fromisoformat(lca) if lca else None,
+            last_change_at=_dt(data.get("last_change_at")),
             recent_directions=tuple(int(d) for d in data.get("recent_directions", ())),
+            budget_cents=int(budget) if budget is not None else None,
+            budget_since=_dt(data.get("budget_since")),
+            cap_cents=int(cap) if cap is not None else None,
+            cap_at=_dt(data.get("cap_at")),
+            held_until=_dt(data.get("held_until")),
         )
 
 
@@ -227,8 +263,14 @@ class EngineState:
 
     members: Mapping[str, MemberMemory] = field(default_factory=dict)
     frozen_until: datetime | None = None
+    """A pool-wide freeze (set by an operator or an older engine): no engine-initiated moves until then."""
     frozen_reason: str | None = None
     last_plan_at: datetime | None = None
+    seen: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Per recent interval end (POSIX seconds as text): (age in hours, pool value reported) at the last plan."""
+    restatements: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Pooled restatements, ``"age bucket then,age bucket now"`` -> sums of (value then, value now, value then x
+    age then, value then x age now), decayed (``learn.add_pairs``)."""
 
     def memory(self, member_id: str) -> MemberMemory:
         """The member's memory (empty for a member never seen)."""
@@ -238,21 +280,23 @@ class EngineState:
         """JSON-ready form."""
         return {
             "members": {k: v.to_dict() for k, v in sorted(self.members.items())},
-            "frozen_until": self.frozen_until.isoformat() if self.frozen_until else None,
+            "frozen_until": _iso(self.frozen_until),
             "frozen_reason": self.frozen_reason,
-            "last_plan_at": self.last_plan_at.isoformat() if self.last_plan_at else None,
+            "last_plan_at": _iso(self.last_plan_at),
+            "seen": {k: list(v) for k, v in sorted(self.seen.items())},
+            "restatements": {k: list(v) for k, v in sorted(self.restatements.items())},
         }
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> EngineState:
         """Inverse of :meth:`to_dict`."""
-        fu = data.get("frozen_until")
-        lp = data.get("last_plan_at")
         return EngineState(
             members={k: MemberMemory.from_dict(v) for k, v in data.get("members", {}).items()},
-            frozen_until=datetime.fromisoformat(fu) if fu else None,
+            frozen_until=_dt(data.get("frozen_until")),
             frozen_reason=data.get("frozen_reason"),
-            last_plan_at=datetime.fromisoformat(lp) if lp else None,
+            last_plan_at=_dt(data.get("last_plan_at")),
+            seen={k: (float(v[0]), float(v[1])) for k, v in data.get("seen", {}).items()},
+            restatements={k: tuple(float(x) for x in v) for k, v in data.get("restatements", {}).items() if len(v) == 4},
         )
 
 
@@ -261,30 +305,49 @@ _EMPTY_MEMORY = MemberMemory()
 
 @dataclass(frozen=True, slots=True)
 class MemberAllocation:
-    """One member's line of a plan: the new budget and the numbers behind it."""
+    """One member's line of a plan: the new budget, a reason code and the numbers behind it.
+
+    The engine returns numbers and codes only; :attr:`explanation` (``allot.pools.domain.explain``)
+    turns them into a sentence when somebody reads the line.
+    """
 
     member_id: str
     previous_budget_cents: int
     new_budget_cents: int
     action: str
     """``increase``, ``decrease``, ``hold`` or ``excluded`` (paused/inactive)."""
-    explanation: str
+    reason: str
+    """Why, as a code (``explain.REASONS`` lists them); any other text is shown as it is."""
     baseline_roas: float | None = None
     """Member's own look-back value per spend (maturity-corrected)."""
     recent_roas: float | None = None
     marginal_return: float | None = None
-    """Estimated value per extra cent at the current budget, after shrinkage and risk penalties."""
+    """Estimated value per extra cent at the current budget (posterior mean)."""
     elasticity: float | None = None
     shrinkage: float | None = None
-    """Share of the member's estimate pulled toward the pool (0 = own data only, 1 = pool only)."""
+    """Share of the member's level estimate that comes from the pool prior (0 = own data only, 1 = pool only)."""
     target_cents: int | None = None
     evidence_count: int = 0
+    """Intervals of the member's own history the estimate used."""
     reasons: tuple[str, ...] = ()
+    """Further codes (e.g. ``capped``, ``explore``) beside the main one."""
+    cap_cents: int | None = None
+    """Measured delivery cap (daily spend), when the member is capped."""
+    pool_marginal_return: float | None = None
+    """The pool's marginal return the targets equalise to (the same on every line of a plan)."""
+    currency: str = "EUR"
 
     @property
     def change_cents(self) -> int:
         """New minus previous budget."""
         return self.new_budget_cents - self.previous_budget_cents
+
+    @property
+    def explanation(self) -> str:
+        """The line in plain language (built when read)."""
+        from allot.pools.domain.explain import describe  # the text is not part of the engine's hot path
+
+        return describe(self)
 
 
 @dataclass(frozen=True, slots=True)

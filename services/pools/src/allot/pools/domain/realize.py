@@ -11,13 +11,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from allot.pools.domain.estimate import kernels
 from allot.pools.domain.models import MemberState, PoolSettings
 
 __all__ = ["Bounds", "bounds_for", "largest_remainder", "realize_moves", "step_limit"]
-
-_realize = kernels.realize_moves
-
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
@@ -90,3 +86,93 @@ def realize_moves(
     return _realize(
         list(current), total, list(up_wanted), list(down_wanted), list(up_room), list(down_room), list(up_order), list(down_order), min_change,
     )
+
+
+def fill(entries: list[tuple[int, int]], amount: int, min_change: int) -> tuple[dict[int, int], int]:
+    """Greedily place ``amount`` over (index, capacity) entries in order, never giving anyone less than ``min_change``; returns takes and the unplaced rest.
+
+    An index may appear twice (its wanted move first, its extra room later);
+    the second entry only tops up what it already took.
+    """
+    takes: dict[int, int] = {}
+    rem = amount
+    for idx, cap in entries:
+        if rem <= 0:
+            break
+        if cap <= 0:
+            continue
+        t = cap if cap < rem else rem
+        if idx in takes:
+            takes[idx] += t
+            rem -= t
+        elif t >= min_change:
+            takes[idx] = t
+            rem -= t
+        elif t == rem:
+            # A tail smaller than the minimum change can only join a member already moving.
+            break
+    if 0 < rem < min_change and takes:
+        used = {i: 0 for i in takes}
+        for idx, cap in entries:
+            if idx in used:
+                used[idx] += cap if cap > 0 else 0
+        for j in takes:
+            add = used[j] - takes[j]
+            add = add if add < rem else rem
+            if add > 0:
+                takes[j] += add
+                rem -= add
+            if rem == 0:
+                break
+    return takes, rem
+
+
+def _realize(
+    current: list[int], total: int, up_wanted: list[int], down_wanted: list[int], up_room: list[int], down_room: list[int],
+    up_order: list[int], down_order: list[int], min_change: int,
+) -> tuple[list[int], int]:
+    """:func:`realize_moves` with positional arguments."""
+    n = len(current)
+    need = total - sum(current)
+    want_up = sum(up_wanted)
+    want_down = sum(down_wanted)
+    # Both sides get what they asked for; the side that asked less is topped up by balancing members.
+    inc = max(want_up, want_down + need, need, 0)
+    dec = inc - need
+
+    up_entries = [(i, up_wanted[i]) for i in up_order if up_wanted[i] > 0]
+    up_entries += [(i, up_room[i]) for i in up_order if up_wanted[i] == 0 and down_wanted[i] == 0]
+    up_entries += [(i, up_room[i] - up_wanted[i]) for i in up_order if up_wanted[i] > 0]
+    down_entries = [(i, down_wanted[i]) for i in down_order if down_wanted[i] > 0]
+    down_entries += [(i, down_room[i]) for i in down_order if down_wanted[i] == 0 and up_wanted[i] == 0]
+    down_entries += [(i, down_room[i] - down_wanted[i]) for i in down_order if down_wanted[i] > 0]
+
+    ups: dict[int, int] = {}
+    downs: dict[int, int] = {}
+    for _ in range(8):
+        ups, rem_up = fill(up_entries, inc, min_change)
+        downs, rem_down = fill([e for e in down_entries if e[0] not in ups], dec, min_change)
+        got_up, got_down = inc - rem_up, dec - rem_down
+        if got_up - got_down == need:
+            break
+        if got_up - got_down > need:
+            inc = got_down + need
+            if inc < 0:
+                inc, dec = 0, -need
+        else:
+            dec = got_up - need
+            if dec < 0:
+                inc, dec = need, 0
+    if sum(ups.values()) - sum(downs.values()) != need:
+        if need == 0:
+            ups, downs = {}, {}
+        elif any(up_wanted) or any(down_wanted):
+            # The pool sum comes first: drop the optional moves and repair the sum alone.
+            zeros = [0] * n
+            return _realize(current, total, zeros, zeros, up_room, down_room, up_order, down_order, min_change)
+    out = list(current)
+    for i, v in ups.items():
+        out[i] += v
+    for i, v in downs.items():
+        out[i] -= v
+    return out, total - sum(out)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from allot.pools.domain.estimate import maturation_at
+from allot.pools.domain.learn import maturation_at
 from allot.pools.domain.models import MemberState, MetricInterval, PoolSettings
 
 __all__ = ["DiminishingReturnsFinding", "find_diminishing_returns"]
