@@ -144,3 +144,34 @@ def test_engine_learns_maturity_across_plans_and_stores_it() -> None:
     assert second.state.restatements
     again = EngineState.from_dict(second.state.to_dict())
     assert again == second.state
+
+
+def test_risk_signals_compare_the_last_three_days_with_the_members_own_past() -> None:
+    from allot.pools.domain.learn import risk_signals
+
+    def iv(k: int, freq: float, clicks: int) -> MetricInterval:
+        end = NOW - timedelta(hours=8 * k)
+        return MetricInterval(end - timedelta(hours=8), end, 1_000, 0, 0.0, 10_000, clicks, freq)
+
+    steady = [iv(k, 1.5, 100) for k in range(30)]
+    assert risk_signals(steady, NOW.timestamp()) == (0.0, 0.0)
+    # Last 3 days: frequency +25 % (half way to the +50 % that is full risk), CTR -50 % (full decay).
+    tired = [iv(k, 1.875 if k < 9 else 1.5, 50 if k < 9 else 100) for k in range(30)]
+    freq_risk, decay = risk_signals(tired, NOW.timestamp())
+    assert freq_risk == pytest.approx(0.5) and decay == pytest.approx(1.0)
+
+
+def test_engine_shaves_a_fatiguing_members_value() -> None:
+    def hist(freq_recent: float) -> list[MetricInterval]:
+        out = []
+        for k in range(42):
+            end = NOW - timedelta(hours=8 * k)
+            out.append(MetricInterval(end - timedelta(hours=8), end, 6_667, 20_000, 4.0, 10_000, 100, freq_recent if k < 9 else 1.5))
+        return out
+
+    pool = PoolSettings(pool_id="p", daily_budget_cents=40_000, exploration_share=0.0)
+    members = [MemberState("a", 20_000), MemberState("b", 20_000)]
+    plan = plan_allocation(pool, members, {"a": hist(2.5), "b": hist(1.5)}, now=NOW)
+    a, b = plan.allocations
+    assert "risk" in a.reasons and "risk" not in b.reasons
+    assert a.marginal_return is not None and b.marginal_return is not None and a.marginal_return < b.marginal_return

@@ -61,6 +61,7 @@ from allot.pools.domain.learn import (
     fit_member,
     maturity_pairs,
     observations,
+    risk_signals,
 )
 from allot.pools.domain.models import (
     AllocationPlan,
@@ -128,6 +129,7 @@ class _Member:
     count: int = 0
     reason: str = ""
     extra: tuple[str, ...] = ()
+    extra_risk: tuple[str, ...] = ()
 
 
 def plan_allocation(
@@ -325,6 +327,16 @@ def _estimate(
     else:
         w.shrinkage = 1.0
     w.recent_roas = _recent_roas(history, now_ts)
+    # Composite risk penalties (seed 001): rising frequency and falling CTR against the member's own history
+    # shave its estimated value, so budget leaves a fatiguing member before its conversions show it.
+    cw = pool.composite
+    if cw.frequency_risk > 0 or cw.engagement_decay > 0:
+        freq_risk, decay = risk_signals(history, now_ts)
+        penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
+        if penalty < 1.0:
+            a, b, g = w.fit.mean
+            w.fit = Fit(w.fit.x0, (a + math.log(penalty), b, g), w.fit.cov, w.fit.has_data)
+            w.extra_risk = ("risk",)
     # Delivery cap: measured since the budget took effect; a stale cap may be re-tested one step higher.
     mem = w.memory
     since = mem.budget_since.timestamp() if mem.budget_since is not None else None
@@ -444,7 +456,7 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
         extra.append("capped")
     if w.fit is not None and not w.fit.has_data:
         extra.append("no_history")
-    w.extra = tuple(extra)
+    w.extra = tuple(extra) + w.extra_risk
     if frozen:
         w.reason = "frozen"
         return

@@ -30,7 +30,11 @@ REASONS: dict[str, str] = {
     "excluded_paused": "paused: left as is and not counted in the pool total",
     "excluded_inactive": "inactive: left as is and not counted in the pool total",
 }
-_EXTRA = {"capped": "delivery-capped", "no_history": "no history yet (pool prior)"}
+_EXTRA = {
+    "capped": "delivery-capped",
+    "no_history": "no history yet (pool prior)",
+    "risk": "value shaved for rising frequency / falling CTR",
+}
 
 
 def money(cents: int) -> str:

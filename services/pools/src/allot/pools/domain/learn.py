@@ -49,6 +49,7 @@ __all__ = [
     "maturation_at",
     "maturity_pairs",
     "observations",
+    "risk_signals",
     "saturation_ratio",
 ]
 
@@ -226,6 +227,39 @@ def delivery_ratio(history: Sequence[MetricInterval], budget_cents: int, now_ts:
     if hours < 12.0 or spend <= 0:
         return 1.0
     return min(2.0, max(0.5, spend * 24.0 / hours / budget_cents))
+
+
+def risk_signals(history: Sequence[MetricInterval], now_ts: float, *, recent_h: float = 72.0) -> tuple[float, float]:
+    """(frequency risk, engagement decay) in [0, 1]: the member's last ``recent_h`` hours against its OWN earlier history.
+
+    Frequency risk rises from 0 to 1 as frequency climbs from its earlier level to +50 % (audience fatigue);
+    engagement decay rises from 0 to 1 as CTR falls from its earlier level to -50 % (creative fatigue; only
+    with at least 30 earlier clicks).
+    """
+    imp = rimp = fq = rfq = clk = rclk = 0.0
+    start = now_ts - recent_h * 3600.0
+    for iv in history:
+        if iv.end_ts > now_ts:
+            continue
+        f = (iv.frequency or 0.0) * iv.impressions
+        imp += iv.impressions
+        fq += f
+        clk += iv.clicks
+        if iv.end_ts > start:
+            rimp += iv.impressions
+            rfq += f
+            rclk += iv.clicks
+    freq_risk = decay = 0.0
+    old_imp = imp - rimp
+    if rimp > 0 and old_imp > 0:
+        if rfq > 0 and fq > rfq:
+            f_old = (fq - rfq) / old_imp
+            if f_old > 0:
+                freq_risk = min(1.0, max(0.0, (rfq / rimp / f_old - 1.0) / 0.5))
+        ctr_old = (clk - rclk) / old_imp
+        if ctr_old > 0 and clk - rclk >= 30:
+            decay = min(1.0, max(0.0, (1.0 - rclk / rimp / ctr_old) / 0.5))
+    return freq_risk, decay
 
 
 @dataclass(frozen=True, slots=True)
