@@ -267,7 +267,7 @@ def engine_provenance() -> dict[str, Any]:
                                capture_output=True, text=True, check=True).stdout
         out["domain_uncommitted_changes"] = bool(dirty.strip())
     except (OSError, subprocess.CalledProcessError):
-        pass
+        out["git_head"] = None  # no git (e.g. an exported tree): the module path above is all that is known
     return out
 
 
