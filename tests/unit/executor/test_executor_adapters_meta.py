@@ -16,7 +16,7 @@ from allot.executor.adapters import (
     TransientPlatformError,
 )
 from allot.executor.adapters.meta import MetaGraphClient
-from allot.executor.meta_fake import MetaFakeState, create_meta_fake
+from allot.fakes.meta import MetaFakeState, create_meta_fake
 from allot.sandbox.testing import serve_app
 
 TOKEN = "EAAB" + uuid.uuid4().hex
