@@ -8,16 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel
 
 from allot.contracts.payloads import (
+    AccountProfiled,
     ActionExecuted,
     AllocationRequested,
     BudgetAction,
     ChannelPacing,
+    ConnectionChanged,
     GuardrailApproved,
     GuardrailBlocked,
     MetricsIngested,
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    SealedToken,
 )
 
 T0 = datetime(2026, 8, 15, 12, 0, tzinfo=UTC)
@@ -70,5 +73,15 @@ EXAMPLES: dict[str, BaseModel] = {
         platform="sandbox", ad_account_id="act_1", entity_type="adset", entity_id="as_1", action_type="set_budget",
         outcome="succeeded", currency="EUR", before_cents=10_000, after_cents=11_500, platform_response_id="w_1",
         executed_at=T0,
+    ),
+    "connection.changed": ConnectionChanged(
+        connection_id="conn_1", platform="meta", ad_account_ids=["1234567890"], state="active",
+        read_token=SealedToken(recipient="ingest", key_id="ingest-2026-12", ciphertext="c2VhbGVk"),
+        write_token=SealedToken(recipient="executor", key_id="executor-2026-12", ciphertext="c2VhbGVk"),
+        changed_at=T0,
+    ),
+    "account.profiled": AccountProfiled(
+        platform="meta", ad_account_id="1234567890", connection_id="conn_1", name="Shop EU", currency="EUR",
+        timezone_name="Europe/Berlin", account_status="active", observed_at=T0,
     ),
 }

@@ -239,3 +239,52 @@ class ActionExecuted(Payload):
     error: str | None = Field(default=None, description="Why it failed, conflicted or was rejected.")
     attempts: int = Field(default=1, ge=0, description="Platform calls made.")
     executed_at: AwareDatetime
+
+
+# ---------------------------------------------------------------- connection.changed / account.profiled
+
+
+class SealedToken(Payload):
+    """A platform token sealed to one recipient service: only the holder of that service's private key opens it."""
+
+    recipient: Literal["ingest", "executor"] = Field(description="The only service that can open this token.")
+    key_id: str = Field(min_length=1, max_length=64, description="Id of the recipient key it was sealed to.")
+    ciphertext: str = Field(min_length=1, max_length=8192, description="Sealed box, URL-safe base64.")
+
+
+class ConnectionChanged(Payload):
+    """A workspace connected, changed or removed a platform connection (ad accounts plus sealed tokens).
+
+    Keyed by ``connection_id``; consumers keep the latest record per connection. Tokens never travel in the clear:
+    the read token is sealed to ingest, the write token to the executor.
+    """
+
+    connection_id: str = Field(min_length=1, max_length=64)
+    platform: Platform
+    ad_account_ids: list[str] = Field(min_length=1, max_length=200, description="Platform ad account ids, no 'act_'.")
+    state: Literal["active", "removed"] = Field(description="removed: stop reading and writing these accounts.")
+    read_token: SealedToken | None = Field(default=None, description="For ingest (read-only permissions).")
+    write_token: SealedToken | None = Field(default=None, description="For the executor (ads_management).")
+    graph_api_version: str | None = Field(default=None, pattern=r"^v\d+\.\d+$",
+                                          description="Meta: Graph API version override for this connection.")
+    changed_at: AwareDatetime
+
+
+class AccountProfiled(Payload):
+    """What the platform says about one ad account: its currency, time zone and status (read by ingest).
+
+    Keyed by ``ad_account_id``; consumers keep the latest record per account. Services use it for the
+    account's local day and to know which workspace an account belongs to.
+    """
+
+    platform: Platform
+    ad_account_id: str = Field(min_length=1, description="Platform ad account id, no 'act_'.")
+    connection_id: str | None = Field(default=None, description="Connection it was read through.")
+    name: str = Field(default="")
+    currency: Currency = Field(description="ISO 4217 code of the account's currency.")
+    timezone_name: str = Field(min_length=1, max_length=64, description="IANA time zone of the account's day.")
+    account_status: Literal["active", "disabled", "unsettled", "closed", "pending", "unknown"] = "active"
+    state: Literal["connected", "disconnected", "error"] = Field(
+        default="connected", description="error: Allot cannot read the account (see detail).")
+    detail: str = Field(default="", max_length=500, description="Why the account is in error, in plain words.")
+    observed_at: AwareDatetime

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from allot.contracts.payloads import (
+    AccountProfiled,
     ActionExecuted,
     AllocationRequested,
+    ConnectionChanged,
     GuardrailApproved,
     GuardrailBlocked,
     MetricsIngested,
@@ -57,6 +59,10 @@ TOPICS: dict[str, TopicSpec] = {
                   description="A refused change set with the check and the numbers."),
         TopicSpec("action.executed", ActionExecuted, "entity_id", 6, 30 * DAY_MS,
                   description="The outcome of one action on the ad platform."),
+        TopicSpec("connection.changed", ConnectionChanged, "connection_id", 3, 3650 * DAY_MS,
+                  description="A workspace's platform connection: ad accounts and sealed tokens (latest wins)."),
+        TopicSpec("account.profiled", AccountProfiled, "ad_account_id", 3, 3650 * DAY_MS,
+                  description="An ad account's currency, time zone and status as the platform reports them."),
     )
 }
 
