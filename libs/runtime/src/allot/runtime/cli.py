@@ -6,6 +6,7 @@
   allot dlq list|show|redrive TOPIC [--offset N] [--reason R] [--all]
   allot trace CORRELATION_ID
   allot keys create --workspace W --role viewer|operator|admin
+  allot keys generate --recipient ingest|executor [--key-id K]   a token-sealing keypair (see runtime/sealing.py)
 
 Every command prints a table for people and JSON with --json.
 """
@@ -376,12 +377,39 @@ async def cmd_trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
+    if args.action == "generate":
+        return cmd_keys_generate(args)
+    if not args.workspace or not args.role:
+        print("allot keys create needs --workspace and --role", file=sys.stderr)
+        return 2
     raw, entry = generate_key(args.workspace, args.role)
     if args.json:
         sys.stdout.write(orjson.dumps({"key": raw, "entry": entry.model_dump()}).decode() + "\n")
     else:
         print(f"API key (shown once, store it safely): {raw}")
         print(f"Add this entry to ALLOT_API_KEYS: {entry.model_dump_json()}")
+    return 0
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    import secrets
+
+    from allot.runtime.sealing import generate_keypair
+
+    if not args.recipient:
+        print("allot keys generate needs --recipient ingest|executor", file=sys.stderr)
+        return 2
+    pair = generate_keypair(args.key_id or f"{args.recipient}-{secrets.token_hex(4)}")
+    private_entry = f"{pair.key_id}:{pair.private_key}"
+    public_entry = f"{args.recipient}={pair.key_id}:{pair.public_key}"
+    if args.json:
+        sys.stdout.write(orjson.dumps({"recipient": args.recipient, "key_id": pair.key_id,
+                                       "private_entry": private_entry, "public_entry": public_entry}).decode() + "\n")
+    else:
+        print(f"# {args.recipient} service only (a secret; current key first, previous keys after it):")
+        print(f"ALLOT_SEALING_PRIVATE_KEYS={private_entry}")
+        print("# connections service (public; comma-join with the other recipient's entry):")
+        print(f"ALLOT_SEALING_PUBLIC_KEYS={public_entry}")
     return 0
 
 
@@ -415,9 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("trace")
     tr.add_argument("correlation_id")
     k = sub.add_parser("keys")
-    k.add_argument("action", choices=["create"])
-    k.add_argument("--workspace", required=True)
-    k.add_argument("--role", choices=["viewer", "operator", "admin"], required=True)
+    k.add_argument("action", choices=["create", "generate"])
+    k.add_argument("--workspace", help="create: the key's workspace")
+    k.add_argument("--role", choices=["viewer", "operator", "admin"], help="create: the key's role")
+    k.add_argument("--recipient", choices=["ingest", "executor"], help="generate: the service that opens tokens")
+    k.add_argument("--key-id", default="", help="generate: id of the new key (default: random)")
     return parser
 
 

@@ -6,10 +6,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from allot.runtime.sealing import Keyring
 
 #: The approval secret a process gets when none is configured; accepted only with ALLOT_ENV=development.
 DEV_APPROVAL_SECRET = "dev-only-approval-secret-change-me"
@@ -106,6 +109,15 @@ class Settings(BaseSettings):
         default=None, description="End of the rotation window: after it the previous key is no longer accepted "
                                   "(unset = accepted while configured).")
 
+    # Platform tokens sealed to one recipient service (allot.runtime.sealing; `allot keys generate`)
+    sealing_private_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="ingest / executor: this service's private keys 'kid:base64,kid:base64' (first = current, "
+                    "previous ones after it during a rotation). From a Kubernetes Secret.")
+    sealing_public_keys: str = Field(
+        default="", description="connections: 'ingest=kid:base64pub,executor=kid:base64pub', the keys tokens are "
+                                "sealed to (public: it cannot open them).")
+
     # Product switches
     ai_native_enabled: bool = True
 
@@ -136,6 +148,12 @@ class Settings(BaseSettings):
                 f"{self.service_name} refuses to start: " + "; ".join(problems)
                 + ". Set a random ALLOT_APPROVAL_SECRET (the same for guardrails and executor), or "
                   "ALLOT_ENV=development for a local experiment.")
+
+    def sealing_keyring(self, recipient: Literal["ingest", "executor"]) -> Keyring:
+        """This service's keyring for opening tokens sealed to ``recipient`` (SealingError on a malformed setting)."""
+        from allot.runtime.sealing import Keyring
+
+        return Keyring.parse(recipient, self.sealing_private_keys.get_secret_value())
 
     @property
     def schema(self) -> str:
