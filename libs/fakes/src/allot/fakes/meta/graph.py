@@ -33,6 +33,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from allot.fakes.meta import insights as _reads
+
 __all__ = ["GraphAccount", "GraphObject", "GraphWrite", "MetaFakeState", "create_meta_fake"]
 
 ObjectKind = Literal["campaign", "adset", "ad"]
@@ -121,6 +123,8 @@ class MetaFakeState:
     objects: dict[str, GraphObject] = field(default_factory=dict)
     writes: list[GraphWrite] = field(default_factory=list)
     faults: list[_Fault] = field(default_factory=list)
+    #: the read side (time zones, scopes, hourly delivery, report runs): see insights.py
+    reads: _reads.ReadSide = field(default_factory=_reads.ReadSide)
     _next_id: int = 120_000_000_000_000
 
     def add_account(self, account_id: str, currency: str = "USD", name: str = "") -> GraphAccount:
@@ -487,6 +491,11 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
 
     # ------------------------------------------------------------ Graph
 
+    _reads.install_read_routes(app, st, _reads.ReadHelpers(
+        read_params=read_params, authenticate=authenticate, check_version=check_version, graph_error=graph_error,
+        invalid=invalid, apply_fault=apply_fault, unknown_object=unknown_object, effective_status=effective_status,
+        ancestor=ancestor))
+
     @app.get("/{version}/{object_id}", response_model=None)
     async def read(version: str, object_id: str, request: Request) -> Response:
         check_version(version)
@@ -494,12 +503,15 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
         authenticate(request, params)
         await apply_fault(object_id, "read")
         fields = [f for f in params.get("fields", "id").split(",") if f] or ["id"]
+        run = _reads.report_run_node(st, object_id, fields)
+        if run is not None:
+            return ok(run)
         if object_id.startswith("act_"):
             account = st.accounts.get(object_id.removeprefix("act_"))
             if account is None:
                 raise unknown_object(object_id, "get")
             for f in fields:
-                if f not in _ACCOUNT_FIELDS:
+                if f not in _ACCOUNT_FIELDS | _reads.READ_ACCOUNT_FIELDS:
                     return invalid(f"Tried accessing nonexisting field ({f}) on node type (AdAccount)")
             values: dict[str, Any] = {
                 "id": object_id,
@@ -507,6 +519,7 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                 "name": account.name,
                 "currency": account.currency,
                 "account_status": 1,
+                **_reads.account_values(st, account.account_id),
             }
             return ok({f: values[f] for f in ["id", *fields] if f in values})
         obj = st.objects.get(object_id)
