@@ -38,6 +38,7 @@ SERVICES: dict[str, int] = {
     "pools": 8103,
     "rules": 8104,
     "pacing": 8105,
+    "connections": 8106,
 }
 
 
@@ -54,10 +55,13 @@ class RunningStack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     admin_key: str = ""
+    #: per service: variables only that service gets (its own sealing private keys)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def start_service(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
         """Start (or restart) one service process with the stack's environment."""
-        proc_env = dict(self.env, ALLOT_SERVICE_NAME=name, ALLOT_HTTP_PORT=str(self.ports[name]), **extra_env)
+        proc_env = {**self.env, "ALLOT_SERVICE_NAME": name, "ALLOT_HTTP_PORT": str(self.ports[name]),
+                    **self.service_env.get(name, {}), **extra_env}
         out = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", f"allot.{name}"], env=proc_env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -159,7 +163,10 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
                     "ALLOT_CLOCK_ANCHOR_REAL": repr(time.time()),
                     "ALLOT_CLOCK_ANCHOR_SIM": env.get("ALLOT_CLOCK_ANCHOR_SIM", "2026-11-02T00:00:00+00:00")})
     env.update(extra_env or {})
-    stack = RunningStack(root, bootstrap, database_url, env, broker, postgres, admin_key=raw_key)
+    stack = RunningStack(root, bootstrap, database_url, env, broker, postgres, admin_key=raw_key,
+                         service_env=sealing_env_for_run())
+    say("  sealing    token keypairs for ingest and executor generated for this run (connections holds the "
+        "public halves)")
     wanted = services if services is not None else available_services()
     for name in wanted:
         stack.ports[name] = free_port() if random_ports else _port(SERVICES[name])
@@ -175,6 +182,19 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
         stack.stop()
         raise
     return stack
+
+
+def sealing_env_for_run() -> dict[str, dict[str, str]]:
+    """Fresh token-sealing keypairs for this run: connections gets both public keys, ingest and the executor
+    each only their own private key (see allot.runtime.sealing)."""
+    from allot.runtime.sealing import generate_keypair
+
+    pairs = {r: generate_keypair(f"{r}-run-{secrets.token_hex(3)}") for r in ("ingest", "executor")}
+    public = ",".join(f"{r}={p.key_id}:{p.public_key}" for r, p in pairs.items())
+    return {
+        "connections": {"ALLOT_SEALING_PUBLIC_KEYS": public},
+        **{r: {"ALLOT_SEALING_PRIVATE_KEYS": f"{p.key_id}:{p.private_key}"} for r, p in pairs.items()},
+    }
 
 
 def configured_api_keys(text: str) -> list[dict[str, str]]:

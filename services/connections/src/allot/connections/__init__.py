@@ -1,0 +1,1 @@
+"""Allot connections service: per-workspace platform connections; tokens stored and published sealed."""

@@ -1,0 +1,1 @@
+"""Connections schema: connections (tokens sealed) and the ad accounts each one holds."""
