@@ -29,7 +29,11 @@ def api_keys(*grants: tuple[str, Role]) -> tuple[list[str], str]:
 async def running_service(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None,
                           **overrides: Any) -> AsyncIterator[tuple[httpx.AsyncClient, ServiceContext]]:
     """Start the service's lifespan and give an HTTP client bound to its app plus its context."""
-    settings = spec.settings_class(**{**settings.model_dump(), "service_name": spec.name, **overrides})
+    values = {**settings.model_dump(), "service_name": spec.name, **overrides}
+    # A consumer group of the test's own (per service and schema): a service left running by another suite (the fuzz
+    # runners keep one alive) must never share a group with this one and take half of its partitions.
+    values["consumer_group"] = values.get("consumer_group") or f"{spec.name}-{values['database_schema']}"
+    settings = spec.settings_class(**values)
     app = create_app(spec, settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
