@@ -87,7 +87,7 @@ def test_net_window_limit_is_inclusive_and_trims_to_what_is_left(
         note = decision.notes[0]
         assert "trimmed" in note and "pool p-1" in note and "20% of 10000 = 2000" in note
         assert decision.change_records[0].to_cents == 12_000                # the record is the trimmed change
-        assert decision.exposure_eur_cents == 1_250                         # counted on the trimmed increase
+        assert decision.exposure_eur_cents == 1_750                         # counted on the trimmed increase
 
 
 def test_trimmed_action_keeps_its_id_and_the_approval_lists_the_note() -> None:
@@ -239,7 +239,7 @@ def test_a_dropped_change_leaves_the_rest_approved_with_a_note() -> None:
     assert [a.entity_id for a in decision.actions] == ["as-2"]
     assert len(decision.notes) == 1 and "as-1" in decision.notes[0] and "pool p-1" in decision.notes[0]
     assert [r.entity_id for r in decision.change_records] == ["as-2"]
-    assert decision.exposure_eur_cents == 1_250                     # only as-2's increase counts
+    assert decision.exposure_eur_cents == 1_750                     # only as-2's increase counts
 
 
 # ------------------------------------------------------------------ reallocations

@@ -66,8 +66,8 @@ def test_clean_request_is_approved_with_everything_the_service_records() -> None
     assert [a.entity_id for a in decision.actions] == ["as-1", "as-2"]
     assert decision.expires_at == NOW + timedelta(seconds=900)
     assert decision.decided_at == NOW
-    assert decision.exposure_eur_cents == 1_250                 # +1000 × meta 1.25
-    assert decision.ledger.eur_cents == 1_250
+    assert decision.exposure_eur_cents == 1_750                 # +1000 × meta 1.75
+    assert decision.ledger.eur_cents == 1_750
     assert (decision.ledger.utc_day.isoformat(), decision.ledger.month) == ("2026-05-18", "2026-05")
     assert decision.change_records == (
         ChangeRecord(entity_id="as-1", source="rule", source_id="r-1", from_cents=10_000, to_cents=11_000,
@@ -205,7 +205,7 @@ def test_observe_mode_blocks_but_reports_the_approval_it_would_have_given() -> N
     decision = run(req(act("as-1", 10_000, 11_000)), WorkspaceLimits(autonomy={"rule": "observe"}))
     assert (decision.status, decision.check, decision.observe_only) == ("blocked", "observe_mode", True)
     assert decision.details["would_have"] == "approved" and decision.details["would_have_check"] is None
-    assert decision.details["new_exposure_eur_cents"] == 1_250
+    assert decision.details["new_exposure_eur_cents"] == 1_750
     assert [a.to_cents for a in decision.actions] == [11_000]        # what would have been executed
     assert decision.expires_at is None
     assert decision.ledger.eur_cents == 0 and decision.exposure_eur_cents == 0
@@ -220,7 +220,7 @@ def test_observe_mode_reports_the_block_it_would_have_given() -> None:
     decision = run(req(act("as-1", 10_000, 11_000)), limits)
     assert decision.check == "observe_mode" and decision.observe_only
     assert decision.details["would_have"] == "blocked" and decision.details["would_have_check"] == "daily_cap"
-    assert decision.details["over_by_eur_cents"] == 250
+    assert decision.details["over_by_eur_cents"] == 750               # 1000 × 1.75 against a 1000 cap
     assert decision.actions == ()
     assert "would have been blocked by daily_cap" in decision.reason
 
@@ -333,6 +333,35 @@ def test_platform_budget_minimums(platform: str, level: str, to_cents: int, ok: 
 
 
 @pytest.mark.parametrize(
+    ("platform", "currency", "minimum"),
+    [
+        ("meta", "EUR", 200), ("meta", "USD", 200),
+        ("meta", "JPY", 300),        # offset 1: 300 yen, not 2 yen
+        ("meta", "HUF", 700),        # offset 1: 700 forint, not 2 forint
+        ("meta", "COP", 7_800),      # offset 1: 7800 pesos, not 2 pesos
+        ("sandbox", "KWD", 2_000),   # ISO: 3 decimals, 2 dinars = 2000 fils
+    ],
+)
+def test_budget_minimums_are_in_the_actions_currency(platform: str, currency: str, minimum: int) -> None:
+    below = run(req(act(frm=minimum, to=minimum - 1, platform=platform, currency=currency)))
+    assert below.check == "budget_minimum" and below.details["minimum_cents"] == minimum
+    assert below.details["currency"] == currency
+    assert run(req(act(frm=minimum + 1, to=minimum, platform=platform, currency=currency))).approved
+
+
+@pytest.mark.parametrize(("platform", "currency", "kind"), [("meta", "KWD", "set_budget"), ("meta", "XYZ", "pause"),
+                                                            ("sandbox", "XYZ", "activate")])
+def test_a_currency_without_a_unit_table_is_blocked_naming_it(platform: str, currency: str, kind: str) -> None:
+    a = act(platform=platform, currency=currency) if kind == "set_budget" else act(frm=None, to=5_000, kind=kind,
+                                                                                    platform=platform,
+                                                                                    currency=currency)
+    decision = run(req(a))
+    assert decision.check == "currency_unknown"
+    assert decision.details == {"entity_id": "as-1", "platform": platform, "currency": currency}
+    assert currency in decision.reason and http_status(decision) == 423
+
+
+@pytest.mark.parametrize(
     ("frm", "to", "ok", "pct"),
     [
         (10_000, 12_000, True, None),       # exactly +20 %
@@ -388,7 +417,7 @@ def test_the_same_entity_twice_is_an_invalid_request() -> None:
 def test_replay_returns_the_stored_decision_and_records_nothing_again() -> None:
     request = req(act("as-1", 10_000, 11_000), manual=True, source="manual", source_id="u-1")
     first = run(request, WorkspaceLimits(daily_cap_eur_cents=10_000), today_exposure_eur_cents=100)
-    assert first.approved and first.ledger.eur_cents == 1_250 and first.change_records
+    assert first.approved and first.ledger.eur_cents == 1_750 and first.change_records
 
     later = decide(
         request.model_copy(update={"request_id": uuid.uuid4()}),  # a retry with a new request id

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from allot.contracts.currencies import UnknownCurrency
 from allot.guardrails.domain import (
     ManualRateLimit,
     WorkspaceLimits,
@@ -30,7 +31,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert limits.autonomy == {"pool": "live", "rule": "live", "pacing": "live", "manual": "live", "undo": "live"}
     assert limits.manual_rate_limit == ManualRateLimit(count=1, window_s=300)
     assert limits.overdelivery_factors == {
-        "meta": Decimal("1.25"), "google": Decimal("2.0"), "tiktok": Decimal("1.25"), "sandbox": Decimal("1.25"),
+        "meta": Decimal("1.75"), "google": Decimal("2.0"), "tiktok": Decimal("1.25"), "sandbox": Decimal("1.25"),
     }
     assert limits.source_priority == ["pool", "pacing", "rule"]
     assert limits.approval_ttl_s == 900
@@ -125,7 +126,7 @@ def test_invalid_settings_name_the_field(field: str, value: object, loc: tuple[A
 def test_partial_maps_keep_the_defaults_of_the_keys_not_given() -> None:
     limits = WorkspaceLimits(overdelivery_factors={"google": "2.5"}, autonomy={"rule": "observe"})
     assert limits.overdelivery_factors["google"] == Decimal("2.5")
-    assert limits.overdelivery_factors["meta"] == Decimal("1.25")
+    assert limits.overdelivery_factors["meta"] == Decimal("1.75")
     assert limits.autonomy_of("rule") == "observe"
     assert limits.autonomy_of("pool") == "live"
 
@@ -203,13 +204,37 @@ def test_diff_lists_only_changed_fields_with_json_before_and_after() -> None:
         (10_000, "EUR", "1", "2.0", 20_000),
         (1_000, "JPY", "0.0061", "1", 610),     # JPY has no minor unit: 1000 yen = 6.10 EUR
         (1_000, "KWD", "3", "1", 300),          # KWD has 3 decimals: 1000 fils = 1 KWD = 3 EUR
+        (1_000, "HUF", "0.0025", "1", 3),       # ISO: 1000 fillér = 10 HUF = 0.025 EUR → 3 cents
         (333, "USD", "0.9", "2.0", 599),        # 599.4 → 599, rounded once after the factor
     ],
 )
 def test_to_eur_cents_rounds_half_up_once_to_the_cent(
     amount: int, currency: str, rate: str, factor: str, eur_cents: int
 ) -> None:
-    assert to_eur_cents(amount, currency, Decimal(rate), Decimal(factor)) == eur_cents
+    assert to_eur_cents(amount, currency, Decimal(rate), Decimal(factor), platform="sandbox") == eur_cents
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "rate", "eur_cents"),
+    [
+        (10_000, "EUR", "1", 10_000),           # offset 100, like ISO
+        (10_000, "USD", "0.9", 9_000),
+        (1_000, "JPY", "0.0061", 610),          # offset 1, like ISO
+        (1_000, "HUF", "0.0025", 250),          # offset 1 (ISO has 2 decimals): 1000 = 1000 HUF = 2.50 EUR
+        (40_000, "COP", "0.00022", 880),        # offset 1: 40 000 COP = 8.80 EUR (ISO would read 88 cents)
+        (1_000, "TWD", "0.028", 2_800),         # offset 1: 1000 TWD = 28 EUR
+        (1_000, "BHD", "2.4", 2_400),           # offset 100 (ISO has 3 decimals): 10.00 BHD = 24 EUR
+    ],
+)
+def test_meta_amounts_are_read_with_metas_currency_offsets(amount: int, currency: str, rate: str,
+                                                           eur_cents: int) -> None:
+    assert to_eur_cents(amount, currency, Decimal(rate), platform="meta") == eur_cents
+
+
+@pytest.mark.parametrize(("platform", "currency"), [("meta", "KWD"), ("meta", "XYZ"), ("sandbox", "XYZ")])
+def test_unknown_currency_is_refused_never_guessed(platform: str, currency: str) -> None:
+    with pytest.raises(UnknownCurrency, match=currency):
+        to_eur_cents(100, currency, Decimal(1), platform=platform)
 
 
 def test_round_half_up_is_not_bankers_rounding() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import ActionExecuted, BudgetAction
 from allot.contracts.registry import TOPICS
@@ -24,7 +25,6 @@ from allot.executor.adapters.base import (
     PermanentPlatformError,
     PlatformClient,
     TransientPlatformError,
-    min_budget_cents,
 )
 from allot.executor.domain import (
     FAILURE_BACKOFF_COUNT,
@@ -112,8 +112,16 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         current = await client.get_entity(ref)
         PLATFORM_CALLS.labels(action.platform, "get", "ok").inc()
         observed = Observed(current.budget_cents, current.status)
-        plan = plan_write(action, observed, memory, min_budget_cents=min_budget_cents(action.platform, action.entity_type))
         base: dict[str, Any] = {"before_cents": current.budget_cents, "before_status": current.status}
+        if current.currency != action.currency:
+            return "rejected", {**base, "error": f"currency mismatch: the action is in {action.currency}, the "
+                                                f"{action.platform} account of {action.entity_id} is in "
+                                                f"{current.currency}"}, attempts
+        try:
+            minimum = min_budget_minor(action.platform, action.entity_type, action.currency)
+        except UnknownCurrency as exc:
+            return "rejected", {**base, "error": str(exc)}, attempts
+        plan = plan_write(action, observed, memory, min_budget_cents=minimum)
         if plan.kind == "already_applied":
             return "already_applied", {**base, "after_cents": current.budget_cents, "after_status": current.status,
                                        "error": plan.reason}, attempts

@@ -34,7 +34,7 @@ from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.guardrails.domain.checks import Block
 from allot.guardrails.domain.decision import ChangeRecord, Detail
 from allot.guardrails.domain.facts import LedgerFacts
-from allot.guardrails.domain.money import floor_int, min_budget_cents
+from allot.guardrails.domain.money import floor_int, min_budget_minor
 from allot.guardrails.domain.settings import WorkspaceLimits
 
 
@@ -117,7 +117,7 @@ def _net_window_cut(
         "baseline_cents": baseline, "limit_cents": limit, "prior_net_cents": prior, **_winner_details(winner),
     }
     trimmed_to = from_cents + allowed
-    minimum = min_budget_cents(action.platform, action.entity_type)
+    minimum = min_budget_minor(action.platform, action.entity_type, action.currency)  # currency checked at step 8
     who = f"{request.source} {request.source_id}"
     nothing_left = (delta > 0 and allowed <= 0) or (delta < 0 and allowed >= 0)
     if nothing_left or trimmed_to < minimum:

@@ -15,7 +15,14 @@ from datetime import datetime, timedelta
 from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.guardrails.domain.decision import Detail
 from allot.guardrails.domain.facts import LedgerFacts
-from allot.guardrails.domain.money import change_pct, min_budget_cents, pct2, to_eur_cents
+from allot.guardrails.domain.money import (
+    UnknownCurrency,
+    change_pct,
+    min_budget_minor,
+    minor_unit_offset,
+    pct2,
+    to_eur_cents,
+)
 from allot.guardrails.domain.settings import WorkspaceLimits
 
 
@@ -141,7 +148,9 @@ def check_manual_rate_limit(
 
 
 def check_request_shape(request: AllocationRequested) -> Block | None:
-    """Block a change set that names the same entity twice (its outcome would depend on order)."""
+    """Block a change set that names the same entity twice (its outcome would depend on order), or whose
+    currency has no unit table on its platform (``currency_unknown``: its amounts cannot be read, so no
+    minimum or exposure could be checked; never guessed)."""
     counts = Counter(a.entity_id for a in request.actions)
     repeated = sorted(e for e, n in counts.items() if n > 1)
     if repeated:
@@ -150,15 +159,32 @@ def check_request_shape(request: AllocationRequested) -> Block | None:
             f"entity {_listed(repeated)} appears more than once in the change set",
             {"entity_id": repeated[0]},
         )
+    for action in request.actions:
+        try:
+            minor_unit_offset(action.platform, action.currency)
+        except UnknownCurrency as exc:
+            return Block(
+                "currency_unknown",
+                f"{action.entity_type} {action.entity_id}: {exc}",
+                {"entity_id": action.entity_id, "platform": action.platform, "currency": action.currency},
+            )
     return None
 
 
 def check_budget_minimums(request: AllocationRequested) -> Block | None:
-    """Block a change set with a set_budget below the platform's minimum daily budget for that level."""
+    """Block a change set with a set_budget below the platform's minimum daily budget for that level, in
+    the action's currency and the platform's units of it (``min_budget_minor``: JPY 300, HUF 700 on Meta)."""
     for action in request.actions:
         if action.action_type != "set_budget" or action.to_cents is None:
             continue
-        minimum = min_budget_cents(action.platform, action.entity_type)
+        try:
+            minimum = min_budget_minor(action.platform, action.entity_type, action.currency)
+        except UnknownCurrency as exc:
+            return Block(
+                "currency_unknown",
+                f"{action.entity_type} {action.entity_id}: {exc}",
+                {"entity_id": action.entity_id, "platform": action.platform, "currency": action.currency},
+            )
         if action.to_cents < minimum:
             return Block(
                 "budget_minimum",
@@ -261,7 +287,18 @@ def compute_exposure(
         rate = limits.rate_to_eur(currency)
         if rate is None:
             return _missing_rate(currency, capped, pool_id=request.source_id)
-        gross = to_eur_cents(request.pool_daily_budget_cents, currency, rate, factor)
+        # The pool budget is in its members' platform units; members whose platforms count the currency
+        # differently (Meta HUF vs ISO HUF) leave it ambiguous, so it is refused rather than read either way.
+        units = {_offset_or_none(a.platform, currency) for a in actions}
+        if len(units) != 1 or None in units:
+            return Exposure(block=Block(
+                "currency_unknown",
+                f"pool {request.source_id}: pool_daily_budget_cents in {currency} cannot be read on "
+                f"{_listed(a.platform for a in actions)} (no single unit for {currency} across them)",
+                {"currency": currency, "platforms": _listed(a.platform for a in actions)},
+            ))
+        platform = next(a.platform for a in actions)
+        gross = to_eur_cents(request.pool_daily_budget_cents, currency, rate, factor, platform=platform)
         counted = max(0, gross - facts.pool_counted_today_eur_cents)
         already = (
             (f"pool {request.source_id}: {facts.pool_counted_today_eur_cents} EUR cents already counted today",)
@@ -291,8 +328,16 @@ def compute_exposure(
                 return _missing_rate(action.currency, capped)
             notes.append(f"no FX rate for {action.currency}: exposure of {action.entity_id} not counted")
             continue
-        total += to_eur_cents(increase, action.currency, rate, limits.overdelivery_factor(action.platform))
+        total += to_eur_cents(increase, action.currency, rate, limits.overdelivery_factor(action.platform),
+                              platform=action.platform)
     return Exposure(total, notes=tuple(notes))
+
+
+def _offset_or_none(platform: str, currency: str) -> int | None:
+    try:
+        return minor_unit_offset(platform, currency)
+    except UnknownCurrency:
+        return None
 
 
 def _missing_rate(currency: str, capped: bool, pool_id: str | None = None) -> Exposure:
