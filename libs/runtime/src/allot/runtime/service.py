@@ -185,7 +185,11 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
             except Exception:  # noqa: BLE001
                 checks["kafka"] = False
         ok = all(checks.values()) and len(checks) == 3
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok, "checks": checks}
+        details = ctx.extra.get("ready_details") if ctx is not None else None
+        if callable(details) and (detail := details()):
+            body["details"] = detail  # what an operator must know (e.g. an account ingest cannot read)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
@@ -227,13 +231,13 @@ def get_ctx(request: Request) -> ServiceContext:
 
 def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
     """Serve the service in the foreground until SIGTERM/SIGINT."""
-    settings = settings or spec.settings_class()
-    if settings.service_name == "allot":
-        settings = settings.model_copy(update={"service_name": spec.name})
     try:
+        settings = settings or spec.settings_class()  # a settings class may refuse its configuration
+        if settings.service_name == "allot":
+            settings = settings.model_copy(update={"service_name": spec.name})
         app = create_app(spec, settings)
     except InsecureConfiguration as exc:
-        configure_logging(spec.name, settings.log_level)
+        configure_logging(spec.name, settings.log_level if settings else "INFO")
         log.error("refusing_to_start", reason=str(exc))
         sys.exit(f"allot {spec.name}: {exc}")
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,

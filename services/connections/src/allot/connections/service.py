@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 from allot.connections.api import router
+from allot.connections.settings import ConnectionsSettings, SealingNotConfigured
 from allot.runtime.logging import get_logger
-from allot.runtime.sealing import RECIPIENTS, SealingError, parse_public_keys
 from allot.runtime.service import ServiceContext, ServiceSpec
 
+__all__ = ["SPEC", "SealingNotConfigured"]
 log = get_logger(__name__)
 
 
-class SealingNotConfigured(RuntimeError):
-    """The connections service cannot seal tokens: a recipient's public key is missing or malformed."""
-
-
 async def _load_public_keys(ctx: ServiceContext) -> None:
-    try:
-        keys = parse_public_keys(ctx.settings.sealing_public_keys)
-    except SealingError as exc:
-        log.error("refusing_to_start", reason=f"ALLOT_SEALING_PUBLIC_KEYS: {exc}")
-        raise SealingNotConfigured(f"ALLOT_SEALING_PUBLIC_KEYS: {exc}") from None
-    missing = [r for r in RECIPIENTS if r not in keys]
-    if missing:
-        reason = (f"ALLOT_SEALING_PUBLIC_KEYS has no key for {', '.join(missing)}; generate pairs with "
-                  "`allot keys generate --recipient ingest|executor`")
-        log.error("refusing_to_start", reason=reason)
-        raise SealingNotConfigured(reason)
+    settings = ctx.settings
+    assert isinstance(settings, ConnectionsSettings)
+    keys = settings.recipient_keys()
     ctx.extra["sealing_public_keys"] = keys
     log.info("sealing_keys_loaded", key_ids={r: k.key_id for r, k in keys.items()})
 
@@ -36,6 +25,7 @@ SPEC = ServiceSpec(
     produces=["connection.changed"],
     routers=[router],
     on_start=_load_public_keys,
+    settings_class=ConnectionsSettings,
     title="Allot connections",
     description=(
         "Per-workspace platform connections: ad accounts plus a read token for ingest and a write token for the "
