@@ -39,6 +39,7 @@ SERVICES: dict[str, int] = {
     "rules": 8104,
     "pacing": 8105,
     "connections": 8106,
+    "ingest": 8107,
 }
 
 

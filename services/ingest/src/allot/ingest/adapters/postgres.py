@@ -1,0 +1,128 @@
+"""SQL of the ingest schema; returns domain types."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from allot.contracts.payloads import ConnectionChanged, SealedToken
+
+
+@dataclass(frozen=True)
+class AccountToRead:
+    """One (connection, account) ingest reads, with what it knows about it."""
+
+    connection_id: str
+    workspace_id: str
+    ad_account_id: str
+    read_token: SealedToken | None
+    graph_api_version: str | None
+    timezone_name: str | None
+    accepted_timezone: str | None
+    currency: str | None
+    state: str
+    detail: str
+    profile_fp: str | None
+    last_attempt_at: datetime | None
+
+
+async def apply_connection(conn: asyncpg.Connection, workspace_id: str, event_id: uuid.UUID,
+                           c: ConnectionChanged) -> bool:
+    """Latest change per connection wins (an older record arriving late changes nothing); True when applied."""
+    row = await conn.fetchrow(
+        """INSERT INTO connections (connection_id, workspace_id, platform, state, read_token, graph_api_version,
+                                    changed_at, event_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (connection_id) DO UPDATE SET workspace_id = EXCLUDED.workspace_id,
+               platform = EXCLUDED.platform, state = EXCLUDED.state, read_token = EXCLUDED.read_token,
+               graph_api_version = EXCLUDED.graph_api_version, changed_at = EXCLUDED.changed_at,
+               event_id = EXCLUDED.event_id
+           WHERE connections.changed_at <= EXCLUDED.changed_at
+           RETURNING connection_id""",
+        c.connection_id, workspace_id, c.platform, c.state,
+        c.read_token.model_dump() if c.read_token else None, c.graph_api_version, c.changed_at, event_id)
+    if row is None:
+        return False
+    active = c.state == "active"
+    await conn.execute("UPDATE accounts SET active = false WHERE connection_id = $1 AND NOT ad_account_id = ANY($2)",
+                       c.connection_id, c.ad_account_ids)
+    # A (re)connection resets the accepted time zone and the error: the next read takes the platform's as given.
+    await conn.executemany(
+        """INSERT INTO accounts (connection_id, ad_account_id, active) VALUES ($1, $2, $3)
+           ON CONFLICT (connection_id, ad_account_id) DO UPDATE SET active = EXCLUDED.active,
+               accepted_timezone = NULL, state = 'pending', detail = '', last_attempt_at = NULL""",
+        [(c.connection_id, a, active) for a in c.ad_account_ids])
+    return True
+
+
+def _account(r: asyncpg.Record) -> AccountToRead:
+    token = SealedToken.model_validate(r["read_token"]) if r["read_token"] else None
+    return AccountToRead(r["connection_id"], r["workspace_id"], r["ad_account_id"], token, r["graph_api_version"],
+                         r["timezone_name"], r["accepted_timezone"], r["currency"], r["state"], r["detail"],
+                         r["profile_fp"], r["last_attempt_at"])
+
+
+_SELECT = """SELECT a.*, c.workspace_id, c.read_token, c.graph_api_version FROM accounts a
+             JOIN connections c USING (connection_id)
+             WHERE a.active AND c.state = 'active' AND c.platform = 'meta'"""
+
+
+async def accounts_to_read(conn: asyncpg.Connection, due_before: datetime | None = None) -> list[AccountToRead]:
+    """Active Meta accounts; with ``due_before``, only those not attempted since then."""
+    if due_before is None:
+        rows = await conn.fetch(_SELECT + " ORDER BY connection_id, ad_account_id")
+    else:
+        rows = await conn.fetch(_SELECT + " AND (a.last_attempt_at IS NULL OR a.last_attempt_at <= $1)"
+                                " ORDER BY connection_id, ad_account_id", due_before)
+    return [_account(r) for r in rows]
+
+
+async def all_accounts(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT connection_id, ad_account_id, state, detail, active, last_read_at FROM accounts"
+                            " ORDER BY connection_id, ad_account_id")
+    return [dict(r) for r in rows]
+
+
+async def mark_attempt(conn: asyncpg.Connection, a: AccountToRead, at: datetime) -> None:
+    await conn.execute("UPDATE accounts SET last_attempt_at = $3 WHERE connection_id = $1 AND ad_account_id = $2",
+                       a.connection_id, a.ad_account_id, at)
+
+
+async def save_profile(conn: asyncpg.Connection, a: AccountToRead, *, state: str, detail: str,
+                       profile_fp: str | None, currency: str | None = None, timezone_name: str | None = None,
+                       accept_timezone: bool = False) -> None:
+    await conn.execute(
+        """UPDATE accounts SET state = $3, detail = $4, profile_fp = COALESCE($5, profile_fp),
+               currency = COALESCE($6, currency), timezone_name = COALESCE($7, timezone_name),
+               accepted_timezone = CASE WHEN $8 THEN $7 ELSE accepted_timezone END
+           WHERE connection_id = $1 AND ad_account_id = $2""",
+        a.connection_id, a.ad_account_id, state, detail[:500], profile_fp, currency, timezone_name, accept_timezone)
+
+
+async def published_fingerprints(conn: asyncpg.Connection, a: AccountToRead,
+                                 since: datetime) -> dict[tuple[str, str, datetime], str]:
+    rows = await conn.fetch(
+        """SELECT entity_type, entity_id, interval_start, fingerprint FROM published
+           WHERE connection_id = $1 AND ad_account_id = $2 AND interval_start >= $3""",
+        a.connection_id, a.ad_account_id, since)
+    return {(r["entity_type"], r["entity_id"], r["interval_start"]): r["fingerprint"] for r in rows}
+
+
+async def record_published(conn: asyncpg.Connection, a: AccountToRead,
+                           rows: list[tuple[str, str, datetime, str, uuid.UUID]], at: datetime) -> None:
+    await conn.executemany(
+        """INSERT INTO published (connection_id, ad_account_id, entity_type, entity_id, interval_start, fingerprint,
+                                  event_id, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (connection_id, ad_account_id, entity_type, entity_id, interval_start) DO UPDATE
+           SET fingerprint = EXCLUDED.fingerprint, event_id = EXCLUDED.event_id, published_at = EXCLUDED.published_at""",
+        [(a.connection_id, a.ad_account_id, et, eid, start, fp, ev, at) for et, eid, start, fp, ev in rows])
+
+
+async def save_cursor(conn: asyncpg.Connection, a: AccountToRead, since: date, until: date, at: datetime) -> None:
+    await conn.execute(
+        """UPDATE accounts SET read_since = $3, read_until = $4, last_read_at = $5
+           WHERE connection_id = $1 AND ad_account_id = $2""", a.connection_id, a.ad_account_id, since, until, at)

@@ -1,0 +1,7 @@
+"""Why an account cannot be read: each becomes account.profiled state=error with the message as detail."""
+
+from __future__ import annotations
+
+
+class AccountProblem(Exception):
+    """Reading this account cannot go on until a person acts; ``str(exc)`` says what and what to do."""
