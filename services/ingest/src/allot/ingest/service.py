@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from allot.contracts.payloads import SealedToken
 from allot.ingest.adapters.graph import graph_client
 from allot.ingest.handlers import on_connection_changed
@@ -24,40 +26,43 @@ def keyring_opener(settings: IngestSettings) -> TokenOpener:
     return open_token
 
 
-async def on_start(ctx: ServiceContext) -> None:
-    s = ingest_settings(ctx.settings)
-    opener: TokenOpener = ctx.extra.get("open_token") or keyring_opener(s)
-    http = ctx.extra.get("graph_http") or graph_client(s.ingest_graph_url)
-    st = IngestState(settings=s, http=http, open_token=opener)
-    ctx.extra["ingest"] = st
+def make_spec(*, graph_transport: httpx.AsyncBaseTransport | None = None,
+              open_token: TokenOpener | None = None) -> ServiceSpec:
+    """The service; tests pass the Graph fake's transport (and may pass a token opener)."""
 
-    def details() -> dict[str, Any]:
-        return {"accounts_in_error": dict(st.problems)} if st.problems else {}
+    async def on_start(ctx: ServiceContext) -> None:
+        s = ingest_settings(ctx.settings)
+        st = IngestState(settings=s, http=graph_client(s.ingest_graph_url, transport=graph_transport),
+                         open_token=open_token or keyring_opener(s))
+        ctx.extra["ingest"] = st
 
-    ctx.extra["ready_details"] = details
+        def details() -> dict[str, Any]:
+            return {"accounts_in_error": dict(st.problems)} if st.problems else {}
 
+        ctx.extra["ready_details"] = details
 
-async def on_stop(ctx: ServiceContext) -> None:
-    st: IngestState | None = ctx.extra.get("ingest")
-    if st is not None:
-        for task in st.running.values():
-            task.cancel()
-        if "graph_http" not in ctx.extra:
+    async def on_stop(ctx: ServiceContext) -> None:
+        st: IngestState | None = ctx.extra.get("ingest")
+        if st is not None:
+            for task in st.running.values():
+                task.cancel()
             await st.http.aclose()
 
+    return ServiceSpec(
+        name="ingest",
+        migrations_package="allot.ingest.migrations",
+        consumes={"connection.changed": on_connection_changed},
+        produces=["metrics.ingested", "account.profiled"],
+        tasks=[ingest_scheduler],
+        on_start=on_start,
+        on_stop=on_stop,
+        settings_class=IngestSettings,
+        title="Allot ingest",
+        description=(
+            "Reads delivery (hourly insights), entity budgets and account currency / time zone / status from Meta "
+            "with read-only tokens and publishes metrics.ingested and account.profiled. Never writes to a platform."
+        ),
+    )
 
-SPEC = ServiceSpec(
-    name="ingest",
-    migrations_package="allot.ingest.migrations",
-    consumes={"connection.changed": on_connection_changed},
-    produces=["metrics.ingested", "account.profiled"],
-    tasks=[ingest_scheduler],
-    on_start=on_start,
-    on_stop=on_stop,
-    settings_class=IngestSettings,
-    title="Allot ingest",
-    description=(
-        "Reads delivery (hourly insights), entity budgets and account currency / time zone / status from Meta "
-        "with read-only tokens and publishes metrics.ingested and account.profiled. Never writes to a platform."
-    ),
-)
+
+SPEC = make_spec()
