@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from allot.executor.adapters.base import PlatformClient
 from allot.executor.api import router
+from allot.executor.connections import EXTRA_KEY, TokenProjection, on_connection_changed
 from allot.executor.handlers import on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
 from allot.executor.worker import run_worker
@@ -16,6 +17,10 @@ async def _open_platforms(ctx: ServiceContext) -> None:
 
     settings = ctx.settings
     assert isinstance(settings, ExecutorSettings)
+    # per-workspace write tokens from connection.changed, sealed to this key (ALLOT_SEALING_PRIVATE_KEYS)
+    keyring = settings.sealing_keyring("executor")
+    ctx.extra["sealing_keyring"] = keyring
+    ctx.extra[EXTRA_KEY] = TokenProjection(ctx.pool, keyring)
     clients: dict[str, PlatformClient] = {
         "sandbox": SandboxClient(settings.sandbox_url, settings.sandbox_token.get_secret_value(),
                                  timeout_s=settings.platform_timeout_s),
@@ -37,7 +42,7 @@ SPEC = ServiceSpec(
     name="executor",
     uses_approval_secret=True,
     migrations_package="allot.executor.migrations",
-    consumes={"guardrail.approved": on_guardrail_approved},
+    consumes={"guardrail.approved": on_guardrail_approved, "connection.changed": on_connection_changed},
     produces=["action.executed", "allocation.requested"],
     routers=[router],
     tasks=[run_worker],
