@@ -415,6 +415,10 @@ async def test_an_approval_signed_for_another_workspace_is_refused_when_replayed
 APPROVAL_SECRET = "approval-secret-" + uuid.uuid4().hex
 META_TOKEN = "EAAmeta" + uuid.uuid4().hex
 LOG_SANDBOX_TOKEN = "sandbox-token-" + uuid.uuid4().hex
+#: platform tokens given to the connections API (sealed at once; never logged, never returned)
+CONN_READ_TOKEN = "EAAread" + uuid.uuid4().hex + "RD4X"
+CONN_WRITE_TOKEN = "EAAwrite" + uuid.uuid4().hex + "WR4X"
+CONN_NEW_WRITE_TOKEN = "EAAwrite2" + uuid.uuid4().hex + "NW4X"
 
 
 def _echoing_meta_fake() -> FastAPI:
@@ -440,9 +444,19 @@ def test_no_secret_appears_in_the_logs_of_running_services(
     admin_raw, admin_entry = generate_key(ws, "admin")
     viewer_raw, viewer_entry = generate_key(ws, "viewer")
     forged_key = "allot_" + uuid.uuid4().hex  # looks like a key, is none: must not be echoed either
+    from allot.runtime.sealing import generate_keypair
+
+    sealing = {r: generate_keypair(f"{r}-sec") for r in ("ingest", "executor")}
     secrets = {"approval secret": APPROVAL_SECRET, "meta access token": META_TOKEN,
                "sandbox token": LOG_SANDBOX_TOKEN, "admin key": admin_raw, "viewer key": viewer_raw,
-               "presented unknown key": forged_key}
+               "presented unknown key": forged_key, "connection read token": CONN_READ_TOKEN,
+               "connection write token": CONN_WRITE_TOKEN, "replaced write token": CONN_NEW_WRITE_TOKEN,
+               "executor sealing private key": sealing["executor"].private_key}
+    sealing_env = {
+        "connections": {"ALLOT_SEALING_PUBLIC_KEYS": ",".join(f"{r}={p.key_id}:{p.public_key}"
+                                                              for r, p in sealing.items())},
+        "executor": {"ALLOT_SEALING_PRIVATE_KEYS": f"executor-sec:{sealing['executor'].private_key}"},
+    }
 
     sandbox_state = SandboxState(api_token=LOG_SANDBOX_TOKEN)
     ok_entity, failing_entity, meta_entity = f"ok-{unique}", f"fail-{unique}", f"meta-{unique}"
@@ -460,10 +474,10 @@ def test_no_secret_appears_in_the_logs_of_running_services(
                                        "ALLOT_RETRY_BASE_S": "0.05", "ALLOT_RETRY_CAP_S": "0.1",
                                        "ALLOT_LOG_LEVEL": "DEBUG"})
         try:
-            for name in ("guardrails", "executor"):
+            for name in ("guardrails", "executor", "connections"):
                 stack.ports[name] = free_port()
-                stack.start_service(name, ALLOT_DATABASE_SCHEMA=f"sec_{unique}_{name}")
-            for name in ("guardrails", "executor"):
+                stack.start_service(name, ALLOT_DATABASE_SCHEMA=f"sec_{unique}_{name}", **sealing_env.get(name, {}))
+            for name in ("guardrails", "executor", "connections"):
                 wait_ready(stack, name)
             asyncio.run(_drive_traffic(stack, kafka_bootstrap, ws, admin_raw, viewer_raw, forged_key,
                                        ok_entity, failing_entity, meta_entity))
@@ -475,6 +489,7 @@ def test_no_secret_appears_in_the_logs_of_running_services(
     # the traffic really happened and was logged: the failures are in the logs, only without the secrets
     assert "approval_rejected" in logs["executor.log"]
     assert "gave up after" in logs["executor.log"] or "platform refused" in logs["executor.log"]
+    assert "connection_created" in logs["connections.log"] and "connection_removed" in logs["connections.log"]
     leaks = [(what, log) for log, text in logs.items() for what, secret in secrets.items() if secret in text]
     assert leaks == [], f"secrets in the logs: {leaks}"
 
@@ -535,3 +550,43 @@ async def _drive_traffic(stack: Any, bootstrap: str, ws: str, admin: str, viewer
     async with httpx.AsyncClient(timeout=10) as http:
         r = await http.get(f"{e}/api/v1/change-sets/{meta.payload.request_id}", headers=auth(admin))
         assert r.status_code == 200 and META_TOKEN not in r.text
+    await _drive_connections(stack, bootstrap, admin)
+
+
+async def _drive_connections(stack: Any, bootstrap: str, admin: str) -> None:
+    """Connection tokens through the API: accepted, refused, replaced, listed, removed; no response carries one,
+    and the executor projects the sealed write token (its logs are checked by the caller)."""
+    c = stack.url("connections") + "/api/v1/connections"
+    account = str(uuid.uuid4().int % 10**12)
+    responses: list[httpx.Response] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        good = {"platform": "meta", "ad_account_ids": [account], "read_token": CONN_READ_TOKEN,
+                "write_token": CONN_WRITE_TOKEN}
+        for bad in ({**good, "read_token": f"Bearer {CONN_READ_TOKEN}"}, {**good, "write_token": CONN_READ_TOKEN},
+                    {**good, "platform": "tiktok"}, {**good, "ad_account_ids": ["x"]}):
+            responses.append(await http.post(c, headers=auth(admin), json=bad))
+            assert responses[-1].status_code == 422, responses[-1].text
+        responses.append(await http.post(c, headers=auth(admin), json=good))
+        assert responses[-1].status_code == 201, responses[-1].text
+        cid = responses[-1].json()["connection_id"]
+        responses.append(await http.patch(f"{c}/{cid}", headers=auth(admin),
+                                          json={"write_token": CONN_NEW_WRITE_TOKEN}))
+        responses.append(await http.get(c, headers=auth(admin)))
+        responses.append(await http.get(f"{c}/{cid}", headers=auth(admin)))
+        assert responses[-1].json()["write_token_last4"] == "NW4X"
+        log_path = stack.root / "logs" / "executor.log"
+        await eventually(lambda: _logged(log_path, cid), what="the executor projected the connection")
+        responses.append(await http.delete(f"{c}/{cid}", headers=auth(admin)))
+        assert responses[-1].status_code == 200
+    for r in responses:
+        for token in (CONN_READ_TOKEN, CONN_WRITE_TOKEN, CONN_NEW_WRITE_TOKEN):
+            assert token not in r.text and token[:-4] not in r.text, (r.request.method, r.request.url)
+    records = await read_topic(bootstrap, "connection.changed", min_count=3, predicate=lambda r: r.key == cid.encode())
+    for rec in records:
+        for token in (CONN_READ_TOKEN, CONN_WRITE_TOKEN, CONN_NEW_WRITE_TOKEN):
+            assert token.encode() not in rec.value
+
+
+async def _logged(path: Path, connection_id: str) -> bool:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "connection_token_updated" in text and connection_id in text

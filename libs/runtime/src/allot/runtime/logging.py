@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization", "access_token")
+_SECRET_KEYS = ("password", "secret", "token", "api_key", "authorization", "access_token", "private_key")
 
 
 def _redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
