@@ -68,7 +68,7 @@ def test_clean_request_is_approved_with_everything_the_service_records() -> None
     assert decision.decided_at == NOW
     assert decision.exposure_eur_cents == 1_750                 # +1000 × meta 1.75
     assert decision.ledger.eur_cents == 1_750
-    assert (decision.ledger.utc_day.isoformat(), decision.ledger.month) == ("2026-05-18", "2026-05")
+    assert (decision.ledger.day.isoformat(), decision.ledger.month) == ("2026-05-18", "2026-05")
     assert decision.change_records == (
         ChangeRecord(entity_id="as-1", source="rule", source_id="r-1", from_cents=10_000, to_cents=11_000,
                      at=NOW, decision_id=decision.decision_id),

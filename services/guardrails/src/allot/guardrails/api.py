@@ -8,7 +8,8 @@ Routes (every query is scoped to the caller's workspace):
 - GET   /api/v1/guardrails/audit-log              viewer   — who changed which setting when, before → after
 - GET   /api/v1/guardrails/decisions/{request_id} viewer   — the decision on one change set
 - GET   /api/v1/guardrails/decisions              viewer   — recent decisions (?source_id=&limit=)
-- GET   /api/v1/guardrails/ledger                 viewer   — the spend ledger of a UTC day (?day=, default today)
+- GET   /api/v1/guardrails/ledger                 viewer   — the spend ledger of a day (?day=; default today, in
+                                                             the zone of ?platform=&ad_account_id= when given, else UTC)
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from allot.contracts.localday import local_day
+from allot.contracts.payloads import Platform
 from allot.guardrails.adapters import postgres as db
 from allot.guardrails.domain import Decision, WorkspaceLimits, diff_settings, http_status, patch_limits, set_kill_switch
+from allot.runtime.accounts import UTC_ZONE, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -169,10 +173,15 @@ async def list_decisions(source_id: str | None = Query(None, min_length=1, patte
 
 
 @router.get("/ledger")
-async def get_ledger(day: date | None = Query(None, description="UTC day (YYYY-MM-DD); default today."),
+async def get_ledger(day: date | None = Query(None, description="Local day (YYYY-MM-DD); default today."),
+                     platform: Platform = Query("meta", description="Platform of ad_account_id."),
+                     ad_account_id: str | None = Query(None, max_length=128, description=(
+                         "Whose today is the default day: this account's local day (UTC when not given or unknown).")),
                      principal: Principal = Depends(require("viewer")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
-    the_day = day or ctx.clock.now().date()
+    zone = (directory_of(ctx.extra).zone_for(principal.workspace_id, platform, ad_account_id)
+            if ad_account_id else UTC_ZONE)
+    the_day = day or local_day(ctx.clock.now(), zone)
     async with ctx.pool.acquire() as conn:
         ledger = await db.ledger_for_day(conn, principal.workspace_id, the_day)
         limits = await db.load_limits(conn, principal.workspace_id)
@@ -180,6 +189,7 @@ async def get_ledger(day: date | None = Query(None, description="UTC day (YYYY-M
     return {
         "workspace_id": principal.workspace_id,
         **ledger,
+        "timezone_name": zone.key,
         "daily_cap_eur_cents": daily_cap,
         "monthly_cap_eur_cents": monthly_cap,
         "daily_remaining_eur_cents": None if daily_cap is None else max(0, daily_cap - ledger["exposure_eur_cents"]),

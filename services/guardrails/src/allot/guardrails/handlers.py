@@ -1,5 +1,6 @@
 """Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event.
-Consumes action.executed: an approval reported ``expired`` gives back what its decision had reserved."""
+Consumes action.executed: an approval reported ``expired`` gives back what its decision had reserved.
+Consumes account.profiled (allot.runtime.accounts): the accounts' time zones, so caps count local days."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import ActionExecuted, AllocationRequested
 from allot.contracts.registry import TOPICS
 from allot.guardrails.adapters import postgres as db
-from allot.guardrails.domain import Decision, blocked_event, decide, release_of, signed_approval
+from allot.guardrails.domain import Decision, blocked_event, decide, ledger_zone, release_of, signed_approval
 from allot.guardrails.metrics import DECISIONS
+from allot.runtime.accounts import directory_of
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.logging import get_logger
 
@@ -35,6 +37,7 @@ def _count(decision: Decision) -> None:
 async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
     """Decide every change set of the batch in order; each sees the ledger writes of the ones before it."""
     keys = ctx.extra["settings"].approval_keys()
+    accounts = directory_of(ctx.extra)
     await db.lock_workspaces_for_decisions(ctx.conn, [e.workspace_id for e in events])
     for event in events:
         request: AllocationRequested = event.payload
@@ -42,13 +45,14 @@ async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]
         # Read per event (not per batch): a kill switch committed mid-batch applies to the next event.
         limits = await db.load_limits(ctx.conn, ws)
         now = ctx.clock.now()
-        facts = await db.load_facts(ctx.conn, ws, request, limits, now=now)
+        zone = ledger_zone([accounts.zone_for(ws, a.platform, a.ad_account_id) for a in request.actions])
+        facts = await db.load_facts(ctx.conn, ws, request, limits, now=now, zone=zone)
         existing = facts.existing_decision
         if existing is not None and existing.source_id != request.source_id:
             raise PoisonEvent(event.event_id, (
                 f"idempotency key {request.idempotency_key!r} of source {request.source} was already used today by "
                 f"{existing.source} {existing.source_id} (request {existing.request_id}), not {request.source_id}"))
-        decision = decide(request, limits, facts, now=now)
+        decision = decide(request, limits, facts, now=now, zone=zone)
         if decision.approved:
             topic = "guardrail.approved"
             payload: Any = signed_approval(decision, request, ws, keys.current, key_id=keys.current_id)

@@ -5,20 +5,28 @@ from __future__ import annotations
 from allot.guardrails.api import router
 from allot.guardrails.handlers import on_action_executed, on_allocation_requested
 from allot.guardrails.tasks import prune_history
-from allot.runtime.service import ServiceSpec
+from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    await load_directory(ctx)
+
 
 SPEC = ServiceSpec(
     name="guardrails",
     uses_approval_secret=True,
     migrations_package="allot.guardrails.migrations",
-    consumes={"allocation.requested": on_allocation_requested, "action.executed": on_action_executed},
+    consumes={"allocation.requested": on_allocation_requested, "action.executed": on_action_executed,
+              ACCOUNT_TOPIC: on_account_profiled},
     produces=["guardrail.approved", "guardrail.blocked"],
     routers=[router],
-    tasks=[prune_history],
+    tasks=[prune_history, refresh_directory],
+    on_start=on_start,
     title="Allot guardrails",
     description=(
         "Decides every requested change set against the workspace's limits and autonomy (kill switch, EUR spend "
-        "caps, whitelists, protected entities, max change, net-change window, observe mode, manual rate limit); "
+        "caps per ad-account local day, whitelists, protected entities, max change, net-change window, observe mode, manual rate limit); "
         "publishes a signed, expiring guardrail.approved or a guardrail.blocked with the check and the numbers."
     ),
 )

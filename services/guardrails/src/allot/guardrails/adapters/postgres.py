@@ -7,11 +7,12 @@ nothing here reads another workspace's rows.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import asyncpg
 
+from allot.contracts.localday import local_day
 from allot.contracts.payloads import AllocationRequested
 from allot.guardrails.domain import ChangeRecord, Decision, LedgerFacts, ManualRequest, Release, WorkspaceLimits
 
@@ -76,20 +77,23 @@ async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, limit: int,
 
 
 async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: AllocationRequested,
-                     limits: WorkspaceLimits, *, now: datetime) -> LedgerFacts:
-    """Everything decide() reads, from this service's tables as of now (earlier writes of the batch included)."""
-    day = now.date()
+                     limits: WorkspaceLimits, *, now: datetime, zone: tzinfo) -> LedgerFacts:
+    """Everything decide() reads, from this service's tables as of now (earlier writes of the batch included).
+
+    The ledger rows are those of ``zone``'s local day and month (the account's); the idempotency key's day is UTC.
+    """
+    day = local_day(now, zone)
     month = f"{day:%Y-%m}"
     entities = sorted({a.entity_id for a in request.actions})
     today = await conn.fetchval(
-        "SELECT exposure_eur_cents FROM spend_daily WHERE workspace_id = $1 AND utc_day = $2", workspace_id, day)
+        "SELECT exposure_eur_cents FROM spend_daily WHERE workspace_id = $1 AND day = $2", workspace_id, day)
     this_month = await conn.fetchval(
         "SELECT exposure_eur_cents FROM spend_monthly WHERE workspace_id = $1 AND month = $2", workspace_id, month)
     pool_counted = 0
     if request.source == "pool":
         pool_counted = await conn.fetchval(
             """SELECT exposure_eur_cents FROM spend_pool_daily
-               WHERE workspace_id = $1 AND utc_day = $2 AND pool_id = $3""",
+               WHERE workspace_id = $1 AND day = $2 AND pool_id = $3""",
             workspace_id, day, request.source_id) or 0
     since = now - timedelta(hours=limits.net_change_window_h)
     change_rows = await conn.fetch(
@@ -107,7 +111,8 @@ async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: Alloc
                WHERE workspace_id = $1 AND source = $2 AND source_id = $3 AND at > $4 ORDER BY at""",
             workspace_id, request.source, request.source_id, window_start)
         manual = [ManualRequest(source=r["source"], source_id=r["source_id"], at=r["at"]) for r in manual_rows]
-    existing = await find_decision_by_key(conn, workspace_id, request.source, request.idempotency_key, day)
+    existing = await find_decision_by_key(conn, workspace_id, request.source, request.idempotency_key,
+                                          now.astimezone(UTC).date())
     return LedgerFacts(
         today_exposure_eur_cents=today or 0,
         month_exposure_eur_cents=this_month or 0,
@@ -141,12 +146,12 @@ async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision:
         await conn.execute(
             """INSERT INTO decisions (decision_id, workspace_id, request_id, source, source_id, idempotency_key,
                                       utc_day, status, "check", observe_only, exposure_eur_cents, decided_at,
-                                      decision, request, event_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)""",
+                                      decision, request, event_id, ledger_day)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)""",
             decision.decision_id, workspace_id, decision.request_id, decision.source, decision.source_id,
             decision.idempotency_key, decision.utc_day, decision.status, decision.check, decision.observe_only,
             decision.exposure_eur_cents, decision.decided_at, decision.model_dump(mode="json"),
-            request.model_dump(mode="json"), event_id)
+            request.model_dump(mode="json"), event_id, decision.ledger.day)
     await conn.execute(
         """INSERT INTO decision_requests (workspace_id, request_id, decision_id, event_id, seen_at)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (workspace_id, request_id) DO NOTHING""",
@@ -155,12 +160,12 @@ async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision:
         return
     ledger = decision.ledger
     await conn.execute(
-        """INSERT INTO spend_daily (workspace_id, utc_day, exposure_eur_cents, approvals, updated_at)
+        """INSERT INTO spend_daily (workspace_id, day, exposure_eur_cents, approvals, updated_at)
            VALUES ($1, $2, $3, 1, $4)
-           ON CONFLICT (workspace_id, utc_day) DO UPDATE SET
+           ON CONFLICT (workspace_id, day) DO UPDATE SET
                exposure_eur_cents = spend_daily.exposure_eur_cents + EXCLUDED.exposure_eur_cents,
                approvals = spend_daily.approvals + 1, updated_at = EXCLUDED.updated_at""",
-        workspace_id, ledger.utc_day, ledger.eur_cents, now)
+        workspace_id, ledger.day, ledger.eur_cents, now)
     await conn.execute(
         """INSERT INTO spend_monthly (workspace_id, month, exposure_eur_cents, updated_at) VALUES ($1, $2, $3, $4)
            ON CONFLICT (workspace_id, month) DO UPDATE SET
@@ -169,11 +174,11 @@ async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision:
         workspace_id, ledger.month, ledger.eur_cents, now)
     if ledger.pool_id is not None:
         await conn.execute(
-            """INSERT INTO spend_pool_daily (workspace_id, utc_day, pool_id, exposure_eur_cents)
+            """INSERT INTO spend_pool_daily (workspace_id, day, pool_id, exposure_eur_cents)
                VALUES ($1, $2, $3, $4)
-               ON CONFLICT (workspace_id, utc_day, pool_id) DO UPDATE SET
+               ON CONFLICT (workspace_id, day, pool_id) DO UPDATE SET
                    exposure_eur_cents = spend_pool_daily.exposure_eur_cents + EXCLUDED.exposure_eur_cents""",
-            workspace_id, ledger.utc_day, ledger.pool_id, ledger.eur_cents)
+            workspace_id, ledger.day, ledger.pool_id, ledger.eur_cents)
     if decision.change_records:
         await conn.executemany(
             """INSERT INTO entity_changes (workspace_id, entity_id, source, source_id, from_cents, to_cents, at,
@@ -217,16 +222,16 @@ async def release(conn: asyncpg.Connection, workspace_id: str, release: Release,
     await conn.execute(
         """UPDATE spend_daily SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $3),
                approvals = GREATEST(0, approvals - $4), updated_at = $5
-           WHERE workspace_id = $1 AND utc_day = $2""",
-        workspace_id, ledger.utc_day, ledger.eur_cents, release.approvals, now)
+           WHERE workspace_id = $1 AND day = $2""",
+        workspace_id, ledger.day, ledger.eur_cents, release.approvals, now)
     await conn.execute(
         """UPDATE spend_monthly SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $3), updated_at = $4
            WHERE workspace_id = $1 AND month = $2""", workspace_id, ledger.month, ledger.eur_cents, now)
     if ledger.pool_id is not None:
         await conn.execute(
             """UPDATE spend_pool_daily SET exposure_eur_cents = GREATEST(0, exposure_eur_cents - $4)
-               WHERE workspace_id = $1 AND utc_day = $2 AND pool_id = $3""",
-            workspace_id, ledger.utc_day, ledger.pool_id, ledger.eur_cents)
+               WHERE workspace_id = $1 AND day = $2 AND pool_id = $3""",
+            workspace_id, ledger.day, ledger.pool_id, ledger.eur_cents)
     await conn.execute("DELETE FROM entity_changes WHERE workspace_id = $1 AND decision_id = $2",
                        workspace_id, release.decision_id)
     return True
@@ -255,21 +260,22 @@ async def list_decisions(conn: asyncpg.Connection, workspace_id: str, *, source_
 
 
 async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date) -> dict[str, Any]:
-    """The spend ledger of one UTC day: exposure of the day and its month, per pool, and decision counts."""
-    daily = await conn.fetchrow("SELECT * FROM spend_daily WHERE workspace_id = $1 AND utc_day = $2",
+    """The spend ledger of one day (accounts' local days of that date): exposure of the day and its month, per
+    pool, and the counts of decisions counted on it."""
+    daily = await conn.fetchrow("SELECT * FROM spend_daily WHERE workspace_id = $1 AND day = $2",
                                 workspace_id, day)
     month = f"{day:%Y-%m}"
     monthly = await conn.fetchval(
         "SELECT exposure_eur_cents FROM spend_monthly WHERE workspace_id = $1 AND month = $2", workspace_id, month)
     pools = await conn.fetch(
-        """SELECT pool_id, exposure_eur_cents FROM spend_pool_daily WHERE workspace_id = $1 AND utc_day = $2
+        """SELECT pool_id, exposure_eur_cents FROM spend_pool_daily WHERE workspace_id = $1 AND day = $2
            ORDER BY pool_id""", workspace_id, day)
     counts = await conn.fetch(
-        """SELECT status, observe_only, count(*) AS n FROM decisions WHERE workspace_id = $1 AND utc_day = $2
+        """SELECT status, observe_only, count(*) AS n FROM decisions WHERE workspace_id = $1 AND ledger_day = $2
            GROUP BY status, observe_only""", workspace_id, day)
     released = await conn.fetchval(
         """SELECT sum(r.eur_cents)::bigint FROM released_decisions r JOIN decisions d ON d.decision_id = r.decision_id
-           WHERE r.workspace_id = $1 AND d.utc_day = $2""", workspace_id, day)
+           WHERE r.workspace_id = $1 AND d.ledger_day = $2""", workspace_id, day)
     by = {"approved": 0, "blocked": 0, "observed": 0}
     for r in counts:
         by["observed" if r["observe_only"] else r["status"]] += r["n"]

@@ -2,7 +2,7 @@
 
 from allot.guardrails.domain.arbiter import Arbitration, arbitrate
 from allot.guardrails.domain.checks import Block, Exposure, check_caps, compute_exposure
-from allot.guardrails.domain.decide import decide, decision_id_for
+from allot.guardrails.domain.decide import decide, decision_id_for, ledger_zone
 from allot.guardrails.domain.decision import DECISION_NAMESPACE, ChangeRecord, Decision, LedgerIncrement
 from allot.guardrails.domain.events import blocked_event, http_status, signed_approval
 from allot.guardrails.domain.facts import LedgerFacts, ManualRequest
@@ -42,6 +42,7 @@ __all__ = [
     "check_caps",
     "compute_exposure",
     "decide",
+    "ledger_zone",
     "decision_id_for",
     "diff_settings",
     "http_status",

@@ -19,14 +19,20 @@ Order of checks (the first that blocks decides; later ones are not evaluated):
 
 Same inputs, same decision: no clock, no I/O, no randomness; the decision id is a uuid5 of the
 request id, source, idempotency key and UTC day.
+
+Two days: idempotency is per UTC day (the seed's "idempotent per UTC day", the same for every account),
+while spend caps and the ledger count on the ad account's local day and month (``zone``; where the
+platform resets daily budgets), so a daily cap covers exactly one platform day.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
+from allot.contracts.localday import local_day
 from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.guardrails.domain.arbiter import arbitrate
 from allot.guardrails.domain.checks import (
@@ -69,13 +75,26 @@ def decision_id_for(request: AllocationRequested, utc_day: str) -> uuid.UUID:
     )
 
 
-def decide(request: AllocationRequested, limits: WorkspaceLimits, facts: LedgerFacts, *, now: datetime) -> Decision:
+_UTC = ZoneInfo("UTC")
+
+
+def ledger_zone(zones: list[tzinfo]) -> tzinfo:
+    """The zone whose local day a change set counts on: its accounts' zone, in action order (UTC when none).
+
+    A change set normally touches one ad account (a pool, rule or plan lives in one); one that mixes
+    accounts in different zones counts on the first action's account's day."""
+    return zones[0] if zones else _UTC
+
+
+def decide(request: AllocationRequested, limits: WorkspaceLimits, facts: LedgerFacts, *, now: datetime,
+           zone: tzinfo = _UTC) -> Decision:
     """Run the whole guardrail chain on the whole change set and return exactly one decision.
 
     Guarantees: an approval's actions passed every check (possibly trimmed by arbitration, with a note
     each) and expire at ``now + approval_ttl_s``; a block names its check, a human reason and the
     numbers; a replay returns the stored decision with nothing to record; only a live approval
-    carries a ledger increment, change records and a rate-limit count.
+    carries a ledger increment, change records and a rate-limit count. ``facts`` hold the ledger of
+    ``zone``'s local day and month (the account's), and the increment names that day.
     Raises ValueError when ``now`` is naive or ``existing_decision`` belongs to another key or day.
     """
     if now.tzinfo is None or now.utcoffset() is None:
@@ -93,7 +112,7 @@ def decide(request: AllocationRequested, limits: WorkspaceLimits, facts: LedgerF
             )
         return existing.as_replay()
 
-    base = _Base(request, now)
+    base = _Base(request, now, zone)
     for scope_check in (check_kill_switch, check_platform_whitelist, check_account_whitelist, check_protected):
         block = scope_check(request, limits)
         if block is not None:
@@ -134,10 +153,11 @@ def _evaluate(request: AllocationRequested, limits: WorkspaceLimits, facts: Ledg
 class _Base:
     """The fields every decision on one request shares, and the three ways to finish it."""
 
-    def __init__(self, request: AllocationRequested, now: datetime) -> None:
+    def __init__(self, request: AllocationRequested, now: datetime, zone: tzinfo) -> None:
         day = now.date()
         self.request = request
         self.now = now
+        self.ledger_day = local_day(now, zone)
         self.decision_id = decision_id_for(request, day.isoformat())
         self.fields: dict[str, object] = {
             "decision_id": self.decision_id,
@@ -147,7 +167,7 @@ class _Base:
             "idempotency_key": request.idempotency_key,
             "utc_day": day,
             "decided_at": now,
-            "ledger": LedgerIncrement(utc_day=day, month=f"{day:%Y-%m}", eur_cents=0),
+            "ledger": LedgerIncrement(day=self.ledger_day, month=f"{self.ledger_day:%Y-%m}", eur_cents=0),
         }
 
     def blocked(self, block: Block, *, notes: tuple[str, ...] = ()) -> Decision:
@@ -200,7 +220,7 @@ class _Base:
             for a in outcome.actions
             if a.action_type == "set_budget"
         )
-        day = self.now.date()
+        day = self.ledger_day
         return Decision.model_validate({
             **self.fields,
             "status": "approved",
@@ -212,7 +232,7 @@ class _Base:
             "expires_at": self.now + timedelta(seconds=limits.approval_ttl_s),
             "exposure_eur_cents": exposure.eur_cents,
             "ledger": LedgerIncrement(
-                utc_day=day, month=f"{day:%Y-%m}", eur_cents=exposure.eur_cents, pool_id=exposure.pool_id
+                day=day, month=f"{day:%Y-%m}", eur_cents=exposure.eur_cents, pool_id=exposure.pool_id
             ),
             "change_records": records,
             "counts_toward_rate_limit": self.request.manual,

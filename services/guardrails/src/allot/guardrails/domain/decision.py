@@ -6,7 +6,7 @@ import uuid
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from allot.contracts.payloads import BudgetAction, Source
 
@@ -37,12 +37,17 @@ class ChangeRecord(BaseModel):
 
 
 class LedgerIncrement(BaseModel):
-    """Worst-case exposure the service adds to the day's and month's ledger rows (both by the same amount)."""
+    """Worst-case exposure the service adds to the day's and month's ledger rows (both by the same amount).
+
+    The day and month are the ad account's local ones (its time zone; UTC when unknown), the days on which
+    the platform resets daily budgets."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    utc_day: date
-    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="UTC month, 'YYYY-MM'.")
+    #: decisions stored before local days named it ``utc_day`` (then the UTC day was the only day)
+    day: date = Field(validation_alias=AliasChoices("day", "utc_day"),
+                      description="The account-local day whose ledger row this counts on.")
+    month: str = Field(pattern=r"^\d{4}-\d{2}$", description="The account-local month, 'YYYY-MM'.")
     eur_cents: int = Field(ge=0, description="EUR cents to add to today's and this month's exposure.")
     pool_id: str | None = Field(
         default=None, description="For pool allocations: the pool whose daily budget this counts (once per day)."

@@ -24,16 +24,16 @@ class LedgerFacts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     today_exposure_eur_cents: int = Field(
-        default=0, ge=0, description="Worst-case exposure already counted for the current UTC day, EUR cents."
+        default=0, ge=0, description="Worst-case exposure already counted for the account's current local day, EUR cents."
     )
     month_exposure_eur_cents: int = Field(
-        default=0, ge=0, description="Worst-case exposure counted for the current UTC month (today included)."
+        default=0, ge=0, description="Worst-case exposure counted for the account's current local month (today included)."
     )
     pool_counted_today_eur_cents: int = Field(
         default=0,
         ge=0,
         description="For a pool request: exposure already counted today for this pool, so a pool's daily "
-        "budget is counted once per UTC day however often it allocates.",
+        "budget is counted once per local day however often it allocates.",
     )
     changes: tuple[ChangeRecord, ...] = Field(
         default=(), description="Approved budget changes of the requested entities (at least the window)."
