@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from allot.ingest.domain.errors import AccountProblem
 from allot.ingest.domain.intervals import local_day_intervals, local_hour_interval, parse_hour_label, trailing_window
 from allot.ingest.domain.mapping import (

@@ -319,7 +319,7 @@ def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None
                         continue  # Type 1 breakdowns drop off-Meta actions (breakdowns page)
                     dst[k] = dst.get(k, 0) + v
         rows = []
-        for (entity, day, hour), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        for (_entity, day, hour), g in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
             adset = g["adset"]
             campaign_id = h.ancestor(adset, "campaign")
             campaign = st.objects.get(campaign_id or "")

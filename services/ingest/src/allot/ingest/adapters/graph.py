@@ -156,17 +156,28 @@ class MetaGraphReader:
         return adsets, campaigns
 
     async def batch_get(self, relative_urls: list[str]) -> list[Any]:
-        """Up to 50 GETs in one request; each answer's usage headers are observed, an error raises GraphError."""
+        """Up to 50 GETs in one request; each answer's usage headers are observed. A throttled answer retries the
+        batch after the wait Meta asks for; any other error raises GraphError."""
         ops = [{"method": "GET", "relative_url": r} for r in relative_urls[:50]]
-        answers = await self._call("POST", "", {"batch": json.dumps(ops), "include_headers": "true"})
-        out = []
-        for ans in answers:
-            self.pacer.observe({h["name"].lower(): h["value"] for h in ans.get("headers") or []})
-            body = json.loads(ans.get("body") or "{}")
-            if int(ans.get("code", 500)) >= 400 or "error" in body:
-                raise GraphError(int(ans.get("code", 500)), body)
-            out.append(body)
-        return out
+        attempt = 0
+        while True:
+            answers = await self._call("POST", "", {"batch": json.dumps(ops), "include_headers": "true"})
+            out, throttled = [], None
+            for ans in answers:
+                usage = self.pacer.observe({h["name"].lower(): h["value"] for h in ans.get("headers") or []})
+                body = json.loads(ans.get("body") or "{}")
+                if int(ans.get("code", 500)) >= 400 or "error" in body:
+                    err = GraphError(int(ans.get("code", 500)), body)
+                    wait = throttled_wait(err.code, usage, self.pacer.policy)
+                    if wait is None or attempt >= self._retries:
+                        raise err
+                    throttled = max(throttled or 0.0, wait)
+                out.append(body)
+            if throttled is None:
+                return out
+            attempt += 1
+            log.warning("ingest_throttled", where="batch", wait_s=throttled, attempt=attempt)
+            self.pacer.pending_s = max(self.pacer.pending_s, throttled)
 
     async def insights(self, account_id: str, level: Literal["campaign", "adset"], since: str, until: str, *,
                        use_async: bool) -> list[dict[str, Any]]:

@@ -118,7 +118,8 @@ async def record_published(conn: asyncpg.Connection, a: AccountToRead,
         """INSERT INTO published (connection_id, ad_account_id, entity_type, entity_id, interval_start, fingerprint,
                                   event_id, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT (connection_id, ad_account_id, entity_type, entity_id, interval_start) DO UPDATE
-           SET fingerprint = EXCLUDED.fingerprint, event_id = EXCLUDED.event_id, published_at = EXCLUDED.published_at""",
+           SET fingerprint = EXCLUDED.fingerprint, event_id = EXCLUDED.event_id,
+               published_at = EXCLUDED.published_at""",
         [(a.connection_id, a.ad_account_id, et, eid, start, fp, ev, at) for et, eid, start, fp, ev in rows])
 
 
