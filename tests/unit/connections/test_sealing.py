@@ -133,3 +133,19 @@ def test_cli_generates_a_matching_pair(capsys: pytest.CaptureFixture[str]) -> No
     ring = Keyring.parse("executor", lines["ALLOT_SEALING_PRIVATE_KEYS"])
     public = parse_public_keys(lines["ALLOT_SEALING_PUBLIC_KEYS"])["executor"]
     assert ring.open(seal(TOKEN, public)) == TOKEN
+
+
+def test_make_run_gives_each_service_only_its_own_key() -> None:
+    from allot.runtime.stack import sealing_env_for_run
+
+    env = sealing_env_for_run()
+    assert set(env) == {"connections", "ingest", "executor"}
+    assert set(env["connections"]) == {"ALLOT_SEALING_PUBLIC_KEYS"}, "connections holds no private key"
+    public = parse_public_keys(env["connections"]["ALLOT_SEALING_PUBLIC_KEYS"])
+    for recipient in ("ingest", "executor"):
+        ring = Keyring.parse(recipient, env[recipient]["ALLOT_SEALING_PRIVATE_KEYS"])  # type: ignore[arg-type]
+        assert ring.open(seal(TOKEN, public[recipient])) == TOKEN  # type: ignore[index]
+    other = Keyring.parse("ingest", env["ingest"]["ALLOT_SEALING_PRIVATE_KEYS"])
+    with pytest.raises(SealingError):
+        other.open(seal(TOKEN, public["executor"]))
+    assert sealing_env_for_run() != env, "fresh keys every run"
