@@ -38,6 +38,7 @@ CONSUMES = {  # which service groups read which topic (from ARCHITECTURE.md)
     "guardrail.approved": ["executor"],
     "guardrail.blocked": ["pools", "rules", "pacing"],
     "action.executed": ["pools", "rules", "pacing"],
+    "connection.changed": ["executor"],
 }
 
 
