@@ -33,6 +33,7 @@ from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
+from allot.runtime.accounts import directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
@@ -211,7 +212,8 @@ async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, 
             definition = await _validated(conn, principal.workspace_id, body["definition"], "definition.")
         else:
             definition = await _validated(conn, principal.workspace_id, body)
-        result = await engine.preview(conn, principal.workspace_id, definition, rule, now)
+        result = await engine.preview(conn, principal.workspace_id, definition, rule, now,
+                                      directory_of(ctx.extra).zone_for)
     RULE_PREVIEWS.labels(engine.SERVICE).inc()
     return result
 

@@ -25,7 +25,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 import asyncpg
@@ -171,24 +171,34 @@ async def execution_views(conn: asyncpg.Connection, executions: Sequence[Any]) -
 # ---------------------------------------------------------------- facts
 
 
+#: (workspace_id, platform, ad_account_id) → the account's time zone (``AccountDirectory.zone_for``).
+ZoneLookup = Callable[[str, str, str], tzinfo]
+
+
+def _utc(workspace_id: str, platform: str, ad_account_id: str) -> tzinfo:
+    return UTC
+
+
 async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition,
-                        now: datetime) -> list[Entity]:
+                        now: datetime, zones: ZoneLookup = _utc) -> list[Entity]:
     """Candidate entities of the rule's accounts and level with their daily buckets (the domain filters scope).
 
-    Deleted entities are left out unless the scope's ``status_in`` asks for them."""
+    Buckets are keyed by the account's local day (``zones``). Deleted entities are left out unless the
+    scope's ``status_in`` asks for them."""
     statuses = rule.scope.entity_filter.status_in or ()
     rows = await pg.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
                                    "deleted" in statuses)
-    today = now.date()
+    today = now.date()  # every local "today" is within a day of the UTC one
     buckets = await pg.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
-                                     today - timedelta(days=MAX_LOOKBACK_DAYS), today)
+                                     today - timedelta(days=MAX_LOOKBACK_DAYS + 1), today + timedelta(days=1))
     by_entity: dict[str, dict[date, DailyCounters]] = defaultdict(dict)
     for b in buckets:
         by_entity[b["entity_id"]][b["day"]] = DailyCounters._make(int(b[c]) for c in COUNTER_NAMES)
     return [
         Entity(entity_id=r["entity_id"], entity_level=r["entity_type"], platform=r["platform"],
                ad_account_id=r["ad_account_id"], name=r["name"], status=r["status"], currency=r["currency"],
-               daily_budget_cents=r["daily_budget_cents"], buckets=by_entity.get(r["entity_id"], {}))
+               daily_budget_cents=r["daily_budget_cents"], buckets=by_entity.get(r["entity_id"], {}),
+               zone=zones(workspace_id, r["platform"], r["ad_account_id"]))
         for r in rows
     ]
 
@@ -305,7 +315,7 @@ def circuit_reason(state: CircuitState) -> str:
 
 
 async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, workspace_id: str | None,
-                        now: datetime, instance: str, trigger: str) -> SlotResult:
+                        now: datetime, instance: str, trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate ``rule_id`` for the slot containing ``now`` at most once (call inside a transaction)."""
     rule = await pg.get_rule(conn, workspace_id, rule_id, for_update=True)
     if rule is None:
@@ -319,7 +329,7 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
         return SlotResult("already_evaluated", rule_id, slot, execution_id, trigger=trigger)
     ws = rule["workspace_id"]
     definition = RuleDefinition.model_validate(rule["definition"])
-    entities = await load_entities(conn, ws, definition, now)
+    entities = await load_entities(conn, ws, definition, now, zones)
     history = await load_history(conn, ws, rule, definition, [e.entity_id for e in entities], now)
     evaluation = evaluate_rule(definition, entities, history, now)
     by_id = {e.entity_id: e for e in entities}
@@ -431,9 +441,9 @@ def _planned_view(p: PlannedAction) -> dict[str, Any]:
 
 
 async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleDefinition, rule: Any | None,
-                  now: datetime) -> dict[str, Any]:
+                  now: datetime, zones: ZoneLookup = _utc) -> dict[str, Any]:
     """Run the rule against current data without acting or recording anything."""
-    entities = await load_entities(conn, workspace_id, definition, now)
+    entities = await load_entities(conn, workspace_id, definition, now, zones)
     history = await load_history(conn, workspace_id, rule, definition, [e.entity_id for e in entities], now)
     ev = evaluate_rule(definition, entities, history, now, snapshot_unmatched=True)
     names = {e.entity_id: e.name for e in entities}

@@ -1,8 +1,11 @@
 """Thin consumers: the metric projection, and outcomes of this service's own change sets.
 
 - metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
-  latest per (entity, interval_start), add each kept report's change to its UTC daily bucket, refresh the
-  entity from its latest report. Set-based SQL; replaying any report changes nothing.
+  latest per (entity, interval_start), add each kept report's change to its daily bucket (the ad account's
+  local day, from the account directory), refresh the entity from its latest report. Set-based SQL;
+  replaying any report changes nothing.
+- account.profiled (allot.runtime.accounts): the account's time zone; when it changes (or is first known),
+  the account's intervals are re-bucketed into its local days in the same transaction.
 - guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
   on the rule's action (→ the execution's per-entity outcome, pending / failure backoff / circuit
   breaker facts) and auto-pause a rule whose circuit breaker trips.
@@ -20,6 +23,7 @@ from allot.rules.adapters import postgres as pg
 from allot.rules.domain.projection import report_counters
 from allot.rules.domain.timeranges import bucket_date
 from allot.rules.metrics import RULE_OUTCOMES
+from allot.runtime.accounts import ZoneChange, account_profiled_handler, directory_of
 from allot.runtime.consumer import BatchContext
 from allot.runtime.logging import get_logger
 
@@ -27,6 +31,7 @@ log = get_logger(__name__)
 
 
 async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    zones = directory_of(ctx.extra)
     intervals: dict[tuple[str, str, Any], tuple[Any, ...]] = {}
     latest: dict[tuple[str, str], tuple[Any, ...]] = {}
     for event in events:
@@ -35,7 +40,7 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) ->
         counters = report_counters(spend_cents=m.spend_cents, impressions=m.impressions, clicks=m.clicks,
                                    conversions=m.conversions, revenue_cents=m.revenue_cents, reach=m.reach,
                                    extra=m.extra)
-        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, bucket_date(m.interval_start),
+        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, bucket_date(m.interval_start, zones.zone_for(ws, m.platform, m.ad_account_id)),
                *counters)
         key = (ws, m.entity_id, m.interval_start)
         held = intervals.get(key)
@@ -91,3 +96,13 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -
         rows.append((p.request_id, event.workspace_id, outcome, event.occurred_at, f"{p.check}: {p.reason}"[:2000]))
     if rows:
         await pg.record_blocked(ctx.conn, rows)
+
+
+async def _rebucket(conn: Any, changes: list[ZoneChange]) -> None:
+    for ws, platform, account, previous, zone in changes:
+        moved = await pg.rebucket_account(conn, ws, platform, account, zone)
+        log.info("rules_account_rebucketed", workspace_id=ws, platform=platform, ad_account_id=account,
+                 previous=previous, timezone_name=zone, intervals=moved)
+
+
+on_account_profiled = account_profiled_handler(_rebucket)

@@ -17,6 +17,7 @@ from typing import Any
 from allot.rules import engine
 from allot.rules.adapters import postgres as pg
 from allot.rules.settings import RulesSettings
+from allot.runtime.accounts import directory_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -28,7 +29,8 @@ async def evaluate_now(ctx: ServiceContext, rule_id: uuid.UUID, *, workspace_id:
     """Evaluate one rule for the slot containing ``ctx.clock.now()`` (no-op if that slot is done)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         result = await engine.evaluate_slot(conn, ctx.emit, rule_id=rule_id, workspace_id=workspace_id,
-                                            now=ctx.clock.now(), instance=ctx.extra["instance_id"], trigger=trigger)
+                                            now=ctx.clock.now(), instance=ctx.extra["instance_id"], trigger=trigger,
+                                            zones=directory_of(ctx.extra).zone_for)
     engine.observe(result)
     if result.emitted:
         ctx.flush()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from allot.rules.api import audit_router, router
-from allot.rules.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
+from allot.rules.handlers import on_account_profiled, on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.rules.scheduler import rule_scheduler
 from allot.rules.settings import RulesSettings
-from allot.runtime.service import ServiceSpec
+from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, refresh_directory
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+
+async def on_start(ctx: ServiceContext) -> None:
+    await load_directory(ctx)
 
 SPEC = ServiceSpec(
     name="rules",
@@ -16,10 +21,12 @@ SPEC = ServiceSpec(
         "metrics.ingested": on_metrics_ingested,
         "guardrail.blocked": on_guardrail_blocked,
         "action.executed": on_action_executed,
+        ACCOUNT_TOPIC: on_account_profiled,
     },
     produces=["allocation.requested"],
     routers=[router, audit_router],
-    tasks=[rule_scheduler],
+    tasks=[rule_scheduler, refresh_directory],
+    on_start=on_start,
     settings_class=RulesSettings,
     title="Allot rules",
     description="If-then rules (scope, conditions, actions, schedule, protections) evaluated every slot against "

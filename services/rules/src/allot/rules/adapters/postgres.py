@@ -57,6 +57,29 @@ _PROJECT_INTERVALS = f"""
     SELECT count(*) FROM kept"""
 
 
+async def rebucket_account(conn: asyncpg.Connection, workspace_id: str, platform: str, ad_account_id: str,
+                           timezone_name: str) -> int:
+    """Move every kept interval of the account's entities to its local day in ``timezone_name`` and rebuild
+    their daily buckets from the intervals (the account's zone became known or changed); returns intervals."""
+    moved = await conn.fetchval(
+        """WITH ents AS (SELECT entity_id FROM entities
+                          WHERE workspace_id = $1 AND platform = $2 AND ad_account_id = $3),
+                upd AS (UPDATE metric_intervals m SET day = (m.interval_start AT TIME ZONE $4)::date
+                          FROM ents e WHERE m.workspace_id = $1 AND m.entity_id = e.entity_id RETURNING 1)
+           SELECT count(*) FROM upd""", workspace_id, platform, ad_account_id, timezone_name)
+    await conn.execute(
+        """DELETE FROM metric_daily d USING entities e
+            WHERE d.workspace_id = $1 AND e.workspace_id = $1 AND e.entity_id = d.entity_id
+              AND e.platform = $2 AND e.ad_account_id = $3""", workspace_id, platform, ad_account_id)
+    await conn.execute(
+        f"""INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS})
+            SELECT m.workspace_id, m.entity_id, m.day, {", ".join(f"sum(m.{c})" for c in COUNTER_NAMES)}
+              FROM metric_intervals m JOIN entities e ON e.workspace_id = m.workspace_id AND e.entity_id = m.entity_id
+             WHERE m.workspace_id = $1 AND e.platform = $2 AND e.ad_account_id = $3
+             GROUP BY m.workspace_id, m.entity_id, m.day""", workspace_id, platform, ad_account_id)
+    return int(moved)
+
+
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
     currency, parent_id, reported_at, interval_start), one per entity; the latest (reported_at, interval_start) wins."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from operator import add
 from typing import Final, Literal, get_args
 
+from allot.contracts.localday import local_day
 from allot.rules.domain.metrics import ZERO_COUNTERS, DailyCounters
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS, TimeRange, ensure_utc
 
@@ -21,12 +22,13 @@ ENTITY_STATUSES: Final[tuple[EntityStatus, ...]] = get_args(EntityStatus)
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """A campaign, ad set or ad with its attributes and daily raw counters keyed by UTC date.
+    """A campaign, ad set or ad with its attributes and daily raw counters keyed by its account's local date.
 
     ``daily_budget_cents`` is None when the entity has no budget of its own
     (e.g. an ad set under a campaign-level budget). ``range_reach`` optionally
     carries the platform's deduplicated reach per time range; when present it
-    replaces the summed daily reach for that range.
+    replaces the summed daily reach for that range. ``zone`` is the ad account's time zone: its
+    ``today`` and ``yesterday`` are local days there (UTC for an account not profiled yet).
     """
 
     entity_id: str
@@ -39,6 +41,7 @@ class Entity:
     daily_budget_cents: int | None
     buckets: Mapping[date, DailyCounters] = field(default_factory=dict)
     range_reach: Mapping[str, int] | None = None
+    zone: tzinfo = UTC
 
 
 #: Offsets (days before today) at which a multi-day range is complete.
@@ -55,15 +58,21 @@ class AggregateCache:
     lives: build one per evaluation run.
     """
 
-    __slots__ = ("_offset_dates", "_store", "now", "today")
+    __slots__ = ("_days", "_store", "now", "today")
 
     def __init__(self, now: datetime) -> None:
         self.now: datetime = ensure_utc(now)
-        self.today: date = self.now.date()
-        self._offset_dates: tuple[date, ...] = tuple(
-            self.today - timedelta(days=k) for k in range(1, MAX_LOOKBACK_DAYS + 1)
-        )
+        self.today: date = self.now.date()  #: the UTC day (accounts' own days: ``days_in``)
+        self._days: dict[tzinfo, tuple[date, tuple[date, ...]]] = {}
         self._store: dict[str, dict[str, DailyCounters]] = {}
+
+    def days_in(self, zone: tzinfo) -> tuple[date, tuple[date, ...]]:
+        """Today in ``zone`` and the local days before it (index k = k+1 days before today), once per zone."""
+        held = self._days.get(zone)
+        if held is None:
+            today = local_day(self.now, zone)
+            held = self._days[zone] = (today, tuple(today - timedelta(days=k) for k in range(1, MAX_LOOKBACK_DAYS + 1)))
+        return held
 
     def __len__(self) -> int:
         return len(self._store)
@@ -78,10 +87,11 @@ class AggregateCache:
 
     def _aggregate(self, entity: Entity) -> dict[str, DailyCounters]:
         get = entity.buckets.get
-        days = [get(day) for day in self._offset_dates]  # index k = k+1 days before today
+        today, offset_dates = self.days_in(entity.zone)
+        days = [get(day) for day in offset_dates]  # index k = k+1 days before today
         yesterday = days[0]
         out: dict[str, DailyCounters] = {
-            "today": get(self.today, ZERO_COUNTERS),
+            "today": get(today, ZERO_COUNTERS),
             "yesterday": ZERO_COUNTERS if yesterday is None else yesterday,
         }
         # Ranges nest (3d ⊂ 7d ⊂ 14d ⊂ 30d): sum each extra slice column-wise once and carry the total.

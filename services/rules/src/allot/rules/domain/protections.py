@@ -5,7 +5,8 @@ length W when ``now - at < W``. Hence a cooldown of 360 minutes blocks at
 359:59 and allows at exactly 360:00; an action in flight for 29:59 blocks and
 one in flight for 30:00 does not; an outcome exactly 24 h old is outside the
 failure and circuit-breaker windows. "Per day" means the current UTC calendar
-day, the same days the time ranges use.
+day: an execution is the rule's, and a rule may span accounts in several time
+zones (the time ranges, by contrast, use each account's local day).
 
 What each check is fed (decided by the service, documented here):
 

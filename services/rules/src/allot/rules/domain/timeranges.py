@@ -1,12 +1,15 @@
-"""Time ranges, UTC day buckets and evaluation slots, all resolved from a passed-in ``now``.
+"""Time ranges, day buckets and evaluation slots, all resolved from a passed-in ``now`` and ``zone``.
 
 Conventions (every function here is pure; ``now`` must be timezone-aware):
 
-- Days are UTC calendar days. A metric bucket belongs to the UTC date of its
-  timestamp: 23:59:59 is still that day, 00:00:00 is the next one.
-- ``today``     = the current UTC day, partial (00:00 UTC up to ``now``).
-- ``yesterday`` = the UTC day before today.
-- ``last_Nd``   = the N *complete* UTC days before today; today is excluded
+- Days are the ad account's local calendar days (``zone``, its IANA time zone from
+  ``account.profiled``; UTC for an account not profiled yet), the days on which the
+  platform resets budgets and reports "today". A metric bucket belongs to the local
+  date of its timestamp: 23:59:59 is still that day, 00:00:00 is the next one; a
+  local day lasts 23 h or 25 h when the clocks change (``allot.contracts.localday``).
+- ``today``     = the current local day, partial (local midnight up to ``now``).
+- ``yesterday`` = the local day before today.
+- ``last_Nd``   = the N *complete* local days before today; today is excluded
   (the same as Meta's ``last_7d`` preset), so a range never mixes a partial
   day into a multi-day aggregate. ``last_7d`` at any time on 2026-05-17 is
   2026-05-10 .. 2026-05-16 inclusive.
@@ -17,8 +20,10 @@ Conventions (every function here is pure; ``now`` must be timezone-aware):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Final, Literal, get_args
+
+from allot.contracts.localday import last_n_days, local_day
 
 TimeRange = Literal["today", "yesterday", "last_3d", "last_7d", "last_14d", "last_30d"]
 TIME_RANGES: Final[tuple[TimeRange, ...]] = get_args(TimeRange)
@@ -40,7 +45,7 @@ _EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class DateSpan:
-    """An inclusive span of UTC dates; ``days`` is its length."""
+    """An inclusive span of (local) dates; ``days`` is its length."""
 
     start: date
     end: date
@@ -60,14 +65,14 @@ def ensure_utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
-def bucket_date(ts: datetime) -> date:
-    """The UTC day a timestamped metric belongs to (23:59:59 → that day, 00:00:00 → the new day)."""
-    return ensure_utc(ts).date()
+def bucket_date(ts: datetime, zone: tzinfo = UTC) -> date:
+    """The local day in ``zone`` a timestamped metric belongs to (23:59:59 → that day, 00:00:00 → the new day)."""
+    return local_day(ensure_utc(ts), zone)
 
 
-def resolve_range(time_range: TimeRange | str, now: datetime) -> DateSpan:
-    """The inclusive UTC date span ``time_range`` covers at ``now`` (see module doc for the convention)."""
-    today = ensure_utc(now).date()
+def resolve_range(time_range: TimeRange | str, now: datetime, zone: tzinfo = UTC) -> DateSpan:
+    """The inclusive local date span ``time_range`` covers at ``now`` in ``zone`` (see module doc)."""
+    today = local_day(ensure_utc(now), zone)
     if time_range == "today":
         return DateSpan(today, today)
     if time_range == "yesterday":
@@ -77,7 +82,8 @@ def resolve_range(time_range: TimeRange | str, now: datetime) -> DateSpan:
         days = RANGE_DAYS[time_range]
     except KeyError:
         raise ValueError(f"unknown time range {time_range!r}; allowed: {', '.join(TIME_RANGES)}") from None
-    return DateSpan(today - timedelta(days=days), today - timedelta(days=1))
+    first, last = last_n_days(now, zone, days)
+    return DateSpan(first, last)
 
 
 def slot_start(now: datetime, interval_minutes: int = DEFAULT_INTERVAL_MINUTES) -> datetime:
