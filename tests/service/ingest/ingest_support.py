@@ -68,10 +68,10 @@ class IngestWorld:
             self.fake.reads.deliver(f"s{account_id}", DAY, hour, spend=1000 + hour, impressions=500, clicks=5,
                                     actions={"purchase": 1}, action_values={"purchase": 2500})
 
-    def connection(self, account: str, token: str, *, cid: str | None = None,
-                   changed_at: datetime = NOW) -> Envelope[Any]:
+    def connection(self, account: str, token: str, *, cid: str | None = None, changed_at: datetime = NOW,
+                   state: str = "active") -> Envelope[Any]:
         payload = ConnectionChanged(connection_id=cid or f"con-{account}", platform="meta", ad_account_ids=[account],
-                                    state="active", read_token=seal(token, self.ring.public_key()),
+                                    state=state, read_token=seal(token, self.ring.public_key()),  # type: ignore[arg-type]
                                     changed_at=changed_at)
         return new_envelope(event_type="connection.changed", payload=payload, producer="test", workspace_id=self.ws,
                             schema_version=TOPICS["connection.changed"].schema_version, occurred_at=changed_at)

@@ -3,11 +3,21 @@ metrics.ingested out; a second cycle publishes only restated intervals; a write-
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from allot.ingest.reading import run_cycle
 from allot.runtime.settings import Settings
-from tests.service.ingest.ingest_support import DAY, IngestWorld, for_account, new_account_id, payloads, wait_projected
+from tests.service.ingest.ingest_support import (
+    DAY,
+    NOW,
+    IngestWorld,
+    for_account,
+    new_account_id,
+    payloads,
+    wait_projected,
+)
 from tests.support.kafka import publish, read_topic
 from tests.support.service import running_service
 
@@ -25,8 +35,9 @@ async def test_connection_to_profile_and_hourly_metrics_then_only_restatements(s
         await publish(boot, w.connection(acct, "read-token"), w.connection(bad_acct, "admin-token"))
         await wait_projected(ctx, 2)
 
-        results = await run_cycle(ctx)
-        assert results == {f"con-{acct}/act_{acct}": "ok", f"con-{bad_acct}/act_{bad_acct}": "error"}
+        results = await run_cycle(ctx)  # (other tests' connections on the shared topic are read too: ignored)
+        assert {k: results[k] for k in (f"con-{acct}/act_{acct}", f"con-{bad_acct}/act_{bad_acct}")} == \
+            {f"con-{acct}/act_{acct}": "ok", f"con-{bad_acct}/act_{bad_acct}": "error"}
 
         profiles = payloads(await read_topic(boot, "account.profiled", min_count=1, predicate=for_account(acct)))
         assert len(profiles) == 1 and profiles[0]["workspace_id"] == w.ws
@@ -63,3 +74,20 @@ async def test_connection_to_profile_and_hourly_metrics_then_only_restatements(s
             {("adset", "2026-07-02T05:00:00Z", 3, 7500), ("campaign", "2026-07-02T05:00:00Z", 3, 7500)}
         # the refused account is not re-announced while nothing changed
         assert len(await read_topic(boot, "account.profiled", predicate=for_account(bad_acct), timeout=3)) == 1
+
+
+async def test_scheduler_reads_a_new_connection_by_itself_and_a_removal_disconnects(settings: Settings) -> None:
+    acct = new_account_id()
+    w = IngestWorld(settings, ingest_scan_interval_s=0.2)
+    w.account(acct, hours=2)
+    boot = settings.kafka_bootstrap
+    async with running_service(w.spec, w.settings, clock=w.clock) as (_, ctx):
+        await publish(boot, w.connection(acct, "read-token"))
+        metrics = await read_topic(boot, "metrics.ingested", min_count=4, predicate=for_account(acct))
+        assert len(metrics) == 4  # nobody called run_cycle: the account was due as soon as it arrived
+        await publish(boot, w.connection(acct, "read-token", state="removed", changed_at=NOW + timedelta(hours=1)))
+        profiles = payloads(await read_topic(boot, "account.profiled", min_count=2, predicate=for_account(acct)))
+        assert [p["payload"]["state"] for p in profiles] == ["connected", "disconnected"]
+        assert (profiles[1]["payload"]["currency"], profiles[1]["payload"]["timezone_name"]) == \
+            ("EUR", "America/New_York")
+        assert f"con-{acct}/act_{acct}" not in await run_cycle(ctx)  # no longer read

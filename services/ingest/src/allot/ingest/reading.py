@@ -5,6 +5,7 @@ restart never publishes an interval twice with different ids."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -37,6 +38,8 @@ from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
+
+_ISO = re.compile(r"^[A-Z]{3}$")
 
 TokenOpener = Callable[[SealedToken], str]
 
@@ -78,11 +81,17 @@ def _profile_envelope(a: db.AccountToRead, p: AccountProfiled, now: datetime) ->
     return fp, _envelope("account.profiled", p, a, now, eid)
 
 
-async def _fail(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, detail: str, now: datetime) -> str:
-    """Record and publish (once per distinct problem) that the account cannot be read."""
+async def _fail(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, detail: str, now: datetime,
+                seen: dict[str, str] | None = None) -> str:
+    """Record and publish (once per distinct problem) that the account cannot be read; ``seen`` is what the
+    platform said about the account before the problem (currency, time zone), if it got that far."""
     st.problems[_key(a)] = detail
     log.error("ingest_account_error", connection_id=a.connection_id, ad_account_id=a.ad_account_id, detail=detail)
-    fp, env = _profile_envelope(a, _profile(a, now=now, state="error", detail=detail), now)
+    seen = seen or {}
+    profile = _profile(a, now=now, state="error", detail=detail, name=seen.get("name", ""),
+                       currency=seen.get("currency") if _ISO.match(seen.get("currency", "")) else None,
+                       timezone_name=seen.get("timezone_name") or None)
+    fp, env = _profile_envelope(a, profile, now)
     async with ctx.pool.acquire() as conn, conn.transaction():
         await db.save_profile(conn, a, state="error", detail=detail, profile_fp=fp)
         if fp != a.profile_fp:
@@ -129,7 +138,7 @@ async def read_account(ctx: ServiceContext, st: IngestState, a: db.AccountToRead
                 "Give the connection a system-user token with ads_read (no ads_management) as its read token")
         return await _read(ctx, st, a, reader, now)
     except AccountProblem as exc:
-        return await _fail(ctx, st, a, str(exc), now)
+        return await _fail(ctx, st, a, str(exc), now, exc.seen)
     except GraphError as exc:
         if exc.code == 190:
             return await _fail(ctx, st, a, f"the read token was revoked or has expired (Graph code 190: "
@@ -156,13 +165,19 @@ async def _read(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, reade
     s = st.settings
     acc = await reader.account(a.ad_account_id)
     currency = str(acc.get("currency", ""))
-    offset = meta_offset(currency)
     tz_name = str(acc.get("timezone_name", ""))
-    tz = zone(tz_name)
-    if a.accepted_timezone and tz_name != a.accepted_timezone:
-        raise AccountProblem(
-            f"the account's time zone changed from {a.accepted_timezone} to {tz_name}; its hours and days moved, "
-            "so ingest stopped reading it. Reconnect the account (update the connection) to accept the new zone")
+    seen = {"currency": currency, "timezone_name": tz_name, "name": str(acc.get("name", ""))}
+    try:
+        offset = meta_offset(currency)
+        tz = zone(tz_name)
+        if a.accepted_timezone and tz_name != a.accepted_timezone:
+            raise AccountProblem(
+                f"the account's time zone changed from {a.accepted_timezone} to {tz_name}; its hours and days "
+                "moved, so ingest stopped reading it. Reconnect the account (update the connection) to accept the "
+                "new zone")
+    except AccountProblem as exc:
+        exc.seen = seen
+        raise
     status = account_status(acc.get("account_status"))
     profile = _profile(a, now=now, state="connected", name=str(acc.get("name", "")), currency=currency,
                        timezone_name=tz_name, status=status)
@@ -208,7 +223,9 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
                 status=entity.status if entity else "active", currency=profile.currency,
                 daily_budget_cents=entity.daily_budget if entity else None, interval_start=r.interval_start,
                 interval_end=r.interval_end, reported_at=now, spend_cents=r.spend, impressions=r.impressions,
-                clicks=r.clicks, conversions=r.conversions, revenue_cents=r.revenue, extra=r.extra)
+                clicks=r.clicks, conversions=r.conversions, revenue_cents=r.revenue,
+                extra={**r.extra, **({"lifetime_budget_cents": entity.lifetime_budget}
+                                     if entity and entity.lifetime_budget is not None else {})})
             envelopes.append(_envelope("metrics.ingested", payload, a, now, eid))
             published.append((r.entity_type, r.entity_id, r.interval_start, fp, eid))
         fp, profile_env = _profile_envelope(a, profile, now)
@@ -217,6 +234,7 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
         await db.save_profile(conn, a, state="connected", detail="", profile_fp=fp, currency=profile.currency,
                               timezone_name=profile.timezone_name, accept_timezone=True)
         await db.record_published(conn, a, published, now)
+        await db.forget_published_before(conn, a, window_start)  # outside the window nothing is re-read
         await db.save_cursor(conn, a, since, until, now)
         await ctx.emit(conn, *envelopes)
     ctx.flush()

@@ -18,12 +18,13 @@ async def ingest_scheduler(ctx: ServiceContext) -> None:
     st: IngestState = ctx.extra["ingest"]
     while True:
         now = ctx.clock.now()
+        due_before = now - timedelta(seconds=st.settings.ingest_interval_s)
         async with ctx.pool.acquire() as conn:
-            due = await db.accounts_to_read(conn, due_before=now - timedelta(seconds=st.settings.ingest_interval_s))
-        for a in due:
-            key = f"{a.connection_id}/act_{a.ad_account_id}"
-            task = st.running.get(key)
-            if task is not None and not task.done():
-                continue
-            st.running[key] = asyncio.create_task(read_account(ctx, st, a), name=f"ingest-{key}")
+            due = await db.accounts_to_read(conn, due_before=due_before)
+            for a in due:
+                key = f"{a.connection_id}/act_{a.ad_account_id}"
+                task = st.running.get(key)
+                if (task is not None and not task.done()) or not await db.claim(conn, a, now, due_before):
+                    continue
+                st.running[key] = asyncio.create_task(read_account(ctx, st, a), name=f"ingest-{key}")
         await asyncio.sleep(st.settings.ingest_scan_interval_s)

@@ -30,9 +30,19 @@ class AccountToRead:
     last_attempt_at: datetime | None
 
 
+@dataclass(frozen=True)
+class StoppedAccount:
+    """An account ingest stops reading because its connection was removed or no longer lists it."""
+
+    ad_account_id: str
+    currency: str | None
+    timezone_name: str | None
+
+
 async def apply_connection(conn: asyncpg.Connection, workspace_id: str, event_id: uuid.UUID,
-                           c: ConnectionChanged) -> bool:
-    """Latest change per connection wins (an older record arriving late changes nothing); True when applied."""
+                           c: ConnectionChanged) -> list[StoppedAccount] | None:
+    """Latest change per connection wins (an older record arriving late changes nothing: None); returns the
+    accounts that were being read and no longer are."""
     row = await conn.fetchrow(
         """INSERT INTO connections (connection_id, workspace_id, platform, state, read_token, graph_api_version,
                                     changed_at, event_id)
@@ -46,17 +56,19 @@ async def apply_connection(conn: asyncpg.Connection, workspace_id: str, event_id
         c.connection_id, workspace_id, c.platform, c.state,
         c.read_token.model_dump() if c.read_token else None, c.graph_api_version, c.changed_at, event_id)
     if row is None:
-        return False
+        return None
     active = c.state == "active"
-    await conn.execute("UPDATE accounts SET active = false WHERE connection_id = $1 AND NOT ad_account_id = ANY($2)",
-                       c.connection_id, c.ad_account_ids)
+    stopped = await conn.fetch(
+        """UPDATE accounts SET active = false WHERE connection_id = $1 AND active
+               AND (NOT ad_account_id = ANY($2) OR NOT $3)
+           RETURNING ad_account_id, currency, timezone_name""", c.connection_id, c.ad_account_ids, active)
     # A (re)connection resets the accepted time zone and the error: the next read takes the platform's as given.
     await conn.executemany(
         """INSERT INTO accounts (connection_id, ad_account_id, active) VALUES ($1, $2, $3)
            ON CONFLICT (connection_id, ad_account_id) DO UPDATE SET active = EXCLUDED.active,
                accepted_timezone = NULL, state = 'pending', detail = '', last_attempt_at = NULL""",
         [(c.connection_id, a, active) for a in c.ad_account_ids])
-    return True
+    return [StoppedAccount(r["ad_account_id"], r["currency"], r["timezone_name"]) for r in stopped]
 
 
 def _account(r: asyncpg.Record) -> AccountToRead:
@@ -121,6 +133,20 @@ async def record_published(conn: asyncpg.Connection, a: AccountToRead,
            SET fingerprint = EXCLUDED.fingerprint, event_id = EXCLUDED.event_id,
                published_at = EXCLUDED.published_at""",
         [(a.connection_id, a.ad_account_id, et, eid, start, fp, ev, at) for et, eid, start, fp, ev in rows])
+
+
+async def forget_published_before(conn: asyncpg.Connection, a: AccountToRead, start: datetime) -> None:
+    await conn.execute("DELETE FROM published WHERE connection_id = $1 AND ad_account_id = $2 AND interval_start < $3",
+                       a.connection_id, a.ad_account_id, start)
+
+
+async def claim(conn: asyncpg.Connection, a: AccountToRead, now: datetime, due_before: datetime) -> bool:
+    """True for exactly one instance per due read of this account (several ingest instances may run)."""
+    row = await conn.fetchrow(
+        """UPDATE accounts SET last_attempt_at = $3 WHERE connection_id = $1 AND ad_account_id = $2
+           AND (last_attempt_at IS NULL OR last_attempt_at <= $4) RETURNING ad_account_id""",
+        a.connection_id, a.ad_account_id, now, due_before)
+    return row is not None
 
 
 async def save_cursor(conn: asyncpg.Connection, a: AccountToRead, since: date, until: date, at: datetime) -> None:
