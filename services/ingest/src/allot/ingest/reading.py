@@ -190,11 +190,12 @@ async def _read(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, reade
     since, until = trailing_window(now, tz, s.ingest_window_days)
     use_async = len(adset_rows) >= s.ingest_async_min_entities
     reports: list[IntervalReport] = []
-    for level in ("adset", "campaign"):
-        rows = await reader.insights(a.ad_account_id, level, since.isoformat(), until.isoformat(),  # type: ignore[arg-type]
+    levels: tuple[Literal["adset", "campaign"], ...] = ("adset", "campaign")
+    for level in levels:
+        rows = await reader.insights(a.ad_account_id, level, since.isoformat(), until.isoformat(),
                                      use_async=use_async)
         for row in rows:
-            r = map_insight_row(level, row, timezone_name=tz_name, offset=offset,  # type: ignore[arg-type]
+            r = map_insight_row(level, row, timezone_name=tz_name, offset=offset,
                                 conversion_action=s.ingest_conversion_action)
             if r is not None:
                 reports.append(r)

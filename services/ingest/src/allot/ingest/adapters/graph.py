@@ -37,7 +37,8 @@ class GraphError(Exception):
     """A Graph error body (``{"error": {"message", "type", "code", "error_subcode"}}``)."""
 
     def __init__(self, status: int, body: Mapping[str, Any]) -> None:
-        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        raw = body.get("error")
+        err: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
         self.status = status
         self.code: int | None = err.get("code")
         self.subcode: int | None = err.get("error_subcode")

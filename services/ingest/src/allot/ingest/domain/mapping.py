@@ -47,7 +47,7 @@ def to_minor(amount: str | int | float | None, offset: int) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def to_count(value: str | int | float | None) -> int:
+def to_count(value: str | int | float | Decimal | None) -> int:
     if value in (None, ""):
         return 0
     return int(Decimal(str(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))

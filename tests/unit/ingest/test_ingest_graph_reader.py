@@ -1,0 +1,101 @@
+"""MetaGraphReader against the Graph fake's read side (in-process): paging, batch, async report runs, throttling,
+debug_token, appsecret_proof, and that the reader has no way to write."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+
+import httpx
+import pytest
+
+from allot.fakes.meta import MetaFakeState, create_meta_fake
+from allot.ingest.adapters.graph import GraphError, MetaGraphReader, Pacer
+from allot.ingest.domain.ratelimit import PacePolicy
+
+DAY = date(2026, 7, 2)
+
+
+def _world(**state: object) -> tuple[MetaFakeState, httpx.AsyncClient]:
+    st = MetaFakeState(**state)  # type: ignore[arg-type]
+    st.access_tokens.add("rt")
+    st.reads.grant("rt", "ads_read")
+    st.add_account("77", "JPY")
+    st.reads.set_account("77", timezone_name="Asia/Tokyo")
+    st.add_object("c1", "campaign", "77", daily_budget=100_000)
+    for i in range(5):
+        st.add_object(f"s{i}", "adset", "77", daily_budget=3000 + i, parent_id="c1")
+        for hour in range(3):
+            st.reads.deliver(f"s{i}", DAY, hour, spend=100 * (i + 1), impressions=10, actions={"purchase": 1})
+    st.reads.page_size = 2
+    return st, httpx.AsyncClient(transport=httpx.ASGITransport(app=create_meta_fake(st)), base_url="http://g")
+
+
+def _reader(http: httpx.AsyncClient, slept: list[float], **kw: object) -> MetaGraphReader:
+    async def sleep(s: float) -> None:
+        slept.append(s)
+
+    return MetaGraphReader(http, token="rt", version="v25.0", pacer=Pacer(sleep=sleep, policy=PacePolicy()),
+                           page_limit=2, async_poll_s=1.0, **kw)  # type: ignore[arg-type]
+
+
+def test_reader_has_no_write_method() -> None:
+    public = {n for n in dir(MetaGraphReader) if not n.startswith("_")}
+    assert public == {"account", "batch_get", "debug_token", "entities", "insights"}
+
+
+async def test_paging_batch_sync_and_async_insights_agree() -> None:
+    st, http = _world()
+    slept: list[float] = []
+    r = _reader(http, slept)
+    assert (await r.debug_token()).scopes == ["ads_read"]
+    acc = await r.account("77")
+    assert (acc["currency"], acc["timezone_name"], acc["account_status"]) == ("JPY", "Asia/Tokyo", 1)
+    adsets, campaigns = await r.entities("77")
+    assert [a["id"] for a in adsets] == [f"s{i}" for i in range(5)] and len(campaigns) == 1  # 3 pages of ad sets
+    assert adsets[4]["daily_budget"] == "3004" and adsets[4]["campaign_id"] == "c1"
+    sync = await r.insights("77", "adset", "2026-07-02", "2026-07-02", use_async=False)
+    assert len(sync) == 15 and sync[0]["spend"] == "100"  # JPY: offset 1
+    assert sync[0]["attribution_setting"] == "7d_click_1d_view"
+    assert len(await r.insights("77", "adset", "2026-07-02", "2026-07-02", use_async=True)) == 15
+    assert slept == [1.0]  # one poll saw "Job Running", the next "Job Completed"
+    camp = await r.insights("77", "campaign", "2026-07-02", "2026-07-02", use_async=False)
+    assert len(camp) == 3 and camp[0]["spend"] == "1500"
+
+
+async def test_throttling_waits_for_regain_then_succeeds_and_pace_slows_before_the_limit() -> None:
+    st, http = _world()
+    st.add_fault("rate_limit", count=1, object_id="act_77", on="read", code=80000, regain_access_minutes=3)
+    slept: list[float] = []
+    r = _reader(http, slept)
+    rows = await r.insights("77", "campaign", "2026-07-02", "2026-07-02", use_async=False)
+    assert len(rows) == 3 and slept[0] == 180  # estimated_time_to_regain_access, minutes → seconds
+    st.reads.usage_pct["77"] = 95
+    slept.clear()
+    await r.account("77")  # the account read has no usage headers; the edge read does
+    await r.entities("77")
+    await r.account("77")
+    assert slept and slept[-1] == pytest.approx(48.0)  # 95 % of a 75→100 % ramp to 60 s
+
+
+async def test_errors_name_the_graph_code() -> None:
+    st, http = _world()
+    slept: list[float] = []
+    with pytest.raises(GraphError) as unknown:
+        await _reader(http, slept).account("404")
+    assert (unknown.value.code, unknown.value.subcode) == (100, 33)
+    bad = MetaGraphReader(http, token="nope", version="v25.0", pacer=Pacer(sleep=asyncio.sleep))
+    with pytest.raises(GraphError) as revoked:
+        await bad.debug_token()
+    assert revoked.value.code == 190
+    st.reads.grant("rt", "ads_read", "ads_management")
+    assert "ads_management" in (await _reader(http, slept).debug_token()).scopes
+
+
+async def test_appsecret_proof_is_sent_when_configured() -> None:
+    st, http = _world(app_secret="s3cret")
+    slept: list[float] = []
+    with pytest.raises(GraphError):
+        await _reader(http, slept).account("77")
+    assert (await _reader(http, slept, app_secret="s3cret").account("77"))["currency"] == "JPY"
+    assert st.writes == []
