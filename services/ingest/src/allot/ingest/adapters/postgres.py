@@ -58,16 +58,18 @@ async def apply_connection(conn: asyncpg.Connection, workspace_id: str, event_id
     if row is None:
         return None
     active = c.state == "active"
+    account_ids = list(dict.fromkeys(a.removeprefix("act_") for a in c.ad_account_ids))  # the contract says no
+    # 'act_', but a leading one is harmless to strip and fatal to keep ("act_act_1" does not exist)
     stopped = await conn.fetch(
         """UPDATE accounts SET active = false WHERE connection_id = $1 AND active
                AND (NOT ad_account_id = ANY($2) OR NOT $3)
-           RETURNING ad_account_id, currency, timezone_name""", c.connection_id, c.ad_account_ids, active)
+           RETURNING ad_account_id, currency, timezone_name""", c.connection_id, account_ids, active)
     # A (re)connection resets the accepted time zone and the error: the next read takes the platform's as given.
     await conn.executemany(
         """INSERT INTO accounts (connection_id, ad_account_id, active) VALUES ($1, $2, $3)
            ON CONFLICT (connection_id, ad_account_id) DO UPDATE SET active = EXCLUDED.active,
                accepted_timezone = NULL, state = 'pending', detail = '', last_attempt_at = NULL""",
-        [(c.connection_id, a, active) for a in c.ad_account_ids])
+        [(c.connection_id, a, active) for a in account_ids])
     return [StoppedAccount(r["ad_account_id"], r["currency"], r["timezone_name"]) for r in stopped]
 
 
