@@ -26,7 +26,8 @@ SPEC = ServiceSpec(
     title="Allot guardrails",
     description=(
         "Decides every requested change set against the workspace's limits and autonomy (kill switch, EUR spend "
-        "caps per ad-account local day, whitelists, protected entities, max change, net-change window, observe mode, manual rate limit); "
+        "caps per ad-account local day, whitelists, protected entities, max change, net-change window, observe "
+        "mode, manual rate limit); "
         "publishes a signed, expiring guardrail.approved or a guardrail.blocked with the check and the numbers."
     ),
 )

@@ -45,6 +45,7 @@ from allot.pacing.adapters import postgres as pg
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
+from allot.runtime.accounts import directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
@@ -422,7 +423,8 @@ async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: R
         async with conn.transaction():
             await _plan_or_404(conn, principal, plan_id)
             result = await workflow.take_snapshots(conn, [(plan_id, now)], now=now,
-                                                   claimed_by=f"api:{principal.key_id}", trigger="manual")
+                                                   claimed_by=f"api:{principal.key_id}", trigger="manual",
+                                                   zones=directory_of(ctx.extra).zone_for)
             await ctx.emit(conn, *result.envelopes)
         row = await pg.snapshot_at_slot(conn, plan_id, now)
     if result.envelopes:

@@ -21,6 +21,7 @@ from allot.pacing import workflow
 from allot.pacing.adapters import postgres as pg
 from allot.pacing.metrics import DEVIATIONS, PROPOSALS, SNAPSHOTS_TAKEN, TRANSITIONS
 from allot.pacing.settings import PacingSettings
+from allot.runtime.accounts import directory_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -42,7 +43,7 @@ def observe(result: workflow.SnapshotPass, trigger: str) -> None:
 
 
 async def snapshot_due_plans(pool: asyncpg.Pool, emit: Emit, *, now: datetime, claimed_by: str,
-                             batch: int, max_batches: int = 1000) -> int:
+                             batch: int, max_batches: int = 1000, zones: workflow.ZoneLookup | None = None) -> int:
     """Snapshot every plan whose slot is due at ``now``, ``batch`` plans per transaction; returns snapshots taken."""
     taken = 0
     for _ in range(max_batches):
@@ -52,7 +53,7 @@ async def snapshot_due_plans(pool: asyncpg.Pool, emit: Emit, *, now: datetime, c
                 break
             async with conn.transaction():
                 result = await workflow.take_snapshots(conn, [(r["plan_id"], r["slot"]) for r in due], now=now,
-                                                       claimed_by=claimed_by, trigger="schedule")
+                                                       claimed_by=claimed_by, trigger="schedule", zones=zones)
                 await emit(conn, result.envelopes)
         observe(result, "schedule")
         taken += len(result.snapshot_ids)
@@ -75,7 +76,7 @@ async def snapshot_scheduler(ctx: ServiceContext) -> None:
 
     while True:
         taken = await snapshot_due_plans(ctx.pool, emit, now=ctx.clock.now(), claimed_by=ctx.extra["instance_id"],
-                                         batch=settings.pacing_scan_batch)
+                                         batch=settings.pacing_scan_batch, zones=directory_of(ctx.extra).zone_for)
         if taken:
             ctx.flush()
         await asyncio.sleep(settings.pacing_scan_interval_s)

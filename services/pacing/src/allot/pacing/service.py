@@ -9,11 +9,13 @@ from allot.pacing.api import router
 from allot.pacing.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.pacing.scheduler import snapshot_scheduler
 from allot.pacing.settings import pacing_settings
+from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 
 
 async def on_start(ctx: ServiceContext) -> None:
     ctx.extra["pacing_settings"] = pacing_settings(ctx.settings)
+    await load_directory(ctx)
 
 
 SPEC = ServiceSpec(
@@ -21,11 +23,11 @@ SPEC = ServiceSpec(
     migrations_package="allot.pacing.migrations",
     consumes_by_key=frozenset({"metrics.ingested"}),
     consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed,
-              "guardrail.blocked": on_guardrail_blocked},
+              "guardrail.blocked": on_guardrail_blocked, ACCOUNT_TOPIC: on_account_profiled},
     produces=["pacing.snapshot_taken", "pacing.deviation_detected", "pacing.reallocation_recommended",
               "allocation.requested"],
     routers=[router],
-    tasks=[snapshot_scheduler],
+    tasks=[snapshot_scheduler, refresh_directory],
     on_start=on_start,
     title="Allot pacing",
     description=(

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import asyncpg
@@ -52,7 +52,7 @@ from allot.pacing.domain import (
     proposal_outcome,
 )
 from allot.pacing.domain.curves import CurveKind
-from allot.pacing.domain.plans import PROPOSAL_NAMESPACE
+from allot.pacing.domain.plans import PROPOSAL_NAMESPACE, plan_account
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
 
@@ -112,9 +112,14 @@ def config_from_json(data: Mapping[str, Any]) -> PacingConfig:
     )
 
 
-def plan_from_row(row: Mapping[str, Any]) -> FlightPlan:
-    """The domain plan of a flight_plans row."""
-    return FlightPlan(
+#: (workspace_id, platform, ad_account_id) → the account's time zone (``AccountDirectory.zone_for``).
+ZoneLookup = Callable[[str, str, str], tzinfo]
+
+
+def plan_from_row(row: Mapping[str, Any], zones: ZoneLookup | None = None) -> FlightPlan:
+    """The domain plan of a flight_plans row; its curve's days are those of the plan's ad account (``zones``;
+    UTC without a lookup or an account)."""
+    plan = FlightPlan(
         plan_id=row["plan_id"],
         workspace_id=row["workspace_id"],
         campaign_id=row["campaign_id"],
@@ -138,6 +143,11 @@ def plan_from_row(row: Mapping[str, Any]) -> FlightPlan:
         state=CampaignPacingState(row["state"]),
         held_since=row["held_since"],
     )
+    account = plan_account(plan.channels, plan.deals)
+    if zones is None or account is None:
+        return plan
+    zone = zones(plan.workspace_id, account.platform, account.ad_account_id)
+    return plan if zone is UTC else replace(plan, curve=plan.curve.in_zone(zone))
 
 
 # ---------------------------------------------------------------- snapshots
@@ -157,7 +167,7 @@ class SnapshotPass:
 
 
 async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, datetime]], *, now: datetime,
-                         claimed_by: str, trigger: str = "schedule") -> SnapshotPass:
+                         claimed_by: str, trigger: str = "schedule", zones: ZoneLookup | None = None) -> SnapshotPass:
     """Claim each (plan, slot) once, evaluate the claimed plans and persist snapshots, transitions and proposals.
 
     Must run inside a transaction.  ``trigger='schedule'`` snapshots only ACTIVE/PACING_HOLD plans;
@@ -195,7 +205,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
         slot = slots[plan_id]
         key = slot_key(slot)
         try:
-            plan = plan_from_row(row)
+            plan = plan_from_row(row, zones)
             ev = evaluate_plan(plan, delivery[plan_id][0], delivery[plan_id][1], now=now, slot_key=key)
         except (PacingInputError, KeyError, ValueError) as exc:
             # Claimed but unusable: log it and mark the slot done so it is not retried every scan.

@@ -40,8 +40,8 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) ->
         counters = report_counters(spend_cents=m.spend_cents, impressions=m.impressions, clicks=m.clicks,
                                    conversions=m.conversions, revenue_cents=m.revenue_cents, reach=m.reach,
                                    extra=m.extra)
-        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, bucket_date(m.interval_start, zones.zone_for(ws, m.platform, m.ad_account_id)),
-               *counters)
+        day = bucket_date(m.interval_start, zones.zone_for(ws, m.platform, m.ad_account_id))
+        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, day, *counters)
         key = (ws, m.entity_id, m.interval_start)
         held = intervals.get(key)
         if held is None or (row[4], row[6:]) > (held[4], held[6:]):

@@ -24,11 +24,11 @@ class LedgerFacts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     today_exposure_eur_cents: int = Field(
-        default=0, ge=0, description="Worst-case exposure already counted for the account's current local day, EUR cents."
-    )
+        default=0, ge=0,
+        description="Worst-case exposure already counted for the account's current local day, EUR cents.")
     month_exposure_eur_cents: int = Field(
-        default=0, ge=0, description="Worst-case exposure counted for the account's current local month (today included)."
-    )
+        default=0, ge=0,
+        description="Worst-case exposure counted for the account's current local month (today included).")
     pool_counted_today_eur_cents: int = Field(
         default=0,
         ge=0,

@@ -12,9 +12,12 @@ Shapes (``x`` is the elapsed fraction of the flight in seconds):
   (default 2): spends faster early on.
 * ``back_loaded``: ``f(x) = x ** k`` with exponent ``k >= 1`` (default 2):
   spends faster towards the end.
-* ``day_of_week``: seven non-negative weights for Monday..Sunday (UTC
-  weekdays).  ``f = W(start, now) / W(start, end)`` where ``W`` integrates the
-  weight of each instant over seconds, so partial days count exactly.  When the
+* ``day_of_week``: seven non-negative weights for Monday..Sunday, the
+  weekdays of the curve's ``zone`` (the ad account's time zone; UTC when it is
+  not known), so Monday starts at the account's local midnight and a 23 h or
+  25 h day weighs what it lasts.  ``f = W(start, now) / W(start, end)`` where
+  ``W`` integrates the weight of each instant over seconds, so partial days
+  count exactly.  When the
   flight only covers zero-weight time (``W(start, end) == 0``) the curve falls
   back to linear so the budget is still planned to be spent.
 
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
+from allot.contracts.localday import day_bounds_utc, local_day
 from allot.pacing.domain.errors import PacingInputError
 from allot.pacing.domain.models import require_aware
 
@@ -53,6 +57,7 @@ class PacingCurve:
     kind: CurveKind = CurveKind.LINEAR
     exponent: float = 2.0  # used by front_loaded and back_loaded only
     weekday_weights: tuple[float, ...] = ()  # Monday..Sunday, used by day_of_week only
+    zone: tzinfo = UTC  # whose weekdays day_of_week weighs: the ad account's time zone
 
     def __post_init__(self) -> None:
         power = self.kind in (CurveKind.FRONT_LOADED, CurveKind.BACK_LOADED)
@@ -85,6 +90,10 @@ class PacingCurve:
         """Planned fraction weighted by seven Monday..Sunday (UTC) weights, integrated per second."""
         return cls(CurveKind.DAY_OF_WEEK, weekday_weights=tuple(float(w) for w in weights))
 
+    def in_zone(self, zone: tzinfo) -> PacingCurve:
+        """The same curve on the weekdays of ``zone`` (only ``day_of_week`` depends on it)."""
+        return replace(self, zone=zone)
+
     def planned_fraction(self, flight_start: datetime, flight_end: datetime, current_time: datetime) -> float:
         """Return the planned share of budget spent by ``current_time``: in [0, 1], 0 before start, 1 from end on."""
         require_aware("flight_start", flight_start)
@@ -104,16 +113,19 @@ class PacingCurve:
             return 1.0 - math.pow(1.0 - x, self.exponent)
         if self.kind is CurveKind.BACK_LOADED:
             return math.pow(x, self.exponent)
-        total_w = weighted_seconds(flight_start, flight_end, self.weekday_weights)
+        total_w = weighted_seconds(flight_start, flight_end, self.weekday_weights, self.zone)
         if total_w <= 0.0:
             return x
-        return min(weighted_seconds(flight_start, current_time, self.weekday_weights) / total_w, 1.0)
+        return min(weighted_seconds(flight_start, current_time, self.weekday_weights, self.zone) / total_w, 1.0)
 
 
-def weighted_seconds(start: datetime, end: datetime, weekday_weights: Sequence[float]) -> float:
-    """Return the integral over [start, end) of the UTC weekday's weight, in weight x seconds (0 if end <= start)."""
+def weighted_seconds(start: datetime, end: datetime, weekday_weights: Sequence[float], zone: tzinfo = UTC) -> float:
+    """Return the integral over [start, end) of the weight of each instant's weekday in ``zone``, in weight x
+    seconds (0 if end <= start); a local day counts for as long as it lasts (23 h / 25 h on DST changes)."""
     if end <= start:
         return 0.0
+    if zone is not UTC and getattr(zone, "key", None) != "UTC":
+        return _weighted_local_seconds(start, end, weekday_weights, zone)
     cursor = start.astimezone(UTC)
     stop = end.astimezone(UTC)
     total = 0.0
@@ -132,4 +144,17 @@ def weighted_seconds(start: datetime, end: datetime, weekday_weights: Sequence[f
         day_end = min(cursor + timedelta(days=1), stop)
         total += weekday_weights[cursor.weekday()] * (day_end - cursor).total_seconds()
         cursor = day_end
+    return total
+
+
+def _weighted_local_seconds(start: datetime, end: datetime, weekday_weights: Sequence[float], zone: tzinfo) -> float:
+    """``weighted_seconds`` day by local day: local days are not all 86 400 s long, so no whole-week shortcut."""
+    total = 0.0
+    day = local_day(start, zone)
+    cursor = start
+    while cursor < end:
+        day_end = min(day_bounds_utc(day, zone)[1], end)
+        total += weekday_weights[day.weekday()] * (day_end - cursor).total_seconds()
+        cursor = day_end
+        day += timedelta(days=1)
     return total

@@ -17,7 +17,7 @@ proposal ids and action ids, so a re-run derives identical events.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -86,6 +86,18 @@ class DealPlan:
     deal_id: str
     allocated_budget_cents: int
     entities: tuple[EntityRef, ...] = ()
+
+
+def plan_account(channels: Sequence[ChannelPlan], deals: Sequence[DealPlan] = ()) -> EntityRef | None:
+    """The entity whose ad account's day a plan keeps (its first channel's budget entity, else the first
+    entity listed); None when the plan names no entity (then days are UTC days)."""
+    for c in channels:
+        if c.budget_entity is not None:
+            return c.budget_entity
+    for group in (*channels, *deals):
+        if group.entities:
+            return group.entities[0]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
