@@ -99,3 +99,11 @@ async def test_appsecret_proof_is_sent_when_configured() -> None:
         await _reader(http, slept).account("77")
     assert (await _reader(http, slept, app_secret="s3cret").account("77"))["currency"] == "JPY"
     assert st.writes == []
+
+
+async def test_too_much_data_for_a_sync_call_falls_back_to_an_async_report_run() -> None:
+    st, http = _world()
+    st.reads.max_sync_rows = 10
+    rows = await _reader(http, []).insights("77", "adset", "2026-07-02", "2026-07-02", use_async=False)
+    assert len(rows) == 15
+    assert [c["mode"] for c in st.reads.insights_calls] == ["sync", "async"]

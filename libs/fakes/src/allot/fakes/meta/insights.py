@@ -111,6 +111,9 @@ class ReadSide:
     #: account id → usage percentage reported in all three headers (default: 1 % per call this minute, capped)
     usage_pct: dict[str, int] = field(default_factory=dict)
     page_size: int = 25
+    #: a sync insights query with more rows than this fails with code 100 / subcode 1487534 ("Please reduce the
+    #: amount of data you're asking for"), as Meta's data-per-call limit does (insights best practices page)
+    max_sync_rows: int | None = None
     #: GET /{report_run_id} polls before a job reports "Job Completed"
     async_polls: int = 2
     report_runs: dict[str, _ReportRun] = field(default_factory=dict)
@@ -361,6 +364,9 @@ def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None
         rows = insight_rows(account, params)
         if isinstance(rows, JSONResponse):
             return rows
+        if st.reads.max_sync_rows is not None and len(rows) > st.reads.max_sync_rows:
+            return h.graph_error(400, "Please reduce the amount of data you're asking for, then retry your request",
+                                 100, etype="OAuthException", subcode=1487534)
         body = _page(request, rows, params, st.reads.page_size)
         if body is None:
             return h.invalid("Invalid cursor")

@@ -188,7 +188,13 @@ class MetaGraphReader:
                   "use_account_attribution_setting": "true", "time_increment": "1"}
         path = f"act_{account_id}/insights"
         if not use_async:
-            return await self._pages(path, params)
+            try:
+                return await self._pages(path, params)
+            except GraphError as exc:
+                if (exc.code, exc.subcode) != (100, 1487534):
+                    raise
+                # "Please reduce the amount of data": too much for a sync call; the async job takes it
+                log.info("ingest_insights_async_fallback", account_id=account_id, level=level)
         run = await self._call("POST", path, params)
         run_id = str(run["report_run_id"])
         for _ in range(self._max_polls):
