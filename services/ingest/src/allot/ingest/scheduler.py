@@ -16,9 +16,12 @@ log = get_logger(__name__)
 async def ingest_scheduler(ctx: ServiceContext) -> None:
     """Start a read for each due account not already being read; a slow account never holds up another."""
     st: IngestState = ctx.extra["ingest"]
+    started = True
     while True:
         now = ctx.clock.now()
-        due_before = now - timedelta(seconds=st.settings.ingest_interval_s)
+        # at start every account is read once (its token checked first), then each on its own interval
+        due_before = now if started else now - timedelta(seconds=st.settings.ingest_interval_s)
+        started = False
         async with ctx.pool.acquire() as conn:
             due = await db.accounts_to_read(conn, due_before=due_before)
             for a in due:
