@@ -74,10 +74,11 @@ def _envelope(topic: str, payload: Any, a: db.AccountToRead, now: datetime, even
                         producer="ingest", workspace_id=a.workspace_id, occurred_at=now, event_id=event_id)
 
 
-def _profile_envelope(a: db.AccountToRead, p: AccountProfiled, now: datetime) -> tuple[str, Envelope[Any]]:
+def _profile_envelope(a: db.AccountToRead, p: AccountProfiled, now: datetime,
+                      previous: str | None) -> tuple[str, Envelope[Any]]:
     fp = profile_fingerprint(p.state, p.detail, p.name, p.currency, p.timezone_name, p.account_status)
     # chained on the previous fingerprint: A → B → A publishes a third, new event (not a duplicate of the first)
-    eid = derive_event_id(f"ingest/profile/{a.workspace_id}/{a.connection_id}/{a.ad_account_id}/{a.profile_fp}", fp)
+    eid = derive_event_id(f"ingest/profile/{a.workspace_id}/{a.connection_id}/{a.ad_account_id}/{previous}", fp)
     return fp, _envelope("account.profiled", p, a, now, eid)
 
 
@@ -91,10 +92,11 @@ async def _fail(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, detai
     profile = _profile(a, now=now, state="error", detail=detail, name=seen.get("name", ""),
                        currency=seen.get("currency") if _ISO.match(seen.get("currency", "")) else None,
                        timezone_name=seen.get("timezone_name") or None)
-    fp, env = _profile_envelope(a, profile, now)
     async with ctx.pool.acquire() as conn, conn.transaction():
+        previous = await db.lock_account(conn, a)
+        fp, env = _profile_envelope(a, profile, now, previous)
         await db.save_profile(conn, a, state="error", detail=detail, profile_fp=fp)
-        if fp != a.profile_fp:
+        if fp != previous:
             await ctx.emit(conn, env)
     ctx.flush()
     return "error"
@@ -208,6 +210,7 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
     latest = _latest_per_entity(reports)
     window_start = datetime.combine(since, time(0), zone(profile.timezone_name)).astimezone(UTC)
     async with ctx.pool.acquire() as conn, conn.transaction():
+        previous_profile = await db.lock_account(conn, a)
         known = await db.published_fingerprints(conn, a, window_start)
         envelopes: list[Envelope[Any]] = []
         published: list[tuple[str, str, datetime, str, Any]] = []
@@ -229,8 +232,8 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
                                      if entity and entity.lifetime_budget is not None else {})})
             envelopes.append(_envelope("metrics.ingested", payload, a, now, eid))
             published.append((r.entity_type, r.entity_id, r.interval_start, fp, eid))
-        fp, profile_env = _profile_envelope(a, profile, now)
-        if fp != a.profile_fp:
+        fp, profile_env = _profile_envelope(a, profile, now, previous_profile)
+        if fp != previous_profile:
             envelopes.insert(0, profile_env)
         await db.save_profile(conn, a, state="connected", detail="", profile_fp=fp, currency=profile.currency,
                               timezone_name=profile.timezone_name, accept_timezone=True)

@@ -117,8 +117,18 @@ async def save_profile(conn: asyncpg.Connection, a: AccountToRead, *, state: str
         a.connection_id, a.ad_account_id, state, detail[:500], profile_fp, currency, timezone_name, accept_timezone)
 
 
+async def lock_account(conn: asyncpg.Connection, a: AccountToRead) -> str | None:
+    """Lock the account's row for the caller's transaction and return its last published profile fingerprint, so
+    two reads of one account (two instances, or an on-demand cycle) never publish the same change twice."""
+    fp: str | None = await conn.fetchval(
+        "SELECT profile_fp FROM accounts WHERE connection_id = $1 AND ad_account_id = $2 FOR UPDATE",
+        a.connection_id, a.ad_account_id)
+    return fp
+
+
 async def published_fingerprints(conn: asyncpg.Connection, a: AccountToRead,
                                  since: datetime) -> dict[tuple[str, str, datetime], str]:
+    """What was published per interval since ``since`` (call ``lock_account`` first in the same transaction)."""
     rows = await conn.fetch(
         """SELECT entity_type, entity_id, interval_start, fingerprint FROM published
            WHERE connection_id = $1 AND ad_account_id = $2 AND interval_start >= $3""",
