@@ -12,6 +12,7 @@ from allot.contracts.localday import (
     day_length,
     last_n_days,
     local_day,
+    local_days_between,
     local_month,
     zone_named,
 )
@@ -95,3 +96,19 @@ def test_last_n_days_excludes_today_in_the_account_zone() -> None:
 def test_unknown_zone_names_are_refused_with_the_name(name: str) -> None:
     with pytest.raises(UnknownTimeZone, match="unknown IANA time zone"):
         zone_named(name)
+
+
+def test_local_days_between_counts_whole_dst_days_as_one() -> None:
+    lo, hi = day_bounds_utc(date(2026, 3, 8), NY)                         # the 23 h day
+    assert local_days_between(lo, hi, NY) == 1.0
+    lo25, hi25 = day_bounds_utc(date(2026, 11, 1), NY)                    # the 25 h day
+    assert local_days_between(lo25, hi25, NY) == 1.0
+    assert local_days_between(lo25, lo25 + timedelta(hours=5), NY) == pytest.approx(5 / 25)
+    # 1 March 00:00 .. 15 March 00:00 in New York: 14 local days, though only 13 d 23 h pass
+    start, end = day_bounds_utc(date(2026, 3, 1), NY)[0], day_bounds_utc(date(2026, 3, 15), NY)[0]
+    assert end - start == timedelta(days=14) - timedelta(hours=1)
+    assert local_days_between(start, end, NY) == pytest.approx(14.0)
+    # half of the 23 h day, then half of the next (24 h) day
+    mid8 = lo + timedelta(hours=11.5)
+    assert local_days_between(mid8, hi + timedelta(hours=12), NY) == pytest.approx(1.0)
+    assert local_days_between(hi, lo, NY) == 0.0

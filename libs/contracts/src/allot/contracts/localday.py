@@ -21,6 +21,7 @@ __all__ = [
     "day_length",
     "last_n_days",
     "local_day",
+    "local_days_between",
     "local_month",
     "zone_named",
 ]
@@ -84,3 +85,18 @@ def last_n_days(now: datetime, zone: tzinfo, n: int) -> tuple[date, date]:
         raise ValueError("n must be >= 1")
     today = local_day(now, zone)
     return today - timedelta(days=n), today - timedelta(days=1)
+
+
+def local_days_between(start: datetime, end: datetime, zone: tzinfo) -> float:
+    """How many local days of ``zone`` [start, end) covers, each partial day by the share of its OWN length
+    (so a whole 23 h or 25 h day counts as one day); 0 when ``end <= start``."""
+    if _aware(end) <= _aware(start):
+        return 0.0
+    first, last = local_day(start, zone), local_day(end, zone)
+    lo, hi = day_bounds_utc(first, zone)
+    if first == last:
+        return (end - start) / (hi - lo)
+    head = (hi - start) / (hi - lo)
+    lo_last, hi_last = day_bounds_utc(last, zone)
+    tail = (end - lo_last) / (hi_last - lo_last)
+    return head + (last - first).days - 1 + tail

@@ -53,6 +53,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from allot.contracts.localday import local_day
 from allot.pools import workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain import EngineState, MemberState
@@ -62,6 +63,7 @@ from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config
 from allot.pools.domain.reports import find_diminishing_returns
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.scheduler import emitter, observe, settings_of
+from allot.runtime.accounts import directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -638,6 +640,7 @@ async def simulate(
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await _pool_or_404(conn, principal, pool_id)
         members = await db.members_of(conn, [pool_id], active_only=True)
+        zone = workflow.pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
         row = await workflow.simulate(
             conn,
             pool,
@@ -647,6 +650,7 @@ async def simulate(
             to_date=end,
             history_days=settings_of(ctx).pools_history_days,
             requested_by=principal.key_id,
+            zone=zone,
         )
     ALLOCATIONS.labels("simulated").inc()
     return allocation_view(row, [])
@@ -902,21 +906,24 @@ async def run_backtest(
     principal: Principal = Depends(require("viewer")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    """The engine replayed over stored metrics of [from_date, to_date] (default: the last 14 days)."""
+    """The engine replayed over stored metrics of [from_date, to_date] (default: the last 14 days), days being
+    the local days of the pool's ad account (its first member's)."""
     now = ctx.clock.now()
-    end_day = to_date or now.date()
+    async with ctx.pool.acquire() as conn:
+        pool = await _pool_or_404(conn, principal, pool_id)
+        members, states, _ = await _members_now(conn, pool)
+    zone = workflow.pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
+    end_day = to_date or local_day(now, zone)
     start_day = from_date or end_day - timedelta(days=13)
     if start_day > end_day:
         _refuse([Problem("to_date", f"to_date {end_day} is before from_date {start_day}")])
     if (end_day - start_day).days > 92:
         _refuse([Problem("from_date", "a backtest covers at most 93 days")])
-    start = workflow.day_start(start_day)
-    end = min(workflow.day_start(end_day + timedelta(days=1)), now)
+    start = workflow.day_start(start_day, zone)
+    end = min(workflow.day_start(end_day + timedelta(days=1), zone), now)
     if end <= start:
         _refuse([Problem("from_date", f"from_date {start_day} is not in the past")])
     async with ctx.pool.acquire() as conn:
-        pool = await _pool_or_404(conn, principal, pool_id)
-        members, states, _ = await _members_now(conn, pool)
         settings = workflow.pool_settings(workflow.settings_snapshot(pool))
         history = await workflow.load_history(
             conn,
@@ -927,7 +934,7 @@ async def run_backtest(
         )
     states = [s for s in states if s.is_active]
     history = {k: v for k, v in history.items() if any(s.member_id == k for s in states)}
-    report = await asyncio.to_thread(backtest, settings, states, history, start=start, end=end)
+    report = await asyncio.to_thread(backtest, settings, states, history, start=start, end=end, zone=zone)
     return {
         "poolId": str(pool_id),
         "from": start.isoformat(),
@@ -939,6 +946,7 @@ async def run_backtest(
         "estimatedValueCents": report.estimated_value_cents,
         "estimatedUpliftPct": round(report.estimated_uplift_pct, 4),
         "changesPerMemberPerDay": round(report.changes_per_member_per_day, 4),
+        "timezoneName": str(getattr(zone, "key", zone)),
         "finalBudgets": dict(report.final_budgets),
         "moves": [
             {

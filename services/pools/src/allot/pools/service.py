@@ -13,11 +13,13 @@ from allot.pools.handlers import (
 )
 from allot.pools.scheduler import allocation_worker, pool_scheduler
 from allot.pools.settings import PoolsSettings
+from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 
 
 async def on_start(ctx: ServiceContext) -> None:
     ctx.extra["pools_wake"] = asyncio.Event()
+    await load_directory(ctx)
 
 
 SPEC = ServiceSpec(
@@ -29,10 +31,11 @@ SPEC = ServiceSpec(
         "guardrail.blocked": on_guardrail_blocked,
         "action.executed": on_action_executed,
         "pacing.reallocation_recommended": on_pacing_reallocation_recommended,
+        ACCOUNT_TOPIC: on_account_profiled,
     },
     produces=["allocation.requested"],
     routers=[router],
-    tasks=[allocation_worker, pool_scheduler],
+    tasks=[allocation_worker, pool_scheduler, refresh_directory],
     on_start=on_start,
     settings_class=PoolsSettings,
     title="Allot budget pools",

@@ -20,15 +20,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import asyncpg
 from pydantic.alias_generators import to_camel
 
 from allot.contracts.envelope import Envelope, new_envelope
+from allot.contracts.localday import day_bounds_utc
 from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
@@ -519,8 +520,21 @@ async def run_allocation(
     return RunResult(alloc_id, status, len(actions), event_id is not None)
 
 
-def day_start(d: date) -> datetime:
-    return datetime.combine(d, time(0), UTC)
+#: (workspace_id, platform, ad_account_id) → the account's time zone (``AccountDirectory.zone_for``).
+ZoneLookup = Callable[[str, str, str], tzinfo]
+
+
+def pool_zone(workspace_id: str, members: Sequence[Mapping[str, Any]], zones: ZoneLookup | None) -> tzinfo:
+    """The zone whose days a pool's dates name: its first member's ad account's (UTC without one)."""
+    for m in members:
+        if zones is not None and m["ad_account_id"]:
+            return zones(workspace_id, m["platform"], m["ad_account_id"])
+    return UTC
+
+
+def day_start(d: date, zone: tzinfo = UTC) -> datetime:
+    """The instant the local day ``d`` starts in ``zone`` (UTC)."""
+    return day_bounds_utc(d, zone)[0]
 
 
 async def simulate(
@@ -533,12 +547,13 @@ async def simulate(
     to_date: date | None,
     history_days: int,
     requested_by: str,
+    zone: tzinfo = UTC,
 ) -> Any:
     """What-if plan on stored history (optionally [from_date, to_date]); stores a simulation log, changes nothing else.
 
     The plan is made as of the end of ``to_date`` (or now), from the stored engine state, without persisting it."""
-    until = now if to_date is None else min(now, day_start(to_date + timedelta(days=1)))
-    since = day_start(from_date) if from_date is not None else until - timedelta(days=history_days)
+    until = now if to_date is None else min(now, day_start(to_date + timedelta(days=1), zone))
+    since = day_start(from_date, zone) if from_date is not None else until - timedelta(days=history_days)
     settings = settings_snapshot(pool)
     snap = members_snapshot(members)
     state = EngineState.from_dict(pool["engine_state"] or {})

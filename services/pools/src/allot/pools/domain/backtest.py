@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
+from allot.contracts.localday import local_days_between
 from allot.pools.domain.engine import plan_allocation
 from allot.pools.domain.learn import maturation_at
 from allot.pools.domain.models import EngineState, MemberState, MetricInterval, PoolSettings
@@ -59,6 +60,7 @@ def backtest(
     start: datetime,
     end: datetime,
     state: EngineState | None = None,
+    zone: tzinfo = UTC,
 ) -> BacktestReport:
     """Replay [start, end) at the pool's allocation frequency through :func:`plan_allocation`; pure and deterministic.
 
@@ -69,7 +71,8 @@ def backtest(
     outcome rescales each interval after a plan by (planned budget / actual
     daily spend) ** prior_elasticity: a local, concave counterfactual, not a
     measurement. Value is revenue for roas/revenue pools, conversions
-    otherwise.
+    otherwise. Changes per member per day count the pool's ad account's local
+    days in ``zone`` (a 23 h or 25 h day is one day).
     """
     step = timedelta(hours=pool.allocation_frequency_hours)
     budgets = {m.member_id: m.current_budget_cents for m in members}
@@ -107,7 +110,7 @@ def backtest(
                 else:
                     est_value += value
         t = nxt
-    days = max((end - start).total_seconds() / 86400.0, 1e-9)
+    days = max(local_days_between(start, end, zone), 1e-9)
     return BacktestReport(
         start=start, end=end, plans=plans, frozen_plans=frozen, moves=tuple(moves),
         actual_spend_cents=actual_spend, actual_value_cents=round(actual_value), estimated_value_cents=round(est_value),
