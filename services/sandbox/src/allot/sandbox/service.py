@@ -2,6 +2,10 @@
 
 It stands in for an ad platform and its reporting connector: Allot's executor calls its /v1 API,
 and its simulated delivery reaches Allot as metrics.ingested records, like a real ingestion job's.
+Like ingest, it also publishes account.profiled for each account it delivers for (currency, time zone),
+before the account's first report and again whenever its workspace or time zone changes. Time zones are
+UTC unless configured (ALLOT_SANDBOX_ACCOUNT_TIMEZONES, ALLOT_SANDBOX_DEFAULT_TIMEZONE, or the
+workspace binding's ``timezone_name``), so the demo's days stay UTC days unless asked otherwise.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from allot.contracts.codec import encode
 from allot.contracts.envelope import new_envelope
-from allot.contracts.payloads import MetricsIngested
+from allot.contracts.localday import UnknownTimeZone, zone_named
+from allot.contracts.payloads import AccountProfiled, MetricsIngested
 from allot.contracts.registry import TOPICS
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.kafka import ensure_topics, make_producer
@@ -40,10 +45,44 @@ class SandboxSettings(Settings):
     sandbox_default_workspace: str = "demo"
     sandbox_tick_s: float = Field(default=0.5, gt=0, description="Real seconds between delivery ticks.")
     sandbox_interval_minutes: int = Field(default=60, ge=1, description="Simulated length of one delivery interval.")
+    sandbox_default_timezone: str = Field(default="UTC", description="IANA time zone of accounts not listed below.")
+    sandbox_account_timezones: dict[str, str] = Field(
+        default_factory=dict, description='Ad account id -> IANA time zone (JSON, e.g. {"act_1": "America/New_York"}).')
+
+    @field_validator("sandbox_default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _zone_name(value)
+
+    @field_validator("sandbox_account_timezones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {account: _zone_name(zone) for account, zone in value.items()}
+
+
+def _zone_name(value: str) -> str:
+    try:
+        zone_named(value)
+    except UnknownTimeZone as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 class WorkspaceBinding(BaseModel):
     workspace_id: str = Field(min_length=1, max_length=128)
+    timezone_name: str | None = Field(default=None, max_length=64,
+                                      description="IANA time zone of the account's day (default: the configured one).")
+
+    @field_validator("timezone_name")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _zone_name(value)
+
+
+def account_profile(report: MetricsIngested, timezone_name: str, observed_at: Any) -> AccountProfiled:
+    """What the sandbox says about the account of ``report``: its currency and time zone, always readable."""
+    return AccountProfiled(platform=report.platform, ad_account_id=report.ad_account_id, name=report.ad_account_id,
+                           currency=report.currency, timezone_name=timezone_name, observed_at=observed_at)
 
 
 def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
@@ -56,6 +95,9 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
                                   interval=timedelta(minutes=settings.sandbox_interval_minutes))
     inner = create_app(state, simulator)
     workspaces: dict[str, str] = {}
+    timezones: dict[str, str] = dict(settings.sandbox_account_timezones)
+    #: ad account → the (workspace, currency, zone) last published on account.profiled by this process
+    profiled: dict[str, tuple[str, str, str]] = {}
 
     async def sink_factory() -> tuple[Any, Any]:
         producer = make_producer(settings)
@@ -64,10 +106,22 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
         async def sink(reports: list[MetricsIngested]) -> None:
             futures = []
             for report in reports:
+                workspace = workspaces.get(report.ad_account_id, settings.sandbox_default_workspace)
+                zone = timezones.get(report.ad_account_id, settings.sandbox_default_timezone)
+                facts = (workspace, report.currency, zone)
+                if profiled.get(report.ad_account_id) != facts:
+                    # before the account's reports: services bucket them in its zone from the first one on
+                    now = the_clock.now()
+                    profile = new_envelope(
+                        event_type="account.profiled", schema_version=TOPICS["account.profiled"].schema_version,
+                        payload=account_profile(report, zone, now), producer="sandbox", workspace_id=workspace,
+                        occurred_at=now, step=f"profile/{report.ad_account_id}/{now.isoformat()}")
+                    rec = encode(profile)
+                    await (await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers))
+                    profiled[report.ad_account_id] = facts
                 step = f"{report.entity_id}/{report.interval_start.isoformat()}/{report.reported_at.isoformat()}"
                 env = new_envelope(event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version,
-                                   payload=report, producer="sandbox",
-                                   workspace_id=workspaces.get(report.ad_account_id, settings.sandbox_default_workspace),
+                                   payload=report, producer="sandbox", workspace_id=workspace,
                                    occurred_at=report.reported_at, step=step)
                 rec = encode(env)
                 futures.append(await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers))
@@ -103,11 +157,15 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
     @outer.put("/sandbox/accounts/{account_id}/workspace")
     async def bind_workspace(account_id: str, body: WorkspaceBinding,
                              authorization: str | None = Header(default=None)) -> dict[str, str]:
-        """Which Allot workspace receives this ad account's metrics (default: ALLOT_SANDBOX_DEFAULT_WORKSPACE)."""
+        """Which Allot workspace receives this ad account's metrics (default: ALLOT_SANDBOX_DEFAULT_WORKSPACE), and
+        optionally the account's time zone; the next delivery publishes the account's profile again."""
         if not secrets.compare_digest((authorization or "").encode(), f"Bearer {settings.sandbox_token}".encode()):
             raise HTTPException(401, "missing or invalid bearer token")
         workspaces[account_id] = body.workspace_id
-        return {"ad_account_id": account_id, "workspace_id": body.workspace_id}
+        if body.timezone_name is not None:
+            timezones[account_id] = body.timezone_name
+        return {"ad_account_id": account_id, "workspace_id": body.workspace_id,
+                "timezone_name": timezones.get(account_id, settings.sandbox_default_timezone)}
 
     outer.mount("/", inner)
     return outer
