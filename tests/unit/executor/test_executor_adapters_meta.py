@@ -9,18 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
+from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.executor.adapters import (
     EntityRef,
     PermanentPlatformError,
     PlatformAuthError,
     TransientPlatformError,
 )
+from allot.executor.adapters.base import PlatformDeferred
 from allot.executor.adapters.meta import MetaGraphClient
 from allot.fakes.meta import MetaFakeState, create_meta_fake
 from allot.sandbox.testing import serve_app
 
 TOKEN = "EAAB" + uuid.uuid4().hex
-VERSION = "v21.0"
+VERSION = META_DEFAULT_API_VERSION
 HTTP = httpx.Client(timeout=10)  # one pool for setup and raw-contract calls
 
 
@@ -118,13 +120,15 @@ async def test_rate_limits_are_transient_with_retry_after(base_url: str, code: i
     assert writes(base_url, ref.entity_id) == []
 
 
-async def test_rate_limit_without_timing_hints_has_no_retry_after(base_url: str) -> None:
+async def test_rate_limit_without_timing_hints_holds_the_account_for_the_default_time(base_url: str) -> None:
     ref = seed(base_url)
     arm(base_url, kind="rate_limit", code=17, regain_access_minutes=0)
     async with client(base_url) as meta:
         with pytest.raises(TransientPlatformError) as err:
             await meta.get_entity(ref)
-    assert err.value.retry_after_s is None
+        assert err.value.retry_after_s == 60.0  # ThrottlePolicy.blocked_default_s: Meta gave no time
+        with pytest.raises(PlatformDeferred):   # the next call is held back here, not sent to be refused again
+            await meta.get_entity(ref)
 
 
 async def test_server_error_is_transient(base_url: str) -> None:

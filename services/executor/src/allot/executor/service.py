@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
+from allot.contracts.platforms import check_meta_api_version
 from allot.executor.adapters.base import PlatformClient
+from allot.executor.adapters.meta import MetaGraphClient
+from allot.executor.adapters.meta_usage import ThrottlePolicy
 from allot.executor.api import router
 from allot.executor.connections import EXTRA_KEY, TokenProjection, on_connection_changed
 from allot.executor.handlers import on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
 from allot.executor.worker import run_worker
+from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
+
+log = get_logger(__name__)
 
 
 async def _open_platforms(ctx: ServiceContext) -> None:
-    from allot.executor.adapters.meta import MetaGraphClient
     from allot.executor.adapters.sandbox import SandboxClient
 
     settings = ctx.settings
@@ -25,12 +33,42 @@ async def _open_platforms(ctx: ServiceContext) -> None:
         "sandbox": SandboxClient(settings.sandbox_url, settings.sandbox_token.get_secret_value(),
                                  timeout_s=settings.platform_timeout_s),
     }
-    if settings.meta_access_token is not None:
-        clients["meta"] = MetaGraphClient(settings.meta_base_url, settings.meta_api_version,
-                                          settings.meta_access_token.get_secret_value(),
-                                          timeout_s=settings.platform_timeout_s)
+    # Meta: the workspace's own write token (connections), else the global one; appsecret_proof on every call.
+    meta = MetaGraphClient(
+        settings.meta_base_url, settings.meta_api_version,
+        settings.meta_access_token.get_secret_value() if settings.meta_access_token is not None else None,
+        token_for=ctx.extra[EXTRA_KEY].token_for,
+        app_secret=settings.meta_app_secret.get_secret_value() if settings.meta_app_secret is not None else None,
+        timeout_s=settings.platform_timeout_s,
+        throttle=ThrottlePolicy(slow_at_pct=settings.meta_slow_down_at_pct, max_spacing_s=settings.meta_max_spacing_s),
+        max_inline_wait_s=settings.meta_max_inline_wait_s, config_retry_s=settings.meta_config_retry_s,
+    )
+    clients["meta"] = meta
     ctx.extra["platforms"] = clients
     ctx.extra["executor_settings"] = settings
+    version = check_meta_api_version(settings.meta_api_version, ctx.clock.now().date())
+    if version.needs_attention:
+        log.warning("meta_api_version_attention", version=version.version, state=version.state,
+                    expires_on=version.expires_on.isoformat() if version.expires_on else None, detail=version.message)
+    earlier = ctx.extra.get("ready_details")
+
+    def ready_details() -> dict[str, Any] | None:
+        detail: dict[str, Any] = dict((earlier() or {}) if callable(earlier) else {})
+        detail.update(meta_ready_detail(meta, ctx.clock.now().date()))
+        return detail or None
+
+    ctx.extra["ready_details"] = ready_details
+
+
+def meta_ready_detail(meta: MetaGraphClient, today: date) -> dict[str, str]:
+    """What /readyz says about Meta: a version near or past its published expiry, a configuration error seen."""
+    detail: dict[str, str] = {}
+    version = check_meta_api_version(meta.api_version, today)
+    if version.needs_attention:
+        detail["meta_api_version"] = version.message
+    if meta.config_problem:
+        detail["meta_config_problem"] = meta.config_problem
+    return detail
 
 
 async def _close_platforms(ctx: ServiceContext) -> None:

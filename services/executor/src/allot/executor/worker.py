@@ -24,6 +24,9 @@ from allot.executor.adapters.base import (
     EntityRef,
     PermanentPlatformError,
     PlatformClient,
+    PlatformConfigError,
+    PlatformDeferred,
+    PlatformNotConnected,
     TransientPlatformError,
 )
 from allot.executor.domain import (
@@ -106,7 +109,8 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         return "failed", {"error": f"failure backoff: {memory.consecutive_failures} consecutive failures on this "
                                    f"entity since {memory.first_failure_at}; not trying for 24 h "
                                    f"(threshold {FAILURE_BACKOFF_COUNT})"}, attempts
-    ref = EntityRef(action.platform, action.ad_account_id, action.entity_type, action.entity_id)
+    ref = EntityRef(action.platform, action.ad_account_id, action.entity_type, action.entity_id,
+                    workspace_id=row["workspace_id"])
     attempts += 1
     try:
         current = await client.get_entity(ref)
@@ -145,6 +149,21 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
                      "error": f"relaunched as {written.new_entity_id}" if written.new_entity_id else None}
         PLATFORM_CALLS.labels(action.platform, action.action_type, "ok").inc()
         return "succeeded", {**base, **after, "platform_response_id": written.response_id}, attempts
+    except PlatformDeferred as exc:
+        # Held back by the adapter (its own throttle) or a configuration problem (e.g. an expired Graph API
+        # version): not this action's fault, so no attempt is counted; a configuration problem fails the
+        # action only once it has lasted config_give_up_h, with the problem as the error.
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "deferred").inc()
+        attempts -= 1
+        config = isinstance(exc, PlatformConfigError)
+        waited_h = (now - row["created_at"]).total_seconds() / 3600
+        if config and waited_h >= getattr(settings, "meta_config_give_up_h", 24.0):
+            return "failed", {"error": f"not applied after {waited_h:.1f} h: {exc.message}"}, attempts
+        delay = max(exc.retry_after_s or 0.0, 0.05)
+        await ledger.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
+        (log.error if config else log.info)("platform_call_deferred", action_id=str(action.action_id),
+                                            delay_s=round(delay, 2), error=exc.message)
+        return None
     except TransientPlatformError as exc:
         PLATFORM_CALLS.labels(action.platform, action.action_type, "transient").inc()
         if attempts >= settings.max_attempts:
@@ -155,6 +174,9 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         log.warning("platform_call_retry", action_id=str(action.action_id), attempt=attempts, delay_s=round(delay, 2),
                     error=exc.message)
         return None
+    except PlatformNotConnected as exc:
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "not_connected").inc()
+        return "rejected", {"error": exc.message}, attempts
     except PermanentPlatformError as exc:
         PLATFORM_CALLS.labels(action.platform, action.action_type, "permanent").inc()
         return "failed", {"error": f"platform refused ({exc.code}): {exc.message}"}, attempts

@@ -11,8 +11,12 @@ Supported, under ``/{version}/...`` with ``version`` like ``v21.0``:
 
 The token comes from ``access_token`` (query, form or JSON) or ``Authorization: OAuth|Bearer <token>``.
 Errors use Graph's body ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``.
-Every response carries ``x-fb-trace-id``. ``/_fake/...`` routes (no token) seed objects, arm faults
-and expose the write log, which records every applied change once.
+Every response carries ``x-fb-trace-id``; answers about an account carry the rate-limit usage headers
+(``x-business-use-case-usage``, ``x-ad-account-usage``, ``x-app-usage``; ``/_fake/usage`` sets the
+percentages). ``appsecret_proof`` is verified when ``app_secret`` is set (error 100, "Invalid appsecret_proof
+provided in the API argument"); a token known to lack ``ads_management`` cannot write (error 200);
+``/_fake/deprecated_versions`` makes versions answer error 2635. ``/_fake/...`` routes (no token) seed
+objects, arm faults and expose the write log, which records every applied change once.
 """
 
 from __future__ import annotations
@@ -119,6 +123,12 @@ class MetaFakeState:
     app_secret: str | None = None
     """When set, every call must carry ``appsecret_proof`` = HMAC-SHA256(app_secret, access_token)."""
     min_daily_budget: int = 100
+    deprecated_versions: set[str] = field(default_factory=set)
+    """Versions answered with error 2635 "You are calling a deprecated version of the Ads API" (arm to test)."""
+    latest_version: str = "v27.0"
+    """The version a 2635 error tells the caller to upgrade to."""
+    app_usage_pct: int = 1
+    """What ``x-app-usage`` reports (call_count / total_time / total_cputime, percent)."""
     accounts: dict[str, GraphAccount] = field(default_factory=dict)
     objects: dict[str, GraphObject] = field(default_factory=dict)
     writes: list[GraphWrite] = field(default_factory=list)
@@ -256,6 +266,16 @@ class _FaultBody(_Admin):
     applied: bool = False
 
 
+class _UsageBody(_Admin):
+    account_id: str | None = None
+    pct: StrictInt = Field(ge=0, le=1000)
+    app_pct: StrictInt | None = Field(default=None, ge=0, le=1000)
+
+
+class _VersionsBody(_Admin):
+    versions: list[Annotated[str, Field(pattern=r"^v\d+\.\d+$")]]
+
+
 # ---------------------------------------------------------------- the app
 
 
@@ -319,7 +339,7 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                 raise _GraphFailure(invalid(f"Unsupported content type {ctype.split(';')[0] or 'none'}"))
         return params
 
-    def authenticate(request: Request, params: dict[str, str]) -> None:
+    def authenticate(request: Request, params: dict[str, str]) -> str:
         token = params.get("access_token")
         if token is None:
             scheme, _, value = request.headers.get("authorization", "").partition(" ")
@@ -337,6 +357,33 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                         400, "Invalid appsecret_proof provided in the API argument", 100, etype="GraphMethodException"
                     )
                 )
+        return token
+
+    def require_write_scope(token: str) -> None:
+        # A token whose scopes are known (debug_token, insights.py) and lack ads_management cannot write:
+        # Graph answers (#200) "Requires ads_management permission" (Marketing API "Authorization" /
+        # https://developers.facebook.com/docs/marketing-api/overview/authorization).
+        scopes = st.reads.token_scopes.get(token)
+        if scopes is not None and "ads_management" not in scopes:
+            raise _GraphFailure(graph_error(
+                403, "(#200) Requires ads_management permission to manage the object", 200, etype="OAuthException"))
+
+    def usage_headers(account_id: str | None) -> dict[str, str]:
+        # On every Graph answer about an account: x-business-use-case-usage and x-ad-account-usage (shared with
+        # the read side, insights.py) and x-app-usage {call_count, total_time, total_cputime} in percent.
+        # Shapes: https://developers.facebook.com/docs/graph-api/overview/rate-limiting
+        # Object reads and writes do not count towards the read side's growing default (insights.py): they
+        # report what /_fake/usage set for the account (default 1 %).
+        app = st.app_usage_pct
+        headers = {"x-app-usage": json.dumps({"call_count": app, "total_time": app, "total_cputime": app})}
+        if account_id is not None:
+            pct = st.reads.usage_pct.get(account_id, 1)
+            headers["x-business-use-case-usage"] = json.dumps({f"act_{account_id}": [{
+                "type": "ads_management", "call_count": pct, "total_cputime": pct, "total_time": pct,
+                "estimated_time_to_regain_access": 0, "ads_api_access_tier": "standard_access"}]})
+            headers["x-ad-account-usage"] = json.dumps({"acc_id_util_pct": pct, "reset_time_duration": 0,
+                                                        "ads_api_access_tier": "standard_access"})
+        return headers
 
     async def apply_fault(object_id: str, operation: str) -> _Fault | None:
         """Raise the injected failure, or return an 'applied' timeout to stall after the write lands."""
@@ -409,6 +456,12 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
     def check_version(version: str) -> None:
         if not _VERSION.match(version):
             raise _GraphFailure(graph_error(400, "Unknown path components: /" + version, 2500))
+        if version in st.deprecated_versions:
+            # The error Meta returns once a Marketing API version has expired (Meta for Developers blog,
+            # "Upcoming change in Marketing API version deprecation", 2024-04-16).
+            raise _GraphFailure(graph_error(
+                400, f"(#2635) You are calling a deprecated version of the Ads API. Please update to the latest "
+                f"version: {st.latest_version}.", 2635))
 
     def effective_status(obj: GraphObject) -> str:
         if obj.status != "ACTIVE":
@@ -428,8 +481,8 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             node = st.objects.get(node.parent_id) if node.parent_id else None
         return None
 
-    def ok(body: dict[str, Any], fbtrace: str | None = None) -> JSONResponse:
-        return JSONResponse(body, headers={"x-fb-trace-id": fbtrace or trace_id()})
+    def ok(body: dict[str, Any], fbtrace: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse(body, headers={"x-fb-trace-id": fbtrace or trace_id(), **(headers or {})})
 
     @app.exception_handler(_GraphFailure)
     async def _failure(_: Request, exc: _GraphFailure) -> Response:
@@ -465,6 +518,19 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
     async def arm_fault(body: _FaultBody) -> dict[str, int]:
         st.add_fault(**body.model_dump())
         return {"armed": len(st.faults)}
+
+    @app.post("/_fake/usage", status_code=201)
+    async def set_usage(body: _UsageBody) -> dict[str, int]:
+        if body.account_id is not None:
+            st.reads.usage_pct[body.account_id.removeprefix("act_")] = body.pct
+        if body.app_pct is not None:
+            st.app_usage_pct = body.app_pct
+        return {"pct": body.pct}
+
+    @app.post("/_fake/deprecated_versions", status_code=201)
+    async def deprecate(body: _VersionsBody) -> dict[str, list[str]]:
+        st.deprecated_versions = set(body.versions)
+        return {"deprecated": sorted(st.deprecated_versions)}
 
     @app.delete("/_fake/faults")
     async def clear_faults() -> dict[str, int]:
@@ -521,7 +587,8 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
                 "account_status": 1,
                 **_reads.account_values(st, account.account_id),
             }
-            return ok({f: values[f] for f in ["id", *fields] if f in values})
+            return ok({f: values[f] for f in ["id", *fields] if f in values},
+                      headers=usage_headers(account.account_id))
         obj = st.objects.get(object_id)
         if obj is None:
             raise unknown_object(object_id, "get")
@@ -542,13 +609,14 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             values["campaign_id"] = ancestor(obj, "campaign")
         if obj.kind == "ad":
             values["adset_id"] = obj.parent_id
-        return ok({f: values[f] for f in dict.fromkeys(["id", *fields]) if values.get(f) is not None})
+        return ok({f: values[f] for f in dict.fromkeys(["id", *fields]) if values.get(f) is not None},
+                  headers=usage_headers(obj.account_id))
 
     @app.post("/{version}/{object_id}", response_model=None)
     async def write(version: str, object_id: str, request: Request) -> Response:
         check_version(version)
         params = await read_params(request)
-        authenticate(request, params)
+        require_write_scope(authenticate(request, params))
         obj = st.objects.get(object_id)
         late = await apply_fault(object_id, "write")
         if obj is None:
@@ -585,13 +653,13 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
             obj.status = status
         if late is not None:
             await asyncio.sleep(late.delay_s or 30.0)
-        return ok({"success": True}, fbtrace)
+        return ok({"success": True}, fbtrace, usage_headers(obj.account_id))
 
     @app.post("/{version}/{object_id}/copies", response_model=None)
     async def copy(version: str, object_id: str, request: Request) -> Response:
         check_version(version)
         params = await read_params(request)
-        authenticate(request, params)
+        require_write_scope(authenticate(request, params))
         obj = st.objects.get(object_id)
         late = await apply_fault(object_id, "write")
         if obj is None:
@@ -608,7 +676,7 @@ def create_meta_fake(state: MetaFakeState | None = None) -> FastAPI:
         st.writes.append(GraphWrite(len(st.writes) + 1, object_id, "copy", None, new_id, fbtrace))
         if late is not None:
             await asyncio.sleep(late.delay_s or 30.0)
-        return ok({f"copied_{obj.kind}_id": new_id}, fbtrace)
+        return ok({f"copied_{obj.kind}_id": new_id}, fbtrace, usage_headers(obj.account_id))
 
     return app
 

@@ -1,14 +1,17 @@
 """The platform port: what the executor needs from any ad platform, and the two error kinds it must handle.
 
-Every adapter maps its platform's failures onto exactly two exception types so
-the executor's retry policy is platform-independent:
+Every adapter maps its platform's failures onto two exception types (and their
+subclasses) so the executor's retry policy is platform-independent:
 
 * :class:`TransientPlatformError` — retrying the same absolute write later may
   succeed (rate limit, 5xx, timeout, connection failure). A timed-out write may
   or may not have been applied; because every write is absolute (set budget to
   X, set status to Y), re-reading and retrying is safe.
+  :class:`PlatformDeferred` (own throttle) and :class:`PlatformConfigError`
+  (e.g. an expired API version) are retried without counting an attempt.
 * :class:`PermanentPlatformError` — retrying cannot help (invalid parameter,
-  unknown entity, bad credentials).
+  unknown entity, bad credentials); :class:`PlatformNotConnected` (no token for
+  the workspace and account) makes the action ``rejected``.
 
 No message produced by an adapter ever contains a credential.
 """
@@ -28,6 +31,9 @@ __all__ = [
     "PermanentPlatformError",
     "PlatformAuthError",
     "PlatformClient",
+    "PlatformConfigError",
+    "PlatformDeferred",
+    "PlatformNotConnected",
     "PlatformError",
     "TransientPlatformError",
     "WritableStatus",
@@ -48,6 +54,8 @@ class EntityRef:
     entity_type: str
     """``campaign``, ``adset`` or ``ad``."""
     entity_id: str
+    workspace_id: str = ""
+    """The workspace whose action this is: adapters with per-workspace credentials pick the token by it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,23 @@ class TransientPlatformError(PlatformError):
         """Seconds the platform asked us to wait, or None when it did not say."""
 
 
+class PlatformDeferred(TransientPlatformError):
+    """Not the action's fault: the adapter held the call back (its own throttle) or is misconfigured.
+
+    The executor retries after ``retry_after_s`` without counting an attempt, so a throttled or
+    misconfigured adapter never uses up an action's attempts.
+    """
+
+
+class PlatformConfigError(PlatformDeferred):
+    """The adapter's configuration is wrong (e.g. an expired Graph API version): an operator must fix it.
+
+    Every action on the platform would fail the same way, so none is failed for it: the executor keeps
+    them pending (retrying every ``retry_after_s``) for a bounded time, shows the problem in ``/readyz``,
+    and only then fails them with this message.
+    """
+
+
 class PermanentPlatformError(PlatformError):
     """A failure that retrying cannot fix (invalid parameter, not found, auth); ``code`` is the platform's code."""
 
@@ -98,6 +123,13 @@ class PermanentPlatformError(PlatformError):
 
 class PlatformAuthError(PermanentPlatformError):
     """The credentials were missing, invalid, expired or lack permission; a person must fix them."""
+
+
+class PlatformNotConnected(PermanentPlatformError):
+    """No credentials exist for this workspace and ad account: the action is rejected, never retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "not_connected")
 
 
 @runtime_checkable
