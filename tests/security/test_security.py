@@ -414,6 +414,7 @@ async def test_an_approval_signed_for_another_workspace_is_refused_when_replayed
 
 APPROVAL_SECRET = "approval-secret-" + uuid.uuid4().hex
 META_TOKEN = "EAAmeta" + uuid.uuid4().hex
+META_APP_SECRET = "meta-app-secret-" + uuid.uuid4().hex
 LOG_SANDBOX_TOKEN = "sandbox-token-" + uuid.uuid4().hex
 #: platform tokens given to the connections API (sealed at once; never logged, never returned)
 CONN_READ_TOKEN = "EAAread" + uuid.uuid4().hex + "RD4X"
@@ -448,6 +449,7 @@ def test_no_secret_appears_in_the_logs_of_running_services(
 
     sealing = {r: generate_keypair(f"{r}-sec") for r in ("ingest", "executor")}
     secrets = {"approval secret": APPROVAL_SECRET, "meta access token": META_TOKEN,
+               "meta app secret": META_APP_SECRET,
                "sandbox token": LOG_SANDBOX_TOKEN, "admin key": admin_raw, "viewer key": viewer_raw,
                "presented unknown key": forged_key, "connection read token": CONN_READ_TOKEN,
                "connection write token": CONN_WRITE_TOKEN, "replaced write token": CONN_NEW_WRITE_TOKEN,
@@ -470,7 +472,8 @@ def test_no_secret_appears_in_the_logs_of_running_services(
                             api_keys=[admin_entry.model_dump(), viewer_entry.model_dump()],
                             extra_env={"ALLOT_APPROVAL_SECRET": APPROVAL_SECRET, "ALLOT_SANDBOX_URL": sandbox_url,
                                        "ALLOT_SANDBOX_TOKEN": LOG_SANDBOX_TOKEN, "ALLOT_META_BASE_URL": meta_url,
-                                       "ALLOT_META_ACCESS_TOKEN": META_TOKEN, "ALLOT_MAX_ATTEMPTS": "2",
+                                       "ALLOT_META_ACCESS_TOKEN": META_TOKEN,
+                                       "ALLOT_META_APP_SECRET": META_APP_SECRET, "ALLOT_MAX_ATTEMPTS": "2",
                                        "ALLOT_RETRY_BASE_S": "0.05", "ALLOT_RETRY_CAP_S": "0.1",
                                        "ALLOT_LOG_LEVEL": "DEBUG"})
         try:

@@ -30,19 +30,19 @@ async def test_within_limits_approved_and_signed_over_cap_blocked_retry_counted_
         assert r.status_code == 200, r.text
 
         # Two change sets of one rule in ONE publish (same partition, same batch or in order): the first fits
-        # (+1000 × 1.25 = 1250), the second sees the first's ledger write and exceeds the daily cap.
+        # (+1000 × 1.75 = 1750), the second sees the first's ledger write and exceeds the daily cap.
         first = request(action(f"a-{unique}", 10_000, 11_000), key="k-1")
         second = request(action(f"b-{unique}", 10_000, 11_000, currency="USD"), key="k-2")
         await publish(kafka_bootstrap, envelope(ws, first), envelope(ws, second))
 
         ok = await decision_of(client, viewer, first.request_id)
-        assert ok["status"] == "approved" and ok["http_status"] == 200 and ok["exposure_eur_cents"] == 1_250
+        assert ok["status"] == "approved" and ok["http_status"] == 200 and ok["exposure_eur_cents"] == 1_750
         blocked = await decision_of(client, viewer, second.request_id)
         assert blocked["status"] == "blocked" and blocked["check"] == "daily_cap" and blocked["http_status"] == 423
-        # +1000 USD cents × 1.25 × 0.9 = 1125 EUR cents; 1250 + 1125 = 2375 > 2000 by 375.
-        assert blocked["details"] == {"counted_eur_cents": 1_250, "new_exposure_eur_cents": 1_125,
-                                      "after_eur_cents": 2_375, "cap_eur_cents": 2_000, "over_by_eur_cents": 375}
-        assert "2375" in blocked["reason"] and "2000" in blocked["reason"]
+        # +1000 USD cents × 1.75 × 0.9 = 1575 EUR cents; 1750 + 1575 = 3325 > 2000 by 1325.
+        assert blocked["details"] == {"counted_eur_cents": 1_750, "new_exposure_eur_cents": 1_575,
+                                      "after_eur_cents": 3_325, "cap_eur_cents": 2_000, "over_by_eur_cents": 1_325}
+        assert "3325" in blocked["reason"] and "2000" in blocked["reason"]
 
         # The approval on the bus is signed over the workspace and verifies; tampering breaks it.
         approved = await events_of(kafka_bootstrap, "guardrail.approved", ws, 1)
@@ -55,7 +55,7 @@ async def test_within_limits_approved_and_signed_over_cap_blocked_retry_counted_
             verify_approval(env.payload, f"other-{unique}", secret, now=datetime.now(UTC))
         blocks = await events_of(kafka_bootstrap, "guardrail.blocked", ws, 1)
         assert [b["payload"]["check"] for b in blocks] == ["daily_cap"]
-        assert blocks[0]["payload"]["details"]["over_by_eur_cents"] == 375
+        assert blocks[0]["payload"]["details"]["over_by_eur_cents"] == 1_325
 
         # A retried request (new event, new request id, same idempotency key): same decision, counted once.
         retry = first.model_copy(update={"request_id": uuid.uuid4()})
@@ -71,8 +71,8 @@ async def test_within_limits_approved_and_signed_over_cap_blocked_retry_counted_
 
         r = await client.get("/api/v1/guardrails/ledger", headers=auth(viewer))
         ledger = r.json()
-        assert ledger["exposure_eur_cents"] == 1_250 and ledger["month_exposure_eur_cents"] == 1_250
-        assert ledger["approvals_counted"] == 1 and ledger["daily_remaining_eur_cents"] == 750
+        assert ledger["exposure_eur_cents"] == 1_750 and ledger["month_exposure_eur_cents"] == 1_750
+        assert ledger["approvals_counted"] == 1 and ledger["daily_remaining_eur_cents"] == 250
         assert ledger["decisions"] == {"approved": 1, "blocked": 1, "observed": 0}
 
         r = await client.get("/api/v1/guardrails/decisions", params={"source_id": "r-1"}, headers=auth(viewer))
@@ -111,7 +111,7 @@ async def test_kill_switch_observe_mode_and_pool_membership(settings: Any, uniqu
         assert d["check"] == "kill_switch" and d["details"]["ad_account_id"] == "act-2"
         d = await decision_of(client, viewer, pool.request_id)
         assert d["status"] == "approved", d
-        assert d["exposure_eur_cents"] == 25_000  # the pool's daily budget × 1.25, counted once per day
+        assert d["exposure_eur_cents"] == 35_000  # the pool's daily budget × 1.75, counted once per day
 
         # A rule touching a pool member that the pool (higher priority) just changed is dropped by arbitration.
         late = request(action(f"m1-{unique}", 11_000, 12_000), source="rule", source_id=f"rule-{unique}")
@@ -153,6 +153,6 @@ async def test_kill_switch_observe_mode_and_pool_membership(settings: Any, uniqu
                                                                                str(m1.request_id)])
 
         ledger = (await client.get("/api/v1/guardrails/ledger", headers=auth(viewer))).json()
-        assert ledger["exposure_eur_cents"] == 25_000 + 1_250
-        assert ledger["pools"] == [{"pool_id": f"pool-{unique}", "exposure_eur_cents": 25_000}]
+        assert ledger["exposure_eur_cents"] == 35_000 + 1_750
+        assert ledger["pools"] == [{"pool_id": f"pool-{unique}", "exposure_eur_cents": 35_000}]
         assert ledger["decisions"] == {"approved": 2, "blocked": 6, "observed": 1}
