@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from allot.contracts.currencies import (
     META_CURRENCY_OFFSETS,
     UNITS_PER_USD,

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.executor.adapters.base import EntityRef, PlatformClient
 from allot.executor.adapters.meta import MetaGraphClient
@@ -16,7 +17,6 @@ from allot.fakes.meta import MetaFakeState, create_meta_fake
 from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
 from allot.sandbox.testing import serve_app
-
 from tests.contract.platform_adapter import PlatformAdapterContract
 
 SANDBOX_TOKEN = "sandbox-" + uuid.uuid4().hex

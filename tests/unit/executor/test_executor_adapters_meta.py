@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.executor.adapters import (
     EntityRef,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.executor.adapters.base import (
     EntityRef,

@@ -6,6 +6,7 @@ import json
 from datetime import date
 
 import pytest
+
 from allot.contracts.platforms import META_API_VERSIONS, META_DEFAULT_API_VERSION, check_meta_api_version
 from allot.executor.adapters.meta_usage import (
     APP_KEY,

@@ -217,7 +217,8 @@ def test_pool_budget_in_huf_on_meta_uses_metas_offset() -> None:
 def test_pool_budget_whose_members_count_the_currency_differently_is_refused() -> None:
     actions = (act("as-1", 10_000, 9_000, currency="HUF"),
                act("as-2", 80_000, 88_000, currency="HUF", platform="sandbox"))
-    decision = run(pool_req(*actions, budget=50_000, currency="HUF"), WorkspaceLimits(fx_rates_to_eur={"HUF": "0.0025"}))
+    limits = WorkspaceLimits(fx_rates_to_eur={"HUF": "0.0025"})
+    decision = run(pool_req(*actions, budget=50_000, currency="HUF"), limits)
     assert decision.check == "currency_unknown" and decision.details["currency"] == "HUF"
 
 

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 import httpx
+
 from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.executor.adapters._http import parse_retry_after, transport_error
 from allot.executor.adapters.base import (
