@@ -32,10 +32,11 @@ def graph() -> Iterator[tuple[str, MetaFakeState]]:
         yield url, state
 
 
-def approval(workspace: str, entity_id: str, frm: int, to: int) -> Any:
+def approval(workspace: str, entity_id: str, frm: int, to: int, *, currency: str = "HUF",
+             account: str = "act_3003") -> Any:
     now = datetime.now(UTC)
-    action = BudgetAction(action_id=uuid.uuid4(), platform="meta", ad_account_id="act_3003", entity_type="adset",
-                          entity_id=entity_id, action_type="set_budget", currency="HUF", from_cents=frm,
+    action = BudgetAction(action_id=uuid.uuid4(), platform="meta", ad_account_id=account, entity_type="adset",
+                          entity_id=entity_id, action_type="set_budget", currency=currency, from_cents=frm,
                           to_cents=to, reason="test")
     unsigned = GuardrailApproved(decision_id=uuid.uuid4(), request_id=uuid.uuid4(), source="rule", source_id="r-1",
                                  actions=[action], approved_at=now, expires_at=now + timedelta(seconds=900),
@@ -108,3 +109,23 @@ async def test_readyz_names_a_version_past_its_published_expiry(
                                                             meta_api_version="v24.0")) as (client, _):
         detail = (await client.get("/readyz")).json()["details"]["meta_api_version"]
     assert "v24.0 expired on 2026-11-10" in detail and "ALLOT_META_API_VERSION" in detail
+
+
+@pytest.mark.parametrize(("account_currency", "action_currency", "error"), [
+    ("HUF", "EUR", "currency mismatch: the action is in EUR, the meta account of {e} is in HUF"),
+    ("KWD", "KWD", "currency 'KWD' is not a Meta ad account currency"),
+])
+async def test_a_currency_the_write_cannot_be_read_in_is_rejected_before_any_write(
+    settings: Any, unique: str, graph: tuple[str, MetaFakeState], account_currency: str, action_currency: str,
+    error: str,
+) -> None:
+    url, state = graph
+    state.add_account("4004", currency=account_currency)
+    entity = str(uuid.uuid4().int % 10**15)
+    state.add_object(entity, "adset", "4004", daily_budget=50_000)
+    async with running_service(SPEC, settings, **overrides(url, meta_access_token=TOKEN)):
+        await publish(settings.kafka_bootstrap,
+                      approval(unique, entity, 50_000, 55_000, currency=action_currency, account="act_4004"))
+        outcome = await executed(settings, entity)
+    assert outcome.outcome == "rejected" and error.format(e=entity) in outcome.error
+    assert state.writes == []
