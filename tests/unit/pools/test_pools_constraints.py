@@ -233,3 +233,21 @@ def test_plan_is_deterministic_and_state_round_trips() -> None:
     b = plan_allocation(pool(), members, hist, now=NOW)
     assert a == b
     assert EngineState.from_dict(a.state.to_dict()) == a.state
+
+
+def test_a_tail_below_the_minimum_change_is_placed_exactly_when_the_movers_are_full() -> None:
+    """Found on the benchmark (a newcomer joined at its floor): the two members already moving down were at their
+    step limit and 10 cents of excess were left ABOVE the pool budget. A fresh member now takes one minimum change
+    and a mover gives the overshoot back, so the total is exact and no change is below the minimum."""
+    from allot.pools.domain.realize import realize_moves
+
+    current = [1_881, 3_855, 14_532, 1_157]
+    total = sum(current) - 1_157  # the newcomer's floor must come out of the others
+    new, missing = realize_moves(
+        current, total, up_wanted=[0, 0, 0, 0], down_wanted=[376, 0, 0, 0], up_room=[0, 0, 0, 0],
+        down_room=[376, 771, 2_906, 0], up_order=[0, 1, 2, 3], down_order=[0, 1, 2, 3], min_change=100,
+    )
+    assert missing == 0 and sum(new) == total
+    changes = [abs(a - b) for a, b in zip(new, current) if a != b]
+    assert changes and min(changes) >= 100
+    assert all(c - n <= room for c, n, room in zip(current, new, [376, 771, 2_906, 0]))

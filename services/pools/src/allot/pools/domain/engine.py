@@ -52,8 +52,6 @@ from allot.pools.domain.learn import (
     Fit,
     Obs,
     add_pairs,
-    day_offsets,
-    expected_by_day,
     cholesky3,
     delivery_cap,
     delivery_ratio,
@@ -88,10 +86,6 @@ PRIOR_ELASTICITY_SD = 0.35
 PRIOR_TREND_SD = 0.003
 #: Elasticities used to extrapolate a target (beyond these the log-linear curve has no finite optimum).
 PLAN_ELASTICITY = (0.05, 0.9)
-#: Take the pool's common day effects out of each member's fit (difference-in-differences against the others).
-DAY_EFFECTS = True
-#: Pseudo-counts (conversions) that shrink a day effect measured on little value toward none.
-DAY_EFFECT_PSEUDO_COUNTS = 5.0
 #: Shape used to extrapolate targets from the local fit: "exp" (saturating, A (1 - exp(-x / s)), whose elasticity
 #: falls as spend grows) or "power" (constant elasticity).
 CURVE = "exp"
@@ -188,12 +182,6 @@ def plan_allocation(
         prior_b=pool.prior_elasticity, prior_b_sd=PRIOR_ELASTICITY_SD, prior_g_sd=PRIOR_TREND_SD, dispersion=dispersion,
     )
     fits = [fit_member(o, **fit_args) for o in obs]  # type: ignore[arg-type]
-    with_data = [i for i, o in enumerate(obs) if o is not None]
-    if DAY_EFFECTS and len(with_data) >= 2:
-        # Second pass: the pool's common day effects, measured on the other members, taken out of each fit.
-        per_day = [expected_by_day(obs[i], fits[i]) for i in with_data]  # type: ignore[arg-type]
-        for i, offs in zip(with_data, day_offsets(per_day, DAY_EFFECT_PSEUDO_COUNTS * dispersion)):
-            fits[i] = fit_member(obs[i], offsets=offs, **fit_args)  # type: ignore[arg-type]
     for w, o, f in zip(work, obs, fits):
         w.fit = f
         _estimate(w, o, history.get(w.state.member_id, ()), pool, now, now_ts)
@@ -473,7 +461,7 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     since = hours_between(mem.last_change_at, now) if mem.last_change_at is not None else None
     continuing = last == direction and since is not None
     if since is not None:
-        wait = pool.continuation_cooldown_hours if continuing else pool.cooldown_hours
+        wait = min(pool.continuation_cooldown_hours, pool.cooldown_hours) if continuing else pool.cooldown_hours
         if since < wait:
             w.reason = "cooldown"
             return

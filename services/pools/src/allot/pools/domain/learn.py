@@ -40,10 +40,8 @@ __all__ = [
     "MaturityModel",
     "Obs",
     "add_pairs",
-    "day_offsets",
     "delivery_cap",
     "delivery_ratio",
-    "expected_by_day",
     "fit_member",
     "fit_maturity",
     "maturation_at",
@@ -374,62 +372,24 @@ class Fit:
 
 def fit_member(
     obs: Obs | None, *, x_ref: float, prior_level: float, prior_level_sd: float, prior_b: float, prior_b_sd: float,
-    prior_g_sd: float, dispersion: float, offsets: Mapping[int, float] | None = None,
+    prior_g_sd: float, dispersion: float,
 ) -> Fit:
     """Posterior mode and covariance of (a, b, g) by Newton's method on the penalised quasi-Poisson likelihood.
 
     ``prior_level`` is the prior mean of ``a`` expressed as log daily value at ``x_ref``; ``dispersion``
     is the value of one count (revenue per conversion, times the overdispersion), so information is
-    counted in conversions, not cents. ``offsets`` (log, per calendar day) are the pool's common day
-    effects (weekday, news, platform-wide swings) measured on the other members: taken out, a member's
-    own budget changes are compared with what the rest of the pool did the same days.
+    counted in conversions, not cents.
     """
     if obs is None:
         mean_a = prior_level
         cov = ((prior_level_sd**2, 0.0, 0.0), (0.0, prior_b_sd**2, 0.0), (0.0, 0.0, prior_g_sd**2))
         return Fit(x_ref, (mean_a, prior_b, 0.0), cov, False)
-    return _newton(obs, x_ref, prior_level, prior_level_sd, prior_b, prior_b_sd, prior_g_sd, dispersion, offsets)
-
-
-def expected_by_day(obs: Obs, fit: Fit) -> dict[int, tuple[float, float]]:
-    """Per calendar day: (value observed, value the fit expects without day effects), summed over the member's bins."""
-    a, b, g = fit.mean
-    out: dict[int, tuple[float, float]] = {}
-    for u, t, e, v, d in zip(obs.u, obs.t, obs.exposure, obs.value, obs.day):
-        mu = e * math.exp(min(a + b * u + g * t, 50.0))
-        o = out.get(d, (0.0, 0.0))
-        out[d] = (o[0] + v, o[1] + mu)
-    return out
-
-
-def day_offsets(
-    per_member: Sequence[Mapping[int, tuple[float, float]]], pseudo: float
-) -> list[dict[int, float]]:
-    """Each member's log day effects measured on the OTHER members: log((V_d - v_d + k) / (M_d - m_d + k)).
-
-    ``per_member`` is :func:`expected_by_day` of every member; ``pseudo`` (k, in value units) shrinks days
-    with little value toward no effect. A member never measures its own day effect (that would absorb the
-    very budget response it is fitted to find).
-    """
-    totals: dict[int, list[float]] = {}
-    for days in per_member:
-        for d, (v, mu) in days.items():
-            t = totals.setdefault(d, [0.0, 0.0])
-            t[0] += v
-            t[1] += mu
-    out = []
-    for days in per_member:
-        offs = {}
-        for d, (tv, tm) in totals.items():
-            v, mu = days.get(d, (0.0, 0.0))
-            offs[d] = math.log((tv - v + pseudo) / (tm - mu + pseudo))
-        out.append(offs)
-    return out
+    return _newton(obs, x_ref, prior_level, prior_level_sd, prior_b, prior_b_sd, prior_g_sd, dispersion)
 
 
 def _newton(
     obs: Obs, x_ref: float, prior_level: float, prior_level_sd: float, prior_b: float, prior_b_sd: float,
-    prior_g_sd: float, dispersion: float, offsets: Mapping[int, float] | None,
+    prior_g_sd: float, dispersion: float,
 ) -> Fit:
     x0 = obs.x0
     # Prior of a at x0 (the level is projected along the prior elasticity from x_ref).
@@ -444,7 +404,7 @@ def _newton(
     b = prior_b
     g = 0.0
     us, ts, vs = obs.u, obs.t, obs.value
-    es = obs.exposure if not offsets else tuple(e * math.exp(offsets.get(d, 0.0)) for e, d in zip(obs.exposure, obs.day))
+    es = obs.exposure
     h: tuple[tuple[float, float, float], ...] = ((0.0,) * 3,) * 3
     for _ in range(25):
         # Gradient and Hessian of the negative log posterior.

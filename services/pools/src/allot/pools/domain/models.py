@@ -79,7 +79,8 @@ class PoolSettings:
     cooldown_hours: float = 16.0
     """Minimum hours before the engine reverses the direction of its last change of a member."""
     continuation_cooldown_hours: float = 0.0
-    """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan."""
+    """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan.
+    Never longer than ``cooldown_hours`` (the shorter of the two applies)."""
     lookback_days: float = 21.0
     recency_half_life_days: float = 5.0
     maturation_curve: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
@@ -113,8 +114,8 @@ class PoolSettings:
             raise ValueError("exploration_share must be within [0, 0.10]")
         if self.persistence_intervals < 1:
             raise ValueError("persistence_intervals must be >= 1")
-        if not 0 <= self.continuation_cooldown_hours <= self.cooldown_hours:
-            raise ValueError("continuation_cooldown_hours must be within [0, cooldown_hours]")
+        if not 0 <= self.continuation_cooldown_hours:
+            raise ValueError("continuation_cooldown_hours must be >= 0")
         if self.cooldown_hours < 0 or self.lookback_days <= 0:
             raise ValueError("cooldown_hours must be >= 0 and lookback_days > 0")
         if not 0 < self.prior_elasticity < 1:

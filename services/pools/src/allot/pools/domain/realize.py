@@ -124,6 +124,16 @@ def fill(entries: list[tuple[int, int]], amount: int, min_change: int) -> tuple[
                 rem -= add
             if rem == 0:
                 break
+    if 0 < rem < min_change and takes:
+        # Everyone moving is full: hand a fresh entry one minimum change and give back what that overshoots from
+        # a take that stays at or above the minimum change (exact: the rest is placed, nobody moves below it).
+        short = min_change - rem
+        fresh = next((idx for idx, cap in entries if idx not in takes and cap >= min_change), None)
+        donor = next((j for j, t in takes.items() if t - short >= min_change), None)
+        if fresh is not None and donor is not None:
+            takes[donor] -= short
+            takes[fresh] = min_change
+            rem = 0
     return takes, rem
 
 
