@@ -7,8 +7,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from allot.contracts import new_envelope
 from allot.contracts.payloads import ConnectionChanged
+from allot.executor.adapters.base import PlatformNotConnected
 from allot.executor.connections import EXTRA_KEY, TokenProjection
 from allot.executor.service import SPEC
 from allot.runtime.sealing import Keyring, RecipientKey, generate_keypair, parse_public_keys, seal
@@ -57,9 +60,11 @@ async def test_token_for_yields_the_workspaces_own_token_until_removed(settings:
 
         await eventually(both, what="both workspaces' tokens projected")
         assert await tokens.token_for(ws_a, f"act_{acct_a}") == "token-of-a", "act_ prefix accepted"
-        # the last-line tenancy check: another workspace's account yields nothing
-        assert await tokens.token_for(ws_b, acct_a) is None
-        assert await tokens.token_for(ws_a, acct_b) is None
+        # the last-line tenancy check: another workspace's account is refused outright (so not even a global
+        # single-tenant token can be used for it); an account nobody connected yields nothing
+        for ws, account in ((ws_b, acct_a), (ws_a, acct_b)):
+            with pytest.raises(PlatformNotConnected, match=f"account {account} in workspace {ws}"):
+                await tokens.token_for(ws, account)
         assert await tokens.token_for(ws_a, "999") is None
 
         # no plaintext at rest
@@ -104,7 +109,8 @@ async def test_unopenable_token_and_a_workspace_swap_go_to_the_dlq(settings: Any
         assert "ex-other" in reasons[f"{cid}_x"] and "does not hold" in reasons[f"{cid}_x"]
         assert "another workspace" in reasons[cid]
         assert await tokens.token_for(ws, acct) == "token", "the swap changed nothing"
-        assert await tokens.token_for(f"b-{unique}", acct) is None
+        with pytest.raises(PlatformNotConnected):
+            await tokens.token_for(f"b-{unique}", acct)
 
 
 async def test_executor_without_keys_still_starts_and_has_no_tokens(settings: Any, unique: str) -> None:

@@ -17,6 +17,7 @@ import asyncpg
 
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import ConnectionChanged, SealedToken
+from allot.executor.adapters.base import PlatformNotConnected
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.logging import get_logger
 from allot.runtime.sealing import Keyring, SealingError
@@ -57,7 +58,10 @@ class TokenProjection:
                 "WHERE a.workspace_id = $1 AND a.platform = $2 AND a.ad_account_id = $3 AND t.state = 'active' "
                 "AND t.workspace_id = $1 ORDER BY t.changed_at DESC LIMIT 1",
                 workspace_id, self._platform, _account(ad_account_id))
-        if row is None or row["write_token"] is None:
+        if row is None:
+            await self._refuse_if_claimed_elsewhere(workspace_id, ad_account_id)
+            return None
+        if row["write_token"] is None:
             return None
         now = self._monotonic()
         hit = self._opened.get(row["event_id"])
@@ -73,6 +77,19 @@ class TokenProjection:
         self._opened = {k: v for k, v in self._opened.items() if v[1] > now}
         self._opened[row["event_id"]] = (token, now + self._ttl_s)
         return token
+
+
+    async def _refuse_if_claimed_elsewhere(self, workspace_id: str, ad_account_id: str) -> None:
+        """An account another workspace has connected is never written with a global (single-tenant) token."""
+        async with self._pool.acquire() as conn:
+            claimed = await conn.fetchval(
+                "SELECT 1 FROM connection_token_accounts a JOIN connection_tokens t ON t.connection_id = a.connection_id "
+                "WHERE a.platform = $1 AND a.ad_account_id = $2 AND t.state = 'active' AND t.workspace_id <> $3 LIMIT 1",
+                self._platform, _account(ad_account_id), workspace_id)
+        if claimed:
+            raise PlatformNotConnected(
+                f"no active {self._platform} connection for account {_account(ad_account_id)} in workspace "
+                f"{workspace_id or '(none)'}")
 
 
 def _check_opens(keyring: Keyring, event: Envelope[Any], sealed: SealedToken) -> None:
