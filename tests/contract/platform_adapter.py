@@ -18,6 +18,7 @@ A subclass implements the ``make_*``/``seed``/``edit``/``arm_*`` hooks below and
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ from allot.executor.adapters.base import (
 from allot.executor.domain import EntityMemory, Observed, plan_write
 
 
-class PlatformAdapterContract:
+class PlatformAdapterContract(ABC):
     """Subclass per adapter; every ``test_*`` here runs against that adapter and its fake."""
 
     platform: str = ""
@@ -43,24 +44,29 @@ class PlatformAdapterContract:
 
     # ------------------------------------------------------------ hooks
 
+    @abstractmethod
     def make_client(self, *, credential: str | None = None) -> PlatformClient:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def seed(self, *, budget: int | None = 10_000, status: str = "active") -> EntityRef:
         """Create an ad set on the fake, in ``currency``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def edit(self, ref: EntityRef, *, budget: int) -> None:
         """A person changes the budget on the platform (not through the adapter)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def arm_server_error(self, ref: EntityRef) -> None:
         """The next call about ``ref`` fails with a 5xx."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def writes(self, ref: EntityRef) -> list[Any]:
         """The fake's log of the writes the adapter made to ``ref`` (people's edits excluded)."""
-        raise NotImplementedError
+        ...
 
     def unknown(self, ref: EntityRef) -> EntityRef:
         return EntityRef(ref.platform, ref.ad_account_id, ref.entity_type, "9" + uuid.uuid4().hex[:12],
