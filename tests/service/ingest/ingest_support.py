@@ -77,8 +77,11 @@ class IngestWorld:
                             schema_version=TOPICS["connection.changed"].schema_version, occurred_at=changed_at)
 
 
-async def wait_projected(ctx: ServiceContext, count: int) -> None:
+async def wait_projected(ctx: ServiceContext, *accounts: str) -> None:
+    """Wait until these accounts' connections are projected (other tests' connections share the topic)."""
     async def projected() -> bool:
         async with ctx.pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT count(*) FROM accounts")) >= count
-    await eventually(projected, what=f"{count} accounts projected")
+            seen = await conn.fetch("SELECT ad_account_id FROM accounts WHERE ad_account_id = ANY($1::text[])",
+                                    list(accounts))
+            return {r["ad_account_id"] for r in seen} == set(accounts)
+    await eventually(projected, what=f"accounts {sorted(accounts)} projected")
