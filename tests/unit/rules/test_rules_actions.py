@@ -138,7 +138,26 @@ def test_change_that_rounds_to_nothing_is_skipped() -> None:
     ],
 )
 def test_platform_minimums(platform: str, level: str, minimum: int) -> None:
-    assert platform_min_daily_budget_cents(platform, level) == minimum
+    assert platform_min_daily_budget_cents(platform, level, "USD") == minimum
+
+
+@pytest.mark.parametrize(("currency", "minimum"), [("EUR", 200), ("USD", 200), ("JPY", 300), ("HUF", 700)])
+def test_meta_minimum_is_in_the_account_currency(currency: str, minimum: int) -> None:
+    assert platform_min_daily_budget_cents("meta", "adset", currency) == minimum
+
+
+def test_decrease_stops_at_the_minimum_of_the_entity_currency() -> None:
+    jpy = Entity("e1", "adset", "meta", "act", "name", "active", "JPY", 320)  # type: ignore[arg-type]
+    planned = plan_action(DecreaseBudgetAction(type="decrease_budget_pct", pct=20), jpy, LIMITS)
+    assert isinstance(planned, PlannedAction)
+    assert (planned.to_cents, planned.clamps) == (300, (Clamp.PLATFORM_MINIMUM,))
+
+
+def test_unknown_currency_is_skipped_with_a_reason() -> None:
+    odd = Entity("e1", "adset", "meta", "act", "name", "active", "XXX", 10_000)  # type: ignore[arg-type]
+    skipped = plan_action(DecreaseBudgetAction(type="decrease_budget_pct", pct=10), odd, LIMITS)
+    assert isinstance(skipped, ActionSkip)
+    assert skipped.reason is SkipReason.UNKNOWN_CURRENCY
 
 
 def entity(platform: str = "meta", level: str = "adset", budget: int | None = 10_000, status: str = "active") -> Entity:

@@ -8,12 +8,16 @@ from typing import Any
 import httpx
 
 from allot.contracts.payloads import SealedToken
+from allot.contracts.platforms import check_meta_api_version
 from allot.ingest.adapters.graph import graph_client
 from allot.ingest.handlers import on_connection_changed
 from allot.ingest.reading import IngestState, TokenOpener
 from allot.ingest.scheduler import ingest_scheduler
 from allot.ingest.settings import IngestSettings, ingest_settings
+from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
+
+log = get_logger(__name__)
 
 
 def keyring_opener(settings: IngestSettings) -> TokenOpener:
@@ -35,9 +39,17 @@ def make_spec(*, graph_transport: httpx.AsyncBaseTransport | None = None,
         st = IngestState(settings=s, http=graph_client(s.ingest_graph_url, transport=graph_transport),
                          open_token=open_token or keyring_opener(s))
         ctx.extra["ingest"] = st
+        version = check_meta_api_version(s.ingest_graph_api_version, ctx.clock.now().date())
+        if version.needs_attention:
+            log.warning("meta_api_version_attention", version=version.version, state=version.state,
+                        detail=version.message)
 
         def details() -> dict[str, Any]:
-            return {"accounts_in_error": dict(st.problems)} if st.problems else {}
+            detail: dict[str, Any] = {"accounts_in_error": dict(st.problems)} if st.problems else {}
+            current = check_meta_api_version(s.ingest_graph_api_version, ctx.clock.now().date())
+            if current.needs_attention:
+                detail["meta_api_version"] = current.message
+            return detail
 
         ctx.extra["ready_details"] = details
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
+from allot.contracts.platforms import META_DEFAULT_API_VERSION
 from allot.runtime.settings import Settings
-
-#: Inside Meta's supported window today: v25.0 released 2026-02-18, available until 2028-07-29
-#: (https://developers.facebook.com/docs/graph-api/changelog/versions/, read 2026-12-05).
-DEFAULT_GRAPH_API_VERSION = "v25.0"
 
 
 class IngestSettings(Settings):
     """Shared settings plus where Meta is, how often and how far back to read."""
 
     ingest_graph_url: str = Field(default="https://graph.facebook.com", description="Graph API base URL.")
-    ingest_graph_api_version: str = Field(default=DEFAULT_GRAPH_API_VERSION, pattern=r"^v\d+\.\d+$")
+    ingest_graph_api_version: str = Field(default=META_DEFAULT_API_VERSION, pattern=r"^v\d+\.\d+$",
+                                          description="Graph API version (the executor's table of Meta's expiry "
+                                                      "dates warns near expiry).")
     ingest_meta_app_secret: SecretStr = Field(
         default=SecretStr(""), description="App secret: when set every call carries appsecret_proof.")
     ingest_interval_s: int = Field(default=3600, ge=60, description="Clock seconds between reads of one account.")

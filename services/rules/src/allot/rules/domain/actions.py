@@ -13,9 +13,11 @@ in this order, each recorded as a :class:`Clamp` when it shortens the change:
 3. decreases: the platform minimum daily budget — never lowered below it; an
    entity already at/below it is skipped (``at_platform_minimum``).
 
-Platform minimums (cents of the account currency; the seed quotes USD and we
-apply the same number of minor units in every currency): Google 100; TikTok
-5000 for campaigns and 2000 for ad groups/ads; every other platform 200.
+Platform minimums are in the account's currency and the platform's units of it
+(``allot.contracts.currencies.min_budget_minor``): the seed's dollar figures —
+Google $1, TikTok $50 per campaign and $20 per ad group/ad, every other
+platform $2 — converted, so USD/EUR on Meta 200, JPY 300, HUF 700. An entity
+whose currency has no known minimum is skipped (``unknown_currency``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Final, Literal
 
-from allot.contracts.platforms import DEFAULT_MIN_BUDGET_CENTS, min_budget_cents
+from allot.contracts.currencies import UnknownCurrency, min_budget_minor
+from allot.contracts.platforms import DEFAULT_MIN_BUDGET_CENTS
 from allot.rules.domain.entities import Entity
 from allot.rules.domain.models import (
     META_ONLY_ACTIONS,
@@ -41,9 +44,10 @@ from allot.rules.domain.reasons import Clamp, SkipReason
 DEFAULT_MIN_DAILY_BUDGET_CENTS: Final[int] = DEFAULT_MIN_BUDGET_CENTS
 
 
-def platform_min_daily_budget_cents(platform: str, entity_level: str) -> int:
-    """Smallest daily budget (cents) the platform accepts for an entity of ``entity_level``."""
-    return min_budget_cents(platform, entity_level)
+def platform_min_daily_budget_cents(platform: str, entity_level: str, currency: str = "USD") -> int:
+    """Smallest daily budget the platform accepts for an entity of ``entity_level``, in the platform's units
+    of ``currency`` (raises :class:`~allot.contracts.currencies.UnknownCurrency` for an unknown one)."""
+    return min_budget_minor(platform, entity_level, currency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +149,17 @@ def plan_action(action: Action, entity: Entity, protections: Protections) -> Pla
     if isinstance(action, (IncreaseBudgetAction, DecreaseBudgetAction)):
         if entity.daily_budget_cents is None:
             return ActionSkip(action.type, SkipReason.NO_DAILY_BUDGET, "entity has no daily budget of its own")
+        try:
+            minimum = platform_min_daily_budget_cents(entity.platform, entity.entity_level, entity.currency)
+        except UnknownCurrency as exc:
+            return ActionSkip(action.type, SkipReason.UNKNOWN_CURRENCY, str(exc))
         plan = plan_budget_change(
             direction="increase" if isinstance(action, IncreaseBudgetAction) else "decrease",
             from_cents=entity.daily_budget_cents,
             pct=action.pct,
             change_limit_pct=protections.budget_change_limit_pct,
             daily_cap_cents=protections.budget_daily_cap_cents,
-            minimum_cents=platform_min_daily_budget_cents(entity.platform, entity.entity_level),
+            minimum_cents=minimum,
         )
         if isinstance(plan, tuple):
             return ActionSkip(action.type, plan[0], plan[1])

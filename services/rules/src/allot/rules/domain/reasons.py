@@ -22,6 +22,7 @@ class SkipReason(StrEnum):
     AT_PLATFORM_MINIMUM = "at_platform_minimum"
     NO_BUDGET_CHANGE = "no_budget_change"
     ALREADY_IN_STATUS = "already_in_status"
+    UNKNOWN_CURRENCY = "unknown_currency"  # no minimum budget is known for the entity's currency on its platform
 
 
 class Clamp(StrEnum):
