@@ -10,6 +10,7 @@ import httpx
 from allot.contracts.payloads import SealedToken
 from allot.contracts.platforms import check_meta_api_version
 from allot.ingest.adapters.graph import graph_client
+from allot.ingest.api import router
 from allot.ingest.handlers import on_connection_changed
 from allot.ingest.reading import IngestState, TokenOpener
 from allot.ingest.scheduler import ingest_scheduler
@@ -65,6 +66,7 @@ def make_spec(*, graph_transport: httpx.AsyncBaseTransport | None = None,
         migrations_package="allot.ingest.migrations",
         consumes={"connection.changed": on_connection_changed},
         produces=["metrics.ingested", "account.profiled"],
+        routers=[router],
         tasks=[ingest_scheduler],
         on_start=on_start,
         on_stop=on_stop,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 import asyncpg
 
@@ -95,10 +94,39 @@ async def accounts_to_read(conn: asyncpg.Connection, due_before: datetime | None
     return [_account(r) for r in rows]
 
 
-async def all_accounts(conn: asyncpg.Connection) -> list[dict[str, Any]]:
-    rows = await conn.fetch("SELECT connection_id, ad_account_id, state, detail, active, last_read_at FROM accounts"
-                            " ORDER BY connection_id, ad_account_id")
-    return [dict(r) for r in rows]
+@dataclass(frozen=True)
+class AccountStatus:
+    """What ingest can say about one account it reads for a workspace (no token, ever)."""
+
+    connection_id: str
+    ad_account_id: str
+    state: str
+    detail: str
+    currency: str | None
+    timezone_name: str | None
+    read_since: date | None
+    read_until: date | None
+    last_read_at: datetime | None
+    last_attempt_at: datetime | None
+
+
+async def account_statuses(conn: asyncpg.Connection, workspace_id: str) -> list[AccountStatus]:
+    """The workspace's active accounts, by connection and account id."""
+    rows = await conn.fetch(
+        "SELECT a.connection_id, a.ad_account_id, a.state, a.detail, a.currency, a.timezone_name, a.read_since,"
+        " a.read_until, a.last_read_at, a.last_attempt_at FROM accounts a JOIN connections c USING (connection_id)"
+        " WHERE c.workspace_id = $1 AND a.active AND c.state = 'active' ORDER BY a.connection_id, a.ad_account_id",
+        workspace_id)
+    return [AccountStatus(**dict(r)) for r in rows]
+
+
+async def request_read(conn: asyncpg.Connection, workspace_id: str, ad_account_id: str) -> bool:
+    """Make the workspace's account due at the next scan ("sync now"); False when it reads no such account."""
+    done = await conn.fetch(
+        "UPDATE accounts a SET last_attempt_at = NULL FROM connections c WHERE c.connection_id = a.connection_id"
+        " AND c.workspace_id = $1 AND a.ad_account_id = $2 AND a.active AND c.state = 'active'"
+        " RETURNING a.ad_account_id", workspace_id, ad_account_id)
+    return bool(done)
 
 
 async def mark_attempt(conn: asyncpg.Connection, a: AccountToRead, at: datetime) -> None:
