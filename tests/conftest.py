@@ -22,6 +22,9 @@ from allot.runtime.settings import Settings
 # environment) accept the short approval secrets tests use. tests/security/test_hardening.py checks that
 # outside development they refuse to start.
 os.environ.setdefault("ALLOT_ENV", "development")
+# Most tests reference sandbox accounts nobody registered: only an account another workspace has connected is
+# refused. Tests of tenancy turn strict mode on (require_connected_accounts=True).
+os.environ.setdefault("ALLOT_REQUIRE_CONNECTED_ACCOUNTS", "false")
 
 
 def _docker_available() -> bool:

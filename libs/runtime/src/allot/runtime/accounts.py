@@ -17,12 +17,19 @@ Semantics:
   table by ``refresh_directory`` (instances of one consumer group each see only some partitions). Merges never
   go back in time (observed_at), so a refresh cannot undo a newer report. A batch that rolls back after
   updating memory is re-delivered and applied again, so memory never keeps a report the table will not.
+
+Tenancy: the projection also says which workspaces an ad account is connected to (every report not
+``disconnected``). ``ownership_problem`` is the pure rule APIs use before a workspace may reference an account
+(pools' members, rules' scopes, pacing plans' entities, guardrails' account settings): never an account another
+workspace has connected and this one has not; with ``require_connected_accounts`` (the default outside tests)
+only an account connected to this workspace. ``account_refusals`` applies it to a request's fields after
+re-reading those accounts from the table (a report another instance consumed counts at once).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +57,25 @@ _EXTRA_KEY = "account_directory"
 UTC_ZONE = ZoneInfo("UTC")
 
 AccountKey = tuple[str, str, str]  #: (workspace_id, platform, ad_account_id)
+#: A reference to check: (API field, platform or None for any platform, ad account id or None when absent).
+AccountRef = tuple[str, str | None, str | None]
+
+
+def bare_account_id(ad_account_id: str) -> str:
+    """The id without Meta's ``act_`` prefix (``act_123`` and ``123`` name one account)."""
+    return ad_account_id[4:] if ad_account_id[:4].lower() == "act_" else ad_account_id
+
+
+def ownership_problem(ad_account_id: str, *, workspace_id: str, owners: Collection[str], strict: bool) -> str | None:
+    """Why ``workspace_id`` may not reference the account that ``owners`` (the workspaces it is connected to)
+    have connected, or None: another workspace's account always; with ``strict``, any account not connected here."""
+    if workspace_id in owners:
+        return None
+    if owners:
+        return f"ad account {ad_account_id} is connected to another workspace"
+    if strict:
+        return f"ad account {ad_account_id} is not connected to this workspace"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +109,8 @@ class AccountDirectory:
 
     def __init__(self) -> None:
         self._profiles: dict[AccountKey, AccountProfile] = {}
+        #: (platform, bare ad account id) → workspaces whose latest report is not ``disconnected``
+        self._owners: dict[tuple[str, str], set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._profiles)
@@ -93,21 +121,58 @@ class AccountDirectory:
         if held is not None and held.observed_at >= profile.observed_at:
             return False
         self._profiles[profile.key] = profile
+        owners = self._owners.setdefault((profile.platform, bare_account_id(profile.ad_account_id)), set())
+        if profile.state == "disconnected":
+            owners.discard(profile.workspace_id)
+        else:
+            owners.add(profile.workspace_id)
         return True
 
     def get(self, workspace_id: str, platform: str, ad_account_id: str) -> AccountProfile | None:
         return self._profiles.get((workspace_id, platform, ad_account_id))
+
+    def owners_of(self, platform: str | None, ad_account_id: str) -> frozenset[str]:
+        """Workspaces the account is connected to (on ``platform``, or on any platform when None)."""
+        bare = bare_account_id(ad_account_id)
+        if platform is not None:
+            return frozenset(self._owners.get((platform, bare), ()))
+        return frozenset(w for (_, a), ws in self._owners.items() if a == bare for w in ws)
+
+    def owner_check(self, workspace_id: str, platform: str | None, ad_account_id: str, *,
+                    strict: bool) -> str | None:
+        """Why ``workspace_id`` may not reference the account (``ownership_problem``), or None."""
+        return ownership_problem(ad_account_id, workspace_id=workspace_id,
+                                 owners=self.owners_of(platform, ad_account_id), strict=strict)
+
+    def refusals(self, workspace_id: str, refs: Sequence[AccountRef], *, strict: bool) -> list[tuple[str, str]]:
+        """(field, reason) for each reference the workspace may not make; a missing id counts only when strict."""
+        out: list[tuple[str, str]] = []
+        for field, platform, ad_account_id in refs:
+            if ad_account_id is None:
+                if strict:
+                    out.append((field, "required: an ad account connected to this workspace"))
+                continue
+            problem = self.owner_check(workspace_id, platform, ad_account_id, strict=strict)
+            if problem is not None:
+                out.append((field, problem))
+        return out
 
     def zone_for(self, workspace_id: str, platform: str, ad_account_id: str) -> ZoneInfo:
         """The account's time zone; UTC for an account no report has named (the behaviour before profiles)."""
         held = self._profiles.get((workspace_id, platform, ad_account_id))
         return UTC_ZONE if held is None else held.zone
 
-    async def refresh(self, conn: asyncpg.Connection) -> int:
-        """Merge every stored profile (this service's ``ad_accounts`` table); returns how many were newer."""
-        rows = await conn.fetch(
-            """SELECT workspace_id, platform, ad_account_id, currency, timezone_name, account_status, state,
-                      observed_at FROM ad_accounts""")
+    async def refresh(self, conn: asyncpg.Connection, ad_account_ids: Collection[str] | None = None) -> int:
+        """Merge every stored profile (this service's ``ad_accounts`` table), or only those of ``ad_account_ids``
+        (with or without ``act_``); returns how many were newer."""
+        query = """SELECT workspace_id, platform, ad_account_id, currency, timezone_name, account_status, state,
+                          observed_at FROM ad_accounts"""
+        if ad_account_ids is None:
+            rows = await conn.fetch(query)
+        else:
+            bare = {bare_account_id(a) for a in ad_account_ids}
+            rows = await conn.fetch(query + " WHERE ad_account_id = ANY($1::text[])",
+                                    sorted(bare | {f"act_{a}" for a in bare}))
         kept = 0
         for r in rows:
             try:
@@ -118,6 +183,16 @@ class AccountDirectory:
                 continue
             kept += self.put(AccountProfile(zone=zone, **dict(r)))
         return kept
+
+
+async def account_refusals(extra: dict[str, Any], conn: asyncpg.Connection, workspace_id: str,
+                           refs: Sequence[AccountRef], *, strict: bool) -> list[tuple[str, str]]:
+    """(field, reason) for each ad account the workspace may not reference, after re-reading those accounts."""
+    directory = directory_of(extra)
+    ids = {a for _, _, a in refs if a is not None}
+    if ids:
+        await directory.refresh(conn, ids)
+    return directory.refusals(workspace_id, refs, strict=strict)
 
 
 def directory_of(extra: dict[str, Any]) -> AccountDirectory:

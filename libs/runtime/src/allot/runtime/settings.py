@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         default="", description="connections: 'ingest=kid:base64pub,executor=kid:base64pub', the keys tokens are "
                                 "sealed to (public: it cannot open them).")
 
+    # Tenancy
+    require_connected_accounts: bool = Field(
+        default=True,
+        description="APIs refuse ad accounts not connected to the caller's workspace (account.profiled: Meta "
+                    "connections, sandbox accounts bound to the workspace). Off (tests of unregistered sandbox "
+                    "accounts), only accounts another workspace has connected are refused.")
+
     # Product switches
     ai_native_enabled: bool = True
 
