@@ -63,7 +63,7 @@ from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config
 from allot.pools.domain.reports import find_diminishing_returns
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.scheduler import emitter, observe, settings_of
-from allot.runtime.accounts import directory_of
+from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -427,6 +427,18 @@ async def _lost_race(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID,
     )
 
 
+async def _refuse_foreign_accounts(ctx: ServiceContext, conn: Any, workspace_id: str, refs: list[AccountRef]) -> None:
+    """422 naming the field of an ad account this workspace may not reference: one another workspace has
+    connected, or (require_connected_accounts) any not connected to this one, a missing one included."""
+    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
+                                      strict=ctx.settings.require_connected_accounts)
+    _refuse([Problem(field, message) for field, message in refusals])
+
+
+def _account_refs(members: list[dict[str, Any]]) -> list[AccountRef]:
+    return [(f"members.{i}.adAccountId", m["platform"], m["ad_account_id"]) for i, m in enumerate(members)]
+
+
 def _member_row(m: MemberIn, pool_currency: str, field: str) -> dict[str, Any]:
     currency = m.currency or pool_currency
     if currency != pool_currency:
@@ -481,6 +493,7 @@ async def create_pool(
     pool_id = uuid.uuid4()
     try:
         async with ctx.pool.acquire() as conn, conn.transaction():
+            await _refuse_foreign_accounts(ctx, conn, principal.workspace_id, _account_refs(members))
             await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
             pool = await db.insert_pool(conn, pool_id, principal.workspace_id, settings, now)
             for m in members:
@@ -591,6 +604,8 @@ async def add_member(
             budget_field="minBudgetCents",
         )
         _refuse([Problem(p.field.replace("member.", ""), p.message) for p in problems])
+        await _refuse_foreign_accounts(ctx, conn, principal.workspace_id,
+                                       [("adAccountId", row["platform"], row["ad_account_id"])])
         claims = {"entityId": row["entity_id"]} if row["is_active"] else {}
         await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
         try:  # the check above cannot see a concurrent request's uncommitted row; the unique index can
