@@ -9,6 +9,7 @@ renderer is also compared with the real one.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -21,7 +22,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from allot.contracts.registry import TOPICS
-from allot.runtime.cli import CONSUMES
+from allot.runtime.service import ServiceSpec
+from allot.runtime.stack import SERVICES as STACK_PORTS
 from kubernetes_validate.utils import latest_version, major_minor
 
 from tests.support.kustomize import pod_spec, render
@@ -33,18 +35,28 @@ PRODUCTION = K8S / "overlays" / "production"
 COMPOSE = ROOT / "docker-compose.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "allot-dashboard.json"
 
-#: Every consumer service and the topic whose partition count caps its consumer group.
-MAIN_TOPIC = {
+#: Every service deployed on Kubernetes and in compose, and the topic whose partition count caps its consumer
+#: group (None: it consumes no topic, so no partition count caps it).
+MAIN_TOPIC: dict[str, str | None] = {
     "pools": "metrics.ingested",
     "rules": "metrics.ingested",
     "pacing": "metrics.ingested",
     "guardrails": "allocation.requested",
     "executor": "guardrail.approved",
+    "ingest": "connection.changed",
+    "connections": None,
 }
-CONSUMER_SERVICES = tuple(MAIN_TOPIC)
-IMAGE_SERVICES = (*CONSUMER_SERVICES, "sandbox")
+SERVICES = tuple(MAIN_TOPIC)
+#: Demo only: in compose (profile "demo"), never on Kubernetes.
+DEMO_SERVICES = ("sandbox",)
+IMAGE_SERVICES = (*SERVICES, *DEMO_SERVICES)
+#: HPA ceiling of a service that consumes no topic (the consumers' main topics have at most 6 partitions).
+MAX_REPLICAS_WITHOUT_TOPIC = 6
 PLATFORM_SECRET = "allot-platform-credentials"
 APPROVAL_SECRET = "allot-approval-secret"
+#: Token sealing (allot.runtime.sealing): ingest's private keys, the connections service's public keys.
+INGEST_SECRET = "allot-ingest-credentials"
+SEALING_PUBLIC_SECRET = "allot-sealing-public-keys"
 #: Kubernetes versions validated against: an older still-supported minor and the newest the package ships.
 K8S_VERSIONS = ("1.31", major_minor(latest_version()))
 #: Metrics the dashboard may show before any service exports them (planned).
@@ -107,9 +119,15 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [*spec.get("initContainers", []), *spec.get("containers", [])]
 
 
+def _spec(service: str) -> ServiceSpec:
+    spec = importlib.import_module(f"allot.{service}.service").SPEC
+    assert isinstance(spec, ServiceSpec) and spec.name == service
+    return spec
+
+
 def test_both_kustomizations_render_the_expected_objects(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
-    expected = {f"allot-{s}" for s in CONSUMER_SERVICES}
+    expected = {f"allot-{s}" for s in SERVICES}
     for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
         assert set(_by_name(objects, kind)) == expected, kind
     assert set(_by_name(objects, "Job")) == {"allot-create-topics"}
@@ -221,18 +239,25 @@ def test_hpa_max_replicas_never_exceed_main_topic_partitions(rendered: tuple[str
     which, objects = rendered
     deployments = _by_name(objects, "Deployment")
     hpas = _by_name(objects, "HorizontalPodAutoscaler")
-    assert {_service_of(n) for n in hpas} == set(CONSUMER_SERVICES)
+    assert {_service_of(n) for n in hpas} == set(SERVICES)
     for name, hpa in hpas.items():
         service = _service_of(name)
         topic = MAIN_TOPIC[service]
+        consumes = set(_spec(service).consumes)
         assert hpa["apiVersion"] == "autoscaling/v2"
-        assert hpa["metadata"]["annotations"]["allot/main-topic"] == topic
-        assert service in CONSUMES[topic], f"{service} does not consume {topic}"
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", name) and name in deployments
-        partitions = TOPICS[topic].partitions
-        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= partitions, (
-            f"{name}: maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions of {topic}")
+        if topic is None:
+            assert not consumes, f"{service} consumes {sorted(consumes)}: give it a main topic in MAIN_TOPIC"
+            assert "allot/main-topic" not in hpa["metadata"].get("annotations", {}), name
+            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= MAX_REPLICAS_WITHOUT_TOPIC, name
+        else:
+            assert hpa["metadata"]["annotations"]["allot/main-topic"] == topic
+            # The service's own spec is the truth of what its consumer group reads.
+            assert topic in consumes, f"{service} does not consume {topic}"
+            partitions = TOPICS[topic].partitions
+            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= partitions, (
+                f"{name}: maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions of {topic}")
         assert [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"] == ["cpu"]
         if which == "production":
             assert hpa["spec"]["minReplicas"] >= 2, f"{name}: production keeps two pods (PDB minAvailable 1)"
@@ -372,7 +397,7 @@ def test_compose_topics_job(compose: dict[str, Any]) -> None:
 
 def test_compose_services_depend_on_healthy_infrastructure(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in CONSUMER_SERVICES:
+    for name in SERVICES:
         assert services[name]["depends_on"] == {
             "kafka": {"condition": "service_healthy"},
             "postgres": {"condition": "service_healthy"},
@@ -389,7 +414,10 @@ def test_compose_services_depend_on_healthy_infrastructure(compose: dict[str, An
 
 def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    ports = {"sandbox": 8100, "guardrails": 8101, "executor": 8102, "pools": 8103, "rules": 8104, "pacing": 8105}
+    ports = {"sandbox": 8100, "guardrails": 8101, "executor": 8102, "pools": 8103, "rules": 8104, "pacing": 8105,
+             "connections": 8106, "ingest": 8107}
+    # The same host ports as `make run` (allot.runtime.stack).
+    assert ports == STACK_PORTS
     for name in IMAGE_SERVICES:
         svc = services[name]
         env = _env(svc)
@@ -398,11 +426,11 @@ def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
         assert env["ALLOT_HTTP_HOST"] == "0.0.0.0", name
         assert str(env["ALLOT_HTTP_PORT"]) == "8000", name
         assert any(str(p).endswith(f":{ports[name]}:8000") for p in svc["ports"]), name
-        if name in CONSUMER_SERVICES:
+        if name in SERVICES:
             assert env["ALLOT_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["ALLOT_DATABASE_URL"]
             assert env["ALLOT_API_KEYS"].startswith("${ALLOT_API_KEYS"), "API keys come from the env file"
     assert services["sandbox"]["profiles"] == ["demo"]
-    assert all("profiles" not in services[n] for n in CONSUMER_SERVICES)
+    assert all("profiles" not in services[n] for n in SERVICES)
 
 
 def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[str, Any]) -> None:
@@ -411,12 +439,18 @@ def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[st
     for name, svc in services.items():
         for var, value in _env(svc).items():
             holders.setdefault(var, set()).add(name)
-            if var in ("ALLOT_APPROVAL_SECRET", "ALLOT_API_KEYS", "ALLOT_SANDBOX_TOKEN", "POSTGRES_PASSWORD"):
+            if var in ("ALLOT_APPROVAL_SECRET", "ALLOT_API_KEYS", "ALLOT_SANDBOX_TOKEN", "POSTGRES_PASSWORD",
+                       "ALLOT_SEALING_PRIVATE_KEYS", "ALLOT_SEALING_PUBLIC_KEYS"):
                 assert isinstance(value, str) and value.startswith("${"), f"{name}.{var} must be interpolated"
     assert holders["ALLOT_APPROVAL_SECRET"] == {"guardrails", "executor"}
     # Platform credentials: the executor, and the sandbox platform itself (it checks its own token).
     assert holders["ALLOT_SANDBOX_TOKEN"] == {"executor", "sandbox"}
     assert holders["ALLOT_META_ACCESS_TOKEN"] == {"executor"}
+    assert holders["ALLOT_INGEST_META_APP_SECRET"] == {"ingest"}
+    # Token sealing: only the connections service holds the public keys; a private key only its recipient.
+    assert holders["ALLOT_SEALING_PUBLIC_KEYS"] == {"connections"}
+    assert "ingest" in holders["ALLOT_SEALING_PRIVATE_KEYS"]
+    assert holders["ALLOT_SEALING_PRIVATE_KEYS"] <= {"ingest", "executor"}
     # An empty ALLOT_META_ACCESS_TOKEN would be used as a token: pass it through only when set.
     assert _env(services["executor"])["ALLOT_META_ACCESS_TOKEN"] is None
 
@@ -578,3 +612,97 @@ def test_the_approval_secret_is_required_and_has_no_default(rendered: tuple[str,
         value = _env(compose["services"][name])["ALLOT_APPROVAL_SECRET"]
         assert value.startswith("${ALLOT_APPROVAL_SECRET:?"), (name, value)
     assert "change-me" not in COMPOSE.read_text()
+
+
+# ================================================================== every service deployed (ingest, connections: #13)
+
+
+def test_every_service_with_a_dockerfile_is_deployed_everywhere(compose: dict[str, Any]) -> None:
+    """A new service (a services/<name>/Dockerfile) must be added to the base kustomization, the production
+    images and docker-compose.yml — and to SERVICES here, which the other tests iterate over."""
+    on_disk = {p.parent.name for p in (ROOT / "services").glob("*/Dockerfile")}
+    assert on_disk == set(IMAGE_SERVICES), "add the service to MAIN_TOPIC (or DEMO_SERVICES) in this file"
+    base = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    missing = [s for s in SERVICES if f"{s}.yaml" not in base["resources"]]
+    assert not missing, f"deploy/k8s/base/kustomization.yaml does not list {missing}"
+    assert not [s for s in DEMO_SERVICES if f"{s}.yaml" in base["resources"]], "the sandbox is demo only"
+    production = yaml.safe_load((PRODUCTION / "kustomization.yaml").read_text())
+    images = {i["name"] for i in production["images"]}
+    assert images == {f"allot/{s}" for s in SERVICES}, "production pins every service image"
+    missing = [s for s in IMAGE_SERVICES if s not in compose["services"]]
+    assert not missing, f"docker-compose.yml has no service {missing}"
+    for s in IMAGE_SERVICES:
+        assert compose["services"][s]["build"]["dockerfile"] == f"services/{s}/Dockerfile", s
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_topic_a_service_uses_is_created_by_the_topics_job(service: str) -> None:
+    """The Job and compose's `topics` run `allot topics create`, which creates every registry topic (no list of
+    names to keep in sync): whatever a service consumes or produces must be in the registry."""
+    spec = _spec(service)
+    used = {*spec.consumes, *spec.produces}
+    assert used <= set(TOPICS), f"{service} uses topics the registry lacks: {sorted(used - set(TOPICS))}"
+
+
+def test_ingest_and_connections_topics_exist() -> None:
+    assert {"connection.changed", "account.profiled", "metrics.ingested"} <= set(TOPICS)
+    assert set(_spec("ingest").consumes) == {"connection.changed"}
+    assert {"metrics.ingested", "account.profiled"} <= set(_spec("ingest").produces)
+    assert "connection.changed" in _spec("connections").produces
+
+
+def test_sealing_keys_come_from_required_secrets_scoped_to_their_service(
+        rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """Ingest opens read tokens with its own private keys; connections seals with public keys only. Both come from
+    Secrets that must exist (not optional, never a literal value), and each only to the service that needs it."""
+    _, objects = rendered
+    deployments = _by_name(objects, "Deployment")
+    expected = {"allot-ingest": ("ALLOT_SEALING_PRIVATE_KEYS", INGEST_SECRET, "sealing-private-keys"),
+                "allot-connections": ("ALLOT_SEALING_PUBLIC_KEYS", SEALING_PUBLIC_SECRET, "public-keys")}
+    for name, (var, secret, key) in expected.items():
+        (container,) = _pod(deployments[name])["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert "value" not in env[var], (name, var)
+        ref = env[var]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (secret, key), name
+        assert not ref.get("optional", False), f"{name}: {var} is required"
+        referencing = {o["metadata"]["name"] for o in objects if secret in json.dumps(o)}
+        assert referencing == {name}, f"{secret} is referenced by {sorted(referencing)}"
+    # No Deployment carries a sealing key (or any ALLOT_*SECRET / *TOKEN / *KEYS) as a literal value.
+    for name, dep in deployments.items():
+        for c in _containers(dep):
+            for e in c.get("env", []):
+                if re.search(r"(SECRET|TOKEN|KEYS|PASSWORD)$", e["name"]):
+                    assert "value" not in e, f"{name}: {e['name']} must come from a Secret"
+    (ingest,) = _pod(deployments["allot-ingest"])["containers"]
+    env = {e["name"]: e for e in ingest["env"]}
+    assert env["ALLOT_INGEST_META_APP_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": INGEST_SECRET, "key": "meta-app-secret", "optional": True}
+    # Ingest reads the real Graph API: its settings' default, not an address in the manifests.
+    assert "ALLOT_INGEST_GRAPH_URL" not in env
+
+
+def test_ingest_hpa_respects_connection_changed_partitions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = rendered
+    hpa = _by_name(objects, "HorizontalPodAutoscaler")["allot-ingest"]
+    assert hpa["metadata"]["annotations"]["allot/main-topic"] == "connection.changed"
+    assert hpa["spec"]["maxReplicas"] <= TOPICS["connection.changed"].partitions
+
+
+def test_compose_sealing_keys_are_required_without_defaults(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    public = _env(services["connections"])["ALLOT_SEALING_PUBLIC_KEYS"]
+    assert public.startswith("${ALLOT_SEALING_PUBLIC_KEYS:?"), public
+    private = _env(services["ingest"])["ALLOT_SEALING_PRIVATE_KEYS"]
+    # A name of its own in the env file: the executor's private keys are a different pair.
+    assert private.startswith("${INGEST_SEALING_PRIVATE_KEYS:?"), private
+    for value in (public, private):
+        assert ":-" not in value and not re.search(r"\$\{[A-Z_]+-", value), f"no fallback value: {value}"
+    ingest_env = _env(services["ingest"])
+    assert "ALLOT_INGEST_GRAPH_URL" not in ingest_env, "ingest calls the real Graph API (its settings default)"
+    # Passed through only when set (an empty app secret / version would be used as is).
+    assert ingest_env["ALLOT_INGEST_META_APP_SECRET"] is None
+    assert ingest_env["ALLOT_INGEST_GRAPH_API_VERSION"] is None
+    for name in ("ingest", "connections"):
+        assert "ALLOT_APPROVAL_SECRET" not in _env(services[name]), name
+        assert not {"ALLOT_SANDBOX_TOKEN", "ALLOT_META_ACCESS_TOKEN"} & set(_env(services[name])), name
