@@ -20,6 +20,7 @@ Routes (viewer reads and previews, operator writes; another workspace's ids are 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
-from allot.runtime.accounts import directory_of
+from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
@@ -98,8 +99,10 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-async def _validated(conn: asyncpg.Connection, workspace_id: str, data: Any, prefix: str = "") -> RuleDefinition:
-    """A RuleDefinition validated with the workspace's known accounts (Meta-only metric/action checks)."""
+async def _validated(ctx: ServiceContext, conn: asyncpg.Connection, workspace_id: str, data: Any, prefix: str = "",
+                     *, referenced: Collection[str] = ()) -> RuleDefinition:
+    """A RuleDefinition validated with the workspace's known accounts (Meta-only metric/action checks) and
+    without an ad account it may not reference (tenancy; ``referenced`` ones, already in the rule, stay)."""
     if _has_nul(data):
         # PostgreSQL text and jsonb cannot hold U+0000: a 422, not a database error (500)
         msg = "must not contain NUL (U+0000) characters"
@@ -111,8 +114,12 @@ async def _validated(conn: asyncpg.Connection, workspace_id: str, data: Any, pre
         if isinstance(ids, (list, tuple)):
             accounts = [str(i).strip() for i in ids if isinstance(i, str)]
     platforms = await pg.account_platforms(conn, workspace_id, accounts)
+    # labelled by account id (the model names the field, scope.ad_account_ids)
+    refs: list[AccountRef] = [(a, platforms.get(a), a) for a in accounts if a not in referenced]
+    refused = dict(await account_refusals(ctx.extra, conn, workspace_id, refs,
+                                          strict=ctx.settings.require_connected_accounts))
     try:
-        return validate_rule(data, account_platforms=platforms)
+        return validate_rule(data, account_platforms=platforms, account_refusals=refused)
     except ValidationError as exc:
         raise _validation_error(exc, prefix) from None
 
@@ -131,7 +138,7 @@ async def _rule(conn: asyncpg.Connection, principal: Principal, rule_id: uuid.UU
 async def _create(ctx: ServiceContext, principal: Principal, definition_data: Any, template: str | None) -> Any:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        definition = await _validated(conn, principal.workspace_id, definition_data)
+        definition = await _validated(ctx, conn, principal.workspace_id, definition_data)
         row = await pg.insert_rule(conn, rule_id=uuid.uuid4(), workspace_id=principal.workspace_id,
                                    name=definition.name, definition=_dump(definition),
                                    interval_minutes=definition.schedule.interval_minutes, template=template,
@@ -209,9 +216,9 @@ async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, 
             rule = await _rule(conn, principal, rule_id)
             definition = RuleDefinition.model_validate(rule["definition"])
         elif "definition" in body:
-            definition = await _validated(conn, principal.workspace_id, body["definition"], "definition.")
+            definition = await _validated(ctx, conn, principal.workspace_id, body["definition"], "definition.")
         else:
-            definition = await _validated(conn, principal.workspace_id, body)
+            definition = await _validated(ctx, conn, principal.workspace_id, body)
         result = await engine.preview(conn, principal.workspace_id, definition, rule, now,
                                       directory_of(ctx.extra).zone_for)
     RULE_PREVIEWS.labels(engine.SERVICE).inc()
@@ -289,7 +296,8 @@ async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID,
                     data[key] = {**data[key], **value}
                 else:
                     data[key] = value
-        definition = await _validated(conn, principal.workspace_id, data)
+        definition = await _validated(ctx, conn, principal.workspace_id, data,
+                                      referenced=row["definition"].get("scope", {}).get("ad_account_ids", ()))
         updated = await pg.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
                                              interval_minutes=definition.schedule.interval_minutes, now=now)
         view = engine.rule_view(updated)

@@ -16,7 +16,9 @@ Validation guarantees, each failure naming the field:
   activate, not both increase and decrease, ``notify_only`` stands alone;
 - when the caller passes ``context={"account_platforms": {account_id: platform}}``
   (see :func:`validate_rule`): every scoped account is known, and a scope with a
-  non-Meta account may neither reference a Meta-only metric nor use ``relaunch``.
+  non-Meta account may neither reference a Meta-only metric nor use ``relaunch``;
+- no scoped account is in ``context["account_refusals"]`` (account id → why the
+  workspace may not reference it: tenancy, decided by the caller).
 
 Money values (thresholds on money metrics, targets such as ``target_cpa``,
 ``budget_daily_cap_cents``) are integer-valued cents of the entity's account
@@ -238,6 +240,10 @@ class Scope(BaseModel):
             unknown = [i for i in cleaned if i not in platforms]
             if unknown:
                 raise ValueError(f"unknown ad account(s): {', '.join(unknown)}")
+        refusals = _account_refusals(info)
+        refused = [refusals[i] for i in cleaned if i in refusals]
+        if refused:
+            raise ValueError("; ".join(refused))
         return cleaned
 
 
@@ -332,6 +338,15 @@ def _account_platforms(info: ValidationInfo) -> Mapping[str, str] | None:
         if isinstance(platforms, Mapping):
             return platforms
     return None
+
+
+def _account_refusals(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context
+    if isinstance(context, Mapping):
+        refusals = context.get("account_refusals")
+        if isinstance(refusals, Mapping):
+            return refusals
+    return {}
 
 
 def _non_meta_accounts(scope: Scope | None, info: ValidationInfo) -> list[str]:
@@ -448,8 +463,14 @@ def resolve_threshold(threshold: Threshold, targets: Mapping[str, float]) -> flo
     return float(threshold)
 
 
-def validate_rule(data: Any, *, account_platforms: Mapping[str, Platform | str] | None = None) -> RuleDefinition:
-    """Validate raw rule data; with ``account_platforms`` also enforce the Meta-only metric/action rules."""
-    context = None if account_platforms is None else {"account_platforms": dict(account_platforms)}
-    return RuleDefinition.model_validate(data, context=context)
+def validate_rule(data: Any, *, account_platforms: Mapping[str, Platform | str] | None = None,
+                  account_refusals: Mapping[str, str] | None = None) -> RuleDefinition:
+    """Validate raw rule data; with ``account_platforms`` also enforce the Meta-only metric/action rules; a scoped
+    account in ``account_refusals`` (ad account id → why this workspace may not reference it) is refused."""
+    context: dict[str, Any] = {}
+    if account_platforms is not None:
+        context["account_platforms"] = dict(account_platforms)
+    if account_refusals:
+        context["account_refusals"] = dict(account_refusals)
+    return RuleDefinition.model_validate(data, context=context or None)
 
