@@ -45,7 +45,7 @@ from allot.pacing.adapters import postgres as pg
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
-from allot.runtime.accounts import directory_of
+from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
@@ -274,6 +274,38 @@ def _entity_rows(body: PlanIn) -> list[tuple[str, str, str, str, str, str]]:
     return list({(r[0], r[2], r[5]): r for r in rows}.values())
 
 
+def _account_refs(body: PlanIn) -> list[AccountRef]:
+    """Every ad account the plan names, with the field that names it."""
+    refs: list[AccountRef] = []
+    for i, c in enumerate(body.channels):
+        refs += [(f"channels.{i}.entities.{j}.ad_account_id", e.platform, e.ad_account_id)
+                 for j, e in enumerate(c.entities)]
+        if c.budget_entity is not None:
+            refs.append((f"channels.{i}.budget_entity.ad_account_id", c.budget_entity.platform,
+                         c.budget_entity.ad_account_id))
+    for i, d in enumerate(body.deals):
+        refs += [(f"deals.{i}.entities.{j}.ad_account_id", e.platform, e.ad_account_id)
+                 for j, e in enumerate(d.entities)]
+    return refs
+
+
+def _stored_accounts(row: Any) -> set[tuple[str | None, str | None]]:
+    """(platform, ad account) of every entity a stored plan names."""
+    entities = [e for c in row["channels"] for e in [*c.get("entities", []), c.get("budget_entity")] if e]
+    entities += [e for d in row["deals"] for e in d.get("entities", [])]
+    return {(e.get("platform"), e.get("ad_account_id")) for e in entities}
+
+
+async def _refuse_foreign_accounts(ctx: ServiceContext, conn: Any, workspace_id: str, refs: list[AccountRef]) -> None:
+    """422 naming the field of an ad account this workspace may not reference: one another workspace has
+    connected, or (require_connected_accounts) any not connected to this one."""
+    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
+                                      strict=ctx.settings.require_connected_accounts)
+    if refusals:
+        raise RequestValidationError([{"loc": ("body", *field.split(".")), "msg": reason, "type": "ad_account"}
+                                      for field, reason in refusals])
+
+
 def _plain(value: Any) -> Any:
     # asyncpg returns its own UUID subclass, which orjson does not serialise.
     if isinstance(value, uuid.UUID):
@@ -336,6 +368,7 @@ async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, 
             **_definition(body, _settings(ctx)), "state": "ACTIVE", "held_since": None, "last_slot_at": None,
             "created_at": now, "updated_at": now, "created_by": principal.key_id}
     async with ctx.pool.acquire() as conn, conn.transaction():
+        await _refuse_foreign_accounts(ctx, conn, principal.workspace_id, _account_refs(body))
         await pg.insert_plan(conn, plan)
         await pg.replace_plan_entities(conn, plan["plan_id"], principal.workspace_id, _entity_rows(body))
         row = await pg.get_plan(conn, principal.workspace_id, plan["plan_id"])
@@ -371,6 +404,9 @@ async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: C
             validated = PlanIn.model_validate(merged)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
+        named = _stored_accounts(row)  # accounts the plan names already stay (a disconnected one can be removed)
+        await _refuse_foreign_accounts(ctx, conn, principal.workspace_id,
+                                       [r for r in _account_refs(validated) if (r[1], r[2]) not in named])
         definition = _definition(validated, _settings(ctx))
         await pg.update_plan_definition(conn, {"plan_id": plan_id, **definition, "updated_at": ctx.clock.now()})
         await pg.replace_plan_entities(conn, plan_id, principal.workspace_id, _entity_rows(validated))
