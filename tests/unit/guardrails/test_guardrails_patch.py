@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from allot.guardrails.domain import WorkspaceLimits, diff_settings, merge_patch, patch_limits, set_kill_switch
+from allot.guardrails.domain.patch import added_accounts
 
 
 def test_merge_patch_follows_rfc_7386() -> None:
@@ -52,3 +53,11 @@ def test_kill_switch_workspace_and_per_account() -> None:
     assert set_kill_switch(acc, False, "act-1").killed_ad_accounts == frozenset({"act-2"})
     assert set_kill_switch(limits, False, "act-3") == limits
     assert diff_settings(limits, acc) == {"killed_ad_accounts": {"before": [], "after": ["act-1", "act-2"]}}
+
+
+def test_only_accounts_newly_named_need_the_tenancy_check() -> None:
+    before = WorkspaceLimits(killed_ad_accounts=frozenset({"a"}), account_whitelist=frozenset({"w1"}))
+    after = WorkspaceLimits(killed_ad_accounts=frozenset({"a", "c", "b"}), account_whitelist=None)
+    assert added_accounts(before, after) == [("killed_ad_accounts", "b"), ("killed_ad_accounts", "c")]
+    assert added_accounts(after, before) == [("account_whitelist", "w1")]
+    assert added_accounts(before, before) == []

@@ -27,7 +27,8 @@ from allot.contracts.localday import local_day
 from allot.contracts.payloads import Platform
 from allot.guardrails.adapters import postgres as db
 from allot.guardrails.domain import Decision, WorkspaceLimits, diff_settings, http_status, patch_limits, set_kill_switch
-from allot.runtime.accounts import UTC_ZONE, directory_of
+from allot.guardrails.domain.patch import added_accounts
+from allot.runtime.accounts import UTC_ZONE, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -70,8 +71,22 @@ def _refuse_nul(limits: WorkspaceLimits) -> None:
                            extra={"errors": [{"field": name, "message": "must not contain NUL characters"}]})
 
 
-async def _change_limits(ctx: ServiceContext, principal: Principal, action: str, change: Any) -> dict[str, Any]:
-    """Read-modify-write the limits under a per-workspace lock; audit the diff; no diff = nothing written."""
+async def _refuse_foreign_accounts(ctx: ServiceContext, conn: Any, workspace_id: str, before: WorkspaceLimits,
+                                   after: WorkspaceLimits, fields: dict[str, str]) -> None:
+    """422 naming the field for an ad account newly named that this workspace may not reference: one another
+    workspace has connected, or (require_connected_accounts) any not connected to this one."""
+    refs = [(fields.get(name, name), None, account) for name, account in added_accounts(before, after)]
+    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
+                                      strict=ctx.settings.require_connected_accounts)
+    if refusals:
+        raise RequestValidationError([{"loc": ("body", field), "msg": reason, "type": "ad_account"}
+                                      for field, reason in refusals])
+
+
+async def _change_limits(ctx: ServiceContext, principal: Principal, action: str, change: Any, *,
+                         fields: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read-modify-write the limits under a per-workspace lock; audit the diff; no diff = nothing written.
+    ``fields`` renames a limits field in refusals (the kill switch's ``ad_account_id``)."""
     now = ctx.clock.now()
     ws = principal.workspace_id
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -79,6 +94,7 @@ async def _change_limits(ctx: ServiceContext, principal: Principal, action: str,
         before = await db.load_limits(conn, ws)
         after: WorkspaceLimits = change(before)
         _refuse_nul(after)
+        await _refuse_foreign_accounts(ctx, conn, ws, before, after, fields or {})
         changes = diff_settings(before, after)
         if changes:
             await db.save_limits(conn, ws, after, key_id=principal.key_id, role=principal.role, action=action,
@@ -123,7 +139,8 @@ async def patch_limits_route(patch: dict[str, Any] = Body(..., description="JSON
 async def kill_switch(body: KillSwitchBody, principal: Principal = Depends(require("operator")),
                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     view = await _change_limits(ctx, principal, "kill_switch",
-                                lambda before: set_kill_switch(before, body.enabled, body.ad_account_id))
+                                lambda before: set_kill_switch(before, body.enabled, body.ad_account_id),
+                                fields={"killed_ad_accounts": "ad_account_id"})
     limits = view["limits"]
     return {"workspace_id": principal.workspace_id, "kill_switch": limits["kill_switch"],
             "killed_ad_accounts": limits["killed_ad_accounts"], "version": view["version"],

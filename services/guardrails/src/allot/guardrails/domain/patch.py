@@ -40,3 +40,17 @@ def set_kill_switch(limits: WorkspaceLimits, enabled: bool, ad_account_id: str |
     else:
         killed.discard(ad_account_id)
     return limits.model_copy(update={"killed_ad_accounts": frozenset(killed)})
+
+
+#: Limits fields that name ad accounts (a workspace may reference only its own: tenancy, issue #14).
+ACCOUNT_FIELDS = ("killed_ad_accounts", "account_whitelist")
+
+
+def added_accounts(before: WorkspaceLimits, after: WorkspaceLimits) -> list[tuple[str, str]]:
+    """(field, ad account id) for each account ``after`` names that ``before`` did not, in a stable order: only
+    these need the tenancy check (removing an account, or keeping one, is always allowed)."""
+    added: list[tuple[str, str]] = []
+    for name in ACCOUNT_FIELDS:
+        old, new = getattr(before, name) or frozenset(), getattr(after, name) or frozenset()
+        added += [(name, account) for account in sorted(new - old)]
+    return added
