@@ -12,7 +12,7 @@ from allot.contracts.payloads import AccountProfiled
 from allot.runtime.accounts import MIGRATION_FILE_SUFFIX, AccountDirectory, directory_of, profile_from_event
 
 T = datetime(2026, 3, 8, 12, tzinfo=UTC)
-SERVICES = ("guardrails", "rules", "pacing", "pools")
+SERVICES = ("guardrails", "rules", "pacing", "pools", "executor")
 
 
 def report(zone: str, *, at: datetime = T, account: str = "act-1") -> AccountProfiled:

@@ -14,6 +14,7 @@ from allot.executor.connections import EXTRA_KEY, TokenProjection, on_connection
 from allot.executor.handlers import on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
 from allot.executor.worker import run_worker
+from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -23,6 +24,7 @@ log = get_logger(__name__)
 async def _open_platforms(ctx: ServiceContext) -> None:
     from allot.executor.adapters.sandbox import SandboxClient
 
+    await load_directory(ctx)  # which workspace each ad account is connected to: the last tenancy check
     settings = ctx.settings
     assert isinstance(settings, ExecutorSettings)
     # per-workspace write tokens from connection.changed, sealed to this key (ALLOT_SEALING_PRIVATE_KEYS)
@@ -80,10 +82,11 @@ SPEC = ServiceSpec(
     name="executor",
     uses_approval_secret=True,
     migrations_package="allot.executor.migrations",
-    consumes={"guardrail.approved": on_guardrail_approved, "connection.changed": on_connection_changed},
+    consumes={"guardrail.approved": on_guardrail_approved, "connection.changed": on_connection_changed,
+              ACCOUNT_TOPIC: on_account_profiled},
     produces=["action.executed", "allocation.requested"],
     routers=[router],
-    tasks=[run_worker],
+    tasks=[run_worker, refresh_directory],
     on_start=_open_platforms,
     on_stop=_close_platforms,
     settings_class=ExecutorSettings,

@@ -37,6 +37,7 @@ from allot.executor.domain import (
     failure_backoff_active,
     plan_write,
 )
+from allot.runtime.accounts import directory_of
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.outbox import add_events
 from allot.runtime.service import ServiceContext
@@ -99,11 +100,26 @@ async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient]
              error=fields.get("error"))
 
 
+async def _tenancy_refusal(ctx: ServiceContext, conn: Any, action: BudgetAction, workspace_id: str,
+                           settings: Any) -> str | None:
+    """The last line of tenancy, before any platform call: an account another workspace has connected and the
+    approval's has not is never written (and, with require_connected_accounts, none not connected to it).
+    The account is re-read from the projection first, so a report another instance consumed counts."""
+    directory = directory_of(ctx.extra)
+    await directory.refresh(conn, [action.ad_account_id])
+    return directory.owner_check(workspace_id, action.platform, action.ad_account_id,
+                                 strict=settings.require_connected_accounts)
+
+
 async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, action: BudgetAction, row: Any,
                  attempts: int, settings: Any) -> tuple[str, dict[str, Any], int] | None:
     now = ctx.clock.now()
     if client is None:
         return "rejected", {"error": f"no platform adapter configured for {action.platform!r}"}, attempts
+    refusal = await _tenancy_refusal(ctx, conn, action, row["workspace_id"], settings)
+    if refusal is not None:
+        PLATFORM_CALLS.labels(action.platform, action.action_type, "not_owned").inc()
+        return "rejected", {"error": f"{refusal}; not applied for workspace {row['workspace_id']}"}, attempts
     memory = await ledger.load_memory(conn, action.platform, action.entity_id)
     if failure_backoff_active(memory, now):
         return "failed", {"error": f"failure backoff: {memory.consecutive_failures} consecutive failures on this "
