@@ -118,7 +118,7 @@ async def read_account(ctx: ServiceContext, st: IngestState, a: db.AccountToRead
     async with ctx.pool.acquire() as conn:
         await db.mark_attempt(conn, a, now)
     pacer = st.pacers.setdefault(_key(a), Pacer(sleep=ctx.clock.sleep, policy=PacePolicy(
-        slow_at=s.ingest_slow_at_pct, max_delay_s=s.ingest_max_delay_s)))
+        slow_at=s.ingest_slow_at_pct, max_delay_s=s.ingest_max_delay_s, throttled_default_s=s.ingest_throttled_wait_s)))
     try:
         if a.read_token is None:
             raise AccountProblem("the connection carries no read token for ingest; add one to the connection")

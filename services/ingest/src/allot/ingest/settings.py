@@ -28,6 +28,8 @@ class IngestSettings(Settings):
                                                                            "sets use async report runs.")
     ingest_slow_at_pct: float = Field(default=75.0, ge=0, le=100, description="Usage % at which calls slow down.")
     ingest_max_delay_s: float = Field(default=60.0, ge=0, description="Pause between calls at 100 % usage.")
+    ingest_throttled_wait_s: float = Field(default=60.0, ge=0, description="Wait after a throttling error when Meta "
+                                                                           "gives no estimated_time_to_regain_access.")
     ingest_async_poll_s: float = Field(default=2.0, ge=0, description="Clock seconds between report run polls.")
 
 
