@@ -449,8 +449,7 @@ def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[st
     assert holders["ALLOT_INGEST_META_APP_SECRET"] == {"ingest"}
     # Token sealing: only the connections service holds the public keys; a private key only its recipient.
     assert holders["ALLOT_SEALING_PUBLIC_KEYS"] == {"connections"}
-    assert "ingest" in holders["ALLOT_SEALING_PRIVATE_KEYS"]
-    assert holders["ALLOT_SEALING_PRIVATE_KEYS"] <= {"ingest", "executor"}
+    assert holders["ALLOT_SEALING_PRIVATE_KEYS"] == {"ingest", "executor"}
     # An empty ALLOT_META_ACCESS_TOKEN would be used as a token: pass it through only when set.
     assert _env(services["executor"])["ALLOT_META_ACCESS_TOKEN"] is None
 
@@ -653,7 +652,8 @@ def test_ingest_and_connections_topics_exist() -> None:
 
 def test_sealing_keys_come_from_required_secrets_scoped_to_their_service(
         rendered: tuple[str, list[dict[str, Any]]]) -> None:
-    """Ingest opens read tokens with its own private keys; connections seals with public keys only. Both come from
+    """Ingest opens read tokens with its own private keys, the executor write tokens with its own; connections seals
+    with public keys only. All come from
     Secrets that must exist (not optional, never a literal value), and each only to the service that needs it."""
     _, objects = rendered
     deployments = _by_name(objects, "Deployment")
@@ -668,6 +668,10 @@ def test_sealing_keys_come_from_required_secrets_scoped_to_their_service(
         assert not ref.get("optional", False), f"{name}: {var} is required"
         referencing = {o["metadata"]["name"] for o in objects if secret in json.dumps(o)}
         assert referencing == {name}, f"{secret} is referenced by {sorted(referencing)}"
+    # The executor opens the write tokens with its own pair, kept with the other platform credentials.
+    (executor,) = _pod(deployments["allot-executor"])["containers"]
+    ref = {e["name"]: e for e in executor["env"]}["ALLOT_SEALING_PRIVATE_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": PLATFORM_SECRET, "key": "sealing-private-keys"}, ref
     # No Deployment carries a sealing key (or any ALLOT_*SECRET / *TOKEN / *KEYS) as a literal value.
     for name, dep in deployments.items():
         for c in _containers(dep):
@@ -696,7 +700,9 @@ def test_compose_sealing_keys_are_required_without_defaults(compose: dict[str, A
     private = _env(services["ingest"])["ALLOT_SEALING_PRIVATE_KEYS"]
     # A name of its own in the env file: the executor's private keys are a different pair.
     assert private.startswith("${INGEST_SEALING_PRIVATE_KEYS:?"), private
-    for value in (public, private):
+    executor_private = _env(services["executor"])["ALLOT_SEALING_PRIVATE_KEYS"]
+    assert executor_private.startswith("${EXECUTOR_SEALING_PRIVATE_KEYS:?"), executor_private
+    for value in (public, private, executor_private):
         assert ":-" not in value and not re.search(r"\$\{[A-Z_]+-", value), f"no fallback value: {value}"
     ingest_env = _env(services["ingest"])
     assert "ALLOT_INGEST_GRAPH_URL" not in ingest_env, "ingest calls the real Graph API (its settings default)"
