@@ -63,3 +63,29 @@ async def test_accounts_are_profiled_in_their_configured_zone_and_again_when_it_
 
         again = await eventually(moved, timeout=20, what="the new zone published")
         assert len(again) == 2  # published once per change, not once per report
+
+
+async def test_an_account_bound_to_another_workspace_is_first_disconnected_from_the_one_it_leaves(
+        settings: Any, unique: str) -> None:
+    account, first_ws, second_ws = f"act-move-{unique}", f"ws-{unique}", f"ws2-{unique}"
+    clock = ManualClock(NOW)
+    sandbox_settings = SandboxSettings(**{**settings.model_dump(), "sandbox_tick_s": 0.05,
+                                          "sandbox_default_workspace": first_ws})
+    app = build(sandbox_settings, clock=clock)
+    auth = {"Authorization": f"Bearer {sandbox_settings.sandbox_token}"}
+    async with app.router.lifespan_context(app), \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+        r = await http.post("/sandbox/entities", headers=auth, json={
+            "id": f"as-{account}", "ad_account_id": account, "entity_type": "adset", "currency": "EUR",
+            "daily_budget_cents": 10_000})
+        assert r.status_code == 201, r.text
+        clock.advance(3 * 3600)
+        [registered] = await profiles_of(settings.kafka_bootstrap, account, 1)
+        assert (registered["workspace_id"], registered["payload"]["state"]) == (first_ws, "connected")
+
+        r = await http.put(f"/sandbox/accounts/{account}/workspace", headers=auth, json={"workspace_id": second_ws})
+        assert r.status_code == 200, r.text
+        clock.advance(3600)
+        moved = await profiles_of(settings.kafka_bootstrap, account, 3)
+        assert [(p["workspace_id"], p["payload"]["state"]) for p in moved] == [
+            (first_ws, "connected"), (first_ws, "disconnected"), (second_ws, "connected")]

@@ -3,7 +3,11 @@
 It stands in for an ad platform and its reporting connector: Allot's executor calls its /v1 API,
 and its simulated delivery reaches Allot as metrics.ingested records, like a real ingestion job's.
 Like ingest, it also publishes account.profiled for each account it delivers for (currency, time zone),
-before the account's first report and again whenever its workspace or time zone changes. Time zones are
+before the account's first report and again whenever its workspace or time zone changes. That report is the
+sandbox's registration of an account to a workspace (the binding below, else ALLOT_SANDBOX_DEFAULT_WORKSPACE):
+services then let only that workspace reference the account (tenancy, issue #14). An account bound to another
+workspace is first reported ``disconnected`` in the one it leaves, like ingest does for a removed connection.
+Time zones are
 UTC unless configured (ALLOT_SANDBOX_ACCOUNT_TIMEZONES, ALLOT_SANDBOX_DEFAULT_TIMEZONE, or the
 workspace binding's ``timezone_name``), so the demo's days stay UTC days unless asked otherwise.
 """
@@ -15,7 +19,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException
@@ -79,10 +83,13 @@ class WorkspaceBinding(BaseModel):
         return None if value is None else _zone_name(value)
 
 
-def account_profile(report: MetricsIngested, timezone_name: str, observed_at: Any) -> AccountProfiled:
-    """What the sandbox says about the account of ``report``: its currency and time zone, always readable."""
+def account_profile(report: MetricsIngested, timezone_name: str, observed_at: Any, *,
+                    state: Literal["connected", "disconnected"] = "connected") -> AccountProfiled:
+    """What the sandbox says about the account of ``report``: its currency and time zone, always readable
+    (``disconnected``: no longer delivered to the workspace the report is published in)."""
     return AccountProfiled(platform=report.platform, ad_account_id=report.ad_account_id, name=report.ad_account_id,
-                           currency=report.currency, timezone_name=timezone_name, observed_at=observed_at)
+                           currency=report.currency, timezone_name=timezone_name, observed_at=observed_at,
+                           state=state)
 
 
 def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
@@ -109,15 +116,20 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
                 workspace = workspaces.get(report.ad_account_id, settings.sandbox_default_workspace)
                 zone = timezones.get(report.ad_account_id, settings.sandbox_default_timezone)
                 facts = (workspace, report.currency, zone)
-                if profiled.get(report.ad_account_id) != facts:
+                held = profiled.get(report.ad_account_id)
+                if held != facts:
                     # before the account's reports: services bucket them in its zone from the first one on
                     now = the_clock.now()
-                    profile = new_envelope(
-                        event_type="account.profiled", schema_version=TOPICS["account.profiled"].schema_version,
-                        payload=account_profile(report, zone, now), producer="sandbox", workspace_id=workspace,
-                        occurred_at=now, step=f"profile/{report.ad_account_id}/{now.isoformat()}")
-                    rec = encode(profile)
-                    await (await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers))
+                    reports = [(workspace, account_profile(report, zone, now))]
+                    if held is not None and held[0] != workspace:  # the workspace it leaves loses it first
+                        reports.insert(0, (held[0], account_profile(report, held[2], now, state="disconnected")))
+                    for owner, payload in reports:
+                        profile = new_envelope(
+                            event_type="account.profiled", schema_version=TOPICS["account.profiled"].schema_version,
+                            payload=payload, producer="sandbox", workspace_id=owner, occurred_at=now,
+                            step=f"profile/{owner}/{report.ad_account_id}/{now.isoformat()}")
+                        rec = encode(profile)
+                        await (await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers))
                     profiled[report.ad_account_id] = facts
                 step = f"{report.entity_id}/{report.interval_start.isoformat()}/{report.reported_at.isoformat()}"
                 env = new_envelope(event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version,
