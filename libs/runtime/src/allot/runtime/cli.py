@@ -39,6 +39,7 @@ CONSUMES = {  # which service groups read which topic (from ARCHITECTURE.md)
     "guardrail.blocked": ["pools", "rules", "pacing"],
     "action.executed": ["pools", "rules", "pacing"],
     "connection.changed": ["executor"],
+    "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
 }
 
 
