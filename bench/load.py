@@ -300,6 +300,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                 bootstrap=broker.bootstrap, database_url=pg.dsn, api_keys=[entry.model_dump()],
                                 quiet=True, clock_speed=args.speed,
                                 extra_env={"ALLOT_SANDBOX_TOKEN": "bench-sandbox-token",
+                                           # its accounts' metrics are published directly: none is registered
+                                           "ALLOT_REQUIRE_CONNECTED_ACCOUNTS": "false",
                                            "ALLOT_RULES_SCAN_INTERVAL_S": "0.05",
                                            "ALLOT_CLOCK_ANCHOR_SIM": "2026-11-02T06:00:00+00:00",
                                            "ALLOT_DATABASE_SCHEMA": ""})
