@@ -41,6 +41,10 @@ SERVICES: dict[str, int] = {
     "connections": 8106,
     "ingest": 8107,
 }
+#: What the demo's ad platform is (ALLOT_DEMO_PLATFORM): the sandbox, or Meta played by the Graph fake.
+PLATFORMS = ("sandbox", "meta")
+GRAPH_FAKE = "graph-fake"
+GRAPH_FAKE_PORT = 8108
 
 
 @dataclass
@@ -59,12 +63,14 @@ class RunningStack:
     #: per service: variables only that service gets (its own sealing private keys)
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def start_service(self, name: str, **extra_env: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) one service process with the stack's environment."""
+    def start_service(self, name: str, *, module: str | None = None, args: tuple[str, ...] = (),
+                      **extra_env: str) -> subprocess.Popen[bytes]:
+        """Start (or restart) one service process (``python -m allot.<name>`` unless ``module`` says otherwise)
+        with the stack's environment."""
         proc_env = {**self.env, "ALLOT_SERVICE_NAME": name, "ALLOT_HTTP_PORT": str(self.ports[name]),
                     **self.service_env.get(name, {}), **extra_env}
         out = open(self.root / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", f"allot.{name}"], env=proc_env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", module or f"allot.{name}", *args], env=proc_env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
         return proc
@@ -109,12 +115,18 @@ def _port(preferred: int) -> int:
 def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: float | None = None,
                 extra_env: dict[str, str] | None = None, quiet: bool = False, bootstrap: str | None = None,
                 database_url: str | None = None, api_keys: list[dict[str, str]] | None = None,
-                random_ports: bool = False) -> RunningStack:
+                random_ports: bool = False, platform: str = "sandbox") -> RunningStack:
     """Start infrastructure and services; returns when every started service reports ready.
 
     ``random_ports``: give every service a free ephemeral HTTP port instead of its default (81xx). Tests use it:
     two stacks starting at once on one machine could otherwise both pick a default port, and the loser's
-    readiness check would be answered by the other stack's process."""
+    readiness check would be answered by the other stack's process.
+    ``platform="meta"``: also start the Graph fake (``python -m allot.fakes.meta --demo``, development only) and
+    point ingest and the executor at it, with a read token, a write token and an app secret made for this run."""
+    if platform not in PLATFORMS:
+        raise SystemExit(f"ALLOT_DEMO_PLATFORM must be one of {', '.join(PLATFORMS)}, not {platform!r}")
+    if platform == "meta" and not module_exists("allot.fakes.meta.__main__"):
+        raise SystemExit("ALLOT_DEMO_PLATFORM=meta needs the Graph fake (libs/fakes); run `make venv` first")
     say = (lambda *_: None) if quiet else print
     root.mkdir(parents=True, exist_ok=True)
     logs = root / "logs"
@@ -174,6 +186,9 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     shared_urls = {f"ALLOT_{n.upper()}_URL": stack.url(n) for n in stack.ports}
     env.update(shared_urls)
     try:
+        if platform == "meta":
+            start_graph_fake(stack, free_port() if random_ports else _port(GRAPH_FAKE_PORT))
+            say(f"  graph-fake ready  {stack.url(GRAPH_FAKE)}  (Meta Graph API fake; ingest and the executor use it)")
         for name in wanted:
             stack.start_service(name)
         for name in wanted:
@@ -183,6 +198,24 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
         stack.stop()
         raise
     return stack
+
+
+def start_graph_fake(stack: RunningStack, port: int) -> None:
+    """The Graph fake as a process of the stack, with this run's tokens and app secret; ingest and the executor
+    are pointed at it (their own variables only) and ingest reads every simulated hour, two days back."""
+    read_token, write_token = f"EAAread{secrets.token_hex(16)}", f"EAAwrite{secrets.token_hex(16)}"
+    app_secret = secrets.token_hex(16)
+    stack.ports[GRAPH_FAKE] = port
+    url = stack.url(GRAPH_FAKE)
+    stack.env.update({"ALLOT_FAKE_META_READ_TOKEN": read_token, "ALLOT_FAKE_META_WRITE_TOKEN": write_token})
+    stack.service_env.setdefault("ingest", {}).update({
+        "ALLOT_INGEST_GRAPH_URL": url, "ALLOT_INGEST_META_APP_SECRET": app_secret,
+        "ALLOT_INGEST_SCAN_INTERVAL_S": "1", "ALLOT_INGEST_WINDOW_DAYS": "2"})
+    stack.service_env.setdefault("executor", {}).update({"ALLOT_META_BASE_URL": url,
+                                                         "ALLOT_META_APP_SECRET": app_secret})
+    stack.service_env[GRAPH_FAKE] = {"ALLOT_META_APP_SECRET": app_secret}
+    stack.start_service(GRAPH_FAKE, module="allot.fakes.meta", args=("--demo",))
+    wait_ready(stack, GRAPH_FAKE)
 
 
 def sealing_env_for_run() -> dict[str, dict[str, str]]:
@@ -248,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    print("Allot: starting the embedded stack")
-    stack = start_stack(Path(args.root), clock_speed=args.speed)
+    platform = os.environ.get("ALLOT_DEMO_PLATFORM", "sandbox")
+    print(f"Allot: starting the embedded stack (demo platform: {platform}; ALLOT_DEMO_PLATFORM=meta runs it on the "
+          "Meta adapter path against the Graph fake)")
+    stack = start_stack(Path(args.root), clock_speed=args.speed, platform=platform)
     try:
         print("\nAll started. HTTP APIs (OpenAPI docs at /docs):")
         for name in stack.processes:
@@ -263,11 +298,16 @@ def main(argv: list[str] | None = None) -> int:
               if "pools" in stack.ports else "http://127.0.0.1:PORT/..."))
         print("Stop with Ctrl-C (or SIGTERM); everything started here is stopped by pid.\n")
         if not args.no_demo and module_exists("allot.sandbox.demo"):
-            from allot.sandbox.demo import run_demo
-
             if args.seconds:
                 os.environ["ALLOT_DEMO_SECONDS"] = str(args.seconds)
-            asyncio.run(run_demo(stack))
+            if platform == "meta":
+                from allot.fakes.meta.demo import run_meta_demo
+
+                asyncio.run(run_meta_demo(stack))
+            else:
+                from allot.sandbox.demo import run_demo
+
+                asyncio.run(run_demo(stack))
             if args.seconds:
                 return 0
         deadline = time.monotonic() + args.seconds if args.seconds else None
