@@ -79,7 +79,7 @@ class RunningStack:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def stop(self) -> None:
-        for name, proc in reversed(list(self.processes.items())):
+        for proc in reversed(list(self.processes.values())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -193,7 +193,8 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
             stack.start_service(name)
         for name in wanted:
             wait_ready(stack, name)
-            say(f"  {name:<10} ready  {stack.url(name)}  (pid {stack.processes[name].pid}, log {logs / (name + '.log')})")
+            say(f"  {name:<10} ready  {stack.url(name)}  (pid {stack.processes[name].pid}, "
+                f"log {logs / (name + '.log')})")
     except BaseException:
         stack.stop()
         raise
