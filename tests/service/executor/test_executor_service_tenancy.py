@@ -101,3 +101,17 @@ async def test_in_strict_mode_an_account_connected_to_no_workspace_is_not_writte
         [refused] = await outcomes(settings, entity, 1)
         assert refused.outcome == "rejected" and "not connected to this workspace" in (refused.error or "")
         assert budget_writes(sandbox_url, entity) == 0
+
+
+async def test_an_entity_of_another_account_named_under_an_owned_one_is_not_written(
+        settings: Any, unique: str, sandbox_url: str) -> None:
+    ws_a = f"a-{unique}"
+    mine, theirs, entity = f"act-{unique}", f"act-theirs-{unique}", f"as-{unique}"
+    create_entity(sandbox_url, entity, theirs)
+    async with running_service(SPEC, settings, **_overrides(sandbox_url)) as (_client, ctx):
+        await connect_account(settings.kafka_bootstrap, ctx, ws_a, mine)
+        await publish(settings.kafka_bootstrap, approval(ws_a, mine, entity, 11_000))
+        [refused] = await outcomes(settings, entity, 1)
+        assert refused.outcome == "rejected"
+        assert f"belongs to ad account {theirs}" in (refused.error or "")
+        assert budget_writes(sandbox_url, entity) == 0

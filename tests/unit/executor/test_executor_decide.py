@@ -12,6 +12,7 @@ from allot.executor.domain import (
     EntityMemory,
     Observed,
     backoff_delay_s,
+    entity_outside_account,
     failure_backoff_active,
     inverse_action,
     plan_write,
@@ -105,3 +106,18 @@ def test_undo_inverts_budget_and_status_changes_with_new_deterministic_ids() -> 
     assert inv.action_id != action.action_id
     paused = inverse_action(status_action("pause"), applied_before_cents=None, applied_after_cents=None, undo_of=request)
     assert paused is not None and paused.action_type == "activate"
+
+
+@pytest.mark.parametrize(("action_account", "platform_account", "refused"), [
+    ("act_1", "1", False),          # Meta reports the bare number
+    ("act_1", "act_1", False),
+    ("1", None, False),             # the platform does not say: nothing to compare
+    ("act_1", "2", True),           # another account's entity named under an owned account
+])
+def test_an_entity_of_another_ad_account_is_never_written(action_account: str, platform_account: str | None,
+                                                          refused: bool) -> None:
+    action = budget().model_copy(update={"ad_account_id": action_account})
+    reason = entity_outside_account(action, platform_account)
+    assert (reason is not None) == refused
+    if refused:
+        assert reason == "entity e1 belongs to ad account 2 on sandbox, not to act_1 named by the action"

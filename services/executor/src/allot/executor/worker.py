@@ -34,6 +34,7 @@ from allot.executor.domain import (
     FAILURE_BACKOFF_WINDOW,
     Observed,
     backoff_delay_s,
+    entity_outside_account,
     failure_backoff_active,
     plan_write,
 )
@@ -133,6 +134,9 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         PLATFORM_CALLS.labels(action.platform, "get", "ok").inc()
         observed = Observed(current.budget_cents, current.status)
         base: dict[str, Any] = {"before_cents": current.budget_cents, "before_status": current.status}
+        foreign = entity_outside_account(action, current.ad_account_id)
+        if foreign is not None:  # tenancy was checked for the account the action names, not for this one
+            return "rejected", {**base, "error": foreign}, attempts
         if current.currency != action.currency:
             return "rejected", {**base, "error": f"currency mismatch: the action is in {action.currency}, the "
                                                 f"{action.platform} account of {action.entity_id} is in "

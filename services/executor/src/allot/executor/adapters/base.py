@@ -69,6 +69,8 @@ class EntityState:
     currency: str
     """ISO 4217 code of ``budget_cents``."""
     name: str
+    ad_account_id: str | None = None
+    """The ad account the platform says the entity belongs to (None when it does not say)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,6 +170,7 @@ class MetaGraphClient:
             status=_normalise_status(body.get("status"), body.get("effective_status")),
             currency=await self._account_currency(account_id, token),
             name=str(body.get("name", "")),
+            ad_account_id=account_id if body.get("account_id") else None,
         )
 
     async def set_budget(self, ref: EntityRef, budget_cents: int, *, idempotency_key: str | None = None) -> WriteResult:

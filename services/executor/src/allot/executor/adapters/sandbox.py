@@ -69,6 +69,7 @@ class SandboxClient:
                 status=str(body["status"]),
                 currency=str(body["currency"]),
                 name=str(body.get("name", "")),
+                ad_account_id=str(body["ad_account_id"]) if body.get("ad_account_id") else None,
             )
         except (KeyError, TypeError) as exc:
             raise TransientPlatformError(f"sandbox returned an unexpected entity body (missing {exc})") from None

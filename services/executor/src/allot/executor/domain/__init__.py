@@ -7,6 +7,7 @@ from allot.executor.domain.decide import (
     Observed,
     WritePlan,
     backoff_delay_s,
+    entity_outside_account,
     failure_backoff_active,
     inverse_action,
     plan_write,
@@ -14,5 +15,5 @@ from allot.executor.domain.decide import (
 
 __all__ = [
     "FAILURE_BACKOFF_COUNT", "FAILURE_BACKOFF_WINDOW", "EntityMemory", "Observed", "WritePlan", "backoff_delay_s",
-    "failure_backoff_active", "inverse_action", "plan_write",
+    "entity_outside_account", "failure_backoff_active", "inverse_action", "plan_write",
 ]

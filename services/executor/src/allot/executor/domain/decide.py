@@ -86,6 +86,17 @@ def plan_write(action: BudgetAction, observed: Observed, memory: EntityMemory, *
     return WritePlan("rejected", f"unknown action_type {action.action_type!r}")
 
 
+def entity_outside_account(action: BudgetAction, platform_account_id: str | None) -> str | None:
+    """Why the entity may not be written for ``action``: the platform says it belongs to another ad account than
+    the one the action names (and whose ownership was checked), or None (same account, or not reported)."""
+    if platform_account_id is None:
+        return None
+    if platform_account_id.removeprefix("act_") == action.ad_account_id.removeprefix("act_"):
+        return None
+    return (f"entity {action.entity_id} belongs to ad account {platform_account_id} on {action.platform}, not to "
+            f"{action.ad_account_id} named by the action")
+
+
 def failure_backoff_active(memory: EntityMemory, now: datetime) -> bool:
     """True when the entity failed FAILURE_BACKOFF_COUNT times in a row within the last 24 h: stop trying it."""
     return (memory.consecutive_failures >= FAILURE_BACKOFF_COUNT and memory.first_failure_at is not None
