@@ -50,12 +50,14 @@ def meta(kafka_bootstrap: str, database_url: str) -> Iterator[MetaWorld]:
     with serve_app(create_meta_fake(graph)) as graph_url:
         stack, workspaces, keys = make_stack(
             kafka_bootstrap, database_url, ["connections", "ingest", "guardrails", "executor", "pools", "rules"],
-            n_workspaces=1,
+            n_workspaces=2,
             extra_env={"ALLOT_INGEST_GRAPH_URL": graph_url, "ALLOT_META_BASE_URL": graph_url,
                        "ALLOT_INGEST_META_APP_SECRET": APP_SECRET, "ALLOT_META_APP_SECRET": APP_SECRET,
                        "ALLOT_INGEST_SCAN_INTERVAL_S": "0.3", "ALLOT_INGEST_MAX_DELAY_S": "0.5",
                        "ALLOT_INGEST_THROTTLED_WAIT_S": "1",
-                       "ALLOT_POOLS_MANUAL_RATE_LIMIT_S": "2", "ALLOT_MAX_ATTEMPTS": "1"})
+                       "ALLOT_POOLS_MANUAL_RATE_LIMIT_S": "2", "ALLOT_MAX_ATTEMPTS": "1",
+                       # tenancy as in production: only accounts this workspace connected may be named
+                       "ALLOT_REQUIRE_CONNECTED_ACCOUNTS": "true"})
         try:
             yield MetaWorld(E2E(stack, workspaces, keys), graph, workspaces[0])
         finally:
@@ -212,6 +214,28 @@ async def test_a_meta_account_end_to_end(meta: MetaWorld) -> None:
     for e in p2_events:
         by_interval.setdefault(e["payload"]["interval_start"], set()).add(e["event_id"])
     assert len(by_interval) >= 96 and all(len(v) <= 2 for v in by_interval.values())
+
+
+async def test_another_workspace_cannot_name_a_connected_account(meta: MetaWorld) -> None:
+    m, graph = meta, meta.graph
+    acct, ids = account_with_delivery(graph, datetime.now(UTC))
+    with m.e2e.api("connections", m.ws) as api:
+        assert api.post("/api/v1/connections", json={"platform": "meta", "ad_account_ids": [acct],
+                                                      "read_token": READ, "write_token": WRITE}).status_code == 201
+    await read_topic(m.e2e.stack.bootstrap, "account.profiled", min_count=1, timeout=60,
+                     predicate=lambda r: orjson.loads(r.value)["payload"]["ad_account_id"] == acct)
+    other = m.e2e.workspaces[1]
+    with m.e2e.api("pools", other) as api:
+        r = api.post("/api/v1/budget-pools", json={
+            "name": "not mine", "dailyBudgetCents": 10_000, "currency": "EUR", "autonomy": "live",
+            "members": [{"entityType": "adset", "entityId": ids["p1"], "adAccountId": acct, "platform": "meta"}]})
+    assert r.status_code == 422 and "adAccountId" in r.text, r.text
+    with m.e2e.api("rules", other) as api:
+        r = api.post("/api/v1/rules/from-template", json={
+            "template": "scale_winners", "name": "not mine", "targets": {"target_roas": 2.0},
+            "scope": {"ad_account_ids": [acct], "entity_level": "adset"}})
+    assert r.status_code == 422 and "ad_account_ids" in r.text, r.text
+    assert budget_writes(graph, ids["p1"]) == []
 
 
 async def test_a_read_token_that_can_write_is_refused_by_ingest(meta: MetaWorld) -> None:
