@@ -34,6 +34,7 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -119,11 +120,13 @@ def check_plan(plan: AllocationPlan, before: Mapping[str, int], pool: PoolSettin
 class PolicyRun:
     """One policy over one scenario, one plan at a time: its own market, budgets, state and counters."""
 
-    def __init__(self, scn: Scenario, name: str) -> None:
+    def __init__(self, scn: Scenario, name: str, engine_params: Mapping[str, Any] | None = None) -> None:
         self.scn = scn
         self.name = name
         self.policy = POLICIES[name]
         self.pool = scn.pool()
+        if name == "engine" and engine_params:
+            self.pool = dataclasses.replace(self.pool, **engine_params)
         self.market = Market(scn)
         self.budgets = scn.initial_budgets()
         self.state: EngineState | None = None
@@ -183,15 +186,15 @@ class PolicyRun:
         }
 
 
-def run_scenario(task: tuple[int, str, int, tuple[str, ...]]) -> dict[str, Any]:
+def run_scenario(task: tuple[int, str, int, tuple[str, ...], Mapping[str, Any]]) -> dict[str, Any]:
     """Every requested policy on one scenario, in lockstep (the oracle is computed once; identical reported
     intervals are built once for all policies)."""
-    seed, family, cadence, names = task
+    seed, family, cadence, names, engine_params = task
     t0 = time.perf_counter()
     scn = make_scenario(seed, family, cadence)
     oracle_value = sum(d.value for d in oracle(scn))
     oracle_seconds = time.perf_counter() - t0
-    runs = [PolicyRun(scn, name) for name in names]
+    runs = [PolicyRun(scn, name, engine_params) for name in names]
     for step in range(scn.steps):
         shared: dict[tuple[object, ...], Any] = {}
         for run in runs:
@@ -278,7 +281,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_SCENARIOS} scenarios of the set; prints, writes nothing")
     parser.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated subset of {','.join(POLICIES)}")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="tuning: override one PoolSettings field for the engine (tune set only; prints, writes "
+                             "nothing)")
     args = parser.parse_args(argv)
+    engine_params = _params(parser, args.param)
+    if engine_params and args.seed_set != "tune":
+        parser.error("--param is for tuning: use it with --set tune (held-out seeds are never tuned on)")
     names = tuple(p for p in args.policies.split(",") if p)
     unknown = [p for p in names if p not in POLICIES]
     if unknown or not names:
@@ -288,7 +297,7 @@ def main(argv: Sequence[str]) -> int:
     if args.quick:
         specs = specs[:QUICK_SCENARIOS]
     # Longest first (plans x members), so the workers finish together.
-    tasks = sorted(((s, f, c, names) for s, f, c in specs), key=lambda t: -(24 // t[2]) ** 2 * len(make_scenario(t[0], t[1], t[2]).members))
+    tasks = sorted(((s, f, c, names, engine_params) for s, f, c in specs), key=lambda t: -(24 // t[2]) ** 2 * len(make_scenario(t[0], t[1], t[2]).members))
     started = time.perf_counter()
     cpu0 = time.process_time()
     runs: list[dict[str, Any]] = []
@@ -310,7 +319,7 @@ def main(argv: Sequence[str]) -> int:
     worker_seconds = sum(r["seconds"] for r in runs)
     print(f"\n{len(runs)} scenarios x {len(names)} policies on the {args.seed_set} set in {wall:.1f} s wall "
           f"({worker_seconds:.1f} s in workers, {args.jobs} jobs; oracle {sum(r['oracle_seconds'] for r in runs):.1f} s)")
-    if args.quick:
+    if args.quick or engine_params:
         return 0
     out = {
         "benchmark": "pools_quality",
@@ -339,6 +348,19 @@ def main(argv: Sequence[str]) -> int:
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
     return 0
+
+
+def _params(parser: argparse.ArgumentParser, pairs: Sequence[str]) -> dict[str, Any]:
+    """``--param`` values typed like the PoolSettings field they override."""
+    fields = {f.name: f for f in dataclasses.fields(PoolSettings)}
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, raw = pair.partition("=")
+        if name not in fields or not raw:
+            parser.error(f"--param {pair!r}: expected NAME=VALUE with NAME a PoolSettings field")
+        kind = type(getattr(PoolSettings(pool_id="x", daily_budget_cents=1), name))
+        out[name] = kind(raw) if kind in (int, float) else raw
+    return out
 
 
 def _progress(res: Mapping[str, Any], done: int, total: int) -> None:

@@ -72,13 +72,13 @@ class PoolSettings:
     min_budget_change_cents: int = 100
     max_change_pct: float = 20.0
     composite_weights: CompositeWeights | None = None
-    exploration_share: float = 0.05
+    exploration_share: float = 0.02
     """Share of the daily budget the engine may place on purpose to learn (Thompson-sampled experiments); at most 0.10."""
     persistence_intervals: int = 2
     """Consecutive plans a move's direction must hold before it is made (a ramp in the same direction continues)."""
-    cooldown_hours: float = 16.0
+    cooldown_hours: float = 24.0
     """Minimum hours before the engine reverses the direction of its last change of a member."""
-    continuation_cooldown_hours: float = 0.0
+    continuation_cooldown_hours: float = 24.0
     """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan.
     Never longer than ``cooldown_hours`` (the shorter of the two applies)."""
     lookback_days: float = 21.0
@@ -90,7 +90,7 @@ class PoolSettings:
     """Intervals reported below this share (after learning) are left out (too immature to correct reliably)."""
     prior_elasticity: float = 0.60
     """Prior mean of d log(value) / d log(spend) at a member's spend; 1.0 would mean no diminishing returns."""
-    deadband_pct: float = 8.0
+    deadband_pct: float = 12.0
     """A target must differ from the current budget by more than this % (and the minimum change) to count as a signal."""
     oscillation_window: int = 6
     oscillation_reversals: int = 3
