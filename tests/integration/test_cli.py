@@ -106,3 +106,17 @@ async def test_trace_follows_one_correlation_id_across_topics(settings: Any, uni
     await publish(settings.kafka_bootstrap, metric, request)
     rows = (await allot(settings, "trace", str(metric.correlation_id)))[0]
     assert [r["topic"] for r in rows] == ["metrics.ingested", "allocation.requested"]
+
+
+def test_the_lag_table_names_every_consumer_group_the_services_declare() -> None:
+    """`allot topics` reports lag per consumer group from CONSUMES: it must match what the services consume."""
+    import importlib
+
+    from allot.runtime.cli import CONSUMES
+
+    declared: dict[str, set[str]] = {}
+    for name in ("guardrails", "executor", "pools", "rules", "pacing", "connections", "ingest"):
+        spec = importlib.import_module(f"allot.{name}.service").SPEC
+        for topic in spec.consumes:
+            declared.setdefault(topic, set()).add(spec.name)
+    assert {t: set(groups) for t, groups in CONSUMES.items()} == declared

@@ -31,14 +31,14 @@ from allot.runtime.kafka import client_kwargs, ensure_topics
 from allot.runtime.settings import Settings
 
 SERVICE_GROUPS = ["pools", "rules", "pacing", "guardrails", "executor"]
-CONSUMES = {  # which service groups read which topic (from ARCHITECTURE.md)
+CONSUMES = {  # which service groups read which topic (tests/integration/test_cli.py checks it against the specs)
     "metrics.ingested": ["pools", "rules", "pacing"],
     "pacing.reallocation_recommended": ["pools"],
     "allocation.requested": ["guardrails"],
     "guardrail.approved": ["executor"],
     "guardrail.blocked": ["pools", "rules", "pacing"],
-    "action.executed": ["pools", "rules", "pacing"],
-    "connection.changed": ["executor"],
+    "action.executed": ["guardrails", "pools", "rules", "pacing"],
+    "connection.changed": ["executor", "ingest"],
     "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
 }
 
