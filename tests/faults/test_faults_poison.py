@@ -34,7 +34,6 @@ from tests.support.faults import (
     APPROVAL_SECRET,
     create_sandbox_entities,
     header,
-    pools_available,
     read_all,
     sandbox_writes,
     start_fault_stack,
@@ -43,7 +42,6 @@ from tests.support.kafka import eventually
 
 pytestmark = pytest.mark.e2e
 
-POOLS = pools_available()
 CONSUMED: list[tuple[str, str]] = [
     ("guardrails", "allocation.requested"),
     ("executor", "guardrail.approved"),
@@ -158,17 +156,18 @@ async def publish_poisoned(bootstrap: str, pub: Published) -> None:
 
 @pytest.fixture(scope="module")
 def poisoned(kafka_bootstrap: str, database_url: str) -> Iterator[tuple[RunningStack, dict[str, Published]]]:
-    services = ["sandbox", "guardrails", "executor", "rules", "pacing", *(["pools"] if POOLS else [])]
+    services = ["sandbox", "guardrails", "executor", "rules", "pacing", "pools"]
     stack = start_fault_stack(Path(tempfile.mkdtemp(prefix="allot-faults-poison-")), services,
                               bootstrap=kafka_bootstrap, database_url=database_url)
     try:
         ws = f"poison-{uuid.uuid4().hex[:10]}"
         published: dict[str, Published] = {}
-        for topic in sorted({t for s, t in CONSUMED if s in stack.processes}):
+        for topic in sorted({t for _, t in CONSUMED}):
             key = f"{ws}-{topic.replace('.', '-')}"
             entities: list[str] = []
             if topic in ("allocation.requested", "guardrail.approved"):
-                entities = create_sandbox_entities(stack.url("sandbox"), key, 2)
+                # in the account the actions name (act-<ws>, see _action)
+                entities = create_sandbox_entities(stack.url("sandbox"), key, 2, ad_account_id=f"act-{ws}")
             valid = valid_events(topic, ws, key, entities)
             pub = Published(topic, key, ws, valid, sandbox_entities=entities)
             pub.poison = poison_records(topic, valid[0], ws, key, entities[0] if entities else key)
@@ -180,9 +179,7 @@ def poisoned(kafka_bootstrap: str, database_url: str) -> Iterator[tuple[RunningS
 
 
 def _params() -> list[Any]:
-    return [pytest.param(s, t, id=f"{s}:{t}", marks=[pytest.mark.skipif(s == "pools" and not POOLS,
-                                                                       reason="allot.pools.service does not import")])
-            for s, t in CONSUMED]
+    return [pytest.param(s, t, id=f"{s}:{t}") for s, t in CONSUMED]
 
 
 @pytest.mark.parametrize(("service", "topic"), _params())

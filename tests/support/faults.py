@@ -22,7 +22,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -71,14 +70,9 @@ FINAL_OUTCOMES = {"succeeded", "already_applied"}
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 
 
-def pools_available() -> bool:
-    """The pools service is being written: include it only when its SPEC imports cleanly."""
-    return subprocess.run([sys.executable, "-c", "import allot.pools.service"], capture_output=True,
-                          timeout=60).returncode == 0
-
-
 def consumer_services(candidates: Sequence[str] = ("rules", "pacing", "pools")) -> list[str]:
-    return [s for s in candidates if s != "pools" or pools_available()]
+    """The metrics consumers a scenario runs (all of them: a service that does not import fails the scenario)."""
+    return list(candidates)
 
 
 def new_workspace(prefix: str = "faults") -> str:
@@ -215,11 +209,15 @@ class ChangeSet:
         return self.envelope.payload.actions[0].action_id  # type: ignore[no-any-return]
 
 
-def create_sandbox_entities(sandbox_url: str, workspace: str, n: int, budget_cents: int = 10_000) -> list[str]:
+def create_sandbox_entities(sandbox_url: str, workspace: str, n: int, budget_cents: int = 10_000, *,
+                            ad_account_id: str | None = None) -> list[str]:
+    """``n`` paused ad sets ``<workspace>-sbNNN`` in ``ad_account_id`` (default ``act-<workspace>``): the account the
+    actions on them must name (the executor never writes an entity the platform places in another account)."""
     ids = [f"{workspace}-sb{i:03d}" for i in range(n)]
+    account = ad_account_id or f"act-{workspace}"
     with httpx.Client(base_url=sandbox_url, timeout=20, headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}) as sb:
         for eid in ids:
-            r = sb.post("/sandbox/entities", json={"id": eid, "ad_account_id": f"act-{workspace}",
+            r = sb.post("/sandbox/entities", json={"id": eid, "ad_account_id": account,
                                                    "entity_type": "adset", "currency": "EUR",
                                                    "daily_budget_cents": budget_cents, "status": "paused"})
             assert r.status_code in (200, 201), r.text
