@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
+
+import pytest
 
 from tests.support.kafka import eventually, publish
 from tests.support.service import auth
 
 
-async def test_critical_deviation_holds_releases_and_escalates_on_the_scheduler(pacing: Any) -> None:
+async def test_critical_deviation_holds_releases_and_escalates_on_the_scheduler(
+    pacing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The scheduler reads its interval through pacing_settings(): from the environment while the service's settings
+    # are not PacingSettings (the keyword override alone was dropped and the scheduler scanned once a second).
+    monkeypatch.setenv("ALLOT_PACING_SCAN_INTERVAL_S", "0.1")
     async with pacing.service(pacing_scan_interval_s=0.1) as (client, ctx):
         clock = ctx.clock
         body = pacing.plan_body(
@@ -53,12 +60,6 @@ async def test_critical_deviation_holds_releases_and_escalates_on_the_scheduler(
         await eventually(lambda: latest_state("PAUSED"), what="scheduled snapshot escalating")
         assert hold_row["taken_at"] == pacing.NOW + timedelta(days=2, seconds=1)
 
-        # PAUSED plans are not scheduled any more.
-        count = await ctx.pool.fetchval("SELECT count(*) FROM pacing_snapshots WHERE plan_id = $1", pid)
-        clock.advance(3600)
-        await asyncio.sleep(0.5)
-        assert await ctx.pool.fetchval("SELECT count(*) FROM pacing_snapshots WHERE plan_id = $1", pid) == count == 4
-
         deviations = await pacing.events("pacing.deviation_detected", pid, min_count=3)
         assert [(d["payload"]["alert_level"], d["payload"]["state_before"], d["payload"]["state_after"])
                 for d in deviations] == [("critical", "ACTIVE", "PACING_HOLD"), ("critical", "ACTIVE", "PACING_HOLD"),
@@ -78,3 +79,24 @@ async def test_critical_deviation_holds_releases_and_escalates_on_the_scheduler(
             ("PACING_HOLD", "PAUSED"), ("PAUSED", "ACTIVE"), ("ACTIVE", "PAUSED")]
         assert transitions[1]["reason"] == "budget fixed" and transitions[0]["actor"] != "pacing"
         assert transitions[2]["actor"] == "pacing" and "Escalated" in transitions[2]["reason"]
+
+        # PAUSED plans are not scheduled any more (checked last: a plan resumed while a slot of its is due gets a
+        # scheduled snapshot at once, which would race the manual pause above). A sentinel plan (held at its first
+        # slot, never escalated) is snapshotted in every scheduler pass: its snapshot of the pass AFTER the one in
+        # which the paused plan's slot came due proves that pass is over (a fixed sleep would let a slow pass
+        # snapshot it afterwards).
+        sentinel = (await pacing.create_plan(client, **{
+            **body, "campaign_id": f"cmp-{pacing.unique}-sentinel", "escalate_after_s": 86_400,
+            "channels": [{"name": "ALL", "allocated_budget_cents": 10_000_000, "entities": [pacing.ent("s1")],
+                          "budget_entity": pacing.ent("s1")}]}))["plan_id"]
+
+        async def sentinel_scheduled(slot: datetime) -> bool:
+            return bool(await ctx.pool.fetchval(
+                "SELECT count(*) FROM pacing_snapshots WHERE plan_id = $1 AND trigger = 'schedule' AND taken_at >= $2",
+                sentinel, slot))
+
+        count = await ctx.pool.fetchval("SELECT count(*) FROM pacing_snapshots WHERE plan_id = $1", pid)
+        for _ in range(2):  # the paused plan's next slot, then one more pass
+            clock.advance(3600)
+            await eventually(partial(sentinel_scheduled, clock.now()), what="the sentinel plan's scheduled snapshot")
+        assert await ctx.pool.fetchval("SELECT count(*) FROM pacing_snapshots WHERE plan_id = $1", pid) == count == 4
