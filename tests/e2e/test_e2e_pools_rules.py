@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from allot.contracts import new_envelope
-from allot.contracts.payloads import MetricsIngested
+from allot.contracts.payloads import AllocationRequested, BudgetAction, MetricsIngested
 from tests.e2e.conftest import E2E
 from tests.support.kafka import eventually, publish
 
@@ -47,6 +47,37 @@ def writes(e2e: E2E, entity_id: str) -> int:
         body = sb.get("/sandbox/calls", params={"entity_id": entity_id}).json()
     calls = body["calls"] if isinstance(body, dict) else body
     return len([c for c in calls if c.get("source") != "human"])
+
+
+async def sentinel(e2e: E2E, ws: str, account: str, *, producer: str, source_id: str) -> None:
+    """Absence is checked after this, never after a fixed wait. Once ``producer``'s outbox is empty, every change
+    set it decided is on allocation.requested; a later change set with the same source_id (the key of
+    allocation.requested and guardrail.approved: the same partitions, consumed in order) on a sandbox entity of its
+    own is then published, and its write on the sandbox proves guardrails and the executor processed everything
+    before it."""
+    async def drained() -> bool:
+        conn = await asyncpg.connect(e2e.stack.database_url)
+        try:
+            return await conn.fetchval(f'SELECT count(*) FROM "{producer}".outbox') == 0
+        finally:
+            await conn.close()
+
+    await eventually(drained, timeout=30, what=f"the {producer} outbox relayed")
+    eid = f"{account}-sentinel"
+    sandbox_entity(e2e, account, eid, 10_000)
+    action = BudgetAction(action_id=uuid.uuid4(), platform="sandbox", ad_account_id=account, entity_type="adset",
+                          entity_id=eid, action_type="set_budget", currency="EUR", from_cents=10_000,
+                          to_cents=10_100, reason="e2e sentinel")
+    payload = AllocationRequested(request_id=uuid.uuid4(), source="manual", source_id=source_id,
+                                  idempotency_key=str(uuid.uuid4()), actions=[action], requested_by="e2e")
+    await publish(e2e.stack.bootstrap, new_envelope(event_type="allocation.requested", schema_version=1,
+                                                    payload=payload, producer="e2e", workspace_id=ws,
+                                                    occurred_at=datetime.now(UTC)))
+
+    async def written() -> bool:
+        return budgets(e2e, [eid])[eid] == 10_100
+
+    await eventually(written, timeout=40, interval=0.2, what="the sentinel change set written")
 
 
 def days_back(n: int) -> list[date]:
@@ -97,6 +128,7 @@ async def test_a_pool_allocation_changes_sandbox_budgets_once_and_is_idempotent_
         assert again.json()[request_key] == first[request_key], "same pool, same UTC day: same allocation"
         limited = api.post(f"/api/v1/budget-pools/{pool_id}/allocate", json={"async": False})
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    await sentinel(full_stack, ws, account, producer="pools", source_id=pool_id)
     assert budgets(full_stack, ids) == after and all(writes(full_stack, eid) == 1 for eid in ids)
 
 
@@ -122,6 +154,9 @@ async def test_a_blocked_pool_allocation_returns_423_with_the_guardrails_reason(
 
         r = await eventually(blocked, timeout=40, interval=2.5, what="423 from a kill-switched workspace")
         assert "kill" in r.text.lower()
+    with full_stack.api("guardrails", ws) as g:  # off again (after the decisions) so that the sentinel goes through
+        assert g.post("/api/v1/guardrails/kill-switch", json={"enabled": False}).status_code == 200
+    await sentinel(full_stack, ws, account, producer="pools", source_id=pool_id)
     assert budgets(full_stack, ids) == dict.fromkeys(ids, 5_000) and all(writes(full_stack, e) == 0 for e in ids)
 
 
@@ -152,9 +187,9 @@ async def test_scale_winners_raises_a_budget_once_then_holds_for_its_cooldown(fu
             return budgets(full_stack, [winner])[winner] == 12_000
 
         await eventually(fired, timeout=60, interval=1.0, what="the winner's budget raised by 20 %")
-        for _ in range(3):
-            api.post(f"/api/v1/rules/{rule_id}/evaluate-now")
-            time.sleep(0.5)
+        for _ in range(3):  # each evaluates the rule in the request; a fire would be in the rules' outbox
+            assert api.post(f"/api/v1/rules/{rule_id}/evaluate-now").status_code == 200
+        await sentinel(full_stack, ws, account, producer="rules", source_id=rule_id)
         executions = api.get(f"/api/v1/rules/{rule_id}/executions").json()
     assert budgets(full_stack, [winner, other]) == {winner: 12_000, other: 10_000}
     assert writes(full_stack, winner) == 1 and writes(full_stack, other) == 0
