@@ -8,7 +8,7 @@ from __future__ import annotations
 from allot.pacing.api import router
 from allot.pacing.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.pacing.scheduler import snapshot_scheduler
-from allot.pacing.settings import pacing_settings
+from allot.pacing.settings import PacingSettings, pacing_settings
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -29,6 +29,7 @@ SPEC = ServiceSpec(
     routers=[router],
     tasks=[snapshot_scheduler, refresh_directory],
     on_start=on_start,
+    settings_class=PacingSettings,
     title="Allot pacing",
     description=(
         "Tracks campaign spend against flight plans, takes pacing snapshots on a schedule, detects deviations, "

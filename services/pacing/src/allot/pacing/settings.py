@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from allot.runtime.settings import Settings
 from pydantic import Field
+
+from allot.runtime.settings import Settings
 
 
 class PacingSettings(Settings):
@@ -20,7 +21,8 @@ class PacingSettings(Settings):
 
 
 def pacing_settings(settings: Settings) -> PacingSettings:
-    """The pacing settings: the given object when it already is one, else read from the environment."""
+    """The pacing settings: the given object when it already is one, else its values plus ALLOT_PACING_* from the
+    environment (the service's SPEC declares PacingSettings, so a running service always has one)."""
     if isinstance(settings, PacingSettings):
         return settings
-    return PacingSettings()
+    return PacingSettings(**settings.model_dump())
