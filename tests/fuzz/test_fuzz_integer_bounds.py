@@ -29,7 +29,7 @@ from allot.runtime.inputs import BIGINT_MAX, BIGINT_MIN
 from allot.runtime.service import create_app
 from allot.runtime.settings import Settings
 from tests.fuzz.fuzz_support import Runners
-from tests.fuzz.test_fuzz_http_apis import ADMIN_KEY, KEYS_JSON, SPECS, WORKSPACE, _runner
+from tests.fuzz.test_fuzz_http_apis import ADMIN_KEY, KEYS_JSON, OVERRIDES, SPECS, WORKSPACE, _runner
 from tests.support.service import auth
 
 EXAMPLES = int(os.environ.get("ALLOT_FUZZ_INT_EXAMPLES", "12"))
@@ -112,7 +112,7 @@ def _cases() -> list[Any]:
     for name, spec in SPECS.items():
         if spec is None:
             continue
-        doc = create_app(spec, Settings(api_keys=KEYS_JSON)).openapi()
+        doc = create_app(spec, Settings(api_keys=KEYS_JSON, **OVERRIDES.get(name, {}))).openapi()
         for path, ops in doc["paths"].items():
             for method, op in ops.items():
                 fields = _operation_fields(doc, op)
