@@ -369,7 +369,7 @@ async def test_a_duplicate_while_the_original_is_being_applied_reports_pending(
             with _sandbox(url) as http:
                 return http.get("/sandbox/faults").json()["faults"] == [] or None
 
-        await eventually(writing, timeout=15, what="the platform write in progress")
+        await eventually(writing, timeout=60, what="the platform write in progress")
         await publish(settings.kafka_bootstrap, again)
         outcomes = await _outcomes(settings.kafka_bootstrap, entity, 2)
     assert [o.outcome for o in outcomes] == ["pending", "succeeded"], outcomes
