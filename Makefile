@@ -28,8 +28,18 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 run: $(STAMP)
 	$(VENV)/bin/allot-stack run
 
+# Two pytest processes at once, each with its own broker and PostgreSQL: the suites that run services as
+# processes (marker e2e: tests/e2e and tests/faults, mostly waiting on them) beside everything else. Both must
+# pass; the e2e log is printed after the rest (and kept in .allot/test-e2e.log).
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@mkdir -p .allot; \
+	$(PY) -m pytest -q -m e2e > .allot/test-e2e.log 2>&1 & e2e_pid=$$!; \
+	$(PY) -m pytest -q -m "not e2e"; rest_rc=$$?; \
+	wait $$e2e_pid; e2e_rc=$$?; \
+	echo "---- tests marked e2e (ran alongside the others; .allot/test-e2e.log) ----"; \
+	tail -n 60 .allot/test-e2e.log; \
+	echo "make test: others exit $$rest_rc, e2e exit $$e2e_rc"; \
+	exit $$(( rest_rc || e2e_rc ))
 
 bench: $(STAMP)
 	mkdir -p bench/results
