@@ -30,14 +30,14 @@ run: $(STAMP)
 
 # Two pytest processes at once, each with its own broker and PostgreSQL: the suites that run services as
 # processes (marker e2e: tests/e2e and tests/faults, mostly waiting on them) beside everything else. Both must
-# pass; the e2e log is printed after the rest (and kept in .allot/test-e2e.log).
+# pass; the e2e log is printed after the rest, whole when it failed (and kept in .allot/test-e2e.log).
 test: $(STAMP)
 	@mkdir -p .allot; \
 	$(PY) -m pytest -q -m e2e > .allot/test-e2e.log 2>&1 & e2e_pid=$$!; \
 	$(PY) -m pytest -q -m "not e2e"; rest_rc=$$?; \
 	wait $$e2e_pid; e2e_rc=$$?; \
 	echo "---- tests marked e2e (ran alongside the others; .allot/test-e2e.log) ----"; \
-	tail -n 60 .allot/test-e2e.log; \
+	if [ $$e2e_rc -eq 0 ]; then tail -n 3 .allot/test-e2e.log; else cat .allot/test-e2e.log; fi; \
 	echo "make test: others exit $$rest_rc, e2e exit $$e2e_rc"; \
 	exit $$(( rest_rc || e2e_rc ))
 
