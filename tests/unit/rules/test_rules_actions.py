@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from allot.rules.domain import (
     ActionSkip,
     BudgetPlan,
@@ -154,7 +155,8 @@ def test_decrease_stops_at_the_minimum_of_the_entity_currency() -> None:
 
 
 def test_unknown_currency_is_skipped_with_a_reason() -> None:
-    odd = Entity("e1", "adset", "meta", "act", "name", "active", "XXX", 10_000)  # type: ignore[arg-type]
+    # Kuwaiti dinar: a real ISO currency that Meta's currency table does not list
+    odd = Entity("e1", "adset", "meta", "act", "name", "active", "KWD", 10_000)  # type: ignore[arg-type]
     skipped = plan_action(DecreaseBudgetAction(type="decrease_budget_pct", pct=10), odd, LIMITS)
     assert isinstance(skipped, ActionSkip)
     assert skipped.reason is SkipReason.UNKNOWN_CURRENCY

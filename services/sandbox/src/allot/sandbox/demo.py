@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -163,6 +164,24 @@ async def report(stack: Any, sandbox: httpx.AsyncClient, stop: asyncio.Event) ->
         await asyncio.sleep(1)
 
 
+async def watch_until_stopped(stack: Any, reporter: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Print the watched topics and the demo's own daily report until interrupted (or ALLOT_DEMO_SECONDS)."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(watch(stack, stop)), asyncio.create_task(reporter(stop))]
+    limit = float(os.environ.get("ALLOT_DEMO_SECONDS", "0") or 0)
+    try:
+        if limit:
+            await asyncio.sleep(limit)
+        else:
+            await asyncio.Event().wait()
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+
 async def run_demo(stack: Any) -> None:
     """Set the demo up and print what happens until interrupted."""
     token = stack.env.get("ALLOT_SANDBOX_TOKEN", "sandbox-token")
@@ -175,17 +194,4 @@ async def run_demo(stack: Any) -> None:
         print("\nWatching (simulated time runs at "
               f"{float(stack.env.get('ALLOT_CLOCK_SPEED', '1')):.0f}x; budgets move once evidence holds "
               "over consecutive intervals):\n")
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(watch(stack, stop)), asyncio.create_task(report(stack, sandbox, stop))]
-        limit = float(os.environ.get("ALLOT_DEMO_SECONDS", "0") or 0)
-        try:
-            if limit:
-                await asyncio.sleep(limit)
-            else:
-                await asyncio.Event().wait()
-        finally:
-            stop.set()
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        await watch_until_stopped(stack, lambda stop: report(stack, sandbox, stop))

@@ -11,16 +11,14 @@ Graph reports them. Everything goes through the services' public HTTP APIs and K
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
-import os
 from typing import Any
 
 import httpx
 
 from allot.fakes.meta.world import DEMO_ACCOUNT, DEMO_ADSETS, DEMO_ZONE
-from allot.sandbox.demo import WORKSPACE, _retry, _sim_now, watch
+from allot.sandbox.demo import WORKSPACE, _retry, _sim_now, watch_until_stopped
 
 POOL_ADSETS = list(DEMO_ADSETS)[:4]
 RULE_ADSET = list(DEMO_ADSETS)[4]
@@ -107,17 +105,4 @@ async def run_meta_demo(stack: Any) -> None:
         print("\nWatching (simulated time runs at "
               f"{float(stack.env.get('ALLOT_CLOCK_SPEED', '1')):.0f}x; ingest reads the account every simulated "
               "hour, the executor writes through the Graph fake):\n")
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(watch(stack, stop)), asyncio.create_task(report(stack, graph, stop))]
-        limit = float(os.environ.get("ALLOT_DEMO_SECONDS", "0") or 0)
-        try:
-            if limit:
-                await asyncio.sleep(limit)
-            else:
-                await asyncio.Event().wait()
-        finally:
-            stop.set()
-            for t in tasks:
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        await watch_until_stopped(stack, lambda stop: report(stack, graph, stop))
