@@ -65,7 +65,10 @@ async def test_pools_observe_simulate_reports_and_scheduler(settings: Any, uniqu
         assert sim["kind"] == "simulation" and sim["status"] == "simulated" and sim["requestId"] is None
         assert sim["inputs"]["range"] == {"fromDate": "2026-09-01", "toDate": "2026-09-09"}
         assert {m["intervals"] for m in sim["inputs"]["members"]} == {9}
-        assert len(sim["actions"]) == 2 and P.entity["m1"] in {a["entityId"] for a in sim["actions"]}
+        # which members move is the engine's (seeded by pool id and time; tested in tests/unit/pools): a simulation
+        # logs a balanced pair of changes among this pool's members
+        moved = {a["entityId"] for a in sim["actions"]}
+        assert len(sim["actions"]) == 2 and moved <= set(P.entity.values())
         r = await client.post(f"{BASE}/{live}/simulate", headers=op)
         assert r.status_code == 201 and r.json()["inputs"]["range"] == {"fromDate": None, "toDate": None}
         r = await client.post(
