@@ -9,7 +9,7 @@ from allot.runtime.clock import ManualClock
 from tests.service.rules.rules_support import NOW, days_before, report, wait_for_entities
 from tests.service.rules.test_rules_service_api import rule_body
 from tests.support.accounts import connect_account
-from tests.support.kafka import publish
+from tests.support.kafka import eventually, publish
 from tests.support.service import api_keys, auth, running_service
 
 RULES = "/api/v1/rules"
@@ -47,6 +47,13 @@ async def test_strict_mode_scopes_only_accounts_connected_to_the_workspace(setti
                       report(ws, loose, f"f-{unique}", day, spend=1, revenue=1))
         await connect_account(settings.kafka_bootstrap, ctx, ws, mine, platform="meta")
         await wait_for_entities(client, op, mine, "adset", 1)
+
+        async def loose_known() -> Any:  # known to rules' projection, so only tenancy can refuse it
+            async with ctx.pool.acquire() as conn:
+                return await conn.fetchval("SELECT 1 FROM entities WHERE workspace_id = $1 AND ad_account_id = $2",
+                                           ws, loose)
+
+        await eventually(loose_known, what="the unconnected account projected")
         r = await client.post(RULES, json=rule_body(loose), headers=auth(op))
         assert r.status_code == 422 and r.json()["field"] == "scope.ad_account_ids", r.text
         assert "not connected to this workspace" in r.json()["message"]
