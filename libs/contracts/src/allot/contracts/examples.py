@@ -17,6 +17,8 @@ from allot.contracts.payloads import (
     GuardrailApproved,
     GuardrailBlocked,
     MetricsIngested,
+    NotificationRequested,
+    NotifiedEntity,
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
@@ -83,5 +85,15 @@ EXAMPLES: dict[str, BaseModel] = {
     "account.profiled": AccountProfiled(
         platform="meta", ad_account_id="1234567890", connection_id="conn_1", name="Shop EU", currency="EUR",
         timezone_name="Europe/Berlin", account_status="active", observed_at=T0,
+    ),
+    "notification.requested": NotificationRequested(
+        notification_id=uuid.UUID("00000000-0000-4000-8000-000000000003"), workspace_id="ws_1",
+        kind="rule_notify_only", severity="warning", title="Rule 'Daily spend protection' matched 2 ad sets",
+        summary="Spend passed 80% of the daily budget; no action taken (notify only).",
+        condition="spend_cents > 80% of daily_budget_cents", facts={"threshold_pct": 80, "matched": 2},
+        currency="EUR",
+        entities=[NotifiedEntity(entity_type="adset", entity_id="as_1", name="Prospecting", amount_cents=8_412,
+                                 currency="EUR", detail="spend 84.12 EUR of 100.00 EUR")],
+        source="rules", source_id="rule_1", console_path="/rules/rule_1", occurred_at=T0,
     ),
 }

@@ -288,3 +288,61 @@ class AccountProfiled(Payload):
         default="connected", description="error: Allot cannot read the account (see detail).")
     detail: str = Field(default="", max_length=500, description="Why the account is in error, in plain words.")
     observed_at: AwareDatetime
+
+
+# ---------------------------------------------------------------- notification.requested
+
+NotificationKind = Literal[
+    "rule_notify_only", "guardrail_blocked", "pacing_critical", "executor_conflict", "executor_failed",
+    "rule_auto_paused", "pool_frozen", "channel_disabled", "test",
+]
+Severity = Literal["info", "warning", "critical"]
+#: Severities from least to most urgent (a subscription's ``min_severity`` admits this one and those after it).
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+
+class NotifiedEntity(Payload):
+    """One thing a notification is about, named as people know it, with its amount when it has one."""
+
+    entity_type: Literal["campaign", "adset", "ad", "ad_account", "pool", "rule", "plan", "channel"]
+    entity_id: str = Field(min_length=1, max_length=128)
+    name: str = Field(default="", max_length=200)
+    amount_cents: int | None = Field(default=None, description="An amount of this entity (e.g. its budget), minor "
+                                                               "units of ``currency``.")
+    currency: Currency | None = Field(default=None, description="ISO 4217 currency of amount_cents.")
+    detail: str = Field(default="", max_length=300, description="What applies to this entity, in plain words.")
+
+    @model_validator(mode="after")
+    def _amount_has_currency(self) -> NotifiedEntity:
+        if self.amount_cents is not None and self.currency is None:
+            raise ValueError("amount_cents needs a currency")
+        return self
+
+
+class NotificationRequested(Payload):
+    """Something a person should hear about: the notifier delivers it to the workspace's subscribed channels.
+
+    ``notification_id`` is the idempotency key receivers see (one notification, one id, however often it is
+    delivered). ``facts`` are the numbers behind it (``*_cents`` values are minor units of ``currency``);
+    ``condition`` is the rule's condition or the check that fired, in plain words.
+    """
+
+    notification_id: uuid.UUID
+    workspace_id: str = Field(min_length=1, max_length=64, description="Equals the envelope's workspace_id.")
+    kind: NotificationKind
+    severity: Severity
+    title: str = Field(min_length=1, max_length=200)
+    summary: str = Field(default="", max_length=2000, description="What happened and why, in a sentence or two.")
+    condition: str = Field(default="", max_length=500, description="The condition or check, with its thresholds.")
+    facts: dict[str, int | float | str | None] = Field(default_factory=dict, max_length=50,
+                                                       description="The numbers behind it.")
+    currency: Currency | None = Field(default=None, description="ISO 4217 currency of the *_cents facts.")
+    entities: list[NotifiedEntity] = Field(default_factory=list, max_length=200)
+    source: str = Field(default="", max_length=32, description="Who raised it: rules, guardrails, pacing, ...")
+    source_id: str = Field(default="", max_length=128, description="The rule, pool, plan or channel it concerns.")
+    dedupe_key: str = Field(default="", max_length=200, description="Same condition, same key: repeats within the "
+                                                                   "dedupe window are delivered once. Empty = the "
+                                                                   "kind and source_id.")
+    console_path: str | None = Field(default=None, max_length=300, pattern=r"^/[A-Za-z0-9/_.~%?=&-]*$",
+                                     description="Path of the console page (joined to the configured console URL).")
+    occurred_at: AwareDatetime

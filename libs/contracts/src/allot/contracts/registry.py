@@ -14,6 +14,7 @@ from allot.contracts.payloads import (
     GuardrailApproved,
     GuardrailBlocked,
     MetricsIngested,
+    NotificationRequested,
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
@@ -63,6 +64,8 @@ TOPICS: dict[str, TopicSpec] = {
                   description="A workspace's platform connection: ad accounts and sealed tokens (latest wins)."),
         TopicSpec("account.profiled", AccountProfiled, "ad_account_id", 3, 3650 * DAY_MS,
                   description="An ad account's currency, time zone and status as the platform reports them."),
+        TopicSpec("notification.requested", NotificationRequested, "notification_id", 3, 30 * DAY_MS,
+                  description="Something a person should hear about; the notifier delivers it to subscribed channels."),
     )
 }
 
