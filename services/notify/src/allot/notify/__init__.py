@@ -1,0 +1,1 @@
+"""Allot notify service: delivers notification.requested to each workspace's Slack, email and webhook channels."""

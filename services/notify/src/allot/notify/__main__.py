@@ -1,0 +1,4 @@
+from allot.notify.service import SPEC
+from allot.runtime.service import run
+
+run(SPEC)

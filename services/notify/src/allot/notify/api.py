@@ -1,0 +1,300 @@
+"""Notify HTTP API (admin role; every route is scoped to the caller's workspace).
+
+- POST   /api/v1/notifications/channels            a Slack, email or webhook channel (secrets sealed at once)
+- GET    /api/v1/notifications/channels            this workspace's channels (?include_removed=true)
+- GET    /api/v1/notifications/channels/{id}       one channel
+- DELETE /api/v1/notifications/channels/{id}       remove it (its secrets are dropped, its subscriptions too)
+- POST   /api/v1/notifications/channels/{id}/test  send a test message now; a success enables a disabled channel
+- POST   /api/v1/notifications/subscriptions       which kinds, from which severity, go to which channel
+- GET    /api/v1/notifications/subscriptions
+- DELETE /api/v1/notifications/subscriptions/{id}
+- GET    /api/v1/notifications/deliveries          every attempt, newest first (?channel_id, ?notification_id)
+
+No response and no log line carries a URL path, signing secret or SMTP password (only the URL's host).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from allot.contracts.payloads import NotificationKind, NotificationRequested, NotifiedEntity, Severity
+from allot.notify.adapters import postgres as db
+from allot.notify.adapters.senders import check_host, check_url
+from allot.notify.delivery import Deps, seal_secrets, send
+from allot.notify.domain.model import (
+    Channel,
+    ChannelSecrets,
+    Delivery,
+    NotifyProblem,
+    QuietHours,
+    Subscription,
+    validate_email_config,
+    validate_name,
+    validate_quiet_hours,
+    validate_signing_secret,
+)
+from allot.notify.domain.policy import classify, describe
+from allot.notify.domain.urls import parse_outbound_url, url_hint
+from allot.runtime.auth import Principal, require
+from allot.runtime.http import ApiError
+from allot.runtime.logging import get_logger
+from allot.runtime.service import ServiceContext, get_ctx
+
+log = get_logger(__name__)
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class EmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    smtp_host: str = Field(min_length=1, max_length=253)
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, max_length=200)
+    smtp_password: SecretStr | None = Field(default=None, description="Write-only: sealed at once, never shown.")
+    starttls: bool = Field(default=True, description="May be false only in development.")
+    from_address: str = Field(min_length=3, max_length=320)
+    to_addresses: list[str] = Field(min_length=1, max_length=20)
+
+
+class QuietHoursIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: str = Field(description="Local 'HH:MM'.", max_length=5)
+    end: str = Field(description="Local 'HH:MM' (may be before start: the window wraps midnight).", max_length=5)
+    timezone: str = Field(min_length=1, max_length=64, description="IANA time zone of the workspace.")
+
+
+class ChannelCreate(BaseModel):
+    """A new channel. URLs and secrets are write-only: sealed at once and never shown again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["slack", "email", "webhook"]
+    name: str = Field(min_length=1, max_length=100)
+    url: SecretStr | None = Field(default=None, description="slack: the incoming-webhook URL; webhook: the "
+                                                            "endpoint (https).")
+    signing_secret: SecretStr | None = Field(default=None, description="webhook: HMAC-SHA256 key, >= 32 characters.")
+    email: EmailIn | None = None
+    quiet_hours: QuietHoursIn | None = None
+
+
+class SubscriptionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str = Field(pattern=_ID)
+    kinds: list[NotificationKind] = Field(default_factory=list, max_length=20, description="Empty: every kind.")
+    min_severity: Severity = "info"
+
+
+def _problem(exc: NotifyProblem) -> ApiError:
+    return ApiError(exc.status, exc.code, str(exc), field=exc.field,
+                    extra={"errors": [{"field": exc.field, "message": exc.message}]})
+
+
+def _deps(ctx: ServiceContext) -> Deps:
+    deps: Deps = ctx.extra["notify"]
+    return deps
+
+
+def _known_timezone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+async def _validated(body: ChannelCreate, deps: Deps) -> tuple[str, ChannelSecrets, Any, QuietHours | None]:
+    """(url hint, secrets, email config, quiet hours) of a valid channel; NotifyProblem naming the field."""
+    s = deps.settings
+    name_hint = ""
+    quiet = None
+    if body.quiet_hours is not None:
+        q = body.quiet_hours
+        quiet = validate_quiet_hours(q.start, q.end, q.timezone, known_timezone=_known_timezone(q.timezone))
+    if body.kind in ("slack", "webhook"):
+        if body.email is not None:
+            raise NotifyProblem("email", f"is for email channels, not {body.kind}")
+        if body.url is None:
+            raise NotifyProblem("url", f"is required for a {body.kind} channel")
+        url = body.url.get_secret_value()
+        name_hint = url_hint(parse_outbound_url(url, field="url", development=s.development))
+        await check_url(url, field="url", development=s.development, allow_loopback=s.loopback_allowed)
+        if body.kind == "slack":
+            if body.signing_secret is not None:
+                raise NotifyProblem("signing_secret", "is for webhook channels (Slack URLs carry their own secret)")
+            return name_hint, ChannelSecrets(url=url), None, quiet
+        secret = validate_signing_secret(body.signing_secret.get_secret_value() if body.signing_secret else None)
+        return name_hint, ChannelSecrets(url=url, signing_secret=secret), None, quiet
+    if body.url is not None or body.signing_secret is not None:
+        raise NotifyProblem("url" if body.url is not None else "signing_secret", "is not used by email channels")
+    if body.email is None:
+        raise NotifyProblem("email", "is required for an email channel")
+    e = body.email
+    cfg = validate_email_config(smtp_host=e.smtp_host, smtp_port=e.smtp_port, smtp_username=e.smtp_username,
+                                starttls=e.starttls, from_address=e.from_address, to_addresses=e.to_addresses,
+                                development=s.development)
+    await check_host(cfg.smtp_host, cfg.smtp_port, field="email.smtp_host", allow_loopback=s.loopback_allowed)
+    password = e.smtp_password.get_secret_value() if e.smtp_password else None
+    if cfg.smtp_username and not password:
+        raise NotifyProblem("email.smtp_password", "is required with smtp_username")
+    return cfg.smtp_host, ChannelSecrets(smtp_password=password), cfg, quiet
+
+
+@router.post("/channels", status_code=201)
+async def create_channel(body: ChannelCreate, principal: Principal = Depends(require("admin")),
+                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    deps = _deps(ctx)
+    try:
+        name = validate_name(body.name)
+        hint, secrets, email, quiet = await _validated(body, deps)
+    except NotifyProblem as exc:
+        raise _problem(exc) from None
+    now = ctx.clock.now()
+    channel = Channel(
+        channel_id=f"ch_{uuid.uuid4().hex[:20]}", workspace_id=principal.workspace_id, kind=body.kind, name=name,
+        state="active", url_hint=hint if body.kind != "email" else "", email=email, quiet_hours=quiet,
+        secret=seal_secrets(deps.keyring, secrets), consecutive_failures=0, disabled_reason="", created_at=now,
+        updated_at=now)
+    async with ctx.pool.acquire() as conn:
+        await db.insert_channel(conn, channel, created_by=principal.key_id)
+    log.info("channel_created", workspace_id=principal.workspace_id, channel_id=channel.channel_id, kind=body.kind,
+             host=hint, key_id=principal.key_id)
+    return channel.view()
+
+
+@router.get("/channels")
+async def list_channels(include_removed: bool = Query(False), principal: Principal = Depends(require("admin")),
+                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_channels(conn, principal.workspace_id, include_removed=include_removed)
+    return {"channels": [c.view() for c in rows]}
+
+
+async def _existing(conn: asyncpg.Connection, principal: Principal, channel_id: str, *,
+                    for_update: bool = False) -> Channel:
+    found = await db.get_channel(conn, principal.workspace_id, channel_id, for_update=for_update)
+    if found is None or found.state == "removed":
+        raise ApiError(404, "not_found", f"channel_id: no channel {channel_id} in this workspace", field="channel_id")
+    return found
+
+
+@router.get("/channels/{channel_id}")
+async def get_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
+                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        return (await _existing(conn, principal, channel_id)).view()
+
+
+@router.delete("/channels/{channel_id}")
+async def delete_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
+                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        channel = await _existing(conn, principal, channel_id, for_update=True)
+        await db.set_channel_state(conn, channel, state="removed", secret_cleared=True, now=now)
+        await db.delete_subscriptions_of(conn, principal.workspace_id, channel_id)
+        removed = await db.get_channel(conn, principal.workspace_id, channel_id)
+    assert removed is not None
+    log.info("channel_removed", workspace_id=principal.workspace_id, channel_id=channel_id, key_id=principal.key_id)
+    return removed.view()
+
+
+@router.post("/channels/{channel_id}/test")
+async def test_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
+                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Send a test message now (recorded like every attempt); a success enables a disabled channel again."""
+    deps = _deps(ctx)
+    async with ctx.pool.acquire() as conn:
+        channel = await _existing(conn, principal, channel_id)
+    now = deps.clock.now()
+    n = NotificationRequested(
+        notification_id=uuid.uuid4(), workspace_id=principal.workspace_id, kind="test", severity="info",
+        title=f"Test message for channel '{channel.name}'"[:200],
+        summary="If you read this, Allot's notifications reach this channel.",
+        entities=[NotifiedEntity(entity_type="channel", entity_id=channel.channel_id, name=channel.name[:200])],
+        source="notify", source_id=channel.channel_id, dedupe_key=f"test/{uuid.uuid4()}",
+        console_path=f"/notifications/channels/{channel.channel_id}", occurred_at=now)
+    result = await send(deps, channel if channel.state == "active" else _as_active(channel), n)
+    ok = classify(result) == "delivered"
+    done = deps.clock.now()
+    d = Delivery(delivery_id=f"dlv_{n.notification_id}_{channel.channel_id}", workspace_id=principal.workspace_id,
+                 notification_id=str(n.notification_id), channel_id=channel.channel_id, notification=n, envelope=None,
+                 state="delivered" if ok else "failed", attempts=1, next_attempt_at=done,
+                 last_error="" if ok else describe(result))
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await db.insert_delivery(conn, d, dedupe_key=n.dedupe_key, now=done)
+        await db.record_attempt(conn, d, message_id=d.notification_id, attempt=1,
+                                outcome="delivered" if ok else "failed", http_status=result.status,
+                                smtp_code=result.smtp_code, error=d.last_error, duration_ms=0, now=done)
+        if ok:
+            await db.record_channel_result(conn, channel.channel_id, ok=True, now=done)
+            if channel.state == "disabled":
+                await db.set_channel_state(conn, channel, state="active", now=done)
+    log.info("channel_tested", workspace_id=principal.workspace_id, channel_id=channel_id, delivered=ok,
+             http_status=result.status, smtp_code=result.smtp_code)
+    return {"notification_id": d.notification_id, "delivered": ok, "http_status": result.status,
+            "smtp_code": result.smtp_code, "error": d.last_error or None, "channel_state":
+            "active" if ok else channel.state}
+
+
+def _as_active(c: Channel) -> Channel:
+    from dataclasses import replace
+
+    return replace(c, state="active")
+
+
+@router.post("/subscriptions", status_code=201)
+async def create_subscription(body: SubscriptionCreate, principal: Principal = Depends(require("admin")),
+                              ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    s = Subscription(subscription_id=f"sub_{uuid.uuid4().hex[:20]}", workspace_id=principal.workspace_id,
+                     channel_id=body.channel_id, kinds=sorted(set(body.kinds)), min_severity=body.min_severity,
+                     created_at=ctx.clock.now())
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await _existing(conn, principal, body.channel_id, for_update=True)
+        await db.insert_subscription(conn, s)
+    log.info("subscription_created", workspace_id=principal.workspace_id, subscription_id=s.subscription_id,
+             channel_id=s.channel_id, kinds=s.kinds, min_severity=s.min_severity)
+    return s.view()
+
+
+@router.get("/subscriptions")
+async def list_subscriptions(principal: Principal = Depends(require("admin")),
+                             ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_subscriptions(conn, principal.workspace_id)
+    return {"subscriptions": [s.view() for s in rows]}
+
+
+@router.delete("/subscriptions/{subscription_id}")
+async def delete_subscription(subscription_id: str = Path(pattern=_ID),
+                              principal: Principal = Depends(require("admin")),
+                              ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        if not await db.delete_subscription(conn, principal.workspace_id, subscription_id):
+            raise ApiError(404, "not_found", f"subscription_id: no subscription {subscription_id} in this workspace",
+                           field="subscription_id")
+    return {"subscription_id": subscription_id, "deleted": True}
+
+
+@router.get("/deliveries")
+async def list_deliveries(channel_id: str | None = Query(None, pattern=_ID),
+                          notification_id: uuid.UUID | None = Query(None),
+                          limit: int = Query(100, ge=1, le=1000),
+                          principal: Principal = Depends(require("admin")),
+                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.list_attempts(conn, principal.workspace_id, channel_id=channel_id,
+                                      notification_id=None if notification_id is None else str(notification_id),
+                                      limit=limit)
+    return {"deliveries": rows}
+
+
+__all__ = ["router"]

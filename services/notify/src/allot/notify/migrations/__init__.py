@@ -1,0 +1,1 @@
+"""Notify schema: channels (secrets sealed), subscriptions, deliveries and every delivery attempt."""

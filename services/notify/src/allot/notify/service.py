@@ -1,0 +1,68 @@
+"""The notify service: consumes notification.requested, delivers to subscribed channels (Slack, email, webhooks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from allot.notify.adapters.senders import HttpSender, SmtpSender
+from allot.notify.api import router
+from allot.notify.delivery import Deps, deliver_due
+from allot.notify.handlers import on_notification_requested
+from allot.notify.settings import NotifySettings, SealingNotConfigured
+from allot.runtime.logging import get_logger
+from allot.runtime.service import ServiceContext, ServiceSpec
+
+__all__ = ["SPEC", "SealingNotConfigured"]
+log = get_logger(__name__)
+
+
+def _settings(ctx: ServiceContext) -> NotifySettings:
+    settings = ctx.settings
+    assert isinstance(settings, NotifySettings)
+    return settings
+
+
+async def _start(ctx: ServiceContext) -> None:
+    s = _settings(ctx)
+    keyring = s.keyring()
+    ctx.extra["notify"] = Deps(
+        settings=s, keyring=keyring,
+        http=HttpSender(timeout_s=s.notify_timeout_s, development=s.development, allow_loopback=s.loopback_allowed),
+        smtp=SmtpSender(timeout_s=s.notify_timeout_s, allow_loopback=s.loopback_allowed))
+    log.info("notify_keys_loaded", key_ids=keyring.key_ids, loopback_allowed=s.loopback_allowed)
+
+
+async def _stop(ctx: ServiceContext) -> None:
+    deps = ctx.extra.get("notify")
+    if isinstance(deps, Deps):
+        await deps.http.aclose()
+
+
+async def delivery_worker(ctx: ServiceContext) -> None:
+    """Send due deliveries until stopped; poll again at once while there is work."""
+    deps: Deps = ctx.extra["notify"]
+    while True:
+        sent = await deliver_due(ctx.pool, deps)
+        ctx.flush()  # DLQ records and channel_disabled notifications written by the worker
+        if not sent:
+            await asyncio.sleep(deps.settings.notify_poll_interval_s)
+
+
+SPEC = ServiceSpec(
+    name="notify",
+    migrations_package="allot.notify.migrations",
+    consumes={"notification.requested": on_notification_requested},
+    produces=["notification.requested"],
+    routers=[router],
+    tasks=[delivery_worker],
+    on_start=_start,
+    on_stop=_stop,
+    settings_class=NotifySettings,
+    title="Allot notify",
+    description=(
+        "Delivers notification.requested to each workspace's subscribed channels: Slack (Block Kit), email (SMTP, "
+        "STARTTLS) and signed webhooks; at least once with the notification id as idempotency key, retries with "
+        "backoff (Retry-After on 429), digests, quiet hours and deduplication; disables a failing channel and tells "
+        "the workspace's admins."
+    ),
+)
