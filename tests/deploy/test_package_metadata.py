@@ -89,3 +89,29 @@ def test_security_says_how_to_report_and_what_is_supported() -> None:
     assert "## Reporting a vulnerability" in text
     assert "## Supported versions" in text
     assert "## Secrets" in text
+
+
+#: Every importable package of every distribution (allot is a namespace package shared by all of them).
+PACKAGE_DIRS = sorted(d for d in [*ROOT.glob("libs/*/src/allot/*"), *ROOT.glob("services/*/src/allot/*")]
+                      if d.is_dir() and (d / "__init__.py").is_file())
+
+
+def test_every_package_dir_is_found() -> None:
+    """Each distribution's package (allot.<dir name>) is among the globbed ones."""
+    assert {p.parent / "src" / "allot" / p.parent.name for p in PYPROJECTS} <= set(PACKAGE_DIRS)
+    assert len(PACKAGE_DIRS) >= 11
+
+
+@pytest.mark.parametrize("package", PACKAGE_DIRS, ids=lambda d: f"allot.{d.name}")
+def test_every_package_ships_py_typed(package: Path) -> None:
+    """PEP 561: without py.typed a consumer's mypy ignores the package's annotations."""
+    marker = package / "py.typed"
+    assert marker.is_file(), f"{marker.relative_to(ROOT)} missing"
+    assert marker.read_bytes() == b"", "py.typed is an empty marker (a non-empty one means partial stubs)"
+    # hatchling puts every file under the listed package directory into the wheel, py.typed included,
+    # unless the wheel target excludes it or lists only some files.
+    wheel = tomllib.loads((package.parents[2] / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]
+    wheel = wheel["wheel"]
+    assert wheel.get("packages") == ["src/allot"]
+    assert not any("py.typed" in str(v) or "*.typed" in str(v) for v in wheel.get("exclude", []))
+    assert "only-include" not in wheel and "include" not in wheel
