@@ -22,15 +22,17 @@ import orjson
 
 from allot.contracts.codec import EncodedRecord
 from allot.contracts.envelope import EVENT_NAMESPACE, new_envelope
-from allot.contracts.payloads import NotificationRequested, SealedToken
+from allot.contracts.payloads import NotificationRequested
 from allot.contracts.registry import TOPICS
 from allot.notify.adapters import postgres as db
+from allot.notify.adapters.sealing import SecretBox
 from allot.notify.adapters.senders import HttpSender, SmtpSender
 from allot.notify.domain.grouping import dedupe_key, digest, is_duplicate, quiet_until
 from allot.notify.domain.model import (
     Channel,
     ChannelSecrets,
     Delivery,
+    SealedSecret,
     channel_disabled_notification,
     delivery_id,
     matching_channels,
@@ -42,7 +44,7 @@ from allot.notify.settings import NotifySettings
 from allot.runtime.clock import Clock, RealClock
 from allot.runtime.logging import get_logger
 from allot.runtime.outbox import add_events, add_records
-from allot.runtime.sealing import Keyring, SealingError, seal
+from allot.runtime.sealing import SealingError
 
 log = get_logger(__name__)
 TOPIC = "notification.requested"
@@ -54,20 +56,20 @@ class Deps:
     """What sending needs: settings, the keyring for channel secrets, the HTTP and SMTP senders, a clock."""
 
     settings: NotifySettings
-    keyring: Keyring
+    keyring: SecretBox
     http: HttpSender
     smtp: SmtpSender
     clock: Clock = DELIVERY_CLOCK
 
 
-def seal_secrets(keyring: Keyring, secrets: ChannelSecrets) -> SealedToken:
+def seal_secrets(keyring: SecretBox, secrets: ChannelSecrets) -> SealedSecret:
     """The channel's secrets sealed to the notifier's current key (only this service opens them)."""
     plain = orjson.dumps({"url": secrets.url, "signing_secret": secrets.signing_secret,
                           "smtp_password": secrets.smtp_password}).decode()
-    return seal(plain, keyring.public_key())
+    return keyring.seal(plain)
 
 
-def open_secrets(keyring: Keyring, sealed: SealedToken | None) -> ChannelSecrets:
+def open_secrets(keyring: SecretBox, sealed: SealedSecret | None) -> ChannelSecrets:
     if sealed is None:
         return ChannelSecrets()
     return ChannelSecrets(**orjson.loads(keyring.open(sealed)))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from allot.notify.adapters.sealing import SecretBox
 from allot.notify.domain.policy import RetryPolicy
-from allot.runtime.sealing import Keyring, SealingError
+from allot.runtime.sealing import SealingError
 from allot.runtime.settings import InsecureConfiguration, Settings
-
-#: The label channel secrets are sealed under (only this service's private key opens them).
-RECIPIENT = "notify"
 
 
 class SealingNotConfigured(InsecureConfiguration):
@@ -41,10 +39,10 @@ class NotifySettings(Settings):
         self.keyring()
         return self
 
-    def keyring(self) -> Keyring:
+    def keyring(self) -> SecretBox:
         """The notifier's keyring; SealingNotConfigured (refuse to start) when missing or malformed."""
         try:
-            ring = Keyring.parse(RECIPIENT, self.sealing_private_keys.get_secret_value())  # type: ignore[arg-type]
+            ring = SecretBox.parse(self.sealing_private_keys.get_secret_value())
         except SealingError as exc:
             raise SealingNotConfigured(f"notify refuses to start: ALLOT_SEALING_PRIVATE_KEYS: {exc}") from None
         if not ring:

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from allot.contracts.payloads import NotificationRequested, SealedToken
-from allot.notify.domain.model import Channel, Delivery, EmailConfig, QuietHours, Subscription
+from allot.contracts.payloads import NotificationRequested
+from allot.notify.domain.model import Channel, Delivery, EmailConfig, QuietHours, SealedSecret, Subscription
 
 _CHANNEL = ("channel_id, workspace_id, kind, name, state, url_hint, email, quiet_hours, secret, consecutive_failures, "
             "disabled_reason, created_at, updated_at")
@@ -29,7 +29,7 @@ def _channel(row: asyncpg.Record) -> Channel:
         channel_id=row["channel_id"], workspace_id=row["workspace_id"], kind=row["kind"], name=row["name"],
         state=row["state"], url_hint=row["url_hint"], email=None if email is None else EmailConfig(**email),
         quiet_hours=None if quiet is None else QuietHours(**quiet),
-        secret=None if secret is None else SealedToken.model_validate(secret),
+        secret=None if secret is None else SealedSecret(**secret),
         consecutive_failures=row["consecutive_failures"], disabled_reason=row["disabled_reason"],
         created_at=row["created_at"], updated_at=row["updated_at"])
 
@@ -45,7 +45,7 @@ async def insert_channel(conn: asyncpg.Connection, c: Channel, *, created_by: st
         "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10, $11, $12, $13, $14)",
         c.channel_id, c.workspace_id, c.kind, c.name, c.state, c.url_hint,
         _dump(c.email.as_dict() if c.email else None), _dump(c.quiet_hours.as_dict() if c.quiet_hours else None),
-        _dump(c.secret.model_dump(mode="json") if c.secret else None), c.consecutive_failures, c.disabled_reason,
+        _dump(c.secret.as_dict() if c.secret else None), c.consecutive_failures, c.disabled_reason,
         created_by, c.created_at, c.updated_at)
 
 

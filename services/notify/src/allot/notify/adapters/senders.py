@@ -94,6 +94,6 @@ class SmtpSender:
         except aiosmtplib.SMTPResponseException as exc:
             return AttemptResult(smtp_code=exc.code, error="" if exc.code < 400 else f"SMTP {exc.code}: "
                                                                                      f"{exc.message[:200]}")
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return AttemptResult(error=f"{type(exc).__name__}: {str(exc)[:200]}")
         return AttemptResult(smtp_code=250)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from allot.contracts.payloads import SEVERITIES, NotificationRequested, SealedToken
+from allot.contracts.payloads import SEVERITIES, NotificationRequested
 
 ChannelKind = Literal["slack", "email", "webhook"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("slack", "email", "webhook")
@@ -29,6 +29,17 @@ class NotifyProblem(ValueError):
         self.message = message
         self.status = status
         self.code = code
+
+
+@dataclass(frozen=True)
+class SealedSecret:
+    """Channel secrets sealed to the notifier's key ``key_id`` (URL-safe base64 ciphertext)."""
+
+    key_id: str
+    ciphertext: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key_id": self.key_id, "ciphertext": self.ciphertext}
 
 
 @dataclass(frozen=True)
@@ -84,7 +95,7 @@ class Channel:
     url_hint: str
     email: EmailConfig | None
     quiet_hours: QuietHours | None
-    secret: SealedToken | None
+    secret: SealedSecret | None
     consecutive_failures: int
     disabled_reason: str
     created_at: datetime

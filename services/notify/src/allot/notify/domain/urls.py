@@ -46,9 +46,9 @@ def parse_outbound_url(url: str, *, field: str, development: bool) -> Target:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise NotifyProblem(field, "has no host")
-    if host in _FORBIDDEN_NAMES or host.endswith(".localhost") or host.endswith(".internal"):
-        if not (host == "localhost" and development):
-            raise NotifyProblem(field, f"host {host!r} is internal; only public hosts may be reached")
+    internal = host in _FORBIDDEN_NAMES or host.endswith(".localhost") or host.endswith(".internal")
+    if internal and not (host == "localhost" and development):
+        raise NotifyProblem(field, f"host {host!r} is internal; only public hosts may be reached")
     return Target(scheme, host, port or (443 if scheme == "https" else 80))
 
 
