@@ -1,5 +1,6 @@
 """Rules service against the real broker and Postgres: scale winners fires once per slot, holds for its cooldown,
-survives a metrics replay, and re-fires after the cooldown; kill losers pauses; notify_only emits nothing."""
+survives a metrics replay, and re-fires after the cooldown; kill losers pauses; notify_only emits no change set but
+one notification."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from allot.contracts import decode
 from allot.rules.service import SPEC
 from allot.runtime.clock import ManualClock
 from tests.service.rules.rules_support import NOW, change_sets, days_before, report, wait_for_entities
-from tests.support.kafka import eventually, publish
+from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import api_keys, auth, running_service
 
 
@@ -163,6 +165,18 @@ async def test_kill_losers_pauses_and_notify_only_emits_nothing(settings: Any, u
         assert notify["execution"]["entities"][0]["outcome"] == "notified"
         assert notify["execution"]["entities"][0]["snapshot"]["budget_spent_pct@today"] == 90.0
         assert await change_sets(settings.kafka_bootstrap, notify_id, 0, timeout=3) == []
+        # ...but one notification.requested for the fire, naming the entity, its budget and the condition
+        [note] = [decode("notification.requested", r.value) for r in await read_topic(
+            settings.kafka_bootstrap, "notification.requested", min_count=1,
+            predicate=lambda r: decode("notification.requested", r.value).payload.source_id == notify_id)]
+        assert (note.workspace_id, note.payload.workspace_id, note.payload.kind) == (ws, ws, "rule_notify_only")
+        assert note.payload.title == "Rule 'Spend alert' matched 1 entity"
+        assert note.payload.condition == "budget_spent_pct@today > 80"
+        [entity] = note.payload.entities
+        assert (entity.entity_id, entity.name, entity.amount_cents, entity.currency) == (
+            loser, f"{loser} name", 10_000, "EUR")
+        assert "budget_spent_pct@today=90" in entity.detail
+        assert note.payload.console_path == f"/rules/{notify_id}"
 
         # the scheduler (not only evaluate-now) evaluates the next slot on its own
         clock.advance(15 * 60)

@@ -16,7 +16,7 @@ from allot.contracts.codec import envelope_type
 from allot.contracts.registry import TOPICS
 from allot.runtime.service import ServiceSpec, module_exists
 
-SERVICE_MODULES = ["guardrails", "executor", "pools", "rules", "pacing", "sandbox", "connections"]
+SERVICE_MODULES = ["guardrails", "executor", "pools", "rules", "pacing", "sandbox", "connections", "notify"]
 README_BEGIN = "<!-- topic-table:begin -->"
 README_END = "<!-- topic-table:end -->"
 

@@ -31,11 +31,13 @@ from typing import Any, Final
 import asyncpg
 
 from allot.contracts.envelope import Envelope, new_envelope
-from allot.contracts.payloads import AllocationRequested, BudgetAction
+from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
 from allot.contracts.registry import TOPICS
 from allot.rules.adapters import postgres as pg
 from allot.rules.domain import (
     ActionOutcome,
+    Condition,
+    ConditionGroup,
     DailyCounters,
     Entity,
     MatchedEntity,
@@ -291,6 +293,61 @@ def change_set_envelopes(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str
     return envelopes
 
 
+_OPERATOR_SYMBOLS: Final = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "neq": "!="}
+
+
+def condition_text(group: ConditionGroup, targets: dict[str, float]) -> str:
+    """``budget_spent_pct@today > 80 AND (...)``: the rule's conditions with thresholds resolved."""
+    def value(t: Any) -> str:
+        if isinstance(t, float | int):
+            return f"{t:g}"
+        try:
+            return f"{t.resolve(targets):g} ({t.target} x {t.multiplier:g})"
+        except KeyError:
+            return f"{t.target} x {t.multiplier:g}"
+
+    parts = []
+    for node in group.conditions:
+        if isinstance(node, Condition):
+            op = _OPERATOR_SYMBOLS.get(node.operator, node.operator)
+            parts.append(f"{node.key} {op} {' and '.join(value(t) for t in node.thresholds())}")
+        else:
+            parts.append(f"({condition_text(node, targets)})")
+    return f" {group.logic.upper()} ".join(parts)
+
+
+def notify_envelope(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str, definition: Any,
+                    notify: Sequence[MatchedEntity], entities: dict[str, Entity],
+                    now: datetime) -> Envelope[NotificationRequested]:
+    """One notification.requested per notify_only fire, listing every matched entity with its budget and values."""
+    listed = []
+    for m in notify[:200]:
+        e = entities.get(m.entity_id)
+        values = ", ".join(f"{k}={'n/a' if v is None else format(v, '.4g')}" for k, v in m.snapshot.items())
+        listed.append(NotifiedEntity(
+            entity_type=m.entity_level,  # type: ignore[arg-type]  # campaign | adset | ad
+            entity_id=m.entity_id[:128], name=(e.name if e else "")[:200],
+            amount_cents=e.daily_budget_cents if e and e.currency else None,
+            currency=e.currency if e and e.currency and e.daily_budget_cents is not None else None,
+            detail=(f"daily budget; {values}" if e and e.daily_budget_cents is not None else values)[:300]))
+    currencies = {e.currency for e in listed if e.currency}
+    noun = "entity" if len(notify) == 1 else "entities"
+    n = NotificationRequested(
+        notification_id=uuid.uuid5(rule_id, f"notify/{slot_iso}"), workspace_id=workspace_id,
+        kind="rule_notify_only", severity="warning",
+        title=f"Rule '{definition.name}' matched {len(notify)} {noun}"[:200],
+        summary="The rule's conditions hold; it takes no action (notify only).",
+        condition=condition_text(definition.conditions, dict(definition.targets))[:500],
+        facts={"matched": len(notify), "slot_start": slot_iso, **{k: v for k, v in definition.targets.items()}},
+        currency=next(iter(currencies)) if len(currencies) == 1 else None, entities=listed, source=SERVICE,
+        source_id=str(rule_id), console_path=f"/rules/{rule_id}", occurred_at=now,
+        dedupe_key=(f"rule_notify_only/{rule_id}/" + ",".join(sorted(m.entity_id for m in notify)))[:200])
+    topic = "notification.requested"
+    return new_envelope(event_type=topic, schema_version=TOPICS[topic].schema_version, payload=n, producer=SERVICE,
+                        workspace_id=workspace_id, occurred_at=now,
+                        step=f"rule/{rule_id}/{slot_iso}/notify")
+
+
 # ---------------------------------------------------------------- one slot
 
 
@@ -376,6 +433,8 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
     if envelopes:
         await emit(conn, *envelopes)
     if notify:
+        await emit(conn, notify_envelope(rule_id=rule_id, workspace_id=ws, slot_iso=slot_iso, definition=definition,
+                                         notify=notify, entities=by_id, now=now))
         log.info("rule_notify_only", rule_id=str(rule_id), slot_start=slot_iso,
                  entity_ids=[m.entity_id for m in notify][:50], matched=len(notify))
     await pg.mark_evaluated(conn, rule_id, slot, now)

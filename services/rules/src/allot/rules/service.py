@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
         "action.executed": on_action_executed,
         ACCOUNT_TOPIC: on_account_profiled,
     },
-    produces=["allocation.requested"],
+    produces=["allocation.requested", "notification.requested"],
     routers=[router, audit_router],
     tasks=[rule_scheduler, refresh_directory],
     on_start=on_start,
