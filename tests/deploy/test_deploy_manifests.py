@@ -45,6 +45,7 @@ MAIN_TOPIC: dict[str, str | None] = {
     "executor": "guardrail.approved",
     "ingest": "connection.changed",
     "connections": None,
+    "notify": "notification.requested",
 }
 SERVICES = tuple(MAIN_TOPIC)
 #: Demo only: in compose (profile "demo"), never on Kubernetes.
@@ -57,6 +58,8 @@ APPROVAL_SECRET = "allot-approval-secret"
 #: Token sealing (allot.runtime.sealing): ingest's private keys, the connections service's public keys.
 INGEST_SECRET = "allot-ingest-credentials"
 SEALING_PUBLIC_SECRET = "allot-sealing-public-keys"
+#: The notifier's own sealing key (channel secrets at rest).
+NOTIFY_SECRET = "allot-notify-credentials"
 #: Kubernetes versions validated against: an older still-supported minor and the newest the package ships.
 K8S_VERSIONS = ("1.31", major_minor(latest_version()))
 #: Metrics the dashboard may show before any service exports them (planned).
@@ -415,7 +418,7 @@ def test_compose_services_depend_on_healthy_infrastructure(compose: dict[str, An
 def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
     services = compose["services"]
     ports = {"sandbox": 8100, "guardrails": 8101, "executor": 8102, "pools": 8103, "rules": 8104, "pacing": 8105,
-             "connections": 8106, "ingest": 8107}
+             "connections": 8106, "ingest": 8107, "notify": 8109}
     # The same host ports as `make run` (allot.runtime.stack).
     assert ports == STACK_PORTS
     for name in IMAGE_SERVICES:
@@ -449,7 +452,7 @@ def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[st
     assert holders["ALLOT_INGEST_META_APP_SECRET"] == {"ingest"}
     # Token sealing: only the connections service holds the public keys; a private key only its recipient.
     assert holders["ALLOT_SEALING_PUBLIC_KEYS"] == {"connections"}
-    assert holders["ALLOT_SEALING_PRIVATE_KEYS"] == {"ingest", "executor"}
+    assert holders["ALLOT_SEALING_PRIVATE_KEYS"] == {"ingest", "executor", "notify"}
     # An empty ALLOT_META_ACCESS_TOKEN would be used as a token: pass it through only when set.
     assert _env(services["executor"])["ALLOT_META_ACCESS_TOKEN"] is None
 
@@ -660,7 +663,8 @@ def test_sealing_keys_come_from_required_secrets_scoped_to_their_service(
     _, objects = rendered
     deployments = _by_name(objects, "Deployment")
     expected = {"allot-ingest": ("ALLOT_SEALING_PRIVATE_KEYS", INGEST_SECRET, "sealing-private-keys"),
-                "allot-connections": ("ALLOT_SEALING_PUBLIC_KEYS", SEALING_PUBLIC_SECRET, "public-keys")}
+                "allot-connections": ("ALLOT_SEALING_PUBLIC_KEYS", SEALING_PUBLIC_SECRET, "public-keys"),
+                "allot-notify": ("ALLOT_SEALING_PRIVATE_KEYS", NOTIFY_SECRET, "sealing-private-keys")}
     for name, (var, secret, key) in expected.items():
         (container,) = _pod(deployments[name])["containers"]
         env = {e["name"]: e for e in container["env"]}
@@ -704,7 +708,9 @@ def test_compose_sealing_keys_are_required_without_defaults(compose: dict[str, A
     assert private.startswith("${INGEST_SEALING_PRIVATE_KEYS:?"), private
     executor_private = _env(services["executor"])["ALLOT_SEALING_PRIVATE_KEYS"]
     assert executor_private.startswith("${EXECUTOR_SEALING_PRIVATE_KEYS:?"), executor_private
-    for value in (public, private, executor_private):
+    notify_private = _env(services["notify"])["ALLOT_SEALING_PRIVATE_KEYS"]
+    assert notify_private.startswith("${NOTIFY_SEALING_PRIVATE_KEYS:?"), notify_private
+    for value in (public, private, executor_private, notify_private):
         assert ":-" not in value and not re.search(r"\$\{[A-Z_]+-", value), f"no fallback value: {value}"
     ingest_env = _env(services["ingest"])
     assert "ALLOT_INGEST_GRAPH_URL" not in ingest_env, "ingest calls the real Graph API (its settings default)"

@@ -40,6 +40,7 @@ SERVICES: dict[str, int] = {
     "pacing": 8105,
     "connections": 8106,
     "ingest": 8107,
+    "notify": 8109,
 }
 #: What the demo's ad platform is (ALLOT_DEMO_PLATFORM): the sandbox, or Meta played by the Graph fake.
 PLATFORMS = ("sandbox", "meta")
@@ -221,14 +222,16 @@ def start_graph_fake(stack: RunningStack, port: int) -> None:
 
 def sealing_env_for_run() -> dict[str, dict[str, str]]:
     """Fresh token-sealing keypairs for this run: connections gets both public keys, ingest and the executor
-    each only their own private key (see allot.runtime.sealing)."""
+    each only their own private key (see allot.runtime.sealing); notify its own key for channel secrets."""
     from allot.runtime.sealing import generate_keypair
 
     pairs = {r: generate_keypair(f"{r}-run-{secrets.token_hex(3)}") for r in ("ingest", "executor")}
     public = ",".join(f"{r}={p.key_id}:{p.public_key}" for r, p in pairs.items())
+    notify = generate_keypair(f"notify-run-{secrets.token_hex(3)}")
     return {
         "connections": {"ALLOT_SEALING_PUBLIC_KEYS": public},
         **{r: {"ALLOT_SEALING_PRIVATE_KEYS": f"{p.key_id}:{p.private_key}"} for r, p in pairs.items()},
+        "notify": {"ALLOT_SEALING_PRIVATE_KEYS": f"{notify.key_id}:{notify.private_key}"},
     }
 
 
