@@ -115,7 +115,7 @@ def test_the_lag_table_names_every_consumer_group_the_services_declare() -> None
     from allot.runtime.cli import CONSUMES
 
     declared: dict[str, set[str]] = {}
-    for name in ("guardrails", "executor", "pools", "rules", "pacing", "connections", "ingest"):
+    for name in ("guardrails", "executor", "pools", "rules", "pacing", "connections", "ingest", "notify"):
         spec = importlib.import_module(f"allot.{name}.service").SPEC
         for topic in spec.consumes:
             declared.setdefault(topic, set()).add(spec.name)

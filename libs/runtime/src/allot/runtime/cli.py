@@ -40,6 +40,7 @@ CONSUMES = {  # which service groups read which topic (tests/integration/test_cl
     "action.executed": ["guardrails", "pools", "rules", "pacing"],
     "connection.changed": ["executor", "ingest"],
     "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
+    "notification.requested": ["notify"],
 }
 
 
