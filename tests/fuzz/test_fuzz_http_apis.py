@@ -38,6 +38,7 @@ from allot.contracts.payloads import ConnectionChanged, MetricsIngested
 from allot.executor.service import SPEC as EXECUTOR
 from allot.guardrails.service import SPEC as GUARDRAILS
 from allot.ingest.service import SPEC as INGEST
+from allot.notify.service import SPEC as NOTIFY
 from allot.pacing.service import SPEC as PACING
 from allot.pools.service import SPEC as POOLS
 from allot.rules.service import SPEC as RULES
@@ -57,9 +58,11 @@ WORKSPACE = f"fuzz-{uuid.uuid4().hex[:8]}"
 SANDBOX_TOKEN = "fuzz-sandbox-token"
 #: The service ids path parameters are pointed at (when seeded) and the real object behind each.
 ID_PARAMS = ("rule_id", "plan_id", "pool_id", "member_id", "request_id", "proposal_id", "entity_id", "connection_id",
-             "ad_account_id")
+             "ad_account_id", "channel_id", "subscription_id")
 #: Sealing keys of the fuzzed connections (public halves) and ingest (its private half) services.
 SEALING = {r: generate_keypair(f"fuzz-{r}") for r in ("ingest", "executor")}
+#: The fuzzed notifier's own key (channel secrets at rest).
+NOTIFY_KEY = generate_keypair("fuzz-notify")
 #: Platform tokens the connections seed sends (shaped like Meta system-user tokens).
 READ_TOKEN, WRITE_TOKEN = "EAAFuzzRead" + "r" * 60 + "R3AD", "EAAFuzzWrite" + "w" * 60 + "WR1T"
 
@@ -84,7 +87,7 @@ def _hyp(max_examples: int) -> Any:
 
 #: Imported directly: a service whose SPEC does not import fails this module, it is never silently left unfuzzed.
 SPECS: dict[str, ServiceSpec] = {"guardrails": GUARDRAILS, "executor": EXECUTOR, "rules": RULES, "pacing": PACING,
-                                 "pools": POOLS, "connections": CONNECTIONS, "ingest": INGEST}
+                                 "pools": POOLS, "connections": CONNECTIONS, "ingest": INGEST, "notify": NOTIFY}
 
 
 def _tuples_as_arrays(node: Any) -> Any:
@@ -197,9 +200,22 @@ async def _seed_ingest(client: httpx.AsyncClient, base: Settings) -> dict[str, s
     return {"ad_account_id": account}
 
 
+async def _seed_notify(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
+    """A webhook channel to a closed loopback port (a test send fails fast) and a subscription to it."""
+    r = await client.post("/api/v1/notifications/channels", headers=auth(ADMIN_KEY), json={
+        "kind": "webhook", "name": "fuzz hook", "url": "http://127.0.0.1:9/hook", "signing_secret": "f" * 40})
+    assert r.status_code == 201, r.text
+    channel_id = r.json()["channel_id"]
+    r = await client.post("/api/v1/notifications/subscriptions", headers=auth(ADMIN_KEY),
+                          json={"channel_id": channel_id})
+    assert r.status_code == 201, r.text
+    return {"channel_id": channel_id, "subscription_id": r.json()["subscription_id"]}
+
+
 Seed = Callable[[httpx.AsyncClient, Settings], Awaitable[dict[str, str]]]
 SEEDS: dict[str, Seed] = {"rules": _seed_rules, "pacing": _seed_pacing, "pools": _seed_pools,
-                          "sandbox": _seed_sandbox, "connections": _seed_connections, "ingest": _seed_ingest}
+                          "sandbox": _seed_sandbox, "connections": _seed_connections, "ingest": _seed_ingest,
+                          "notify": _seed_notify}
 OVERRIDES: dict[str, dict[str, Any]] = {
     # the executor never reaches a platform here; undo only emits allocation.requested
     "executor": {"sandbox_url": "http://127.0.0.1:9", "platform_timeout_s": 1.0},
@@ -210,6 +226,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     # no Graph API here (a closed port): a "sync now" is accepted, the read it schedules fails fast
     "ingest": {"sealing_private_keys": f"{SEALING['ingest'].key_id}:{SEALING['ingest'].private_key}",
                "ingest_graph_url": "http://127.0.0.1:9", "ingest_scan_interval_s": 3600.0},
+    # its own sealing key; loopback receivers allowed (development), nothing listens on port 9
+    "notify": {"sealing_private_keys": f"{NOTIFY_KEY.key_id}:{NOTIFY_KEY.private_key}", "notify_allow_loopback": True,
+               "notify_timeout_s": 1.0},
 }
 
 
@@ -352,6 +371,7 @@ pacing = _service_schema("pacing")
 pools = _service_schema("pools")
 connections = _service_schema("connections")
 ingest = _service_schema("ingest")
+notify = _service_schema("notify")
 sandbox = _schema(_sandbox_app()).exclude(
     # advancing the delivery simulator to a fuzzed far-future instant simulates every hour in between (see report)
     path="/sandbox/delivery/advance")
@@ -507,6 +527,18 @@ def test_fuzz_ingest_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Setti
 @_hyp(UNAUTH_EXAMPLES)
 def test_fuzz_ingest_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
     _fuzz("ingest", case, fuzz_runners, fuzz_base_settings, authed=False)
+
+
+@notify.parametrize()
+@_hyp(EXAMPLES)
+def test_fuzz_notify_api(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("notify", case, fuzz_runners, fuzz_base_settings, authed=True)
+
+
+@notify.parametrize()
+@_hyp(UNAUTH_EXAMPLES)
+def test_fuzz_notify_api_without_key(case: Any, fuzz_runners: Any, fuzz_base_settings: Settings) -> None:
+    _fuzz("notify", case, fuzz_runners, fuzz_base_settings, authed=False)
 
 
 @sandbox.parametrize()
