@@ -36,10 +36,12 @@ from allot.contracts import TOPICS, decode, new_envelope, sign_approval
 from allot.contracts.payloads import AllocationRequested, BudgetAction, GuardrailApproved, MetricsIngested
 from allot.executor.service import SPEC as EXECUTOR
 from allot.guardrails.service import SPEC as GUARDRAILS
+from allot.notify.service import SPEC as NOTIFY
 from allot.pacing.service import SPEC as PACING
 from allot.pools.service import SPEC as POOLS
 from allot.rules.service import SPEC as RULES
 from allot.runtime.auth import generate_key
+from allot.runtime.sealing import generate_keypair
 from allot.runtime.service import ServiceSpec
 from allot.runtime.settings import Settings
 from allot.sandbox.app import create_app as create_sandbox
@@ -50,7 +52,7 @@ from tests.support.service import api_keys, auth, running_service
 
 #: Imported directly: a service whose SPEC does not import fails this module, it is never silently left untested.
 SPECS: dict[str, ServiceSpec] = {"guardrails": GUARDRAILS, "executor": EXECUTOR, "rules": RULES, "pacing": PACING,
-                                 "pools": POOLS}
+                                 "pools": POOLS, "notify": NOTIFY}
 
 
 # ====================================================================== (a) workspace isolation
@@ -204,9 +206,26 @@ async def _pools_create(w: World) -> None:
     w.ids["member_id"] = r.json()["members"][0]["id"]
 
 
+# ---------------------------------------------------------------- notify
+
+
+async def _notify_create(w: World) -> None:
+    r = await w.client.post("/api/v1/notifications/channels", headers=auth(w.key_b), json={
+        "kind": "webhook", "name": "b's hook", "url": "http://127.0.0.1:9/b-hook", "signing_secret": "b" * 40})
+    assert r.status_code == 201, r.text
+    w.ids["channel_id"] = r.json()["channel_id"]
+    r = await w.client.post("/api/v1/notifications/subscriptions", headers=auth(w.key_b),
+                            json={"channel_id": w.ids["channel_id"]})
+    assert r.status_code == 201, r.text
+    w.ids["subscription_id"] = r.json()["subscription_id"]
+
+
 RULE = "/api/v1/rules/{rule_id}"
 PLAN = "/api/v1/pacing/plans/{plan_id}"
 POOL = "/api/v1/budget-pools/{pool_id}"
+CHANNEL = "/api/v1/notifications/channels/{channel_id}"
+_NOTIFY_PAIR = generate_keypair("security-notify")
+_NOTIFY_KEY = f"{_NOTIFY_PAIR.key_id}:{_NOTIFY_PAIR.private_key}"
 
 TARGETS: dict[str, Target] = {
     "guardrails": Target(
@@ -256,6 +275,18 @@ TARGETS: dict[str, Target] = {
                  ("GET", POOL + "/diminishing-returns", None), ("GET", POOL + "/backtest", None)],
         listings=[("/api/v1/budget-pools?include_deleted=true", lambda b: [p["id"] for p in b["pools"]])],
         overrides={"pools_scheduler_enabled": False, "ai_native_enabled": True}),
+    "notify": Target(
+        "notify", _notify_create,
+        reads=[CHANNEL, "/api/v1/notifications/subscriptions"],
+        attacks=[("GET", CHANNEL, None), ("DELETE", CHANNEL, None), ("POST", CHANNEL + "/test", None),
+                 ("POST", "/api/v1/notifications/subscriptions", {"channel_id": "{channel_id}"}),
+                 ("DELETE", "/api/v1/notifications/subscriptions/{subscription_id}", None)],
+        listings=[("/api/v1/notifications/channels?include_removed=true",
+                   lambda b: [c["channel_id"] for c in b["channels"]]),
+                  ("/api/v1/notifications/subscriptions", lambda b: [x["subscription_id"] for x in b["subscriptions"]]),
+                  ("/api/v1/notifications/deliveries?channel_id={channel_id}",
+                   lambda b: [d["channel_id"] for d in b["deliveries"]])],
+        overrides={"sealing_private_keys": _NOTIFY_KEY, "notify_allow_loopback": True}),
 }
 
 

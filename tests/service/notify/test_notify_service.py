@@ -113,13 +113,15 @@ async def test_channels_keep_secrets_sealed_validate_input_and_stay_in_their_wor
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback test server
-async def test_slack_webhook_and_email_each_get_the_notification_with_its_facts(settings: Any, unique: str) -> None:
+async def test_slack_webhook_and_email_each_get_the_notification_with_its_facts(
+        settings: Any, unique: str, capfd: pytest.CaptureFixture[str]) -> None:
     ws = f"ws-{unique}"
     (admin,), keys = api_keys((ws, "admin"))
     with smtp_receiver("alerts@example.com", "smtp-pass-123") as smtp:
         async with http_receiver() as slack, http_receiver() as hook, running_service(
                 SPEC, settings, api_keys=keys, sealing_private_keys=notify_keys(), **FAST) as (http, _):
-            await add_channel(http, admin, {"kind": "slack", "name": "#alerts", "url": slack.url})
+            slack_url = slack.url + "/T1/B2/SLACKSECRET"
+            await add_channel(http, admin, {"kind": "slack", "name": "#alerts", "url": slack_url})
             hook_id = await add_channel(http, admin, webhook(hook))
             await add_channel(http, admin, {"kind": "email", "name": "buyers", "email": {
                 "smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_username": "alerts@example.com",
@@ -160,6 +162,11 @@ async def test_slack_webhook_and_email_each_get_the_notification_with_its_facts(
             rows = await eventually(lambda: _delivered(http, admin, 3), what="three delivered attempts")
             assert {r["notification_id"] for r in rows} == {str(n.notification_id)}
             assert [r["outcome"] for r in await attempts(http, admin, channel_id=hook_id)] == ["delivered"]
+            assert slack.requests[0].path == "/hook/T1/B2/SLACKSECRET"
+    logged = capfd.readouterr().out
+    assert "notification_attempt" in logged and "channel_created" in logged, "the logs were captured"
+    for secret in ("SLACKSECRET", SECRET, "smtp-pass-123"):
+        assert secret not in logged, f"{secret} logged"
 
 
 async def test_500_three_times_then_200_is_received_once_after_dedupe_and_429_retry_after_is_honoured(

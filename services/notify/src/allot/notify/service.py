@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from allot.notify.adapters.senders import HttpSender, SmtpSender
 from allot.notify.api import router
@@ -24,6 +25,9 @@ def _settings(ctx: ServiceContext) -> NotifySettings:
 
 async def _start(ctx: ServiceContext) -> None:
     s = _settings(ctx)
+    # httpx logs every request line at INFO (and headers at DEBUG): a Slack webhook URL's path is its secret
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     keyring = s.keyring()
     ctx.extra["notify"] = Deps(
         settings=s, keyring=keyring,

@@ -57,8 +57,9 @@ class HttpSender:
             r = await self._client.post(url, content=body, headers={"Content-Type": "application/json", **headers})
         except httpx.TimeoutException:
             return AttemptResult(error="timeout")
-        except httpx.HTTPError as exc:
-            return AttemptResult(error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        except httpx.HTTPError as exc:  # the message may quote the URL, whose path is a secret for Slack
+            text = str(exc).replace(url, "<url>").replace(httpx.URL(url).path, "<path>")
+            return AttemptResult(error=f"{type(exc).__name__}: {text[:200]}")
         return AttemptResult(status=r.status_code, retry_after=r.headers.get("Retry-After"))
 
     async def aclose(self) -> None:
