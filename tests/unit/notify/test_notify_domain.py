@@ -274,3 +274,23 @@ def test_channel_disabled_notification_is_critical_and_names_the_channel() -> No
     assert n.entities[0].entity_id == "ch_9" and n.facts["consecutive_failures"] == 5
     assert n.notification_id == channel_disabled_notification(channel("ch_9"), failures=5, threshold=5,
                                                               last_error="x", now=T0).notification_id
+
+
+def test_the_readme_verification_recipe_accepts_a_signed_request_and_refuses_a_forged_one() -> None:
+    import re
+    import time
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme[readme.index("**Verify a webhook.**"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    scope: dict[str, object] = {}
+    exec(code.group(1), scope)  # noqa: S102 - the README's own recipe
+    recipe = scope["verify"]
+    secret, body, now = "w" * 40, b'{"notification_id":"n1"}', int(time.time())
+    h = signed_headers(secret, now, body)
+    assert recipe(secret, h["X-Allot-Timestamp"], h["X-Allot-Signature"], body)  # type: ignore[operator]
+    assert not recipe(secret, h["X-Allot-Timestamp"], h["X-Allot-Signature"], body + b" ")  # type: ignore[operator]
+    old = signed_headers(secret, now - 3600, body)
+    assert not recipe(secret, old["X-Allot-Timestamp"], old["X-Allot-Signature"], body)  # type: ignore[operator]
