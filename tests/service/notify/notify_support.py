@@ -43,6 +43,9 @@ class HttpReceiver:
     default: int = 200
     requests: list[Request] = field(default_factory=list)
     port: int = 0
+    #: this many first requests are recorded but never answered (the sender is killed meanwhile)
+    hold: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def url(self) -> str:
@@ -56,6 +59,10 @@ class HttpReceiver:
             headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             self.requests.append(Request(method, path, headers, body, time.monotonic()))
+            if self.hold > 0:
+                self.hold -= 1
+                await self.release.wait()
+                return
             status, extra = self.script.pop(0) if self.script else (self.default, {})
             extra_lines = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
             writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n{extra_lines}\r\nok"
@@ -68,14 +75,15 @@ class HttpReceiver:
 
 
 @asynccontextmanager
-async def http_receiver(script: list[tuple[int, dict[str, str]]] | None = None,
-                        default: int = 200) -> AsyncIterator[HttpReceiver]:
-    receiver = HttpReceiver(script=list(script or []), default=default)
+async def http_receiver(script: list[tuple[int, dict[str, str]]] | None = None, default: int = 200,
+                        hold: int = 0) -> AsyncIterator[HttpReceiver]:
+    receiver = HttpReceiver(script=list(script or []), default=default, hold=hold)
     server = await asyncio.start_server(receiver._handle, "127.0.0.1", 0)
     receiver.port = server.sockets[0].getsockname()[1]
     try:
         yield receiver
     finally:
+        receiver.release.set()
         server.close()
         await server.wait_closed()
 
