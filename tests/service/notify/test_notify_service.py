@@ -255,3 +255,55 @@ async def _delivered(http: Any, key: str, count: int) -> list[dict[str, Any]] | 
 async def _outcomes(http: Any, key: str, channel_id: str, count: int) -> list[str] | None:
     rows = await attempts(http, key, channel_id=channel_id)
     return [r["outcome"] for r in reversed(rows)] if len(rows) >= count else None
+
+
+async def test_many_due_messages_for_one_channel_go_out_as_one_digest_and_quiet_hours_hold_non_critical_ones(
+        settings: Any, unique: str) -> None:
+    """Driven step by step: the worker idles (a long poll interval) while the test queues and sends."""
+    from datetime import timedelta
+
+    from allot.notify.delivery import deliver_due, enqueue
+
+    ws = f"ws-{unique}"
+    (admin,), keys = api_keys((ws, "admin"))
+    idle = {**FAST, "notify_poll_interval_s": 3600.0}
+    async with http_receiver() as hook, http_receiver() as night, running_service(
+            SPEC, settings, api_keys=keys, sealing_private_keys=notify_keys(), **idle) as (http, ctx):
+        deps = ctx.extra["notify"]
+        hook_id = await add_channel(http, admin, webhook(hook), kinds=["guardrail_blocked"])
+        now = datetime.now(UTC)
+        quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
+                 "end": (now + timedelta(hours=1)).strftime("%H:%M"), "timezone": "UTC"}
+        night_id = await add_channel(http, admin, {**webhook(night, "night"), "quiet_hours": quiet},
+                                     kinds=["pacing_critical"])
+        blocked = [notification(ws, kind="guardrail_blocked", title=f"Blocked change {i}", source_id=f"pool_{i}",
+                                dedupe_key=f"blocked/{i}") for i in range(6)]
+        pacing = [notification(ws, kind="pacing_critical", severity=sev, dedupe_key=f"pacing/{sev}")
+                  for sev in ("warning", "critical")]
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            for n in blocked + pacing:
+                await enqueue(conn, deps.settings, n, None, now=deps.clock.now())
+
+        assert await deliver_due(ctx.pool, deps) == 7, "six blocked changes and the critical pacing alert are due"
+        (digest_req,) = hook.requests
+        body = orjson.loads(digest_req.body)
+        assert body["title"] == "6 notifications (6 guardrail_blocked)"
+        assert sorted(body["includes"]) == sorted(str(n.notification_id) for n in blocked)
+        assert [e["entity_id"] for e in body["entities"]] == ["as_1"] * 6
+        assert digest_req.headers["idempotency-key"] == body["notification_id"]
+        rows = await attempts(http, admin, channel_id=hook_id)
+        assert len(rows) == 6 and {r["outcome"] for r in rows} == {"delivered"}
+        assert {r["message_id"] for r in rows} == {body["notification_id"]}
+
+        # quiet hours: the critical one went out, the warning waits for the end of the window
+        (critical_req,) = night.requests
+        assert orjson.loads(critical_req.body)["notification_id"] == str(pacing[1].notification_id)
+        assert await deliver_due(ctx.pool, deps) == 0
+        async with ctx.pool.acquire() as conn:
+            waiting = await conn.fetchrow("SELECT state, next_attempt_at FROM deliveries WHERE notification_id = $1",
+                                          pacing[0].notification_id)
+        assert waiting["state"] == "pending"
+        assert waiting["next_attempt_at"] == datetime.strptime(quiet["end"], "%H:%M").replace(
+            year=now.year, month=now.month, day=now.day, tzinfo=UTC) + (
+            timedelta(days=1) if quiet["end"] < now.strftime("%H:%M") else timedelta(0))
+        assert [r["outcome"] for r in await attempts(http, admin, channel_id=night_id)] == ["delivered"]
