@@ -112,7 +112,7 @@ def bench_pure(specs: list[dict[str, Any]]) -> dict[str, Any]:
 async def bench_db(specs: list[dict[str, Any]]) -> dict[str, Any]:
     from allot.contracts.envelope import Envelope
     from allot.pacing import workflow
-    from allot.pacing.adapters import postgres as pg
+    from allot.pacing.adapters import postgres as db
     from allot.pacing.scheduler import snapshot_due_plans
     from allot.runtime.db import open_database
     from allot.runtime.embedded import start_postgres
@@ -160,14 +160,14 @@ async def bench_db(specs: list[dict[str, Any]]) -> dict[str, Any]:
                     entity_rows.append((spec["plan_id"], "deal", d["deal_id"], e))
         async with pool.acquire() as conn, conn.transaction():
             for row in plan_rows:
-                await pg.insert_plan(conn, row)
+                await db.insert_plan(conn, row)
             await conn.executemany(
                 "INSERT INTO plan_entities VALUES ($1, 'ws-bench', $2, $3, 'sandbox', 'act-1', 'campaign', $4)",
                 entity_rows)
         started = time.perf_counter()
         for i in range(0, len(reports), 500):
             async with pool.acquire() as conn, conn.transaction():
-                await pg.upsert_metric_reports(conn, reports[i:i + 500])
+                await db.upsert_metric_reports(conn, reports[i:i + 500])
         upsert_s = time.perf_counter() - started
         async with pool.acquire() as conn:
             await conn.execute("ANALYZE")

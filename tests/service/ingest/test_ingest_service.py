@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from allot.ingest.reading import run_cycle
+from allot.ingest.workflow import run_cycle
 from allot.runtime.settings import Settings
 from tests.service.ingest.ingest_support import (
     DAY,

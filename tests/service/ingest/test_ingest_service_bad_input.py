@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from allot.ingest.reading import IngestState, run_cycle
+from allot.ingest.workflow import IngestState, run_cycle
 from allot.runtime.settings import Settings
 from tests.service.ingest.ingest_support import NOW, IngestWorld, for_account, new_account_id, payloads, wait_projected
 from tests.support.kafka import eventually, publish, read_topic

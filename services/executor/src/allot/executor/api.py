@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.contracts.registry import TOPICS
-from allot.executor import ledger
+from allot.executor.adapters import postgres as db
 from allot.executor.domain import inverse_action
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
@@ -37,7 +37,7 @@ def _view(row: Any) -> dict[str, Any]:
 async def get_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        rows = await ledger.change_set(conn, request_id, principal.workspace_id)
+        rows = await db.change_set(conn, request_id, principal.workspace_id)
     if not rows:
         raise ApiError(404, "not_found", f"change set {request_id} not found", field="request_id")
     return {"request_id": str(request_id), "source": rows[0]["source"], "source_id": rows[0]["source_id"],
@@ -50,7 +50,7 @@ async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(
     settings = ctx.extra["executor_settings"]
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        rows = await ledger.change_set(conn, request_id, principal.workspace_id)
+        rows = await db.change_set(conn, request_id, principal.workspace_id)
         if not rows:
             raise ApiError(404, "not_found", f"change set {request_id} not found", field="request_id")
         done = [r for r in rows if r["status"] == "succeeded"]
@@ -70,7 +70,7 @@ async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(
         if not inverse:
             raise ApiError(409, "not_reversible", "the applied actions cannot be reverted (e.g. relaunch)")
         undo_id = derive_event_id(request_id, "undo")
-        undo_id, first = await ledger.claim_undo(conn, request_id, undo_id, principal.key_id, now)
+        undo_id, first = await db.claim_undo(conn, request_id, undo_id, principal.key_id, now)
         if first:  # a repeated undo answers with the same id and issues nothing new
             request = AllocationRequested(
                 request_id=undo_id, source="undo", source_id=rows[0]["source_id"], idempotency_key=f"undo:{request_id}",

@@ -21,7 +21,7 @@ from allot.contracts.envelope import Envelope, derive_event_id, new_envelope
 from allot.contracts.payloads import ActionExecuted, BudgetAction, GuardrailApproved
 from allot.contracts.registry import TOPICS
 from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_approval
-from allot.executor import ledger
+from allot.executor.adapters import postgres as db
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.logging import get_logger
 
@@ -69,12 +69,12 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Any]]) 
             REJECTED_APPROVALS.labels("signature").inc()
             log.warning("approval_rejected", request_id=str(approval.request_id), reason=str(exc))
             raise PoisonEvent(event.event_id, f"approval rejected: {exc}") from None
-        duplicates = await ledger.record_approval(ctx.conn, approval, workspace_id=event.workspace_id,
+        duplicates = await db.record_approval(ctx.conn, approval, workspace_id=event.workspace_id,
                                                   correlation_id=event.correlation_id, event_id=event.event_id, now=now)
         if expired is not None:
             fresh = [a.action_id for a in approval.actions if a.action_id not in duplicates]
             reason = f"not applied: {expired}"
-            await ledger.expire(ctx.conn, fresh, now=now, reason=reason)
+            await db.expire(ctx.conn, fresh, now=now, reason=reason)
             for action in approval.actions:
                 if action.action_id in fresh:
                     ctx.emit(_executed(event, approval, action, outcome="expired", error=reason, now=now,
@@ -82,7 +82,7 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Any]]) 
         for action in approval.actions:
             if action.action_id not in duplicates:
                 continue
-            row = await ledger.get_action(ctx.conn, action.action_id)
+            row = await db.get_action(ctx.conn, action.action_id)
             assert row is not None
             outcome = duplicate_outcome(row["status"])
             note = ("the original action is still being applied; its outcome follows" if outcome == "pending"

@@ -13,7 +13,7 @@ from allot.executor.api import router
 from allot.executor.connections import EXTRA_KEY, TokenProjection, on_connection_changed
 from allot.executor.handlers import on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
-from allot.executor.worker import run_worker
+from allot.executor.workflow import run_worker
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from allot.guardrails.api import router
 from allot.guardrails.handlers import on_action_executed, on_allocation_requested
-from allot.guardrails.tasks import prune_history
+from allot.guardrails.scheduler import prune_history
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 

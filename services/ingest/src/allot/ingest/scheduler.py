@@ -6,7 +6,7 @@ import asyncio
 from datetime import timedelta
 
 from allot.ingest.adapters import postgres as db
-from allot.ingest.reading import IngestState, read_account
+from allot.ingest.workflow import IngestState, read_account
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 

@@ -12,7 +12,7 @@ from allot.contracts.platforms import check_meta_api_version
 from allot.ingest.adapters.graph import graph_client
 from allot.ingest.api import router
 from allot.ingest.handlers import on_connection_changed
-from allot.ingest.reading import IngestState, TokenOpener
+from allot.ingest.workflow import IngestState, TokenOpener
 from allot.ingest.scheduler import ingest_scheduler
 from allot.ingest.settings import IngestSettings, ingest_settings
 from allot.runtime.logging import get_logger

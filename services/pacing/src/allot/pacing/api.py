@@ -41,7 +41,7 @@ from typing import Annotated, Any, Literal
 
 from allot.contracts.payloads import Currency, EntityType, Platform
 from allot.pacing import workflow
-from allot.pacing.adapters import postgres as pg
+from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
@@ -333,19 +333,19 @@ def plan_out(row: Any) -> dict[str, Any]:
 
 
 def snapshot_out(row: Any) -> dict[str, Any]:
-    return _record(row, pg.SNAPSHOT_COLUMNS)
+    return _record(row, db.SNAPSHOT_COLUMNS)
 
 
 async def _proposal_out(conn: Any, row: Any) -> dict[str, Any]:
-    out = _record(row, pg.PROPOSAL_COLUMNS)
-    out["actions"] = [_record(a) for a in await pg.proposal_actions(conn, [row["proposal_id"]])]
+    out = _record(row, db.PROPOSAL_COLUMNS)
+    out["actions"] = [_record(a) for a in await db.proposal_actions(conn, [row["proposal_id"]])]
     return out
 
 
 async def _plan_or_404(conn: Any, principal: Principal, plan_id: str, *, for_update: bool = False) -> Any:
     if "\x00" in plan_id:  # no plan id holds NUL, and PostgreSQL text cannot compare one (a 500 before)
         raise _not_found("plan", plan_id.replace("\x00", ""))
-    row = await pg.get_plan(conn, principal.workspace_id, plan_id, for_update=for_update)
+    row = await db.get_plan(conn, principal.workspace_id, plan_id, for_update=for_update)
     if row is None:
         raise _not_found("plan", plan_id)
     return row
@@ -369,9 +369,9 @@ async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, 
             "created_at": now, "updated_at": now, "created_by": principal.key_id}
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _refuse_foreign_accounts(ctx, conn, principal.workspace_id, _account_refs(body))
-        await pg.insert_plan(conn, plan)
-        await pg.replace_plan_entities(conn, plan["plan_id"], principal.workspace_id, _entity_rows(body))
-        row = await pg.get_plan(conn, principal.workspace_id, plan["plan_id"])
+        await db.insert_plan(conn, plan)
+        await db.replace_plan_entities(conn, plan["plan_id"], principal.workspace_id, _entity_rows(body))
+        row = await db.get_plan(conn, principal.workspace_id, plan["plan_id"])
     return plan_out(row)
 
 
@@ -381,7 +381,7 @@ async def list_plans(
     state: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] | None = None, limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        rows = await pg.list_plans(conn, principal.workspace_id, campaign_id=campaign_id, state=state, limit=limit)
+        rows = await db.list_plans(conn, principal.workspace_id, campaign_id=campaign_id, state=state, limit=limit)
     return {"plans": [plan_out(r) for r in rows]}
 
 
@@ -408,9 +408,9 @@ async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: C
         await _refuse_foreign_accounts(ctx, conn, principal.workspace_id,
                                        [r for r in _account_refs(validated) if (r[1], r[2]) not in named])
         definition = _definition(validated, _settings(ctx))
-        await pg.update_plan_definition(conn, {"plan_id": plan_id, **definition, "updated_at": ctx.clock.now()})
-        await pg.replace_plan_entities(conn, plan_id, principal.workspace_id, _entity_rows(validated))
-        return plan_out(await pg.get_plan(conn, principal.workspace_id, plan_id))
+        await db.update_plan_definition(conn, {"plan_id": plan_id, **definition, "updated_at": ctx.clock.now()})
+        await db.replace_plan_entities(conn, plan_id, principal.workspace_id, _entity_rows(validated))
+        return plan_out(await db.get_plan(conn, principal.workspace_id, plan_id))
 
 
 async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to_state: str, allowed_from: set[str],
@@ -422,11 +422,11 @@ async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to
             if row["state"] not in allowed_from:
                 raise ApiError(409, "invalid_state", f"plan is {row['state']}; cannot go to {to_state}",
                                field="state")
-            await pg.set_plan_state(conn, plan_id, to_state, None, now)
-            await pg.insert_transitions(conn, [(plan_id, principal.workspace_id, row["state"], to_state, reason,
+            await db.set_plan_state(conn, plan_id, to_state, None, now)
+            await db.insert_transitions(conn, [(plan_id, principal.workspace_id, row["state"], to_state, reason,
                                                 principal.key_id, None, now)])
             TRANSITIONS.labels("pacing", to_state).inc()
-        return plan_out(await pg.get_plan(conn, principal.workspace_id, plan_id))
+        return plan_out(await db.get_plan(conn, principal.workspace_id, plan_id))
 
 
 @router.post("/plans/{plan_id}/pause")
@@ -446,7 +446,7 @@ async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
                            limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        return {"transitions": [_record(r) for r in await pg.list_transitions(conn, plan_id, limit)]}
+        return {"transitions": [_record(r) for r in await db.list_transitions(conn, plan_id, limit)]}
 
 
 # ---------------------------------------------------------------- snapshots
@@ -462,7 +462,7 @@ async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: R
                                                    claimed_by=f"api:{principal.key_id}", trigger="manual",
                                                    zones=directory_of(ctx.extra).zone_for)
             await ctx.emit(conn, *result.envelopes)
-        row = await pg.snapshot_at_slot(conn, plan_id, now)
+        row = await db.snapshot_at_slot(conn, plan_id, now)
     if result.envelopes:
         ctx.flush()
     observe(result, "manual")
@@ -477,7 +477,7 @@ async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: R
 async def latest_snapshot(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        row = await pg.latest_snapshot(conn, plan_id)
+        row = await db.latest_snapshot(conn, plan_id)
     if row is None:
         raise _not_found("snapshot of plan", plan_id)
     return snapshot_out(row)
@@ -491,7 +491,7 @@ async def list_plan_snapshots(
     _time_window(start_time, end_time)
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        rows = await pg.list_snapshots(conn, principal.workspace_id, plan_id=plan_id, campaign_id=None,
+        rows = await db.list_snapshots(conn, principal.workspace_id, plan_id=plan_id, campaign_id=None,
                                        start_time=start_time, end_time=end_time, limit=limit)
     return {"snapshots": [snapshot_out(r) for r in rows]}
 
@@ -504,7 +504,7 @@ async def list_campaign_snapshots(
 ) -> dict[str, Any]:
     _time_window(start_time, end_time)
     async with ctx.pool.acquire() as conn:
-        rows = await pg.list_snapshots(conn, principal.workspace_id, plan_id=None, campaign_id=campaign_id,
+        rows = await db.list_snapshots(conn, principal.workspace_id, plan_id=None, campaign_id=campaign_id,
                                        start_time=start_time, end_time=end_time, limit=limit)
     return {"snapshots": [snapshot_out(r) for r in rows]}
 
@@ -521,7 +521,7 @@ async def list_proposals(plan_id: str, principal: Viewer, ctx: Ctx, status: Prop
     statuses = {"open": list(workflow.OPEN_STATUSES), "all": None}.get(status, [status])
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        rows = await pg.list_proposals(conn, plan_id, statuses, limit)
+        rows = await db.list_proposals(conn, plan_id, statuses, limit)
         return {"proposals": [await _proposal_out(conn, r) for r in rows]}
 
 
@@ -529,14 +529,14 @@ async def list_proposals(plan_id: str, principal: Viewer, ctx: Ctx, status: Prop
 async def get_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        row = await pg.get_proposal(conn, plan_id, proposal_id)
+        row = await db.get_proposal(conn, plan_id, proposal_id)
         if row is None:
             raise _not_found("proposal", proposal_id)
         return await _proposal_out(conn, row)
 
 
 async def _open_proposal(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any:
-    row = await pg.get_proposal(conn, plan_id, proposal_id, for_update=True)
+    row = await db.get_proposal(conn, plan_id, proposal_id, for_update=True)
     if row is None:
         raise _not_found("proposal", proposal_id)
     if row["status"] not in workflow.OPEN_STATUSES:
@@ -561,7 +561,7 @@ async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Oper
         if envelopes:
             ctx.flush()
         PROPOSALS.labels("pacing", status).inc()
-        return await _proposal_out(conn, await pg.get_proposal(conn, plan_id, proposal_id))
+        return await _proposal_out(conn, await db.get_proposal(conn, plan_id, proposal_id))
 
 
 @router.post("/plans/{plan_id}/proposals/{proposal_id}/reject")
@@ -572,7 +572,7 @@ async def reject_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Opera
         async with conn.transaction():
             await _plan_or_404(conn, principal, plan_id)
             await _open_proposal(conn, plan_id, proposal_id)
-            await pg.set_proposal_status(conn, [(proposal_id, "rejected", (body.reason if body else "") or "rejected",
+            await db.set_proposal_status(conn, [(proposal_id, "rejected", (body.reason if body else "") or "rejected",
                                                  None, None, now, principal.key_id)])
         PROPOSALS.labels("pacing", "rejected").inc()
-        return await _proposal_out(conn, await pg.get_proposal(conn, plan_id, proposal_id))
+        return await _proposal_out(conn, await db.get_proposal(conn, plan_id, proposal_id))

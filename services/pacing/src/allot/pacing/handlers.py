@@ -7,7 +7,7 @@ from typing import Any
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
 from allot.pacing import workflow
-from allot.pacing.adapters import postgres as pg
+from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import PROPOSALS
 from allot.runtime.consumer import BatchContext
 from allot.runtime.logging import get_logger
@@ -31,7 +31,7 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
         held = latest.get(key)
         if held is None or (p.reported_at, str(env.event_id)) > (held[5], str(held[6])):
             latest[key] = row
-    await pg.upsert_metric_reports(ctx.conn, list(latest.values()))
+    await db.upsert_metric_reports(ctx.conn, list(latest.values()))
 
 
 async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 from allot.contracts.envelope import Envelope
 from allot.pacing import workflow
-from allot.pacing.adapters import postgres as pg
+from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import DEVIATIONS, PROPOSALS, SNAPSHOTS_TAKEN, TRANSITIONS
 from allot.pacing.settings import PacingSettings
 from allot.runtime.accounts import directory_of
@@ -48,7 +48,7 @@ async def snapshot_due_plans(pool: asyncpg.Pool, emit: Emit, *, now: datetime, c
     taken = 0
     for _ in range(max_batches):
         async with pool.acquire() as conn:
-            due = await pg.due_plans(conn, now, batch)
+            due = await db.due_plans(conn, now, batch)
             if not due:
                 break
             async with conn.transaction():

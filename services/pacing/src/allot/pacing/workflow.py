@@ -35,7 +35,7 @@ from allot.contracts.payloads import (
     PacingSnapshotTaken,
 )
 from allot.contracts.registry import TOPICS
-from allot.pacing.adapters import postgres as pg
+from allot.pacing.adapters import postgres as db
 from allot.pacing.domain import (
     CampaignPacingState,
     ChannelPlan,
@@ -182,7 +182,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
             result.skipped.append(plan_id)
     if not slots:
         return result
-    rows = await pg.lock_plans(conn, list(slots))
+    rows = await db.lock_plans(conn, list(slots))
     if trigger == "schedule":
         result.skipped += [r["plan_id"] for r in rows if r["state"] not in SCHEDULABLE]
         rows = [r for r in rows if r["state"] in SCHEDULABLE]
@@ -190,7 +190,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
         return result
     plan_ids = [r["plan_id"] for r in rows]
     delivery: dict[str, tuple[dict[str, Delivery], dict[str, Delivery]]] = {p: ({}, {}) for p in plan_ids}
-    for d in await pg.delivery_for(conn, plan_ids, [now] * len(plan_ids)):
+    for d in await db.delivery_for(conn, plan_ids, [now] * len(plan_ids)):
         kind_map = delivery[d["plan_id"]][0 if d["kind"] == "channel" else 1]
         kind_map[d["name"]] = Delivery(int(d["spend_cents"]), int(d["impressions"]))
 
@@ -262,11 +262,11 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
             [p.proposal_id for p in ev.proposals],
         ))
 
-    await pg.supersede_open_proposals(conn, [plan.plan_id for _, plan, _, _, _ in evaluated], now)
-    await pg.insert_snapshots(conn, snapshot_rows)
-    await pg.record_snapshot_on_plans(conn, plan_updates)
-    await pg.insert_transitions(conn, transition_rows)
-    await pg.insert_proposals(conn, proposal_rows)
+    await db.supersede_open_proposals(conn, [plan.plan_id for _, plan, _, _, _ in evaluated], now)
+    await db.insert_snapshots(conn, snapshot_rows)
+    await db.record_snapshot_on_plans(conn, plan_updates)
+    await db.insert_transitions(conn, transition_rows)
+    await db.insert_proposals(conn, proposal_rows)
     if auto:
         budgets = await _budgets_by_workspace(conn, [(plan, p) for _, plan, p, _, _ in auto])
         for _row, plan, prop, key, correlation in auto:
@@ -291,7 +291,7 @@ async def _budgets_by_workspace(conn: asyncpg.Connection, items: Iterable[tuple[
                 wanted[plan.workspace_id].add((ch.budget_entity.platform, ch.budget_entity.entity_id))
     out: dict[str, dict[tuple[str, str], int | None]] = defaultdict(dict)
     for workspace_id, refs in wanted.items():
-        out[workspace_id] = await pg.latest_budgets(conn, workspace_id, refs)
+        out[workspace_id] = await db.latest_budgets(conn, workspace_id, refs)
     return out
 
 
@@ -354,7 +354,7 @@ async def request_proposal(
     source = channels[source_channel].budget_entity if source_channel in channels else None
     if budgets is None:
         refs = [(r.platform, r.entity_id) for r in (target, source) if r is not None]
-        budgets = await pg.latest_budgets(conn, plan.workspace_id, refs)
+        budgets = await db.latest_budgets(conn, plan.workspace_id, refs)
     move = plan_budget_moves(
         proposal_id, amount_cents, target=target, source=source,
         target_budget_cents=budgets.get((target.platform, target.entity_id)) if target else None,
@@ -362,7 +362,7 @@ async def request_proposal(
     )
     decided_by = "" if requested_by == PRODUCER else requested_by
     if move.needs_budget is not None:
-        await pg.set_proposal_status(conn, [(proposal_id, "needs_budget", move.needs_budget, None, None, now,
+        await db.set_proposal_status(conn, [(proposal_id, "needs_budget", move.needs_budget, None, None, now,
                                              decided_by)])
         log.warning("pacing_proposal_needs_budget", plan_id=plan.plan_id, proposal_id=str(proposal_id),
                     reason=move.needs_budget)
@@ -382,12 +382,12 @@ async def request_proposal(
         )
         for m in move.moves
     ]
-    await pg.insert_proposal_actions(conn, [
+    await db.insert_proposal_actions(conn, [
         (m.action_id, proposal_id, m.role, m.entity.platform, m.entity.ad_account_id, m.entity.entity_type,
          m.entity.entity_id, m.from_cents, m.to_cents)
         for m in move.moves
     ])
-    await pg.set_proposal_status(conn, [(proposal_id, "requested", note.strip(), request_id, move.moved_cents, now,
+    await db.set_proposal_status(conn, [(proposal_id, "requested", note.strip(), request_id, move.moved_cents, now,
                                          decided_by)])
     envelope = _envelope(
         "allocation.requested",
@@ -409,13 +409,13 @@ async def apply_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[A
     the target channel, so later snapshots pace against the new split and do not propose the same move.
     Returns (proposal_id, status) of the proposals completed.
     """
-    touched = await pg.record_action_outcomes(conn, rows)
+    touched = await db.record_action_outcomes(conn, rows)
     if not touched:
         return []
-    proposals = [p for p in await pg.lock_proposals(conn, touched) if p["status"] == "requested"]
+    proposals = [p for p in await db.lock_proposals(conn, touched) if p["status"] == "requested"]
     actions: dict[uuid.UUID, dict[str, str | None]] = defaultdict(dict)
     errors: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for a in await pg.proposal_actions(conn, [p["proposal_id"] for p in proposals]):
+    for a in await db.proposal_actions(conn, [p["proposal_id"] for p in proposals]):
         actions[a["proposal_id"]][str(a["action_id"])] = a["outcome"]
         if a["outcome"] not in (None, "succeeded", "already_applied"):
             errors[a["proposal_id"]].append(f"{a['role']} {a['entity_id']}: {a['outcome']} {a['error'] or ''}".strip())
@@ -424,11 +424,11 @@ async def apply_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[A
         status = proposal_outcome(actions[p["proposal_id"]])
         if status is None:
             continue
-        await pg.complete_proposal(conn, p["proposal_id"], status, "; ".join(errors[p["proposal_id"]]), now)
+        await db.complete_proposal(conn, p["proposal_id"], status, "; ".join(errors[p["proposal_id"]]), now)
         if status == "applied":
-            plan = await pg.get_plan(conn, p["workspace_id"], p["plan_id"], for_update=True)
+            plan = await db.get_plan(conn, p["workspace_id"], p["plan_id"], for_update=True)
             if plan is not None:
-                await pg.shift_allocation(conn, p["plan_id"], _shifted(plan["channels"], p["source_channel"],
+                await db.shift_allocation(conn, p["plan_id"], _shifted(plan["channels"], p["source_channel"],
                                                                       p["target_channel"], p["moved_cents"]), now)
         done.append((str(p["proposal_id"]), status))
     return done

@@ -1,4 +1,4 @@
-"""Ad-platform adapters: one PlatformClient per platform, all raising the same two error types."""
+"""The executor's adapters: ad-platform clients (one PlatformClient per platform, all raising the same error types) and the action ledger in Postgres (`postgres`)."""
 
 from allot.executor.adapters.base import (
     PLATFORM_MIN_BUDGET_CENTS,

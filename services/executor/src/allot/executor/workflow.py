@@ -19,7 +19,7 @@ from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import ActionExecuted, BudgetAction
 from allot.contracts.registry import TOPICS
-from allot.executor import ledger
+from allot.executor.adapters import postgres as db
 from allot.executor.adapters.base import (
     EntityRef,
     PermanentPlatformError,
@@ -55,7 +55,7 @@ async def run_worker(ctx: ServiceContext) -> None:
     settings = ctx.extra["executor_settings"]
     while True:
         async with ctx.pool.acquire() as conn:
-            due = await ledger.due_actions(conn, ctx.clock.now(), settings.worker_concurrency)
+            due = await db.due_actions(conn, ctx.clock.now(), settings.worker_concurrency)
         if not due:
             await asyncio.sleep(0.05)
             continue
@@ -66,7 +66,7 @@ async def run_worker(ctx: ServiceContext) -> None:
 async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient], action_id: uuid.UUID) -> None:
     settings = ctx.extra["executor_settings"]
     async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await ledger.lock_pending(conn, action_id)
+        row = await db.lock_pending(conn, action_id)
         if row is None:
             return
         action = BudgetAction.model_validate(row["action"])
@@ -78,11 +78,11 @@ async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient]
         if result is None:
             return  # retry scheduled
         outcome, fields, attempts = result
-        await ledger.finish(conn, action_id, status=outcome, attempts=attempts, now=now, fields=fields)
+        await db.finish(conn, action_id, status=outcome, attempts=attempts, now=now, fields=fields)
         if outcome == "succeeded" or outcome == "already_applied":
-            await ledger.remember_success(conn, action, fields.get("after_cents"), fields.get("after_status"), now)
+            await db.remember_success(conn, action, fields.get("after_cents"), fields.get("after_status"), now)
         elif outcome == "failed":
-            await ledger.remember_failure(conn, action, now, FAILURE_BACKOFF_WINDOW.total_seconds())
+            await db.remember_failure(conn, action, now, FAILURE_BACKOFF_WINDOW.total_seconds())
         event = new_envelope(
             event_type="action.executed", schema_version=TOPICS["action.executed"].schema_version,
             payload=ActionExecuted(
@@ -121,7 +121,7 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
     if refusal is not None:
         PLATFORM_CALLS.labels(action.platform, action.action_type, "not_owned").inc()
         return "rejected", {"error": f"{refusal}; not applied for workspace {row['workspace_id']}"}, attempts
-    memory = await ledger.load_memory(conn, action.platform, action.entity_id)
+    memory = await db.load_memory(conn, action.platform, action.entity_id)
     if failure_backoff_active(memory, now):
         return "failed", {"error": f"failure backoff: {memory.consecutive_failures} consecutive failures on this "
                                    f"entity since {memory.first_failure_at}; not trying for 24 h "
@@ -180,7 +180,7 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
         if config and waited_h >= getattr(settings, "meta_config_give_up_h", 24.0):
             return "failed", {"error": f"not applied after {waited_h:.1f} h: {exc.message}"}, attempts
         delay = max(exc.retry_after_s or 0.0, 0.05)
-        await ledger.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
+        await db.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
         (log.error if config else log.info)("platform_call_deferred", action_id=str(action.action_id),
                                             delay_s=round(delay, 2), error=exc.message)
         return None
@@ -190,7 +190,7 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
             return "failed", {"error": f"gave up after {attempts} attempts: {exc.message}"}, attempts
         delay = backoff_delay_s(action.action_id, attempts, base_s=settings.retry_base_s, cap_s=settings.retry_cap_s,
                                 retry_after_s=exc.retry_after_s)
-        await ledger.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
+        await db.schedule_retry(conn, action.action_id, attempts, now + timedelta(seconds=delay), exc.message)
         log.warning("platform_call_retry", action_id=str(action.action_id), attempt=attempts, delay_s=round(delay, 2),
                     error=exc.message)
         return None
