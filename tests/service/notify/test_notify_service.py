@@ -262,7 +262,7 @@ async def test_many_due_messages_for_one_channel_go_out_as_one_digest_and_quiet_
     """Driven step by step: the worker idles (a long poll interval) while the test queues and sends."""
     from datetime import timedelta
 
-    from allot.notify.delivery import deliver_due, enqueue
+    from allot.notify.workflow import deliver_due, enqueue
 
     ws = f"ws-{unique}"
     (admin,), keys = api_keys((ws, "admin"))

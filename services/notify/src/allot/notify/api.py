@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from allot.contracts.payloads import NotificationKind, NotificationRequested, NotifiedEntity, Severity
 from allot.notify.adapters import postgres as db
 from allot.notify.adapters.senders import check_host, check_url
-from allot.notify.delivery import Deps, seal_secrets, send
 from allot.notify.domain.model import (
     Channel,
     ChannelSecrets,
@@ -41,6 +40,7 @@ from allot.notify.domain.model import (
 )
 from allot.notify.domain.policy import classify, describe
 from allot.notify.domain.urls import parse_outbound_url, url_hint
+from allot.notify.workflow import Deps, seal_secrets, send
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger

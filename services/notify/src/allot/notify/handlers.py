@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.notify.delivery import DELIVERY_CLOCK, enqueue
 from allot.notify.settings import NotifySettings
+from allot.notify.workflow import DELIVERY_CLOCK, enqueue
 from allot.runtime.consumer import BatchContext, PoisonEvent
 
 

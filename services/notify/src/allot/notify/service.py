@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from allot.notify.adapters.senders import HttpSender, SmtpSender
 from allot.notify.api import router
-from allot.notify.delivery import Deps, deliver_due
 from allot.notify.handlers import on_notification_requested
+from allot.notify.scheduler import delivery_worker
 from allot.notify.settings import NotifySettings, SealingNotConfigured
+from allot.notify.workflow import Deps
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -40,16 +40,6 @@ async def _stop(ctx: ServiceContext) -> None:
     deps = ctx.extra.get("notify")
     if isinstance(deps, Deps):
         await deps.http.aclose()
-
-
-async def delivery_worker(ctx: ServiceContext) -> None:
-    """Send due deliveries until stopped; poll again at once while there is work."""
-    deps: Deps = ctx.extra["notify"]
-    while True:
-        sent = await deliver_due(ctx.pool, deps)
-        ctx.flush()  # DLQ records and channel_disabled notifications written by the worker
-        if not sent:
-            await asyncio.sleep(deps.settings.notify_poll_interval_s)
 
 
 SPEC = ServiceSpec(

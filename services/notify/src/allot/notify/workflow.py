@@ -1,5 +1,6 @@
-"""Delivery: queue a notification for its subscribed channels (in the consumer's transaction) and send what is due
-(the worker). At least once: a delivery row is written before anything is sent, claimed with a lease while it is
+"""The notify workflows shared by the consumer, the delivery scheduler and the HTTP routes: queue a notification for
+its subscribed channels (in the consumer's transaction) and send what is due (the scheduler, one attempt per call).
+At least once: a delivery row is written before anything is sent, claimed with a lease while it is
 being sent, and finished only after the receiver answered; a killed worker's claims expire and are sent again with
 the same idempotency key (the notification id, or a digest's id).
 
