@@ -1,7 +1,12 @@
-"""The one asyncpg pool per service, its own schema, and versioned SQL migrations applied at start-up."""
+"""The one asyncpg pool per service, its own schema, and versioned SQL migrations applied at start-up.
+
+Each applied migration is recorded with the sha256 of its SQL; an applied migration whose file has changed since
+is refused at start-up (MigrationChecksumMismatch), so an edit to history never silently diverges databases.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from collections.abc import Sequence
@@ -29,6 +34,22 @@ class Migration:
     version: int
     name: str
     sql: str
+    #: Where the SQL came from (``package/NNNN_name.sql``), for error messages.
+    source: str = ""
+
+    @property
+    def checksum(self) -> str:
+        """sha256 (hex) of the SQL text (newlines as read: a CRLF checkout gives the same checksum)."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def file(self) -> str:
+        return self.source or f"{self.component}/{self.version:04d}_{self.name}.sql"
+
+
+class MigrationChecksumMismatch(RuntimeError):
+    """An already-applied migration's SQL is not what was applied: never edit an applied migration, add one."""
+
 
 
 def load_migrations(component: str, package: str) -> list[Migration]:
@@ -37,7 +58,8 @@ def load_migrations(component: str, package: str) -> list[Migration]:
     for entry in resources.files(package).iterdir():
         m = _MIGRATION_RE.match(entry.name)
         if m:
-            found.append(Migration(component, int(m.group(1)), m.group(2), entry.read_text()))
+            source = f"{package}/{entry.name}"
+            found.append(Migration(component, int(m.group(1)), m.group(2), entry.read_text(), source))
     found.sort(key=lambda mig: mig.version)
     versions = [mig.version for mig in found]
     if len(set(versions)) != len(versions):
@@ -80,7 +102,11 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
 
 
 async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[str]:
-    """Apply each migration not yet recorded, in its own transaction; safe to run from many instances at once."""
+    """Apply each migration not yet recorded, in its own transaction; safe to run from many instances at once.
+
+    Recorded migrations are checked first: one whose SQL differs from the checksum recorded when it was applied
+    raises MigrationChecksumMismatch naming the file(s), and nothing is applied. Rows recorded before checksums
+    existed (NULL) get the current file's checksum (the upgrade of an existing database)."""
     check_schema_name(schema)
     applied_now: list[str] = []
     lock_key = zlib.crc32(f"allot-migrate:{schema}".encode())
@@ -90,18 +116,44 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) 
             await conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
                         component text NOT NULL, version int NOT NULL, name text NOT NULL,
-                        applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, version))"""
+                        applied_at timestamptz NOT NULL DEFAULT now(), checksum text,
+                        PRIMARY KEY (component, version))"""
             )
-            rows = await conn.fetch(f'SELECT component, version FROM "{schema}".schema_migrations')
-            done = {(r["component"], r["version"]) for r in rows}
+            # Databases created before checksums were recorded: add the column (their rows start NULL). Checked
+            # first so a normal start takes no ACCESS EXCLUSIVE lock on the table.
+            has_checksum = await conn.fetchval(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = $1"
+                " AND table_name = 'schema_migrations' AND column_name = 'checksum'",
+                schema,
+            )
+            if not has_checksum:
+                await conn.execute(f'ALTER TABLE "{schema}".schema_migrations ADD COLUMN IF NOT EXISTS checksum text')
+            rows = await conn.fetch(
+                f'SELECT component, version, checksum, applied_at FROM "{schema}".schema_migrations'
+            )
+            done = {(r["component"], r["version"]): r for r in rows}
+            _check_applied(schema, migrations, done)
+            backfilled = []
+            for mig in migrations:
+                row = done.get((mig.component, mig.version))
+                if row is not None and row["checksum"] is None:
+                    await conn.execute(
+                        f'UPDATE "{schema}".schema_migrations SET checksum = $3'
+                        " WHERE component = $1 AND version = $2 AND checksum IS NULL",
+                        mig.component, mig.version, mig.checksum,
+                    )
+                    backfilled.append(mig.file)
+            if backfilled:
+                log.info("migration_checksums_recorded", schema=schema, migrations=backfilled)
             for mig in migrations:
                 if (mig.component, mig.version) in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(mig.sql)
                     await conn.execute(
-                        f'INSERT INTO "{schema}".schema_migrations (component, version, name) VALUES ($1, $2, $3)',
-                        mig.component, mig.version, mig.name,
+                        f'INSERT INTO "{schema}".schema_migrations (component, version, name, checksum)'
+                        " VALUES ($1, $2, $3, $4)",
+                        mig.component, mig.version, mig.name, mig.checksum,
                     )
                 applied_now.append(f"{mig.component}:{mig.version:04d}_{mig.name}")
         finally:
@@ -109,6 +161,22 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) 
     if applied_now:
         log.info("migrations_applied", schema=schema, migrations=applied_now)
     return applied_now
+
+
+def _check_applied(schema: str, migrations: list[Migration], done: dict[tuple[str, int], Any]) -> None:
+    changed = []
+    for mig in migrations:
+        row = done.get((mig.component, mig.version))
+        if row is not None and row["checksum"] is not None and row["checksum"] != mig.checksum:
+            changed.append(
+                f"{mig.file} (applied {row['applied_at']:%Y-%m-%d %H:%M:%S %Z} with sha256 {row['checksum'][:12]}…,"
+                f" the file now has {mig.checksum[:12]}…)"
+            )
+    if changed:
+        raise MigrationChecksumMismatch(
+            f'schema "{schema}": applied migration(s) changed since they were applied: {"; ".join(changed)}. '
+            "An applied migration must never be edited: restore the file and put the change in a new migration."
+        )
 
 
 async def open_database(dsn: str, schema: str, service_package: str | None, component: str,

@@ -30,7 +30,7 @@ from allot.contracts.envelope import Envelope
 from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.consumer import Handler, IdempotentConsumer
-from allot.runtime.db import open_database
+from allot.runtime.db import MigrationChecksumMismatch, open_database
 from allot.runtime.http import install_error_handlers
 from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.logging import configure_logging, get_logger
@@ -102,8 +102,12 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, settings.log_level)
         instance = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
-        pool = await open_database(settings.database_url, settings.schema, spec.migrations_package, spec.name,
-                                   min_size=settings.database_pool_min, max_size=settings.database_pool_max)
+        try:
+            pool = await open_database(settings.database_url, settings.schema, spec.migrations_package, spec.name,
+                                       min_size=settings.database_pool_min, max_size=settings.database_pool_max)
+        except MigrationChecksumMismatch as exc:
+            log.error("refusing_to_start", reason=str(exc))
+            raise
         if settings.kafka_create_topics:
             await ensure_topics(settings)
         producer = make_producer(settings)
