@@ -307,3 +307,44 @@ async def test_many_due_messages_for_one_channel_go_out_as_one_digest_and_quiet_
             year=now.year, month=now.month, day=now.day, tzinfo=UTC) + (
             timedelta(days=1) if quiet["end"] < now.strftime("%H:%M") else timedelta(0))
         assert [r["outcome"] for r in await attempts(http, admin, channel_id=night_id)] == ["delivered"]
+
+
+async def test_a_channel_gets_at_most_its_rate_and_what_is_over_goes_out_as_one_message(
+        settings: Any, unique: str) -> None:
+    from datetime import timedelta
+
+    from allot.notify.workflow import deliver_due, enqueue
+
+    ws = f"ws-{unique}"
+    (admin,), keys = api_keys((ws, "admin"))
+    idle = {**FAST, "notify_poll_interval_s": 3600.0, "notify_rate_per_minute": 2}
+    async with http_receiver() as hook, running_service(SPEC, settings, api_keys=keys,
+                                                         sealing_private_keys=notify_keys(), **idle) as (http, ctx):
+        deps = ctx.extra["notify"]
+        await add_channel(http, admin, webhook(hook))
+
+        async def queue(count: int) -> list[NotificationRequested]:
+            notes = [notification(ws, dedupe_key=f"n/{uuid.uuid4()}") for _ in range(count)]
+            async with ctx.pool.acquire() as conn, conn.transaction():
+                for n in notes:
+                    await enqueue(conn, deps.settings, n, None, now=deps.clock.now())
+            return notes
+
+        first = await queue(3)  # more than the 2 a minute allows: one message listing the three
+        assert await deliver_due(ctx.pool, deps) == 3
+        assert len(hook.requests) == 1
+        assert sorted(orjson.loads(hook.requests[0].body)["includes"]) == sorted(str(n.notification_id) for n in first)
+        second = await queue(1)  # room for one more this minute
+        assert await deliver_due(ctx.pool, deps) == 1
+        assert len(hook.requests) == 2
+        assert hook.requests[1].headers["idempotency-key"] == str(second[0].notification_id)
+        third = await queue(1)  # the minute's two messages went: it waits
+        assert await deliver_due(ctx.pool, deps) == 1
+        assert len(hook.requests) == 2
+        async with ctx.pool.acquire() as conn:
+            waiting = await conn.fetchrow("SELECT state, next_attempt_at, last_error FROM deliveries "
+                                          "WHERE notification_id = $1", third[0].notification_id)
+            first_sent = await conn.fetchval("SELECT min(attempted_at) FROM delivery_attempts WHERE workspace_id = $1",
+                                             ws)
+        assert waiting["state"] == "pending" and waiting["last_error"] == "rate limit: 2 messages per minute"
+        assert waiting["next_attempt_at"] == first_sent + timedelta(seconds=60)

@@ -294,3 +294,15 @@ def test_the_readme_verification_recipe_accepts_a_signed_request_and_refuses_a_f
     assert not recipe(secret, h["X-Allot-Timestamp"], h["X-Allot-Signature"], body + b" ")  # type: ignore[operator]
     old = signed_headers(secret, now - 3600, body)
     assert not recipe(secret, old["X-Allot-Timestamp"], old["X-Allot-Signature"], body)  # type: ignore[operator]
+
+
+def test_rate_limit_per_channel_per_minute() -> None:
+    from allot.notify.domain.grouping import rate_limited_until
+
+    sent = [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)]
+    now = T0 + timedelta(seconds=30)
+    assert rate_limited_until(sent, limit=4, now=now) is None
+    assert rate_limited_until(sent, limit=3, now=now) == T0 + timedelta(seconds=60)
+    assert rate_limited_until(sent, limit=2, now=now) == T0 + timedelta(seconds=70)
+    assert rate_limited_until(sent, limit=3, now=T0 + timedelta(seconds=61)) is None, "the oldest left the window"
+    assert rate_limited_until([], limit=1, now=now) is None

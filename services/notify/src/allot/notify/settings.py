@@ -29,6 +29,8 @@ class NotifySettings(Settings):
                                                                             "in this window.")
     notify_digest_threshold: int = Field(default=5, ge=2, description="This many due messages for one channel go "
                                                                        "out as one digest.")
+    notify_rate_per_minute: int = Field(default=20, ge=1, le=1000, description="Messages per channel per minute; "
+                                                                                 "more wait and go out as a digest.")
     notify_poll_interval_s: float = Field(default=1.0, gt=0)
     notify_timeout_s: float = Field(default=10.0, gt=0, description="Per request (HTTP) or session (SMTP).")
     notify_lease_s: float = Field(default=120.0, gt=0, description="How long a claimed delivery is held by one "

@@ -28,7 +28,7 @@ from allot.contracts.registry import TOPICS
 from allot.notify.adapters import postgres as db
 from allot.notify.adapters.sealing import SecretBox
 from allot.notify.adapters.senders import HttpSender, SmtpSender
-from allot.notify.domain.grouping import dedupe_key, digest, is_duplicate, quiet_until
+from allot.notify.domain.grouping import dedupe_key, digest, is_duplicate, quiet_until, rate_limited_until
 from allot.notify.domain.model import (
     Channel,
     ChannelSecrets,
@@ -226,7 +226,19 @@ async def _deliver_channel(pool: asyncpg.Pool, deps: Deps, channel: Channel | No
         async with pool.acquire() as conn, conn.transaction():
             await _fail(conn, due, reason="channel_" + state, detail=f"channel is {state}", now=now)
         return
-    batches = [due] if len(due) >= deps.settings.notify_digest_threshold else [[d] for d in due]
+    async with pool.acquire() as conn:
+        recent = await db.recent_messages(conn, channel.channel_id, since=now - timedelta(seconds=60))
+    limit = deps.settings.notify_rate_per_minute
+    wait_until = rate_limited_until(recent, limit=limit, now=now)
+    if wait_until is not None:  # the channel had its messages for this minute: what is due waits, then goes as one
+        async with pool.acquire() as conn:
+            await db.finish(conn, [d.delivery_id for d in due], state="pending", attempts_add=0,
+                            next_attempt_at=wait_until, error=f"rate limit: {limit} messages per minute",
+                            digest_id=None, now=now)
+        return
+    room = limit - len(recent)
+    many = len(due) >= deps.settings.notify_digest_threshold or len(due) > room
+    batches = [due] if many else [[d] for d in due]
     for batch in batches:
         if not await _deliver_batch(pool, deps, channel, batch):
             return

@@ -171,6 +171,14 @@ async def finish(conn: asyncpg.Connection, delivery_ids: list[str], *, state: st
         delivery_ids, state, attempts_add, next_attempt_at, error, digest_id, now)
 
 
+async def recent_messages(conn: asyncpg.Connection, channel_id: str, *, since: datetime) -> list[datetime]:
+    """When each message (a digest counts once) was last attempted on the channel since ``since``."""
+    rows = await conn.fetch(
+        "SELECT max(attempted_at) AS at FROM delivery_attempts WHERE channel_id = $1 AND attempted_at >= $2 "
+        "AND outcome <> 'suppressed' GROUP BY message_id", channel_id, since)
+    return [r["at"] for r in rows]
+
+
 async def pending_of_channel(conn: asyncpg.Connection, channel_id: str) -> list[Delivery]:
     rows = await conn.fetch(f"SELECT {_DELIVERY} FROM deliveries WHERE channel_id = $1 AND state = 'pending' "
                             "FOR UPDATE", channel_id)

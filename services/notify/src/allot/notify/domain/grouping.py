@@ -42,6 +42,16 @@ def quiet_until(qh: QuietHours | None, *, now: datetime, severity: str) -> datet
     return datetime.combine(end_day, end, tzinfo=tz).astimezone(now.tzinfo)
 
 
+def rate_limited_until(sent_at: list[datetime], *, limit: int, now: datetime,
+                       window_s: float = 60.0) -> datetime | None:
+    """A channel may get ``limit`` messages per ``window_s``: None when one more may go now, else the instant the
+    oldest message of the window leaves it (what waits meanwhile goes out as one digest)."""
+    recent = sorted(t for t in sent_at if now - t < timedelta(seconds=window_s))
+    if len(recent) < limit:
+        return None
+    return recent[len(recent) - limit] + timedelta(seconds=window_s)
+
+
 def digest(notifications: list[NotificationRequested]) -> NotificationRequested:
     """Many pending notifications of one channel as one message listing them (same inputs, same digest id)."""
     if not notifications:
