@@ -7,12 +7,12 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from allot.contracts import TOPICS, new_envelope
+from allot.contracts import TOPICS, decode, new_envelope
 from allot.contracts.payloads import ActionExecuted, GuardrailBlocked
 from allot.rules.service import SPEC
 from allot.runtime.clock import ManualClock
 from tests.service.rules.rules_support import NOW, change_sets, days_before, report, wait_for_entities
-from tests.support.kafka import eventually, publish
+from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import api_keys, auth, running_service
 
 
@@ -87,6 +87,14 @@ async def test_failures_trip_the_circuit_breaker_and_a_guardrail_block_is_an_out
         assert [e["action"] for e in entries] == ["auto_pause", "activate", "create"]
         assert entries[0]["actor"] == "system" and entries[0]["before"]["status"] == "active"
         assert entries[0]["after"]["status"] == "paused"
+        # ...and the workspace is told (notification.requested, critical, naming the rule and the reason)
+        [note] = [decode("notification.requested", r.value) for r in await read_topic(
+            settings.kafka_bootstrap, "notification.requested", min_count=1,
+            predicate=lambda r: decode("notification.requested", r.value).payload.kind == "rule_auto_paused"
+            and decode("notification.requested", r.value).payload.source_id == rule_id)]
+        assert (note.workspace_id, note.payload.severity) == (ws, "critical")
+        assert "circuit breaker" in note.payload.condition and "20 errors" in note.payload.condition
+        assert note.payload.entities[0].entity_id == rule_id and "boom" in note.payload.summary
 
         # a paused rule is not evaluated; re-activation resets the breaker window
         r = await client.post(f"/api/v1/rules/{rule_id}/evaluate-now", headers=auth(op))

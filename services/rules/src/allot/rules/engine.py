@@ -65,6 +65,7 @@ from allot.rules.metrics import (
     RULE_SKIPS,
 )
 from allot.runtime.logging import get_logger
+from allot.runtime.outbox import add_events
 from allot.runtime.schedule import claim_slot
 
 log = get_logger(__name__)
@@ -461,6 +462,26 @@ def observe(result: SlotResult) -> None:
         RULE_SKIPS.labels(SERVICE, reason).inc(n)
 
 
+def auto_pause_envelope(rule: Any, reason: str, last_error: str | None, now: datetime,
+                        detail: dict[str, Any]) -> Envelope[NotificationRequested]:
+    """The notification.requested telling the workspace a rule was paused by its circuit breaker."""
+    rule_id = rule["rule_id"]
+    facts = {k: v for k, v in detail.items() if isinstance(v, int | float | str) or v is None}
+    n = NotificationRequested(
+        notification_id=uuid.uuid5(rule_id, f"auto-pause/{now.isoformat()}"), workspace_id=rule["workspace_id"],
+        kind="rule_auto_paused", severity="critical", title=f"Rule '{rule['name']}' was paused automatically"[:200],
+        summary=(f"Its actions failed too often on the platform; it stays paused until someone activates it again. "
+                 f"Last error: {last_error or 'n/a'}")[:2000],
+        condition=reason[:500], facts=dict(list(facts.items())[:50]),
+        entities=[NotifiedEntity(entity_type="rule", entity_id=str(rule_id), name=str(rule["name"])[:200],
+                                 detail=(last_error or "")[:300])],
+        source=SERVICE, source_id=str(rule_id), dedupe_key=f"rule_auto_paused/{rule_id}",
+        console_path=f"/rules/{rule_id}", occurred_at=now)
+    topic = "notification.requested"
+    return new_envelope(event_type=topic, schema_version=TOPICS[topic].schema_version, payload=n, producer=SERVICE,
+                        workspace_id=rule["workspace_id"], occurred_at=now, event_id=n.notification_id)
+
+
 async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, last_error: str | None, now: datetime,
                            detail: dict[str, Any] | None = None) -> Any:
     """Set the rule back to paused with last_error + auto_pause_reason, audited as ``auto_pause`` by ``system``."""
@@ -468,6 +489,7 @@ async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, las
     await pg.audit(conn, workspace_id=rule["workspace_id"], rule_id=rule["rule_id"], action="auto_pause",
                    actor=SYSTEM_ACTOR, at=now, before=rule_view(rule), after=rule_view(updated),
                    detail={"reason": reason, "last_error": last_error, **(detail or {})})
+    await add_events(conn, [auto_pause_envelope(rule, reason, last_error, now, detail or {})])
     RULE_AUTO_PAUSES.labels(SERVICE).inc()
     log.warning("rule_auto_paused", rule_id=str(rule["rule_id"]), reason=reason, last_error=last_error)
     return updated
