@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.contracts.projection import latest_intervals, platform_interval_key
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import PROPOSALS
@@ -16,22 +15,14 @@ log = get_logger(__name__)
 
 
 async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIngested]]) -> None:
-    """Keep the latest report per (entity, interval): reports carry full counters, so replays change nothing.
-
-    Within a batch, the report with the greatest (reported_at, event_id) per key wins; the upsert keeps the
-    stored row when it is newer, so the result does not depend on delivery order.
-    """
-    latest: dict[tuple[str, str, str, Any], tuple[Any, ...]] = {}
-    for env in events:
-        p = env.payload
-        key = (env.workspace_id, p.platform, p.entity_id, p.interval_start)
-        row = (env.workspace_id, p.platform, p.entity_id, p.interval_start, p.interval_end, p.reported_at,
-               env.event_id, p.ad_account_id, p.entity_type, p.currency, p.spend_cents, p.impressions,
-               p.daily_budget_cents)
-        held = latest.get(key)
-        if held is None or (p.reported_at, str(env.event_id)) > (held[5], str(held[6])):
-            latest[key] = row
-    await db.upsert_metric_reports(ctx.conn, list(latest.values()))
+    """Keep the latest report per (entity, interval) in the projection's order (``allot.contracts.projection``):
+    reports carry full counters, so replays change nothing and the result does not depend on delivery order."""
+    rows = [
+        (r.workspace_id, m.platform, m.entity_id, m.interval_start, m.interval_end, m.reported_at, r.event_id,
+         m.ad_account_id, m.entity_type, m.currency, m.spend_cents, m.impressions, m.daily_budget_cents)
+        for r in latest_intervals(events, platform_interval_key) for m in (r.metrics,)
+    ]
+    await db.upsert_metric_reports(ctx.conn, rows)
 
 
 async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:

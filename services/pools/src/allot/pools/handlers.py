@@ -1,8 +1,8 @@
 """Thin consumers: the member metric projection, and outcomes of this service's own change sets.
 
 - metrics.ingested: every report carries the FULL counters of its interval as of ``reported_at``; the
-  latest report per (entity, interval_start) is kept (batch upsert guarded by reported_at), and the
-  entity's current budget/status/account come from its latest report. All entities are stored (the
+  latest report per (entity, interval_start) is kept, and the entity's current budget/status/account come
+  from its latest report (one order for all services: ``allot.contracts.projection``). All entities are stored (the
   projection is small and a member may be added after its metrics arrived).
 - guardrail.blocked (source == "pool"): the guardrail decision goes into the allocation's log
   (status blocked, or guardrail_observed for an observe-only decision).
@@ -30,6 +30,7 @@ from allot.contracts.payloads import (
     MetricsIngested,
     PacingReallocationRecommended,
 )
+from allot.contracts.projection import latest_entities, latest_intervals
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.changeset import allocation_status
 from allot.pools.metrics import ALLOCATIONS, PACING_RECOMMENDATIONS
@@ -39,47 +40,19 @@ from allot.runtime.logging import get_logger
 log = get_logger(__name__)
 
 
-async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
-    intervals: dict[tuple[str, str, Any], tuple[Any, ...]] = {}
-    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for event in events:
-        m: MetricsIngested = event.payload
-        ws = event.workspace_id
-        key = (ws, m.entity_id, m.interval_start)
-        held = intervals.get(key)
-        if held is None or m.reported_at > held[4]:
-            intervals[key] = (
-                ws,
-                m.entity_id,
-                m.interval_start,
-                m.interval_end,
-                m.reported_at,
-                m.spend_cents,
-                m.revenue_cents,
-                m.conversions,
-                m.impressions,
-                m.clicks,
-                m.reach,
-            )
-        ent = (
-            ws,
-            m.entity_id,
-            m.platform,
-            m.ad_account_id,
-            m.entity_type,
-            m.entity_name,
-            m.status,
-            m.daily_budget_cents,
-            m.currency,
-            m.reported_at,
-        )
-        held_ent = latest.get((ws, m.entity_id))
-        if held_ent is None or m.reported_at > held_ent[9]:
-            if held_ent is not None and ent[7] is None:
-                ent = (*ent[:7], held_ent[7], *ent[8:])
-            latest[(ws, m.entity_id)] = ent
-    await db.upsert_metrics(ctx.conn, list(intervals.values()))
-    await db.upsert_entities(ctx.conn, list(latest.values()))
+async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIngested]]) -> None:
+    intervals = [
+        (r.workspace_id, m.entity_id, m.interval_start, m.interval_end, m.reported_at, r.event_id, m.spend_cents,
+         m.revenue_cents, m.conversions, m.impressions, m.clicks, m.reach)
+        for r in latest_intervals(events) for m in (r.metrics,)
+    ]
+    entities = [
+        (e.report.workspace_id, m.entity_id, m.platform, m.ad_account_id, m.entity_type, m.entity_name, m.status,
+         e.known_budget_cents, m.currency, m.reported_at, m.interval_start, e.report.event_id)
+        for e in latest_entities(events) for m in (e.report.metrics,)
+    ]
+    await db.upsert_metrics(ctx.conn, intervals)
+    await db.upsert_entities(ctx.conn, entities)
 
 
 async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -> None:

@@ -29,7 +29,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from allot.rules import engine
-from allot.rules.adapters import postgres as pg
+from allot.rules.adapters import postgres as db
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
@@ -113,7 +113,7 @@ async def _validated(ctx: ServiceContext, conn: asyncpg.Connection, workspace_id
         ids = data["scope"].get("ad_account_ids")
         if isinstance(ids, (list, tuple)):
             accounts = [str(i).strip() for i in ids if isinstance(i, str)]
-    platforms = await pg.account_platforms(conn, workspace_id, accounts)
+    platforms = await db.account_platforms(conn, workspace_id, accounts)
     # labelled by account id (the model names the field, scope.ad_account_ids)
     refs: list[AccountRef] = [(a, platforms.get(a), a) for a in accounts if a not in referenced]
     refused = dict(await account_refusals(ctx.extra, conn, workspace_id, refs,
@@ -129,7 +129,7 @@ def _dump(definition: RuleDefinition) -> dict[str, Any]:
 
 
 async def _rule(conn: asyncpg.Connection, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> Any:
-    row = await pg.get_rule(conn, principal.workspace_id, rule_id, for_update=for_update)
+    row = await db.get_rule(conn, principal.workspace_id, rule_id, for_update=for_update)
     if row is None:
         raise ApiError(404, "not_found", f"rule {rule_id} not found", field="rule_id")
     return row
@@ -139,12 +139,12 @@ async def _create(ctx: ServiceContext, principal: Principal, definition_data: An
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         definition = await _validated(ctx, conn, principal.workspace_id, definition_data)
-        row = await pg.insert_rule(conn, rule_id=uuid.uuid4(), workspace_id=principal.workspace_id,
+        row = await db.insert_rule(conn, rule_id=uuid.uuid4(), workspace_id=principal.workspace_id,
                                    name=definition.name, definition=_dump(definition),
                                    interval_minutes=definition.schedule.interval_minutes, template=template,
                                    created_by=principal.key_id, now=now)
         view = engine.rule_view(row)
-        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="create",
+        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="create",
                        actor=principal.key_id, at=now, before=None, after=view,
                        detail={"template": template} if template else {})
     return view
@@ -154,8 +154,8 @@ async def _set_status(conn: asyncpg.Connection, principal: Principal, row: Any, 
                       action: str, detail: dict[str, Any] | None = None) -> Any:
     if row["status"] == status:
         return row
-    updated = await pg.set_status(conn, row["rule_id"], status, now)
-    await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action=action,
+    updated = await db.set_status(conn, row["rule_id"], status, now)
+    await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action=action,
                    actor=principal.key_id, at=now, before=engine.rule_view(row), after=engine.rule_view(updated),
                    detail=detail)
     return updated
@@ -169,7 +169,7 @@ async def list_rules(status: Literal["active", "paused"] | None = None, limit: i
                      offset: int = Query(0, ge=0, le=_PG_BIGINT_MAX), principal: Principal = Depends(require("viewer")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        rows = await pg.list_rules(conn, principal.workspace_id, status, limit, offset)
+        rows = await db.list_rules(conn, principal.workspace_id, status, limit, offset)
     return {"rules": [engine.rule_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
@@ -236,7 +236,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
     batch_id = str(uuid.uuid4())
     changed: list[str] = []
     async with ctx.pool.acquire() as conn, conn.transaction():
-        rows = await pg.lock_rules(conn, principal.workspace_id, wanted)
+        rows = await db.lock_rules(conn, principal.workspace_id, wanted)
         found = {r["rule_id"] for r in rows}
         missing = [str(i) for i in wanted if i not in found]
         if missing:
@@ -249,7 +249,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
                 status = "paused" if body.op == "pause" else "active"
                 if row["status"] == status:
                     continue
-                after = engine.rule_view(await pg.set_status(conn, row["rule_id"], status, now))
+                after = engine.rule_view(await db.set_status(conn, row["rule_id"], status, now))
             elif body.op == "set_cooldown":
                 definition = dict(row["definition"])
                 definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
@@ -257,11 +257,11 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
                     checked = RuleDefinition.model_validate(definition)
                 except ValidationError as exc:
                     raise _validation_error(exc) from None
-                after = engine.rule_view(await pg.set_cooldown(conn, row["rule_id"], _dump(checked), now))
+                after = engine.rule_view(await db.set_cooldown(conn, row["rule_id"], _dump(checked), now))
             else:
-                await pg.soft_delete(conn, row["rule_id"], now)
+                await db.soft_delete(conn, row["rule_id"], now)
                 after = None
-            await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="bulk",
+            await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="bulk",
                            actor=principal.key_id, at=now, before=before, after=after,
                            detail={"op": body.op, "batch_id": batch_id, "rule_count": len(rows),
                                    **({"cooldown_minutes": body.cooldown_minutes} if body.op == "set_cooldown"
@@ -298,10 +298,10 @@ async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID,
                     data[key] = value
         definition = await _validated(ctx, conn, principal.workspace_id, data,
                                       referenced=row["definition"].get("scope", {}).get("ad_account_ids", ()))
-        updated = await pg.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
+        updated = await db.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
                                              interval_minutes=definition.schedule.interval_minutes, now=now)
         view = engine.rule_view(updated)
-        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="update",
+        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="update",
                        actor=principal.key_id, at=now, before=engine.rule_view(row), after=view,
                        detail={"method": "PUT" if replace is not None else "PATCH",
                                "fields": sorted(merge) if merge is not None else list(_EDITABLE)})
@@ -335,8 +335,8 @@ async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await _rule(conn, principal, rule_id, for_update=True)
-        await pg.soft_delete(conn, rule_id, now)
-        await pg.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="delete",
+        await db.soft_delete(conn, rule_id, now)
+        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="delete",
                        actor=principal.key_id, at=now, before=engine.rule_view(row), after=None)
     return Response(status_code=204)
 
@@ -370,7 +370,7 @@ async def evaluate_rule_now(rule_id: uuid.UUID, principal: Principal = Depends(r
                        field="status")
     async with ctx.pool.acquire() as conn:
         assert result.slot is not None
-        row = await pg.execution_for_slot(conn, rule_id, result.slot)
+        row = await db.execution_for_slot(conn, rule_id, result.slot)
         views = await engine.execution_views(conn, [row]) if row is not None else []
     return {"status": result.status, "slot_start": result.slot, "execution": views[0] if views else None}
 
@@ -381,7 +381,7 @@ async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=20
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _rule(conn, principal, rule_id)
-        rows = await pg.list_executions(conn, rule_id, limit, before)
+        rows = await db.list_executions(conn, rule_id, limit, before)
         views = await engine.execution_views(conn, rows)
     return {"rule_id": str(rule_id), "executions": views}
 
@@ -393,7 +393,7 @@ async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = Query
                     principal: Principal = Depends(require("viewer")),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        rows = await pg.audit_log(conn, principal.workspace_id, rule_id=rule_id, action=action, before_id=before_id,
+        rows = await db.audit_log(conn, principal.workspace_id, rule_id=rule_id, action=action, before_id=before_id,
                                   limit=limit)
     entries = [engine.audit_view(r) for r in rows]
     return {"entries": entries, "next_before_id": entries[-1]["id"] if len(entries) == limit else None}

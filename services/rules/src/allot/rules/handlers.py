@@ -18,8 +18,9 @@ from typing import Any
 
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.contracts.projection import latest_entities, latest_intervals
 from allot.rules import engine
-from allot.rules.adapters import postgres as pg
+from allot.rules.adapters import postgres as db
 from allot.rules.domain.projection import report_counters
 from allot.rules.domain.timeranges import bucket_date
 from allot.rules.metrics import RULE_OUTCOMES
@@ -30,29 +31,24 @@ from allot.runtime.logging import get_logger
 log = get_logger(__name__)
 
 
-async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIngested]]) -> None:
     zones = directory_of(ctx.extra)
-    intervals: dict[tuple[str, str, Any], tuple[Any, ...]] = {}
-    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
-    for event in events:
-        m: MetricsIngested = event.payload
-        ws = event.workspace_id
+    intervals = []
+    for r in latest_intervals(events):
+        m = r.metrics
         counters = report_counters(spend_cents=m.spend_cents, impressions=m.impressions, clicks=m.clicks,
                                    conversions=m.conversions, revenue_cents=m.revenue_cents, reach=m.reach,
                                    extra=m.extra)
-        day = bucket_date(m.interval_start, zones.zone_for(ws, m.platform, m.ad_account_id))
-        row = (ws, m.entity_id, m.interval_start, m.interval_end, m.reported_at, day, *counters)
-        key = (ws, m.entity_id, m.interval_start)
-        held = intervals.get(key)
-        if held is None or (row[4], row[6:]) > (held[4], held[6:]):
-            intervals[key] = row
-        entity = (ws, m.entity_id, m.platform, m.ad_account_id, m.entity_type, m.entity_name, m.status,
-                  m.daily_budget_cents, m.currency, m.parent_id, m.reported_at, m.interval_start)
-        held_entity = latest.get((ws, m.entity_id))
-        if held_entity is None or (entity[10], entity[11]) > (held_entity[10], held_entity[11]):
-            latest[(ws, m.entity_id)] = entity
-    await pg.project_intervals(ctx.conn, list(intervals.values()))
-    await pg.upsert_entities(ctx.conn, list(latest.values()))
+        day = bucket_date(m.interval_start, zones.zone_for(r.workspace_id, m.platform, m.ad_account_id))
+        intervals.append((r.workspace_id, m.entity_id, m.interval_start, m.interval_end, m.reported_at, r.event_id,
+                          day, *counters))
+    entities = [
+        (e.report.workspace_id, m.entity_id, m.platform, m.ad_account_id, m.entity_type, m.entity_name, m.status,
+         m.daily_budget_cents, m.currency, m.parent_id, m.reported_at, m.interval_start, e.report.event_id)
+        for e in latest_entities(events) for m in (e.report.metrics,)
+    ]
+    await db.project_intervals(ctx.conn, intervals)
+    await db.upsert_entities(ctx.conn, entities)
 
 
 def _rule_uuid(source_id: str) -> uuid.UUID | None:
@@ -81,7 +77,7 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
             rows[p.action_id] = row
     if not rows:
         return
-    rule_ids = await pg.record_outcomes(ctx.conn, list(rows.values()))
+    rule_ids = await db.record_outcomes(ctx.conn, list(rows.values()))
     await engine.trip_breakers(ctx.conn, rule_ids, ctx.clock.now())
 
 
@@ -95,12 +91,12 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -
         RULE_OUTCOMES.labels(engine.SERVICE, outcome).inc()
         rows.append((p.request_id, event.workspace_id, outcome, event.occurred_at, f"{p.check}: {p.reason}"[:2000]))
     if rows:
-        await pg.record_blocked(ctx.conn, rows)
+        await db.record_blocked(ctx.conn, rows)
 
 
 async def _rebucket(conn: Any, changes: list[ZoneChange]) -> None:
     for ws, platform, account, previous, zone in changes:
-        moved = await pg.rebucket_account(conn, ws, platform, account, zone)
+        moved = await db.rebucket_account(conn, ws, platform, account, zone)
         log.info("rules_account_rebucketed", workspace_id=ws, platform=platform, ad_account_id=account,
                  previous=previous, timezone_name=zone, intervals=moved)
 

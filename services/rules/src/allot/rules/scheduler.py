@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from allot.rules import engine
-from allot.rules.adapters import postgres as pg
+from allot.rules.adapters import postgres as db
 from allot.rules.settings import RulesSettings
 from allot.runtime.accounts import directory_of
 from allot.runtime.logging import get_logger
@@ -43,7 +43,7 @@ async def evaluate_due_rules(ctx: ServiceContext, *, batch: int, max_batches: in
     seen: set[Any] = set()
     for _ in range(max_batches):
         async with ctx.pool.acquire() as conn:
-            due = [r for r in await pg.due_rules(conn, ctx.clock.now(), batch) if r["rule_id"] not in seen]
+            due = [r for r in await db.due_rules(conn, ctx.clock.now(), batch) if r["rule_id"] not in seen]
         if not due:
             break
         for row in due:

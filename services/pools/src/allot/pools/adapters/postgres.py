@@ -386,29 +386,31 @@ async def set_status(conn: asyncpg.Connection, allocation_id: uuid.UUID, status:
 
 
 async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, spend, revenue, conversions,
-    impressions, clicks, reach), at most one per key; a stored report is replaced only by a later one."""
+    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, spend, revenue,
+    conversions, impressions, clicks, reach), at most one per key; a stored report is replaced only by a later one
+    in the projection's order (reported_at, event_id)."""
     if not rows:
         return
     await conn.execute(_UPSERT_METRICS, rows)
 
 
 _METRIC_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
-                   ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("spend_cents", "bigint"),
-                   ("revenue_cents", "bigint"), ("conversions", "bigint"), ("impressions", "bigint"),
+                   ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("event_id", "uuid"),
+                   ("spend_cents", "bigint"), ("revenue_cents", "bigint"), ("conversions", "bigint"), ("impressions", "bigint"),
                    ("clicks", "bigint"), ("reach", "bigint"))
 _UPSERT_METRICS = f"""INSERT INTO member_metrics {json_insert_rows(_METRIC_COLUMNS)}
        ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
-          SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at,
+          SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
               spend_cents = EXCLUDED.spend_cents, revenue_cents = EXCLUDED.revenue_cents,
               conversions = EXCLUDED.conversions, impressions = EXCLUDED.impressions,
               clicks = EXCLUDED.clicks, reach = EXCLUDED.reach
-        WHERE EXCLUDED.reported_at > member_metrics.reported_at"""
+        WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (member_metrics.reported_at, member_metrics.event_id)"""
 
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
-    currency, reported_at), one per entity; the latest report wins (a report without a budget keeps the known one)."""
+    currency, reported_at, interval_start, event_id), one per entity; the latest report in the projection's entity
+    order (reported_at, interval_start, event_id) wins (a report without a budget keeps the known one)."""
     if not rows:
         return
     await conn.execute(_UPSERT_ENTITIES, rows)
@@ -416,14 +418,17 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
 
 _ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
                    ("entity_type", "text"), ("entity_name", "text"), ("status", "text"),
-                   ("daily_budget_cents", "bigint"), ("currency", "text"), ("reported_at", "timestamptz"))
+                   ("daily_budget_cents", "bigint"), ("currency", "text"), ("reported_at", "timestamptz"),
+                   ("interval_start", "timestamptz"), ("event_id", "uuid"))
 _UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
        ON CONFLICT (workspace_id, entity_id) DO UPDATE
           SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
               entity_type = EXCLUDED.entity_type, entity_name = EXCLUDED.entity_name, status = EXCLUDED.status,
               daily_budget_cents = coalesce(EXCLUDED.daily_budget_cents, entities.daily_budget_cents),
-              currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at
-        WHERE EXCLUDED.reported_at > entities.reported_at"""
+              currency = EXCLUDED.currency, reported_at = EXCLUDED.reported_at,
+              interval_start = EXCLUDED.interval_start, event_id = EXCLUDED.event_id
+        WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start, EXCLUDED.event_id)
+            > (entities.reported_at, entities.interval_start, entities.event_id)"""
 
 
 async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:

@@ -21,12 +21,12 @@ _EXCLUDED_COUNTERS = ", ".join(f"{c} = EXCLUDED.{c}" for c in COUNTER_NAMES)
 
 
 async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, day, *counters), one per key.
+    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, day, *counters), one per key.
 
     One statement: the stored report of an interval is replaced only by a later one (greater
-    (reported_at, counters)), and the change of every replaced or new report (new − old, read from the
-    very row version the upsert replaced, under its row lock) is added to its UTC daily bucket. So a
-    bucket always equals the sum of its kept reports without re-reading them, and two writers of one
+    (reported_at, event_id): the projection's order, ``allot.contracts.projection``), and the change of
+    every replaced or new report (new − old, read from the very row version the upsert replaced, under its
+    row lock) is added to its daily bucket. So a bucket always equals the sum of its kept reports without re-reading them, and two writers of one
     key cannot double-count. Needs PostgreSQL 18 (``RETURNING old.*``). Returns the reports kept."""
     if not rows:
         return 0
@@ -34,7 +34,8 @@ async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, 
 
 
 _INTERVAL_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
-                     ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("day", "date"),
+                     ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("event_id", "uuid"),
+                     ("day", "date"),
                      *((c, "bigint") for c in COUNTER_NAMES))
 
 
@@ -42,9 +43,9 @@ _PROJECT_INTERVALS = f"""
     WITH kept AS (
         INSERT INTO metric_intervals {json_insert_rows(_INTERVAL_COLUMNS)}
         ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
-           SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, {_EXCLUDED_COUNTERS}
-         WHERE (EXCLUDED.reported_at, {", ".join(f"EXCLUDED.{c}" for c in COUNTER_NAMES)})
-             > (metric_intervals.reported_at, {", ".join(f"metric_intervals.{c}" for c in COUNTER_NAMES)})
+           SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
+               {_EXCLUDED_COUNTERS}
+         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (metric_intervals.reported_at, metric_intervals.event_id)
         RETURNING new.workspace_id, new.entity_id, new.day,
                   {", ".join(f"new.{c} - coalesce(old.{c}, 0) AS {c}" for c in COUNTER_NAMES)}
     ), daily AS (
@@ -82,7 +83,8 @@ async def rebucket_account(conn: asyncpg.Connection, workspace_id: str, platform
 
 async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
-    currency, parent_id, reported_at, interval_start), one per entity; the latest (reported_at, interval_start) wins."""
+    currency, parent_id, reported_at, interval_start, event_id), one per entity; the latest in the projection's
+    entity order (reported_at, interval_start, event_id) wins."""
     if not rows:
         return
     await conn.execute(_UPSERT_ENTITIES, rows)
@@ -91,15 +93,16 @@ async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
 _ENTITY_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("platform", "text"), ("ad_account_id", "text"),
                    ("entity_type", "text"), ("name", "text"), ("status", "text"), ("daily_budget_cents", "bigint"),
                    ("currency", "text"), ("parent_id", "text"), ("reported_at", "timestamptz"),
-                   ("interval_start", "timestamptz"))
+                   ("interval_start", "timestamptz"), ("event_id", "uuid"))
 _UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
        ON CONFLICT (workspace_id, entity_id) DO UPDATE
           SET platform = EXCLUDED.platform, ad_account_id = EXCLUDED.ad_account_id,
               entity_type = EXCLUDED.entity_type, name = EXCLUDED.name, status = EXCLUDED.status,
               daily_budget_cents = EXCLUDED.daily_budget_cents, currency = EXCLUDED.currency,
               parent_id = EXCLUDED.parent_id, reported_at = EXCLUDED.reported_at,
-              interval_start = EXCLUDED.interval_start
-        WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start) > (entities.reported_at, entities.interval_start)"""
+              interval_start = EXCLUDED.interval_start, event_id = EXCLUDED.event_id
+        WHERE (EXCLUDED.reported_at, EXCLUDED.interval_start, EXCLUDED.event_id)
+            > (entities.reported_at, entities.interval_start, entities.event_id)"""
 
 
 async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
