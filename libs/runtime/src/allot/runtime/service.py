@@ -244,5 +244,7 @@ def run(spec: ServiceSpec, settings: Settings | None = None) -> None:
         configure_logging(spec.name, settings.log_level if settings else "INFO")
         log.error("refusing_to_start", reason=str(exc))
         sys.exit(f"allot {spec.name}: {exc}")
+    # Our JSON logging before uvicorn's first line; log_config=None: uvicorn installs no plain-text handlers.
+    configure_logging(spec.name, settings.log_level)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=15)

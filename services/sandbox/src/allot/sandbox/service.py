@@ -187,5 +187,6 @@ def main() -> None:
     settings = SandboxSettings()
     if settings.service_name == "allot":
         settings = settings.model_copy(update={"service_name": "sandbox"})
+    configure_logging("sandbox", settings.log_level)  # JSON before uvicorn's first line (log_config=None: no handlers)
     uvicorn.run(build(settings), host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,
                 timeout_graceful_shutdown=5)

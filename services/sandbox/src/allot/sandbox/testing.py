@@ -16,7 +16,9 @@ __all__ = ["serve_app"]
 @contextmanager
 def serve_app(app: Any, *, host: str = "127.0.0.1", startup_timeout_s: float = 10.0) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free port of ``host`` (bound by the server, so no port race); yields the base URL."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
+    # log_config=None: uvicorn's default dictConfig would give its loggers plain-text handlers in the test process.
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", log_config=None, lifespan="on",
+                            timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test-server")
     thread.start()
