@@ -34,10 +34,11 @@ SERVICE_GROUPS = ["pools", "rules", "pacing", "guardrails", "executor"]
 CONSUMES = {  # which service groups read which topic (tests/integration/test_cli.py checks it against the specs)
     "metrics.ingested": ["pools", "rules", "pacing"],
     "pacing.reallocation_recommended": ["pools"],
+    "pacing.deviation_detected": ["notify"],
     "allocation.requested": ["guardrails"],
     "guardrail.approved": ["executor"],
-    "guardrail.blocked": ["pools", "rules", "pacing"],
-    "action.executed": ["guardrails", "pools", "rules", "pacing"],
+    "guardrail.blocked": ["pools", "rules", "pacing", "notify"],
+    "action.executed": ["guardrails", "pools", "rules", "pacing", "notify"],
     "connection.changed": ["executor", "ingest"],
     "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
     "notification.requested": ["notify"],

@@ -1,18 +1,34 @@
-"""The notification.requested subscriber: queue deliveries for the workspace's subscribed channels (thin)."""
+"""Subscribers (thin): notification.requested queues deliveries for the workspace's subscribed channels; a guardrail
+block, a critical pacing deviation and an executor conflict or failure become notifications here (domain.sources)
+until their services publish notification.requested themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from allot.contracts.envelope import Envelope
+from allot.contracts.payloads import NotificationRequested
+from allot.notify.domain.sources import from_action_executed, from_guardrail_blocked, from_pacing_deviation
 from allot.notify.settings import NotifySettings
 from allot.notify.workflow import DELIVERY_CLOCK, enqueue
 from allot.runtime.consumer import BatchContext, PoisonEvent
 
+DERIVED: dict[str, Callable[[Envelope[Any]], NotificationRequested | None]] = {
+    "guardrail.blocked": from_guardrail_blocked,
+    "pacing.deviation_detected": from_pacing_deviation,
+    "action.executed": from_action_executed,
+}
 
-async def on_notification_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+
+def _settings(ctx: BatchContext) -> NotifySettings:
     settings = ctx.extra["settings"]
     assert isinstance(settings, NotifySettings)
+    return settings
+
+
+async def on_notification_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    settings = _settings(ctx)
     now = DELIVERY_CLOCK.now()
     for event in events:
         n = event.payload
@@ -20,3 +36,14 @@ async def on_notification_requested(ctx: BatchContext, events: list[Envelope[Any
             raise PoisonEvent(event.event_id, f"payload workspace_id {n.workspace_id!r} differs from the envelope's "
                                               f"{event.workspace_id!r}")
         await enqueue(ctx.conn, settings, n, event.model_dump(mode="json"), now=now)
+
+
+async def on_source_event(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    """guardrail.blocked, pacing.deviation_detected, action.executed: most say nothing; the rest are queued."""
+    settings = _settings(ctx)
+    derive = DERIVED[ctx.topic]
+    now = DELIVERY_CLOCK.now()
+    for event in events:
+        n = derive(event)
+        if n is not None:
+            await enqueue(ctx.conn, settings, n, None, now=now)
