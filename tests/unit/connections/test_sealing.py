@@ -139,7 +139,7 @@ def test_make_run_gives_each_service_only_its_own_key() -> None:
     from allot.runtime.stack import sealing_env_for_run
 
     env = sealing_env_for_run()
-    assert set(env) == {"connections", "ingest", "executor"}
+    assert set(env) == {"connections", "ingest", "executor", "notify"}
     assert set(env["connections"]) == {"ALLOT_SEALING_PUBLIC_KEYS"}, "connections holds no private key"
     public = parse_public_keys(env["connections"]["ALLOT_SEALING_PUBLIC_KEYS"])
     for recipient in ("ingest", "executor"):
@@ -148,4 +148,9 @@ def test_make_run_gives_each_service_only_its_own_key() -> None:
     other = Keyring.parse("ingest", env["ingest"]["ALLOT_SEALING_PRIVATE_KEYS"])
     with pytest.raises(SealingError):
         other.open(seal(TOKEN, public["executor"]))
+    # the notifier's key is its own (it seals channel secrets): not one of the token recipients' keys
+    notify = env["notify"]["ALLOT_SEALING_PRIVATE_KEYS"]
+    assert notify.split(":", 1)[1] not in {env[r]["ALLOT_SEALING_PRIVATE_KEYS"].split(":", 1)[1]
+                                           for r in ("ingest", "executor")}
+    assert notify.split(":", 1)[0] not in env["connections"]["ALLOT_SEALING_PUBLIC_KEYS"]
     assert sealing_env_for_run() != env, "fresh keys every run"

@@ -141,7 +141,7 @@ class Subscription:
 
 
 def severity_at_least(severity: str, minimum: str) -> bool:
-    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)  # type: ignore[arg-type]
+    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
 
 
 def matching_channels(n: NotificationRequested, subscriptions: list[Subscription],
