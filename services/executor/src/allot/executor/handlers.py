@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter
-
 from allot.contracts.envelope import Envelope, derive_event_id, new_envelope
 from allot.contracts.payloads import ActionExecuted, BudgetAction, GuardrailApproved
 from allot.contracts.registry import TOPICS
 from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_approval
 from allot.executor.adapters import postgres as db
+from allot.executor.metrics import REJECTED_APPROVALS
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.logging import get_logger
 
 log = get_logger(__name__)
-REJECTED_APPROVALS = Counter("allot_executor_rejected_approvals_total", "Approvals refused before execution", ["why"])
 
 #: ledger status of the original action → what a duplicate of it reports
 _DUPLICATE_OUTCOME = {"pending": "pending", "expired": "expired"}

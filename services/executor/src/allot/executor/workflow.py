@@ -13,8 +13,6 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
-
 from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import ActionExecuted, BudgetAction
@@ -38,15 +36,13 @@ from allot.executor.domain import (
     failure_backoff_active,
     plan_write,
 )
+from allot.executor.metrics import OUTCOMES, PLATFORM_CALLS
 from allot.runtime.accounts import directory_of
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.outbox import add_events
 from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
-
-OUTCOMES = Counter("allot_executor_outcomes_total", "Executed action outcomes", ["platform", "action_type", "outcome"])
-PLATFORM_CALLS = Counter("allot_executor_platform_calls_total", "Platform API calls", ["platform", "call", "result"])
 
 
 async def run_worker(ctx: ServiceContext) -> None:

@@ -108,7 +108,7 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
         if not created:
             return None
         result = await workflow.run_allocation(
-            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx).pools_history_days
+            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx).pools_history_days, locked_pool=pool
         )
     observe(result)
     if result.emitted:

@@ -436,11 +436,12 @@ async def queue_allocation(
 
 
 async def run_allocation(
-    conn: asyncpg.Connection, emit: Emit, alloc: Any, *, now: datetime, history_days: int
+    conn: asyncpg.Connection, emit: Emit, alloc: Any, *, now: datetime, history_days: int, locked_pool: Any = None
 ) -> RunResult:
-    """Plan a queued allocation (caller's transaction; see the module docstring)."""
+    """Plan a queued allocation (caller's transaction; see the module docstring). ``locked_pool``: the pool row
+    when the caller already holds its lock in this transaction (else it is locked here)."""
     alloc_id = alloc["allocation_id"]
-    pool = await db.lock_pool(conn, alloc["pool_id"])
+    pool = locked_pool if locked_pool is not None else await db.lock_pool(conn, alloc["pool_id"])
     assert pool is not None
     ws = alloc["workspace_id"]
     if pool["deleted_at"] is not None:  # deleted while queued: nothing to allocate any more
