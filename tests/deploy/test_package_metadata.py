@@ -44,7 +44,7 @@ def test_package_metadata_has_license_readme_authors_and_urls(pyproject: Path) -
         assert isinstance(people, list) and people, f"{field} missing"
         assert all(isinstance(p, dict) and p.get("name") for p in people), f"{field}: tables with a name"
     urls = project.get("urls") or {}
-    assert URL_KEYS <= set(urls), f"project.urls lacks {sorted(URL_KEYS - set(urls))}"
+    assert set(urls) >= URL_KEYS, f"project.urls lacks {sorted(URL_KEYS - set(urls))}"
     assert all(re.fullmatch(r"https://\S+", u) for u in urls.values())
 
 
