@@ -174,3 +174,15 @@ def test_sandbox_main_sets_up_json_logging_before_uvicorn(monkeypatch: pytest.Mo
     assert seen["log_config"] is None
     record = _one(_lines(capsys.readouterr().out), logger="uvicorn.error")
     assert record["service"] == "sandbox"
+
+
+def test_faststream_logger_loses_its_own_stderr_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    """faststream gives its logger a plain-text stderr handler with propagate off at import."""
+    import faststream  # noqa: F401
+
+    configure_logging("executor", "INFO")
+    logging.getLogger("faststream").warning("Consumer %s stopped", "g")
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    record = _one(_lines(captured.out), logger="faststream")
+    assert record["event"] == "Consumer g stopped" and record["service"] == "executor"
