@@ -8,6 +8,8 @@ fails here.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,18 @@ def test_every_package_ships_py_typed(package: Path) -> None:
     assert wheel.get("packages") == ["src/allot"]
     assert not any("py.typed" in str(v) or "*.typed" in str(v) for v in wheel.get("exclude", []))
     assert "only-include" not in wheel and "include" not in wheel
+
+
+def test_a_consumers_mypy_reads_the_installed_packages_types(tmp_path: Path) -> None:
+    """What py.typed is for: mypy, run outside the repository on code importing the installed packages, sees their
+    types (without the marker it reports a missing library stub and the names are Any)."""
+    consumer = tmp_path / "consumer.py"
+    consumer.write_text("from allot.contracts import TOPICS\nfrom allot.runtime.db import Migration\n"
+                        "reveal_type(TOPICS)\nreveal_type(Migration)\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(consumer)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Revealed type is "dict[str, allot.contracts.registry.TopicSpec]"' in result.stdout
+    assert "allot.runtime.db.Migration" in result.stdout
