@@ -59,6 +59,9 @@ def _restore_logging() -> Iterator[None]:
 
 
 def test_stdlib_libraries_and_structlog_log_the_same_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # captureWarnings(True) is a no-op while an earlier call's capture is on (an earlier test's services): reset it,
+    # so the setup below routes this test's warnings (pytest swaps showwarning per test) to logging.
+    logging.captureWarnings(False)
     configure_logging("pools", "INFO")
     logging.getLogger("aiokafka").warning("Heartbeat failed for group %s because it is rebalancing", "pools")
     logging.getLogger("aiokafka").info("below the library's WARNING floor")
@@ -69,7 +72,6 @@ def test_stdlib_libraries_and_structlog_log_the_same_json(capsys: pytest.Capture
         logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=True)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        logging.captureWarnings(True)  # catch_warnings swapped showwarning back; capture again inside it
         warnings.warn("a deprecated thing", UserWarning, stacklevel=1)
     get_logger("allot.pools").info("pool_allocated", pool_id="p1", api_token="s3cret")
 
