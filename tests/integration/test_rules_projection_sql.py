@@ -49,18 +49,19 @@ def history(ws: str, rng: random.Random) -> list[Envelope[Any]]:
 
 
 def expected_daily(events: list[Envelope[Any]]) -> dict[tuple[str, date], tuple[int, ...]]:
-    """The definition, computed the slow way: latest (reported_at, counters) per interval, summed per UTC day."""
+    """The definition, computed the slow way: latest (reported_at, event_id) per interval (the order of
+    allot.contracts.projection), summed per UTC day."""
     kept: dict[tuple[str, datetime], tuple[Any, tuple[int, ...]]] = {}
     for ev in events:
         m = ev.payload
         counters = (m.spend_cents, m.impressions, m.clicks, m.conversions, m.revenue_cents, m.reach,
                     max(0, m.extra.get("inline_link_clicks", 0)), 0, 0, 0, 0, 0, 0)
-        cand = (m.reported_at, counters)
+        cand = (m.reported_at, ev.event_id, counters)
         key = (m.entity_id, m.interval_start)
         if key not in kept or cand > kept[key]:
             kept[key] = cand
     daily: dict[tuple[str, date], list[int]] = {}
-    for (entity, start), (_, counters) in kept.items():
+    for (entity, start), (_, _, counters) in kept.items():
         acc = daily.setdefault((entity, start.date()), [0] * len(COUNTER_NAMES))
         for j, v in enumerate(counters):
             acc[j] += v

@@ -12,8 +12,9 @@ import pytest
 from allot.contracts import new_envelope
 from allot.contracts.payloads import ConnectionChanged
 from allot.executor.adapters.base import PlatformNotConnected
-from allot.executor.connections import EXTRA_KEY, TokenProjection
+from allot.executor.connections import TokenProjection
 from allot.executor.service import SPEC
+from allot.runtime.deps import need
 from allot.runtime.sealing import Keyring, RecipientKey, generate_keypair, parse_public_keys, seal
 from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import running_service
@@ -49,7 +50,7 @@ async def test_token_for_yields_the_workspaces_own_token_until_removed(settings:
     acct_a, acct_b = f"7{uuid.uuid4().int % 10**9}", f"8{uuid.uuid4().int % 10**9}"
     cid_a, cid_b = f"conn_a_{unique}", f"conn_b_{unique}"
     async with running_service(SPEC, settings, **_settings(private)) as (_, ctx):
-        tokens: TokenProjection = ctx.extra[EXTRA_KEY]
+        tokens: TokenProjection = need(ctx, TokenProjection)
         await publish(settings.kafka_bootstrap,
                       change(ws_a, cid_a, [acct_a], write="token-of-a", key=key, read_key=read_key),
                       change(ws_b, cid_b, [acct_b], write="token-of-b", key=key, read_key=read_key))
@@ -95,7 +96,7 @@ async def test_unopenable_token_and_a_workspace_swap_go_to_the_dlq(settings: Any
     _, stranger_key, _ = _keys("ex-other")
     ws, acct, cid = f"a-{unique}", f"6{uuid.uuid4().int % 10**9}", f"conn_{unique}"
     async with running_service(SPEC, settings, **_settings(private)) as (_, ctx):
-        tokens: TokenProjection = ctx.extra[EXTRA_KEY]
+        tokens: TokenProjection = need(ctx, TokenProjection)
         sealed_to_unknown_key = change(ws, f"{cid}_x", [acct], write="nope", key=stranger_key, read_key=read_key)
         good = change(ws, cid, [acct], write="token", key=key, read_key=read_key)
         swapped = change(f"b-{unique}", cid, [acct], write="token-b", key=key, read_key=read_key,
@@ -115,6 +116,6 @@ async def test_unopenable_token_and_a_workspace_swap_go_to_the_dlq(settings: Any
 
 async def test_executor_without_keys_still_starts_and_has_no_tokens(settings: Any, unique: str) -> None:
     async with running_service(SPEC, settings, **_settings("")) as (_, ctx):
-        keyring: Keyring = ctx.extra["sealing_keyring"]
+        keyring = need(ctx, Keyring)
         assert not keyring
-        assert await ctx.extra[EXTRA_KEY].token_for(f"ws-{unique}", "1") is None
+        assert await need(ctx, TokenProjection).token_for(f"ws-{unique}", "1") is None

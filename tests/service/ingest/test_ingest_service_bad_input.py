@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from allot.ingest.workflow import IngestState, run_cycle
+from allot.runtime.deps import need
 from allot.runtime.settings import Settings
 from tests.service.ingest.ingest_support import NOW, IngestWorld, for_account, new_account_id, payloads, wait_projected
 from tests.support.kafka import eventually, publish, read_topic
@@ -31,7 +32,7 @@ async def test_bad_accounts_are_reported_and_the_others_go_on(settings: Settings
         results = await run_cycle(ctx)  # (other tests' connections on the shared topic are read too: ignored)
         assert {k: results[k] for k in key.values()} == {key[ok]: "ok", key[throttled]: "ok", key[moved]: "ok", key[revoked]: "error",
                            key[unknown]: "error", key[kwd]: "error"}
-        st: IngestState = ctx.extra["ingest"]
+        st = need(ctx, IngestState)
         assert st.pacers[key[throttled]].waited_s >= 120  # estimated_time_to_regain_access: 2 minutes
         assert st.pacers[key[ok]].waited_s == 0  # the throttled account held no other back
         assert {c["mode"] for c in w.fake.reads.insights_calls} == {"async"}

@@ -15,8 +15,8 @@ from tests.support.service import auth
 async def test_critical_deviation_holds_releases_and_escalates_on_the_scheduler(
     pacing: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The scheduler reads its interval through pacing_settings(): from the environment while the service's settings
-    # are not PacingSettings (the keyword override alone was dropped and the scheduler scanned once a second).
+    # The scheduler reads its interval through settings_of(ctx, PacingSettings). Before the SPEC declared
+    # PacingSettings, the keyword override alone was dropped for the environment's (the scheduler scanned every second).
     monkeypatch.setenv("ALLOT_PACING_SCAN_INTERVAL_S", "0.1")
     async with pacing.service(pacing_scan_interval_s=0.1) as (client, ctx):
         clock = ctx.clock

@@ -53,7 +53,6 @@ ACCOUNT_TOPIC = "account.profiled"
 MIGRATION_FILE_SUFFIX = "_ad_accounts.sql"
 #: Seconds between re-reads of the table (reports consumed by other instances of the service).
 REFRESH_S = 30.0
-_EXTRA_KEY = "account_directory"
 UTC_ZONE = ZoneInfo("UTC")
 
 AccountKey = tuple[str, str, str]  #: (workspace_id, platform, ad_account_id)
@@ -185,7 +184,7 @@ class AccountDirectory:
         return kept
 
 
-async def account_refusals(extra: dict[str, Any], conn: asyncpg.Connection, workspace_id: str,
+async def account_refusals(extra: dict[Any, Any], conn: asyncpg.Connection, workspace_id: str,
                            refs: Sequence[AccountRef], *, strict: bool) -> list[tuple[str, str]]:
     """(field, reason) for each ad account the workspace may not reference, after re-reading those accounts."""
     directory = directory_of(extra)
@@ -195,11 +194,12 @@ async def account_refusals(extra: dict[str, Any], conn: asyncpg.Connection, work
     return directory.refusals(workspace_id, refs, strict=strict)
 
 
-def directory_of(extra: dict[str, Any]) -> AccountDirectory:
-    """The service's one directory, kept in its context's ``extra`` (shared by handlers, tasks and routes)."""
-    directory = extra.get(_EXTRA_KEY)
+def directory_of(extra: dict[Any, Any]) -> AccountDirectory:
+    """The service's one directory, kept in its context's ``extra`` under its class (shared by handlers, tasks
+    and routes; created on first use)."""
+    directory = extra.get(AccountDirectory)
     if directory is None:
-        directory = extra[_EXTRA_KEY] = AccountDirectory()
+        directory = extra[AccountDirectory] = AccountDirectory()
     assert isinstance(directory, AccountDirectory)
     return directory
 

@@ -81,7 +81,7 @@ class BatchContext:
     clock: Clock
     service: str
     topic: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[Any, Any] = field(default_factory=dict)
     emitted: list[Envelope[Any]] = field(default_factory=list)
 
     def emit(self, *envelopes: Envelope[Any]) -> None:
@@ -127,7 +127,7 @@ class IdempotentConsumer:
 
     def __init__(self, *, service: str, group: str, pool: asyncpg.Pool, clock: Clock,
                  on_commit: Callable[[], None] | None = None, max_isolation_attempts: int = 2,
-                 extra: dict[str, Any] | None = None, parallelism: int = 2) -> None:
+                 extra: dict[Any, Any] | None = None, parallelism: int = 2) -> None:
         self.service = service
         self.group = group
         self.pool = pool

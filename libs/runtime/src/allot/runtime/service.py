@@ -31,6 +31,7 @@ from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.consumer import Handler, IdempotentConsumer
 from allot.runtime.db import MigrationChecksumMismatch, open_database
+from allot.runtime.deps import ReadyDetails, maybe
 from allot.runtime.http import install_error_handlers
 from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.logging import configure_logging, get_logger
@@ -52,8 +53,11 @@ class ServiceContext:
     producer: AIOKafkaProducer
     relay: OutboxRelay
     consumer: IdempotentConsumer
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[Any, Any] = field(default_factory=dict)
+    """What on_start provides, by class (``allot.runtime.deps``: provide / need / settings_of)."""
     ready: bool = False
+    instance_id: str = ""
+    """This process among the service's replicas (claims of scheduled slots name it)."""
 
     async def emit(self, conn: asyncpg.Connection, *envelopes: Envelope[Any]) -> None:
         """Write events to the outbox in the caller's transaction; call ``flush()`` after commit."""
@@ -113,13 +117,13 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         producer = make_producer(settings)
         await producer.start()
         relay = OutboxRelay(pool, producer, service=spec.name, schema=settings.schema)
-        extra: dict[str, Any] = {"instance_id": instance, "settings": settings}
+        extra: dict[Any, Any] = {Settings: settings}
         consumer = IdempotentConsumer(service=spec.name, group=settings.consumer_group or spec.name, pool=pool,
                                       clock=the_clock, on_commit=relay.notify, extra=extra,
                                       parallelism=settings.consumer_parallelism)
         broker = make_broker(settings)
         ctx = ServiceContext(settings=settings, clock=the_clock, pool=pool, broker=broker, producer=producer,
-                             relay=relay, consumer=consumer, extra=extra)
+                             relay=relay, consumer=consumer, extra=extra, instance_id=instance)
         app.state.ctx = ctx
         for topic_name, handler in spec.consumes.items():
             consumer.handle(topic_name, handler, by_key=topic_name in spec.consumes_by_key)
@@ -190,8 +194,8 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
                 checks["kafka"] = False
         ok = all(checks.values()) and len(checks) == 3
         body: dict[str, Any] = {"ready": ok, "checks": checks}
-        details = ctx.extra.get("ready_details") if ctx is not None else None
-        if callable(details) and (detail := details()):
+        details = maybe(ctx, ReadyDetails) if ctx is not None else None
+        if details is not None and (detail := details()):
             body["details"] = detail  # what an operator must know (e.g. an account ingest cannot read)
         return JSONResponse(body, status_code=200 if ok else 503)
 

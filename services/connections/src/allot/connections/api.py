@@ -31,10 +31,12 @@ from allot.connections.domain import (
     validate_token,
     validate_token_pair,
 )
+from allot.connections.settings import RecipientKeys
 from allot.contracts.envelope import new_envelope
 from allot.contracts.payloads import SealedToken
 from allot.contracts.registry import TOPICS
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
 from allot.runtime.sealing import RecipientKey, seal
@@ -76,8 +78,7 @@ def _problem(exc: ConnectionProblem) -> ApiError:
 
 
 def _keys(ctx: ServiceContext) -> dict[str, RecipientKey]:
-    keys: dict[str, RecipientKey] = ctx.extra["sealing_public_keys"]
-    return keys
+    return need(ctx, RecipientKeys)
 
 
 def _seal_tokens(ctx: ServiceContext, read: str | None, write: str | None) -> tuple[SealedToken | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from allot.connections.api import router
 from allot.connections.settings import ConnectionsSettings, SealingNotConfigured
+from allot.runtime.deps import provide, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -12,10 +13,7 @@ log = get_logger(__name__)
 
 
 async def _load_public_keys(ctx: ServiceContext) -> None:
-    settings = ctx.settings
-    assert isinstance(settings, ConnectionsSettings)
-    keys = settings.recipient_keys()
-    ctx.extra["sealing_public_keys"] = keys
+    keys = provide(ctx, settings_of(ctx, ConnectionsSettings).recipient_keys())
     log.info("sealing_keys_loaded", key_ids={r: k.key_id for r, k in keys.items()})
 
 

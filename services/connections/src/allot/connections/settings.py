@@ -8,6 +8,10 @@ from allot.runtime.sealing import RECIPIENTS, RecipientKey, SealingError, parse_
 from allot.runtime.settings import InsecureConfiguration, Settings
 
 
+class RecipientKeys(dict[str, RecipientKey]):
+    """The public key per recipient service that tokens are sealed to (provided at start, see allot.runtime.deps)."""
+
+
 class SealingNotConfigured(InsecureConfiguration):
     """The connections service cannot seal tokens: a recipient's public key is missing or malformed."""
 
@@ -20,7 +24,7 @@ class ConnectionsSettings(Settings):
         self.recipient_keys()
         return self
 
-    def recipient_keys(self) -> dict[str, RecipientKey]:
+    def recipient_keys(self) -> RecipientKeys:
         """Public key per recipient; SealingNotConfigured (refuse to start) when one is missing or malformed."""
         try:
             keys = parse_public_keys(self.sealing_public_keys)
@@ -31,4 +35,4 @@ class ConnectionsSettings(Settings):
             raise SealingNotConfigured(
                 f"connections refuses to start: ALLOT_SEALING_PUBLIC_KEYS has no key for {', '.join(missing)}; "
                 "generate pairs with `allot keys generate --recipient ingest|executor`")
-        return dict(keys)
+        return RecipientKeys(keys)

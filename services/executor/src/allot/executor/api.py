@@ -18,7 +18,9 @@ from allot.contracts.payloads import AllocationRequested, BudgetAction
 from allot.contracts.registry import TOPICS
 from allot.executor.adapters import postgres as db
 from allot.executor.domain import inverse_action
+from allot.executor.settings import ExecutorSettings
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import settings_of
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
 
@@ -47,7 +49,7 @@ async def get_change_set(request_id: uuid.UUID, principal: Principal = Depends(r
 @router.post("/{request_id}/undo", status_code=202)
 async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("operator")),
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
-    settings = ctx.extra["executor_settings"]
+    settings = settings_of(ctx, ExecutorSettings)
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         rows = await db.change_set(conn, request_id, principal.workspace_id)

@@ -19,13 +19,12 @@ from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import ConnectionChanged, SealedToken
 from allot.executor.adapters.base import PlatformNotConnected
 from allot.runtime.consumer import BatchContext, PoisonEvent
+from allot.runtime.deps import need
 from allot.runtime.logging import get_logger
 from allot.runtime.sealing import Keyring, SealingError
 
 log = get_logger(__name__)
 
-#: ctx.extra key under which the running service keeps its TokenProjection.
-EXTRA_KEY = "token_projection"
 
 
 def _account(ad_account_id: str) -> str:
@@ -102,7 +101,7 @@ def _check_opens(keyring: Keyring, event: Envelope[Any], sealed: SealedToken) ->
 
 async def on_connection_changed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
     """Keep the latest state per connection (older changes arriving late are ignored)."""
-    keyring: Keyring = ctx.extra["sealing_keyring"]
+    keyring = need(ctx, Keyring)
     for event in events:
         p: ConnectionChanged = event.payload
         ws = event.workspace_id

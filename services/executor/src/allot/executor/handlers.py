@@ -22,7 +22,9 @@ from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_ap
 from allot.executor.adapters import postgres as db
 from allot.executor.metrics import REJECTED_APPROVALS
 from allot.runtime.consumer import BatchContext, PoisonEvent
+from allot.runtime.deps import settings_of
 from allot.runtime.logging import get_logger
+from allot.runtime.settings import Settings
 
 log = get_logger(__name__)
 
@@ -52,7 +54,7 @@ def _executed(event: Envelope[Any], approval: GuardrailApproved, action: BudgetA
 
 
 async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
-    keys = ctx.extra["settings"].approval_keys().verification_keys()
+    keys = settings_of(ctx, Settings).approval_keys().verification_keys()
     now = ctx.clock.now()
     for event in events:
         approval: GuardrailApproved = event.payload

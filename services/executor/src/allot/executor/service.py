@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
 
 from allot.contracts.platforms import check_meta_api_version
-from allot.executor.adapters.base import PlatformClient
+from allot.executor.adapters.base import PlatformClients
 from allot.executor.adapters.meta import MetaGraphClient
 from allot.executor.adapters.meta_usage import ThrottlePolicy
 from allot.executor.api import router
-from allot.executor.connections import EXTRA_KEY, TokenProjection, on_connection_changed
+from allot.executor.connections import TokenProjection, on_connection_changed
 from allot.executor.handlers import on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
 from allot.executor.workflow import run_worker
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
+from allot.runtime.deps import ReadyDetails, maybe, provide, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -25,41 +25,31 @@ async def _open_platforms(ctx: ServiceContext) -> None:
     from allot.executor.adapters.sandbox import SandboxClient
 
     await load_directory(ctx)  # which workspace each ad account is connected to: the last tenancy check
-    settings = ctx.settings
-    assert isinstance(settings, ExecutorSettings)
+    settings = settings_of(ctx, ExecutorSettings)
     # per-workspace write tokens from connection.changed, sealed to this key (ALLOT_SEALING_PRIVATE_KEYS)
-    keyring = settings.sealing_keyring("executor")
-    ctx.extra["sealing_keyring"] = keyring
-    ctx.extra[EXTRA_KEY] = TokenProjection(ctx.pool, keyring)
-    clients: dict[str, PlatformClient] = {
+    keyring = provide(ctx, settings.sealing_keyring("executor"))
+    tokens = provide(ctx, TokenProjection(ctx.pool, keyring))
+    clients = PlatformClients({
         "sandbox": SandboxClient(settings.sandbox_url, settings.sandbox_token.get_secret_value(),
                                  timeout_s=settings.platform_timeout_s),
-    }
+    })
     # Meta: the workspace's own write token (connections), else the global one; appsecret_proof on every call.
     meta = MetaGraphClient(
         settings.meta_base_url, settings.meta_api_version,
         settings.meta_access_token.get_secret_value() if settings.meta_access_token is not None else None,
-        token_for=ctx.extra[EXTRA_KEY].token_for,
+        token_for=tokens.token_for,
         app_secret=settings.meta_app_secret.get_secret_value() if settings.meta_app_secret is not None else None,
         timeout_s=settings.platform_timeout_s,
         throttle=ThrottlePolicy(slow_at_pct=settings.meta_slow_down_at_pct, max_spacing_s=settings.meta_max_spacing_s),
         max_inline_wait_s=settings.meta_max_inline_wait_s, config_retry_s=settings.meta_config_retry_s,
     )
     clients["meta"] = meta
-    ctx.extra["platforms"] = clients
-    ctx.extra["executor_settings"] = settings
+    provide(ctx, clients)
     version = check_meta_api_version(settings.meta_api_version, ctx.clock.now().date())
     if version.needs_attention:
         log.warning("meta_api_version_attention", version=version.version, state=version.state,
                     expires_on=version.expires_on.isoformat() if version.expires_on else None, detail=version.message)
-    earlier = ctx.extra.get("ready_details")
-
-    def ready_details() -> dict[str, Any] | None:
-        detail: dict[str, Any] = dict((earlier() or {}) if callable(earlier) else {})
-        detail.update(meta_ready_detail(meta, ctx.clock.now().date()))
-        return detail or None
-
-    ctx.extra["ready_details"] = ready_details
+    provide(ctx, ReadyDetails(lambda: meta_ready_detail(meta, ctx.clock.now().date()) or None))
 
 
 def meta_ready_detail(meta: MetaGraphClient, today: date) -> dict[str, str]:
@@ -74,7 +64,7 @@ def meta_ready_detail(meta: MetaGraphClient, today: date) -> dict[str, str]:
 
 
 async def _close_platforms(ctx: ServiceContext) -> None:
-    for client in ctx.extra.get("platforms", {}).values():
+    for client in (maybe(ctx, PlatformClients) or {}).values():
         await client.aclose()
 
 

@@ -22,6 +22,7 @@ from allot.executor.adapters.base import (
     EntityRef,
     PermanentPlatformError,
     PlatformClient,
+    PlatformClients,
     PlatformConfigError,
     PlatformDeferred,
     PlatformNotConnected,
@@ -37,7 +38,9 @@ from allot.executor.domain import (
     plan_write,
 )
 from allot.executor.metrics import OUTCOMES, PLATFORM_CALLS
+from allot.executor.settings import ExecutorSettings
 from allot.runtime.accounts import directory_of
+from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.outbox import add_events
 from allot.runtime.service import ServiceContext
@@ -47,8 +50,8 @@ log = get_logger(__name__)
 
 async def run_worker(ctx: ServiceContext) -> None:
     """Background task: poll for due actions and apply them, a few at a time."""
-    clients: dict[str, PlatformClient] = ctx.extra["platforms"]
-    settings = ctx.extra["executor_settings"]
+    clients = need(ctx, PlatformClients)
+    settings = settings_of(ctx, ExecutorSettings)
     while True:
         async with ctx.pool.acquire() as conn:
             due = await db.due_actions(conn, ctx.clock.now(), settings.worker_concurrency)
@@ -60,7 +63,7 @@ async def run_worker(ctx: ServiceContext) -> None:
 
 
 async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient], action_id: uuid.UUID) -> None:
-    settings = ctx.extra["executor_settings"]
+    settings = settings_of(ctx, ExecutorSettings)
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await db.lock_pending(conn, action_id)
         if row is None:

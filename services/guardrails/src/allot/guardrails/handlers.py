@@ -15,7 +15,9 @@ from allot.guardrails.domain import Decision, blocked_event, decide, ledger_zone
 from allot.guardrails.metrics import DECISIONS
 from allot.runtime.accounts import directory_of
 from allot.runtime.consumer import BatchContext, PoisonEvent
+from allot.runtime.deps import settings_of
 from allot.runtime.logging import get_logger
+from allot.runtime.settings import Settings
 
 log = get_logger(__name__)
 
@@ -36,7 +38,7 @@ def _count(decision: Decision) -> None:
 
 async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
     """Decide every change set of the batch in order; each sees the ledger writes of the ones before it."""
-    keys = ctx.extra["settings"].approval_keys()
+    keys = settings_of(ctx, Settings).approval_keys()
     accounts = directory_of(ctx.extra)
     await db.lock_workspaces_for_decisions(ctx.conn, [e.workspace_id for e in events])
     for event in events:

@@ -22,7 +22,7 @@ async def prune_history(ctx: ServiceContext) -> None:
         now = ctx.clock.now()
         async with ctx.pool.acquire() as conn, conn.transaction():
             if await claim_slot(conn, "guardrails.prune_history", slot_start(now, PRUNE_INTERVAL_S),
-                                ctx.extra["instance_id"]):
+                                ctx.instance_id):
                 changes, manual = await db.prune_history(conn, changes_before=now - MAX_CHANGE_WINDOW,
                                                          manual_before=now - MAX_MANUAL_WINDOW)
                 log.info("guardrail_history_pruned", entity_changes=changes, manual_requests=manual)

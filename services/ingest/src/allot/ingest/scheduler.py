@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from allot.ingest.adapters import postgres as db
 from allot.ingest.workflow import IngestState, read_account
+from allot.runtime.deps import need
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -15,7 +16,7 @@ log = get_logger(__name__)
 
 async def ingest_scheduler(ctx: ServiceContext) -> None:
     """Start a read for each due account not already being read; a slow account never holds up another."""
-    st: IngestState = ctx.extra["ingest"]
+    st = need(ctx, IngestState)
     started = True
     while True:
         now = ctx.clock.now()

@@ -12,9 +12,10 @@ from allot.contracts.platforms import check_meta_api_version
 from allot.ingest.adapters.graph import graph_client
 from allot.ingest.api import router
 from allot.ingest.handlers import on_connection_changed
-from allot.ingest.workflow import IngestState, TokenOpener
 from allot.ingest.scheduler import ingest_scheduler
-from allot.ingest.settings import IngestSettings, ingest_settings
+from allot.ingest.settings import IngestSettings
+from allot.ingest.workflow import IngestState, TokenOpener
+from allot.runtime.deps import ReadyDetails, maybe, provide, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -36,10 +37,10 @@ def make_spec(*, graph_transport: httpx.AsyncBaseTransport | None = None,
     """The service; tests pass the Graph fake's transport (and may pass a token opener)."""
 
     async def on_start(ctx: ServiceContext) -> None:
-        s = ingest_settings(ctx.settings)
+        s = settings_of(ctx, IngestSettings)
         st = IngestState(settings=s, http=graph_client(s.ingest_graph_url, transport=graph_transport),
                          open_token=open_token or keyring_opener(s))
-        ctx.extra["ingest"] = st
+        provide(ctx, st)
         version = check_meta_api_version(s.ingest_graph_api_version, ctx.clock.now().date())
         if version.needs_attention:
             log.warning("meta_api_version_attention", version=version.version, state=version.state,
@@ -52,10 +53,10 @@ def make_spec(*, graph_transport: httpx.AsyncBaseTransport | None = None,
                 detail["meta_api_version"] = current.message
             return detail
 
-        ctx.extra["ready_details"] = details
+        provide(ctx, ReadyDetails(details))
 
     async def on_stop(ctx: ServiceContext) -> None:
-        st: IngestState | None = ctx.extra.get("ingest")
+        st = maybe(ctx, IngestState)
         if st is not None:
             for task in st.running.values():
                 task.cancel()

@@ -31,9 +31,3 @@ class IngestSettings(Settings):
     ingest_throttled_wait_s: float = Field(default=60.0, ge=0, description="Wait after a throttling error when Meta "
                                                                            "gives no estimated_time_to_regain_access.")
     ingest_async_poll_s: float = Field(default=2.0, ge=0, description="Clock seconds between report run polls.")
-
-
-def ingest_settings(settings: Settings) -> IngestSettings:
-    if isinstance(settings, IngestSettings):
-        return settings
-    return IngestSettings(**settings.model_dump())

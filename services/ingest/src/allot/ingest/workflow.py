@@ -34,6 +34,7 @@ from allot.ingest.domain.mapping import (
 )
 from allot.ingest.domain.ratelimit import PacePolicy
 from allot.ingest.settings import IngestSettings
+from allot.runtime.deps import need
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -250,7 +251,7 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
 
 async def run_cycle(ctx: ServiceContext, *, due_only: bool = False) -> dict[str, str]:
     """Read every active account now, each in its own task (a slow or throttled one delays no other)."""
-    st: IngestState = ctx.extra["ingest"]
+    st = need(ctx, IngestState)
     async with ctx.pool.acquire() as conn:
         accounts = await db.accounts_to_read(conn)
     results = await asyncio.gather(*(read_account(ctx, st, a) for a in accounts), return_exceptions=True)

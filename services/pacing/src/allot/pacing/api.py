@@ -39,6 +39,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
 from allot.contracts.payloads import Currency, EntityType, Platform
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
@@ -47,11 +51,9 @@ from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import settings_of
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 router = APIRouter(prefix="/api/v1/pacing", tags=["pacing"])
 
@@ -239,7 +241,7 @@ class ReasonIn(_In):
 
 
 def _settings(ctx: ServiceContext) -> PacingSettings:
-    settings: PacingSettings = ctx.extra["pacing_settings"]
+    settings = settings_of(ctx, PacingSettings)
     return settings
 
 

@@ -16,12 +16,14 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+
 from allot.contracts.envelope import Envelope
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import DEVIATIONS, PROPOSALS, SNAPSHOTS_TAKEN, TRANSITIONS
 from allot.pacing.settings import PacingSettings
 from allot.runtime.accounts import directory_of
+from allot.runtime.deps import settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -69,13 +71,13 @@ async def snapshot_due_plans(pool: asyncpg.Pool, emit: Emit, *, now: datetime, c
 
 async def snapshot_scheduler(ctx: ServiceContext) -> None:
     """Background task: take due snapshots, then wait ``pacing_scan_interval_s`` real seconds; forever."""
-    settings: PacingSettings = ctx.extra["pacing_settings"]
+    settings = settings_of(ctx, PacingSettings)
 
     async def emit(conn: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]) -> None:
         await ctx.emit(conn, *envelopes)
 
     while True:
-        taken = await snapshot_due_plans(ctx.pool, emit, now=ctx.clock.now(), claimed_by=ctx.extra["instance_id"],
+        taken = await snapshot_due_plans(ctx.pool, emit, now=ctx.clock.now(), claimed_by=ctx.instance_id,
                                          batch=settings.pacing_scan_batch, zones=directory_of(ctx.extra).zone_for)
         if taken:
             ctx.flush()

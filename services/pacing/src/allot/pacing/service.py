@@ -8,13 +8,12 @@ from __future__ import annotations
 from allot.pacing.api import router
 from allot.pacing.handlers import on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.pacing.scheduler import snapshot_scheduler
-from allot.pacing.settings import PacingSettings, pacing_settings
+from allot.pacing.settings import PacingSettings
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 
 
 async def on_start(ctx: ServiceContext) -> None:
-    ctx.extra["pacing_settings"] = pacing_settings(ctx.settings)
     await load_directory(ctx)
 
 

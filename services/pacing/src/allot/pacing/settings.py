@@ -18,11 +18,3 @@ class PacingSettings(Settings):
         default=1.0, gt=0, description="REAL seconds between checks for plans whose snapshot slot is due."
     )
     pacing_scan_batch: int = Field(default=200, ge=1, le=5000, description="Plans snapshotted per transaction.")
-
-
-def pacing_settings(settings: Settings) -> PacingSettings:
-    """The pacing settings: the given object when it already is one, else its values plus ALLOT_PACING_* from the
-    environment (the service's SPEC declares PacingSettings, so a running service always has one)."""
-    if isinstance(settings, PacingSettings):
-        return settings
-    return PacingSettings(**settings.model_dump())

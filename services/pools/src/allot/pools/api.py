@@ -62,9 +62,11 @@ from allot.pools.domain.changeset import manual_key
 from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
 from allot.pools.domain.reports import find_diminishing_returns
 from allot.pools.metrics import ALLOCATIONS
-from allot.pools.scheduler import emitter, observe, settings_of
+from allot.pools.scheduler import AllocationWake, emitter, observe
+from allot.pools.settings import PoolsSettings
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import need, settings_of
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, get_ctx
@@ -663,7 +665,7 @@ async def simulate(
             now=now,
             from_date=start,
             to_date=end,
-            history_days=settings_of(ctx).pools_history_days,
+            history_days=settings_of(ctx, PoolsSettings).pools_history_days,
             requested_by=principal.key_id,
             zone=zone,
         )
@@ -735,7 +737,7 @@ async def allocate(
     principal: Principal = Depends(require("operator")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    settings = settings_of(ctx)
+    settings = settings_of(ctx, PoolsSettings)
     run_async = body.run_async if body is not None else True
     now = ctx.clock.now()
     key, slot = manual_key(pool_id, now)
@@ -771,7 +773,7 @@ async def allocate(
         if result.emitted:
             ctx.flush()
     elif created:
-        ctx.extra["pools_wake"].set()
+        need(ctx, AllocationWake).set()
     else:
         ALLOCATIONS.labels("replayed").inc()
     log.info(

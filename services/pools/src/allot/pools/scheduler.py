@@ -30,6 +30,7 @@ from allot.pools.adapters import postgres as db
 from allot.pools.domain.changeset import scheduled_key
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
+from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
 from allot.runtime.service import ServiceContext
@@ -44,10 +45,8 @@ def emitter(ctx: ServiceContext) -> workflow.Emit:
     return emit
 
 
-def settings_of(ctx: ServiceContext) -> PoolsSettings:
-    settings = ctx.settings
-    assert isinstance(settings, PoolsSettings)
-    return settings
+class AllocationWake(asyncio.Event):
+    """Set when an allocation is queued, so the worker runs it now instead of at its next poll."""
 
 
 def observe(result: workflow.RunResult) -> None:
@@ -57,7 +56,7 @@ def observe(result: workflow.RunResult) -> None:
 async def run_queued(ctx: ServiceContext, *, limit: int = 1000) -> int:
     """Plan queued allocations one per transaction until none is left; returns how many ran here."""
     ran = 0
-    history_days = settings_of(ctx).pools_history_days
+    history_days = settings_of(ctx, PoolsSettings).pools_history_days
     for _ in range(limit):
         async with ctx.pool.acquire() as conn, conn.transaction():
             alloc = await db.claim_queued(conn)
@@ -75,11 +74,11 @@ async def run_queued(ctx: ServiceContext, *, limit: int = 1000) -> int:
 
 async def allocation_worker(ctx: ServiceContext) -> None:
     """Background task: plan queued allocations; wake on the API's signal or every pools_worker_interval_s."""
-    settings = settings_of(ctx)
+    settings = settings_of(ctx, PoolsSettings)
     if not settings.pools_worker_enabled:
         log.info("pool_worker_disabled")
         return
-    wake: asyncio.Event = ctx.extra["pools_wake"]
+    wake = need(ctx, AllocationWake)
     while True:
         try:
             await run_queued(ctx)
@@ -94,7 +93,7 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
     """Run one pool's scheduled allocation for ``slot`` (once across instances)."""
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
-        if not await claim_slot(conn, f"pool:{pool_id}", slot, ctx.extra["instance_id"]):
+        if not await claim_slot(conn, f"pool:{pool_id}", slot, ctx.instance_id):
             return None
         pool = await db.lock_pool(conn, pool_id)
         await db.set_scheduled_slot(conn, pool_id, slot)
@@ -108,7 +107,7 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
         if not created:
             return None
         result = await workflow.run_allocation(
-            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx).pools_history_days, locked_pool=pool
+            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx, PoolsSettings).pools_history_days, locked_pool=pool
         )
     observe(result)
     if result.emitted:
@@ -118,7 +117,7 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
 
 async def run_due_pools(ctx: ServiceContext) -> int:
     """Run every pool whose current slot is due; returns how many allocations ran here."""
-    settings = settings_of(ctx)
+    settings = settings_of(ctx, PoolsSettings)
     ran = 0
     seen: set[tuple[Any, Any]] = set()
     for _ in range(100):
@@ -145,7 +144,7 @@ async def run_due_pools(ctx: ServiceContext) -> int:
 
 async def pool_scheduler(ctx: ServiceContext) -> None:
     """Background task: run due pools, then wait pools_scan_interval_s real seconds; forever."""
-    settings = settings_of(ctx)
+    settings = settings_of(ctx, PoolsSettings)
     if not settings.pools_scheduler_enabled:
         log.info("pool_scheduler_disabled")
         return

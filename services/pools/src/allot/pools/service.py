@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from allot.pools.api import router
 from allot.pools.handlers import (
     on_action_executed,
@@ -11,14 +9,15 @@ from allot.pools.handlers import (
     on_metrics_ingested,
     on_pacing_reallocation_recommended,
 )
-from allot.pools.scheduler import allocation_worker, pool_scheduler
+from allot.pools.scheduler import AllocationWake, allocation_worker, pool_scheduler
 from allot.pools.settings import PoolsSettings
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
+from allot.runtime.deps import provide
 from allot.runtime.service import ServiceContext, ServiceSpec
 
 
 async def on_start(ctx: ServiceContext) -> None:
-    ctx.extra["pools_wake"] = asyncio.Event()
+    provide(ctx, AllocationWake())
     await load_directory(ctx)
 
 

@@ -29,7 +29,7 @@ async def evaluate_now(ctx: ServiceContext, rule_id: uuid.UUID, *, workspace_id:
     """Evaluate one rule for the slot containing ``ctx.clock.now()`` (no-op if that slot is done)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         result = await engine.evaluate_slot(conn, ctx.emit, rule_id=rule_id, workspace_id=workspace_id,
-                                            now=ctx.clock.now(), instance=ctx.extra["instance_id"], trigger=trigger,
+                                            now=ctx.clock.now(), instance=ctx.instance_id, trigger=trigger,
                                             zones=directory_of(ctx.extra).zone_for)
     engine.observe(result)
     if result.emitted:

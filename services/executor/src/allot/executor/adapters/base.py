@@ -174,6 +174,10 @@ class PlatformClient(Protocol):
         ...
 
 
+class PlatformClients(dict[str, PlatformClient]):
+    """The running executor's client per platform name (provided at start, see allot.runtime.deps)."""
+
+
 def redact(text: str, *secrets: str | None) -> str:
     """``text`` with every occurrence of each non-empty secret replaced by ``***``."""
     for secret in secrets:
