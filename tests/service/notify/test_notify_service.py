@@ -16,6 +16,8 @@ from allot.contracts.examples import EXAMPLES
 from allot.contracts.payloads import NotificationRequested
 from allot.notify.domain.signing import verify
 from allot.notify.service import SPEC
+from allot.notify.workflow import Deps
+from allot.runtime.deps import need
 from tests.service.notify.notify_support import HttpReceiver, http_receiver, notify_keys, smtp_receiver
 from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import api_keys, auth, running_service
@@ -269,7 +271,7 @@ async def test_many_due_messages_for_one_channel_go_out_as_one_digest_and_quiet_
     idle = {**FAST, "notify_poll_interval_s": 3600.0}
     async with http_receiver() as hook, http_receiver() as night, running_service(
             SPEC, settings, api_keys=keys, sealing_private_keys=notify_keys(), **idle) as (http, ctx):
-        deps = ctx.extra["notify"]
+        deps = need(ctx, Deps)
         hook_id = await add_channel(http, admin, webhook(hook), kinds=["guardrail_blocked"])
         now = datetime.now(UTC)
         quiet = {"start": (now - timedelta(hours=1)).strftime("%H:%M"),
@@ -320,7 +322,7 @@ async def test_a_channel_gets_at_most_its_rate_and_what_is_over_goes_out_as_one_
     idle = {**FAST, "notify_poll_interval_s": 3600.0, "notify_rate_per_minute": 2}
     async with http_receiver() as hook, running_service(SPEC, settings, api_keys=keys,
                                                          sealing_private_keys=notify_keys(), **idle) as (http, ctx):
-        deps = ctx.extra["notify"]
+        deps = need(ctx, Deps)
         await add_channel(http, admin, webhook(hook))
 
         async def queue(count: int) -> list[NotificationRequested]:

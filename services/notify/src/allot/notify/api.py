@@ -42,6 +42,7 @@ from allot.notify.domain.policy import classify, describe
 from allot.notify.domain.urls import parse_outbound_url, url_hint
 from allot.notify.workflow import Deps, seal_secrets, send
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, get_ctx
@@ -99,8 +100,7 @@ def _problem(exc: NotifyProblem) -> ApiError:
 
 
 def _deps(ctx: ServiceContext) -> Deps:
-    deps: Deps = ctx.extra["notify"]
-    return deps
+    return need(ctx, Deps)
 
 
 def _known_timezone(name: str) -> bool:

@@ -8,11 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import NotificationRequested
+from allot.contracts.payloads import (
+    ActionExecuted,
+    GuardrailBlocked,
+    NotificationRequested,
+    PacingDeviationDetected,
+)
 from allot.notify.domain.sources import from_action_executed, from_guardrail_blocked, from_pacing_deviation
 from allot.notify.settings import NotifySettings
 from allot.notify.workflow import DELIVERY_CLOCK, enqueue
 from allot.runtime.consumer import BatchContext, PoisonEvent
+from allot.runtime.deps import settings_of
 
 DERIVED: dict[str, Callable[[Envelope[Any]], NotificationRequested | None]] = {
     "guardrail.blocked": from_guardrail_blocked,
@@ -22,12 +28,10 @@ DERIVED: dict[str, Callable[[Envelope[Any]], NotificationRequested | None]] = {
 
 
 def _settings(ctx: BatchContext) -> NotifySettings:
-    settings = ctx.extra["settings"]
-    assert isinstance(settings, NotifySettings)
-    return settings
+    return settings_of(ctx, NotifySettings)
 
 
-async def on_notification_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_notification_requested(ctx: BatchContext, events: list[Envelope[NotificationRequested]]) -> None:
     settings = _settings(ctx)
     now = DELIVERY_CLOCK.now()
     for event in events:
@@ -38,7 +42,9 @@ async def on_notification_requested(ctx: BatchContext, events: list[Envelope[Any
         await enqueue(ctx.conn, settings, n, event.model_dump(mode="json"), now=now)
 
 
-async def on_source_event(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_source_event(
+    ctx: BatchContext, events: list[Envelope[GuardrailBlocked | PacingDeviationDetected | ActionExecuted]]
+) -> None:
     """guardrail.blocked, pacing.deviation_detected, action.executed: most say nothing; the rest are queued."""
     settings = _settings(ctx)
     derive = DERIVED[ctx.topic]

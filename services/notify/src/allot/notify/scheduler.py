@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 
 from allot.notify.workflow import Deps, deliver_due
+from allot.runtime.deps import need
 from allot.runtime.service import ServiceContext
 
 
 async def delivery_worker(ctx: ServiceContext) -> None:
     """Send due deliveries until stopped."""
-    deps: Deps = ctx.extra["notify"]
+    deps = need(ctx, Deps)
     while True:
         sent = await deliver_due(ctx.pool, deps)
         ctx.flush()  # DLQ records and channel_disabled notifications written by the worker

@@ -10,6 +10,7 @@ from allot.notify.handlers import DERIVED, on_notification_requested, on_source_
 from allot.notify.scheduler import delivery_worker
 from allot.notify.settings import NotifySettings, SealingNotConfigured
 from allot.notify.workflow import Deps
+from allot.runtime.deps import maybe, provide, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -18,9 +19,7 @@ log = get_logger(__name__)
 
 
 def _settings(ctx: ServiceContext) -> NotifySettings:
-    settings = ctx.settings
-    assert isinstance(settings, NotifySettings)
-    return settings
+    return settings_of(ctx, NotifySettings)
 
 
 async def _start(ctx: ServiceContext) -> None:
@@ -29,16 +28,16 @@ async def _start(ctx: ServiceContext) -> None:
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
     keyring = s.keyring()
-    ctx.extra["notify"] = Deps(
+    provide(ctx, Deps(
         settings=s, keyring=keyring,
         http=HttpSender(timeout_s=s.notify_timeout_s, development=s.development, allow_loopback=s.loopback_allowed),
-        smtp=SmtpSender(timeout_s=s.notify_timeout_s, allow_loopback=s.loopback_allowed))
+        smtp=SmtpSender(timeout_s=s.notify_timeout_s, allow_loopback=s.loopback_allowed)))
     log.info("notify_keys_loaded", key_ids=keyring.key_ids, loopback_allowed=s.loopback_allowed)
 
 
 async def _stop(ctx: ServiceContext) -> None:
-    deps = ctx.extra.get("notify")
-    if isinstance(deps, Deps):
+    deps = maybe(ctx, Deps)
+    if deps is not None:
         await deps.http.aclose()
 
 
