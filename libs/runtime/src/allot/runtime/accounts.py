@@ -214,7 +214,7 @@ def account_profiled_handler(on_zone_changed: ZoneChangeHook | None = None) -> H
     """The ``account.profiled`` handler; ``on_zone_changed`` runs in the same transaction for accounts whose
     zone changed (e.g. to re-bucket daily aggregates that were counted in the old zone)."""
 
-    async def on_account_profiled(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+    async def on_account_profiled(ctx: BatchContext, events: list[Envelope[AccountProfiled]]) -> None:
         changes = await apply_profiles(ctx, events)
         if changes and on_zone_changed is not None:
             await on_zone_changed(ctx.conn, changes)
@@ -222,7 +222,7 @@ def account_profiled_handler(on_zone_changed: ZoneChangeHook | None = None) -> H
     return on_account_profiled
 
 
-async def apply_profiles(ctx: BatchContext, events: list[Envelope[Any]]) -> list[ZoneChange]:
+async def apply_profiles(ctx: BatchContext, events: list[Envelope[AccountProfiled]]) -> list[ZoneChange]:
     """Store the latest report per account (later ``observed_at`` wins); an unknown zone goes to the DLQ.
     Returns the accounts whose zone changed."""
     latest: dict[AccountKey, tuple[AccountProfile, AccountProfiled]] = {}

@@ -19,7 +19,10 @@ Delivery semantics (why it is safe to replay any topic from any offset):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+import types
+import typing
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -90,6 +93,24 @@ class BatchContext:
 
 
 Handler = Callable[[BatchContext, list[Envelope[Any]]], Awaitable[None]]
+
+
+def handler_payloads(handler: Handler) -> tuple[type[Any], ...]:
+    """The payload classes a handler declares in its signature, ``events: list[Envelope[P]]`` (``P`` may be a
+    union of payloads for a handler shared by several topics); ``()`` when it declares none (``Any``)."""
+    params = list(inspect.signature(handler).parameters.values())
+    if len(params) < 2:
+        raise TypeError(f"{handler.__qualname__}: a handler takes (ctx, events)")
+    hint = typing.get_type_hints(handler).get(params[1].name)
+    (envelope,) = typing.get_args(hint) or (None,)
+    meta = getattr(envelope, "__pydantic_generic_metadata__", None)
+    if hint is None or typing.get_origin(hint) is not list or not meta or meta.get("origin") is not Envelope:
+        raise TypeError(f"{handler.__qualname__}: events must be annotated list[Envelope[Payload]], not {hint!r}")
+    (payload,) = meta["args"]
+    if payload is Any:
+        return ()
+    union = isinstance(payload, types.UnionType) or typing.get_origin(payload) is typing.Union
+    return tuple(typing.get_args(payload)) if union else (payload,)
 
 
 @dataclass

@@ -13,10 +13,12 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from allot.contracts.codec import envelope_type
+from allot.contracts.envelope import Envelope
 from allot.contracts.registry import TOPICS
+from allot.runtime.consumer import handler_payloads
 from allot.runtime.service import ServiceSpec, module_exists
 
-SERVICE_MODULES = ["guardrails", "executor", "pools", "rules", "pacing", "sandbox", "connections", "notify"]
+SERVICE_MODULES = ["guardrails", "executor", "pools", "rules", "pacing", "sandbox", "connections", "notify", "ingest"]
 README_BEGIN = "<!-- topic-table:begin -->"
 README_END = "<!-- topic-table:end -->"
 
@@ -35,17 +37,23 @@ def service_specs() -> list[ServiceSpec]:
     for name in SERVICE_MODULES:
         if not module_exists(f"allot.{name}.service"):
             continue
-        spec = getattr(importlib.import_module(f"allot.{name}.service"), "SPEC", None)
+        module = importlib.import_module(f"allot.{name}.service")
+        spec = getattr(module, "SPEC", None)
+        if spec is None and hasattr(module, "make_spec"):
+            spec = module.make_spec()
         if isinstance(spec, ServiceSpec):
             specs.append(spec)
     return specs
 
 
 def asyncapi_document(spec: ServiceSpec) -> dict[str, Any]:
-    """AsyncAPI 3.0 of a service: the topics it consumes (typed by the registry) and produces."""
+    """AsyncAPI 3.0 of a service: the topics it consumes, each typed by its handler's signature (``ServiceSpec``
+    checks that it matches the registry's payload), and the topics it produces."""
     broker = KafkaBroker("kafka:9092")
-    for topic_name in spec.consumes:
-        model = envelope_type(topic_name)
+    for topic_name, real_handler in spec.consumes.items():
+        declared = handler_payloads(real_handler)
+        # one payload: the handler's; a handler shared by several topics (a union): this topic's registry payload
+        model = Envelope[declared[0]] if len(declared) == 1 else envelope_type(topic_name)
 
         async def handler(event: Any) -> None:  # documentation only: the real consumer is IdempotentConsumer
             return None

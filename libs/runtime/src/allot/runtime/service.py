@@ -27,9 +27,10 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from allot.contracts.envelope import Envelope
+from allot.contracts.registry import TOPICS
 from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
-from allot.runtime.consumer import Handler, IdempotentConsumer
+from allot.runtime.consumer import Handler, IdempotentConsumer, handler_payloads
 from allot.runtime.db import MigrationChecksumMismatch, open_database
 from allot.runtime.deps import ReadyDetails, maybe
 from allot.runtime.http import install_error_handlers
@@ -90,6 +91,16 @@ class ServiceSpec:
     settings_class: type[Settings] = Settings
     #: signs or verifies guardrail approvals: refuses to start with a default or short secret outside development
     uses_approval_secret: bool = False
+
+    def __post_init__(self) -> None:
+        """Every handler declares the payload of the topic it consumes (``events: list[Envelope[Payload]]``): the
+        registry and the handler's signature agree, and the AsyncAPI document is generated from that signature."""
+        for topic_name, handler in self.consumes.items():
+            declared = handler_payloads(handler)
+            expected = TOPICS[topic_name].payload
+            if expected not in declared:
+                raise TypeError(f"{self.name}: {handler.__qualname__} consumes {topic_name} ({expected.__name__}) "
+                                f"but declares {' | '.join(p.__name__ for p in declared) or 'Any'}")
 
 
 def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = None) -> FastAPI:

@@ -99,7 +99,7 @@ def _check_opens(keyring: Keyring, event: Envelope[Any], sealed: SealedToken) ->
         raise PoisonEvent(event.event_id, f"write_token: {exc}") from None
 
 
-async def on_connection_changed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_connection_changed(ctx: BatchContext, events: list[Envelope[ConnectionChanged]]) -> None:
     """Keep the latest state per connection (older changes arriving late are ignored)."""
     keyring = need(ctx, Keyring)
     for event in events:

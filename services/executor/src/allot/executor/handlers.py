@@ -53,7 +53,7 @@ def _executed(event: Envelope[Any], approval: GuardrailApproved, action: BudgetA
     )
 
 
-async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[GuardrailApproved]]) -> None:
     keys = settings_of(ctx, Settings).approval_keys().verification_keys()
     now = ctx.clock.now()
     for event in events:

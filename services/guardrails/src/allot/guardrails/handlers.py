@@ -36,7 +36,7 @@ def _count(decision: Decision) -> None:
     DECISIONS.labels(decision.check or "none", decision.status).inc()
 
 
-async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[AllocationRequested]]) -> None:
     """Decide every change set of the batch in order; each sees the ledger writes of the ones before it."""
     keys = settings_of(ctx, Settings).approval_keys()
     accounts = directory_of(ctx.extra)
@@ -73,7 +73,7 @@ async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Any]]
                  replayed=decision.replayed, exposure_eur_cents=decision.exposure_eur_cents)
 
 
-async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
     """An approval's actions reported ``expired``: release what its decision had reserved (once per decision)."""
     expired = [e for e in events if e.payload.outcome == "expired"]
     if not expired:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import AccountProfiled, ConnectionChanged
 from allot.contracts.registry import TOPICS
@@ -14,7 +12,7 @@ from allot.runtime.logging import get_logger
 log = get_logger(__name__)
 
 
-async def on_connection_changed(bc: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_connection_changed(bc: BatchContext, events: list[Envelope[ConnectionChanged]]) -> None:
     """Keep the latest record per connection (its accounts become due now: the token is checked first); an
     account no longer read is announced ``disconnected`` on account.profiled."""
     for event in events:

@@ -55,7 +55,7 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
     await db.upsert_entities(ctx.conn, entities)
 
 
-async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[GuardrailBlocked]]) -> None:
     rows = []
     for event in events:
         p: GuardrailBlocked = event.payload
@@ -79,7 +79,7 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -
         log.info("pool_allocation_blocked", allocation_id=str(r["allocation_id"]), status=r["status"])
 
 
-async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
     budgets: dict[tuple[str, str], tuple[str, str, int, Any]] = {}
     outcomes: dict[Any, tuple[Any, ...]] = {}
     changes: list[tuple[Any, str, str, int, int, Any]] = []
@@ -134,7 +134,9 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
             )
 
 
-async def on_pacing_reallocation_recommended(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_pacing_reallocation_recommended(
+    ctx: BatchContext, events: list[Envelope[PacingReallocationRecommended]]
+) -> None:
     for event in events:
         p: PacingReallocationRecommended = event.payload
         ws = event.workspace_id

@@ -58,7 +58,7 @@ def _rule_uuid(source_id: str) -> uuid.UUID | None:
         return None
 
 
-async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
     rows: dict[uuid.UUID, tuple[Any, ...]] = {}
     for event in events:
         p: ActionExecuted = event.payload
@@ -81,7 +81,7 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[Any]]) -> 
     await engine.trip_breakers(ctx.conn, rule_ids, ctx.clock.now())
 
 
-async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
+async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[GuardrailBlocked]]) -> None:
     rows = []
     for event in events:
         p: GuardrailBlocked = event.payload
