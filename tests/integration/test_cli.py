@@ -84,9 +84,11 @@ async def test_replay_moves_a_stopped_group_back(settings: Any, unique: str) -> 
         await consumer.commit()
     finally:
         await consumer.stop()
-    dry = (await allot(settings, "replay", "metrics.ingested", "--group", group, "--from", "beginning", "--dry-run"))[0]
+    dry = (await allot(settings, "replay", "metrics.ingested", "--group", group, "--any-group", "--from", "beginning",
+                          "--dry-run"))[0]
     assert sum(r["to_reprocess"] for r in dry) >= 5 and all(r["committed"] == r["end"] for r in dry)
-    moved = (await allot(settings, "replay", "metrics.ingested", "--group", group, "--from", "beginning"))[0]
+    moved = (await allot(settings, "replay", "metrics.ingested", "--group", group, "--any-group", "--from",
+                          "beginning"))[0]
     assert all(r["new_offset"] == 0 for r in moved)
     check = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
     await check.start()
