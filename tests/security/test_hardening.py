@@ -336,7 +336,7 @@ def test_consumers_treat_expired_as_final_and_not_applied_and_ignore_pending() -
     from allot.contracts.payloads import FINAL_OUTCOMES
     from allot.executor.handlers import duplicate_outcome
     from allot.pacing.domain.plans import proposal_outcome
-    from allot.rules.engine import outcome_success
+    from allot.rules.workflow import outcome_success
 
     assert "expired" in FINAL_OUTCOMES and "pending" not in FINAL_OUTCOMES
     # pacing: a proposal whose actions expired ends 'expired' (not applied); the next snapshot proposes again

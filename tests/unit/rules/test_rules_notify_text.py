@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from allot.rules.domain import ConditionGroup
-from allot.rules.engine import condition_text
+from allot.rules.workflow import condition_text
 
 
 def test_condition_text_resolves_targets_and_keeps_grouping() -> None:

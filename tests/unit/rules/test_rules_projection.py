@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from allot.rules.domain import DailyCounters, Entity, RuleHistory, evaluate_rule, instantiate_template
 from allot.rules.domain.projection import newer_report, report_counters
-from allot.rules.engine import action_id_for, budget_actions, change_set_envelopes, entity_outcome
+from allot.rules.workflow import action_id_for, budget_actions, change_set_envelopes, entity_outcome
 
 NOW = datetime(2026, 5, 17, 10, 7, tzinfo=UTC)
 

@@ -28,7 +28,7 @@ import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel, Field, ValidationError
 
-from allot.rules import engine
+from allot.rules import workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
@@ -143,7 +143,7 @@ async def _create(ctx: ServiceContext, principal: Principal, definition_data: An
                                    name=definition.name, definition=_dump(definition),
                                    interval_minutes=definition.schedule.interval_minutes, template=template,
                                    created_by=principal.key_id, now=now)
-        view = engine.rule_view(row)
+        view = workflow.rule_view(row)
         await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="create",
                        actor=principal.key_id, at=now, before=None, after=view,
                        detail={"template": template} if template else {})
@@ -156,7 +156,7 @@ async def _set_status(conn: asyncpg.Connection, principal: Principal, row: Any, 
         return row
     updated = await db.set_status(conn, row["rule_id"], status, now)
     await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action=action,
-                   actor=principal.key_id, at=now, before=engine.rule_view(row), after=engine.rule_view(updated),
+                   actor=principal.key_id, at=now, before=workflow.rule_view(row), after=workflow.rule_view(updated),
                    detail=detail)
     return updated
 
@@ -170,7 +170,7 @@ async def list_rules(status: Literal["active", "paused"] | None = None, limit: i
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         rows = await db.list_rules(conn, principal.workspace_id, status, limit, offset)
-    return {"rules": [engine.rule_view(r) for r in rows], "limit": limit, "offset": offset}
+    return {"rules": [workflow.rule_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
 @router.post("", status_code=201)
@@ -219,9 +219,9 @@ async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, 
             definition = await _validated(ctx, conn, principal.workspace_id, body["definition"], "definition.")
         else:
             definition = await _validated(ctx, conn, principal.workspace_id, body)
-        result = await engine.preview(conn, principal.workspace_id, definition, rule, now,
+        result = await workflow.preview(conn, principal.workspace_id, definition, rule, now,
                                       directory_of(ctx.extra).zone_for)
-    RULE_PREVIEWS.labels(engine.SERVICE).inc()
+    RULE_PREVIEWS.labels(workflow.SERVICE).inc()
     return result
 
 
@@ -243,13 +243,13 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
             raise ApiError(404, "not_found", f"rule(s) not found: {', '.join(missing)}", field="rule_ids",
                            extra={"not_found": missing})
         for row in rows:
-            before = engine.rule_view(row)
+            before = workflow.rule_view(row)
             after: dict[str, Any] | None
             if body.op in ("pause", "activate"):
                 status = "paused" if body.op == "pause" else "active"
                 if row["status"] == status:
                     continue
-                after = engine.rule_view(await db.set_status(conn, row["rule_id"], status, now))
+                after = workflow.rule_view(await db.set_status(conn, row["rule_id"], status, now))
             elif body.op == "set_cooldown":
                 definition = dict(row["definition"])
                 definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
@@ -257,7 +257,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
                     checked = RuleDefinition.model_validate(definition)
                 except ValidationError as exc:
                     raise _validation_error(exc) from None
-                after = engine.rule_view(await db.set_cooldown(conn, row["rule_id"], _dump(checked), now))
+                after = workflow.rule_view(await db.set_cooldown(conn, row["rule_id"], _dump(checked), now))
             else:
                 await db.soft_delete(conn, row["rule_id"], now)
                 after = None
@@ -278,7 +278,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
 async def get_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                    ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        return engine.rule_view(await _rule(conn, principal, rule_id))
+        return workflow.rule_view(await _rule(conn, principal, rule_id))
 
 
 async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID, merge: dict[str, Any] | None,
@@ -300,9 +300,9 @@ async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID,
                                       referenced=row["definition"].get("scope", {}).get("ad_account_ids", ()))
         updated = await db.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
                                              interval_minutes=definition.schedule.interval_minutes, now=now)
-        view = engine.rule_view(updated)
+        view = workflow.rule_view(updated)
         await db.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="update",
-                       actor=principal.key_id, at=now, before=engine.rule_view(row), after=view,
+                       actor=principal.key_id, at=now, before=workflow.rule_view(row), after=view,
                        detail={"method": "PUT" if replace is not None else "PATCH",
                                "fields": sorted(merge) if merge is not None else list(_EDITABLE)})
     return view
@@ -337,7 +337,7 @@ async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require
         row = await _rule(conn, principal, rule_id, for_update=True)
         await db.soft_delete(conn, rule_id, now)
         await db.audit(conn, workspace_id=principal.workspace_id, rule_id=rule_id, action="delete",
-                       actor=principal.key_id, at=now, before=engine.rule_view(row), after=None)
+                       actor=principal.key_id, at=now, before=workflow.rule_view(row), after=None)
     return Response(status_code=204)
 
 
@@ -347,7 +347,7 @@ async def activate_rule(rule_id: uuid.UUID, principal: Principal = Depends(requi
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await _rule(conn, principal, rule_id, for_update=True)
-        return engine.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
+        return workflow.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
 
 
 @router.post("/{rule_id}/pause")
@@ -356,7 +356,7 @@ async def pause_rule(rule_id: uuid.UUID, principal: Principal = Depends(require(
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await _rule(conn, principal, rule_id, for_update=True)
-        return engine.rule_view(await _set_status(conn, principal, row, "paused", now, "pause"))
+        return workflow.rule_view(await _set_status(conn, principal, row, "paused", now, "pause"))
 
 
 @router.post("/{rule_id}/evaluate-now")
@@ -371,7 +371,7 @@ async def evaluate_rule_now(rule_id: uuid.UUID, principal: Principal = Depends(r
     async with ctx.pool.acquire() as conn:
         assert result.slot is not None
         row = await db.execution_for_slot(conn, rule_id, result.slot)
-        views = await engine.execution_views(conn, [row]) if row is not None else []
+        views = await workflow.execution_views(conn, [row]) if row is not None else []
     return {"status": result.status, "slot_start": result.slot, "execution": views[0] if views else None}
 
 
@@ -382,7 +382,7 @@ async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=20
     async with ctx.pool.acquire() as conn:
         await _rule(conn, principal, rule_id)
         rows = await db.list_executions(conn, rule_id, limit, before)
-        views = await engine.execution_views(conn, rows)
+        views = await workflow.execution_views(conn, rows)
     return {"rule_id": str(rule_id), "executions": views}
 
 
@@ -395,5 +395,5 @@ async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = Query
     async with ctx.pool.acquire() as conn:
         rows = await db.audit_log(conn, principal.workspace_id, rule_id=rule_id, action=action, before_id=before_id,
                                   limit=limit)
-    entries = [engine.audit_view(r) for r in rows]
+    entries = [workflow.audit_view(r) for r in rows]
     return {"entries": entries, "next_before_id": entries[-1]["id"] if len(entries) == limit else None}

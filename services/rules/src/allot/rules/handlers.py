@@ -19,7 +19,7 @@ from typing import Any
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
 from allot.contracts.projection import latest_entities, latest_intervals
-from allot.rules import engine
+from allot.rules import workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain.projection import report_counters
 from allot.rules.domain.timeranges import bucket_date
@@ -68,9 +68,9 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExec
         if rule_id is None:
             log.warning("rule_outcome_bad_source_id", source_id=p.source_id, action_id=str(p.action_id))
             continue
-        RULE_OUTCOMES.labels(engine.SERVICE, p.outcome).inc()
+        RULE_OUTCOMES.labels(workflow.SERVICE, p.outcome).inc()
         row = (p.action_id, rule_id, event.workspace_id, p.request_id, p.entity_id, p.platform, p.action_type,
-               p.outcome, engine.outcome_success(p.outcome), p.executed_at, p.error)
+               p.outcome, workflow.outcome_success(p.outcome), p.executed_at, p.error)
         held = rows.get(p.action_id)
         # a duplicate approval is reported as already_applied: never let it replace the real outcome
         if held is None or (held[7] == "already_applied" and p.outcome != "already_applied"):
@@ -78,7 +78,7 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExec
     if not rows:
         return
     rule_ids = await db.record_outcomes(ctx.conn, list(rows.values()))
-    await engine.trip_breakers(ctx.conn, rule_ids, ctx.clock.now())
+    await workflow.trip_breakers(ctx.conn, rule_ids, ctx.clock.now())
 
 
 async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[GuardrailBlocked]]) -> None:
@@ -88,7 +88,7 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
         if p.source != "rule":
             continue
         outcome = "observed" if p.observe_only else "blocked"
-        RULE_OUTCOMES.labels(engine.SERVICE, outcome).inc()
+        RULE_OUTCOMES.labels(workflow.SERVICE, outcome).inc()
         rows.append((p.request_id, event.workspace_id, outcome, event.occurred_at, f"{p.check}: {p.reason}"[:2000]))
     if rows:
         await db.record_blocked(ctx.conn, rows)

@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from allot.rules import engine
+from allot.rules import workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.settings import RulesSettings
 from allot.runtime.accounts import directory_of
@@ -25,13 +25,13 @@ log = get_logger(__name__)
 
 
 async def evaluate_now(ctx: ServiceContext, rule_id: uuid.UUID, *, workspace_id: str | None,
-                       trigger: str) -> engine.SlotResult:
+                       trigger: str) -> workflow.SlotResult:
     """Evaluate one rule for the slot containing ``ctx.clock.now()`` (no-op if that slot is done)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
-        result = await engine.evaluate_slot(conn, ctx.emit, rule_id=rule_id, workspace_id=workspace_id,
+        result = await workflow.evaluate_slot(conn, ctx.emit, rule_id=rule_id, workspace_id=workspace_id,
                                             now=ctx.clock.now(), instance=ctx.instance_id, trigger=trigger,
                                             zones=directory_of(ctx.extra).zone_for)
-    engine.observe(result)
+    workflow.observe(result)
     if result.emitted:
         ctx.flush()
     return result

@@ -33,7 +33,7 @@ import asyncpg
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
 from allot.contracts.registry import TOPICS
-from allot.rules.adapters import postgres as pg
+from allot.rules.adapters import postgres as db
 from allot.rules.domain import (
     ActionOutcome,
     Condition,
@@ -136,8 +136,8 @@ def entity_outcome(notify_only: bool, outcomes: Sequence[str | None]) -> str:
 
 async def execution_views(conn: asyncpg.Connection, executions: Sequence[Any]) -> list[dict[str, Any]]:
     ids = [e["execution_id"] for e in executions]
-    ents = await pg.execution_entities(conn, ids)
-    acts = await pg.execution_actions(conn, ids)
+    ents = await db.execution_entities(conn, ids)
+    acts = await db.execution_actions(conn, ids)
     actions_by: dict[tuple[uuid.UUID, str], list[dict[str, Any]]] = defaultdict(list)
     for a in acts:
         actions_by[(a["execution_id"], a["entity_id"])].append({
@@ -189,10 +189,10 @@ async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleD
     Buckets are keyed by the account's local day (``zones``). Deleted entities are left out unless the
     scope's ``status_in`` asks for them."""
     statuses = rule.scope.entity_filter.status_in or ()
-    rows = await pg.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
+    rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
                                    "deleted" in statuses)
     today = now.date()  # every local "today" is within a day of the UTC one
-    buckets = await pg.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
+    buckets = await db.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
                                      today - timedelta(days=MAX_LOOKBACK_DAYS + 1), today + timedelta(days=1))
     by_entity: dict[str, dict[date, DailyCounters]] = defaultdict(dict)
     for b in buckets:
@@ -211,7 +211,7 @@ async def load_rule_outcomes(conn: asyncpg.Connection, rule: Any, now: datetime)
     reset = rule["breaker_reset_at"]
     if reset is not None and reset - timedelta(microseconds=1) > since:
         since = reset - timedelta(microseconds=1)
-    rows = await pg.rule_outcomes(conn, rule["rule_id"], since)
+    rows = await db.rule_outcomes(conn, rule["rule_id"], since)
     return [ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]) for r in rows]
 
 
@@ -219,17 +219,17 @@ async def load_history(conn: asyncpg.Connection, workspace_id: str, rule: Any | 
                        entity_ids: Sequence[str], now: datetime) -> RuleHistory:
     """The protections' facts from this service's tables (``rule`` None = a definition being previewed)."""
     pending: dict[str, list[datetime]] = defaultdict(list)
-    for r in await pg.pending_actions(conn, workspace_id, entity_ids, now - PENDING_ACTION_WINDOW):
+    for r in await db.pending_actions(conn, workspace_id, entity_ids, now - PENDING_ACTION_WINDOW):
         pending[r["entity_id"]].append(r["sent_at"])
     outcomes: dict[str, list[ActionOutcome]] = defaultdict(list)
-    for r in await pg.entity_outcomes(conn, workspace_id, entity_ids, now - FAILURE_BACKOFF_WINDOW):
+    for r in await db.entity_outcomes(conn, workspace_id, entity_ids, now - FAILURE_BACKOFF_WINDOW):
         outcomes[r["entity_id"]].append(ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]))
     if rule is None:
         return RuleHistory(pending_actions_since=pending, entity_outcomes=outcomes)
     cooldown = timedelta(minutes=max(definition.protections.cooldown_minutes, 1))
     return RuleHistory(
-        execution_started_at=await pg.acting_executions_since(conn, rule["rule_id"], pg.day_start(now)),
-        last_acted_at=await pg.last_acted(conn, rule["rule_id"], now - cooldown),
+        execution_started_at=await db.acting_executions_since(conn, rule["rule_id"], db.day_start(now)),
+        last_acted_at=await db.last_acted(conn, rule["rule_id"], now - cooldown),
         pending_actions_since=pending,
         entity_outcomes=outcomes,
         rule_outcomes=await load_rule_outcomes(conn, rule, now),
@@ -375,7 +375,7 @@ def circuit_reason(state: CircuitState) -> str:
 async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, workspace_id: str | None,
                         now: datetime, instance: str, trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate ``rule_id`` for the slot containing ``now`` at most once (call inside a transaction)."""
-    rule = await pg.get_rule(conn, workspace_id, rule_id, for_update=True)
+    rule = await db.get_rule(conn, workspace_id, rule_id, for_update=True)
     if rule is None:
         return SlotResult("not_found", rule_id, trigger=trigger)
     if rule["status"] != "active":
@@ -416,18 +416,18 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
         result = "no_match"
     skipped = [{"entity_id": s.entity_id, "reason": s.reason.value, "detail": s.detail}
                for s in evaluation.skipped[:MAX_STORED_SKIPS]]
-    await pg.insert_execution(conn, {
+    await db.insert_execution(conn, {
         "execution_id": execution_id, "rule_id": rule_id, "workspace_id": ws, "slot_start": slot,
         "started_at": now, "trigger": trigger, "result": result,
         "entities_evaluated": evaluation.entities_evaluated, "matched": len(evaluation.matched),
         "skipped": len(evaluation.skipped), "skip_counts": evaluation.skip_counts(), "skipped_entities": skipped,
         "actions_count": len(planned), "request_ids": [e.payload.request_id for e in envelopes],
         "acted": bool(planned), "auto_pause_reason": auto_pause_reason})
-    await pg.insert_execution_entities(conn, [
+    await db.insert_execution_entities(conn, [
         (execution_id, m.entity_id, rule_id, m.platform, m.ad_account_id, m.entity_level, dict(m.snapshot),
          [asdict(p) for p in m.actions], [asdict(s) for s in m.skipped_actions], m in notify)
         for m in evaluation.matched])
-    await pg.insert_sent_actions(conn, [
+    await db.insert_sent_actions(conn, [
         (b.action_id, rule_id, ws, execution_id, request_of[b.action_id], b.entity_id, b.platform, b.action_type,
          b.from_cents, b.to_cents, p.from_status, p.to_status, now)
         for _, p, b in planned])
@@ -438,7 +438,7 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
                                          notify=notify, entities=by_id, now=now))
         log.info("rule_notify_only", rule_id=str(rule_id), slot_start=slot_iso,
                  entity_ids=[m.entity_id for m in notify][:50], matched=len(notify))
-    await pg.mark_evaluated(conn, rule_id, slot, now)
+    await db.mark_evaluated(conn, rule_id, slot, now)
     log.info("rule_evaluated", rule_id=str(rule_id), slot_start=slot_iso, trigger=trigger, result=result,
              evaluated=evaluation.entities_evaluated, matched=len(evaluation.matched),
              skipped=len(evaluation.skipped), actions=len(planned))
@@ -485,8 +485,8 @@ def auto_pause_envelope(rule: Any, reason: str, last_error: str | None, now: dat
 async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, last_error: str | None, now: datetime,
                            detail: dict[str, Any] | None = None) -> Any:
     """Set the rule back to paused with last_error + auto_pause_reason, audited as ``auto_pause`` by ``system``."""
-    updated = await pg.auto_pause(conn, rule["rule_id"], reason=reason, last_error=last_error, now=now)
-    await pg.audit(conn, workspace_id=rule["workspace_id"], rule_id=rule["rule_id"], action="auto_pause",
+    updated = await db.auto_pause(conn, rule["rule_id"], reason=reason, last_error=last_error, now=now)
+    await db.audit(conn, workspace_id=rule["workspace_id"], rule_id=rule["rule_id"], action="auto_pause",
                    actor=SYSTEM_ACTOR, at=now, before=rule_view(rule), after=rule_view(updated),
                    detail={"reason": reason, "last_error": last_error, **(detail or {})})
     await add_events(conn, [auto_pause_envelope(rule, reason, last_error, now, detail or {})])
@@ -499,7 +499,7 @@ async def trip_breakers(conn: asyncpg.Connection, rule_ids: Sequence[uuid.UUID],
     """After new outcomes: auto-pause each active rule whose circuit breaker trips now."""
     paused = []
     for rule_id in rule_ids:
-        rule = await pg.get_rule(conn, None, rule_id, for_update=True)
+        rule = await db.get_rule(conn, None, rule_id, for_update=True)
         if rule is None or rule["status"] != "active":
             continue
         state = circuit_state(await load_rule_outcomes(conn, rule, now), now)
