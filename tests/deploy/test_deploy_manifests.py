@@ -51,6 +51,8 @@ SERVICES = tuple(MAIN_TOPIC)
 #: Demo only: in compose (profile "demo"), never on Kubernetes.
 DEMO_SERVICES = ("sandbox",)
 IMAGE_SERVICES = (*SERVICES, *DEMO_SERVICES)
+#: Compose profile "observability" (tests/deploy/test_compose_observability.py).
+OBSERVABILITY_SERVICES = ("prometheus", "grafana", "kafka-ui")
 #: HPA ceiling of a service that consumes no topic (the consumers' main topics have at most 6 partitions).
 MAX_REPLICAS_WITHOUT_TOPIC = 6
 PLATFORM_SECRET = "allot-platform-credentials"
@@ -348,7 +350,7 @@ def _env(service: dict[str, Any]) -> dict[str, Any]:
 
 def test_compose_has_every_service_and_pinned_infrastructure(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "postgres", "topics", *IMAGE_SERVICES}
+    assert set(services) == {"kafka", "postgres", "topics", *IMAGE_SERVICES, *OBSERVABILITY_SERVICES}
     assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
     assert re.fullmatch(r"postgres:18\.\d+(-[a-z]+)?", services["postgres"]["image"])
     for name, svc in services.items():
@@ -384,6 +386,8 @@ def test_compose_every_long_running_service_has_a_healthcheck(compose: dict[str,
             assert "pg_isready" in test
         elif name == "kafka":
             assert "kafka-broker-api-versions" in test or "kafka-topics" in test
+        elif name in OBSERVABILITY_SERVICES:
+            assert "http://127.0.0.1:" in test, name  # third-party images (they ship wget, not python)
         else:
             assert "/readyz" in test, name
             assert "curl" not in test and "wget" not in test, f"{name}: slim images have neither"
