@@ -80,11 +80,14 @@ def _priority_cut(
     if not winners:
         return None
     winner = winners[-1]
+    if (winner.source, winner.source_id) == ("pool", pool_id):
+        by = f"the entity is a member of pool {pool_id}, which (higher priority) changed it"
+    else:
+        by = f"the entity is a member of pool {pool_id} and {_who(winner)} (higher priority) changed it"
     return _Cut(
         note=(
             f"{action.entity_type} {action.entity_id}: change {action.from_cents} → {action.to_cents} by "
-            f"{request.source} {request.source_id} dropped: the entity is a member of pool {pool_id} and "
-            f"{_who(winner)} (higher priority) changed it at {winner.at.isoformat()}, within the last "
+            f"{request.source} {request.source_id} dropped: {by} at {winner.at.isoformat()}, within the last "
             f"{limits.net_change_window_h} h"
         ),
         decrease=(action.to_cents or 0) < (action.from_cents or 0),
