@@ -102,9 +102,9 @@ async def test_replay_moves_a_stopped_group_back(settings: Any, unique: str) -> 
 async def test_trace_follows_one_correlation_id_across_topics(settings: Any, unique: str) -> None:
     await ensure_topics(settings)
     metric = event(unique, "traced")
-    request = new_envelope(event_type="allocation.requested", schema_version=1, payload=EXAMPLES["allocation.requested"],
-                           producer="pools", workspace_id=unique, occurred_at=datetime.now(UTC), cause=metric,
-                           step="s")
+    request = new_envelope(event_type="allocation.requested", schema_version=1,
+                           payload=EXAMPLES["allocation.requested"], producer="pools", workspace_id=unique,
+                           occurred_at=datetime.now(UTC), cause=metric, step="s")
     await publish(settings.kafka_bootstrap, metric, request)
     rows = (await allot(settings, "trace", str(metric.correlation_id)))[0]
     assert [r["topic"] for r in rows] == ["metrics.ingested", "allocation.requested"]
@@ -122,3 +122,212 @@ def test_the_lag_table_names_every_consumer_group_the_services_declare() -> None
         for topic in spec.consumes:
             declared.setdefault(topic, set()).add(spec.name)
     assert {t: set(groups) for t, groups in CONSUMES.items()} == declared
+
+
+# ------------------------------------------------------------------ typer + rich CLI (#17)
+
+
+def run_cli(settings: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """`allot ARGS` as a process (no --json added), whatever its exit code."""
+    env = dict(os.environ, ALLOT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap)
+    return subprocess.run([sys.executable, "-m", "allot.runtime.cli", *args], env=env, capture_output=True,
+                          timeout=timeout, check=False)
+
+
+async def cli(settings: Any, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return await asyncio.to_thread(run_cli, settings, *args, timeout=timeout)
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of rich tables in ``text`` (cells stripped; header rows use ┃, body rows │)."""
+    return [[c.strip() for c in line.strip().strip("│").split("│")] for line in text.splitlines()
+            if line.strip().startswith("│")]
+
+
+def spawn(settings: Any, *args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, ALLOT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "allot.runtime.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+
+async def read_until(stream: Any, needle: str, timeout: float = 60) -> str:
+    """Lines of a process's stream until one contains ``needle`` (fails after ``timeout``)."""
+    seen = ""
+
+    async def go() -> str:
+        nonlocal seen
+        while True:
+            line = await asyncio.to_thread(stream.readline)
+            if not line:
+                raise AssertionError(f"stream ended before {needle!r}: {seen[-2000:]}")
+            seen += line.decode()
+            if needle in " ".join(seen.split()):
+                return seen
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+def _new(topic: str, workspace: str, **kw: Any) -> Any:
+    return new_envelope(event_type=topic, schema_version=1, payload=EXAMPLES[topic], producer="test",
+                        workspace_id=workspace, occurred_at=datetime.now(UTC), **kw)
+
+
+async def test_topics_reads_partitions_and_end_offsets_of_every_topic_json_before_or_after(
+        settings: Any, unique: str) -> None:
+    """The old CLI read partitions from the consumer's metadata cache: 0 partitions, offset 0 and lag 0 for topics
+    it had not assigned yet (allocation.requested, guardrail.blocked, pacing.*)."""
+    from allot.contracts.registry import TOPICS, all_topic_names
+
+    await ensure_topics(settings)
+    checked = ["allocation.requested", "guardrail.blocked", "pacing.snapshot_taken", "pacing.deviation_detected"]
+    before = {r["topic"]: r["end_offset"] for r in (await allot(settings, "topics"))[0]}
+    await publish(settings.kafka_bootstrap, *(_new(t, unique) for t in checked for _ in range(3)))
+    after_rows = (await allot(settings, "topics"))[0]  # --json before the command
+    proc = await cli(settings, "topics", "--json")  # and after it
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert [r["topic"] for r in orjson.loads(proc.stdout)] == [r["topic"] for r in after_rows]
+    for row in after_rows:
+        assert list(row) == ["topic", "partitions", "end_offset", "group", "committed", "lag"], row
+    by_topic = {r["topic"]: r for r in after_rows}
+    assert set(by_topic) == set(all_topic_names())
+    for name, spec in TOPICS.items():
+        assert by_topic[name]["partitions"] == spec.partitions, (name, by_topic[name])
+    for name in checked:
+        assert by_topic[name]["end_offset"] - before[name] == 3, (name, before[name], by_topic[name])
+        for r in after_rows:
+            if r["topic"] == name and r["group"] is not None:
+                assert r["lag"] >= 3, r  # nobody consumes with the services' own group names in tests
+    table = await cli(settings, "topics")
+    assert table.returncode == 0, table.stderr.decode()
+    cells = {(r[0], r[3]): r for r in table_rows(table.stdout.decode())}
+    for name in checked:
+        row = next(r for (t, _), r in cells.items() if t == name)
+        assert row[1] == str(TOPICS[name].partitions) and int(row[2]) == by_topic[name]["end_offset"], row
+
+
+def test_help_for_every_command_and_option() -> None:
+    import typer.main
+
+    from allot.runtime.cli import app
+
+    root = typer.main.get_command(app)  # typer's own click: compare by shape, not by click's classes
+    seen = []
+
+    def walk(cmd: Any, path: str) -> None:
+        seen.append(path)
+        assert (cmd.help or "").strip(), f"{path} has no help"
+        for param in cmd.params:
+            assert (getattr(param, "help", "") or "").strip(), f"{path} {param.opts} has no help"
+        for name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(root, "allot")
+    assert {"allot topics", "allot topics create", "allot tail", "allot replay", "allot dlq list", "allot dlq show",
+            "allot dlq redrive", "allot trace", "allot keys create", "allot keys generate"} <= set(seen)
+    proc = subprocess.run([sys.executable, "-m", "allot.runtime.cli", "replay", "--help"], capture_output=True,
+                          check=False, env=dict(os.environ, COLUMNS="200"))
+    assert proc.returncode == 0 and "--to-latest" in proc.stdout.decode() and "--group" in proc.stdout.decode()
+
+
+async def test_replay_refuses_a_group_no_service_has_and_moves_nothing(settings: Any, unique: str) -> None:
+    await ensure_topics(settings)
+    for typo in ("rulez", "executor"):  # a typo, and a service that does not consume metrics.ingested
+        proc = await cli(settings, "replay", "metrics.ingested", "--group", typo, "--from", "beginning")
+        message = " ".join(proc.stderr.decode().split())
+        assert proc.returncode == 2, message
+        assert f"unknown group '{typo}' for metrics.ingested" in message and "pools, rules, pacing" in message
+    check = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id="rulez", enable_auto_commit=False)
+    await check.start()
+    try:
+        for p in range(6):
+            assert await check.committed(TopicPartition("metrics.ingested", p)) is None
+    finally:
+        await check.stop()
+
+
+async def test_dlq_show_and_list_say_when_there_is_nothing(settings: Any, unique: str) -> None:
+    await ensure_topics(settings)
+    table = await cli(settings, "dlq", "show", "guardrail.approved", "--offset", "999999")
+    assert table.returncode == 0, table.stderr.decode()
+    assert table.stdout.decode().strip() == "no records in guardrail.approved.dlq at offset 999999"
+    js = await cli(settings, "dlq", "show", "guardrail.approved", "--offset", "999999", "--json")
+    assert orjson.loads(js.stdout) == [] and "no records in guardrail.approved.dlq" in js.stderr.decode()
+    listed = await cli(settings, "dlq", "list", "guardrail.approved", "--reason", f"nothing-{unique}")
+    said = " ".join(listed.stdout.decode().split())
+    assert f"no records in guardrail.approved.dlq with reason nothing-{unique}" in said
+    unknown = await cli(settings, "dlq", "show", "no.such.topic")
+    assert unknown.returncode == 2 and "unknown topic 'no.such.topic'" in unknown.stderr.decode()
+
+
+async def test_tail_on_an_unknown_entity_says_what_it_waits_for_then_shows_it(settings: Any, unique: str) -> None:
+    await ensure_topics(settings)
+    proc = spawn(settings, "tail", "metrics.ingested", "--workspace", unique, "--entity", "ghost", "--limit", "1",
+                 "--json")
+    try:
+        said = await read_until(proc.stderr, "waiting for new records on metrics.ingested matching "
+                                             f"workspace {unique}, entity ghost")
+        assert "Ctrl-C" in said
+        await publish(settings.kafka_bootstrap, event(unique, "other"), event(unique, "ghost"))
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = [orjson.loads(line) for line in out.decode().splitlines() if line.strip()]
+    assert [(r["workspace"], r["entity"], r["topic"]) for r in rows] == [(unique, "ghost", "metrics.ingested")]
+    assert proc.returncode == 0
+
+
+async def test_replay_to_latest_watches_the_lag_until_the_group_has_caught_up(settings: Any, unique: str) -> None:
+    await ensure_topics(settings)
+    group = f"watch-{unique}"
+    await publish(settings.kafka_bootstrap, *(event(unique, f"w{i}") for i in range(4)))
+    proc = spawn(settings, "replay", "metrics.ingested", "--group", group, "--any-group", "--from", "beginning",
+                 "--to-latest", "--watch-timeout", "90", "--json")
+    try:
+        await read_until(proc.stderr, f"watching {group}'s lag on metrics.ingested", timeout=90)
+        assert proc.poll() is None, "it waits while the group lags"
+        consumer = AIOKafkaConsumer("metrics.ingested", bootstrap_servers=settings.kafka_bootstrap, group_id=group,
+                                    auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=3000,
+                                    heartbeat_interval_ms=500)
+        await consumer.start()
+        try:  # the "service" starts and reprocesses everything
+            deadline = asyncio.get_running_loop().time() + 60
+            while asyncio.get_running_loop().time() < deadline and proc.poll() is None:
+                await consumer.getmany(timeout_ms=500)
+                if consumer.assignment():
+                    await consumer.commit()
+        finally:
+            await consumer.stop()
+        out, err_ = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err_.decode()[-2000:]
+    assert f"{group} caught up with metrics.ingested: lag 0" in " ".join(err_.decode().split())
+    rows = orjson.loads(out)
+    assert [list(r) for r in rows] == [["partition", "committed", "new_offset", "end", "to_reprocess"]] * 6
+    assert sum(r["to_reprocess"] for r in rows) >= 4
+
+
+async def test_trace_starts_at_the_metric_behind_the_decision(settings: Any, unique: str) -> None:
+    """A decision with its own correlation id whose causation id is the metric: trace goes back to the metric."""
+    import uuid
+
+    await ensure_topics(settings)
+    metric = event(unique, "cause")
+    decision = uuid.uuid4()
+    request = _new("allocation.requested", unique, correlation_id=decision, causation_id=metric.event_id)
+    approval = _new("guardrail.approved", unique, cause=request, step="approve")
+    await publish(settings.kafka_bootstrap, metric, request, approval)
+    rows = (await allot(settings, "trace", str(decision)))[0]
+    assert [(r["topic"], r["event_id"]) for r in rows] == [
+        ("metrics.ingested", str(metric.event_id)), ("allocation.requested", str(request.event_id)),
+        ("guardrail.approved", str(approval.event_id))]
+    assert rows[0]["link"] == "cause" and list(rows[0]) == ["time", "topic", "event_id", "causation_id", "entity",
+                                                            "link", "summary"]
+    table = await cli(settings, "trace", str(decision))
+    assert table.returncode == 0, table.stderr.decode()
+    assert [r[1] for r in table_rows(table.stdout.decode())] == ["metrics.ingested", "allocation.requested",
+                                                                "guardrail.approved"]
+    missing = await cli(settings, "trace", str(uuid.uuid4()))
+    assert missing.returncode == 1 and "no records with correlation or event id" in missing.stdout.decode()
