@@ -179,6 +179,8 @@ def start_stack(root: Path, *, services: list[str] | None = None, clock_speed: f
     env.update(extra_env or {})
     stack = RunningStack(root, bootstrap, database_url, env, broker, postgres, admin_key=raw_key,
                          service_env=sealing_env_for_run())
+    # The demo's notifications go to a receiver on loopback (sandbox.demo): only the notifier runs as development.
+    stack.service_env["notify"].update({"ALLOT_ENV": "development", "ALLOT_NOTIFY_ALLOW_LOOPBACK": "true"})
     say("  sealing    token keypairs for ingest and executor generated for this run (connections holds the "
         "public halves)")
     wanted = services if services is not None else available_services()

@@ -31,6 +31,8 @@ POOL_MEMBERS = [  # (ad set id, name, hidden delivery profile)
 ]
 RULE_ADSETS = [("as_rule_winner", "Retargeting 7d (strong)", "strong"), ("as_rule_loser", "Retargeting 30d (weak)", "weak")]
 START_BUDGET = 5_000
+#: The local stand-in for Slack the notifier posts to (kept open for the whole demo).
+_RECEIVERS: list[asyncio.AbstractServer] = []
 
 
 def _sim_now(env: dict[str, str]) -> datetime:
@@ -92,6 +94,8 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
             await http.post(f"{stack.url('rules')}/api/v1/rules/{rule_id}/activate")
             ids[f"rule_{template}"] = rule_id
         print(f"  rules: scale_winners and kill_losers on {RULE_ACCOUNT} (evaluated every 15 simulated minutes)")
+    if "notify" in urls:
+        await _notifications(stack, http, ids, with_rule="rules" in urls)
     if "pacing" in urls:
         now = _sim_now(stack.env)
         start = now.replace(minute=0, second=0, microsecond=0)
@@ -111,6 +115,49 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
         ids["plan"] = r.json()["plan_id"]
         print(f"  flight plan {ids['plan']}: 14 days, snapshots every 6 simulated hours")
     return ids
+
+
+async def _notification_receiver() -> int:
+    """A stand-in for Slack on loopback: prints the text of every message the notifier sends; returns its port."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            body = orjson.loads(await reader.readexactly(length)) if length else {}
+            print(f"  [notify] {str(body.get('text', ''))[:300]}", flush=True)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ValueError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    _RECEIVERS.append(server)
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def _notifications(stack: Any, http: httpx.AsyncClient, ids: dict[str, str], *, with_rule: bool) -> None:
+    """A Slack-style channel to the local receiver, subscribed to every warning and critical notification, and a
+    notify_only rule (daily spend protection) so the rules' notifications show too."""
+    port = await _notification_receiver()
+    base = f"{stack.url('notify')}/api/v1/notifications"
+    r = await _retry(lambda: http.post(f"{base}/channels", json={
+        "kind": "slack", "name": "demo receiver", "url": f"http://127.0.0.1:{port}/slack"}),
+        "create the notification channel")
+    channel_id = r.json()["channel_id"]
+    await _retry(lambda: http.post(f"{base}/subscriptions", json={"channel_id": channel_id,
+                                                                  "min_severity": "warning"}), "subscribe it")
+    ids["notification_channel"] = channel_id
+    if with_rule:
+        r = await _retry(lambda: http.post(f"{stack.url('rules')}/api/v1/rules/from-template", json={
+            "template": "daily_spend_protection", "name": "Daily spend protection",
+            "scope": {"ad_account_ids": [RULE_ACCOUNT], "entity_level": "adset"}}), "create the notify_only rule")
+        await http.post(f"{stack.url('rules')}/api/v1/rules/{r.json()['id']}/activate")
+        ids["rule_daily_spend_protection"] = r.json()["id"]
+    print("  notifications: a local receiver on 127.0.0.1 stands in for Slack; what it receives prints as [notify] "
+          "(warnings and critical: rule notify_only fires, guardrail blocks, conflicts, critical pacing)")
 
 
 def _line(topic: str, body: dict[str, Any]) -> str | None:
