@@ -39,7 +39,7 @@ async def test_with_pacing_adjustment_on_nothing_is_requested_until_approved(pac
         res = await client.post(f"{url}/approve", headers=auth(pacing.operator))
         assert res.status_code == 200 and res.json()["status"] == "requested"
         assert {(a["role"], a["from_cents"], a["to_cents"]) for a in res.json()["actions"]} == {
-            ("target", 400_000, 1_000_000), ("source", 1_000_000, 400_000)}
+            ("target", 400_000, 480_000), ("source", 1_000_000, 920_000)}
         again = await client.post(f"{url}/approve", headers=auth(pacing.operator))
         assert again.status_code == 409 and again.json()["field"] == "status"
         assert (await client.post(f"{url}/reject", headers=auth(pacing.operator))).status_code == 409
@@ -49,7 +49,7 @@ async def test_with_pacing_adjustment_on_nothing_is_requested_until_approved(pac
         payload = requested[0]["payload"]
         assert payload["idempotency_key"] == proposal_id and payload["source"] == "pacing"
         assert sorted((a["from_cents"], a["to_cents"]) for a in payload["actions"]) == [
-            (400_000, 1_000_000), (1_000_000, 400_000)]
+            (400_000, 480_000), (1_000_000, 920_000)]
 
         # The next snapshot's proposal waits too, and can be rejected.
         ctx.clock.advance(60)

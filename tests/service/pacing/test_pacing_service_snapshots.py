@@ -79,8 +79,10 @@ async def test_snapshot_persists_numbers_and_publishes_events_then_replay_change
         assert (req["source"], req["idempotency_key"]) == ("pacing", rec["proposal_id"])
         by_entity = {a["entity_id"]: a for a in req["actions"]}
         d1, c1 = by_entity[f"{pacing.unique}-d1"], by_entity[f"{pacing.unique}-c1"]
-        assert (d1["action_type"], d1["from_cents"], d1["to_cents"]) == ("set_budget", 400_000, 1_000_000)
-        assert (c1["from_cents"], c1["to_cents"]) == (1_000_000, 400_000)
+        # 600,000 over the 5 remaining days is 120,000 a day; step 1 is 20 % of the target's 400,000.
+        assert (d1["action_type"], d1["from_cents"], d1["to_cents"]) == ("set_budget", 400_000, 480_000)
+        assert (c1["from_cents"], c1["to_cents"]) == (1_000_000, 920_000)
+        assert "step 1 of 2" in d1["reason"] and "2 step(s) over 4 day(s)" in d1["reason"]
         assert d1["action_id"] == str(action_id_for(rec["proposal_id"], d1["entity_id"]))
 
         # The executor reports both actions applied: the proposal is applied and the allocation moves.
@@ -92,10 +94,10 @@ async def test_snapshot_persists_numbers_and_publishes_events_then_replay_change
             return res.json()["proposals"]
 
         (proposal,) = await eventually(applied, what="proposal applied")
-        assert proposal["moved_cents"] == 600_000
+        assert proposal["moved_cents"] == 80_000 * 5  # step 1's daily change over the 5 remaining days
         assert {a["outcome"] for a in proposal["actions"]} == {"succeeded"}
         plan_now = (await client.get(f"/api/v1/pacing/plans/{pid}", headers=auth(pacing.viewer))).json()
-        assert [c["allocated_budget_cents"] for c in plan_now["channels"]] == [5_400_000, 4_600_000]
+        assert [c["allocated_budget_cents"] for c in plan_now["channels"]] == [5_600_000, 4_400_000]
 
         # Replay: the same envelopes again, identical re-reports with new ids, and an older re-report.
         later = pacing.NOW + timedelta(hours=1)

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from allot.contracts.currencies import min_budget_minor
 from allot.pacing.domain import (
     CampaignPacingState,
     ChannelPlan,
@@ -15,11 +16,13 @@ from allot.pacing.domain import (
     FlightPlan,
     PacingCurve,
     PacingInputError,
+    StepLimits,
     action_id_for,
     cents_from_units,
     evaluate_plan,
     plan_budget_moves,
     proposal_outcome,
+    remaining_flight_days,
 )
 
 START = datetime(2026, 8, 1, tzinfo=UTC)
@@ -85,18 +88,96 @@ def test_curve_changes_expected_spend() -> None:
 
 def test_budget_moves_are_absolute_and_deterministic() -> None:
     pid = uuid.uuid4()
+    # 6,000.00 over 10 remaining days = 600.00 a day; 20 % of the target's 4,000.00 is 800.00: one step.
     move = plan_budget_moves(pid, 600_000, target=B, source=A, target_budget_cents=400_000,
-                             source_budget_cents=1_000_000)
-    assert move.needs_budget is None and move.moved_cents == 600_000
+                             source_budget_cents=1_000_000, remaining_days=10)
+    assert move.needs_budget is None and move.moved_cents == 600_000 and move.daily_change_cents == 60_000
     assert [(m.role, m.from_cents, m.to_cents) for m in move.moves] == [
-        ("target", 400_000, 1_000_000), ("source", 1_000_000, 400_000)]
+        ("target", 400_000, 460_000), ("source", 1_000_000, 940_000)]
+    assert (len(move.steps), move.days, move.note) == (1, 1, "")
     assert move.moves[0].action_id == action_id_for(pid, "b") == action_id_for(str(pid), "b")
 
 
-def test_source_never_goes_below_zero() -> None:
-    move = plan_budget_moves("p", 600_000, target=B, source=A, target_budget_cents=1, source_budget_cents=50_000)
-    assert move.moved_cents == 50_000
-    assert [(m.from_cents, m.to_cents) for m in move.moves] == [(1, 50_001), (50_000, 0)]
+def test_a_3000_budget_source_is_never_emptied() -> None:
+    # The case: 3000 -> 0 was blocked by budget_minimum and the 20 % step. 300.00 over 10 days is
+    # 30.00 (3000 cents) a day: steps of 20 % of the smaller budget, one net-change window (3 days) apart.
+    move = plan_budget_moves("p", 30_000, target=B, source=A, target_budget_cents=3000, source_budget_cents=3000,
+                             remaining_days=10)
+    assert move.needs_budget is None
+    assert [(s.day, s.source_from_cents, s.source_to_cents, s.target_from_cents, s.target_to_cents)
+            for s in move.steps] == [(0, 3000, 2400, 3000, 3600), (3, 2400, 1920, 3600, 4080),
+                                     (6, 1920, 1536, 4080, 4464), (9, 1536, 1229, 4464, 4771)]
+    assert [(m.role, m.from_cents, m.to_cents) for m in move.moves] == [("target", 3000, 3600),
+                                                                      ("source", 3000, 2400)]
+    assert (move.days, move.daily_change_cents, move.moved_cents) == (10, 1771, 6000)
+    assert move.planned_cents == 600 * 10 + 480 * 7 + 384 * 4 + 307 * 1
+    assert "stops 1229 cents short of 3000: the flight ends" in move.note
+    assert "4 step(s) over 10 day(s)" in move.summary
+
+
+@pytest.mark.parametrize("source_budget", [201, 240, 250, 999, 3000, 50_000, 1_000_000])
+@pytest.mark.parametrize("target_budget", [1, 5, 200, 3000, 2_000_000])
+@pytest.mark.parametrize("amount", [1_000, 30_000, 10_000_000])
+def test_every_step_stays_within_the_guardrails(source_budget: int, target_budget: int, amount: int) -> None:
+    minimum = min_budget_minor("sandbox", "campaign", "USD")
+    move = plan_budget_moves("p", amount, target=B, source=A, target_budget_cents=target_budget,
+                             source_budget_cents=source_budget, remaining_days=30)
+    for s in move.steps:
+        assert s.source_to_cents >= minimum
+        assert (s.source_from_cents - s.source_to_cents) * 100 <= 20 * s.source_from_cents
+        assert (s.target_to_cents - s.target_from_cents) * 100 <= 20 * s.target_from_cents
+        assert s.source_from_cents - s.source_to_cents == s.target_to_cents - s.target_from_cents == s.delta_cents > 0
+    assert all(b.day - a.day == 3 for a, b in zip(move.steps, move.steps[1:], strict=False))
+    assert move.daily_change_cents <= amount // 30 and move.moved_cents <= amount
+    if move.needs_budget is None:
+        assert move.moves and move.steps
+    else:
+        assert move.moves == () and move.steps == ()
+
+
+def test_the_source_stops_at_the_platform_minimum() -> None:
+    move = plan_budget_moves("p", 100_000, target=B, source=A, target_budget_cents=10_000, source_budget_cents=240,
+                             remaining_days=10)
+    assert [(m.role, m.to_cents) for m in move.moves] == [("target", 10_040), ("source", 200)]
+    assert len(move.steps) == 1 and "minimum daily budget of 200" in move.note
+    at_minimum = plan_budget_moves("p", 100_000, target=B, source=A, target_budget_cents=10_000,
+                                   source_budget_cents=200, remaining_days=10)
+    assert at_minimum.moves == () and "minimum daily budget of 200" in (at_minimum.needs_budget or "")
+
+
+def test_a_target_at_zero_cannot_step() -> None:
+    move = plan_budget_moves("p", 100_000, target=B, source=A, target_budget_cents=0, source_budget_cents=10_000,
+                             remaining_days=10)
+    assert move.moves == () and "target's daily budget is 0" in (move.needs_budget or "")
+
+
+def test_small_amount_and_unknown_currency() -> None:
+    tiny = plan_budget_moves("p", 9, target=B, source=A, target_budget_cents=10_000, source_budget_cents=10_000,
+                             remaining_days=10)
+    assert tiny.moves == () and "less than a cent a day" in (tiny.needs_budget or "")
+    odd = plan_budget_moves("p", 9_000, target=B, source=A, target_budget_cents=10_000, source_budget_cents=10_000,
+                            remaining_days=10, currency="XXX")
+    assert odd.moves == () and "XXX" in (odd.needs_budget or "")
+
+
+def test_shorter_window_steps_daily() -> None:
+    move = plan_budget_moves("p", 30_000, target=B, source=A, target_budget_cents=3000, source_budget_cents=3000,
+                             remaining_days=10, limits=StepLimits(net_change_window_h=24))
+    assert [s.day for s in move.steps][:3] == [0, 1, 2]
+
+
+def test_step_limits_match_the_guardrails_defaults() -> None:
+    from allot.guardrails.domain.settings import WorkspaceLimits
+
+    defaults, mine = WorkspaceLimits(), StepLimits()
+    assert (mine.max_change_pct, mine.net_change_pct_window, mine.net_change_window_h) == (
+        defaults.max_change_pct, defaults.net_change_pct_window, defaults.net_change_window_h)
+
+
+def test_remaining_flight_days() -> None:
+    assert remaining_flight_days(END, END - timedelta(days=2, hours=12)) == 3
+    assert remaining_flight_days(END, END - timedelta(days=4)) == 4
+    assert remaining_flight_days(END, END + timedelta(hours=1)) == 1
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,7 @@ from allot.pacing.domain import (
     evaluate_plan,
     plan_budget_moves,
     proposal_outcome,
+    remaining_flight_days,
 )
 from allot.pacing.domain.curves import CurveKind
 from allot.pacing.domain.plans import PROPOSAL_NAMESPACE, plan_account
@@ -343,8 +344,9 @@ async def request_proposal(
 ) -> tuple[str, list[Envelope[Any]]]:
     """Turn an approved proposal into one ``allocation.requested`` change set, or mark it ``needs_budget``.
 
-    Target budget entity: current daily budget + amount; source: current − amount (never below 0, see
-    ``plan_budget_moves``).  Current budgets are the ``daily_budget_cents`` of each entity's latest metrics
+    The flight-level amount becomes daily-budget steps over the flight's remaining days within the
+    guardrails' default limits (``plan_budget_moves``); the first step is requested now, the status note
+    says how many steps and days the whole move takes.  Current budgets are the ``daily_budget_cents`` of each entity's latest metrics
     report.  ``budgets`` (when given) is updated with the new targets, so several proposals requested in
     one pass that touch the same entity chain their from -> to instead of all starting from a stale budget.
     Returns the new status and the events to emit.
@@ -359,6 +361,7 @@ async def request_proposal(
         proposal_id, amount_cents, target=target, source=source,
         target_budget_cents=budgets.get((target.platform, target.entity_id)) if target else None,
         source_budget_cents=budgets.get((source.platform, source.entity_id)) if source else None,
+        remaining_days=remaining_flight_days(plan.flight_end, now), currency=plan.currency,
     )
     decided_by = "" if requested_by == PRODUCER else requested_by
     if move.needs_budget is not None:
@@ -370,15 +373,14 @@ async def request_proposal(
     for m in move.moves:
         budgets[(m.entity.platform, m.entity.entity_id)] = m.to_cents
     request_id = request_id_for(proposal_id)
-    capped = move.moved_cents < amount_cents
-    note = f" (capped at the source's daily budget, proposal was {amount_cents} cents)" if capped else ""
+    note = f" ({move.summary})"
     actions = [
         BudgetAction(
             action_id=m.action_id, platform=m.entity.platform, ad_account_id=m.entity.ad_account_id,  # type: ignore[arg-type]
             entity_type=m.entity.entity_type, entity_id=m.entity.entity_id, action_type="set_budget",  # type: ignore[arg-type]
             currency=plan.currency, from_cents=m.from_cents, to_cents=m.to_cents,
-            reason=(f"pacing plan {plan.plan_id}: move {move.moved_cents} cents from {source_channel} "
-                    f"to {target_channel}{note}"),
+            reason=(f"pacing plan {plan.plan_id}: move {amount_cents} {plan.currency} cents of flight budget from "
+                    f"{source_channel} to {target_channel}, step 1 of {len(move.steps)}{note}"),
         )
         for m in move.moves
     ]

@@ -16,6 +16,7 @@ proposal ids and action ids, so a re-run derives identical events.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
+from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.pacing.domain.curves import PacingCurve
 from allot.pacing.domain.engine import BudgetPacingEngine
 from allot.pacing.domain.errors import PacingInputError
@@ -295,6 +297,32 @@ def evaluate_plan(
 
 
 @dataclass(frozen=True, slots=True)
+class StepLimits:
+    """The guardrails' budget-change limits pacing plans within, so it never proposes what they block.
+
+    The guardrails' limits are per workspace (``WorkspaceLimits``); pacing uses their defaults (20 % single
+    change, 20 % net change per entity within 72 h). A unit test keeps these equal to the guardrails' defaults.
+    """
+
+    max_change_pct: int = 20
+    net_change_pct_window: int = 20
+    net_change_window_h: int = 72
+
+    @property
+    def step_pct(self) -> int:
+        """Largest change of one step, percent of the budget before it (both limits hold)."""
+        return min(self.max_change_pct, self.net_change_pct_window)
+
+    @property
+    def step_spacing_days(self) -> int:
+        """Days between two steps on one entity: a full net-change window, so each step has the window alone."""
+        return max(1, -(-self.net_change_window_h // 24))
+
+
+DEFAULT_STEP_LIMITS: Final = StepLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class BudgetMove:
     """One absolute daily-budget change on one entity (from -> to, cents)."""
 
@@ -306,12 +334,62 @@ class BudgetMove:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveStep:
+    """One step of a move: on flight day ``day`` (0 = today) the source goes down and the target up by ``delta``."""
+
+    day: int
+    delta_cents: int
+    source_from_cents: int
+    source_to_cents: int
+    target_from_cents: int
+    target_to_cents: int
+
+
+@dataclass(frozen=True, slots=True)
 class MovePlan:
-    """The budget changes a proposal makes, or why it cannot make them (``needs_budget``)."""
+    """The budget changes a proposal makes, or why it cannot make them (``needs_budget``).
+
+    ``moves`` are the first step's two changes (what is requested now); ``steps`` the whole schedule.
+    ``moved_cents`` is the flight-level money the first step moves over the remaining days (what the plan's
+    allocation shifts by when it is applied); ``planned_cents`` what all steps move; ``days`` how many flight
+    days the schedule spans; ``note`` says what limited the move, if anything.
+    """
 
     moves: tuple[BudgetMove, ...]
     moved_cents: int
     needs_budget: str | None = None
+    steps: tuple[MoveStep, ...] = ()
+    daily_change_cents: int = 0
+    planned_cents: int = 0
+    days: int = 0
+    remaining_days: int = 0
+    note: str = ""
+
+    @property
+    def summary(self) -> str:
+        """One line a person reads: the daily change, the steps and the days it takes."""
+        if not self.steps:
+            return ""
+        n = len(self.steps)
+        text = (f"daily budgets change by {self.daily_change_cents} cents over the {self.remaining_days} remaining "
+                f"day(s) in {n} step(s) over {self.days} day(s)")
+        if n > 1:
+            text += f"; step 1 now ({self.steps[0].delta_cents} cents), the rest in later snapshots"
+        return text + (f"; {self.note}" if self.note else "")
+
+
+def remaining_flight_days(flight_end: datetime, now: datetime) -> int:
+    """Whole days left in the flight at ``now``, a started day counting as one; at least 1."""
+    require_aware("now", now)
+    seconds = (flight_end - now).total_seconds()
+    return max(1, math.ceil(seconds / 86_400))
+
+
+def _minimum(ref: EntityRef, currency: str) -> int | None:
+    try:
+        return min_budget_minor(ref.platform, ref.entity_type, currency)
+    except UnknownCurrency:
+        return None
 
 
 def plan_budget_moves(
@@ -322,16 +400,25 @@ def plan_budget_moves(
     source: EntityRef | None,
     target_budget_cents: int | None,
     source_budget_cents: int | None,
+    remaining_days: int = 1,
+    currency: str = "USD",
+    limits: StepLimits = DEFAULT_STEP_LIMITS,
 ) -> MovePlan:
-    """Return target +amount and source -amount as absolute daily budgets, or a ``needs_budget`` reason.
+    """Turn a flight-level ``amount_cents`` into daily-budget steps within the guardrails' limits.
 
-    The source can never go below zero: when its current daily budget is
-    smaller than ``amount_cents`` only that much is moved (both sides move the
-    same amount, so the sum of daily budgets is unchanged).  Nothing is moved
-    when a budget entity or its current budget is unknown.
+    The daily change is ``amount_cents // remaining_days`` (spread over the flight's remaining days, never
+    more than the proposal). It is reached in steps: each moves the same ``delta`` off the source's and onto
+    the target's daily budget (their sum is unchanged), ``delta`` at most ``limits.step_pct`` % of either
+    budget before the step (rounded down), never taking the source below the platform minimum
+    (``min_budget_minor`` of its platform, entity type and ``currency``). Steps are one net-change window
+    apart (``limits.step_spacing_days``) and only on days inside the flight. When the daily change cannot be
+    reached within the flight, the schedule stops short and ``note`` says why. ``needs_budget`` explains
+    why nothing at all can move.
     """
     if amount_cents <= 0:
         raise PacingInputError(f"amount_cents must be positive, got {amount_cents}")
+    if remaining_days <= 0:
+        raise PacingInputError(f"remaining_days must be positive, got {remaining_days}")
     if target is None:
         return MovePlan((), 0, "target channel has no budget entity")
     if source is None:
@@ -346,17 +433,59 @@ def plan_budget_moves(
     if missing:
         return MovePlan((), 0, "; ".join(missing))
     assert target_budget_cents is not None and source_budget_cents is not None
-    moved = min(amount_cents, source_budget_cents)
-    if moved <= 0:
+    minimum = _minimum(source, currency)
+    if minimum is None:
+        return MovePlan((), 0, f"no platform minimum is known for {currency} on {source.platform}")
+    if source_budget_cents <= 0:
         return MovePlan((), 0, f"source budget entity {source.platform}:{source.entity_id} has a daily budget of 0")
+    daily = amount_cents // remaining_days
+    if daily <= 0:
+        return MovePlan((), 0, f"{amount_cents} cents over {remaining_days} remaining days is less than a cent a day")
+
+    steps: list[MoveStep] = []
+    src, tgt, left, day = source_budget_cents, target_budget_cents, daily, 0
+    limited_by = ""
+    while left > 0:
+        if day >= remaining_days:
+            limited_by = "the flight ends before more steps"
+            break
+        caps = {
+            f"the {limits.step_pct}% step on the source": src * limits.step_pct // 100,
+            f"the {limits.step_pct}% step on the target": tgt * limits.step_pct // 100,
+            f"the {source.platform} minimum daily budget of {minimum}": src - minimum,
+        }
+        why, cap = min(caps.items(), key=lambda kv: kv[1])
+        delta = min(left, cap)
+        if delta <= 0:
+            limited_by = why
+            break
+        steps.append(MoveStep(day, delta, src, src - delta, tgt, tgt + delta))
+        src, tgt, left = src - delta, tgt + delta, left - delta
+        day += limits.step_spacing_days
+
+    if not steps:
+        if target_budget_cents <= 0:
+            limited_by = (f"the target's daily budget is 0 and the {limits.max_change_pct}% step allows no change "
+                          "from 0")
+        return MovePlan((), 0, f"no step fits: {limited_by} (source {source_budget_cents}, target "
+                               f"{target_budget_cents} cents)")
+    first = steps[0]
+    planned = sum(s.delta_cents * (remaining_days - s.day) for s in steps)
+    note = f"the daily change stops {left} cents short of {daily}: {limited_by}" if left > 0 else ""
     return MovePlan(
         moves=(
-            BudgetMove(action_id_for(proposal_id, target.entity_id), target, target_budget_cents,
-                       target_budget_cents + moved, "target"),
-            BudgetMove(action_id_for(proposal_id, source.entity_id), source, source_budget_cents,
-                       source_budget_cents - moved, "source"),
+            BudgetMove(action_id_for(proposal_id, target.entity_id), target, first.target_from_cents,
+                       first.target_to_cents, "target"),
+            BudgetMove(action_id_for(proposal_id, source.entity_id), source, first.source_from_cents,
+                       first.source_to_cents, "source"),
         ),
-        moved_cents=moved,
+        moved_cents=min(amount_cents, first.delta_cents * remaining_days),
+        steps=tuple(steps),
+        daily_change_cents=sum(s.delta_cents for s in steps),
+        planned_cents=min(amount_cents, planned),
+        days=steps[-1].day + 1,
+        remaining_days=remaining_days,
+        note=note,
     )
 
 
