@@ -64,6 +64,9 @@ SEALING_PUBLIC_SECRET = "allot-sealing-public-keys"
 NOTIFY_SECRET = "allot-notify-credentials"
 #: Kubernetes versions validated against: an older still-supported minor and the newest the package ships.
 K8S_VERSIONS = ("1.31", major_minor(latest_version()))
+#: Custom resources (KEDA, Prometheus Operator): not in the Kubernetes OpenAPI schemas; tests/deploy/test_k8s_addons.py
+#: validates them against tests/deploy/crd_schemas.
+CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor", "PrometheusRule"}
 #: Metrics the dashboard may show before any service exports them (planned).
 PLANNED_METRICS = {"allot_pool_allocations_total"}
 
@@ -133,8 +136,11 @@ def _spec(service: str) -> ServiceSpec:
 def test_both_kustomizations_render_the_expected_objects(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
     expected = {f"allot-{s}" for s in SERVICES}
-    for kind in ("Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler"):
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "ScaledObject", "ServiceMonitor"):
         assert set(_by_name(objects, kind)) == expected, kind
+    # KEDA owns the HPAs (it creates one per ScaledObject): none is applied beside it.
+    assert _of_kind(objects, "HorizontalPodAutoscaler") == []
+    assert set(_by_name(objects, "NetworkPolicy")) == {*expected, "allot-default-deny", "allot-create-topics"}
     assert set(_by_name(objects, "Job")) == {"allot-create-topics"}
     assert set(_by_name(objects, "ConfigMap")) == {"allot-config"}
     assert _of_kind(objects, "Secret") == [], "Secrets are created out of band, never committed"
@@ -148,6 +154,8 @@ def test_every_manifest_is_valid_against_the_kubernetes_schema(rendered: tuple[s
     _, objects = rendered
     errors = []
     for obj in objects:
+        if obj["kind"] in CRD_KINDS:
+            continue  # custom resources: validated against their CRD schemas in test_k8s_addons.py
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -234,38 +242,42 @@ def test_every_deployment_has_probes_resources_and_a_hardened_context(
             assert any(m["mountPath"] == "/tmp" for m in c.get("volumeMounts", [])), name
 
 
-def test_deployments_leave_the_replica_count_to_their_hpa(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+def test_deployments_leave_the_replica_count_to_their_scaler(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
     for name, dep in _by_name(objects, "Deployment").items():
-        assert "replicas" not in dep["spec"], f"{name}: spec.replicas would fight its HorizontalPodAutoscaler"
+        assert "replicas" not in dep["spec"], f"{name}: spec.replicas would fight its ScaledObject's HPA"
 
 
-def test_hpa_max_replicas_never_exceed_main_topic_partitions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+def test_scaled_object_max_replicas_never_exceed_main_topic_partitions(
+        rendered: tuple[str, list[dict[str, Any]]]) -> None:
     which, objects = rendered
     deployments = _by_name(objects, "Deployment")
-    hpas = _by_name(objects, "HorizontalPodAutoscaler")
-    assert {_service_of(n) for n in hpas} == set(SERVICES)
-    for name, hpa in hpas.items():
+    scalers = _by_name(objects, "ScaledObject")
+    assert {_service_of(n) for n in scalers} == set(SERVICES)
+    for name, so in scalers.items():
         service = _service_of(name)
         topic = MAIN_TOPIC[service]
         consumes = set(_spec(service).consumes)
-        assert hpa["apiVersion"] == "autoscaling/v2"
-        target = hpa["spec"]["scaleTargetRef"]
+        assert so["apiVersion"] == "keda.sh/v1alpha1"
+        target = so["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", name) and name in deployments
+        low, high = so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]
         if topic is None:
             assert not consumes, f"{service} consumes {sorted(consumes)}: give it a main topic in MAIN_TOPIC"
-            assert "allot/main-topic" not in hpa["metadata"].get("annotations", {}), name
-            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= MAX_REPLICAS_WITHOUT_TOPIC, name
+            assert "allot/main-topic" not in so["metadata"].get("annotations", {}), name
+            assert 1 <= low <= high <= MAX_REPLICAS_WITHOUT_TOPIC, name
+            assert [t["type"] for t in so["spec"]["triggers"]] == ["cpu"], name
         else:
-            assert hpa["metadata"]["annotations"]["allot/main-topic"] == topic
+            assert so["metadata"]["annotations"]["allot/main-topic"] == topic
             # The service's own spec is the truth of what its consumer group reads.
             assert topic in consumes, f"{service} does not consume {topic}"
             partitions = TOPICS[topic].partitions
-            assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"] <= partitions, (
-                f"{name}: maxReplicas {hpa['spec']['maxReplicas']} > {partitions} partitions of {topic}")
-        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"] == ["cpu"]
+            assert 1 <= low <= high <= partitions, f"{name}: maxReplicaCount {high} > {partitions} partitions of {topic}"
+            # Scaled on the lag of its main topic, not on CPU (tests/deploy/test_k8s_addons.py checks the trigger).
+            assert [t["type"] for t in so["spec"]["triggers"]] == ["kafka"], name
+            assert so["spec"]["triggers"][0]["metadata"]["topic"] == topic
         if which == "production":
-            assert hpa["spec"]["minReplicas"] >= 2, f"{name}: production keeps two pods (PDB minAvailable 1)"
+            assert low >= 2, f"{name}: production keeps two pods (PDB minAvailable 1)"
 
 
 def test_every_deployment_has_a_pdb_selecting_its_pods(rendered: tuple[str, list[dict[str, Any]]]) -> None:
@@ -716,11 +728,11 @@ def test_sealing_keys_come_from_required_secrets_scoped_to_their_service(
     assert "ALLOT_INGEST_GRAPH_URL" not in env
 
 
-def test_ingest_hpa_respects_connection_changed_partitions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+def test_ingest_scaler_respects_connection_changed_partitions(rendered: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = rendered
-    hpa = _by_name(objects, "HorizontalPodAutoscaler")["allot-ingest"]
-    assert hpa["metadata"]["annotations"]["allot/main-topic"] == "connection.changed"
-    assert hpa["spec"]["maxReplicas"] <= TOPICS["connection.changed"].partitions
+    so = _by_name(objects, "ScaledObject")["allot-ingest"]
+    assert so["metadata"]["annotations"]["allot/main-topic"] == "connection.changed"
+    assert so["spec"]["maxReplicaCount"] <= TOPICS["connection.changed"].partitions
 
 
 def test_compose_sealing_keys_are_required_without_defaults(compose: dict[str, Any]) -> None:
