@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from allot.contracts.payloads import AllocationRequested, BudgetAction
-from allot.guardrails.domain import ChangeRecord, Decision, LedgerFacts, WorkspaceLimits, decide, signed_approval
+from allot.guardrails.domain import (
+    ChangeRecord,
+    Decision,
+    LedgerFacts,
+    WorkspaceLimits,
+    action_verdicts,
+    decide,
+    signed_approval,
+)
 
 NOW = datetime(2026, 5, 18, 12, 0, tzinfo=UTC)
 H72 = timedelta(hours=72)
@@ -264,3 +272,29 @@ def test_a_reallocation_whose_increase_is_cut_is_approved_trimmed() -> None:
     assert decision.approved
     assert [(a.entity_id, a.to_cents) for a in decision.actions] == [("as-1", 8_500), ("as-2", 12_000)]
     assert len(decision.notes) == 1 and "rule r-9" in decision.notes[0]
+
+
+# ------------------------------------------------------------------ dry-run verdicts per action
+
+
+def test_dry_run_verdicts_name_each_actions_fate() -> None:
+    trimmed, other = act("as-1", 11_000, 12_500), act("as-2", 10_000, 11_000)
+    request = req(trimmed, other)
+    decision = run(request, chg(10_000, 11_000, timedelta(hours=5)))
+    lines = {v["entity_id"]: v for v in action_verdicts(request.actions, decision)}
+    assert lines["as-1"]["verdict"] == "trimmed" and lines["as-1"]["approved_to_cents"] == 12_000
+    assert "trimmed" in lines["as-1"]["note"]
+    assert lines["as-2"]["verdict"] == "approved" and lines["as-2"]["note"] is None
+
+
+def test_dry_run_verdicts_in_observe_mode_are_what_the_checks_would_decide() -> None:
+    limits = WorkspaceLimits(autonomy={"rule": "observe"})
+    request = req(act("as-1", 11_000, 12_500))
+    decision = run(request, chg(10_000, 11_000, timedelta(hours=5)), limits=limits)
+    assert decision.observe_only and not decision.approved
+    (line,) = action_verdicts(request.actions, decision)
+    assert line["verdict"] == "trimmed" and line["approved_to_cents"] == 12_000
+    doubling = req(act("as-1", 10_000, 20_000))
+    blocked = run(doubling, limits=limits)
+    (line,) = action_verdicts(doubling.actions, blocked)
+    assert line["verdict"] == "blocked" and "max_change" in blocked.reason

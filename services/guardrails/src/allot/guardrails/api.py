@@ -10,6 +10,9 @@ Routes (every query is scoped to the caller's workspace):
 - GET   /api/v1/guardrails/decisions              viewer   — recent decisions (?source_id=&limit=)
 - GET   /api/v1/guardrails/ledger                 viewer   — the spend ledger of a day (?day=; default today, in
                                                              the zone of ?platform=&ad_account_id= when given, else UTC)
+- POST  /api/v1/guardrails/dry-run                viewer   — the whole check chain on a proposed change set, now,
+                                                             recording nothing: approved / trimmed / dropped / blocked
+                                                             per action, with the check, the reason and the numbers
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from allot.contracts.localday import local_day
-from allot.contracts.payloads import Platform
+from allot.contracts.payloads import AllocationRequested, BudgetAction, Currency, Platform, Source
 from allot.guardrails.adapters import postgres as db
-from allot.guardrails.domain import Decision, WorkspaceLimits, diff_settings, http_status, patch_limits, set_kill_switch
+from allot.guardrails.domain import (
+    Decision,
+    WorkspaceLimits,
+    action_verdicts,
+    decide,
+    diff_settings,
+    http_status,
+    ledger_zone,
+    patch_limits,
+    set_kill_switch,
+)
 from allot.guardrails.domain.patch import added_accounts
 from allot.runtime.accounts import UTC_ZONE, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
@@ -212,4 +225,52 @@ async def get_ledger(day: date | None = Query(None, description="Local day (YYYY
         "daily_remaining_eur_cents": None if daily_cap is None else max(0, daily_cap - ledger["exposure_eur_cents"]),
         "monthly_remaining_eur_cents": (
             None if monthly_cap is None else max(0, monthly_cap - ledger["month_exposure_eur_cents"])),
+    }
+
+
+class DryRunAction(BudgetAction):
+    """A proposed action; ``action_id`` may be left out (one is made up for the dry run)."""
+
+    action_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Optional: the proposer's action id.")
+
+
+class DryRunBody(BaseModel):
+    """A change set as its source would request it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Source = Field(description="Who would ask: pool, rule, pacing, manual or undo.")
+    source_id: str = Field(min_length=1, max_length=128, pattern=_NO_NUL, description="Pool id, rule id, plan id...")
+    manual: bool = Field(default=False, description="Asked by a person (rate-limited) rather than a schedule.")
+    actions: list[DryRunAction] = Field(min_length=1, max_length=500)
+    pool_daily_budget_cents: int | None = Field(default=None, ge=0)
+    currency: Currency | None = Field(default=None, description="Currency of pool_daily_budget_cents.")
+
+
+@router.post("/dry-run")
+async def dry_run(body: DryRunBody, principal: Principal = Depends(require("viewer")),
+                  ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """What the guardrails would decide on this change set now; nothing is recorded, reserved or published."""
+    ws = principal.workspace_id
+    try:
+        request = AllocationRequested(
+            request_id=uuid.uuid4(), source=body.source, source_id=body.source_id,
+            idempotency_key=f"dry-run-{uuid.uuid4()}", manual=body.manual,
+            actions=[BudgetAction.model_validate(a.model_dump()) for a in body.actions],
+            pool_daily_budget_cents=body.pool_daily_budget_cents, currency=body.currency,
+            requested_by=principal.key_id)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    accounts = directory_of(ctx.extra)
+    zone = ledger_zone([accounts.zone_for(ws, a.platform, a.ad_account_id) for a in request.actions])
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn, conn.transaction(readonly=True):
+        limits = await db.load_limits(conn, ws)
+        facts = await db.load_facts(conn, ws, request, limits, now=now, zone=zone)
+    decision = decide(request, limits, facts, now=now, zone=zone)
+    return {
+        "dry_run": True, "status": decision.status, "check": decision.check, "reason": decision.reason,
+        "details": decision.details, "observe_only": decision.observe_only, "retry_after_s": decision.retry_after_s,
+        "notes": list(decision.notes), "decided_at": now.isoformat(),
+        "actions": action_verdicts(request.actions, decision),
     }

@@ -4,6 +4,7 @@ from allot.guardrails.domain.arbiter import Arbitration, arbitrate
 from allot.guardrails.domain.checks import Block, Exposure, check_caps, compute_exposure
 from allot.guardrails.domain.decide import decide, decision_id_for, ledger_zone
 from allot.guardrails.domain.decision import DECISION_NAMESPACE, ChangeRecord, Decision, LedgerIncrement
+from allot.guardrails.domain.dryrun import action_verdicts
 from allot.guardrails.domain.events import blocked_event, http_status, signed_approval
 from allot.guardrails.domain.facts import LedgerFacts, ManualRequest
 from allot.guardrails.domain.money import PLATFORM_MIN_BUDGET_CENTS, min_budget_cents, round_half_up, to_eur_cents
@@ -20,6 +21,7 @@ from allot.guardrails.domain.settings import (
 )
 
 __all__ = [
+    "action_verdicts",
     "DECISION_NAMESPACE",
     "DEFAULT_AUTONOMY",
     "DEFAULT_OVERDELIVERY_FACTORS",
