@@ -357,7 +357,7 @@ async def test_a_guardrail_block_and_a_critical_pacing_plan_reach_subscribed_cha
     ws = f"ws-{unique}"
     (admin,), keys = api_keys((ws, "admin"))
     async with http_receiver() as slack, running_service(SPEC, settings, api_keys=keys,
-                                                          sealing_private_keys=notify_keys(), **FAST) as (http, _):
+                                                          sealing_private_keys=notify_keys(), **FAST) as (http, ctx):
         await add_channel(http, admin, {"kind": "slack", "name": "#alerts", "url": slack.url},
                           kinds=["guardrail_blocked", "pacing_critical"])
         now = datetime.now(UTC)
@@ -378,3 +378,7 @@ async def test_a_guardrail_block_and_a_critical_pacing_plan_reach_subscribed_cha
         rows = await eventually(lambda: _delivered(http, admin, 2), what="both recorded")
         assert {r["kind"] for r in rows} == {"guardrail_blocked", "pacing_critical"}
         assert not [t for t in texts if f"plan-{unique}-w" in t], "a warning deviation is not sent"
+        async with ctx.pool.acquire() as conn:  # kept as the record it would be, for the DLQ
+            kept = await conn.fetch("SELECT envelope FROM deliveries WHERE workspace_id = $1", ws)
+        assert {decode("notification.requested", orjson.dumps(k["envelope"])).payload.kind for k in kept} == {
+            "guardrail_blocked", "pacing_critical"}

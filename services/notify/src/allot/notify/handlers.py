@@ -5,18 +5,19 @@ until their services publish notification.requested themselves."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from allot.contracts.envelope import Envelope
+from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import (
     ActionExecuted,
     GuardrailBlocked,
     NotificationRequested,
     PacingDeviationDetected,
 )
+from allot.contracts.registry import TOPICS
 from allot.notify.domain.sources import from_action_executed, from_guardrail_blocked, from_pacing_deviation
 from allot.notify.settings import NotifySettings
-from allot.notify.workflow import DELIVERY_CLOCK, enqueue
+from allot.notify.workflow import DELIVERY_CLOCK, TOPIC, enqueue
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.deps import settings_of
 
@@ -51,5 +52,10 @@ async def on_source_event(
     now = DELIVERY_CLOCK.now()
     for event in events:
         n = derive(event)
-        if n is not None:
-            await enqueue(ctx.conn, settings, n, None, now=now)
+        if n is None:
+            continue
+        # kept with the delivery as the record it would have been: a dead letter is a notification.requested
+        record = new_envelope(event_type=TOPIC, schema_version=TOPICS[TOPIC].schema_version, payload=n,
+                              producer="notify", workspace_id=event.workspace_id, occurred_at=event.occurred_at,
+                              cause=cast("Envelope[Any]", event), step="notification")
+        await enqueue(ctx.conn, settings, n, record.model_dump(mode="json"), now=now)
