@@ -331,3 +331,154 @@ async def test_trace_starts_at_the_metric_behind_the_decision(settings: Any, uni
                                                                 "guardrail.approved"]
     missing = await cli(settings, "trace", str(uuid.uuid4()))
     assert missing.returncode == 1 and "no records with correlation or event id" in missing.stdout.decode()
+
+
+async def test_trace_of_a_scheduled_decision_starts_at_the_last_metric_of_its_entities(
+        settings: Any, unique: str) -> None:
+    """A pool slot or rule run has no single record as its cause: trace shows the metric the decision saw."""
+    await ensure_topics(settings)
+    entity = f"sched-{unique}"
+    older, latest = event(unique, entity), event(unique, entity)
+    later = event(unique, entity)  # reported after the decision: not what it saw
+    actions = [a.model_copy(update={"entity_id": entity}) for a in EXAMPLES["allocation.requested"].actions]
+    payload = EXAMPLES["allocation.requested"].model_copy(update={"actions": actions})
+    request = new_envelope(event_type="allocation.requested", schema_version=1, payload=payload, producer="pools",
+                           workspace_id=unique, occurred_at=datetime.now(UTC))
+    await publish(settings.kafka_bootstrap, older, latest, request)
+    later = later.model_copy(update={"occurred_at": datetime.now(UTC)})
+    await publish(settings.kafka_bootstrap, later)
+    rows = (await allot(settings, "trace", str(request.correlation_id)))[0]
+    assert [(r["topic"], r["event_id"], r["link"]) for r in rows] == [
+        ("metrics.ingested", str(latest.event_id), "last metric before"),
+        ("allocation.requested", str(request.event_id), "correlation")]
+
+
+README_CHECKED = {"topics", "topics create", "tail", "replay", "dlq list", "dlq show", "dlq redrive", "trace",
+                  "--help", "replay --help"}
+
+
+def readme_cli_commands() -> list[str]:
+    """The commands of the README's CLI section, one per entry (`a ; b` is two), comments dropped."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text.split("## Operating it: the `allot` CLI", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    commands = []
+    for line in block.group(1).splitlines():
+        for part in line.split(" ; "):
+            part = part.split("  #", 1)[0].strip()
+            if part:
+                assert part.startswith("allot "), part
+                commands.append(part)
+    return commands
+
+
+def _kind(argv: list[str]) -> str:
+    words = [a for a in argv if not a.startswith("-") or a == "--help"]
+    if words[:2] in (["topics", "create"], ["dlq", "list"], ["dlq", "show"], ["dlq", "redrive"], ["replay", "--help"]):
+        return " ".join(words[:2])
+    return words[0]
+
+
+async def test_every_readme_cli_command_works_as_written_table_and_json(settings: Any, unique: str) -> None:
+    import shlex
+
+    from allot.contracts import encode
+    from allot.contracts.registry import all_topic_names
+
+    await ensure_topics(settings)
+    metric = event(unique, "readme")
+    request = _new("allocation.requested", unique, cause=metric, step="readme")
+    await publish(settings.kafka_bootstrap, metric, request)
+    for i in range(4):  # so that allocation.requested.dlq has an offset 3 to show and redrive
+        rec = encode(_new("allocation.requested", unique))
+        await publish_raw(settings.kafka_bootstrap, "allocation.requested.dlq", rec.value, key=rec.key,
+                          headers=[*rec.headers, ("x-dlq-reason", b"readme_test"), ("x-dlq-error", f"#{i}".encode()),
+                                   ("x-dlq-source-topic", b"allocation.requested"), ("x-dlq-partition", b"0"),
+                                   ("x-dlq-offset", str(i).encode()), ("x-dlq-consumer-group", unique.encode())])
+    commands = readme_cli_commands()
+    assert {_kind(shlex.split(c)[1:]) for c in commands} == README_CHECKED, commands
+    for command in commands:
+        argv = shlex.split(command.replace("<correlation_id>", str(metric.correlation_id)))[1:]
+        kind = _kind(argv)
+        for as_json in ((False,) if "--help" in argv else (False, True)):
+            args = [*argv, "--json"] if as_json else argv
+            if kind == "tail" and "--no-follow" not in argv:  # follows: it must say what it waits for
+                proc = spawn(settings, *args)
+                try:
+                    said = await read_until(proc.stderr, "waiting for new records on metrics.ingested matching "
+                                                         "workspace demo, entity as_1")
+                finally:
+                    proc.kill()
+                    out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+                assert "Ctrl-C" in said
+                for line in out.decode().splitlines():  # whatever arrived meanwhile is demo's as_1
+                    row = orjson.loads(line) if as_json else None
+                    assert row is None or (row["workspace"], row["entity"]) == ("demo", "as_1")
+                continue
+            proc = await cli(settings, *args)
+            out, err_ = proc.stdout.decode(), " ".join(proc.stderr.decode().split())
+            assert proc.returncode == 0, (command, as_json, err_[-2000:])
+            if kind == "tail":
+                rows = [orjson.loads(line) for line in out.splitlines()] if as_json else None
+                assert rows is None or (len(rows) <= 20 and all(r["workspace"] == "demo" for r in rows))
+                if not out.strip():
+                    assert "no records in action.executed matching workspace demo" in err_
+                continue
+            if kind in ("--help", "replay --help"):
+                assert "Usage: allot" in out and ("--to-latest" in out if kind == "replay --help" else "trace" in out)
+                continue
+            data = orjson.loads(out) if as_json else None
+            cells = table_rows(out)
+            if not as_json:
+                try:
+                    orjson.loads(out)
+                except orjson.JSONDecodeError:
+                    pass
+                else:
+                    raise AssertionError(f"{command}: JSON without --json")
+            if kind == "topics":
+                if as_json:
+                    assert {r["topic"] for r in data} == set(all_topic_names())
+                else:
+                    assert {r[0] for r in cells} == set(all_topic_names())
+            elif kind == "topics create":
+                assert data == [] if as_json else "all topics exist; nothing created" in out
+            elif kind == "replay":
+                group_rows = data if as_json else [dict(zip(["partition", "committed", "new_offset", "end",
+                                                             "to_reprocess"], r, strict=True)) for r in cells]
+                assert sorted(int(r["partition"]) for r in group_rows) == list(range(6)), out
+                if "--dry-run" in argv:
+                    assert "dry run: nothing changed" in err_
+                else:
+                    assert "group rules moved" in err_
+                    check = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id="rules",
+                                             enable_auto_commit=False)
+                    await check.start()
+                    try:
+                        for r in group_rows:
+                            tp = TopicPartition("metrics.ingested", int(r["partition"]))
+                            assert await check.committed(tp) == int(r["new_offset"])
+                    finally:
+                        await check.stop()
+            elif kind == "dlq list":
+                mine = [r for r in data if r["group"] == unique] if as_json else [r for r in cells if unique in r]
+                assert len(mine) == 4, out
+                assert all(r["reason"] == "readme_test" for r in mine) if as_json else all(
+                    "readme_test" in r for r in mine)
+            elif kind == "dlq show":
+                if as_json:
+                    assert [r["offset"] for r in data] == [3] and "x-dlq-reason" in data[0]["headers"]
+                else:
+                    assert "allocation.requested.dlq@3" in out and "x-dlq-reason" in out
+            elif kind == "dlq redrive":
+                assert data == [{"redriven": 1, "dlq": "allocation.requested.dlq"}] if as_json else (
+                    cells == [["1", "allocation.requested.dlq"]])
+            elif kind == "trace":
+                topics = [r["topic"] for r in data] if as_json else [r[1] for r in cells]
+                assert topics == ["metrics.ingested", "allocation.requested"], out
+            else:
+                raise AssertionError(f"no check for {command}")

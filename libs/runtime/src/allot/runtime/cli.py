@@ -85,7 +85,7 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 240, highlight=False)
 
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are never cut into lines
 
 
 def _as_json(ctx: typer.Context, flag: bool) -> bool:
