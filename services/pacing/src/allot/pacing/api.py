@@ -40,12 +40,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from allot.contracts.payloads import Currency, EntityType, Platform
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
+from allot.pacing.domain import within_tolerance
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
@@ -553,9 +555,9 @@ async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Oper
     async with ctx.pool.acquire() as conn:
         async with conn.transaction():
             plan_row = await _plan_or_404(conn, principal, plan_id, for_update=True)
-            prop = await _open_proposal(conn, plan_id, proposal_id)
+            prop = await _current_for_approval(conn, plan_id, proposal_id)
             status, envelopes = await workflow.request_proposal(
-                conn, workflow.plan_from_row(plan_row), proposal_id=proposal_id, slot=prop["slot_key"],
+                conn, workflow.plan_from_row(plan_row), proposal_id=prop["proposal_id"], slot=prop["slot_key"],
                 source_channel=prop["source_channel"], target_channel=prop["target_channel"],
                 amount_cents=prop["amount_cents"], now=now, requested_by=principal.key_id,
                 correlation_id=prop["correlation_id"])
@@ -563,7 +565,28 @@ async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Oper
         if envelopes:
             ctx.flush()
         PROPOSALS.labels("pacing", status).inc()
-        return await _proposal_out(conn, await db.get_proposal(conn, plan_id, proposal_id))
+        out = await _proposal_out(conn, await db.get_proposal(conn, plan_id, prop["proposal_id"]))
+        if prop["proposal_id"] != proposal_id:
+            out["approved_for"] = str(proposal_id)
+        return out
+
+
+async def _current_for_approval(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any:
+    """The proposal an approval applies: the approved one while open; when a newer snapshot replaced it, the
+    pair's current proposal if its amount is within ``MATERIAL_CHANGE_PCT`` % of the approved one, else 409
+    ``proposal_superseded`` with the current proposal (or null) in the body, so the person sees what changed."""
+    row = await db.get_proposal(conn, plan_id, proposal_id, for_update=True)
+    if row is None or row["status"] != "superseded":
+        return await _open_proposal(conn, plan_id, proposal_id)
+    current = await db.current_proposal(conn, plan_id, row["source_channel"], row["target_channel"], for_update=True)
+    if current is not None and within_tolerance(row["amount_cents"], current["amount_cents"]):
+        return current
+    shown = jsonable_encoder(await _proposal_out(conn, current)) if current is not None else None
+    why = (f"the situation changed: the current proposal moves {current['amount_cents']} {current['currency']} "
+           f"cents instead of {row['amount_cents']}; review and approve it" if current is not None
+           else "the situation changed: no proposal is open for this pair any more")
+    raise ApiError(409, "proposal_superseded", f"proposal was replaced by a newer snapshot; {why}", field="status",
+                   extra={"current": shown})
 
 
 @router.post("/plans/{plan_id}/proposals/{proposal_id}/reject")

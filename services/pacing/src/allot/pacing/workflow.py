@@ -46,10 +46,12 @@ from allot.pacing.domain import (
     PacingConfig,
     PacingCurve,
     PacingInputError,
+    OpenProposal,
     PlanEvaluation,
     evaluate_plan,
     plan_budget_moves,
     proposal_outcome,
+    reconcile_proposals,
     remaining_flight_days,
 )
 from allot.pacing.domain.curves import CurveKind
@@ -195,6 +197,11 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
         kind_map = delivery[d["plan_id"]][0 if d["kind"] == "channel" else 1]
         kind_map[d["name"]] = Delivery(int(d["spend_cents"]), int(d["impressions"]))
 
+    open_by_plan: dict[str, list[OpenProposal]] = defaultdict(list)
+    for o in await db.open_proposals(conn, plan_ids):
+        open_by_plan[o["plan_id"]].append(OpenProposal(o["proposal_id"], o["source_channel"], o["target_channel"],
+                                                       int(o["amount_cents"]), o["status"]))
+    superseded: list[uuid.UUID] = []
     snapshot_rows: list[tuple[Any, ...]] = []
     plan_updates: list[tuple[str, str, datetime | None, datetime]] = []
     transition_rows: list[tuple[Any, ...]] = []
@@ -236,7 +243,16 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
                 ),
                 plan.workspace_id, now, f"{plan_id}/{key}/deviation_detected", snap_event.event_id))
         needs_human = plan.requires_approval or ev.state_after is CampaignPacingState.PAUSED
-        for prop in ev.proposals:
+        if needs_human:
+            # Stable proposals: an open one stays unless the situation changed materially.
+            rec = reconcile_proposals(open_by_plan[plan_id], ev.proposals)
+            drafts, kept = rec.new, rec.kept
+            superseded += rec.superseded
+        else:
+            drafts, kept = ev.proposals, {}
+            superseded += [o.proposal_id for o in open_by_plan[plan_id]]
+        proposal_ids = [kept.get(p.proposal_id, p.proposal_id) for p in ev.proposals]
+        for prop in drafts:
             status = "pending_approval" if needs_human else "requested"
             proposal_rows.append((prop.proposal_id, plan_id, plan.workspace_id, ev.snapshot_id, key,
                                   prop.source_channel, prop.target_channel, prop.amount_cents, plan.currency,
@@ -260,10 +276,10 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
             ev.snapshot_id, plan_id, plan.workspace_id, plan.campaign_id, slot, now, trigger, plan.currency,
             ev.total_budget_cents, ev.total_spend_cents, ev.expected_spend_cents, ev.pacing_pct, ev.deviation_pct,
             ev.state_before.value, ev.state_after.value, _alert_json(ev), _channels_json(ev), _deals_json(ev),
-            [p.proposal_id for p in ev.proposals],
+            proposal_ids,
         ))
 
-    await db.supersede_open_proposals(conn, [plan.plan_id for _, plan, _, _, _ in evaluated], now)
+    await db.supersede_proposals(conn, superseded, now)
     await db.insert_snapshots(conn, snapshot_rows)
     await db.record_snapshot_on_plans(conn, plan_updates)
     await db.insert_transitions(conn, transition_rows)
@@ -346,9 +362,10 @@ async def request_proposal(
 
     The flight-level amount becomes daily-budget steps over the flight's remaining days within the
     guardrails' default limits (``plan_budget_moves``); the first step is requested now, the status note
-    says how many steps and days the whole move takes.  Current budgets are the ``daily_budget_cents`` of each entity's latest metrics
-    report.  ``budgets`` (when given) is updated with the new targets, so several proposals requested in
-    one pass that touch the same entity chain their from -> to instead of all starting from a stale budget.
+    says how many steps and days the whole move takes.  Current budgets are the ``daily_budget_cents`` of
+    each entity's latest metrics report.  ``budgets`` (when given) is updated with the new targets, so several
+    proposals requested in one pass that touch the same entity chain their from -> to instead of all
+    starting from a stale budget.
     Returns the new status and the events to emit.
     """
     channels = {c.name: c for c in plan.channels}

@@ -295,13 +295,34 @@ async def insert_proposals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, .
         )
 
 
-async def supersede_open_proposals(conn: asyncpg.Connection, plan_ids: Sequence[str], now: datetime) -> int:
-    """A new snapshot replaces the proposals still waiting for a human (their numbers are stale)."""
+async def open_proposals(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[Row]:
+    """The plans' open proposals (pending_approval, needs_budget), oldest first."""
+    return await _fetch(
+        conn,
+        "SELECT proposal_id, plan_id, source_channel, target_channel, amount_cents, status FROM pacing_proposals "
+        "WHERE plan_id = ANY($1::text[]) AND status IN ('pending_approval', 'needs_budget') ORDER BY created_at",
+        list(plan_ids))
+
+
+async def supersede_proposals(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID], now: datetime) -> int:
+    """Close open proposals a newer snapshot replaced (their situation changed materially or ended)."""
+    if not proposal_ids:
+        return 0
     result = await conn.execute(
         "UPDATE pacing_proposals SET status = 'superseded', status_reason = 'a newer snapshot replaced it', "
-        "decided_at = $2 WHERE plan_id = ANY($1::text[]) AND status IN ('pending_approval', 'needs_budget')",
-        list(plan_ids), now)
+        "decided_at = $2 WHERE proposal_id = ANY($1::uuid[]) AND status IN ('pending_approval', 'needs_budget')",
+        list(proposal_ids), now)
     return int(result.split()[-1])
+
+
+async def current_proposal(conn: asyncpg.Connection, plan_id: str, source: str, target: str, *,
+                           for_update: bool = False) -> Row | None:
+    """The newest open proposal of a plan's (source, target) pair, if any."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE plan_id = $1 AND source_channel = $2 "
+        f"AND target_channel = $3 AND status IN ('pending_approval', 'needs_budget') "
+        f"ORDER BY created_at DESC LIMIT 1{lock}", plan_id, source, target)
 
 
 async def get_proposal(conn: asyncpg.Connection, plan_id: str, proposal_id: uuid.UUID, *,

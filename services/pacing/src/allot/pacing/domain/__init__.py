@@ -46,9 +46,21 @@ from allot.pacing.domain.plans import (
     remaining_flight_days,
     units_from_cents,
 )
+from allot.pacing.domain.stability import (
+    MATERIAL_CHANGE_PCT,
+    OpenProposal,
+    Reconciled,
+    reconcile_proposals,
+    within_tolerance,
+)
 from allot.pacing.domain.state import CampaignPacingState, PacingTransition, decide_pacing_state
 
 __all__ = [
+    "MATERIAL_CHANGE_PCT",
+    "OpenProposal",
+    "Reconciled",
+    "reconcile_proposals",
+    "within_tolerance",
     "SNAPSHOT_NAMESPACE",
     "ZERO_EXPECTED_FLOOR",
     "AlertLevel",
