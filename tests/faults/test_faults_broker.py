@@ -1,5 +1,6 @@
 """Every broker connection dropped for a few seconds under a running system: the services reconnect by
-themselves (readyz 503 during the cut, 200 after, same processes), nothing is lost, no platform write twice.
+themselves (/readyz/consumer 503 during the cut, 200 after, same processes; /readyz, the API's readiness, stays
+200 throughout), nothing is lost, no platform write twice.
 
 Kafka clients connect to the address the broker ADVERTISES, so this test runs its own Tansu broker that
 listens on port B but advertises port P, where a TCP proxy (tests/support/tcpproxy.py) forwards P → B. Cutting
@@ -47,7 +48,8 @@ async def test_broker_connections_dropped_lose_nothing_and_services_reconnect_by
         proxied_stack: tuple[RunningStack, TcpProxy]) -> None:
     stack, proxy = proxied_stack
     dropped: list[int] = []
-    cfg = OutageScenario(watched=["guardrails", "executor", "rules"], consumers=["rules"], outage_s=7.0, seed=11)
+    cfg = OutageScenario(watched=["guardrails", "executor", "rules"], consumers=["rules"], outage_s=7.0, seed=11,
+                         probe="/readyz/consumer", api_stays_up=True)
     result = await run_outage_scenario(stack, cfg, cut=lambda: dropped.append(proxy.cut()), restore=proxy.restore,
                                        say=print)
     result["connections_dropped"] = dropped[0]

@@ -490,9 +490,9 @@ def check_write_path(wp: WritePath, changes: Sequence[ChangeSet], sandbox_url: s
 # ------------------------------------------------------------------ processes: kill, restart, readiness
 
 
-def readyz(stack: RunningStack, name: str) -> int:
+def readyz(stack: RunningStack, name: str, path: str = "/readyz") -> int:
     try:
-        return httpx.get(stack.url(name) + "/readyz", timeout=3).status_code
+        return httpx.get(stack.url(name) + path, timeout=3).status_code
     except httpx.HTTPError:
         return 0
 
@@ -683,10 +683,14 @@ class OutageScenario:
     outage_s: float = 10.0
     settle_timeout_s: float = 90.0
     platform_write_delay_s: float = 0.4
+    #: the readiness endpoint that must drop and come back: /readyz (Postgres), /readyz/consumer (the broker)
+    probe: str = "/readyz"
+    #: /readyz must stay 200 throughout (a broker outage keeps the read API up)
+    api_stays_up: bool = False
 
 
-async def _poll_ready(stack: RunningStack, names: Sequence[str]) -> dict[str, int]:
-    codes = await asyncio.gather(*(asyncio.to_thread(readyz, stack, n) for n in names))
+async def _poll_ready(stack: RunningStack, names: Sequence[str], path: str = "/readyz") -> dict[str, int]:
+    codes = await asyncio.gather(*(asyncio.to_thread(readyz, stack, n, path) for n in names))
     return dict(zip(names, codes, strict=True))
 
 
@@ -714,21 +718,29 @@ async def run_outage_scenario(stack: RunningStack, cfg: OutageScenario, cut: Cal
         await asyncio.to_thread(cut)
         t_cut = time.monotonic()
         unready: dict[str, float] = {}
+        api_down: dict[str, int] = {}
         while time.monotonic() < t_cut + cfg.outage_s:
-            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in unready])).items():
+            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in unready],
+                                                 cfg.probe)).items():
                 if code == 503:
                     unready[name] = round(time.monotonic() - t_cut, 2)
+            if cfg.api_stays_up:
+                for name, code in (await _poll_ready(stack, cfg.watched)).items():
+                    if code != 200:
+                        api_down[name] = code
             await asyncio.sleep(max(0.0, min(0.3, t_cut + cfg.outage_s - time.monotonic())))
         await asyncio.to_thread(restore)
         t_restore = time.monotonic()
         outage["held_s"] = round(t_restore - t_cut, 2)
         ready: dict[str, float] = {}
         while len(ready) < len(cfg.watched) and time.monotonic() < t_restore + 60:
-            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in ready])).items():
+            for name, code in (await _poll_ready(stack, [s for s in cfg.watched if s not in ready],
+                                                 cfg.probe)).items():
                 if code == 200:
                     ready[name] = round(time.monotonic() - t_restore, 2)
             await asyncio.sleep(0.2)
         outage["readyz_503_after_s"] = unready
+        outage["api_not_ready"] = api_down
         outage["readyz_200_after_restore_s"] = ready
         say(f"  outage {outage}")
 
@@ -736,7 +748,8 @@ async def run_outage_scenario(stack: RunningStack, cfg: OutageScenario, cut: Cal
         await asyncio.gather(stream_metrics(pub, stream, cfg.stream_s, cfg.chunks, progress),
                              trickle_change_sets(pub, changes, cfg.stream_s * 0.9, progress), fault())
     not_unready = [s for s in cfg.watched if s not in outage["readyz_503_after_s"]]
-    assert not not_unready, f"readyz stayed 200 during the outage: {not_unready}"
+    assert not not_unready, f"{cfg.probe} stayed 200 during the outage: {not_unready}"
+    assert not outage["api_not_ready"], f"/readyz (the API) was not ready during the outage: {outage['api_not_ready']}"
     not_back = [s for s in cfg.watched if s not in outage["readyz_200_after_restore_s"]]
     assert not not_back, f"not ready again 60 s after the outage ended: {not_back}"
     restarted = {s: (pids[s], stack.processes[s].pid, stack.processes[s].poll()) for s in pids

@@ -203,12 +203,29 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
                 checks["kafka"] = bool(await ctx.broker.ping(timeout=2))
             except Exception:  # noqa: BLE001
                 checks["kafka"] = False
-        ok = all(checks.values()) and len(checks) == 3
-        body: dict[str, Any] = {"ready": ok, "checks": checks}
+        # Ready = can serve its API: started and Postgres. The broker feeds only the consumer (and the outbox relay,
+        # which keeps rows in Postgres until it is back), so a broker outage keeps the read API up and is reported
+        # under "consumer" (and by /readyz/consumer with its own status code).
+        ok = checks["started"] and checks.get("postgres", False)
+        body: dict[str, Any] = {"ready": ok, "checks": checks,
+                                "consumer": _consumer_health(spec, ctx, checks.get("kafka", False))}
         details = maybe(ctx, ReadyDetails) if ctx is not None else None
         if details is not None and (detail := details()):
             body["details"] = detail  # what an operator must know (e.g. an account ingest cannot read)
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/readyz/consumer", tags=["ops"], include_in_schema=False)
+    async def readyz_consumer(request: Request) -> JSONResponse:
+        """The consumer's side alone: 200 while it can reach the brokers, 503 otherwise (/readyz stays 200)."""
+        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        kafka = False
+        if ctx is not None and ctx.ready:
+            try:
+                kafka = bool(await ctx.broker.ping(timeout=2))
+            except Exception:  # noqa: BLE001
+                kafka = False
+        health = _consumer_health(spec, ctx, kafka)
+        return JSONResponse(health, status_code=200 if health["healthy"] else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
@@ -217,6 +234,13 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
     for router in spec.routers:
         app.include_router(router)
     return app
+
+
+def _consumer_health(spec: ServiceSpec, ctx: ServiceContext | None, kafka: bool) -> dict[str, Any]:
+    """The consumer's health, apart from the API's readiness: started and the brokers reachable."""
+    healthy = bool(ctx and ctx.ready) and kafka
+    return {"healthy": healthy, "kafka": kafka, "group": ctx.consumer.group if ctx is not None else None,
+            "topics": list(spec.consumes)}
 
 
 async def _guarded(task: Task, ctx: ServiceContext) -> None:
