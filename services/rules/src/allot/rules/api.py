@@ -25,17 +25,20 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from allot.contracts.payloads import BudgetAction
 from allot.rules import workflow
 from allot.rules.adapters import postgres as db
+from allot.rules.adapters.guardrails import GuardrailsClient
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
+from allot.runtime.deps import maybe
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
 
@@ -202,9 +205,12 @@ async def create_from_template(body: FromTemplate, principal: Principal = Depend
 
 
 @router.post("/preview")
-async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, {definition} or a rule body."),
+async def preview_rule(request: Request,
+                       body: dict[str, Any] = Body(..., description="{rule_id}, {definition} or a rule body."),
                        principal: Principal = Depends(require("viewer")),
                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Evaluate the rule on current data without acting or recording; each proposed action carries the
+    guardrails' dry-run verdict (approved / trimmed / dropped / blocked, with the check and its numbers)."""
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         rule = None
@@ -222,7 +228,22 @@ async def preview_rule(body: dict[str, Any] = Body(..., description="{rule_id}, 
         result = await workflow.preview(conn, principal.workspace_id, definition, rule, now,
                                       directory_of(ctx.extra).zone_for)
     RULE_PREVIEWS.labels(workflow.SERVICE).inc()
-    return result
+    return await _with_guardrails(ctx, request, result)
+
+
+async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[str, Any]) -> dict[str, Any]:
+    """The preview with the guardrails' verdict on its proposed actions (the caller's own credentials)."""
+    actions = [BudgetAction.model_validate(a) for a in result["proposed_actions"]]
+    client = maybe(ctx, GuardrailsClient)
+    if not actions:
+        verdict: dict[str, Any] = {"available": True, "actions": []}
+    elif client is None:
+        verdict = {"available": False, "error": "no guardrails URL configured (ALLOT_GUARDRAILS_URL)"}
+    else:
+        credentials = {k: v for k, v in request.headers.items() if k in ("authorization", "x-api-key")}
+        verdict = await client.dry_run(credentials, source_id=result["rule_id"] or str(workflow.PREVIEW_RULE_ID),
+                                       actions=actions)
+    return workflow.with_verdicts(result, verdict)
 
 
 @router.post("/bulk")

@@ -521,6 +521,21 @@ def _planned_view(p: PlannedAction) -> dict[str, Any]:
     return {k: v for k, v in asdict(p).items() if v is not None and v != ()}
 
 
+def with_verdicts(result: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """A preview with the guardrails' dry-run answer: ``guardrails`` at the top (status, check, reason, notes; or
+    ``available: false`` and why) and, on every matched entity, the verdict line of each of its proposed actions."""
+    lines = verdict.get("actions") or []
+    by_entity: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_entity.setdefault(line["entity_id"], []).append(line)
+    matched = [{**m, "guardrails": by_entity.get(m["entity_id"], [])} for m in result["matched"]]
+    return {**result, "matched": matched, "guardrails": verdict}
+
+
+#: Rule id of the actions a preview of an unsaved rule proposes (ids must exist; nothing is sent).
+PREVIEW_RULE_ID = uuid.UUID(int=0)
+
+
 async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleDefinition, rule: Any | None,
                   now: datetime, zones: ZoneLookup = _utc) -> dict[str, Any]:
     """Run the rule against current data without acting or recording anything."""
@@ -528,6 +543,9 @@ async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleD
     history = await load_history(conn, workspace_id, rule, definition, [e.entity_id for e in entities], now)
     ev = evaluate_rule(definition, entities, history, now, snapshot_unmatched=True)
     names = {e.entity_id: e.name for e in entities}
+    rule_id = rule["rule_id"] if rule is not None else PREVIEW_RULE_ID
+    proposed = budget_actions(rule_id, definition.name, ev.slot_start.isoformat(), ev,
+                              {e.entity_id: e for e in entities})
     return {
         "rule_id": str(rule["rule_id"]) if rule is not None else None,
         "evaluated_at": ev.evaluated_at,
@@ -545,4 +563,5 @@ async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleD
         "skipped": [{"entity_id": s.entity_id, "name": names.get(s.entity_id), "reason": s.reason.value,
                      "detail": s.detail, "snapshot": None if s.snapshot is None else dict(s.snapshot)}
                     for s in ev.skipped],
+        "proposed_actions": [a.model_dump(mode="json") for _, _, a in proposed],
     }

@@ -21,13 +21,15 @@ _EXCLUDED_COUNTERS = ", ".join(f"{c} = EXCLUDED.{c}" for c in COUNTER_NAMES)
 
 
 async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, day, *counters), one per key.
+    """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, day, *counters), one
+    per key.
 
     One statement: the stored report of an interval is replaced only by a later one (greater
     (reported_at, event_id): the projection's order, ``allot.contracts.projection``), and the change of
     every replaced or new report (new − old, read from the very row version the upsert replaced, under its
-    row lock) is added to its daily bucket. So a bucket always equals the sum of its kept reports without re-reading them, and two writers of one
-    key cannot double-count. Needs PostgreSQL 18 (``RETURNING old.*``). Returns the reports kept."""
+    row lock) is added to its daily bucket. So a bucket always equals the sum of its kept reports without
+    re-reading them, and two writers of one key cannot double-count. Needs PostgreSQL 18
+    (``RETURNING old.*``). Returns the reports kept."""
     if not rows:
         return 0
     return int(await conn.fetchval(_PROJECT_INTERVALS, rows))
