@@ -32,7 +32,8 @@ from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.consumer import Handler, IdempotentConsumer, handler_payloads
 from allot.runtime.db import MigrationChecksumMismatch, open_database
-from allot.runtime.deps import ReadyDetails, maybe
+from allot.runtime.deps import ReadyDetails, maybe, provide
+from allot.runtime.dryrun import GuardrailsClient
 from allot.runtime.http import install_error_handlers
 from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.logging import configure_logging, get_logger
@@ -143,6 +144,8 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
                                session_timeout_ms=settings.kafka_session_timeout_ms,
                                heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms)
         relay.start()
+        if settings.guardrails_url and spec.name != "guardrails":
+            provide(ctx, GuardrailsClient(settings.guardrails_url))
         if spec.on_start:
             await spec.on_start(ctx)
         # Everything allocated so far lives as long as the process: keep it out of the cyclic collector's
@@ -166,6 +169,8 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
             await broker.stop()
             if spec.on_stop:
                 await spec.on_stop(ctx)
+            if (guardrails := maybe(ctx, GuardrailsClient)) is not None:
+                await guardrails.aclose()
             await relay.stop()
             await producer.stop()
             await pool.close()

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_ms: int = 1500
     kafka_max_batch: int = 500
     consumer_group: str = Field(default="", description="Kafka consumer group; defaults to the service name.")
+    guardrails_url: str | None = Field(
+        default=None, description="Base URL of the guardrails service: previews and simulations show its dry-run "
+                                  "verdict per proposed action (unset: they say the verdict is unavailable).")
     consumer_parallelism: int = Field(
         default=2, ge=1, le=16,
         description="Concurrent key groups (a transaction and connection each) a by-key topic's batch is split into.")

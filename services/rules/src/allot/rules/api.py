@@ -31,14 +31,13 @@ from pydantic import BaseModel, Field, ValidationError
 from allot.contracts.payloads import BudgetAction
 from allot.rules import workflow
 from allot.rules.adapters import postgres as db
-from allot.rules.adapters.guardrails import GuardrailsClient
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
-from allot.runtime.deps import maybe
+from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
 
@@ -232,17 +231,10 @@ async def preview_rule(request: Request,
 
 
 async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[str, Any]) -> dict[str, Any]:
-    """The preview with the guardrails' verdict on its proposed actions (the caller's own credentials)."""
+    """The preview with the guardrails' verdict on its proposed actions (asked with the caller's credentials)."""
     actions = [BudgetAction.model_validate(a) for a in result["proposed_actions"]]
-    client = maybe(ctx, GuardrailsClient)
-    if not actions:
-        verdict: dict[str, Any] = {"available": True, "actions": []}
-    elif client is None:
-        verdict = {"available": False, "error": "no guardrails URL configured (ALLOT_GUARDRAILS_URL)"}
-    else:
-        credentials = {k: v for k, v in request.headers.items() if k in ("authorization", "x-api-key")}
-        verdict = await client.dry_run(credentials, source_id=result["rule_id"] or str(workflow.PREVIEW_RULE_ID),
-                                       actions=actions)
+    verdict = await dry_run(ctx, request.headers, source="rule",
+                            source_id=result["rule_id"] or str(workflow.PREVIEW_RULE_ID), actions=actions)
     return workflow.with_verdicts(result, verdict)
 
 

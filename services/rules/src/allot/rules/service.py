@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from allot.rules.adapters.guardrails import GuardrailsClient
 from allot.rules.api import audit_router, router
 from allot.rules.handlers import on_account_profiled, on_action_executed, on_guardrail_blocked, on_metrics_ingested
 from allot.rules.scheduler import rule_scheduler
 from allot.rules.settings import RulesSettings
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, refresh_directory
-from allot.runtime.deps import maybe, provide, settings_of
 from allot.runtime.service import ServiceContext, ServiceSpec
 
 
 async def on_start(ctx: ServiceContext) -> None:
     await load_directory(ctx)
-    url = settings_of(ctx, RulesSettings).guardrails_url
-    if url:
-        provide(ctx, GuardrailsClient(url))
-
-
-async def on_stop(ctx: ServiceContext) -> None:
-    client = maybe(ctx, GuardrailsClient)
-    if client is not None:
-        await client.aclose()
 
 
 SPEC = ServiceSpec(
@@ -39,7 +28,6 @@ SPEC = ServiceSpec(
     routers=[router, audit_router],
     tasks=[rule_scheduler, refresh_directory],
     on_start=on_start,
-    on_stop=on_stop,
     settings_class=RulesSettings,
     title="Allot rules",
     description="If-then rules (scope, conditions, actions, schedule, protections) evaluated every slot against "

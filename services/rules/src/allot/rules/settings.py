@@ -15,6 +15,3 @@ class RulesSettings(Settings):
     )
     rules_scan_batch: int = Field(default=100, ge=1, le=5000, description="Due rules fetched per scan query.")
     rules_scheduler_enabled: bool = Field(default=True, description="Run the background rule scheduler.")
-    guardrails_url: str | None = Field(
-        default=None, description="Base URL of the guardrails service (ALLOT_GUARDRAILS_URL): rule previews show "
-                                  "their dry-run verdict per proposed action; unset: previews say it is unavailable.")
