@@ -87,6 +87,12 @@ async def test_an_approved_proposal_requests_changes_the_guardrails_allow(pacing
         snap = await pacing.snapshot(client, pid)
         assert snap["alert"] is not None or snap["deviation_pct"] != 0
         (proposal_id,) = snap["proposal_ids"]
+        latest = (await client.get(f"/api/v1/pacing/plans/{pid}/snapshots/latest", headers=auth(pacing.viewer))).json()
+        ctv = next(c for c in latest["channels"] if c["channel"] == "CTV")
+        # 15,000.00 over 1,000 impressions; no bid data reaches pacing, so the rates are unknown (null).
+        assert (ctv["effective_cpm"], ctv["fill_rate"], ctv["unplanned_spend_cents"]) == (15_000.0, None, 0)
+        (deal,) = latest["deals"]
+        assert (deal["effective_cpm"], deal["fill_rate"], deal["win_rate"]) == (15_000.0, None, None)
         res = await client.post(f"/api/v1/pacing/plans/{pid}/proposals/{proposal_id}/approve",
                                 headers=auth(pacing.operator))
         assert res.status_code == 200 and res.json()["status"] == "requested", res.text

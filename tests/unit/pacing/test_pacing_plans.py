@@ -70,6 +70,37 @@ def test_evaluate_plan_gives_cents_alert_and_one_proposal() -> None:
     assert other_slot.snapshot_id != ev.snapshot_id
 
 
+def test_reasons_use_the_plans_currency() -> None:
+    delivery = {"CTV": Delivery(1_500_000, 10), "DISPLAY": Delivery(2_600_000, 20)}
+    (eur,) = evaluate_plan(plan(currency="EUR"), delivery, {}, now=HALF, slot_key="s").proposals
+    assert eur.reason.startswith("Move €6,000.00 from CTV to DISPLAY") and "$" not in eur.reason
+    assert "(€15,000.00 behind plan)" in eur.reason
+    (chf,) = evaluate_plan(plan(currency="CHF"), delivery, {}, now=HALF, slot_key="s").proposals
+    assert chf.reason.startswith("Move 6,000.00 CHF from CTV") and "$" not in chf.reason
+    (usd,) = evaluate_plan(plan(), delivery, {}, now=HALF, slot_key="s").proposals
+    assert usd.reason.startswith("Move $6,000.00 from CTV")
+
+
+def test_channels_and_deals_carry_cpm_and_unknown_rates() -> None:
+    ev = evaluate_plan(plan(), {"CTV": Delivery(1_500_000, 3_000), "DISPLAY": Delivery(0, 0)},
+                       {"deal-1": Delivery(10_000, 4_000)}, now=HALF, slot_key="s")
+    ctv, display = ev.channels
+    assert (ctv.effective_cpm, ctv.fill_rate) == (5_000.0, None)  # 15,000.00 / 3,000 impressions * 1,000
+    assert display.effective_cpm is None
+    assert (ev.deals[0].effective_cpm, ev.deals[0].fill_rate, ev.deals[0].win_rate) == (25.0, None, None)
+
+
+def test_a_channel_without_budget_that_spends_is_unplanned_spend() -> None:
+    channels = (ChannelPlan("CTV", 6_000_000, (A,), A), ChannelPlan("DISPLAY", 4_000_000, (B,), B),
+                ChannelPlan("SOCIAL", 0, (EntityRef("sandbox", "act", "campaign", "s"),)))
+    ev = evaluate_plan(plan(channels=channels), {"CTV": Delivery(1_500_000), "DISPLAY": Delivery(2_600_000),
+                                                 "SOCIAL": Delivery(900_000)}, {}, now=HALF, slot_key="s")
+    assert [(c.channel, c.unplanned_spend_cents) for c in ev.channels] == [
+        ("CTV", 0), ("DISPLAY", 0), ("SOCIAL", 900_000)]
+    assert [p.target_channel for p in ev.proposals] == ["DISPLAY"]
+    assert ev.total_spend_cents == 5_000_000
+
+
 def test_missing_delivery_is_zero_and_critical_holds_then_escalates() -> None:
     ev = evaluate_plan(plan(), {}, {}, now=HALF, slot_key="s")
     assert ev.total_spend_cents == 0 and ev.state_after is CampaignPacingState.PACING_HOLD

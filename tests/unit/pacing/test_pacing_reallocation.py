@@ -163,11 +163,13 @@ def test_no_proposals(channels: list[ChannelSnapshot], total: float, expected: f
     assert BudgetPacingEngine().propose_reallocations(channels, total, expected) == []
 
 
-def test_unbudgeted_channel_that_spends_is_a_target() -> None:
+def test_unbudgeted_channel_that_spends_is_not_a_target() -> None:
     # S expects 50,000 * 50,000 / 100,000 = 25,000 and spent 10,000 (15,000 under);
-    # T has no budget (expects 0) and spent 2,000: all of it is overspend.
-    channels = [channel("S", 50_000, 10_000), channel("T", 0, 2_000)]
-    assert moves(BudgetPacingEngine(), channels, TOTAL, EXPECTED) == [("S", "T", 2_000.0)]
+    # T has no budget (expects 0) and spent 2,000: unplanned spend, not a target for more budget (#16).
+    # U is a real target beside it.
+    channels = [channel("S", 50_000, 10_000), channel("T", 0, 2_000), channel("U", 50_000, 30_000)]
+    assert moves(BudgetPacingEngine(), channels, TOTAL, EXPECTED) == [("S", "U", 5_000.0)]
+    assert moves(BudgetPacingEngine(), channels[:2], TOTAL, EXPECTED) == []
 
 
 def test_duplicate_channels_and_negative_inputs_are_rejected() -> None:

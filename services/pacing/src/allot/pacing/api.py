@@ -25,8 +25,16 @@ Proposals
                                                                   open = pending_approval + needs_budget
     GET    /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}
     POST   /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/approve
-                                                                  -> allocation.requested (or needs_budget)
+                                                                  -> allocation.requested (or needs_budget); a
+                                                                  proposal a newer snapshot replaced applies the
+                                                                  current one within 10 %, else 409
+                                                                  proposal_superseded with ``current`` in the body
     POST   /api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/reject
+
+A snapshot's channels and deals carry, as the seed's data model does, ``effective_cpm`` (spend per 1,000
+impressions in currency units; null without impressions), ``fill_rate`` and, for deals, ``win_rate``: null
+(unknown), because no metrics report carries bid requests or auctions won yet.  A channel with no allocated
+budget that spends reports it as ``unplanned_spend_cents`` and is never a target of a proposal.
 
 Money is integer cents beside the plan's ISO 4217 currency.  Validation failures are 422 naming the
 field (``flight_end``, ``channels``, ``channels.0.allocated_budget_cents``, ``curve.kind`` ...).

@@ -339,14 +339,16 @@ def _alert_json(ev: PlanEvaluation) -> dict[str, Any] | None:
 def _channels_json(ev: PlanEvaluation) -> list[dict[str, Any]]:
     return [{"channel": c.channel, "allocated_budget_cents": c.allocated_budget_cents, "spend_cents": c.spend_cents,
              "expected_spend_cents": c.expected_spend_cents, "pacing_pct": c.pacing_pct,
-             "deviation_pct": c.deviation_pct, "impressions": c.impressions, "alert_level": c.alert_level}
+             "deviation_pct": c.deviation_pct, "impressions": c.impressions, "alert_level": c.alert_level,
+             "effective_cpm": c.effective_cpm, "fill_rate": c.fill_rate, "unplanned_spend_cents": c.unplanned_spend_cents}
             for c in ev.channels]
 
 
 def _deals_json(ev: PlanEvaluation) -> list[dict[str, Any]]:
     return [{"deal_id": d.deal_id, "allocated_budget_cents": d.allocated_budget_cents, "spend_cents": d.spend_cents,
              "expected_spend_cents": d.expected_spend_cents, "pacing_pct": d.pacing_pct,
-             "deviation_pct": d.deviation_pct, "impressions": d.impressions, "alert_level": d.alert_level}
+             "deviation_pct": d.deviation_pct, "impressions": d.impressions, "alert_level": d.alert_level,
+             "effective_cpm": d.effective_cpm, "fill_rate": d.fill_rate, "win_rate": d.win_rate}
             for d in ev.deals]
 
 

@@ -180,6 +180,7 @@ class BudgetPacingEngine:
         channel_snapshots: Sequence[ChannelSnapshot],
         total_budget: float,
         expected_spend: float,
+        currency: str | None = None,
     ) -> list[ReallocationProposal]:
         """Return proposals that never take more than a source's underspend nor give more than a target's overspend.
 
@@ -188,10 +189,12 @@ class BudgetPacingEngine:
         fields stored on the snapshots are ignored.  Sources (deviation below
         ``-underpacing_warning_pct``) are taken largest underspend first,
         targets (deviation above ``+overpacing_warning_pct``) largest
-        overspend first, ties by channel name.  Each pair moves
+        overspend first, ties by channel name.  A channel with no allocated budget is neither (its spend
+        is unplanned spend, see ``ChannelResult.unplanned_spend_cents``).  Each pair moves
         ``min(remaining underspend, remaining overspend, cap)`` where cap is
         ``max_reallocation_pct`` % of ``total_budget`` rounded down to the cent; amounts below
-        ``min_reallocation_amount`` are dropped and move nothing.
+        ``min_reallocation_amount`` are dropped and move nothing.  Reasons show amounts in ``currency``
+        (``format_money``); without one they use the seed's "$".
         """
         budget = require_finite_non_negative("total_budget", total_budget)
         campaign_expected = require_finite_non_negative("expected_spend", expected_spend)
@@ -213,6 +216,8 @@ class BudgetPacingEngine:
             expected = _channel_expected(snap.allocated_budget, budget, campaign_expected)
             deviation = self.calculate_deviation_pct(snap.spend, expected)
             deviations[snap.channel] = deviation
+            if snap.allocated_budget == 0.0:
+                continue  # unplanned spend: reported, never a source or a target of more budget
             gap_cents = _to_cents(expected) - _to_cents(snap.spend)
             if deviation < -cfg.underpacing_warning_pct and gap_cents > 0:
                 underspend[snap.channel] = gap_cents
@@ -247,6 +252,7 @@ class BudgetPacingEngine:
                             amount_cents=amount,
                             capped=cap_cents < uncapped,
                             max_reallocation_pct=cfg.max_reallocation_pct,
+                            currency=currency,
                         ),
                     )
                 )
@@ -289,6 +295,7 @@ class BudgetPacingEngine:
         deal_data: Sequence[Mapping[str, object] | DealSnapshot],
         snapshot_id: str | None = None,
         curve: PacingCurve | None = None,
+        currency: str | None = None,
     ) -> PacingSnapshot:
         """Return the campaign's pacing at ``current_time`` at campaign, channel and deal level, with proposals.
 
@@ -350,7 +357,7 @@ class BudgetPacingEngine:
             deviation_pct=deviation,
             channel_snapshots=channels,
             deal_snapshots=tuple(deals),
-            recommendations=tuple(self.propose_reallocations(channels, budget, expected)),
+            recommendations=tuple(self.propose_reallocations(channels, budget, expected, currency)),
             alert=self.classify_deviation(deviation),
         )
 
@@ -363,6 +370,19 @@ def effective_cpm(spend: float, impressions: int) -> float:
     if impressions <= 0:
         return 0.0
     return round2(spend / impressions * 1000.0)
+
+
+CURRENCY_SYMBOLS: Final = {"USD": "$", "EUR": "€", "GBP": "£"}
+"""Currencies whose amounts read with a symbol in front; every other one reads as ``1,234.56 JPY``."""
+
+
+def format_money(cents: int, currency: str | None) -> str:
+    """An amount in hundredths for a person: ``$1,234.56``, ``€1,234.56``, ``1,234.56 CHF``; "$" without a currency."""
+    amount = f"{cents / 100:,.2f}"
+    if currency is None:
+        return f"${amount}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency}"
 
 
 def _channel_expected(allocated_budget: float, total_budget: float, campaign_expected: float) -> float:
@@ -408,11 +428,13 @@ def _reason(
     amount_cents: int,
     capped: bool,
     max_reallocation_pct: float,
+    currency: str | None = None,
 ) -> str:
     text = (
-        f"Move ${amount_cents / 100:,.2f} from {source} to {target}: "
-        f"{source} is underpacing at {source_deviation:+.2f}% (${underspend_cents / 100:,.2f} behind plan), "
-        f"{target} is overpacing at {target_deviation:+.2f}% (${overspend_cents / 100:,.2f} ahead of plan)"
+        f"Move {format_money(amount_cents, currency)} from {source} to {target}: "
+        f"{source} is underpacing at {source_deviation:+.2f}% ({format_money(underspend_cents, currency)} behind "
+        f"plan), {target} is overpacing at {target_deviation:+.2f}% ({format_money(overspend_cents, currency)} "
+        "ahead of plan)"
     )
     if capped:
         text += f"; capped at {max_reallocation_pct:g}% of total budget"

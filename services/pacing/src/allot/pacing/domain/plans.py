@@ -26,7 +26,7 @@ from typing import Final
 
 from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.pacing.domain.curves import PacingCurve
-from allot.pacing.domain.engine import BudgetPacingEngine
+from allot.pacing.domain.engine import BudgetPacingEngine, round2
 from allot.pacing.domain.errors import PacingInputError
 from allot.pacing.domain.models import PacingAlert, PacingConfig, PacingSnapshot, require_aware
 from allot.pacing.domain.state import CampaignPacingState, PacingTransition, decide_pacing_state
@@ -143,6 +143,9 @@ class ChannelResult:
     deviation_pct: float
     impressions: int
     alert_level: str | None
+    effective_cpm: float | None = None
+    fill_rate: float | None = None
+    unplanned_spend_cents: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,16 @@ class DealResult:
     deviation_pct: float
     impressions: int
     alert_level: str | None
+    effective_cpm: float | None = None
+    fill_rate: float | None = None
+    win_rate: float | None = None
+
+
+def effective_cpm_or_none(spend_cents: int, impressions: int) -> float | None:
+    """Spend per 1,000 impressions in currency units, rounded to cents; None (unknown) without impressions."""
+    if impressions <= 0:
+        return None
+    return round2(spend_cents / 100 / impressions * 1000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +248,7 @@ def evaluate_plan(
         deal_data=deal_data,
         snapshot_id=str(snapshot_id),
         curve=plan.curve,
+        currency=plan.currency,
     )
     channels = tuple(
         ChannelResult(
@@ -246,6 +260,10 @@ def evaluate_plan(
             deviation_pct=c.deviation_pct,
             impressions=c.impressions,
             alert_level=c.alert.level.value if c.alert else None,
+            effective_cpm=effective_cpm_or_none(cents_from_units(c.spend), c.impressions),
+            # Fill and win rates need bid requests and auctions won, which no metrics report carries yet.
+            fill_rate=None,
+            unplanned_spend_cents=cents_from_units(c.spend) if c.allocated_budget == 0.0 else 0,
         )
         for c in snap.channel_snapshots
     )
@@ -259,6 +277,9 @@ def evaluate_plan(
             deviation_pct=d.deviation_pct if d.deviation_pct is not None else 0.0,
             impressions=d.impressions,
             alert_level=d.alert.level.value if d.alert else None,
+            effective_cpm=effective_cpm_or_none(cents_from_units(d.spend), d.impressions),
+            fill_rate=None,
+            win_rate=None,
         )
         for d in snap.deal_snapshots
     )
