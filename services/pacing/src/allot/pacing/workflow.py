@@ -43,10 +43,10 @@ from allot.pacing.domain import (
     Delivery,
     EntityRef,
     FlightPlan,
+    OpenProposal,
     PacingConfig,
     PacingCurve,
     PacingInputError,
-    OpenProposal,
     PlanEvaluation,
     evaluate_plan,
     plan_budget_moves,
@@ -340,7 +340,8 @@ def _channels_json(ev: PlanEvaluation) -> list[dict[str, Any]]:
     return [{"channel": c.channel, "allocated_budget_cents": c.allocated_budget_cents, "spend_cents": c.spend_cents,
              "expected_spend_cents": c.expected_spend_cents, "pacing_pct": c.pacing_pct,
              "deviation_pct": c.deviation_pct, "impressions": c.impressions, "alert_level": c.alert_level,
-             "effective_cpm": c.effective_cpm, "fill_rate": c.fill_rate, "unplanned_spend_cents": c.unplanned_spend_cents}
+             "effective_cpm": c.effective_cpm, "fill_rate": c.fill_rate,
+             "unplanned_spend_cents": c.unplanned_spend_cents}
             for c in ev.channels]
 
 
