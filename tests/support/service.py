@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 
 from allot.runtime.auth import Role, generate_key
 from allot.runtime.clock import Clock
@@ -43,3 +45,25 @@ async def running_service(spec: ServiceSpec, settings: Settings, *, clock: Clock
 
 def auth(raw_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw_key}"}
+
+
+@asynccontextmanager
+async def serve_on_loopback(spec: ServiceSpec, settings: Settings) -> AsyncIterator[str]:
+    """The service on a real loopback port (uvicorn, its own lifespan), yielding its base URL: for tests where
+    one service calls another over HTTP."""
+    schema = f"{settings.database_schema}_{spec.name}"  # its own schema beside the test's other service
+    values = {**settings.model_dump(), "service_name": spec.name, "database_schema": schema,
+              "consumer_group": f"{spec.name}-{schema}"}
+    app = create_app(spec, spec.settings_class(**values))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(600):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, f"{spec.name} did not start on loopback"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task

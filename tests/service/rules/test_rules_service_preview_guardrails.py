@@ -2,43 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 
 from allot.guardrails.service import SPEC as GUARDRAILS
 from allot.rules.service import SPEC as RULES
-from allot.runtime.service import create_app
-from allot.runtime.settings import Settings
 from tests.service.rules.rules_support import days_before, report, wait_for_entities
 from tests.support.kafka import publish
-from tests.support.service import api_keys, auth, running_service
-
-
-@asynccontextmanager
-async def serve_guardrails(settings: Settings) -> AsyncIterator[str]:
-    """The guardrails service on a loopback port (its own lifespan), yielding its base URL."""
-    values = {**settings.model_dump(), "service_name": "guardrails",
-              "consumer_group": f"guardrails-{settings.database_schema}"}
-    app = create_app(GUARDRAILS, GUARDRAILS.settings_class(**values))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(300):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.05)
-        assert server.started, "guardrails did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+from tests.support.service import api_keys, auth, running_service, serve_on_loopback
 
 
 async def test_preview_carries_the_guardrails_verdict_per_action(settings: Any, unique: str) -> None:
@@ -49,7 +22,8 @@ async def test_preview_carries_the_guardrails_verdict_per_action(settings: Any, 
     await publish(settings.kafka_bootstrap, *[report(ws, account, e, d, spend=10_000, revenue=30_000)
                                               for e in (big, small) for d in days_before(datetime.now(UTC), 3)])
     scale = [{"type": "increase_budget_pct", "pct": 10}]
-    async with serve_guardrails(shared) as url, running_service(RULES, shared, guardrails_url=url) as (client, _):
+    async with (serve_on_loopback(GUARDRAILS, shared) as url,
+                running_service(RULES, shared, guardrails_url=url) as (client, _)):
         fine = await wait_for_entities(client, viewer, account, "adset", 2, actions=scale)
         assert fine["guardrails"]["available"] is True and fine["guardrails"]["status"] == "approved", fine
         assert sorted(line["verdict"] for m in fine["matched"] for line in m["guardrails"]) == ["approved"] * 2

@@ -11,7 +11,8 @@ while AI-native features are disabled):
 - POST   /api/v1/budget-pools/{id}/members                 add or reactivate a member (201 new, 200 updated)
 - DELETE /api/v1/budget-pools/{id}/members/{memberId}      remove (deactivate) a member
 - POST   /api/v1/budget-pools/{id}/simulate                what-if plan on stored history (from_date/to_date);
-                                                           stores a simulation log, changes nothing else
+                                                           stores a simulation log, changes nothing else; each
+                                                           move carries the guardrails' dry-run verdict
 - POST   /api/v1/budget-pools/{id}/allocate                {"async": true} (default) → 202 queued;
                                                            {"async": false} → plan + publish, wait for the outcome:
                                                            200 outcomes | 423 guardrail block | 429 guardrail rate
@@ -67,6 +68,7 @@ from allot.pools.settings import PoolsSettings
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.deps import need, settings_of
+from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext, get_ctx
@@ -642,6 +644,7 @@ async def remove_member(
 
 @router.post("/{pool_id}/simulate", status_code=201)
 async def simulate(
+    request: Request,
     pool_id: uuid.UUID,
     body: SimulateBody | None = Body(None),
     from_date: date | None = Query(None),
@@ -670,7 +673,12 @@ async def simulate(
             zone=zone,
         )
     ALLOCATIONS.labels("simulated").inc()
-    return allocation_view(row, [])
+    view = allocation_view(row, [])
+    verdict = await dry_run(ctx, request.headers, source="pool", source_id=str(pool_id),
+                            actions=workflow.actions_of_view(view["actions"] or []),
+                            pool_daily_budget_cents=int(row["settings"]["daily_budget_cents"]),
+                            currency=row["settings"]["currency"])
+    return workflow.with_verdicts(view, verdict)
 
 
 def _retry_after(seconds: float) -> int:

@@ -361,6 +361,26 @@ def action_view(a: PlannedAction) -> dict[str, Any]:
     }
 
 
+def actions_of_view(views: Sequence[dict[str, Any]]) -> list[BudgetAction]:
+    """The change set's actions back from their stored views (``action_view``), e.g. to dry-run a simulation."""
+    return [
+        BudgetAction(
+            action_id=v["actionId"], platform=v["platform"], ad_account_id=v["adAccountId"],
+            entity_type=v["entityType"], entity_id=v["entityId"], action_type=v["actionType"],
+            currency=v["currency"], from_cents=v["fromCents"], to_cents=v["toCents"], reason=v["reason"],
+        )
+        for v in views
+    ]
+
+
+def with_verdicts(view: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """A simulation's view with the guardrails' dry-run answer: ``guardrails`` at the top (status, check, reason,
+    notes; or ``available: false`` and why) and on each action its verdict line."""
+    lines = {line["action_id"]: line for line in verdict.get("actions") or []}
+    actions = [{**a, "guardrails": lines.get(a["actionId"])} for a in view["actions"] or []]
+    return {**view, "actions": actions, "guardrails": verdict}
+
+
 def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationRequested:
     snap = alloc["settings"]
     return AllocationRequested(
