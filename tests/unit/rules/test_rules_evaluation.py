@@ -73,6 +73,13 @@ def test_matched_entity_gets_absolute_budget_change_and_snapshot() -> None:
     assert result.auto_pause is None
 
 
+def test_a_skip_for_unmet_conditions_names_each_failed_condition_with_its_value() -> None:
+    result = evaluate_rule(rule(), [entity("lose", LOSER)], None, NOW)
+    [skipped] = result.skipped
+    # roas 0.5 fails "> target * 1.2" (2.4); spend 6000 passes "> 5000" and is not named
+    assert skipped.detail == "roas@last_3d = 0.5, needs > 2.4"
+
+
 def test_out_of_scope_entities_are_not_counted() -> None:
     entities = [
         entity("other_account", ad_account_id="act_9"),
@@ -172,6 +179,7 @@ def test_protections_skip_matched_entities_with_snapshot(history: RuleHistory, r
     assert result.matched == ()
     [skipped] = result.skipped
     assert skipped.reason is reason
+    assert skipped.detail  # every skip says why, with its numbers
     assert skipped.snapshot == {"roas@last_3d": 4.0, "spend@last_3d": 6_000}
 
 

@@ -95,12 +95,34 @@ class MetricRef:
         return self.metric.compute(ranges[self.time_range], self.days, daily_budget_cents)
 
 
+_SYMBOLS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "neq": "!=", "between": "between"}
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """One compiled condition, kept to say which conditions an entity did not meet and with which numbers."""
+
+    ref: MetricRef
+    operator: str
+    bounds: tuple[float, ...]
+    test: Callable[[float], bool]
+
+    def failed(self, ranges: Ranges, daily_budget_cents: int | None) -> str | None:
+        """``metric@range = value, needs OP bound`` when the entity's value is known and fails the condition."""
+        value = self.ref.value(ranges, daily_budget_cents)
+        if value is None or self.test(value):
+            return None
+        need = " and ".join(f"{b:.6g}" for b in self.bounds)
+        return f"{self.ref.key} = {value:.6g}, needs {_SYMBOLS.get(self.operator, self.operator)} {need}"
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledConditions:
     """A condition tree with targets resolved into closures; evaluate it once per entity."""
 
     root: NodeFn
     refs: tuple[MetricRef, ...]
+    leaves: tuple[Leaf, ...] = ()
 
     def evaluate(self, ranges: Ranges, daily_budget_cents: int | None) -> Truth:
         """MATCH / NO_MATCH / UNAVAILABLE for one entity (see module doc for group semantics)."""
@@ -114,8 +136,12 @@ class CompiledConditions:
         """The ``metric@range`` keys whose value is None for this entity."""
         return [ref.key for ref in self.refs if ref.value(ranges, daily_budget_cents) is None]
 
+    def not_met(self, ranges: Ranges, daily_budget_cents: int | None) -> list[str]:
+        """Each condition the entity's known values fail, with the value and the bound (a skip's detail)."""
+        return [text for leaf in self.leaves if (text := leaf.failed(ranges, daily_budget_cents)) is not None]
 
-def _compile_leaf(cond: Condition, targets: Mapping[str, float]) -> tuple[NodeFn, MetricRef]:
+
+def _compile_leaf(cond: Condition, targets: Mapping[str, float]) -> tuple[NodeFn, MetricRef, Leaf]:
     bounds = [resolve_threshold(t, targets) for t in cond.thresholds()]
     test = _predicate(cond.operator, bounds[0], bounds[1] if len(bounds) > 1 else None)
     metric = METRICS[cond.metric]
@@ -128,17 +154,19 @@ def _compile_leaf(cond: Condition, targets: Mapping[str, float]) -> tuple[NodeFn
             return _UNAVAILABLE
         return _MATCH if test(value) else _NO_MATCH
 
-    return leaf, ref
+    return leaf, ref, Leaf(ref, cond.operator, tuple(bounds), test)
 
 
-def _compile_group(group: ConditionGroup, targets: Mapping[str, float], refs: dict[str, MetricRef]) -> NodeFn:
+def _compile_group(group: ConditionGroup, targets: Mapping[str, float], refs: dict[str, MetricRef],
+                   leaves: list[Leaf]) -> NodeFn:
     children: list[NodeFn] = []
     for node in group.conditions:
         if isinstance(node, ConditionGroup):
-            children.append(_compile_group(node, targets, refs))
+            children.append(_compile_group(node, targets, refs, leaves))
         else:
-            fn, ref = _compile_leaf(node, targets)
+            fn, ref, leaf = _compile_leaf(node, targets)
             refs.setdefault(ref.key, ref)
+            leaves.append(leaf)
             children.append(fn)
     kids = tuple(children)
 
@@ -169,8 +197,9 @@ def _compile_group(group: ConditionGroup, targets: Mapping[str, float], refs: di
 def compile_conditions(group: ConditionGroup, targets: Mapping[str, float]) -> CompiledConditions:
     """Compile a validated condition tree; ``KeyError`` only if a target is missing (validation prevents it)."""
     refs: dict[str, MetricRef] = {}
-    root = _compile_group(group, targets, refs)
-    return CompiledConditions(root=root, refs=tuple(refs.values()))
+    leaves: list[Leaf] = []
+    root = _compile_group(group, targets, refs, leaves)
+    return CompiledConditions(root=root, refs=tuple(refs.values()), leaves=tuple(leaves))
 
 
 def evaluate_conditions(

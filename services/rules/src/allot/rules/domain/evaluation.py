@@ -205,7 +205,8 @@ def evaluate_rule(
                 detail = ", ".join(compiled.unavailable(ranges, budget))
                 skipped.append(SkippedEntity(entity_id, SkipReason.METRIC_UNAVAILABLE, detail, snap))
             else:
-                skipped.append(SkippedEntity(entity_id, SkipReason.CONDITIONS_NOT_MET, "", snap))
+                detail = "; ".join(compiled.not_met(ranges, budget))
+                skipped.append(SkippedEntity(entity_id, SkipReason.CONDITIONS_NOT_MET, detail, snap))
             continue
 
         snapshot = compiled.snapshot(ranges, budget)
