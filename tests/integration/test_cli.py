@@ -469,6 +469,8 @@ async def test_every_readme_cli_command_works_as_written_table_and_json(settings
                 assert len(mine) == 4, out
                 assert all(r["reason"] == "readme_test" for r in mine) if as_json else all(
                     "readme_test" in r for r in mine)
+                sources = {r["source"] for r in mine} if as_json else {r[4] for r in mine}  # brackets kept
+                assert sources == {f"allocation.requested[0]@{i}" for i in range(4)}, sources
             elif kind == "dlq show":
                 if as_json:
                     assert [r["offset"] for r in data] == [3] and "x-dlq-reason" in data[0]["headers"]
@@ -482,3 +484,24 @@ async def test_every_readme_cli_command_works_as_written_table_and_json(settings
                 assert topics == ["metrics.ingested", "allocation.requested"], out
             else:
                 raise AssertionError(f"no check for {command}")
+
+
+def test_an_unreachable_broker_is_one_line_not_a_traceback() -> None:
+    env = dict(os.environ, ALLOT_KAFKA_BOOTSTRAP="127.0.0.1:1")
+    proc = subprocess.run([sys.executable, "-m", "allot.runtime.cli", "topics", "--json"], env=env,
+                          capture_output=True, timeout=60, check=False)
+    said = " ".join(proc.stderr.decode().split())
+    assert proc.returncode == 1 and proc.stdout == b"", said
+    assert "error: cannot use the broker at 127.0.0.1:1" in said and "Traceback" not in said
+
+
+async def test_tables_print_record_text_literally_not_as_markup(settings: Any, unique: str) -> None:
+    await ensure_topics(settings)
+    await publish_raw(settings.kafka_bootstrap, "guardrail.blocked.dlq", b"{not json", key=b"k",
+                      headers=[("x-dlq-reason", b"invalid_json"), ("x-dlq-error", b"bad [bold]value[/bold]"),
+                               ("x-dlq-consumer-group", unique.encode()), ("x-dlq-source-topic", b"guardrail.blocked"),
+                               ("x-dlq-partition", b"1"), ("x-dlq-offset", b"9")])
+    proc = await cli(settings, "dlq", "list", "guardrail.blocked", "--reason", "invalid_json")
+    assert proc.returncode == 0, proc.stderr.decode()
+    mine = [r for r in table_rows(proc.stdout.decode()) if r[2] == unique]
+    assert [(r[4], r[5]) for r in mine] == [("guardrail.blocked[1]@9", "bad [bold]value[/bold]")], proc.stdout.decode()

@@ -29,10 +29,13 @@ import orjson
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from allot.contracts.registry import TOPICS, all_topic_names
 from allot.runtime.auth import generate_key
@@ -107,10 +110,10 @@ def _emit(as_json: bool, rows: list[dict[str, Any]], columns: Sequence[str], *, 
     if as_json:
         sys.stdout.write(orjson.dumps([{c: r.get(c) for c in columns} for r in rows], default=str).decode() + "\n")
         if not rows and empty:
-            err.print(empty)
+            err.print(empty, markup=False)
         return
     if not rows and empty:
-        _console().print(empty)
+        _console().print(empty, markup=False)
         return
     table = Table(title=title or None, show_lines=False)
     for c in columns:
@@ -118,13 +121,13 @@ def _emit(as_json: bool, rows: list[dict[str, Any]], columns: Sequence[str], *, 
                          justify="right" if c in ("partitions", "end_offset", "lag", "offset", "partition",
                                                   "committed", "new_offset", "end", "to_reprocess") else "left")
     for r in rows:
-        table.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in columns))
+        table.add_row(*(Text("-" if r.get(c) is None else str(r.get(c))) for c in columns))  # literal, no markup
     _console().print(table)
 
 
 def _say(as_json: bool, message: str) -> None:
     """A message for people on stderr (stdout stays parseable)."""
-    err.print(message)
+    err.print(message, markup=False)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> None:
@@ -132,11 +135,15 @@ def _run(coro: Coroutine[Any, Any, int]) -> None:
         code = asyncio.run(coro)
     except KeyboardInterrupt:
         code = 130
+    except KafkaError as exc:  # unreachable broker, refused credentials, ...: one line, not a traceback
+        err.print(f"[bold red]error:[/] cannot use the broker at {escape(Settings().kafka_bootstrap)} "
+                  f"(ALLOT_KAFKA_*): {escape(str(exc))}")
+        code = 1
     raise typer.Exit(code)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -258,14 +265,22 @@ def _headers(rec: ConsumerRecord[Any, Any]) -> dict[str, str]:
 def _summary(rec: ConsumerRecord[Any, Any]) -> dict[str, Any]:
     h = _headers(rec)
     try:
-        body = orjson.loads(rec.value)
+        decoded = orjson.loads(rec.value)
     except orjson.JSONDecodeError:
-        body = None
-    body = body if isinstance(body, dict) else {}
-    payload = body.get("payload") if isinstance(body.get("payload"), dict) else {}
+        decoded = None
+    body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
+    raw_payload = body.get("payload")
+    payload: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
+    recorded = datetime.fromtimestamp(rec.timestamp / 1000, UTC)
+    try:
+        at = datetime.fromisoformat(str(body.get("occurred_at")).replace("Z", "+00:00"))
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    except ValueError:
+        at = recorded
     return {
+        "at": at,  # when it happened (occurred_at, else the record's timestamp): trace orders by it
         "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-        "time": datetime.fromtimestamp(rec.timestamp / 1000, UTC).isoformat(timespec="seconds"),
+        "time": recorded.isoformat(timespec="seconds"),
         "key": (rec.key or b"").decode("utf-8", "replace"),
         "event_id": h.get("event_id") or str(body.get("event_id") or ""),
         "workspace": h.get("workspace_id") or str(body.get("workspace_id") or ""),
@@ -443,8 +458,9 @@ def tail(
                 sys.stdout.write(orjson.dumps({c: row.get(c) for c in TAIL_COLUMNS}, default=str).decode() + "\n")
                 sys.stdout.flush()
             else:
-                console.print(f"[dim]{row['time']}[/] [bold]{row['topic']}[/][{row['partition']}]@{row['offset']} "
-                              f"ws={row['workspace']} key={row['key']} {row['summary']}", markup=True, soft_wrap=True)
+                console.print(f"[dim]{row['time']}[/] [bold]{row['topic']}[/]" + escape(
+                              f"[{row['partition']}]@{row['offset']} ws={row['workspace']} key={row['key']} "
+                              f"{row['summary']}"), soft_wrap=True)
             shown += 1
             if limit and shown >= limit:
                 break
@@ -570,7 +586,7 @@ async def _watch_lag(settings: Settings, topic: str, group: str, parts: list[Top
                 break
             await asyncio.sleep(1.0)
     if lag:
-        _say(as_json, f"[yellow]{group} still lags {lag} records on {topic} after {timeout:.0f}s[/]")
+        _say(as_json, f"{group} still lags {lag} records on {topic} after {timeout:.0f}s")
         return 3
     _say(as_json, f"{group} caught up with {topic}: lag 0")
     return 0
@@ -700,16 +716,16 @@ def dlq_show(ctx: typer.Context, topic: DlqTopic, offset: Offset = None, reason:
             return 0
         console = _console()
         if not out:
-            console.print(f"no records in {dlq}{' ' + where if where else ''}")
+            console.print(f"no records in {dlq}{' ' + where if where else ''}", markup=False)
             return 0
         for row in out:
             table = Table(title=f"{dlq}@{row['offset']}", show_header=False)
             table.add_column("field", style="bold")
             table.add_column("value", overflow="fold")
             for k, v in row["headers"].items():
-                table.add_row(k, v)
-            table.add_row("key", row["key"])
-            table.add_row("value", row["value"])
+                table.add_row(Text(k), Text(v))
+            table.add_row("key", Text(row["key"]))
+            table.add_row("value", Text(row["value"]))
             console.print(table)
         return 0
 
@@ -795,7 +811,7 @@ async def _trace(wanted: str, as_json: bool) -> list[dict[str, Any]]:
                         add(other, "correlation of cause")
                         nxt.append(other)
         frontier = nxt
-    rows = sorted(found.values(), key=lambda r: (r["occurred_at"] or r["time"], r["topic"] != "metrics.ingested"))
+    rows = sorted(found.values(), key=lambda r: (r["at"], r["topic"] != "metrics.ingested"))
     if rows and not any(r["topic"] == "metrics.ingested" for r in rows):
         # The decision was scheduled rather than caused by one record: show, per entity it changes, the last
         # metric reported before it (what the decision saw).
@@ -804,8 +820,8 @@ async def _trace(wanted: str, as_json: bool) -> list[dict[str, Any]]:
         for entity in sorted(entities):
             latest = max((r for r in index.values() if r["topic"] == "metrics.ingested" and r["entity"] == entity
                           and r["workspace"] == first["workspace"]
-                          and (r["occurred_at"] or r["time"]) <= (first["occurred_at"] or first["time"])),
-                         key=lambda r: r["occurred_at"] or r["time"], default=None)
+                          and r["at"] <= first["at"]),
+                         key=lambda r: r["at"], default=None)
             if latest is not None:
                 rows.insert(0, dict(latest, link="last metric before"))
     return rows
