@@ -32,6 +32,8 @@ SCHEMAS = Path(__file__).parent / "crd_schemas"
 SERVICES = ("guardrails", "executor", "pools", "rules", "pacing", "connections", "ingest", "notify")
 #: Services that talk to the internet (ad platforms, Graph API, notification channels): nobody else does.
 PUBLIC_EGRESS = {"executor": {443}, "ingest": {443}, "notify": {443, 465, 587}}
+#: Services that call another over HTTP (caller -> callee): the guardrails dry run behind previews and simulations.
+INTERNAL_HTTP = {"rules": "guardrails", "pools": "guardrails"}
 #: Documented parameters of KEDA's kafka scaler (https://keda.sh/docs/2.17/scalers/apache-kafka/).
 KAFKA_SCALER_PARAMS = {
     "bootstrapServers", "bootstrapServersFromEnv", "consumerGroup", "consumerGroupFromEnv", "topic", "topicFromEnv",
@@ -203,6 +205,11 @@ def test_each_workload_gets_only_what_it_needs(rendered: tuple[str, list[dict[st
             continue
         assert _ports(egress[2]) == {5432}, name
         public = egress[3:]
+        if service in INTERNAL_HTTP:  # the one service it asks over HTTP, on its pods' HTTP port
+            internal, *public = public
+            assert _ports(internal) == {8000}, name
+            assert internal["to"] == [{"podSelector": {"matchLabels": {
+                "app.kubernetes.io/name": f"allot-{INTERNAL_HTTP[service]}"}}}], name
         if service in PUBLIC_EGRESS:
             (rule,) = public
             assert _ports(rule) == PUBLIC_EGRESS[service], name
@@ -216,8 +223,18 @@ def test_each_workload_gets_only_what_it_needs(rendered: tuple[str, list[dict[st
             assert public == [], f"{service} has no business on the internet: {public}"
         for rule in egress:
             assert rule.get("ports"), f"{name}: an egress rule without ports opens every port"
-        # Ingress: the HTTP port, from the console / ingress controller and monitoring namespaces only.
-        (ingress,) = spec["ingress"]
+        # Ingress: the HTTP port, from the console / ingress controller and monitoring namespaces only, and from
+        # the pods of the services that call this one.
+        ingress, *internal_ingress = spec["ingress"]
+        callers = {c for c, callee in INTERNAL_HTTP.items() if callee == service}
+        if callers:
+            (rule,) = internal_ingress
+            assert _ports(rule) == {"http"}, name
+            (peer,) = rule["from"]
+            (expr,) = peer["podSelector"]["matchExpressions"]
+            assert set(peer) == {"podSelector"} and set(expr["values"]) == {f"allot-{c}" for c in callers}, name
+        else:
+            assert internal_ingress == [], f"{name}: ingress from {internal_ingress}"
         container_ports = {p["name"]: p["containerPort"] for c in workload["spec"]["template"]["spec"]["containers"]
                            for p in c["ports"]}
         assert {container_ports.get(p, p) for p in _ports(ingress)} == {8000}, name
