@@ -11,7 +11,7 @@ from allot.contracts.payloads import AllocationRequested
 from allot.guardrails.domain.checks import check_budget_minimums, check_max_change
 from allot.guardrails.domain.settings import WorkspaceLimits
 
-from tests.support.kafka import publish
+from tests.support.kafka import eventually, publish
 from tests.support.service import auth
 
 
@@ -110,3 +110,35 @@ async def test_an_approved_proposal_requests_changes_the_guardrails_allow(pacing
             assert abs(a.to_cents - a.from_cents) * 100 <= 20 * a.from_cents
         assert check_budget_minimums(request) is None
         assert check_max_change(request, WorkspaceLimits()) is None
+
+        # The executor applies step 1. A new proposal approved within the 72 h net-change window waits (the
+        # guardrails would drop it) and says from when; after the window the next step starts from 3600 / 2400.
+        await publish(pacing.bootstrap, *(pacing.executed(a, pid, str(request.request_id))
+                                          for a in event["payload"]["actions"]))
+
+        async def applied() -> Any:
+            res = await client.get(f"/api/v1/pacing/plans/{pid}/proposals?status=applied",
+                                   headers=auth(pacing.viewer))
+            return res.json()["proposals"]
+
+        await eventually(applied, what="step 1 applied")
+        ctx.clock.advance(3600)
+        (second,) = (await pacing.snapshot(client, pid))["proposal_ids"]
+        res = await client.post(f"/api/v1/pacing/plans/{pid}/proposals/{second}/approve",
+                                headers=auth(pacing.operator))
+        assert res.status_code == 200 and res.json()["status"] == "needs_budget", res.text
+        assert "72 h net-change window" in res.json()["status_reason"]
+        assert "possible from 2026-08-09T00:00:00+00:00" in res.json()["status_reason"]
+        assert len(await pacing.events("allocation.requested", pid, field="source_id")) == 1
+
+        # Three days on, DISPLAY has kept overspending (the platform reports its new budget of 3600).
+        later = [pacing.metric("d1", day, 1_500_000, daily_budget_cents=3600) for day in (5, 6)]
+        await publish(pacing.bootstrap, *later)
+        await pacing.wait_projection(ctx, [m.event_id for m in later])
+        ctx.clock.advance(72 * 3600)
+        (third,) = (await pacing.snapshot(client, pid))["proposal_ids"]
+        res = await client.post(f"/api/v1/pacing/plans/{pid}/proposals/{third}/approve",
+                                headers=auth(pacing.operator))
+        assert res.status_code == 200 and res.json()["status"] == "requested", res.text
+        assert {(a["role"], a["from_cents"], a["to_cents"]) for a in res.json()["actions"]} == {
+            ("target", 3600, 4080), ("source", 2400, 1920)}  # 20 % of the source's 2400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from allot.contracts.currencies import min_budget_minor
@@ -203,6 +204,19 @@ def test_step_limits_match_the_guardrails_defaults() -> None:
     defaults, mine = WorkspaceLimits(), StepLimits()
     assert (mine.max_change_pct, mine.net_change_pct_window, mine.net_change_window_h) == (
         defaults.max_change_pct, defaults.net_change_pct_window, defaults.net_change_window_h)
+
+
+def test_a_step_within_the_net_change_window_waits() -> None:
+    changed = {("sandbox", "b"): HALF}
+    kwargs: dict[str, Any] = {"target": B, "source": A, "target_budget_cents": 3600, "source_budget_cents": 2400,
+                              "remaining_days": 5, "last_changed": changed}
+    waiting = plan_budget_moves("p", 30_000, now=HALF + timedelta(hours=71, minutes=59), **kwargs)
+    assert waiting.moves == () and waiting.needs_budget is not None
+    assert "72 h net-change window" in waiting.needs_budget and "target sandbox:b" in waiting.needs_budget
+    assert "possible from 2026-08-09T00:00:00+00:00" in waiting.needs_budget
+    after = plan_budget_moves("p", 30_000, now=HALF + timedelta(hours=72), **kwargs)
+    assert after.needs_budget is None and after.moves[1].to_cents == 1920
+    assert plan_budget_moves("p", 30_000, now=None, **kwargs).needs_budget is None
 
 
 def test_remaining_flight_days() -> None:

@@ -381,7 +381,9 @@ async def request_proposal(
         proposal_id, amount_cents, target=target, source=source,
         target_budget_cents=budgets.get((target.platform, target.entity_id)) if target else None,
         source_budget_cents=budgets.get((source.platform, source.entity_id)) if source else None,
-        remaining_days=remaining_flight_days(plan.flight_end, now), currency=plan.currency,
+        remaining_days=remaining_flight_days(plan.flight_end, now), currency=plan.currency, now=now,
+        last_changed=await db.last_pacing_changes(
+            conn, plan.workspace_id, [(r.platform, r.entity_id) for r in (target, source) if r is not None]),
     )
     decided_by = "" if requested_by == PRODUCER else requested_by
     if move.needs_budget is not None:

@@ -241,6 +241,28 @@ SNAPSHOT_COLUMNS = (
 )
 
 
+async def last_pacing_changes(conn: asyncpg.Connection, workspace_id: str,
+                              refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+    """When this service last changed each (platform, entity_id): the executor's executed_at of an applied
+    action, or the decision time of an action still in flight (requested, no outcome yet)."""
+    keys = sorted(set(refs))
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT a.platform, a.entity_id, max(COALESCE(a.executed_at, p.decided_at)) AS changed_at
+        FROM unnest($2::text[], $3::text[]) AS k(platform, entity_id)
+        JOIN proposal_actions a ON a.platform = k.platform AND a.entity_id = k.entity_id
+        JOIN pacing_proposals p ON p.proposal_id = a.proposal_id
+        WHERE p.workspace_id = $1
+          AND (a.outcome IN ('succeeded', 'already_applied') OR (a.outcome IS NULL AND p.status = 'requested'))
+        GROUP BY a.platform, a.entity_id
+        """,
+        workspace_id, [k[0] for k in keys], [k[1] for k in keys],
+    )
+    return {(r["platform"], r["entity_id"]): r["changed_at"] for r in rows if r["changed_at"] is not None}
+
+
 async def insert_snapshots(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         await conn.executemany(

@@ -20,7 +20,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
@@ -424,6 +424,8 @@ def plan_budget_moves(
     remaining_days: int = 1,
     currency: str = "USD",
     limits: StepLimits = DEFAULT_STEP_LIMITS,
+    now: datetime | None = None,
+    last_changed: Mapping[tuple[str, str], datetime] | None = None,
 ) -> MovePlan:
     """Turn a flight-level ``amount_cents`` into daily-budget steps within the guardrails' limits.
 
@@ -434,7 +436,9 @@ def plan_budget_moves(
     (``min_budget_minor`` of its platform, entity type and ``currency``). Steps are one net-change window
     apart (``limits.step_spacing_days``) and only on days inside the flight. When the daily change cannot be
     reached within the flight, the schedule stops short and ``note`` says why. ``needs_budget`` explains
-    why nothing at all can move.
+    why nothing at all can move, including a step pacing made on either entity within the net-change window
+    before ``now`` (``last_changed``: (platform, entity_id) -> when pacing last changed it): the guardrails
+    would trim or drop the next one, so it waits and the reason says from when it is possible.
     """
     if amount_cents <= 0:
         raise PacingInputError(f"amount_cents must be positive, got {amount_cents}")
@@ -454,6 +458,15 @@ def plan_budget_moves(
     if missing:
         return MovePlan((), 0, "; ".join(missing))
     assert target_budget_cents is not None and source_budget_cents is not None
+    if now is not None and last_changed:
+        window = timedelta(hours=limits.net_change_window_h)
+        recent = [(role, ref, at) for role, ref in (("target", target), ("source", source))
+                  if (at := last_changed.get((ref.platform, ref.entity_id))) is not None and now - window < at <= now]
+        if recent:
+            latest = max(at for _, _, at in recent)
+            names = ", ".join(f"{role} {ref.platform}:{ref.entity_id} at {at.isoformat()}" for role, ref, at in recent)
+            return MovePlan((), 0, f"waiting for the {limits.net_change_window_h} h net-change window: pacing "
+                                   f"changed {names}; the next step is possible from {(latest + window).isoformat()}")
     minimum = _minimum(source, currency)
     if minimum is None:
         return MovePlan((), 0, f"no platform minimum is known for {currency} on {source.platform}")
