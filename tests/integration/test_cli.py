@@ -250,8 +250,14 @@ async def test_dlq_show_and_list_say_when_there_is_nothing(settings: Any, unique
     table = await cli(settings, "dlq", "show", "guardrail.approved", "--offset", "999999")
     assert table.returncode == 0, table.stderr.decode()
     assert table.stdout.decode().strip() == "no records in guardrail.approved.dlq at offset 999999"
-    js = await cli(settings, "dlq", "show", "guardrail.approved", "--offset", "999999", "--json")
-    assert orjson.loads(js.stdout) == [] and "no records in guardrail.approved.dlq" in js.stderr.decode()
+    for args in (["dlq", "show", "guardrail.approved", "--offset", "999999", "--json"],  # --json at every level
+                 ["dlq", "--json", "show", "guardrail.approved", "--offset", "999999"],
+                 ["--json", "dlq", "show", "guardrail.approved", "--offset", "999999"]):
+        js = await cli(settings, *args)
+        assert orjson.loads(js.stdout) == [] and "no records in guardrail.approved.dlq" in js.stderr.decode(), args
+    for args in (["topics", "--json", "create"], ["topics", "create", "--json"]):
+        js = await cli(settings, *args)
+        assert orjson.loads(js.stdout) == [] and "all topics exist" in js.stderr.decode(), args
     listed = await cli(settings, "dlq", "list", "guardrail.approved", "--reason", f"nothing-{unique}")
     said = " ".join(listed.stdout.decode().split())
     assert f"no records in guardrail.approved.dlq with reason nothing-{unique}" in said

@@ -65,7 +65,7 @@ DLQ_LIST_COLUMNS = ["offset", "failed_at", "group", "reason", "source", "error"]
 TRACE_COLUMNS = ["time", "topic", "event_id", "causation_id", "entity", "link", "summary"]
 
 app = typer.Typer(
-    name="allot", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    name="allot", no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,  # locals may hold SASL passwords
     context_settings={"help_option_names": ["-h", "--help"]},
     help="Operate Allot's topics: lag, tail, replay, dead letters, traces, keys. "
@@ -73,7 +73,7 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Topics of the registry: partitions, end offsets and each service group's lag.",
                          no_args_is_help=False, invoke_without_command=True)
-dlq_app = typer.Typer(help="Dead-letter topics (<topic>.dlq): list, show and send records back to their topic.",
+dlq_app = typer.Typer(help="Dead-letter topics (TOPIC.dlq): list, show and send records back to their topic.",
                       no_args_is_help=True)
 keys_app = typer.Typer(help="API keys and token-sealing keypairs.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
@@ -92,13 +92,29 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages are neve
 
 
 def _as_json(ctx: typer.Context, flag: bool) -> bool:
-    root = ctx.find_root()
-    return flag or bool((root.obj or {}).get("json"))
+    """--json given to this command or to any command above it (`allot --json dlq list T`, `allot dlq list T --json`,
+    `allot topics --json create`)."""
+    node: Any = ctx
+    while node is not None:
+        if node.params.get("json_"):
+            return True
+        node = node.parent
+    return flag
 
 
 @app.callback()
-def _root(ctx: typer.Context, json_: Json = False) -> None:
-    ctx.obj = {"json": json_}
+def _root(json_: Json = False) -> None:
+    """--json here applies to the command that follows (read by _as_json)."""
+
+
+@dlq_app.callback()
+def _dlq(json_: Json = False) -> None:
+    """Dead-letter topics (TOPIC.dlq): list, show and send records back to their topic."""
+
+
+@keys_app.callback()
+def _keys(json_: Json = False) -> None:
+    """API keys and token-sealing keypairs."""
 
 
 # ------------------------------------------------------------------ helpers
@@ -374,8 +390,11 @@ async def _topics(settings: Settings) -> list[dict[str, Any]]:
 
 @topics_app.callback(invoke_without_command=True)
 def topics(ctx: typer.Context, json_: Json = False) -> None:
-    """Every registry topic and DLQ: partitions, end offset (sum over partitions), and per service group its
-    committed offset and lag. `allot topics create` creates missing topics."""
+    """Partitions, end offsets and each service group's lag, for every topic.
+
+    Every registry topic and DLQ: partitions, end offset (sum over partitions), and per service group that
+    consumes it its committed offset and lag. `allot topics create` creates missing topics.
+    """
     if ctx.invoked_subcommand is not None:
         return
     as_json = _as_json(ctx, json_)
@@ -428,8 +447,11 @@ def tail(
     limit: Annotated[int, typer.Option(help="Stop after N matching records (0: no limit).", min=0)] = 0,
     json_: Json = False,
 ) -> None:
-    """Print a topic's records (one line each; JSON lines with --json), filtered by workspace, entity or
-    correlation id. Follows new records until Ctrl-C unless --no-follow."""
+    """Print a topic's records as they come, filtered by workspace, entity or correlation id.
+
+    One line per record (JSON lines with --json). Follows new records until Ctrl-C unless --no-follow, and says
+    on stderr what it is waiting for while nothing matches.
+    """
     as_json = _as_json(ctx, json_)
     _check_topic(topic, dlq_ok=True)
     wanted = ", ".join(f"{k} {v}" for k, v in (("workspace", workspace), ("entity", entity),
@@ -640,8 +662,11 @@ def replay(
         "Allow a group that is not a service's (e.g. a dashboard's own)."))] = False,
     json_: Json = False,
 ) -> None:
-    """Move a stopped service's consumer group back on TOPIC so it reprocesses (consumers are idempotent).
-    The group is checked against the services that consume TOPIC before anything moves."""
+    """Move a stopped service's consumer group back so it reprocesses TOPIC.
+
+    Consumers are idempotent, so reprocessing is safe. The group is checked against the services that consume
+    TOPIC before anything moves; --to-latest then watches its lag until it has caught up.
+    """
     as_json = _as_json(ctx, json_)
     _check_topic(topic)
     groups = valid_groups(topic)
@@ -833,8 +858,12 @@ def trace(
     id_: Annotated[str, typer.Argument(metavar="ID", help="A correlation id (or any event id of the decision).")],
     json_: Json = False,
 ) -> None:
-    """One decision end to end, starting at the metric that caused it: metrics.ingested → allocation.requested →
-    guardrail.approved|blocked → action.executed (causation and correlation ids followed back)."""
+    """One decision end to end, from the metric that caused it to the executed action.
+
+    metrics.ingested → allocation.requested → guardrail.approved|blocked → action.executed: the records with
+    the id, and causation ids followed back to the metric (for a scheduled decision: the last metric of each
+    entity it changes).
+    """
     as_json = _as_json(ctx, json_)
     try:
         uuid.UUID(id_)
