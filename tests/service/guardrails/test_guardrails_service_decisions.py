@@ -113,10 +113,16 @@ async def test_kill_switch_observe_mode_and_pool_membership(settings: Any, uniqu
         assert d["status"] == "approved", d
         assert d["exposure_eur_cents"] == 35_000  # the pool's daily budget × 1.75, counted once per day
 
-        # A rule touching a pool member that the pool (higher priority) just changed is dropped by arbitration.
+        # A rule touching a pool member is dropped by arbitration: the pool owns the member's budget. A rule that
+        # opted in still loses to the pool (higher priority) that just changed it.
         late = request(action(f"m1-{unique}", 11_000, 12_000), source="rule", source_id=f"rule-{unique}")
-        await publish(kafka_bootstrap, envelope(ws, late))
+        opted = request(action(f"m1-{unique}", 11_000, 12_000), source="rule", source_id=f"rule3-{unique}",
+                        change_pool_member_budgets=True)
+        await publish(kafka_bootstrap, envelope(ws, late), envelope(ws, opted))
         d = await decision_of(client, viewer, late.request_id)
+        assert d["status"] == "blocked" and d["check"] == "arbitration"
+        assert d["details"]["pool_id"] == f"pool-{unique}" and d["details"]["owner"] == "pool"
+        d = await decision_of(client, viewer, opted.request_id)
         assert d["status"] == "blocked" and d["check"] == "arbitration"
         assert d["details"]["pool_id"] == f"pool-{unique}" and d["details"]["winner_source"] == "pool"
 
@@ -155,4 +161,4 @@ async def test_kill_switch_observe_mode_and_pool_membership(settings: Any, uniqu
         ledger = (await client.get("/api/v1/guardrails/ledger", headers=auth(viewer))).json()
         assert ledger["exposure_eur_cents"] == 35_000 + 1_750
         assert ledger["pools"] == [{"pool_id": f"pool-{unique}", "exposure_eur_cents": 35_000}]
-        assert ledger["decisions"] == {"approved": 2, "blocked": 6, "observed": 1}
+        assert ledger["decisions"] == {"approved": 2, "blocked": 7, "observed": 1}

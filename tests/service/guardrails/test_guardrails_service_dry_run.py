@@ -36,7 +36,7 @@ async def test_dry_run_shows_each_actions_verdict_and_records_nothing(
         assert (await decision_of(client, viewer, pool.request_id))["status"] == "approved"
 
         # A rule's change set touching that member and another entity: the member's change is dropped (the pool
-        # changed it), the other is approved; the note names the pool once.
+        # owns its budget), the other is approved.
         other = action(f"o-{unique}", 10_000, 11_000)
         member = action(f"m1-{unique}", 11_000, 12_000)
         r = await client.post(DRY_RUN, json=body(member, other), headers=auth(viewer))
@@ -44,7 +44,11 @@ async def test_dry_run_shows_each_actions_verdict_and_records_nothing(
         assert mixed["status"] == "approved", mixed
         verdicts = {a["entity_id"]: a for a in mixed["actions"]}
         assert verdicts[f"m1-{unique}"]["verdict"] == "dropped"
-        assert f"member of pool pool-{unique}, which (higher priority) changed it" in verdicts[f"m1-{unique}"]["note"]
+        assert f"member of pool pool-{unique}, which owns its budget" in verdicts[f"m1-{unique}"]["note"]
+        # opted in, the same change still loses to the pool that just changed it; the note names the pool once
+        r = await client.post(DRY_RUN, json=body(member, change_pool_member_budgets=True), headers=auth(viewer))
+        (line,) = r.json()["actions"]
+        assert line["verdict"] == "blocked" and "which (higher priority) changed it" in line["note"]
         assert verdicts[f"o-{unique}"]["verdict"] == "approved"
         assert verdicts[f"o-{unique}"]["approved_to_cents"] == 11_000
 

@@ -39,10 +39,12 @@ def act(
     })
 
 
-def req(*actions: BudgetAction, source: str = "rule", source_id: str = "r-1") -> AllocationRequested:
+def req(*actions: BudgetAction, source: str = "rule", source_id: str = "r-1",
+        opt_in: bool = False) -> AllocationRequested:
     return AllocationRequested.model_validate({
         "request_id": uuid.uuid5(uuid.NAMESPACE_URL, f"req/{source}/{source_id}"),
         "source": source, "source_id": source_id, "idempotency_key": "k-1", "actions": list(actions),
+        "change_pool_member_budgets": opt_in,
     })
 
 
@@ -202,8 +204,9 @@ POOL = {"as-1": "p-1"}
 def test_lower_priority_change_to_a_pool_member_is_dropped_naming_the_winner(
     earlier: tuple[str, str], requester: tuple[str, str], dropped: bool
 ) -> None:
+    # rules opted in to changing pool members' budgets: what is left to decide is priority
     decision = run(
-        req(act("as-1", 10_500, 11_000), source=requester[0], source_id=requester[1]),
+        req(act("as-1", 10_500, 11_000), source=requester[0], source_id=requester[1], opt_in=True),
         chg(10_000, 10_500, timedelta(hours=1), *earlier),
         pool_membership=POOL,
     )
@@ -220,6 +223,20 @@ def test_lower_priority_change_to_a_pool_member_is_dropped_naming_the_winner(
         assert decision.details["pool_id"] == "p-1"
 
 
+def test_a_rule_never_changes_a_pool_members_budget_unless_it_opted_in() -> None:
+    """Ownership: the pool owns its members' budgets, with or without a recent pool change; pauses stay allowed."""
+    decision = run(req(act("as-1", 10_000, 11_000), act("as-2", 10_000, 11_000)), pool_membership=POOL)
+    assert decision.approved and [a.entity_id for a in decision.actions] == ["as-2"]
+    (note,) = decision.notes
+    assert "member of pool p-1, which owns its budget" in note and "change_pool_member_budgets" in note
+    alone = run(req(act("as-1", 10_000, 11_000)), pool_membership=POOL)
+    assert alone.check == "arbitration" and alone.details["owner"] == "pool" and alone.details["pool_id"] == "p-1"
+    assert run(req(act("as-1", None, None, kind="pause")), pool_membership=POOL).approved
+    assert run(req(act("as-1", 10_000, 11_000), opt_in=True), pool_membership=POOL).approved
+    # pacing and people are not rules: only priority and the net window apply to them
+    assert run(req(act("as-1", 10_000, 11_000), source="pacing", source_id="plan-1"), pool_membership=POOL).approved
+
+
 def test_priority_only_applies_to_pool_members() -> None:
     decision = run(req(act("as-1", 10_500, 11_000)), chg(10_000, 10_500, timedelta(hours=1)), pool_membership={})
     assert decision.approved and decision.notes == ()
@@ -227,7 +244,7 @@ def test_priority_only_applies_to_pool_members() -> None:
 
 @pytest.mark.parametrize(("ago", "dropped"), [(H72, False), (H72 - timedelta(seconds=1), True)])
 def test_priority_only_looks_inside_the_window(ago: timedelta, dropped: bool) -> None:
-    decision = run(req(act("as-1", 10_500, 11_000)), chg(10_000, 10_500, ago), pool_membership=POOL)
+    decision = run(req(act("as-1", 10_500, 11_000), opt_in=True), chg(10_000, 10_500, ago), pool_membership=POOL)
     assert (decision.check == "arbitration") is dropped
 
 

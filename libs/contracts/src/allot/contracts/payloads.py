@@ -167,6 +167,9 @@ class AllocationRequested(Payload):
     currency: Currency | None = Field(default=None, description="Currency of pool_daily_budget_cents.")
     requested_by: str = Field(default="", description="Key id or service that asked.")
     undo_of: uuid.UUID | None = Field(default=None, description="For undo change sets: the request being reverted.")
+    change_pool_member_budgets: bool = Field(
+        default=False, description="A rule's explicit opt-in to change budgets of entities that belong to a budget "
+                                   "pool (by default the pool owns them and such changes are dropped).")
 
 
 # ---------------------------------------------------------------- guardrail.*

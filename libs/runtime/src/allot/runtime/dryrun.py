@@ -29,12 +29,14 @@ class GuardrailsClient:
 
     async def dry_run(self, credentials: dict[str, str], *, source: str, source_id: str,
                       actions: Sequence[BudgetAction], pool_daily_budget_cents: int | None = None,
-                      currency: str | None = None) -> dict[str, Any]:
+                      currency: str | None = None, change_pool_member_budgets: bool = False) -> dict[str, Any]:
         """The guardrails' verdict (``available: true`` and their answer) or ``available: false`` with the reason."""
         body: dict[str, Any] = {"source": source, "source_id": source_id,
                                 "actions": [a.model_dump(mode="json") for a in actions]}
         if pool_daily_budget_cents is not None:
             body.update(pool_daily_budget_cents=pool_daily_budget_cents, currency=currency)
+        if change_pool_member_budgets:
+            body["change_pool_member_budgets"] = True
         try:
             r = await self._http.post(DRY_RUN_PATH, json=body, headers=credentials)
         except httpx.HTTPError as exc:
@@ -54,7 +56,7 @@ def caller_credentials(headers: Mapping[str, str]) -> dict[str, str]:
 
 async def dry_run(ctx: HasExtra, headers: Mapping[str, str], *, source: str, source_id: str,
                   actions: Sequence[BudgetAction], pool_daily_budget_cents: int | None = None,
-                  currency: str | None = None) -> dict[str, Any]:
+                  currency: str | None = None, change_pool_member_budgets: bool = False) -> dict[str, Any]:
     """The guardrails' verdict on ``actions`` for the caller (see the module docstring); nothing to ask: no lines."""
     if not actions:
         return {"available": True, "actions": []}
@@ -62,4 +64,5 @@ async def dry_run(ctx: HasExtra, headers: Mapping[str, str], *, source: str, sou
     if client is None:
         return {"available": False, "error": "no guardrails URL configured (ALLOT_GUARDRAILS_URL)"}
     return await client.dry_run(caller_credentials(headers), source=source, source_id=source_id, actions=actions,
-                                pool_daily_budget_cents=pool_daily_budget_cents, currency=currency)
+                                pool_daily_budget_cents=pool_daily_budget_cents, currency=currency,
+                                change_pool_member_budgets=change_pool_member_budgets)

@@ -245,6 +245,7 @@ class DryRunBody(BaseModel):
     actions: list[DryRunAction] = Field(min_length=1, max_length=500)
     pool_daily_budget_cents: int | None = Field(default=None, ge=0)
     currency: Currency | None = Field(default=None, description="Currency of pool_daily_budget_cents.")
+    change_pool_member_budgets: bool = Field(default=False, description="A rule's opt-in to change pool members.")
 
 
 @router.post("/dry-run")
@@ -258,7 +259,7 @@ async def dry_run(body: DryRunBody, principal: Principal = Depends(require("view
             idempotency_key=f"dry-run-{uuid.uuid4()}", manual=body.manual,
             actions=[BudgetAction.model_validate(a.model_dump()) for a in body.actions],
             pool_daily_budget_cents=body.pool_daily_budget_cents, currency=body.currency,
-            requested_by=principal.key_id)
+            requested_by=principal.key_id, change_pool_member_budgets=body.change_pool_member_budgets)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
     accounts = directory_of(ctx.extra)

@@ -227,14 +227,16 @@ async def preview_rule(request: Request,
         result = await workflow.preview(conn, principal.workspace_id, definition, rule, now,
                                       directory_of(ctx.extra).zone_for)
     RULE_PREVIEWS.labels(workflow.SERVICE).inc()
-    return await _with_guardrails(ctx, request, result)
+    return await _with_guardrails(ctx, request, result, definition)
 
 
-async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[str, Any]) -> dict[str, Any]:
+async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[str, Any],
+                           definition: RuleDefinition) -> dict[str, Any]:
     """The preview with the guardrails' verdict on its proposed actions (asked with the caller's credentials)."""
     actions = [BudgetAction.model_validate(a) for a in result["proposed_actions"]]
     verdict = await dry_run(ctx, request.headers, source="rule",
-                            source_id=result["rule_id"] or str(workflow.PREVIEW_RULE_ID), actions=actions)
+                            source_id=result["rule_id"] or str(workflow.PREVIEW_RULE_ID), actions=actions,
+                            change_pool_member_budgets=definition.protections.change_pool_member_budgets)
     return workflow.with_verdicts(result, verdict)
 
 

@@ -278,7 +278,8 @@ def budget_actions(rule_id: uuid.UUID, name: str, slot_iso: str, evaluation: Rul
 
 
 def change_set_envelopes(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str, actions: Sequence[BudgetAction],
-                         manual: bool, now: datetime) -> list[Envelope[AllocationRequested]]:
+                         manual: bool, now: datetime,
+                         change_pool_member_budgets: bool = False) -> list[Envelope[AllocationRequested]]:
     """One allocation.requested per fire (split in parts of 500 actions only past the contract's limit)."""
     envelopes = []
     for part, start in enumerate(range(0, len(actions), MAX_ACTIONS_PER_CHANGE_SET)):
@@ -286,7 +287,8 @@ def change_set_envelopes(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str
         request = AllocationRequested(
             request_id=uuid.uuid5(rule_id, f"request/{slot_iso}{suffix}"), source="rule", source_id=str(rule_id),
             idempotency_key=f"{rule_id}/{slot_iso}{suffix}", manual=manual,
-            actions=list(actions[start:start + MAX_ACTIONS_PER_CHANGE_SET]), requested_by=SERVICE)
+            actions=list(actions[start:start + MAX_ACTIONS_PER_CHANGE_SET]), requested_by=SERVICE,
+            change_pool_member_budgets=change_pool_member_budgets)
         envelopes.append(new_envelope(
             event_type="allocation.requested", schema_version=TOPICS["allocation.requested"].schema_version,
             payload=request, producer=SERVICE, workspace_id=workspace_id, occurred_at=now,
@@ -400,7 +402,8 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
 
     planned = budget_actions(rule_id, definition.name, slot_iso, evaluation, by_id)
     envelopes = change_set_envelopes(rule_id=rule_id, workspace_id=ws, slot_iso=slot_iso,
-                                     actions=[b for _, _, b in planned], manual=trigger == "manual", now=now)
+                                     actions=[b for _, _, b in planned], manual=trigger == "manual", now=now,
+                                     change_pool_member_budgets=definition.protections.change_pool_member_budgets)
     request_of: dict[uuid.UUID, uuid.UUID] = {}
     for env in envelopes:
         for a in env.payload.actions:

@@ -4,6 +4,10 @@ Only set_budget actions are arbitrated; pauses, activations and relaunches pass 
 The request being decided is always the later change (earlier ones are already approved), so it is
 the one trimmed or dropped:
 
+0. Ownership (pool members only). A pool member's budget belongs to its pool: a rule's set_budget on it
+   is *dropped* (the note names the pool and how to opt in), unless the rule opted in explicitly
+   (``change_pool_member_budgets``). Pause and activate stay allowed. So a rule and a pool never take
+   turns moving the same budget.
 1. Priority (pool members only). Among the ranked sources (``source_priority``, default
    pool > pacing > rule), a set_budget on a pool member is *dropped* when a higher-ranked source
    changed that entity within the window; the note names the winner. Unranked sources (manual,
@@ -63,6 +67,23 @@ def _winner_details(winner: ChangeRecord | None) -> dict[str, Detail]:
     if winner is None:
         return {"winner_source": None, "winner_source_id": None, "winner_at": None}
     return {"winner_source": winner.source, "winner_source_id": winner.source_id, "winner_at": winner.at.isoformat()}
+
+
+def _ownership_cut(request: AllocationRequested, action: BudgetAction, facts: LedgerFacts) -> _Cut | None:
+    pool_id = facts.pool_membership.get(action.entity_id)
+    if pool_id is None or request.source != "rule" or request.change_pool_member_budgets:
+        return None
+    return _Cut(
+        note=(
+            f"{action.entity_type} {action.entity_id}: change {action.from_cents} → {action.to_cents} by "
+            f"{request.source} {request.source_id} dropped: the entity is a member of pool {pool_id}, which owns its "
+            "budget (rules may pause or activate it; a rule changes pool members' budgets only with "
+            "protections.change_pool_member_budgets)"
+        ),
+        decrease=(action.to_cents or 0) < (action.from_cents or 0),
+        details={"entity_id": action.entity_id, "pool_id": pool_id, "from_cents": action.from_cents,
+                 "to_cents": action.to_cents, "owner": "pool"},
+    )
 
 
 def _priority_cut(
@@ -165,7 +186,9 @@ def arbitrate(
         history = sorted(
             (c for c in facts.changes if c.entity_id == action.entity_id and c.at > since), key=lambda c: c.at
         )
-        cut = _priority_cut(request, action, history, limits, facts)
+        cut = _ownership_cut(request, action, facts)
+        if cut is None:
+            cut = _priority_cut(request, action, history, limits, facts)
         if cut is None:
             cut = _net_window_cut(request, action, history, limits)
         if cut is None:

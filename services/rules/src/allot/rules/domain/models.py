@@ -329,6 +329,9 @@ class Protections(BaseModel):
     max_executions_per_day: int = Field(default=DEFAULT_MAX_EXECUTIONS_PER_DAY, ge=1, le=MAX_EXECUTIONS_PER_DAY_LIMIT)
     budget_change_limit_pct: float = Field(default=DEFAULT_BUDGET_CHANGE_LIMIT_PCT, gt=0, le=100)
     budget_daily_cap_cents: int | None = Field(default=None, gt=0)
+    change_pool_member_budgets: bool = Field(
+        default=False, description="Opt in to changing budgets of entities that belong to a budget pool (the "
+                                   "guardrails drop such changes otherwise; pause/activate are always allowed).")
 
 
 def _account_platforms(info: ValidationInfo) -> Mapping[str, str] | None:
