@@ -511,3 +511,38 @@ async def test_tables_print_record_text_literally_not_as_markup(settings: Any, u
     assert proc.returncode == 0, proc.stderr.decode()
     mine = [r for r in table_rows(proc.stdout.decode()) if r[2] == unique]
     assert [(r[4], r[5]) for r in mine] == [("guardrail.blocked[1]@9", "bad [bold]value[/bold]")], proc.stdout.decode()
+
+
+async def test_the_readmes_inline_allot_commands_work_as_written(settings: Any, unique: str) -> None:
+    """The `allot ...` commands quoted in the README's prose (keys, a following tail), table and --json."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    await ensure_topics(settings)
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    quoted = sorted({c for c in re.findall(r"`(allot [^`]*)`", text)
+                     if not re.search(r"[A-Z]{4,}|\|", c) and c not in ("allot tail", "allot trace")})
+    assert {"allot keys create --workspace acme --role operator", "allot keys generate --recipient ingest",
+            "allot tail action.executed --workspace demo"} <= set(quoted), quoted
+    for command in quoted:
+        argv = shlex.split(command)[1:]
+        if argv[0] == "tail":
+            proc = spawn(settings, *argv)
+            try:
+                await read_until(proc.stderr, "waiting for new records on action.executed matching workspace demo")
+            finally:
+                proc.kill()
+                await asyncio.to_thread(proc.communicate, timeout=30)
+            continue
+        table, js = await cli(settings, *argv), await cli(settings, *argv, "--json")
+        assert table.returncode == 0 and js.returncode == 0, (command, table.stderr, js.stderr)
+        data = orjson.loads(js.stdout)
+        if argv[:2] == ["keys", "create"]:
+            assert list(data) == ["key", "entry"] and data["entry"]["workspace_id"] == "acme", data
+            assert data["entry"]["role"] == "operator" and "API key (shown once" in table.stdout.decode()
+        elif argv[:2] == ["keys", "generate"]:
+            assert data["recipient"] == "ingest" and data["public_entry"].startswith("ingest=")
+            assert "ALLOT_SEALING_PRIVATE_KEYS=" in table.stdout.decode()
+        else:
+            raise AssertionError(f"no check for {command}")

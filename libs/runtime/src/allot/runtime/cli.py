@@ -349,22 +349,20 @@ def _settings() -> Settings:
 async def _topics(settings: Settings) -> list[dict[str, Any]]:
     parts = await describe_partitions(settings)
     tps = [tp for name in all_topic_names() for tp in parts.get(name, [])]
-    consumer = _consumer(settings)
-    await consumer.start()
-    try:
-        ends = await true_end_offsets(consumer, tps)
-        starts = await consumer.beginning_offsets(tps) if tps else {}
-    finally:
-        await consumer.stop()
+    ends: dict[TopicPartition, int] = {}
+    starts: dict[TopicPartition, int] = {}
+    if tps:  # (an aiokafka consumer stopped right after its start raises CancelledError)
+        consumer = _consumer(settings)
+        await consumer.start()
+        try:
+            ends = await true_end_offsets(consumer, tps)
+            starts = await consumer.beginning_offsets(tps)
+        finally:
+            await consumer.stop()
     committed: dict[str, dict[TopicPartition, int | None]] = {}
     for group in sorted({g for groups in CONSUMES.values() for g in groups}):
-        gc = _consumer(settings, group=group)
-        await gc.start()
-        try:
-            committed[group] = {tp: await gc.committed(tp) for name, groups in CONSUMES.items() if group in groups
-                                for tp in parts.get(name, [])}
-        finally:
-            await gc.stop()
+        read = [tp for name, groups in CONSUMES.items() if group in groups for tp in parts.get(name, [])]
+        committed[group] = await _group_positions(settings, group, read) if read else {}
     rows: list[dict[str, Any]] = []
     for name in all_topic_names():
         if name not in parts:
@@ -459,6 +457,8 @@ def tail(
     console = _console()
 
     async def go() -> int:
+        if not await describe_partitions(_settings(), [topic]):
+            raise _fail(f"topic {topic} does not exist on the broker (allot topics create)", 1)
         shown = 0
 
         def waiting() -> None:
@@ -683,6 +683,8 @@ def replay(
 
 async def _dlq_records(topic: str, offset: int | None, reason: str | None) -> tuple[str, list[Any]]:
     dlq = topic if topic.endswith(".dlq") else f"{topic}.dlq"
+    if not await describe_partitions(_settings(), [dlq]):
+        raise _fail(f"topic {dlq} does not exist on the broker (allot topics create)", 1)
     rows = []
     async for rec in _read(_settings(), [dlq]):
         h = _headers(rec)
