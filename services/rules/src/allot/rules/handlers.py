@@ -3,7 +3,8 @@
 - metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
   latest per (entity, interval_start), add each kept report's change to its daily bucket (the ad account's
   local day, from the account directory), refresh the entity from its latest report. Set-based SQL;
-  replaying any report changes nothing.
+  replaying any report changes nothing. Then trigger-mode rules of the reported accounts are evaluated for
+  the reported entities in the same transaction (their change sets go to the outbox with the batch).
 - account.profiled (allot.runtime.accounts): the account's time zone; when it changes (or is first known),
   the account's intervals are re-bucketed into its local days in the same transaction.
 - guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
@@ -49,6 +50,15 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
     ]
     await db.project_intervals(ctx.conn, intervals)
     await db.upsert_entities(ctx.conn, entities)
+    # Trigger-mode rules: evaluated now for the entities just reported, in this transaction (exactly once).
+    reported = [(e.report.workspace_id, e.report.metrics.ad_account_id, e.report.metrics.entity_id)
+                for e in latest_entities(events)]
+
+    async def emit(conn: object, *envelopes: Envelope[Any]) -> None:
+        ctx.emit(*envelopes)
+
+    for result in await workflow.run_triggers(ctx.conn, emit, reported, now=ctx.clock.now(), zones=zones.zone_for):
+        workflow.observe(result)
 
 
 def _rule_uuid(source_id: str) -> uuid.UUID | None:

@@ -183,14 +183,14 @@ def _utc(workspace_id: str, platform: str, ad_account_id: str) -> tzinfo:
 
 
 async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition,
-                        now: datetime, zones: ZoneLookup = _utc) -> list[Entity]:
+                        now: datetime, zones: ZoneLookup = _utc, only: set[str] | None = None) -> list[Entity]:
     """Candidate entities of the rule's accounts and level with their daily buckets (the domain filters scope).
 
     Buckets are keyed by the account's local day (``zones``). Deleted entities are left out unless the
     scope's ``status_in`` asks for them."""
     statuses = rule.scope.entity_filter.status_in or ()
     rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
-                                   "deleted" in statuses)
+                                   "deleted" in statuses, None if only is None else sorted(only))
     today = now.date()  # every local "today" is within a day of the UTC one
     buckets = await db.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
                                      today - timedelta(days=MAX_LOOKBACK_DAYS + 1), today + timedelta(days=1))
@@ -354,6 +354,10 @@ def notify_envelope(*, rule_id: uuid.UUID, workspace_id: str, slot_iso: str, def
 # ---------------------------------------------------------------- one slot
 
 
+#: The trigger name of evaluations started by arriving metrics (schedule.mode "trigger").
+TRIGGER = "metric"
+
+
 @dataclass
 class SlotResult:
     """What one attempt to evaluate a rule for a slot did (metrics are counted after commit)."""
@@ -383,13 +387,56 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
     if rule["status"] != "active":
         return SlotResult("not_active", rule_id, trigger=trigger)
     slot = slot_start(now, rule["interval_minutes"])
-    slot_iso = slot.isoformat()
-    execution_id = uuid.uuid5(rule_id, f"execution/{slot_iso}")
+    execution_id = uuid.uuid5(rule_id, f"execution/{slot.isoformat()}")
     if not await claim_slot(conn, f"rule:{rule_id}", slot, instance):
         return SlotResult("already_evaluated", rule_id, slot, execution_id, trigger=trigger)
+    return await _evaluate(conn, emit, rule, slot, now=now, trigger=trigger, zones=zones)
+
+
+async def evaluate_triggered(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, entity_ids: Sequence[str],
+                             now: datetime, zones: ZoneLookup = _utc) -> SlotResult:
+    """Evaluate a trigger-mode rule for the entities whose metrics just arrived (the consumer's transaction).
+
+    Every protection applies as on a schedule (cooldown, max per day, pending, failure backoff, circuit
+    breaker). Each evaluation is an execution of its own, stamped ``now`` (one microsecond after the rule's
+    previous one when the clock has not moved: executions are unique per rule and time)."""
+    rule = await db.get_rule(conn, None, rule_id, for_update=True)
+    if rule is None:
+        return SlotResult("not_found", rule_id, trigger=TRIGGER)
+    if rule["status"] != "active":
+        return SlotResult("not_active", rule_id, trigger=TRIGGER)
+    last = rule["last_slot"]
+    slot = now if last is None or now > last else last + timedelta(microseconds=1)
+    return await _evaluate(conn, emit, rule, slot, now=now, trigger=TRIGGER, zones=zones, only=set(entity_ids))
+
+
+async def run_triggers(conn: asyncpg.Connection, emit: Emit, reported: Sequence[tuple[str, str, str]], *,
+                       now: datetime, zones: ZoneLookup = _utc) -> list[SlotResult]:
+    """Trigger-mode rules of the accounts in ``reported`` ((workspace, ad account, entity) of new reports), each
+    evaluated for its reported entities; rules in id order, so concurrent batches lock them in one order."""
+    by_ws: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for ws, account, entity_id in reported:
+        by_ws[ws][account].add(entity_id)
+    results = []
+    for ws, accounts in sorted(by_ws.items()):
+        for row in await db.trigger_rules(conn, ws, sorted(accounts)):
+            scope = RuleDefinition.model_validate(row["definition"]).scope.ad_account_ids
+            entity_ids = sorted({e for a in scope for e in accounts.get(a, ())})
+            if entity_ids:
+                results.append(await evaluate_triggered(conn, emit, rule_id=row["rule_id"], entity_ids=entity_ids,
+                                                        now=now, zones=zones))
+    return results
+
+
+async def _evaluate(conn: asyncpg.Connection, emit: Emit, rule: Any, slot: datetime, *, now: datetime, trigger: str,
+                    zones: ZoneLookup, only: set[str] | None = None) -> SlotResult:
+    """Evaluate the (locked, active) rule as of ``now`` for execution ``slot``; record and emit (see the module)."""
+    rule_id = rule["rule_id"]
+    slot_iso = slot.isoformat()
+    execution_id = uuid.uuid5(rule_id, f"execution/{slot_iso}")
     ws = rule["workspace_id"]
     definition = RuleDefinition.model_validate(rule["definition"])
-    entities = await load_entities(conn, ws, definition, now, zones)
+    entities = await load_entities(conn, ws, definition, now, zones, only)
     history = await load_history(conn, ws, rule, definition, [e.entity_id for e in entities], now)
     evaluation = evaluate_rule(definition, entities, history, now)
     by_id = {e.entity_id: e for e in entities}

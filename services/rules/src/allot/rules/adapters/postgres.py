@@ -116,12 +116,13 @@ async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account
 
 
 async def scope_entities(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str], level: str,
-                         include_deleted: bool) -> list[Row]:
+                         include_deleted: bool, entity_ids: Sequence[str] | None = None) -> list[Row]:
+    """Entities of the accounts at the level (only ``entity_ids`` when given)."""
     return await conn.fetch(
         "SELECT entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents, currency "
         "FROM entities WHERE workspace_id = $1 AND ad_account_id = ANY($2::text[]) AND entity_type = $3 "
-        "AND (status <> 'deleted' OR $4) ORDER BY entity_id",
-        workspace_id, list(account_ids), level, include_deleted)
+        "AND (status <> 'deleted' OR $4) AND ($5::text[] IS NULL OR entity_id = ANY($5::text[])) ORDER BY entity_id",
+        workspace_id, list(account_ids), level, include_deleted, None if entity_ids is None else list(entity_ids))
 
 
 async def daily_buckets(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], first: date,
@@ -232,14 +233,26 @@ async def mark_evaluated(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: dat
 
 
 async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Row]:
-    """Active rules not yet evaluated in the slot (epoch-aligned, per rule interval) containing ``now``."""
+    """Active scheduled rules not yet evaluated in the slot (epoch-aligned, per rule interval) containing ``now``
+    (trigger-mode rules run when their entities' metrics arrive instead)."""
     return await conn.fetch(
         """SELECT rule_id, slot FROM (
                SELECT rule_id, last_slot,
                       to_timestamp(floor(extract(epoch FROM $1::timestamptz) / (interval_minutes * 60))
                                    * interval_minutes * 60) AS slot
-                 FROM rules WHERE status = 'active' AND deleted_at IS NULL) r
+                 FROM rules WHERE status = 'active' AND deleted_at IS NULL
+                  AND coalesce(definition->'schedule'->>'mode', 'schedule') = 'schedule') r
            WHERE last_slot IS NULL OR last_slot < slot ORDER BY slot, rule_id LIMIT $2""", now, limit)
+
+
+async def trigger_rules(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str]) -> list[Row]:
+    """Active trigger-mode rules of the workspace whose scope names any of the accounts, in rule id order."""
+    return await conn.fetch(
+        """SELECT rule_id, definition FROM rules
+            WHERE workspace_id = $1 AND status = 'active' AND deleted_at IS NULL
+              AND definition->'schedule'->>'mode' = 'trigger'
+              AND definition->'scope'->'ad_account_ids' ?| $2::text[]
+            ORDER BY rule_id""", workspace_id, list(account_ids))
 
 
 # ---------------------------------------------------------------- audit log

@@ -315,10 +315,13 @@ META_ONLY_ACTIONS: Final[frozenset[str]] = frozenset({"relaunch"})
 
 
 class Schedule(BaseModel):
-    """How often the rule is evaluated."""
+    """When the rule is evaluated: every ``interval_minutes`` (mode ``schedule``), or for an entity as soon as a
+    metrics report for it arrives (mode ``trigger``, like Meta's trigger-based rules; every protection applies)."""
 
     model_config = _MODEL_CONFIG
     interval_minutes: int = Field(default=DEFAULT_INTERVAL_MINUTES, ge=MIN_INTERVAL_MINUTES, le=1440)
+    mode: Literal["schedule", "trigger"] = Field(
+        default="schedule", description="schedule: every interval_minutes; trigger: when the entity's metrics arrive.")
 
 
 class Protections(BaseModel):
