@@ -280,6 +280,7 @@ async def test_tail_on_an_unknown_entity_says_what_it_waits_for_then_shows_it(se
             proc.kill()
     rows = [orjson.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert [(r["workspace"], r["entity"], r["topic"]) for r in rows] == [(unique, "ghost", "metrics.ingested")]
+    assert rows[0]["body"]["payload"]["entity_id"] == "ghost" and rows[0]["event_id"] == rows[0]["body"]["event_id"]
     assert proc.returncode == 0
 
 

@@ -4,7 +4,7 @@
   allot topics [list|create]                 topics, partitions, end offsets, each service group's lag
   allot tail TOPIC [--workspace W] [--entity E] [--correlation C] [--from-beginning] [--no-follow] [--limit N]
   allot replay TOPIC --group SERVICE --from beginning|OFFSET|TIMESTAMP [--to OFFSET|TIMESTAMP|latest]
-               [--dry-run] [--to-latest]
+               [--dry-run] [--to-latest] [--any-group]   SERVICE: one that consumes TOPIC (checked)
   allot dlq list|show|redrive TOPIC [--offset N] [--reason R] [--all]
   allot trace ID                             metric -> decision -> approval -> executed action
   allot keys create --workspace W --role viewer|operator|admin
@@ -59,7 +59,7 @@ CONSUMES = {  # which service groups read which topic (tests/integration/test_cl
 # Stable JSON keys of each command's rows (the table shows the same columns).
 TOPIC_COLUMNS = ["topic", "partitions", "end_offset", "group", "committed", "lag"]
 TAIL_COLUMNS = ["time", "topic", "partition", "offset", "key", "event_id", "workspace", "correlation_id",
-                "causation_id", "entity", "summary"]
+                "causation_id", "entity", "summary", "body"]  # body: the whole envelope (JSON lines only)
 REPLAY_COLUMNS = ["partition", "committed", "new_offset", "end", "to_reprocess"]
 DLQ_LIST_COLUMNS = ["offset", "failed_at", "group", "reason", "source", "error"]
 TRACE_COLUMNS = ["time", "topic", "event_id", "causation_id", "entity", "link", "summary"]
