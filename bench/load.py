@@ -1,8 +1,13 @@
 """Load benchmark: sustained metrics.ingested throughput of pacing, rules and pools against a bare aiokafka
 consume→parse→produce loop on the same broker in the same run, consumer lag, and the latency from a metric
-that crosses a rule threshold to its action.executed (p50/p99), stage by stage.
+that crosses a rule threshold to its action.executed (p50/p99), stage by stage, for a scheduled rule and for a
+trigger-mode rule (schedule.mode "trigger"), both while other entities' metrics arrive at a sustained
+--background-rate (default 1,000 events/s).
 
-    python bench/load.py [--entities 5000] [--intervals 6] [--trials 60] [--repeat 3]
+    python bench/load.py [--entities 5000] [--intervals 6] [--trials 60] [--repeat 3] [--latency-only]
+
+--latency-only measures only the two latencies and writes them into the existing results file (the
+throughput part, from its last full run, is kept and marked as such).
 
 Each service is measured --repeat times (fresh schema and consumer group); each ratio uses the
 bare-loop runs just before and after it, and the summary gives the median, min and max ratio.
@@ -153,8 +158,30 @@ async def measure_services(stack: RunningStack, services: list[str], expected: i
         await conn.close()
 
 
-async def latency(stack: RunningStack, key: str, workspace: str, trials: int) -> dict[str, Any]:
-    """Metric crossing a rule threshold → allocation.requested → guardrail.approved → action.executed."""
+async def background_metrics(bootstrap: str, workspace: str, rate: float, stop: asyncio.Event) -> int:
+    """Other entities' metrics at ``rate`` events/s (in 20 ms batches) until ``stop``; returns how many were sent."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2)
+    await producer.start()
+    sent = 0
+    batch = max(1, int(rate / 50))
+    started = time.monotonic()
+    try:
+        while not stop.is_set():
+            records = metric_records(batch, 1, workspace + "-bg")  # another workspace: never in a rule's scope
+            futures = [await producer.send("metrics.ingested", v, key=k, headers=h) for k, v, h in records]
+            await asyncio.gather(*futures)
+            sent += len(records)
+            ahead = sent / rate - (time.monotonic() - started)
+            await asyncio.sleep(max(0.0, ahead))
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def latency(stack: RunningStack, key: str, workspace: str, trials: int, *, mode: str = "schedule",
+                  background_rate: float = 0.0) -> dict[str, Any]:
+    """Metric crossing a rule threshold → allocation.requested → guardrail.approved → action.executed, for a rule in
+    ``mode`` (schedule: every 5 simulated minutes; trigger: on the metric's arrival), with background load."""
     account = f"lat-{uuid.uuid4().hex[:6]}"
     sandbox = httpx.Client(base_url=stack.url("sandbox"), headers={"Authorization": "Bearer bench-sandbox-token"})
     rules = httpx.Client(base_url=stack.url("rules"), headers={"Authorization": f"Bearer {key}"}, timeout=20)
@@ -183,7 +210,7 @@ async def latency(stack: RunningStack, key: str, workspace: str, trials: int) ->
         body = {"name": "latency probe", "scope": {"ad_account_ids": [account], "entity_level": "adset"},
                 "conditions": [{"metric": "spend", "operator": "gt", "value": 5000, "time_range": "today"}],
                 "actions": [{"type": "increase_budget_pct", "pct": 10}],
-                "schedule": {"interval_minutes": 5},
+                "schedule": {"interval_minutes": 5, "mode": mode},
                 "protections": {"cooldown_minutes": 720, "max_executions_per_day": 50}}
         for _ in range(100):
             r = rules.post("/api/v1/rules", json=body)
@@ -193,6 +220,11 @@ async def latency(stack: RunningStack, key: str, workspace: str, trials: int) ->
         r.raise_for_status()
         rule_id = r.json()["id"]
         rules.post(f"/api/v1/rules/{rule_id}/activate").raise_for_status()
+        stop = asyncio.Event()
+        background = asyncio.create_task(background_metrics(stack.bootstrap, workspace, background_rate, stop)) \
+            if background_rate > 0 else None
+        await asyncio.sleep(1.0 if background else 0.0)  # the load is on before the first crossing
+        background_started = time.monotonic()
         sent: dict[str, float] = {}
         # Three entities cross the threshold every 0.5 s: the rule fires at most 50 times a day
         # (max_executions_per_day), so crossings are grouped to stay under it.
@@ -202,6 +234,12 @@ async def latency(stack: RunningStack, key: str, workspace: str, trials: int) ->
             await producer.send_and_wait(rec.topic, rec.value, key=rec.key, headers=rec.headers)
             if i % 3 == 2:
                 await asyncio.sleep(0.5)
+        background_sent = 0
+        if background is not None:
+            await asyncio.sleep(2.0)  # keep the load on while the last crossings are processed
+            stop.set()
+            background_sent = await background
+        background_rate_achieved = background_sent / max(1e-9, time.monotonic() - background_started)
     finally:
         await producer.stop()
     stages: dict[str, dict[str, float]] = {eid: {} for eid in sent}
@@ -231,8 +269,10 @@ async def latency(stack: RunningStack, key: str, workspace: str, trials: int) ->
         values = sorted(values)
         return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
 
-    out: dict[str, Any] = {"trials": len(sent), "rule_interval_sim_minutes": 5,
-                           "clock_speed": float(stack.env["ALLOT_CLOCK_SPEED"])}
+    out: dict[str, Any] = {"trials": len(sent), "mode": mode, "rule_interval_sim_minutes": 5,
+                           "clock_speed": float(stack.env["ALLOT_CLOCK_SPEED"]),
+                           "background_events_per_s_target": background_rate,
+                           "background_events_per_s_achieved": round(background_rate_achieved, 1)}
     for name, a, b in [("metric_to_executed", None, "executed"), ("metric_to_requested", None, "requested"),
                        ("requested_to_approved", "requested", "approved"), ("approved_to_executed", "approved", "executed")]:
         vals = [s[b] - (sent[e] if a is None else s[a]) for e, s in stages.items() if b in s and (a is None or a in s)]
@@ -250,50 +290,51 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         settings = Settings(kafka_bootstrap=broker.bootstrap, database_url=pg.dsn)
         await ensure_topics(settings)
         workspace = "bench"
-        records = metric_records(args.entities, args.intervals, workspace)
-        expected = len(records)
-        result["published_events_per_s"] = round(await publish_records(broker.bootstrap, "metrics.ingested", records), 1)
-        print(f"published {expected} metrics.ingested records", flush=True)
-        bare_runs = [await bare_loop(broker.bootstrap, expected)]
-        print("bare loop", bare_runs[-1], flush=True)
         raw_key, entry = generate_key(workspace, "admin")
-        services = [s for s in args.services.split(",") if module_exists(f"allot.{s}.service")]
-        runs: dict[str, list[dict[str, Any]]] = {svc: [] for svc in services}
-        for rep in range(args.repeat):
-            for svc in services:
-                schema = f"{svc}_r{rep}"  # fresh processed ids and consumer group per repetition
-                stack = await asyncio.to_thread(start_stack, tmp / f"stack-{svc}-{rep}", services=[svc],
-                                                bootstrap=broker.bootstrap, database_url=pg.dsn,
-                                                api_keys=[entry.model_dump()], quiet=True,
-                                                extra_env={"ALLOT_DATABASE_SCHEMA": schema,
-                                                           "ALLOT_CONSUMER_GROUP": f"{svc}-r{rep}"})
-                try:
-                    row = (await measure_services(stack, [svc], expected, schemas={svc: schema}))[svc]
-                finally:
-                    await asyncio.to_thread(stack.stop)
-                # The machine is shared and noisy: the yardstick is re-measured after every service and each
-                # ratio uses the median of the yardstick runs around it (before and after).
-                bare_runs.append(await bare_loop(broker.bootstrap, expected))
-                around = [bare_runs[-2]["events_per_s"], bare_runs[-1]["events_per_s"]]
-                rate = row.get("events_per_s")
-                row["bare_loop_events_per_s"] = around
-                row["ratio_to_bare_loop"] = round(rate / statistics.mean(around), 3) if rate else None
-                runs[svc].append(row)
-                print(svc, row, flush=True)
-        bare = statistics.median(r["events_per_s"] for r in bare_runs)
-        per_service: dict[str, Any] = {}
-        for svc, rows in runs.items():
-            ratios = [r["ratio_to_bare_loop"] for r in rows if r.get("ratio_to_bare_loop")]
-            per_service[svc] = {
-                "runs": rows,
-                "median_events_per_s": statistics.median(r["events_per_s"] for r in rows if r.get("events_per_s")),
-                "ratio_to_bare_loop": statistics.median(ratios) if ratios else None,
-                "ratio_min": min(ratios) if ratios else None,
-                "ratio_max": max(ratios) if ratios else None,
-            }
-        result["bare_loop"] = {"events": expected, "runs_events_per_s": [r["events_per_s"] for r in bare_runs],
-                               "median_events_per_s": bare}
-        result["services_alone"] = per_service
+        if not args.latency_only:  # throughput of each consumer against the bare loop
+            records = metric_records(args.entities, args.intervals, workspace)
+            expected = len(records)
+            result["published_events_per_s"] = round(await publish_records(broker.bootstrap, "metrics.ingested", records), 1)
+            print(f"published {expected} metrics.ingested records", flush=True)
+            bare_runs = [await bare_loop(broker.bootstrap, expected)]
+            print("bare loop", bare_runs[-1], flush=True)
+            services = [s for s in args.services.split(",") if module_exists(f"allot.{s}.service")]
+            runs: dict[str, list[dict[str, Any]]] = {svc: [] for svc in services}
+            for rep in range(args.repeat):
+                for svc in services:
+                    schema = f"{svc}_r{rep}"  # fresh processed ids and consumer group per repetition
+                    stack = await asyncio.to_thread(start_stack, tmp / f"stack-{svc}-{rep}", services=[svc],
+                                                    bootstrap=broker.bootstrap, database_url=pg.dsn,
+                                                    api_keys=[entry.model_dump()], quiet=True,
+                                                    extra_env={"ALLOT_DATABASE_SCHEMA": schema,
+                                                               "ALLOT_CONSUMER_GROUP": f"{svc}-r{rep}"})
+                    try:
+                        row = (await measure_services(stack, [svc], expected, schemas={svc: schema}))[svc]
+                    finally:
+                        await asyncio.to_thread(stack.stop)
+                    # The machine is shared and noisy: the yardstick is re-measured after every service and each
+                    # ratio uses the median of the yardstick runs around it (before and after).
+                    bare_runs.append(await bare_loop(broker.bootstrap, expected))
+                    around = [bare_runs[-2]["events_per_s"], bare_runs[-1]["events_per_s"]]
+                    rate = row.get("events_per_s")
+                    row["bare_loop_events_per_s"] = around
+                    row["ratio_to_bare_loop"] = round(rate / statistics.mean(around), 3) if rate else None
+                    runs[svc].append(row)
+                    print(svc, row, flush=True)
+            bare = statistics.median(r["events_per_s"] for r in bare_runs)
+            per_service: dict[str, Any] = {}
+            for svc, rows in runs.items():
+                ratios = [r["ratio_to_bare_loop"] for r in rows if r.get("ratio_to_bare_loop")]
+                per_service[svc] = {
+                    "runs": rows,
+                    "median_events_per_s": statistics.median(r["events_per_s"] for r in rows if r.get("events_per_s")),
+                    "ratio_to_bare_loop": statistics.median(ratios) if ratios else None,
+                    "ratio_min": min(ratios) if ratios else None,
+                    "ratio_max": max(ratios) if ratios else None,
+                }
+            result["bare_loop"] = {"events": expected, "runs_events_per_s": [r["events_per_s"] for r in bare_runs],
+                                   "median_events_per_s": bare}
+            result["services_alone"] = per_service
         if args.trials <= 0:
             return result
         lat_stack = await asyncio.to_thread(start_stack, tmp / "stack-latency", services=["sandbox", "guardrails", "executor", "rules"],
@@ -306,8 +347,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                            "ALLOT_CLOCK_ANCHOR_SIM": "2026-11-02T06:00:00+00:00",
                                            "ALLOT_DATABASE_SCHEMA": ""})
         try:
-            result["latency_metric_to_action"] = await latency(lat_stack, raw_key, workspace, args.trials)
-            print("latency", result["latency_metric_to_action"], flush=True)
+            for mode, name in (("schedule", "latency_metric_to_action"), ("trigger", "latency_metric_to_action_trigger")):
+                result[name] = await latency(lat_stack, raw_key, workspace, args.trials, mode=mode,
+                                             background_rate=args.background_rate)
+                print("latency", mode, result[name], flush=True)
         finally:
             await asyncio.to_thread(lat_stack.stop)
     finally:
@@ -325,9 +368,18 @@ def main() -> None:
     parser.add_argument("--services", default="pacing,rules,pools", help="which consumers to measure")
     parser.add_argument("--repeat", type=int, default=3, help="measure every service this many times")
     parser.add_argument("--out", default="load.json", help="file name under bench/results")
+    parser.add_argument("--background-rate", type=float, default=1000.0,
+                        help="other entities' metrics per second during the latency trials")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="measure only the latencies; keep the throughput part of the existing results file")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.latency_only and (RESULTS / args.out).exists():
+        kept = json.loads((RESULTS / args.out).read_text())
+        kept.update({k: v for k, v in result.items() if k.startswith("latency")})
+        kept["latency_measured_separately"] = "latencies from a --latency-only run; throughput from the last full run"
+        result = kept
     (RESULTS / args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))
 
