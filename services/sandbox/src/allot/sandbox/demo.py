@@ -86,14 +86,20 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
         ids["pool"] = r.json()["id"]
         print(f"  pool {ids['pool']}: 6 ad sets share 300 EUR/day, reallocated every 4 h toward marginal ROAS")
     if "rules" in urls:
-        for template, name in (("scale_winners", "Scale winners"), ("kill_losers", "Kill losers")):
-            r = await _retry(lambda t=template, n=name: http.post(f"{stack.url('rules')}/api/v1/rules/from-template", json={
-                "template": t, "name": n, "scope": {"ad_account_ids": [RULE_ACCOUNT], "entity_level": "adset"},
-                "targets": {"target_roas": 1.5, "target_cpa": 5_000}}), f"create the {template} rule")
+        # scale_winners runs in trigger mode (on each metrics report, like Meta's trigger-based rules);
+        # kill_losers on the 15-minute schedule.
+        for template, name, mode in (("scale_winners", "Scale winners", "trigger"),
+                                     ("kill_losers", "Kill losers", "schedule")):
+            r = await _retry(lambda t=template, n=name, m=mode: http.post(
+                f"{stack.url('rules')}/api/v1/rules/from-template", json={
+                    "template": t, "name": n, "scope": {"ad_account_ids": [RULE_ACCOUNT], "entity_level": "adset"},
+                    "targets": {"target_roas": 1.5, "target_cpa": 5_000}, "schedule": {"mode": m}}),
+                f"create the {template} rule")
             rule_id = r.json()["id"]
             await http.post(f"{stack.url('rules')}/api/v1/rules/{rule_id}/activate")
             ids[f"rule_{template}"] = rule_id
-        print(f"  rules: scale_winners and kill_losers on {RULE_ACCOUNT} (evaluated every 15 simulated minutes)")
+        print(f"  rules: scale_winners on {RULE_ACCOUNT} in trigger mode (as each metrics report arrives), "
+              "kill_losers every 15 simulated minutes")
     if "notify" in urls:
         await _notifications(stack, http, ids, with_rule="rules" in urls)
     if "pacing" in urls:
