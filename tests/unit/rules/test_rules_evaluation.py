@@ -275,3 +275,33 @@ def test_conditions_combine_different_time_ranges() -> None:
     assert result.matched[0].snapshot == {
         "roas@last_7d": 4.0, "spend@yesterday": 0, "spend@last_30d": 12_000,
     }
+
+
+def test_dayparts_are_read_in_each_accounts_own_time_zone() -> None:
+    """Mon-Fri 09:00-18:00 local: at 10:37 UTC (a Sunday in the test) nobody acts; on a Monday 10:37 UTC it is
+    11:37 in Paris (open) and 05:37 in New York (closed)."""
+    from zoneinfo import ZoneInfo
+
+    office = rule(schedule={"dayparts": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00",
+                                           "end": "18:00"}]})
+    paris = entity("paris", zone=ZoneInfo("Europe/Paris"), buckets=days(WINNER, range(-1, 8)))
+    new_york = entity("ny", zone=ZoneInfo("America/New_York"), buckets=days(WINNER, range(-1, 8)))
+    sunday = evaluate_rule(office, [paris, new_york], None, NOW)
+    assert sunday.matched == () and set(reasons(sunday).values()) == {SkipReason.OUTSIDE_SCHEDULE}
+    assert all("outside the rule's dayparts" in s.detail for s in sunday.skipped)
+    monday = NOW + timedelta(days=1)
+    result = evaluate_rule(office, [paris, new_york], None, monday)
+    assert [m.entity_id for m in result.matched] == ["paris"]
+    assert reasons(result) == {"ny": SkipReason.OUTSIDE_SCHEDULE}
+
+
+def test_a_daypart_past_midnight_and_bad_windows() -> None:
+    night = rule(schedule={"dayparts": [{"days": ["sat"], "start": "22:00", "end": "02:00"}]})
+    late_saturday = datetime(2026, 5, 16, 23, 30, tzinfo=UTC)
+    early_sunday = datetime(2026, 5, 17, 1, 59, tzinfo=UTC)
+    assert night.schedule.open_at(late_saturday) and night.schedule.open_at(early_sunday)
+    assert not night.schedule.open_at(early_sunday + timedelta(minutes=1))
+    for bad in ({"days": ["sat"], "start": "10:00", "end": "10:00"}, {"days": [], "start": "10:00", "end": "11:00"},
+                {"days": ["sat"], "start": "25:00", "end": "11:00"}, {"days": ["someday"], "start": "1:00", "end": "2"}):
+        with pytest.raises(ValueError):
+            rule(schedule={"dayparts": [bad]})

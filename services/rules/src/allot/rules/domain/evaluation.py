@@ -189,6 +189,12 @@ def evaluate_rule(
             continue
         evaluated += 1
         entity_id = entity.entity_id
+        if not rule.schedule.open_at(now.astimezone(entity.zone)):
+            local = now.astimezone(entity.zone)
+            skipped.append(SkippedEntity(entity_id, SkipReason.OUTSIDE_SCHEDULE,
+                                         f"{local:%a %H:%M} in {local.tzname() or entity.zone} is outside the rule's "
+                                         "dayparts"))
+            continue
         if meta_metrics and entity.platform != "meta":
             skipped.append(
                 SkippedEntity(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -314,14 +315,58 @@ ActionType = Literal["pause", "activate", "increase_budget_pct", "decrease_budge
 META_ONLY_ACTIONS: Final[frozenset[str]] = frozenset({"relaunch"})
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: Final[tuple[str, ...]] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Daypart(BaseModel):
+    """A weekly window in the ad account's own time zone: on ``days``, from ``start`` (inclusive) to ``end``
+    (exclusive; ``end`` before ``start`` runs past midnight into the next day)."""
+
+    model_config = _MODEL_CONFIG
+    days: list[Weekday] = Field(min_length=1, max_length=7, description="Local weekdays the window opens on.")
+    start: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="Local opening time, HH:MM.")
+    end: str = Field(pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", description="Local closing time, HH:MM.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Daypart:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: the window would be empty")
+        return self
+
+    def contains(self, local: datetime) -> bool:
+        """Whether the local (account time zone) moment is inside the window."""
+        minute = local.hour * 60 + local.minute
+        start, end = _minutes(self.start), _minutes(self.end)
+        today = WEEKDAYS[local.weekday()]
+        yesterday = WEEKDAYS[(local.weekday() - 1) % 7]
+        if start < end:
+            return today in self.days and start <= minute < end
+        return (today in self.days and minute >= start) or (yesterday in self.days and minute < end)
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
 class Schedule(BaseModel):
     """When the rule is evaluated: every ``interval_minutes`` (mode ``schedule``), or for an entity as soon as a
-    metrics report for it arrives (mode ``trigger``, like Meta's trigger-based rules; every protection applies)."""
+    metrics report for it arrives (mode ``trigger``, like Meta's trigger-based rules; every protection applies).
+    ``dayparts`` (optional) limit either mode to weekly windows in each ad account's own time zone."""
 
     model_config = _MODEL_CONFIG
     interval_minutes: int = Field(default=DEFAULT_INTERVAL_MINUTES, ge=MIN_INTERVAL_MINUTES, le=1440)
     mode: Literal["schedule", "trigger"] = Field(
         default="schedule", description="schedule: every interval_minutes; trigger: when the entity's metrics arrive.")
+    dayparts: list[Daypart] = Field(
+        default_factory=list, max_length=28,
+        description="Windows (account time zone) the rule acts in; empty: always. Outside them entities are "
+                    "skipped with reason outside_schedule.")
+
+    def open_at(self, local: datetime) -> bool:
+        """Whether the rule may act at this local moment of an account."""
+        return not self.dayparts or any(d.contains(local) for d in self.dayparts)
 
 
 class Protections(BaseModel):

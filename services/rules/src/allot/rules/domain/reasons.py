@@ -23,6 +23,7 @@ class SkipReason(StrEnum):
     NO_BUDGET_CHANGE = "no_budget_change"
     ALREADY_IN_STATUS = "already_in_status"
     UNKNOWN_CURRENCY = "unknown_currency"  # no minimum budget is known for the entity's currency on its platform
+    OUTSIDE_SCHEDULE = "outside_schedule"  # outside the rule's dayparts in the account's time zone
 
 
 class Clamp(StrEnum):
