@@ -18,6 +18,7 @@ from allot.rules import workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.settings import RulesSettings
 from allot.runtime.accounts import directory_of
+from allot.runtime.deps import settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
@@ -61,8 +62,7 @@ async def evaluate_due_rules(ctx: ServiceContext, *, batch: int, max_batches: in
 
 async def rule_scheduler(ctx: ServiceContext) -> None:
     """Background task: evaluate due rules, then wait ``rules_scan_interval_s`` real seconds; forever."""
-    settings = ctx.settings
-    assert isinstance(settings, RulesSettings)
+    settings = settings_of(ctx, RulesSettings)
     if not settings.rules_scheduler_enabled:
         log.info("rule_scheduler_disabled")
         return
