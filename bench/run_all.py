@@ -23,6 +23,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "pools_speed": ("pools_speed.py", [], []),
     "rules_eval": ("rules_eval.py", [], []),
     "pacing_snapshots": ("pacing_snapshots.py", [], []),
+    # Stored rows in Postgres → run_slot → outbox, split load / plan / write (quick: 20 pools, printed only).
+    "pools_path": ("pools_path.py", [], ["--pools", "20"]),
     "faults_kill": ("faults_kill.py", [], []),
 }
 
