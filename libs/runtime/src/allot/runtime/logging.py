@@ -86,6 +86,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         for old in library.handlers[:]:
             library.removeHandler(old)
         library.propagate = True
+        library.disabled = False
+        library.setLevel(logging.NOTSET)  # the service's level, not one a library or an earlier setup left
     for noisy in ("aiokafka", "faststream", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
     logging.captureWarnings(True)
