@@ -51,6 +51,24 @@ def _b64decode(text: str, *, what: str) -> bytes:
     return raw
 
 
+def b64decode(text: str, *, what: str) -> bytes:
+    """URL-safe base64 with or without padding; SealingError naming ``what`` when it is not base64."""
+    return _b64decode(text, what=what)
+
+
+def parse_private_keys(text: str) -> list[tuple[str, bytes]]:
+    """``"kid2:base64priv,kid1:base64priv"`` → [(key id, raw key)] in order (first = current)."""
+    keys: list[tuple[str, bytes]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key_id, sep, b64 = item.partition(":")
+        if not sep:
+            raise SealingError("private key entry: expected 'kid:base64key'")
+        keys.append((key_id.strip(), _b64decode(b64, what=f"private key {key_id.strip()[:64]!r}")))
+    return keys
+
+
 def _b64encode(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -136,15 +154,7 @@ class Keyring:
     @classmethod
     def parse(cls, recipient: Recipient, text: str) -> Keyring:
         """Parse ``"kid2:base64priv,kid1:base64priv"`` (first = current)."""
-        keys: list[tuple[str, bytes]] = []
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            key_id, sep, b64 = item.partition(":")
-            if not sep:
-                raise SealingError("private key entry: expected 'kid:base64key'")
-            keys.append((key_id.strip(), _b64decode(b64, what=f"private key {key_id.strip()[:64]!r}")))
-        return cls(recipient, keys)
+        return cls(recipient, parse_private_keys(text))
 
     @property
     def key_ids(self) -> list[str]:

@@ -9,23 +9,14 @@ so that a box sealed for another service is refused, not used.
 from __future__ import annotations
 
 import base64
-import binascii
 
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 
 from allot.notify.domain.model import SealedSecret
-from allot.runtime.sealing import SealingError
+from allot.runtime.sealing import SealingError, b64decode, parse_private_keys
 
 LABEL = "notify"
-
-
-def _b64decode(text: str, *, what: str) -> bytes:
-    t = text.strip()
-    try:
-        return base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
-    except (binascii.Error, ValueError):
-        raise SealingError(f"{what} is not base64") from None
 
 
 class SecretBox:
@@ -44,15 +35,7 @@ class SecretBox:
 
     @classmethod
     def parse(cls, text: str) -> SecretBox:
-        keys: list[tuple[str, bytes]] = []
-        for item in (part.strip() for part in text.split(",")):
-            if not item:
-                continue
-            key_id, sep, b64 = item.partition(":")
-            if not sep:
-                raise SealingError("private key entry: expected 'kid:base64key'")
-            keys.append((key_id.strip(), _b64decode(b64, what=f"private key {key_id.strip()[:64]!r}")))
-        return cls(keys)
+        return cls(parse_private_keys(text))
 
     def __bool__(self) -> bool:
         return bool(self._keys)
@@ -75,7 +58,7 @@ class SecretBox:
             raise SealingError(f"secret is sealed to key {sealed.key_id!r}, which the notifier does not hold (it "
                                f"holds {', '.join(self._keys) or 'none'})")
         try:
-            plain = SealedBox(key).decrypt(_b64decode(sealed.ciphertext, what="sealed secret"))
+            plain = SealedBox(key).decrypt(b64decode(sealed.ciphertext, what="sealed secret"))
         except CryptoError:
             raise SealingError(f"secret sealed to key {sealed.key_id!r} does not open with it") from None
         label, sep, text = plain.decode("utf-8", errors="strict").partition("\n")
