@@ -69,7 +69,7 @@ class HttpReceiver:
                          .encode())
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            return  # the notifier hung up mid-request (its timeout): the attempt is its to record
         finally:
             writer.close()
 

@@ -18,7 +18,7 @@ class _Ctx:
 
 
 class Wake(asyncio.Event):
-    pass
+    """A dependency type of a service's own (as pools' AllocationWake)."""
 
 
 def test_a_provided_object_is_found_by_its_class_and_only_by_it() -> None:

@@ -43,7 +43,7 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @stream.setter
     def stream(self, _: Any) -> None:
-        pass
+        """Ignored: the handler always writes to the current ``sys.stdout`` (logging's setStream would bind one)."""
 
 
 def _service_default(service: str) -> Any:

@@ -135,7 +135,7 @@ async def _notification_receiver() -> int:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             await writer.drain()
         except (asyncio.IncompleteReadError, ValueError, ConnectionError):
-            pass
+            return  # the sender went away or sent no JSON: nothing to print or answer
         finally:
             writer.close()
 
