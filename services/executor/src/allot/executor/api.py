@@ -1,6 +1,9 @@
 """Executor HTTP API: look at a change set's ledger, and undo it (through the guardrails, like any change).
 
 Routes:
+- GET  /api/v1/change-sets                     viewer   — the workspace's most recent change sets (?limit=), newest
+                                                          first, each action with its outcome, the account's time
+                                                          zone and the undo issued for it
 - GET  /api/v1/change-sets/{request_id}        viewer   — every action of the change set with its outcome
 - POST /api/v1/change-sets/{request_id}/undo   operator — issue the inverse change set (within the undo window)
 """
@@ -11,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction
@@ -19,6 +22,7 @@ from allot.contracts.registry import TOPICS
 from allot.executor.adapters import postgres as db
 from allot.executor.domain import inverse_action
 from allot.executor.settings import ExecutorSettings
+from allot.runtime.accounts import directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.deps import settings_of
 from allot.runtime.http import ApiError
@@ -33,6 +37,28 @@ _FIELDS = ("status", "attempts", "before_cents", "after_cents", "observed_cents"
 def _view(row: Any) -> dict[str, Any]:
     return {"action_id": str(row["action_id"]), "action": row["action"], "created_at": row["created_at"],
             "finished_at": row["finished_at"], **{k: row[k] for k in _FIELDS}}
+
+
+@router.get("")
+async def list_change_sets(limit: int = Query(50, ge=1, le=200), principal: Principal = Depends(require("viewer")),
+                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    async with ctx.pool.acquire() as conn:
+        rows = await db.recent_change_sets(conn, principal.workspace_id, limit)
+    directory = directory_of(ctx.extra)
+    sets: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        cs = sets.get(r["request_id"])
+        if cs is None:
+            cs = sets[r["request_id"]] = {
+                "request_id": str(r["request_id"]), "source": r["source"], "source_id": r["source_id"],
+                "created_at": r["created_at"], "finished_at": r["finished_at"],
+                "timezone_name": directory.zone_for(principal.workspace_id, r["platform"], r["ad_account_id"]).key,
+                "undo_request_id": str(r["undo_request_id"]) if r["undo_request_id"] else None,
+                "undo_requested_at": r["undo_requested_at"], "actions": []}
+        if r["finished_at"] and (cs["finished_at"] is None or r["finished_at"] > cs["finished_at"]):
+            cs["finished_at"] = r["finished_at"]
+        cs["actions"].append(_view(r))
+    return {"change_sets": list(sets.values())}
 
 
 @router.get("/{request_id}")

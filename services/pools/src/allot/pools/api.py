@@ -532,6 +532,41 @@ async def list_pools(
     return {"pools": [pool_view(p, by_pool.get(p["pool_id"], [])) for p in pools]}
 
 
+@router.get("/entities")
+async def list_reported_entities(
+    pool_id: uuid.UUID | None = Query(None, description="Only the active members of this pool."),
+    limit: int = Query(500, ge=1, le=2000),
+    principal: Principal = Depends(require("viewer")),
+    ctx: ServiceContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    """Campaigns and ad sets the platform reported for this workspace (latest report: name, account, budget,
+    status), so a person picks pool members by name; each names the pool it belongs to, if any."""
+    async with ctx.pool.acquire() as conn:
+        if pool_id is not None:
+            await _pool_or_404(conn, principal, pool_id)
+        rows = await db.reported_entities(conn, principal.workspace_id, pool_id=pool_id, limit=limit)
+    return {
+        "entities": [
+            {
+                "entityId": r["entity_id"],
+                "entityType": r["entity_type"],
+                "entityName": r["entity_name"],
+                "platform": r["platform"],
+                "adAccountId": r["ad_account_id"],
+                "adAccountName": r["ad_account_name"] or None,
+                "timezoneName": r["timezone_name"] or "UTC",
+                "status": r["status"],
+                "dailyBudgetCents": r["daily_budget_cents"],
+                "currency": r["currency"],
+                "reportedAt": _iso(r["reported_at"]),
+                "poolId": str(r["pool_id"]) if r["pool_id"] else None,
+                "poolName": r["pool_name"],
+            }
+            for r in rows
+        ]
+    }
+
+
 @router.get("/{pool_id}")
 async def get_pool(
     pool_id: uuid.UUID, principal: Principal = Depends(require("viewer")), ctx: ServiceContext = Depends(get_ctx)

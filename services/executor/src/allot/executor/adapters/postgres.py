@@ -119,6 +119,22 @@ async def change_set(conn: asyncpg.Connection, request_id: uuid.UUID, workspace_
                             request_id, workspace_id)
 
 
+async def recent_change_sets(conn: asyncpg.Connection, workspace_id: str, limit: int) -> list[asyncpg.Record]:
+    """Every action of the workspace's ``limit`` most recent change sets (newest first), each with the undo
+    issued for its change set, if any."""
+    return await conn.fetch(
+        """WITH recent AS (
+               SELECT request_id, max(seq) AS last_seq FROM (
+                   SELECT request_id, seq FROM actions WHERE workspace_id = $1 ORDER BY seq DESC LIMIT $2 * 50) a
+               GROUP BY request_id ORDER BY last_seq DESC LIMIT $2)
+           SELECT a.*, u.undo_request_id, u.requested_at AS undo_requested_at
+             FROM actions a JOIN recent r USING (request_id)
+             LEFT JOIN undo_requests u ON u.request_id = a.request_id
+            WHERE a.workspace_id = $1
+            ORDER BY r.last_seq DESC, a.seq""",
+        workspace_id, limit)
+
+
 async def claim_undo(conn: asyncpg.Connection, request_id: uuid.UUID, undo_request_id: uuid.UUID, by: str,
                      now: datetime) -> tuple[uuid.UUID, bool]:
     """Record the undo once: (the undo's request id, True) the first time; a repeated undo returns the first

@@ -480,6 +480,29 @@ async def entities_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: S
     return {r["entity_id"]: r for r in rows}
 
 
+async def reported_entities(
+    conn: asyncpg.Connection, workspace_id: str, *, pool_id: uuid.UUID | None, limit: int
+) -> list[Row]:
+    """The workspace's reported entities (latest report), each with its account's time zone and name and the
+    pool it is an active member of, if any; only the members of ``pool_id`` when given."""
+    return await conn.fetch(
+        """SELECT e.entity_id, e.entity_type, e.entity_name, e.platform, e.ad_account_id, e.status,
+                  e.daily_budget_cents, e.currency, e.reported_at,
+                  a.timezone_name, a.name AS ad_account_name, m.pool_id, p.name AS pool_name
+             FROM entities e
+             LEFT JOIN ad_accounts a ON a.workspace_id = e.workspace_id AND a.platform = e.platform
+                                    AND a.ad_account_id = e.ad_account_id
+             LEFT JOIN pool_members m ON m.workspace_id = e.workspace_id AND m.entity_id = e.entity_id AND m.is_active
+             LEFT JOIN pools p ON p.pool_id = m.pool_id
+            WHERE e.workspace_id = $1 AND ($2::uuid IS NULL OR m.pool_id = $2)
+            ORDER BY e.ad_account_id, e.entity_name, e.entity_id
+            LIMIT $3""",
+        workspace_id,
+        pool_id,
+        limit,
+    )
+
+
 async def history_of(
     conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
 ) -> list[Row]:
