@@ -6,10 +6,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PACKAGES := -e libs/contracts -e 'libs/runtime[embedded]' -e services/guardrails -e services/executor \
             -e services/pools -e services/rules -e services/pacing -e services/sandbox -e libs/fakes \
-            -e services/connections -e services/ingest -e services/notify
+            -e services/connections -e services/ingest -e services/notify -e services/console
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+# htmx for the console, from the npm registry at set-up (served as a static file: no CDN at run time). Pinned by
+# version and checked by SHA-256; without npm the console still works as plain server-rendered forms.
+HTMX_VERSION := 2.0.8
+HTMX_SHA256 := 22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313
+HTMX := $(VENV)/share/allot-console/htmx.min.js
 
-.PHONY: run test bench schemas lint venv clean lock help
+.PHONY: run test bench schemas lint venv clean lock help browser
 
 help:
 	@echo "make run     - start broker, Postgres, every service, the sandbox platform and the demo (Ctrl-C stops)"
@@ -23,15 +28,29 @@ $(STAMP): constraints.txt requirements-dev.txt $(PYPROJECTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt $(PACKAGES) -r requirements-dev.txt
+	$(MAKE) --no-print-directory $(HTMX)
 	touch $(STAMP)
 
-run: $(STAMP)
+$(HTMX):
+	@mkdir -p $(dir $(HTMX)) && tmp=$$(mktemp -d) && \
+	if command -v npm >/dev/null && (cd $$tmp && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null && \
+	    tar xzf htmx.org-$(HTMX_VERSION).tgz) && \
+	    echo "$(HTMX_SHA256)  $$tmp/package/dist/htmx.min.js" | sha256sum -c --quiet -; then \
+	  cp $$tmp/package/dist/htmx.min.js $(HTMX); \
+	else echo "htmx $(HTMX_VERSION) not installed (npm unavailable or checksum mismatch): the console serves plain forms"; fi; \
+	rm -rf $$tmp
+
+# The console's browser tests drive Debian's chromium (never a downloaded browser): installed when missing.
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+run: $(STAMP) $(HTMX)
 	$(VENV)/bin/allot-stack run
 
 # Two pytest processes at once, each with its own broker and PostgreSQL: the suites that run services as
 # processes (marker e2e: tests/e2e and tests/faults, mostly waiting on them) beside everything else. Both must
 # pass; the e2e log is printed after the rest, whole when it failed (and kept in .allot/test-e2e.log).
-test: $(STAMP)
+test: $(STAMP) $(HTMX) browser
 	@mkdir -p .allot; \
 	$(PY) -m pytest -q -m e2e > .allot/test-e2e.log 2>&1 & e2e_pid=$$!; \
 	$(PY) -m pytest -q -m "not e2e"; rest_rc=$$?; \

@@ -41,6 +41,7 @@ SERVICES: dict[str, int] = {
     "connections": 8106,
     "ingest": 8107,
     "notify": 8109,
+    "console": 8110,  # the web console (started last; it only calls the others' HTTP APIs)
 }
 #: What the demo's ad platform is (ALLOT_DEMO_PLATFORM): the sandbox, or Meta played by the Graph fake.
 PLATFORMS = ("sandbox", "meta")
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
           "Meta adapter path against the Graph fake)")
     stack = start_stack(Path(args.root), clock_speed=args.speed, platform=platform)
     try:
+        if "console" in stack.ports:
+            print(f"\nConsole (web app): {stack.url('console')}  (sign in with the admin API key below)")
         print("\nAll started. HTTP APIs (OpenAPI docs at /docs):")
         for name in stack.processes:
             print(f"  {name:<10} {stack.url(name)}")

@@ -1,0 +1,3 @@
+from allot.console.app import main
+
+main()

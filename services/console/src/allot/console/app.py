@@ -1,0 +1,572 @@
+"""The console: server-rendered pages (FastAPI + Jinja2, htmx as a static file) over the services' HTTP APIs.
+
+Every call goes to the owning service's API with the signed-in user's own key, so the console shows exactly
+what the APIs allow (a viewer's key cannot change anything even if a form were forged). Sessions live on the
+server; the cookie holds a random id (HttpOnly, SameSite=Strict, Secure over TLS); every POST carries the
+session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from allot.console import charts
+from allot.console import formatting as fmt
+from allot.console.clients import Problem, ServiceDown, Services
+from allot.console.sessions import COOKIE, Session, SessionStore
+from allot.console.settings import ConsoleSettings
+from allot.runtime.auth import ApiKeyStore
+from allot.runtime.logging import configure_logging, get_logger
+
+log = get_logger(__name__)
+HERE = Path(__file__).parent
+POOLS = "/automation/budget-pools"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+
+
+class NeedSignIn(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def htmx_file(settings: ConsoleSettings) -> Path | None:
+    candidates = [Path(settings.console_htmx_path)] if settings.console_htmx_path else []
+    candidates.append(Path(sys.prefix) / "share" / "allot-console" / "htmx.min.js")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+    settings = settings or ConsoleSettings(service_name="console")
+    keys = ApiKeyStore.from_json(settings.api_keys)
+    sessions = SessionStore(settings.console_session_ttl_s)
+    services = Services({"pools": settings.pools_url, "guardrails": settings.guardrails_url,
+                         "executor": settings.executor_url, "rules": settings.rules_url,
+                         "pacing": settings.pacing_url}, settings.console_request_timeout_s)
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+    htmx = htmx_file(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        configure_logging("console", settings.log_level)
+        if htmx is None:
+            log.warning("htmx_missing", detail="htmx.min.js not installed: pages work as plain forms")
+        log.info("console_started", http_port=settings.http_port, services=sorted(services.urls))
+        yield
+        await services.aclose()
+
+    app = FastAPI(title="Allot console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sessions = sessions
+    app.state.services = services
+
+    # ------------------------------------------------------------ plumbing
+
+    def current(request: Request) -> Session | None:
+        return sessions.get(request.cookies.get(COOKIE))
+
+    def signed_in(request: Request) -> Session:
+        s = current(request)
+        if s is None or not s.signed_in:
+            raise NeedSignIn
+        return s
+
+    def set_cookie(request: Request, response: Response, s: Session) -> None:
+        secure = settings.console_secure_cookie == "always" or (
+            settings.console_secure_cookie == "auto" and request.url.scheme == "https")
+        response.set_cookie(COOKIE, s.sid, httponly=True, samesite="strict", secure=secure, path="/",
+                            max_age=settings.console_session_ttl_s)
+
+    def render(request: Request, template: str, s: Session | None, status: int = 200, **values: Any) -> HTMLResponse:
+        locale = fmt.locale_of(request.headers.get("accept-language"))
+        flashes = list(s.flash) if s else []
+        if s:
+            s.flash.clear()
+        html = env.get_template(template).render(
+            request=request, s=s, csrf=s.csrf if s else "", path=request.url.path, flashes=flashes,
+            can_operate=bool(s and s.can("operator")), is_admin=bool(s and s.can("admin")), htmx=htmx is not None,
+            money=lambda c, cur=None: fmt.money(c, cur, locale), when=fmt.when, cadence=fmt.cadence,
+            metrics=fmt.METRICS, outcomes=fmt.OUTCOMES, verdicts=fmt.VERDICTS, amount_input=fmt.amount_input,
+            **values)
+        response = HTMLResponse(html, status_code=status)
+        if s:
+            set_cookie(request, response, s)
+        return response
+
+    def redirect(url: str) -> RedirectResponse:
+        return RedirectResponse(url, status_code=303)
+
+    async def form_of(request: Request, s: Session) -> dict[str, Any]:
+        form = await request.form()
+        if not s.csrf_ok(form.get("csrf_token")):  # type: ignore[arg-type]
+            raise Forbidden("The form expired or did not come from this console (CSRF check). Reload the page.")
+        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 or k in ("member",) else form.get(k))
+                for k in form}
+
+    async def attempt(call: Awaitable[Any], down: list[ServiceDown]) -> Any:
+        """The call's answer, or None with the service recorded as down (the page shows which)."""
+        try:
+            return await call
+        except ServiceDown as exc:
+            down.append(exc)
+            return None
+
+    def api(s: Session) -> Callable[..., Awaitable[Any]]:
+        def call(service: str, method: str, path: str, **kw: Any) -> Awaitable[Any]:
+            assert s.api_key is not None
+            return services.call(service, method, path, s.api_key, **kw)
+        return call
+
+    @app.exception_handler(NeedSignIn)
+    async def _need_sign_in(request: Request, _: NeedSignIn) -> Response:
+        nxt = request.url.path if request.method == "GET" else "/"
+        return redirect(f"/sign-in?next={quote(nxt)}")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "message.html", current(request), status=403, title="Not allowed",
+                      message=exc.message)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("console_error", path=request.url.path, error=repr(exc))
+        return render(request, "message.html", current(request), status=500, title="Something went wrong",
+                      message="The console could not show this page. The error is logged; try again.")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # ------------------------------------------------------------ ops and static
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive", "service": "console"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        return JSONResponse({"ready": True, "checks": {"started": True, "htmx": htmx is not None},
+                             "services": sorted(services.urls)})
+
+    @app.get("/static/console.css", include_in_schema=False)
+    async def css() -> FileResponse:
+        return FileResponse(HERE / "static" / "console.css", media_type="text/css")
+
+    @app.get("/static/htmx.min.js", include_in_schema=False)
+    async def htmx_js() -> Response:
+        if htmx is None:
+            return Response("/* htmx not installed */", media_type="text/javascript")
+        return FileResponse(htmx, media_type="text/javascript")
+
+    # ------------------------------------------------------------ sign-in
+
+    @app.get("/sign-in")
+    async def sign_in_page(request: Request, next: str = "/") -> Response:  # noqa: A002
+        s = current(request) or sessions.new()
+        return render(request, "sign_in.html", s, next=next, errors={})
+
+    @app.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        s = current(request)
+        form = await request.form()
+        nxt = str(form.get("next") or "/")
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        if s is None or not s.csrf_ok(form.get("csrf_token")):  # type: ignore[arg-type]
+            s = s or sessions.new()
+            return render(request, "sign_in.html", s, status=400, next=nxt,
+                          errors={"api_key": "The sign-in form expired; enter the key again."})
+        raw = str(form.get("api_key") or "").strip()
+        principal = keys.authenticate(raw) if raw else None
+        if principal is None:
+            return render(request, "sign_in.html", s, status=401, next=nxt,
+                          errors={"api_key": "API key: not a valid key" if raw else "API key: enter your key"})
+        s = sessions.rotate(s)
+        s.api_key, s.key_id, s.workspace_id, s.role = raw, principal.key_id, principal.workspace_id, principal.role
+        log.info("console_signed_in", key_id=principal.key_id, workspace_id=principal.workspace_id,
+                 role=principal.role)
+        response = redirect(nxt)
+        set_cookie(request, response, s)
+        return response
+
+    @app.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        s = signed_in(request)
+        await form_of(request, s)
+        sessions.drop(s)
+        response = redirect("/sign-in")
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # ------------------------------------------------------------ overview
+
+    @app.get("/")
+    async def overview(request: Request) -> Response:
+        s = signed_in(request)
+        call, down = api(s), []
+        pools, ledger, limits, changes = await asyncio.gather(
+            attempt(call("pools", "GET", "/api/v1/budget-pools"), down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
+            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 50}), down))
+        today = datetime.now(UTC) - timedelta(hours=24)
+        recent = [c for c in (changes or {}).get("change_sets", [])
+                  if c.get("created_at") and datetime.fromisoformat(c["created_at"]) >= today]
+        return render(request, "overview.html", s, down=_unique(down), pools=(pools or {}).get("pools"),
+                      ledger=ledger, limits=(limits or {}).get("limits"), recent=recent, changes=changes)
+
+    # ------------------------------------------------------------ budget pools
+
+    @app.get(POOLS)
+    async def pools_list(request: Request) -> Response:
+        s = signed_in(request)
+        call, down = api(s), []
+        data = await attempt(call("pools", "GET", "/api/v1/budget-pools"), down)
+        pools = (data or {}).get("pools", [])
+        last = await asyncio.gather(*[attempt(call("pools", "GET", f"/api/v1/budget-pools/{p['id']}/allocations",
+                                                   params={"kind": "allocation", "limit": 1}), down) for p in pools])
+        for p, a in zip(pools, last, strict=True):
+            allocs = (a or {}).get("allocations") or []
+            p["last_allocation"] = allocs[0] if allocs else None
+        return render(request, "pools.html", s, down=_unique(down), pools=pools if data is not None else None)
+
+    async def entities_of(s: Session, down: list[ServiceDown], pool_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"pool_id": pool_id} if pool_id else None
+        data = await attempt(api(s)("pools", "GET", "/api/v1/budget-pools/entities", params=params), down)
+        return (data or {}).get("entities", [])
+
+    @app.get(POOLS + "/new")
+    async def pool_new_page(request: Request) -> Response:
+        s = signed_in(request)
+        if not s.can("operator"):
+            raise Forbidden("Your role may look but not create pools.")
+        down: list[ServiceDown] = []
+        entities = await entities_of(s, down)
+        return render(request, "pool_new.html", s, down=_unique(down), entities=entities, form=_pool_defaults(entities),
+                      errors={})
+
+    @app.post(POOLS + "/new")
+    async def pool_create(request: Request) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        down: list[ServiceDown] = []
+        entities = await entities_of(s, down)
+        by_id = {e["entityId"]: e for e in entities}
+        errors: dict[str, str] = {}
+        currency = str(form.get("currency") or "EUR").upper()
+        body: dict[str, Any] = {"name": str(form.get("name") or "").strip(), "currency": currency,
+                                "optimizationMetric": form.get("metric") or "roas",
+                                "autonomy": form.get("autonomy") or "observe"}
+        try:
+            body["allocationFrequencyHours"] = int(form.get("cadence") or 24)
+        except ValueError:
+            errors["cadence"] = "Cadence: choose how often the pool reallocates"
+        if not body["name"]:
+            errors["name"] = "Name: give the pool a name"
+        for fname, key, label, required in (("daily_budget", "dailyBudgetCents", "Daily budget", True),
+                                            ("default_min", "defaultMinBudgetCents", "Floor per member", False),
+                                            ("default_max", "defaultMaxBudgetCents", "Ceiling per member", False)):
+            text = str(form.get(fname) or "")
+            if not text.strip() and not required:
+                continue
+            try:
+                body[key] = fmt.parse_amount(text, currency)
+            except ValueError as exc:
+                errors[fname] = f"{label}: {exc}"
+        chosen = form.get("member") or []
+        chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+        missing = [c for c in chosen if c not in by_id]
+        if missing:
+            errors["members"] = "Members: pick entities the platform reported"
+        body["members"] = [{"entityType": by_id[c]["entityType"], "entityId": c, "adAccountId": by_id[c]["adAccountId"],
+                            "entityName": by_id[c]["entityName"], "platform": by_id[c]["platform"],
+                            "currency": by_id[c]["currency"]} for c in chosen if c in by_id]
+        if not errors and not down:
+            try:
+                pool = await api(s)("pools", "POST", "/api/v1/budget-pools", json=body)
+                s.flash.append(("ok", f"Pool “{pool['name']}” created."))
+                return redirect(f"{POOLS}/{pool['id']}")
+            except Problem as exc:
+                errors = _form_errors(exc, POOL_FIELDS, POOL_LABELS)
+            except ServiceDown as exc:
+                down.append(exc)
+        return render(request, "pool_new.html", s, status=422 if errors else 503, down=_unique(down),
+                      entities=entities, form={**form, "member": chosen}, errors=errors)
+
+    async def pool_page(request: Request, s: Session, pool_id: str, *, status: int = 200,
+                        simulation: dict[str, Any] | None = None, member_form: dict[str, Any] | None = None,
+                        member_errors: dict[str, str] | None = None) -> Response:
+        call, down = api(s), []
+        try:
+            pool = await call("pools", "GET", f"/api/v1/budget-pools/{pool_id}")
+        except Problem as exc:
+            return render(request, "message.html", s, status=exc.status, title="Budget pool not found",
+                          message=exc.message if exc.status != 404 else "No such budget pool in your workspace.")
+        except ServiceDown as exc:
+            return render(request, "message.html", s, status=503, down=[exc], title="Budget pool",
+                          message=f"The {exc.label} service is unavailable; the rest of the console still works.")
+        members_now, everything, log_data = await asyncio.gather(
+            entities_of(s, down, pool_id), entities_of(s, down),
+            attempt(call("pools", "GET", f"/api/v1/budget-pools/{pool_id}/allocations",
+                         params={"kind": "allocation", "limit": 20}), down))
+        now_by_id = {e["entityId"]: e for e in members_now}
+        zone = next((e["timezoneName"] for e in members_now), "UTC")
+        members = [m for m in pool["members"] if m["isActive"]]
+        for m in members:
+            m["now"] = now_by_id.get(m["entityId"])
+        names = {e["entityId"]: e["entityName"] for e in everything} | {m["entityId"]: m["entityName"]
+                                                                          for m in pool["members"]}
+        candidates = [e for e in everything if not e["poolId"] and e["currency"] == pool["currency"]]
+        chart = charts.budget_bars([(m["entityName"] or names.get(m["entityId"]) or "member",
+                                     (m["now"] or {}).get("dailyBudgetCents") or 0) for m in members])
+        sim_chart = None
+        if simulation:
+            lines = (simulation.get("plan") or {}).get("lines") or []
+            sim_chart = charts.move_bars([(ln.get("entityName") or names.get(ln["entityId"], "member"),
+                                           ln.get("beforeCents") or 0, ln.get("afterCents") or 0) for ln in lines])
+        return render(request, "pool_detail.html", s, status=status, down=_unique(down), pool=pool, members=members,
+                      zone=zone, names=names, allocations=(log_data or {}).get("allocations"), chart=chart,
+                      simulation=simulation, sim_chart=sim_chart, candidates=candidates,
+                      member_form=member_form or {}, member_errors=member_errors or {})
+
+    @app.get(POOLS + "/{pool_id}")
+    async def pool_detail(request: Request, pool_id: str) -> Response:
+        return await pool_page(request, signed_in(request), pool_id)
+
+    @app.post(POOLS + "/{pool_id}/simulate")
+    async def pool_simulate(request: Request, pool_id: str) -> Response:
+        s = signed_in(request)
+        await form_of(request, s)
+        try:
+            sim = await api(s)("pools", "POST", f"/api/v1/budget-pools/{pool_id}/simulate")
+        except Problem as exc:
+            s.flash.append(("error", f"Simulation refused: {exc.message}"))
+            return await pool_page(request, s, pool_id, status=exc.status)
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was simulated."))
+            return await pool_page(request, s, pool_id, status=503)
+        return await pool_page(request, s, pool_id, simulation=sim)
+
+    @app.post(POOLS + "/{pool_id}/allocate")
+    async def pool_allocate(request: Request, pool_id: str) -> Response:
+        s = signed_in(request)
+        await form_of(request, s)
+        try:
+            result = await api(s)("pools", "POST", f"/api/v1/budget-pools/{pool_id}/allocate", json={"async": False})
+            alloc = result.get("allocation") or {}
+            moved = [o for o in alloc.get("outcomes") or [] if o.get("outcome") == "succeeded"]
+            s.flash.append(("ok", _allocation_summary(result["status"], len(moved))))
+        except Problem as exc:
+            label = {423: "Blocked by the guardrails", 429: "Too soon", 409: "Not possible now"}.get(exc.status,
+                                                                                                   "Refused")
+            s.flash.append(("error", f"{label}: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was allocated."))
+        return redirect(f"{POOLS}/{pool_id}")
+
+    @app.post(POOLS + "/{pool_id}/members")
+    async def pool_add_member(request: Request, pool_id: str) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        down: list[ServiceDown] = []
+        entities = {e["entityId"]: e for e in await entities_of(s, down)}
+        errors: dict[str, str] = {}
+        picked = entities.get(str(form.get("entity") or ""))
+        if picked is None:
+            errors["entity"] = "Entity: pick a campaign or ad set the platform reported"
+        body: dict[str, Any] = {}
+        if picked:
+            body = {"entityType": picked["entityType"], "entityId": picked["entityId"],
+                    "adAccountId": picked["adAccountId"], "entityName": picked["entityName"],
+                    "platform": picked["platform"], "currency": picked["currency"]}
+        currency = picked["currency"] if picked else "EUR"
+        for fname, key, label in (("floor", "minBudgetCents", "Floor"), ("ceiling", "maxBudgetCents", "Ceiling")):
+            text = str(form.get(fname) or "")
+            if text.strip():
+                try:
+                    body[key] = fmt.parse_amount(text, currency)
+                except ValueError as exc:
+                    errors[fname] = f"{label}: {exc}"
+        weight = str(form.get("weight") or "").strip()
+        if weight:
+            try:
+                body["weight"] = float(weight.replace(",", "."))
+            except ValueError:
+                errors["weight"] = f"Weight: “{weight}” is not a number (e.g. 1 or 1.5)"
+        if not errors:
+            try:
+                await api(s)("pools", "POST", f"/api/v1/budget-pools/{pool_id}/members", json=body)
+                s.flash.append(("ok", f"{picked['entityName'] if picked else 'Member'} added to the pool."))
+                return redirect(f"{POOLS}/{pool_id}")
+            except Problem as exc:
+                errors = _form_errors(exc, MEMBER_FIELDS, MEMBER_LABELS)
+            except ServiceDown as exc:
+                s.flash.append(("error", f"The {exc.label} service is unavailable; no member was added."))
+                return redirect(f"{POOLS}/{pool_id}")
+        return await pool_page(request, s, pool_id, status=422, member_form=form, member_errors=errors)
+
+    # ------------------------------------------------------------ limits & autonomy
+
+    @app.get("/limits")
+    async def limits_page(request: Request) -> Response:
+        s = signed_in(request)
+        call, down = api(s), []
+        limits, ledger = await asyncio.gather(attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
+                                              attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down))
+        return render(request, "limits.html", s, down=_unique(down), limits=(limits or {}).get("limits"),
+                      meta=limits, ledger=ledger)
+
+    @app.post("/limits/kill-switch")
+    async def kill_switch(request: Request) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        enabled = form.get("enabled") == "true"
+        if form.get("confirm") != "yes":
+            return render(request, "confirm.html", s, title="Kill switch",
+                          question=("Stop every budget change in this workspace? Pools, rules and pacing keep "
+                                    "deciding, but the guardrails block every change set until you turn it off."
+                                    if enabled else "Resume budget changes in this workspace?"),
+                          action="/limits/kill-switch", fields={"enabled": "true" if enabled else "false"},
+                          button="Turn the kill switch on" if enabled else "Turn the kill switch off",
+                          cancel="/limits")
+        try:
+            await api(s)("guardrails", "POST", "/api/v1/guardrails/kill-switch", json={"enabled": enabled})
+            s.flash.append(("ok", "Kill switch is ON: every change is blocked." if enabled
+                            else "Kill switch is off: changes go through the guardrails again."))
+        except Problem as exc:
+            s.flash.append(("error", f"Kill switch not changed: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; the kill switch was not changed."))
+        return redirect("/limits")
+
+    # ------------------------------------------------------------ activity
+
+    @app.get("/activity")
+    async def activity(request: Request) -> Response:
+        s = signed_in(request)
+        call, down = api(s), []
+        changes, decisions, pools, entities = await asyncio.gather(
+            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 50}), down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/decisions", params={"limit": 30}), down),
+            attempt(call("pools", "GET", "/api/v1/budget-pools"), down), entities_of(s, down))
+        names = {e["entityId"]: e["entityName"] for e in entities}
+        sources = {p["id"]: p["name"] for p in (pools or {}).get("pools", [])}
+        now = datetime.now(UTC)
+        sets = (changes or {}).get("change_sets") if changes is not None else None
+        for c in sets or []:
+            done = [a for a in c["actions"] if a["status"] == "succeeded"]
+            c["undoable"] = bool(done) and not c["undo_request_id"] and c["source"] != "undo" and bool(
+                c["finished_at"]) and now - datetime.fromisoformat(c["finished_at"]) < timedelta(hours=72)
+        blocked = [d for d in (decisions or {}).get("decisions", []) if d.get("status") != "approved"]
+        return render(request, "activity.html", s, down=_unique(down), change_sets=sets, names=names,
+                      sources=sources, blocked=blocked if decisions is not None else None)
+
+    @app.post("/activity/{request_id}/undo")
+    async def undo(request: Request, request_id: str) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        if form.get("confirm") != "yes":
+            return render(request, "confirm.html", s, title="Undo a change set",
+                          question=("Undo this change set? The previous budgets are requested again, through the "
+                                    "guardrails like any change."), action=f"/activity/{request_id}/undo",
+                          fields={}, button="Undo the change set", cancel="/activity")
+        try:
+            await api(s)("executor", "POST", f"/api/v1/change-sets/{request_id}/undo")
+            s.flash.append(("ok", "Undo requested: the previous budgets go through the guardrails now."))
+        except Problem as exc:
+            s.flash.append(("error", f"Not undone: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was undone."))
+        return redirect("/activity")
+
+    return app
+
+
+# ---------------------------------------------------------------- helpers
+
+POOL_FIELDS = {"name": "name", "dailybudgetcents": "daily_budget", "currency": "currency",
+               "optimizationmetric": "metric", "allocationfrequencyhours": "cadence", "autonomy": "autonomy",
+               "defaultminbudgetcents": "default_min", "minbudgetcents": "default_min",
+               "defaultmaxbudgetcents": "default_max", "maxbudgetcents": "default_max", "members": "members"}
+POOL_LABELS = {"name": "Name", "daily_budget": "Daily budget", "currency": "Currency", "metric": "Optimise for",
+               "cadence": "Cadence", "autonomy": "Autonomy", "default_min": "Floor per member",
+               "default_max": "Ceiling per member", "members": "Members"}
+MEMBER_FIELDS = {"entityid": "entity", "adaccountid": "entity", "minbudgetcents": "floor", "maxbudgetcents": "ceiling",
+                 "weight": "weight", "currency": "entity"}
+MEMBER_LABELS = {"entity": "Entity", "floor": "Floor", "ceiling": "Ceiling", "weight": "Weight"}
+
+
+def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str]) -> dict[str, str]:
+    """The service's 4xx mapped onto the form: one message per form field, named; the rest under ``_form``."""
+    errors: dict[str, str] = {}
+    for api_field, message in exc.fields.items():
+        parts = api_field.split(".")
+        key = "members" if parts[0] == "members" and "members" in mapping else parts[-1]
+        form_field = mapping.get(key.replace("_", "").lower())
+        if form_field:
+            errors.setdefault(form_field, f"{labels[form_field]}: {_strip_field(message, api_field)}")
+        else:
+            errors.setdefault("_form", f"{api_field}: {message}")
+    if not errors:
+        errors["_form"] = exc.message
+    return errors
+
+
+def _strip_field(message: str, api_field: str) -> str:
+    prefix = f"{api_field}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _pool_defaults(entities: list[dict[str, Any]]) -> dict[str, Any]:
+    currency = entities[0]["currency"] if entities else "EUR"
+    return {"currency": currency, "metric": "roas", "cadence": "24", "autonomy": "live", "member": []}
+
+
+def _allocation_summary(status: str, moved: int) -> str:
+    texts = {"executed": f"Allocated: {moved} budget(s) changed.", "no_change": "Allocated: no budget needed to move.",
+             "observed": "Observed only (autonomy observe): nothing was changed.",
+             "guardrail_observed": "The guardrails observe this pool: nothing was changed.",
+             "frozen": "The pool is frozen: nothing was changed.",
+             "partially_failed": f"Partly applied: {moved} budget(s) changed, some failed (see Activity).",
+             "failed": "The changes failed on the platform (see Activity)."}
+    return texts.get(status, f"Allocation {status.replace('_', ' ')}: see the log below.")
+
+
+def _unique(down: list[ServiceDown]) -> list[ServiceDown]:
+    seen: dict[str, ServiceDown] = {}
+    for d in down:
+        seen.setdefault(d.service, d)
+    return list(seen.values())
+
+
+def main() -> None:
+    settings = ConsoleSettings(service_name="console")
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None,
+                proxy_headers=True, access_log=False)
+
+
+__all__ = ["Markup", "create_app", "main"]
