@@ -127,6 +127,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         except ServiceDown as exc:
             down.append(exc)
             return None
+        except Problem as exc:  # a read refused (e.g. an older service without the route): shown like an outage
+            down.append(ServiceDown(exc.service, f"answered {exc.status}: {exc.message}"))
+            return None
 
     def api(s: Session) -> Callable[..., Awaitable[Any]]:
         def call(service: str, method: str, path: str, **kw: Any) -> Awaitable[Any]:

@@ -1,0 +1,215 @@
+"""The console app over real loopback HTTP against fake pools and guardrails (small FastAPI apps that check the
+key like the real ones) and an executor that is down: sessions, cookies, CSRF, roles, field errors, outages."""
+
+from __future__ import annotations
+
+import re
+import socket
+from contextlib import closing
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from allot.console.app import create_app
+from allot.console.settings import ConsoleSettings
+from allot.runtime.auth import ApiKeyStore, generate_key
+from allot.sandbox.testing import serve_app
+
+RAW: dict[str, str] = {}
+ENTRIES = []
+for _name, (_ws, _role) in {"admin": ("ws-a", "admin"), "viewer": ("ws-a", "viewer"), "other": ("ws-b", "admin")}.items():
+    RAW[_name], _entry = generate_key(_ws, _role)  # type: ignore[arg-type]
+    ENTRIES.append(_entry.model_dump())
+KEYS_JSON = orjson.dumps(ENTRIES).decode()
+STORE = ApiKeyStore.from_json(KEYS_JSON)
+POOL = {"id": "7c1a0b7e-0000-4000-8000-000000000001", "name": "Spain", "dailyBudgetCents": 30_000, "currency": "EUR",
+        "optimizationMetric": "roas", "allocationFrequencyHours": 24, "status": "active", "autonomy": "live",
+        "activeMemberCount": 1, "defaultMinBudgetCents": 0, "defaultMaxBudgetCents": None,
+        "members": [{"entityId": "as-1", "entityName": "Madrid", "entityType": "adset", "isActive": True,
+                     "minBudgetCents": 1_000, "maxBudgetCents": None, "weight": 1.0}]}
+ENTITY = {"entityId": "as-1", "entityName": "Madrid", "entityType": "adset", "platform": "sandbox",
+          "adAccountId": "act-1", "adAccountName": None, "timezoneName": "Europe/Madrid", "status": "active",
+          "dailyBudgetCents": 12_345, "currency": "EUR", "poolId": POOL["id"], "poolName": "Spain"}
+seen: list[dict[str, Any]] = []
+
+
+def _who(request: Request) -> Any:
+    raw = request.headers.get("authorization", "")[7:]
+    return STORE.authenticate(raw)
+
+
+def fake_pools() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/api/v1/budget-pools")
+    async def pools(request: Request) -> Any:
+        who = _who(request)
+        if who is None:
+            return JSONResponse({"error": "http_error", "message": "invalid API key"}, 401)
+        return {"pools": [POOL] if who.workspace_id == "ws-a" else []}
+
+    @app.post("/api/v1/budget-pools")
+    async def create(request: Request) -> Any:
+        seen.append(await request.json())
+        return JSONResponse({"error": "validation_failed", "message": "name: taken", "field": "name",
+                             "errors": [{"field": "name", "message": "a pool with this name exists"},
+                                        {"field": "members.0.entityId", "message": "entity as-1 is in pool Spain"}]},
+                            422)
+
+    @app.get("/api/v1/budget-pools/entities")
+    async def entities(request: Request) -> Any:
+        return {"entities": [ENTITY] if _who(request).workspace_id == "ws-a" else []}
+
+    @app.get("/api/v1/budget-pools/{pool_id}")
+    async def one(pool_id: str, request: Request) -> Any:
+        if _who(request).workspace_id != "ws-a" or pool_id != POOL["id"]:
+            return JSONResponse({"error": "not_found", "message": "no budget pool", "field": "id"}, 404)
+        return POOL
+
+    @app.get("/api/v1/budget-pools/{pool_id}/allocations")
+    async def allocations(pool_id: str) -> Any:
+        return {"allocations": [{"createdAt": "2026-12-06T10:00:00+00:00", "trigger": "schedule",
+                                 "status": "executed", "decision": None,
+                                 "plan": {"lines": [{"entityId": "as-1", "entityName": "Madrid", "beforeCents": 10_000,
+                                                     "afterCents": 12_345, "why": "raised 100.00 → 123.45 EUR/day"}]}}]}
+
+    return app
+
+
+def fake_guardrails() -> FastAPI:
+    app = FastAPI()
+    state = {"kill_switch": False}
+
+    @app.get("/api/v1/guardrails/limits")
+    async def limits() -> Any:
+        return {"limits": {"kill_switch": state["kill_switch"], "killed_ad_accounts": [],
+                           "daily_cap_eur_cents": 50_000, "monthly_cap_eur_cents": None, "max_change_pct": 20,
+                           "net_change_pct_window": 20, "net_change_window_h": 72,
+                           "autonomy": {"pool": "live"}, "protected_entities": []}, "updated_at": None}
+
+    @app.get("/api/v1/guardrails/ledger")
+    async def ledger() -> Any:
+        return {"day": "2026-12-06", "month": "2026-12", "timezone_name": "UTC", "exposure_eur_cents": 12_000,
+                "month_exposure_eur_cents": 12_000, "daily_cap_eur_cents": 50_000, "daily_remaining_eur_cents": 38_000,
+                "monthly_cap_eur_cents": None, "monthly_remaining_eur_cents": None}
+
+    @app.post("/api/v1/guardrails/kill-switch")
+    async def kill(request: Request) -> Any:
+        if _who(request).role == "viewer":
+            return JSONResponse({"error": "http_error", "message": "role 'viewer' may not do this"}, 403)
+        state["kill_switch"] = (await request.json())["enabled"]
+        return {"kill_switch": state["kill_switch"]}
+
+    return app
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def console_url() -> Iterator[str]:
+    with serve_app(fake_pools()) as pools, serve_app(fake_guardrails()) as guardrails:
+        settings = ConsoleSettings(service_name="console", api_keys=KEYS_JSON, pools_url=pools,
+                                   guardrails_url=guardrails, executor_url=f"http://127.0.0.1:{_closed_port()}")
+        with serve_app(create_app(settings)) as url:
+            yield url
+
+
+def csrf_of(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "every form carries the CSRF token"
+    return m.group(1)
+
+
+def signed_in(url: str, who: str) -> httpx.Client:
+    client = httpx.Client(base_url=url, timeout=20)
+    page = client.get("/sign-in")
+    r = client.post("/sign-in", data={"api_key": RAW[who], "csrf_token": csrf_of(page.text), "next": "/"})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    return client
+
+
+def test_sign_in_makes_a_server_side_session_with_a_strict_http_only_cookie(console_url: str) -> None:
+    with httpx.Client(base_url=console_url, timeout=20) as client:
+        assert client.get("/").headers["location"] == "/sign-in?next=/"
+        page = client.get("/sign-in")
+        bad = client.post("/sign-in", data={"api_key": "allot_nope", "csrf_token": csrf_of(page.text)})
+        assert bad.status_code == 401 and "API key: not a valid key" in bad.text
+        forged = client.post("/sign-in", data={"api_key": RAW["admin"], "csrf_token": "forged"})
+        assert forged.status_code == 400 and "Allot console" in forged.text
+        before = client.cookies.get("allot_console")
+        r = client.post("/sign-in", data={"api_key": RAW["admin"], "csrf_token": csrf_of(page.text),
+                                          "next": "//evil.example"})
+        assert r.status_code == 303 and r.headers["location"] == "/", "only local redirects after sign-in"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie  # plain http here
+        assert RAW["admin"] not in cookie and client.cookies.get("allot_console") != before, "a new session id"
+        home = client.get("/")
+        assert home.status_code == 200 and "ws-a" in home.text and "€120.00" in home.text
+        assert "default-src 'self'" in home.headers["content-security-policy"]
+        assert client.post("/sign-out", data={"csrf_token": "wrong"}).status_code == 403
+        assert client.post("/sign-out", data={"csrf_token": csrf_of(home.text)}).status_code == 303
+        assert client.get("/").status_code == 303
+
+
+def test_pool_pages_show_names_and_money_and_a_viewer_gets_no_buttons(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        listing = admin.get("/automation/budget-pools").text
+        assert "Spain" in listing and "€300.00" in listing and "once a day" in listing and "New pool" in listing
+        detail = admin.get(f"/automation/budget-pools/{POOL['id']}").text
+        assert "Madrid" in detail and "€123.45" in detail and "€10.00" in detail and "Europe/Madrid" in detail
+        assert "raised 100.00 → 123.45 EUR/day" in detail and "11:00 CET" in detail  # 10:00 UTC in Madrid
+        assert 'data-testid="allocate"' in detail and "<svg" in detail
+        v = viewer.get(f"/automation/budget-pools/{POOL['id']}").text
+        assert "Madrid" in v and 'data-testid="allocate"' not in v and 'data-testid="simulate"' not in v
+        assert "New pool" not in viewer.get("/automation/budget-pools").text
+        assert 'data-testid="kill-switch"' not in viewer.get("/limits").text
+        assert viewer.get("/automation/budget-pools/new").status_code == 403
+        # a forged viewer POST reaches the API with the viewer's key, which refuses it
+        r = viewer.post("/limits/kill-switch", data={"csrf_token": csrf_of(v), "enabled": "true", "confirm": "yes"},
+                        follow_redirects=True)
+        assert "Kill switch not changed: role &#39;viewer&#39; may not do this" in r.text
+        with closing(signed_in(console_url, "other")) as other:
+            assert "No budget pools yet" in other.get("/automation/budget-pools").text
+            assert other.get(f"/automation/budget-pools/{POOL['id']}").status_code == 404
+
+
+def test_form_errors_name_the_field_and_keep_the_input(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        token = csrf_of(admin.get("/automation/budget-pools/new").text)
+        r = admin.post("/automation/budget-pools/new", data={"csrf_token": token, "name": "", "daily_budget": "abc",
+                                                              "currency": "EUR", "cadence": "24", "member": "as-1"})
+        assert r.status_code == 422 and "Name: give the pool a name" in r.text
+        assert "Daily budget: “abc” is not an amount in EUR" in r.text and 'aria-invalid="true"' in r.text
+        assert not seen, "nothing sent while the form itself is wrong"
+        r = admin.post("/automation/budget-pools/new", data={"csrf_token": token, "name": "Spain",
+                                                              "daily_budget": "250,50", "currency": "EUR",
+                                                              "cadence": "24", "member": "as-1"})
+        assert r.status_code == 422 and "Name: a pool with this name exists" in r.text
+        assert "Members: entity as-1 is in pool Spain" in r.text and 'value="Spain"' in r.text
+        assert seen[-1]["dailyBudgetCents"] == 25_050 and seen[-1]["members"][0]["entityName"] == "Madrid"
+        assert "Traceback" not in r.text
+
+
+def test_a_service_that_is_down_is_named_and_the_rest_keeps_working(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        r = admin.get("/activity")
+        assert r.status_code == 200 and "The <strong>Executor</strong> service is unavailable" in r.text
+        assert "Blocked by the guardrails" in r.text
+        home = admin.get("/")
+        assert "Executor" in home.text and "€120.00" in home.text, "the overview shows what the others answered"
+        limits = admin.get("/limits")
+        assert "service is unavailable" not in limits.text and "€500.00" in limits.text
+        confirm = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true"})
+        assert "Stop every budget change" in confirm.text and 'name="confirm" value="yes"' in confirm.text
+        done = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true",
+                                                       "confirm": "yes"}, follow_redirects=True)
+        assert "Kill switch is ON" in done.text and "ON</span> Every budget change" in done.text
