@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import socket
-from contextlib import closing
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -22,7 +22,8 @@ from allot.sandbox.testing import serve_app
 
 RAW: dict[str, str] = {}
 ENTRIES = []
-for _name, (_ws, _role) in {"admin": ("ws-a", "admin"), "viewer": ("ws-a", "viewer"), "other": ("ws-b", "admin")}.items():
+GRANTS = {"admin": ("ws-a", "admin"), "viewer": ("ws-a", "viewer"), "other": ("ws-b", "admin")}
+for _name, (_ws, _role) in GRANTS.items():
     RAW[_name], _entry = generate_key(_ws, _role)  # type: ignore[arg-type]
     ENTRIES.append(_entry.model_dump())
 KEYS_JSON = orjson.dumps(ENTRIES).decode()
