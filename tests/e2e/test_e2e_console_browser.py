@@ -143,7 +143,8 @@ def sign_in(page: Any, console: Console, key: str) -> None:
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
 
-def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any, console: Console) -> None:
+def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any, console: Console,
+                                                                     tmp_path: Path) -> None:
     page.goto(console.url + "/sign-in")
     page.get_by_label("API key").fill("allot_not-a-key")
     page.get_by_role("button", name="Sign in").click()
@@ -181,6 +182,7 @@ def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any,
     expect(sim).to_be_visible()
     expect(sim.get_by_test_id("moves")).to_contain_text("Approved")
     expect(sim).to_contain_text("Hamburg lookalikes")
+    page.screenshot(path=str(tmp_path / "pool-detail.png"), full_page=True)  # the README's picture
 
     page.get_by_test_id("allocate").click()
     expect(page.get_by_role("status")).to_contain_text("Allocated", timeout=30_000)

@@ -76,7 +76,7 @@ def fake_pools() -> FastAPI:
     async def allocations(pool_id: str) -> Any:
         return {"allocations": [{"createdAt": "2026-12-06T10:00:00+00:00", "trigger": "schedule",
                                  "status": "executed", "decision": None,
-                                 "plan": {"lines": [{"entityId": "as-1", "entityName": "Madrid", "beforeCents": 10_000,
+                                 "plan": {"members": [{"entityId": "as-1", "entityName": "Madrid", "beforeCents": 10_000,
                                                      "afterCents": 12_345, "why": "raised 100.00 → 123.45 EUR/day"}]}}]}
 
     return app

@@ -346,14 +346,15 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         candidates = [e for e in everything if not e["poolId"] and e["currency"] == pool["currency"]]
         chart = charts.budget_bars([(m["entityName"] or names.get(m["entityId"]) or "member",
                                      (m["now"] or {}).get("dailyBudgetCents") or 0) for m in members])
-        sim_chart = None
+        sim_chart, sim_whys = None, {}
         if simulation:
-            lines = (simulation.get("plan") or {}).get("lines") or []
+            lines = (simulation.get("plan") or {}).get("members") or []
             sim_chart = charts.move_bars([(ln.get("entityName") or names.get(ln["entityId"], "member"),
                                            ln.get("beforeCents") or 0, ln.get("afterCents") or 0) for ln in lines])
+            sim_whys = {ln["entityId"]: ln.get("why") or "" for ln in lines}
         return render(request, "pool_detail.html", s, status=status, down=_unique(down), pool=pool, members=members,
                       zone=zone, names=names, allocations=(log_data or {}).get("allocations"), chart=chart,
-                      simulation=simulation, sim_chart=sim_chart, candidates=candidates,
+                      simulation=simulation, sim_chart=sim_chart, sim_whys=sim_whys, candidates=candidates,
                       member_form=member_form or {}, member_errors=member_errors or {})
 
     @app.get(POOLS + "/{pool_id}")
