@@ -50,7 +50,9 @@ MAIN_TOPIC: dict[str, str | None] = {
 SERVICES = tuple(MAIN_TOPIC)
 #: Demo only: in compose (profile "demo"), never on Kubernetes.
 DEMO_SERVICES = ("sandbox",)
-IMAGE_SERVICES = (*SERVICES, *DEMO_SERVICES)
+#: The web console: in compose, no Kafka, no PostgreSQL (it calls the services' HTTP APIs only).
+WEB_SERVICES = ("console",)
+IMAGE_SERVICES = (*SERVICES, *DEMO_SERVICES, *WEB_SERVICES)
 #: Compose profile "observability" (tests/deploy/test_compose_observability.py).
 OBSERVABILITY_SERVICES = ("prometheus", "grafana", "kafka-ui")
 #: HPA ceiling of a service that consumes no topic (the consumers' main topics have at most 6 partitions).
@@ -434,14 +436,18 @@ def test_compose_services_depend_on_healthy_infrastructure(compose: dict[str, An
 def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
     services = compose["services"]
     ports = {"sandbox": 8100, "guardrails": 8101, "executor": 8102, "pools": 8103, "rules": 8104, "pacing": 8105,
-             "connections": 8106, "ingest": 8107, "notify": 8109}
+             "connections": 8106, "ingest": 8107, "notify": 8109, "console": 8110}
     # The same host ports as `make run` (allot.runtime.stack).
     assert ports == STACK_PORTS
     for name in IMAGE_SERVICES:
         svc = services[name]
         env = _env(svc)
-        assert env["ALLOT_KAFKA_BOOTSTRAP"] == "kafka:9092", name
-        assert env["ALLOT_KAFKA_ENABLE_IDEMPOTENCE"] == "true", name
+        if name in WEB_SERVICES:
+            assert not any(k.startswith(("ALLOT_KAFKA", "ALLOT_DATABASE")) for k in env), "the console owns no data"
+            assert env["ALLOT_API_KEYS"].startswith("${ALLOT_API_KEYS"), "API keys come from the env file"
+        else:
+            assert env["ALLOT_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+            assert env["ALLOT_KAFKA_ENABLE_IDEMPOTENCE"] == "true", name
         assert env["ALLOT_HTTP_HOST"] == "0.0.0.0", name
         assert str(env["ALLOT_HTTP_PORT"]) == "8000", name
         assert any(str(p).endswith(f":{ports[name]}:8000") for p in svc["ports"]), name

@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from allot.console import charts
 from allot.console import formatting as fmt
@@ -30,6 +31,7 @@ from allot.console.sessions import COOKIE, Session, SessionStore
 from allot.console.settings import ConsoleSettings
 from allot.runtime.auth import ApiKeyStore
 from allot.runtime.logging import configure_logging, get_logger
+from allot.runtime.metrics import HTTP_REQUESTS
 
 log = get_logger(__name__)
 HERE = Path(__file__).parent
@@ -156,6 +158,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_REQUESTS.labels("console", request.method, getattr(route, "path", "unmatched"),
+                             str(response.status_code)).inc()
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -169,6 +174,10 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "alive", "service": "console"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
