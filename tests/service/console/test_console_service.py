@@ -76,7 +76,8 @@ def fake_pools() -> FastAPI:
     async def allocations(pool_id: str) -> Any:
         return {"allocations": [{"createdAt": "2026-12-06T10:00:00+00:00", "trigger": "schedule",
                                  "status": "executed", "decision": None,
-                                 "plan": {"members": [{"entityId": "as-1", "entityName": "Madrid", "beforeCents": 10_000,
+                                 "plan": {"members": [{"entityId": "as-1", "entityName": "Madrid",
+                                                       "beforeCents": 10_000,
                                                      "afterCents": 12_345, "why": "raised 100.00 → 123.45 EUR/day"}]}}]}
 
     return app
@@ -109,6 +110,42 @@ def fake_guardrails() -> FastAPI:
     return app
 
 
+def fake_rules_and_pacing() -> FastAPI:
+    app = FastAPI()
+    rule = {"id": "r-1", "name": "Scale winners", "status": "active", "schedule": {"interval_minutes": 60},
+            "last_evaluated_at": None, "auto_pause_reason": None, "last_error": None}
+    proposal = {"proposal_id": "p-1", "source_channel": "meta", "target_channel": "google", "amount_cents": 2_500,
+                "currency": "EUR", "reason": "google is behind plan", "status": "pending_approval"}
+
+    @app.get("/api/v1/rules")
+    async def rules(request: Request) -> Any:
+        return {"rules": [rule] if _who(request).workspace_id == "ws-a" else []}
+
+    @app.post("/api/v1/rules/{rule_id}/{verb}")
+    async def set_status(rule_id: str, verb: str, request: Request) -> Any:
+        if _who(request).role == "viewer":
+            return JSONResponse({"error": "http_error", "message": "role 'viewer' may not do this"}, 403)
+        rule["status"] = "active" if verb == "activate" else "paused"
+        return rule
+
+    @app.get("/api/v1/pacing/plans")
+    async def plans() -> Any:
+        return {"plans": [{"plan_id": "plan-1", "name": "Q4 flight", "total_budget_cents": 1_000_000,
+                           "currency": "EUR", "flight_start": "2026-12-01", "flight_end": "2026-12-31",
+                           "state": "ACTIVE"}]}
+
+    @app.get("/api/v1/pacing/plans/{plan_id}/proposals")
+    async def proposals(plan_id: str) -> Any:
+        return {"proposals": [proposal] if proposal["status"] == "pending_approval" else []}
+
+    @app.post("/api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/{verb}")
+    async def decide(plan_id: str, proposal_id: str, verb: str) -> Any:
+        proposal["status"] = "approved" if verb == "approve" else "rejected"
+        return proposal
+
+    return app
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -117,9 +154,11 @@ def _closed_port() -> int:
 
 @pytest.fixture(scope="module")
 def console_url() -> Iterator[str]:
-    with serve_app(fake_pools()) as pools, serve_app(fake_guardrails()) as guardrails:
+    with serve_app(fake_pools()) as pools, serve_app(fake_guardrails()) as guardrails, \
+            serve_app(fake_rules_and_pacing()) as rules_pacing:
         settings = ConsoleSettings(service_name="console", api_keys=KEYS_JSON, pools_url=pools,
-                                   guardrails_url=guardrails, executor_url=f"http://127.0.0.1:{_closed_port()}")
+                                   guardrails_url=guardrails, executor_url=f"http://127.0.0.1:{_closed_port()}",
+                                   rules_url=rules_pacing, pacing_url=rules_pacing)
         with serve_app(create_app(settings)) as url:
             yield url
 
@@ -214,3 +253,20 @@ def test_a_service_that_is_down_is_named_and_the_rest_keeps_working(console_url:
         done = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true",
                                                        "confirm": "yes"}, follow_redirects=True)
         assert "Kill switch is ON" in done.text and "ON</span> Every budget change" in done.text
+
+
+def test_rules_pause_and_pacing_proposals_are_approved_from_their_pages(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        rules = admin.get("/rules")
+        assert "Scale winners" in rules.text and "every 60 min" in rules.text and ">Pause<" in rules.text
+        assert ">Pause<" not in viewer.get("/rules").text
+        paused = admin.post("/rules/r-1/pause", data={"csrf_token": csrf_of(rules.text)}, follow_redirects=True)
+        assert "Rule “Scale winners” is paused." in paused.text and ">Activate<" in paused.text
+        assert admin.post("/rules/r-1/pause", data={"csrf_token": "forged"}).status_code == 403
+        pacing = admin.get("/pacing")
+        assert "Q4 flight" in pacing.text and "€25.00" in pacing.text and "waiting for approval" in pacing.text
+        assert "€10,000.00" in pacing.text and ">Approve<" in pacing.text
+        assert ">Approve<" not in viewer.get("/pacing").text
+        done = admin.post("/pacing/plan-1/proposals/p-1/approve", data={"csrf_token": csrf_of(pacing.text)},
+                          follow_redirects=True)
+        assert "Proposal approved" in done.text and "No open proposals." in done.text

@@ -476,6 +476,63 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             s.flash.append(("error", f"The {exc.label} service is unavailable; the kill switch was not changed."))
         return redirect("/limits")
 
+    # ------------------------------------------------------------ rules
+
+    @app.get("/rules")
+    async def rules_page(request: Request) -> Response:
+        s = signed_in(request)
+        down: list[ServiceDown] = []
+        data = await attempt(api(s)("rules", "GET", "/api/v1/rules"), down)
+        return render(request, "rules.html", s, down=_unique(down), rules=(data or {}).get("rules")
+                      if data is not None else None)
+
+    @app.post("/rules/{rule_id}/{verb}")
+    async def rule_status(request: Request, rule_id: str, verb: str) -> Response:
+        s = signed_in(request)
+        await form_of(request, s)
+        if verb not in ("activate", "pause"):
+            return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
+        try:
+            rule = await api(s)("rules", "POST", f"/api/v1/rules/{quote(rule_id)}/{verb}")
+            s.flash.append(("ok", f"Rule “{rule['name']}” is {rule['status']}."))
+        except Problem as exc:
+            s.flash.append(("error", f"Rule not changed: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; the rule was not changed."))
+        return redirect("/rules")
+
+    # ------------------------------------------------------------ pacing
+
+    @app.get("/pacing")
+    async def pacing_page(request: Request) -> Response:
+        s = signed_in(request)
+        call, down = api(s), []
+        data = await attempt(call("pacing", "GET", "/api/v1/pacing/plans"), down)
+        plans = (data or {}).get("plans", [])
+        proposals = await asyncio.gather(*[attempt(call("pacing", "GET", f"/api/v1/pacing/plans/{quote(p['plan_id'])}"
+                                                        "/proposals"), down) for p in plans])
+        for p, props in zip(plans, proposals, strict=True):
+            p["proposals"] = (props or {}).get("proposals", [])
+        return render(request, "pacing.html", s, down=_unique(down), plans=plans if data is not None else None)
+
+    @app.post("/pacing/{plan_id}/proposals/{proposal_id}/{verb}")
+    async def proposal_decide(request: Request, plan_id: str, proposal_id: str, verb: str) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        if verb not in ("approve", "reject"):
+            return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
+        body = {"reason": str(form.get("reason") or "")[:500]} if verb == "reject" and form.get("reason") else None
+        try:
+            path = f"/api/v1/pacing/plans/{quote(plan_id)}/proposals/{quote(proposal_id)}/{verb}"
+            await api(s)("pacing", "POST", path, json=body)
+            s.flash.append(("ok", "Proposal approved: the move goes through the guardrails now." if verb == "approve"
+                            else "Proposal rejected."))
+        except Problem as exc:
+            s.flash.append(("error", f"Proposal not {verb}d: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was decided."))
+        return redirect("/pacing")
+
     # ------------------------------------------------------------ activity
 
     @app.get("/activity")
