@@ -86,10 +86,11 @@ def fake_pools() -> FastAPI:
 def fake_guardrails() -> FastAPI:
     app = FastAPI()
     state = {"kill_switch": False}
+    killed: set[str] = set()
 
     @app.get("/api/v1/guardrails/limits")
     async def limits() -> Any:
-        return {"limits": {"kill_switch": state["kill_switch"], "killed_ad_accounts": [],
+        return {"limits": {"kill_switch": state["kill_switch"], "killed_ad_accounts": sorted(killed),
                            "daily_cap_eur_cents": 50_000, "monthly_cap_eur_cents": None, "max_change_pct": 20,
                            "net_change_pct_window": 20, "net_change_window_h": 72,
                            "autonomy": {"pool": "live"}, "protected_entities": []}, "updated_at": None}
@@ -104,7 +105,11 @@ def fake_guardrails() -> FastAPI:
     async def kill(request: Request) -> Any:
         if _who(request).role == "viewer":
             return JSONResponse({"error": "http_error", "message": "role 'viewer' may not do this"}, 403)
-        state["kill_switch"] = (await request.json())["enabled"]
+        body = await request.json()
+        if body.get("ad_account_id"):
+            killed.add(body["ad_account_id"])
+        else:
+            state["kill_switch"] = body["enabled"]
         return {"kill_switch": state["kill_switch"]}
 
     return app
@@ -253,6 +258,15 @@ def test_a_service_that_is_down_is_named_and_the_rest_keeps_working(console_url:
         done = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true",
                                                        "confirm": "yes"}, follow_redirects=True)
         assert "Kill switch is ON" in done.text and "ON</span> Every budget change" in done.text
+        assert "act-1" in done.text and "Europe/Madrid" in done.text and "running" in done.text
+        ask = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true",
+                                                      "ad_account_id": "act-1"})
+        assert "Stop every budget change in ad account act-1?" in ask.text
+        assert 'name="ad_account_id" value="act-1"' in ask.text
+        stopped = admin.post("/limits/kill-switch", data={"csrf_token": csrf_of(limits.text), "enabled": "true",
+                                                          "ad_account_id": "act-1", "confirm": "yes"},
+                             follow_redirects=True)
+        assert "Ad account act-1 stopped." in stopped.text and ">stopped<" in stopped.text
 
 
 def test_rules_pause_and_pacing_proposals_are_approved_from_their_pages(console_url: str) -> None:

@@ -448,28 +448,41 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def limits_page(request: Request) -> Response:
         s = signed_in(request)
         call, down = api(s), []
-        limits, ledger = await asyncio.gather(attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
-                                              attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down))
+        limits, ledger, entities = await asyncio.gather(
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down), entities_of(s, down))
+        accounts: dict[str, dict[str, Any]] = {}
+        for e in entities:
+            row = accounts.setdefault(e["adAccountId"], {"id": e["adAccountId"], "zone": e["timezoneName"],
+                                                         "name": e["adAccountName"] or e["adAccountId"], "entities": 0})
+            row["entities"] += 1
         return render(request, "limits.html", s, down=_unique(down), limits=(limits or {}).get("limits"),
-                      meta=limits, ledger=ledger)
+                      meta=limits, ledger=ledger, accounts=sorted(accounts.values(), key=lambda a: a["name"]))
 
     @app.post("/limits/kill-switch")
     async def kill_switch(request: Request) -> Response:
         s = signed_in(request)
         form = await form_of(request, s)
         enabled = form.get("enabled") == "true"
+        account = str(form.get("ad_account_id") or "").strip() or None
+        where = f"ad account {account}" if account else "this workspace"
         if form.get("confirm") != "yes":
+            fields = {"enabled": "true" if enabled else "false", **({"ad_account_id": account} if account else {})}
             return render(request, "confirm.html", s, title="Kill switch",
-                          question=("Stop every budget change in this workspace? Pools, rules and pacing keep "
-                                    "deciding, but the guardrails block every change set until you turn it off."
-                                    if enabled else "Resume budget changes in this workspace?"),
-                          action="/limits/kill-switch", fields={"enabled": "true" if enabled else "false"},
+                          question=(f"Stop every budget change in {where}? Pools, rules and pacing keep "
+                                    "deciding, but the guardrails block their changes until you turn it off."
+                                    if enabled else f"Resume budget changes in {where}?"),
+                          action="/limits/kill-switch", fields=fields,
                           button="Turn the kill switch on" if enabled else "Turn the kill switch off",
                           cancel="/limits")
+        body: dict[str, Any] = {"enabled": enabled, **({"ad_account_id": account} if account else {})}
         try:
-            await api(s)("guardrails", "POST", "/api/v1/guardrails/kill-switch", json={"enabled": enabled})
-            s.flash.append(("ok", "Kill switch is ON: every change is blocked." if enabled
-                            else "Kill switch is off: changes go through the guardrails again."))
+            await api(s)("guardrails", "POST", "/api/v1/guardrails/kill-switch", json=body)
+            if account:
+                s.flash.append(("ok", f"Ad account {account} {'stopped' if enabled else 'resumed'}."))
+            else:
+                s.flash.append(("ok", "Kill switch is ON: every change is blocked." if enabled
+                                else "Kill switch is off: changes go through the guardrails again."))
         except Problem as exc:
             s.flash.append(("error", f"Kill switch not changed: {exc.message}"))
         except ServiceDown as exc:
