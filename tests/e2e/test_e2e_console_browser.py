@@ -269,3 +269,9 @@ def test_a_second_workspace_sees_none_of_the_first_ones_data(page: Any, console:
     page.goto(console.url + "/automation/budget-pools/new")
     expect(page.locator("body")).not_to_contain_text("Berlin prospecting")
     expect(page.get_by_text("Nothing reported yet.")).to_be_visible()
+    # This stack runs no rules service: the page names it, and the rest of the console keeps working.
+    page.get_by_role("navigation").get_by_role("link", name="Rules").click()
+    expect(page.get_by_test_id("service-down")).to_contain_text("Rules service is unavailable")
+    page.get_by_role("navigation").get_by_role("link", name="Limits & autonomy").click()
+    expect(page.get_by_test_id("kill-switch-state")).to_contain_text("off")
+    expect(page.get_by_test_id("service-down")).to_have_count(0)
