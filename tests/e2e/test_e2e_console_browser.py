@@ -168,6 +168,7 @@ def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any,
     page.get_by_label("Floor per member (optional)").fill("400")  # floors over the budget: the API refuses
     page.get_by_role("button", name="Create pool").click()
     expect(page.locator("#daily_budget-error")).to_contain_text("Daily budget: active members' floors")
+    expect(page.locator("#daily_budget-error")).to_contain_text("€1,200.00")  # money, not cents
     page.get_by_label("Floor per member (optional)").fill("")
     page.get_by_role("button", name="Create pool").click()
 

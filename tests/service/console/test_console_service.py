@@ -199,6 +199,10 @@ def test_sign_in_makes_a_server_side_session_with_a_strict_http_only_cookie(cons
         assert RAW["admin"] not in cookie and client.cookies.get("allot_console") != before, "a new session id"
         home = client.get("/")
         assert home.status_code == 200 and "ws-a" in home.text and "€120.00" in home.text
+        with httpx.Client(base_url=console_url, timeout=20) as proxied:
+            # behind a TLS-terminating proxy on loopback (uvicorn trusts X-Forwarded-Proto from 127.0.0.1): Secure
+            tls = proxied.get("/sign-in", headers={"X-Forwarded-Proto": "https"})
+            assert "Secure" in tls.headers["set-cookie"] and "HttpOnly" in tls.headers["set-cookie"]
         assert "default-src 'self'" in home.headers["content-security-policy"]
         assert client.post("/sign-out", data={"csrf_token": "wrong"}).status_code == 403
         assert client.post("/sign-out", data={"csrf_token": csrf_of(home.text)}).status_code == 303

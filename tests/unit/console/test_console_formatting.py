@@ -35,3 +35,9 @@ def test_times_are_shown_in_the_accounts_zone() -> None:
     assert fmt.when("2026-07-01T00:30:00+00:00", "America/New_York") == "30 Jun 2026, 20:30 EDT"
     assert fmt.when(None) == "—"
     assert fmt.cadence(24) == "once a day" and fmt.cadence(4) == "every 4 hours"
+
+
+def test_service_messages_show_cents_as_money() -> None:
+    text = "active members' floors (minBudgetCents) sum to 120000 cents, above the pool's daily budget of 18000 cents"
+    assert fmt.humanize(text, "EUR") == ("active members' floors (minBudgetCents) sum to €1,200.00, above the pool's "
+                                         "daily budget of €180.00")

@@ -323,7 +323,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                 s.flash.append(("ok", f"Pool “{pool['name']}” created."))
                 return redirect(f"{POOLS}/{pool['id']}")
             except Problem as exc:
-                errors = _form_errors(exc, POOL_FIELDS, POOL_LABELS)
+                errors = _form_errors(exc, POOL_FIELDS, POOL_LABELS, currency,
+                                      fmt.locale_of(request.headers.get("accept-language")))
             except ServiceDown as exc:
                 down.append(exc)
         return render(request, "pool_new.html", s, status=422 if errors else 503, down=_unique(down),
@@ -436,7 +437,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                 s.flash.append(("ok", f"{picked['entityName'] if picked else 'Member'} added to the pool."))
                 return redirect(f"{POOLS}/{pool_id}")
             except Problem as exc:
-                errors = _form_errors(exc, MEMBER_FIELDS, MEMBER_LABELS)
+                errors = _form_errors(exc, MEMBER_FIELDS, MEMBER_LABELS, currency,
+                                      fmt.locale_of(request.headers.get("accept-language")))
             except ServiceDown as exc:
                 s.flash.append(("error", f"The {exc.label} service is unavailable; no member was added."))
                 return redirect(f"{POOLS}/{pool_id}")
@@ -603,10 +605,13 @@ MEMBER_FIELDS = {"entityid": "entity", "adaccountid": "entity", "minbudgetcents"
 MEMBER_LABELS = {"entity": "Entity", "floor": "Floor", "ceiling": "Ceiling", "weight": "Weight"}
 
 
-def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str]) -> dict[str, str]:
-    """The service's 4xx mapped onto the form: one message per form field, named; the rest under ``_form``."""
+def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str], currency: str = "EUR",
+                 locale: str = "en") -> dict[str, str]:
+    """The service's 4xx mapped onto the form: one message per form field, named (amounts as money); the rest
+    under ``_form``."""
     errors: dict[str, str] = {}
-    for api_field, message in exc.fields.items():
+    for api_field, raw in exc.fields.items():
+        message = fmt.humanize(raw, currency, locale)
         parts = api_field.split(".")
         key = "members" if parts[0] == "members" and "members" in mapping else parts[-1]
         form_field = mapping.get(key.replace("_", "").lower())
@@ -615,7 +620,7 @@ def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str]) 
         else:
             errors.setdefault("_form", f"{api_field}: {message}")
     if not errors:
-        errors["_form"] = exc.message
+        errors["_form"] = fmt.humanize(exc.message, currency, locale)
     return errors
 
 

@@ -42,6 +42,14 @@ def money(cents: int | None, currency: str | None, locale: str = "en") -> str:
     return f"{sign}{symbol}{text}" if before and len(symbol) <= 2 else f"{sign}{text}\u00a0{symbol}"
 
 
+_CENTS = re.compile(r"\b(\d+) cents\b")
+
+
+def humanize(message: str, currency: str | None, locale: str = "en") -> str:
+    """A service's message with its ``12000 cents`` shown as money (``€120.00``)."""
+    return _CENTS.sub(lambda m: money(int(m.group(1)), currency, locale), message)
+
+
 _AMOUNT = re.compile(r"^\d{1,12}([.,]\d{1,2})?$")
 
 
