@@ -72,6 +72,16 @@ def fake_pools() -> FastAPI:
             return JSONResponse({"error": "not_found", "message": "no budget pool", "field": "id"}, 404)
         return POOL
 
+    @app.patch("/api/v1/budget-pools/{pool_id}")
+    async def patch(pool_id: str, request: Request) -> Any:
+        body = await request.json()
+        seen.append(body)
+        if body["dailyBudgetCents"] < 1_000:
+            return JSONResponse({"error": "validation_failed", "field": "dailyBudgetCents",
+                                 "message": "active members' floors (minBudgetCents) sum to 1000 cents, above the "
+                                            f"pool's daily budget of {body['dailyBudgetCents']} cents"}, 422)
+        return POOL
+
     @app.get("/api/v1/budget-pools/{pool_id}/allocations")
     async def allocations(pool_id: str) -> Any:
         return {"allocations": [{"createdAt": "2026-12-06T10:00:00+00:00", "trigger": "schedule",
@@ -288,3 +298,21 @@ def test_rules_pause_and_pacing_proposals_are_approved_from_their_pages(console_
         done = admin.post("/pacing/plan-1/proposals/p-1/approve", data={"csrf_token": csrf_of(pacing.text)},
                           follow_redirects=True)
         assert "Proposal approved" in done.text and "No open proposals." in done.text
+
+
+def test_pool_settings_save_and_a_refusal_names_the_field_in_money(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        detail = admin.get(f"/automation/budget-pools/{POOL['id']}")
+        assert 'value="300.00"' in detail.text and "Save settings" in detail.text
+        form = {"csrf_token": csrf_of(detail.text), "currency": "EUR", "name": "Spain", "daily_budget": "5",
+                "metric": "roas", "cadence": "12", "status": "paused", "autonomy": "observe"}
+        r = admin.post(f"/automation/budget-pools/{POOL['id']}/settings", data=form)
+        assert r.status_code == 422 and 'id="daily_budget-error"' in r.text
+        assert "Daily budget: active members&#39; floors (minBudgetCents) sum to €10.00" in r.text
+        assert seen[-1] == {"name": "Spain", "optimizationMetric": "roas", "status": "paused", "autonomy": "observe",
+                            "allocationFrequencyHours": 12, "dailyBudgetCents": 500}
+        ok = admin.post(f"/automation/budget-pools/{POOL['id']}/settings", data={**form, "daily_budget": "400"},
+                        follow_redirects=True)
+        assert "Pool settings saved." in ok.text and seen[-1]["dailyBudgetCents"] == 40_000
+        bad = admin.post(f"/automation/budget-pools/{POOL['id']}/settings", data={**form, "daily_budget": "x"})
+        assert bad.status_code == 422 and "Daily budget: “x” is not an amount in EUR" in bad.text

@@ -332,7 +332,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     async def pool_page(request: Request, s: Session, pool_id: str, *, status: int = 200,
                         simulation: dict[str, Any] | None = None, member_form: dict[str, Any] | None = None,
-                        member_errors: dict[str, str] | None = None) -> Response:
+                        member_errors: dict[str, str] | None = None, settings_form: dict[str, Any] | None = None,
+                        settings_errors: dict[str, str] | None = None) -> Response:
         call, down = api(s), []
         try:
             pool = await call("pools", "GET", f"/api/v1/budget-pools/{pool_id}")
@@ -365,7 +366,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         return render(request, "pool_detail.html", s, status=status, down=_unique(down), pool=pool, members=members,
                       zone=zone, names=names, allocations=(log_data or {}).get("allocations"), chart=chart,
                       simulation=simulation, sim_chart=sim_chart, sim_whys=sim_whys, candidates=candidates,
-                      member_form=member_form or {}, member_errors=member_errors or {})
+                      member_form=member_form or {}, member_errors=member_errors or {},
+                      settings_form=settings_form or _settings_form(pool), settings_errors=settings_errors or {})
 
     @app.get(POOLS + "/{pool_id}")
     async def pool_detail(request: Request, pool_id: str) -> Response:
@@ -401,6 +403,38 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         except ServiceDown as exc:
             s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was allocated."))
         return redirect(f"{POOLS}/{pool_id}")
+
+    @app.post(POOLS + "/{pool_id}/settings")
+    async def pool_settings(request: Request, pool_id: str) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        currency = str(form.get("currency") or "EUR")
+        errors: dict[str, str] = {}
+        body: dict[str, Any] = {"name": str(form.get("name") or "").strip(),
+                                "optimizationMetric": form.get("metric") or "roas",
+                                "status": form.get("status") or "active", "autonomy": form.get("autonomy") or "observe"}
+        if not body["name"]:
+            errors["name"] = "Name: give the pool a name"
+        try:
+            body["allocationFrequencyHours"] = int(form.get("cadence") or 24)
+        except ValueError:
+            errors["cadence"] = "Cadence: choose how often the pool reallocates"
+        try:
+            body["dailyBudgetCents"] = fmt.parse_amount(str(form.get("daily_budget") or ""), currency)
+        except ValueError as exc:
+            errors["daily_budget"] = f"Daily budget: {exc}"
+        if not errors:
+            try:
+                await api(s)("pools", "PATCH", f"/api/v1/budget-pools/{pool_id}", json=body)
+                s.flash.append(("ok", "Pool settings saved."))
+                return redirect(f"{POOLS}/{pool_id}")
+            except Problem as exc:
+                errors = _form_errors(exc, POOL_FIELDS, POOL_LABELS, currency,
+                                      fmt.locale_of(request.headers.get("accept-language")))
+            except ServiceDown as exc:
+                s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was saved."))
+                return redirect(f"{POOLS}/{pool_id}")
+        return await pool_page(request, s, pool_id, status=422, settings_form=form, settings_errors=errors)
 
     @app.post(POOLS + "/{pool_id}/members")
     async def pool_add_member(request: Request, pool_id: str) -> Response:
@@ -593,13 +627,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
 # ---------------------------------------------------------------- helpers
 
-POOL_FIELDS = {"name": "name", "dailybudgetcents": "daily_budget", "currency": "currency",
+POOL_FIELDS = {"name": "name", "status": "status", "dailybudgetcents": "daily_budget", "currency": "currency",
                "optimizationmetric": "metric", "allocationfrequencyhours": "cadence", "autonomy": "autonomy",
                "defaultminbudgetcents": "default_min", "minbudgetcents": "default_min",
                "defaultmaxbudgetcents": "default_max", "maxbudgetcents": "default_max", "members": "members"}
 POOL_LABELS = {"name": "Name", "daily_budget": "Daily budget", "currency": "Currency", "metric": "Optimise for",
                "cadence": "Cadence", "autonomy": "Autonomy", "default_min": "Floor per member",
-               "default_max": "Ceiling per member", "members": "Members"}
+               "default_max": "Ceiling per member", "members": "Members", "status": "Status"}
 MEMBER_FIELDS = {"entityid": "entity", "adaccountid": "entity", "minbudgetcents": "floor", "maxbudgetcents": "ceiling",
                  "weight": "weight", "currency": "entity"}
 MEMBER_LABELS = {"entity": "Entity", "floor": "Floor", "ceiling": "Ceiling", "weight": "Weight"}
@@ -627,6 +661,12 @@ def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str], 
 def _strip_field(message: str, api_field: str) -> str:
     prefix = f"{api_field}: "
     return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def _settings_form(pool: dict[str, Any]) -> dict[str, Any]:
+    return {"name": pool["name"], "daily_budget": fmt.amount_input(pool["dailyBudgetCents"], pool["currency"]),
+            "currency": pool["currency"], "metric": pool["optimizationMetric"],
+            "cadence": str(pool["allocationFrequencyHours"]), "status": pool["status"], "autonomy": pool["autonomy"]}
 
 
 def _pool_defaults(entities: list[dict[str, Any]]) -> dict[str, Any]:
