@@ -223,6 +223,7 @@ def test_pool_pages_show_names_and_money_and_a_viewer_gets_no_buttons(console_ur
     with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
         listing = admin.get("/automation/budget-pools").text
         assert "Spain" in listing and "€300.00" in listing and "once a day" in listing and "New pool" in listing
+        assert "executed, 6 Dec 2026, 11:00 CET" in listing, "the last allocation in the account's time zone"
         detail = admin.get(f"/automation/budget-pools/{POOL['id']}").text
         assert "Madrid" in detail and "€123.45" in detail and "€10.00" in detail and "Europe/Madrid" in detail
         assert "raised 100.00 → 123.45 EUR/day" in detail and "11:00 CET" in detail  # 10:00 UTC in Madrid

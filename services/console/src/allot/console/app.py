@@ -259,11 +259,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         call, down = api(s), []
         data = await attempt(call("pools", "GET", "/api/v1/budget-pools"), down)
         pools = (data or {}).get("pools", [])
-        last = await asyncio.gather(*[attempt(call("pools", "GET", f"/api/v1/budget-pools/{p['id']}/allocations",
-                                                   params={"kind": "allocation", "limit": 1}), down) for p in pools])
+        entities, *last = await asyncio.gather(
+            entities_of(s, down), *[attempt(call("pools", "GET", f"/api/v1/budget-pools/{p['id']}/allocations",
+                                                 params={"kind": "allocation", "limit": 1}), down) for p in pools])
+        zones = {e["poolId"]: e["timezoneName"] for e in reversed(entities) if e["poolId"]}
         for p, a in zip(pools, last, strict=True):
             allocs = (a or {}).get("allocations") or []
             p["last_allocation"] = allocs[0] if allocs else None
+            p["zone"] = zones.get(p["id"], "UTC")
         return render(request, "pools.html", s, down=_unique(down), pools=pools if data is not None else None)
 
     async def entities_of(s: Session, down: list[ServiceDown], pool_id: str | None = None) -> list[dict[str, Any]]:
