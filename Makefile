@@ -42,7 +42,7 @@ $(HTMX):
 
 # The console's browser tests drive Debian's chromium (never a downloaded browser): installed when missing.
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 run: $(STAMP) $(HTMX)
 	$(VENV)/bin/allot-stack run
