@@ -141,6 +141,9 @@ def sign_in(page: Any, console: Console, key: str) -> None:
     page.get_by_label("API key").fill(console.keys[key])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    # htmx (installed at set-up, served by the console itself: no CDN) boosts links and forms
+    assert page.evaluate("typeof htmx") == "object"
+    assert httpx.get(console.url + "/static/htmx.min.js").text.startswith("var htmx")
 
 
 def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any, console: Console,
