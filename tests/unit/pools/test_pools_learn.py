@@ -10,12 +10,14 @@ import pytest
 
 from allot.pools.domain import EngineState, MemberState, MetricInterval, PoolSettings, plan_allocation
 from allot.pools.domain.learn import (
+    Curve,
     MaturityModel,
     add_pairs,
     age_bucket,
     delivery_cap,
+    fit_curve,
     fit_maturity,
-    fit_member,
+    hill,
     maturity_pairs,
     observations,
 )
@@ -33,58 +35,91 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _history(beta: float, *, conv_per_day: float, days: int = 14, swing: float = 1.2, seed: int = 3) -> list[MetricInterval]:
-    """4-hour intervals; the budget alternates between 20,000/swing and 20,000*swing every day."""
+def _history(
+    h: float, k: float, *, sat_per_day: float, days: int = 14, levels: tuple[float, ...] = (0.6, 1.0, 1.6), seed: int = 3,
+) -> list[MetricInterval]:
+    """4-hour intervals of a member with Hill response ``sat_per_day x^h / (x^h + k^h)`` conversions a day; the
+    budget cycles through ``levels`` x 20,000 a day."""
     rng = random.Random(seed)
     out = []
-    for k in range(days * 6):
-        end = NOW - timedelta(hours=4 * k)
-        x = 20_000 * (swing if (k // 6) % 2 else 1 / swing)
-        conv = _poisson(rng, conv_per_day * (x / 20_000) ** beta / 6)
+    for j in range(days * 6):
+        end = NOW - timedelta(hours=4 * j)
+        x = 20_000 * levels[(j // 6) % len(levels)]
+        conv = _poisson(rng, sat_per_day / (1 + (k / x) ** h) / 6)
         out.append(MetricInterval(end - timedelta(hours=4), end, int(x / 6), conv * 5_000, float(conv)))
     return out
 
 
-def _fit(ivs: list[MetricInterval]):
+def _fit(ivs: list[MetricInterval], *, prior_value: float = 100_000.0, half_life_h: float = 1e6) -> Curve:
+    """The member's curve; the default prior (100,000 a day at 20,000) is far below the truth on purpose."""
     obs = observations(
-        ivs, NOW.timestamp(), lookback_h=21 * 24, half_life_h=1e6, maturity=NO_LAG, revenue_w=1.0, conv_w=0.0,
+        ivs, NOW.timestamp(), lookback_h=21 * 24, half_life_h=half_life_h, maturity=NO_LAG, revenue_w=1.0, conv_w=0.0,
         min_maturity=0.3, maturity_cache={},
     )
-    return fit_member(
-        obs, x_ref=20_000, prior_level=math.log(100_000), prior_level_sd=0.6, prior_b=0.6, prior_b_sd=0.35,
-        prior_g_sd=0.04, dispersion=5_000,
-    )
+    return fit_curve(obs, x_ref=20_000, prior_value=prior_value, unit=5_000, prior_elasticity=0.6, prior_elasticity_sd=0.5)
 
 
-@pytest.mark.parametrize("beta", [0.2, 1.0, 1.8])
-def test_elasticity_is_learned_from_budget_variation_when_volume_allows(beta: float) -> None:
-    fit = _fit(_history(beta, conv_per_day=400, swing=1.4))
-    assert abs(fit.mean[1] - beta) < 3 * fit.sd_elasticity + 0.05, (fit.mean, fit.sd_elasticity)
-    assert fit.sd_elasticity < 0.15
-    # The level at the reference spend is the observed one (400 conversions/day x 5,000 at 20,000/day).
-    assert abs(fit.value_at(20_000) / (400 * 5_000) - 1) < 0.1
+def _elasticity(h: float, k: float, x: float) -> float:
+    return h * (k / x) ** h / (1 + (k / x) ** h)
 
 
-def test_without_spend_variation_the_elasticity_stays_at_the_prior() -> None:
-    fit = _fit(_history(1.8, conv_per_day=400, swing=1.0))
-    assert abs(fit.mean[1] - 0.6) < 0.05 and fit.sd_elasticity > 0.3
+@pytest.mark.parametrize(("h", "k"), [(0.7, 10_000.0), (1.0, 30_000.0), (2.2, 30_000.0)])
+def test_the_response_shape_is_learned_from_budget_variation_when_volume_allows(h: float, k: float) -> None:
+    """Concave and S-shaped members: the posterior-mean curve finds the elasticity and the level at 20,000/day."""
+    sat = 600.0
+    curve = _fit(_history(h, k, sat_per_day=sat))
+    truth = sat * 5_000 / (1 + (k / 20_000) ** h)
+    assert curve.has_data
+    assert abs(curve.value_at(20_000) / truth - 1) < 0.1, (curve.value_at(20_000), truth)
+    assert abs(curve.elasticity_at(20_000) - _elasticity(h, k, 20_000)) < 0.25, (curve.elasticity_at(20_000), h, k)
+    # And between the budgets it saw (x0.6 .. x1.6), the curve follows the truth.
+    for x in (14_000.0, 28_000.0):
+        assert abs(curve.value_at(x) / (sat * 5_000 / (1 + (k / x) ** h)) - 1) < 0.15
 
 
-def test_a_member_without_history_gets_the_prior() -> None:
-    fit = fit_member(None, x_ref=20_000, prior_level=math.log(40_000), prior_level_sd=0.6, prior_b=0.6, prior_b_sd=0.35, prior_g_sd=0.04, dispersion=1.0)
-    assert not fit.has_data and fit.mean == (math.log(40_000), 0.6, 0.0) and fit.sd_level == pytest.approx(0.6)
+def test_an_s_shaped_member_is_told_apart_from_a_concave_one() -> None:
+    """The same value at 20,000/day, different shapes: the S-shaped one's marginal return there is far higher."""
+    concave = _fit(_history(0.7, 10_000.0, sat_per_day=600.0))
+    s_shaped = _fit(_history(2.2, 30_000.0, sat_per_day=600.0 * (1 + 1.5**2.2) / (1 + 0.5**0.7)))
+    assert abs(concave.value_at(20_000) / s_shaped.value_at(20_000) - 1) < 0.15
+    assert s_shaped.marginal_at(20_000) > 2.5 * concave.marginal_at(20_000)
 
 
-def test_a_fading_member_shows_a_negative_trend() -> None:
+def test_without_spend_variation_the_shape_stays_at_the_prior() -> None:
+    """Data at one spend says the level there, nothing about the shape: the elasticity stays near the prior's."""
+    curve = _fit(_history(2.2, 30_000.0, sat_per_day=600.0, levels=(1.0,)), prior_value=600.0 * 5_000 / (1 + 1.5**2.2))
+    assert abs(curve.elasticity_at(20_000) - 0.6) < 0.25, curve.elasticity_at(20_000)
+
+
+def test_a_member_without_history_gets_the_pool_prior() -> None:
+    curve = fit_curve(None, x_ref=20_000, prior_value=40_000, unit=1.0, prior_elasticity=0.6, prior_elasticity_sd=0.5)
+    assert not curve.has_data and curve.counts == 0
+    assert curve.value_at(20_000) == pytest.approx(40_000, rel=1e-6)
+    assert 0.4 < curve.elasticity_at(20_000) < 0.8
+
+
+def test_thompson_samples_scatter_around_the_posterior_mean() -> None:
+    curve = _fit(_history(1.0, 30_000.0, sat_per_day=60.0))
+    rng = random.Random(11)
+    draws = [a * hill(20_000, h, k) for a, h, k in (curve.sample(rng) for _ in range(4_000))]
+    mean = sum(draws) / len(draws)
+    assert abs(mean / curve.value_at(20_000) - 1) < 0.05
+    assert max(draws) > 1.1 * mean and min(draws) < 0.9 * mean  # uncertain: the samples differ
+
+
+def test_a_fading_member_is_judged_on_its_recent_level() -> None:
+    """8 % a day lower toward now: with recency weighting the level follows the last days, not the 14-day mean."""
     rng = random.Random(5)
     ivs = []
-    for k in range(14 * 6):
-        end = NOW - timedelta(hours=4 * k)
-        age_days = (k * 4) / 24
-        conv = _poisson(rng, 200 * math.exp(0.08 * age_days) / 6)  # 8 % a day lower toward now
+    for j in range(14 * 6):
+        end = NOW - timedelta(hours=4 * j)
+        age_days = (j * 4) / 24
+        conv = _poisson(rng, 200 * math.exp(0.08 * age_days) / 6)
         ivs.append(MetricInterval(end - timedelta(hours=4), end, 3_333, conv * 5_000, float(conv)))
-    fit = _fit(ivs)
-    assert fit.mean[2] < -0.03
+    recent = _fit(ivs, prior_value=250 * 5_000, half_life_h=48.0).value_at(20_000)
+    flat = _fit(ivs, prior_value=250 * 5_000).value_at(20_000)
+    assert recent < 0.85 * flat
+    assert abs(recent / (200 * 5_000) - 1) < 0.25
 
 
 def test_maturity_is_learned_from_restatements() -> None:

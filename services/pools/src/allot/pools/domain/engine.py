@@ -12,16 +12,21 @@ How it decides (the choice, and why)
     may move at most ``max_change_pct`` per change, and nothing to learn from but the pool's own
     budget changes. So the engine is a **Thompson-sampling allocator over local response curves**:
 
-    1. Each member's response around its current spend is a log-linear curve with a local elasticity
-       (``allot.pools.domain.learn``): fitted per plan from its own maturity-corrected history with
-       priors (level near the pool, elasticity near ``prior_elasticity``, trend near zero). An elasticity
-       above 1 (the rising part of an S-shaped curve) is allowed; fading winners show as a negative trend.
-    2. Targets equalise marginal returns under the curves (the posterior MEAN gives the greedy
-       target); one posterior SAMPLE per member gives the Thompson target. The plan moves toward the
-       greedy target plus a bounded share of the sampled deviation (``exploration_share`` of the pool
-       budget): uncertain members are tried at other budgets, which is what teaches the engine their
-       curves, while well-known members barely move. Uncertainty also means caution: a signal must
-       clear the dead band and hold for ``persistence_intervals`` plans (a sample that flips is noise).
+    1. Each member's response is a Hill curve, concave or S-shaped, with a posterior over its shape
+       and scale (``allot.pools.domain.learn.fit_curve``: a grid of shapes, each with a conjugate
+       Gamma scale, fitted per plan to the member's maturity-corrected, recency-weighted history;
+       members with little data borrow the pool's value per spend). Full Bayesian curve fitting as in
+       PyMC-Marketing or Meridian (MCMC over adstock and Hill parameters on weeks of data) is too slow
+       to run per pool per plan and assumes far more data than a pool has; the grid keeps the same
+       model class with an exact posterior in a few milliseconds.
+    2. Targets maximise the pool's value under the curves (the upper concave hull of each member's
+       value by budget, filled by return per cent: an S-shaped member is funded past its bend or
+       not at all). The posterior MEAN curves give the greedy target; one posterior SAMPLE per member
+       (shape and scale) gives the Thompson target. The plan moves toward the greedy target plus a
+       bounded share of the sampled deviation (``exploration_share`` of the pool budget): uncertain
+       members are tried at other budgets, which is what teaches the engine their shapes, while
+       well-known members barely move. Uncertainty also means caution: a signal must clear the dead
+       band and hold for ``persistence_intervals`` plans (a sample that flips is noise).
     3. Delivery caps: a member that spends clearly less than its budget is capped; its budget is
        brought down to just above what it can spend, and the cap is re-tested after a few days.
     4. Hard limits last: floors, ceilings, the step limit and the minimum change are applied by
@@ -43,20 +48,20 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from allot.pools.domain.learn import (
-    saturation_ratio,
-    Fit,
+    SCALE_PRIOR_SHAPE,
+    Curve,
     Obs,
     add_pairs,
-    cholesky3,
     delivery_cap,
     delivery_ratio,
+    fit_curve,
     fit_maturity,
-    fit_member,
+    hill,
     maturity_pairs,
     observations,
     risk_signals,
@@ -80,15 +85,10 @@ __all__ = ["plan_allocation", "CAP_RETEST_HOURS"]
 CAP_RETEST_HOURS = 96.0
 #: Budget kept above a measured cap (pacing noise; the platform may over-deliver on good days).
 CAP_HEADROOM = 1.08
-#: Prior standard deviations: log level around the pool, elasticity, trend per day.
-PRIOR_LEVEL_SD = 0.6
-PRIOR_ELASTICITY_SD = 0.35
-PRIOR_TREND_SD = 0.003
-#: Elasticities used to extrapolate a target (beyond these the log-linear curve has no finite optimum).
-PLAN_ELASTICITY = (0.05, 0.9)
-#: Shape used to extrapolate targets from the local fit: "exp" (saturating, A (1 - exp(-x / s)), whose elasticity
-#: falls as spend grows) or "power" (constant elasticity).
-CURVE = "exp"
+#: Prior standard deviation of a member's elasticity at the pool's equal share (around ``prior_elasticity``).
+PRIOR_ELASTICITY_SD = 0.5
+#: Budgets tried per member when the targets are planned (geometric between floor and planning ceiling).
+PLAN_GRID_POINTS = 32
 #: Extra variance of value counts beyond Poisson (basket sizes, unmodelled seasonality).
 OVERDISPERSION = 1.5
 #: Restatement evidence decays by this factor per plan (the pool's attribution may change).
@@ -106,7 +106,7 @@ class _Member:
     lo: int
     hi: int
     current: int
-    fit: Fit | None = None
+    curve: Curve | None = None
     baseline_roas: float | None = None
     recent_roas: float | None = None
     evidence: int = 0
@@ -177,30 +177,27 @@ def plan_allocation(
     pool_roas = value / spend if spend > 0 and value > 0 else 1.0
     dispersion = OVERDISPERSION * (value / conversions if conversions > 0 and rev_w > 0 else 1.0)
     x_ref = max(B / len(work), 1.0) if work else 1.0
-    fit_args = dict(
-        x_ref=x_ref, prior_level=math.log(max(pool_roas * x_ref, 1e-9)), prior_level_sd=PRIOR_LEVEL_SD,
-        prior_b=pool.prior_elasticity, prior_b_sd=PRIOR_ELASTICITY_SD, prior_g_sd=PRIOR_TREND_SD, dispersion=dispersion,
-    )
-    fits = [fit_member(o, **fit_args) for o in obs]  # type: ignore[arg-type]
-    for w, o, f in zip(work, obs, fits):
-        w.fit = f
+    for w, o in zip(work, obs):
+        w.curve = fit_curve(
+            o, x_ref=x_ref, prior_value=pool_roas * x_ref, unit=dispersion, prior_elasticity=pool.prior_elasticity,
+            prior_elasticity_sd=PRIOR_ELASTICITY_SD,
+        )
         _estimate(w, o, history.get(w.state.member_id, ()), pool, now, now_ts)
 
     # Targets: greedy on the posterior means, Thompson samples, and the bounded blend of the two.
     rng = random.Random(_seed(pool.pool_id, now))
     lam: float | None = None
     if work:
-        fits = [w.fit for w in work if w.fit is not None]
-        greedy, lam = _targets(work, [f.mean for f in fits], B)
-        samples = [_sample(f, rng) for f in fits]
-        sampled, _ = _targets(work, samples, B)
+        curves = [w.curve for w in work if w.curve is not None]
+        greedy, lam = _targets(work, [c.value_at for c in curves], B)
+        sampled, _ = _targets(work, [_sample(c, rng) for c in curves], B)
         deviation = sum(abs(s - g) for s, g in zip(sampled, greedy)) / 2.0
         room = pool.exploration_share * B
         share = 1.0 if deviation <= room else room / deviation
         for w, g, s in zip(work, greedy, sampled):
             w.greedy = g
             w.target = g + share * (s - g)
-            w.marginal = w.fit.marginal_at(float(w.current)) if w.fit else None
+            w.marginal = w.state.weight * w.ratio * w.curve.marginal_at(w.current * w.ratio) if w.curve else None
 
     # Decisions: who wants to move, and who may be moved to balance the total.
     frozen = frozen_until is not None
@@ -305,15 +302,12 @@ def _conversion_value(work: Sequence[_Member], history: Mapping[str, Sequence[Me
 def _estimate(
     w: _Member, o: Obs | None, history: Sequence[MetricInterval], pool: PoolSettings, now: datetime, now_ts: float,
 ) -> None:
-    """The member's summary numbers, its delivery cap and its planning ceiling (``w.fit`` is set)."""
-    assert w.fit is not None
+    """The member's summary numbers, its delivery cap and its planning ceiling (``w.curve`` is set)."""
+    assert w.curve is not None
     if o is not None:
         w.baseline_roas = o.total_value / o.spend if o.spend > 0 else None
         w.evidence = o.n
-        post = w.fit.cov[0][0]
-        w.shrinkage = min(1.0, post / PRIOR_LEVEL_SD**2)
-    else:
-        w.shrinkage = 1.0
+    w.shrinkage = SCALE_PRIOR_SHAPE / (SCALE_PRIOR_SHAPE + w.curve.counts)
     w.recent_roas = _recent_roas(history, now_ts)
     # Composite risk penalties (seed 001): rising frequency and falling CTR against the member's own history
     # shave its estimated value, so budget leaves a fatiguing member before its conversions show it.
@@ -322,8 +316,7 @@ def _estimate(
         freq_risk, decay = risk_signals(history, now_ts)
         penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
         if penalty < 1.0:
-            a, b, g = w.fit.mean
-            w.fit = Fit(w.fit.x0, (a + math.log(penalty), b, g), w.fit.cov, w.fit.has_data)
+            w.curve = w.curve.scaled(penalty)
             w.extra_risk = ("risk",)
     # Delivery cap: measured since the budget took effect; a stale cap may be re-tested one step higher.
     mem = w.memory
@@ -356,37 +349,22 @@ def _seed(pool_id: str, now: datetime) -> int:
     return int.from_bytes(hashlib.sha256(f"{pool_id}|{now.isoformat()}".encode()).digest()[:8], "big")
 
 
-def _sample(fit: Fit, rng: random.Random) -> tuple[float, float, float]:
-    L = cholesky3(fit.cov)
-    z = (rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0))
-    return (
-        fit.mean[0] + L[0][0] * z[0],
-        fit.mean[1] + L[1][0] * z[0] + L[1][1] * z[1],
-        fit.mean[2] + L[2][0] * z[0] + L[2][1] * z[1] + L[2][2] * z[2],
-    )
+def _sample(curve: Curve, rng: random.Random) -> Callable[[float], float]:
+    """One Thompson draw of the member's curve, as a function of daily spend."""
+    a, h, k = curve.sample(rng)
+    return lambda x: a * hill(x, h, k)
 
 
-def _targets(work: Sequence[_Member], params: Sequence[tuple[float, float, float]], B: int) -> tuple[list[float], float | None]:
-    """Budgets that equalise marginal returns under the given curves, within [floor, planning ceiling], summing to B.
+def _targets(work: Sequence[_Member], curves: Sequence[Callable[[float], float]], B: int) -> tuple[list[float], float | None]:
+    """Budgets that maximise the pool's value under the given curves, within [floor, planning ceiling], summing to B.
 
-    Member i's curve is V(x) = exp(a + b log(x / x0)); its marginal b V(x) / x meets the pool's
-    lambda at log x = (log b + a - log lambda - b log x0) / (1 - b). Bisection on log lambda.
-    When the planning ceilings (delivery caps) cannot hold B, the rest goes to the capped members.
+    Each member's value by budget (its curve at the spend the budget buys, times its weight) is tabulated
+    on a geometric grid and replaced by its upper concave hull (an S-shaped curve is worth funding only past
+    its bend, so the hull jumps over the convex part). Starting from the floors, the budget goes to the hull
+    segments with the highest return per cent until it is used up (the Lagrangian solution); the return of
+    the last segment is the pool's marginal return. When the planning ceilings (delivery caps) cannot hold
+    B, the rest goes to the capped members.
     """
-    n = len(work)
-    coef = []
-    for w, (a, b, _g) in zip(work, params):
-        assert w.fit is not None
-        a += math.log(w.state.weight)  # a member's weight scales what its value counts for
-        bb = min(max(b, PLAN_ELASTICITY[0]), PLAN_ELASTICITY[1])
-        x0 = max(w.fit.x0 / w.ratio, 1.0)  # the budget that buys the reference spend
-        if CURVE == "power":
-            coef.append((math.log(bb) + a - bb * math.log(x0), 1.0 - bb))
-        else:
-            u = saturation_ratio(bb)
-            sc = x0 / u
-            # V(x) = A (1 - exp(-x / s)) with V(x0) = e^a: marginal (A / s) exp(-x / s) = lambda at x = s (log(A / s) - log lambda)
-            coef.append((min(a, 700.0) - math.log(max(-math.expm1(-u), 1e-12)) - math.log(sc), sc))
     los = [float(w.lo) for w in work]
     his = [float(w.plan_hi) for w in work]
     if sum(his) < B:  # caps cannot hold the pool: what they cannot spend goes back to the capped members
@@ -395,39 +373,49 @@ def _targets(work: Sequence[_Member], params: Sequence[tuple[float, float, float
         total_slack = sum(slack)
         if total_slack > 0:
             his = [h + extra * s / total_slack for h, s in zip(his, slack)]
-
-    def alloc(log_lam: float) -> list[float]:
-        out = []
-        for (c, d), lo, hi in zip(coef, los, his):
-            if CURVE == "power":
-                lx = (c - log_lam) / d
-                x = math.exp(lx) if lx < 700 else math.inf
-            else:
-                x = d * (c - log_lam)
-            out.append(lo if x < lo else hi if x > hi else x)
-        return out
-
     if sum(los) >= B or sum(his) <= B:
-        xs = los if sum(los) >= B else his
-        return list(xs), None
-    lo_l, hi_l = -60.0, 60.0
-    for _ in range(80):
-        mid = 0.5 * (lo_l + hi_l)
-        if sum(alloc(mid)) > B:
-            lo_l = mid
-        else:
-            hi_l = mid
-    xs = alloc(hi_l)
-    # Put the bisection's last fraction of a cent where there is room, so the targets sum to B.
-    rest = B - sum(xs)
-    for i in range(n):
-        if abs(rest) < 1e-9:
+        return list(los if sum(los) >= B else his), None
+    segments: list[tuple[float, int, float]] = []
+    for i, (w, curve, lo, hi) in enumerate(zip(work, curves, los, his)):
+        weight, ratio = w.state.weight, w.ratio
+        xs = _budget_grid(lo, hi, float(w.current))
+        hull: list[tuple[float, float]] = []
+        for x in xs:
+            p = (x, weight * curve(x * ratio))
+            while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= 0.0:
+                hull.pop()
+            hull.append(p)
+        for (x0, v0), (x1, v1) in zip(hull, hull[1:]):
+            segments.append(((v1 - v0) / (x1 - x0), i, x1 - x0))
+    segments.sort(key=lambda seg: (-seg[0], seg[1]))
+    out = list(los)
+    rest = B - sum(los)
+    lam: float | None = None
+    for slope, i, length in segments:
+        take = min(length, rest)
+        out[i] += take
+        rest -= take
+        lam = slope
+        if rest <= 1e-9:
             break
-        room = his[i] - xs[i] if rest > 0 else xs[i] - los[i]
-        take = min(room, abs(rest))
-        xs[i] += take if rest > 0 else -take
-        rest += -take if rest > 0 else take
-    return xs, math.exp(hi_l)
+    return out, lam
+
+
+def _budget_grid(lo: float, hi: float, current: float) -> list[float]:
+    """Budgets between ``lo`` and ``hi`` on a geometric grid, with both ends and the current budget."""
+    start = max(lo, hi / 200.0, 1.0)
+    pts = {lo, hi}
+    if lo < current < hi:
+        pts.add(current)
+    if hi > start:
+        r = (hi / start) ** (1.0 / (PLAN_GRID_POINTS - 1))
+        pts.update(min(hi, max(lo, start * r**j)) for j in range(PLAN_GRID_POINTS))
+    return sorted(pts)
+
+
+def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Cross product of o->a and o->b: >= 0 when ``a`` lies on or below the chord o->b (not on the upper hull)."""
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
 def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None:
@@ -442,7 +430,7 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     extra: list[str] = []
     if w.cap is not None:
         extra.append("capped")
-    if w.fit is not None and not w.fit.has_data:
+    if w.curve is not None and not w.curve.has_data:
         extra.append("no_history")
     w.extra = tuple(extra) + w.extra_risk
     if frozen:
@@ -530,10 +518,10 @@ def _lines(
                 reason = "floor"
         out_mem[mb.member_id] = mem
         action = "increase" if new > prev else "decrease" if new < prev else "hold"
-        fit = w.fit
+        curve = w.curve
         lines.append(MemberAllocation(
             mb.member_id, prev, new, action, reason, w.baseline_roas, w.recent_roas, w.marginal,
-            fit.mean[1] if fit is not None else None, w.shrinkage, int(round(w.target)), w.evidence, w.extra,
+            curve.elasticity_at(w.current * w.ratio) if curve is not None else None, w.shrinkage, int(round(w.target)), w.evidence, w.extra,
             w.cap, lam, pool.currency,
         ))
     return lines, out_mem

@@ -16,19 +16,24 @@ Delivery caps
 
 Response
     Per member, the daily value (revenue, or conversions priced by the composite) at daily spend ``x``
-    is modelled around a reference spend ``x0`` as ``V(x, t) = exp(a + b log(x / x0) + g t)``: ``b`` is
-    the local elasticity (below 1: diminishing returns; above 1: the rising part of an S-shaped
-    curve) and ``g`` a trend per day (a fading winner, a growing newcomer). It is fitted by a
-    recency-weighted quasi-Poisson regression (counts are what the platform reports, so zeros and
-    low volume are handled as counts, not logs), maturity-corrected, with Gaussian priors: the level
-    around the pool's value per spend (members with little data borrow from the pool), the elasticity
-    around ``PoolSettings.prior_elasticity`` and the trend around zero. The result is a posterior
-    mean and covariance of (a, b, g); the engine samples from it (Thompson sampling) to decide.
+    is a Hill curve ``V(x) = A x^h / (x^h + K^h)``: concave everywhere for ``h <= 1``, S-shaped above
+    (worth little until the spend passes its bend). The shape (``h``, ``K``) is not known, so
+    :func:`fit_curve` keeps a posterior over a grid of shapes (``HILL_GRID`` x ``HALF_SAT_GRID``, the
+    half-saturation spend relative to the pool's equal share); for each shape the scale ``A`` has a
+    conjugate Gamma prior (the member's value at the equal share is near the pool's value per spend:
+    members with little data borrow from the pool) and a Poisson likelihood of the member's
+    maturity-corrected, recency-weighted value counts (counted in conversions, so zeros and low volume
+    are weighed as counts), which integrates out in closed form. A shape's posterior weight is its
+    prior (elasticity at the equal share near ``PoolSettings.prior_elasticity``) times that marginal
+    likelihood. Evidence at several spends (the member's own budget changes and the engine's
+    experiments) is what separates the shapes. The engine plans on the posterior-mean curve and
+    samples one shape and scale per member for Thompson sampling (:class:`Curve`).
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,19 +41,19 @@ from allot.pools.domain.models import MetricInterval
 
 __all__ = [
     "AGE_BUCKETS_H",
-    "Fit",
+    "Curve",
     "MaturityModel",
     "Obs",
     "add_pairs",
     "delivery_cap",
     "delivery_ratio",
-    "fit_member",
+    "fit_curve",
     "fit_maturity",
+    "hill",
     "maturation_at",
     "maturity_pairs",
     "observations",
     "risk_signals",
-    "saturation_ratio",
 ]
 
 DAY_S = 86400.0
@@ -71,26 +76,6 @@ def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> flo
             return prev_f + (f - prev_f) * (age_hours - prev_h) / (h - prev_h)
         prev_h, prev_f = h, f
     return 1.0
-
-
-_U_CACHE: dict[int, float] = {}
-
-
-def saturation_ratio(elasticity: float) -> float:
-    """u = x / s at which the saturating curve 1 - exp(-u) has the given local elasticity u e^-u / (1 - e^-u) (cached per 0.001)."""
-    key = int(round(min(0.995, max(0.005, elasticity)) * 1000))
-    u = _U_CACHE.get(key)
-    if u is None:
-        b = key / 1000.0
-        lo, hi = 1e-6, 50.0
-        for _ in range(80):
-            mid = 0.5 * (lo + hi)
-            if mid * math.exp(-mid) / (1.0 - math.exp(-mid)) > b:
-                lo = mid
-            else:
-                hi = mid
-        u = _U_CACHE[key] = 0.5 * (lo + hi)
-    return u
 
 
 def age_bucket(age_h: float) -> int:
@@ -343,141 +328,148 @@ def observations(
     return Obs(tuple(us), tuple(ts), tuple(es), tuple(vs), tuple(ds), math.exp(lx0), spend_w, value_w, conv, n)
 
 
-@dataclass(frozen=True, slots=True)
-class Fit:
-    """Posterior of one member's response: mean and covariance of (a, b, g) around reference spend ``x0``."""
+#: Hill exponents of the response grid (below 1: concave everywhere; above 1: S-shaped).
+HILL_GRID: tuple[float, ...] = (0.6, 0.9, 1.2, 1.6, 2.1, 2.8)
+#: Half-saturation spends of the response grid, as multiples of the pool's reference spend (equal share).
+HALF_SAT_GRID: tuple[float, ...] = tuple(10.0 ** (-1.0 + 2.0 * i / 12.0) for i in range(13))
+#: Shape of the Gamma prior of a member's scale (2: the value at the reference spend is known within ~x3).
+SCALE_PRIOR_SHAPE = 2.0
+#: Prior standard deviation of log10(K / reference spend): members are expected to saturate around the pool's
+#: equal share (a half-saturation 10x above or below it is ~2 standard deviations out).
+HALF_SAT_PRIOR_SD = 0.5
+#: Grid points whose posterior weight is below this are dropped.
+MIN_WEIGHT = 1e-3
 
-    x0: float
-    mean: tuple[float, float, float]
-    cov: tuple[tuple[float, float, float], ...]
-    has_data: bool
+
+def hill(x: float, h: float, k: float) -> float:
+    """Saturation share x^h / (x^h + k^h) of a Hill curve at spend ``x`` (0 at 0, 1/2 at k, toward 1)."""
+    if x <= 0.0:
+        return 0.0
+    r = k / x
+    return 1.0 / (1.0 + r**h) if r < 1e6 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """Posterior of one member's daily value curve ``V(x) = A x^h / (x^h + K^h)`` at daily spend ``x``.
+
+    A weighted grid of (h, K) points; per point the scale ``A`` has a Gamma posterior (``shape``,
+    ``rate`` in value counts: multiply by ``unit`` for value). The posterior mean curve is the weighted
+    mixture; a Thompson sample picks one point and one scale.
+    """
+
+    weights: tuple[float, ...]
+    hs: tuple[float, ...]
+    ks: tuple[float, ...]
+    shape: tuple[float, ...]
+    rate: tuple[float, ...]
+    unit: float
+    counts: float
+    """Weighted value counts behind the fit (0: prior only)."""
+    factor: float = 1.0
+    """Multiplier of the whole curve (risk penalties)."""
+    amps: tuple[float, ...] = ()
+    """Per grid point, weight x posterior-mean scale x unit x factor (the mean curve's terms)."""
+
+    def __post_init__(self) -> None:
+        if not self.amps:
+            amps = tuple(w * s / r * self.unit * self.factor for w, s, r in zip(self.weights, self.shape, self.rate))
+            object.__setattr__(self, "amps", amps)
+
+    @property
+    def has_data(self) -> bool:
+        return self.counts > 0.0
+
+    def scaled(self, factor: float) -> Curve:
+        """The same posterior with every value multiplied by ``factor``."""
+        return Curve(self.weights, self.hs, self.ks, self.shape, self.rate, self.unit, self.counts, self.factor * factor)
 
     def value_at(self, x: float) -> float:
-        """Posterior-mean daily value at daily spend ``x`` now."""
-        a, b, _ = self.mean
-        return math.exp(a + b * math.log(max(x, 1.0) / self.x0))
+        """Posterior-mean daily value at daily spend ``x``."""
+        if x <= 0.0:
+            return 0.0
+        total = 0.0
+        for a, h, k in zip(self.amps, self.hs, self.ks):
+            r = k / x
+            if r < 1e6:
+                total += a / (1.0 + r**h)
+        return total
 
     def marginal_at(self, x: float) -> float:
-        """Posterior-mean value per extra cent at daily spend ``x`` (b * V(x) / x)."""
-        return self.mean[1] * self.value_at(x) / max(x, 1.0)
+        """Posterior-mean value per extra cent at daily spend ``x``."""
+        dx = max(x * 0.01, 1.0)
+        lo = max(x - dx, 0.0)
+        return (self.value_at(x + dx) - self.value_at(lo)) / (x + dx - lo)
 
-    @property
-    def sd_level(self) -> float:
-        return math.sqrt(max(self.cov[0][0], 0.0))
+    def elasticity_at(self, x: float) -> float:
+        """Posterior-mean local elasticity d log V / d log x at ``x``."""
+        v = self.value_at(x)
+        return self.marginal_at(x) * x / v if v > 0 else 0.0
 
-    @property
-    def sd_elasticity(self) -> float:
-        return math.sqrt(max(self.cov[1][1], 0.0))
+    def sample(self, rng: random.Random) -> tuple[float, float, float]:
+        """One Thompson draw: (scale in value per day, h, K)."""
+        u = rng.random()
+        acc = 0.0
+        i = len(self.weights) - 1
+        for j, w in enumerate(self.weights):
+            acc += w
+            if u <= acc:
+                i = j
+                break
+        a = rng.gammavariate(self.shape[i], 1.0 / self.rate[i])
+        return a * self.unit * self.factor, self.hs[i], self.ks[i]
 
 
-def fit_member(
-    obs: Obs | None, *, x_ref: float, prior_level: float, prior_level_sd: float, prior_b: float, prior_b_sd: float,
-    prior_g_sd: float, dispersion: float,
-) -> Fit:
-    """Posterior mode and covariance of (a, b, g) by Newton's method on the penalised quasi-Poisson likelihood.
+def fit_curve(
+    obs: Obs | None, *, x_ref: float, prior_value: float, unit: float, prior_elasticity: float, prior_elasticity_sd: float,
+) -> Curve:
+    """Grid posterior of a member's Hill response from its binned evidence.
 
-    ``prior_level`` is the prior mean of ``a`` expressed as log daily value at ``x_ref``; ``dispersion``
-    is the value of one count (revenue per conversion, times the overdispersion), so information is
-    counted in conversions, not cents.
+    ``prior_value`` is the prior mean daily value at the reference spend ``x_ref`` (the pool's value per
+    spend there), ``unit`` the value of one count (revenue per conversion times the overdispersion), so
+    evidence is weighed in conversions, not cents. The grid's prior favours curves whose elasticity at
+    ``x_ref`` is near ``prior_elasticity``. Per grid point the scale has a conjugate Gamma prior centred
+    so that V(x_ref) = prior_value; the Poisson likelihood integrates it out in closed form, which gives
+    each point's posterior weight.
     """
-    if obs is None:
-        mean_a = prior_level
-        cov = ((prior_level_sd**2, 0.0, 0.0), (0.0, prior_b_sd**2, 0.0), (0.0, 0.0, prior_g_sd**2))
-        return Fit(x_ref, (mean_a, prior_b, 0.0), cov, False)
-    return _newton(obs, x_ref, prior_level, prior_level_sd, prior_b, prior_b_sd, prior_g_sd, dispersion)
-
-
-def _newton(
-    obs: Obs, x_ref: float, prior_level: float, prior_level_sd: float, prior_b: float, prior_b_sd: float,
-    prior_g_sd: float, dispersion: float,
-) -> Fit:
-    x0 = obs.x0
-    # Prior of a at x0 (the level is projected along the prior elasticity from x_ref).
-    pa = prior_level + prior_b * math.log(x0 / x_ref)
-    pa_prec = 1.0 / prior_level_sd**2
-    pb_prec = 1.0 / prior_b_sd**2
-    pg_prec = 1.0 / prior_g_sd**2
-    phi = dispersion if dispersion > 0 else 1.0
-    expo = sum(obs.exposure)
-    a = math.log(obs.total_value / expo) if obs.total_value > 0 else pa
-    a = a if a > pa - 10.0 else pa - 10.0
-    b = prior_b
-    g = 0.0
-    us, ts, vs = obs.u, obs.t, obs.value
-    es = obs.exposure
-    h: tuple[tuple[float, float, float], ...] = ((0.0,) * 3,) * 3
-    for _ in range(25):
-        # Gradient and Hessian of the negative log posterior.
-        g0 = pa_prec * (a - pa)
-        g1 = pb_prec * (b - prior_b)
-        g2 = pg_prec * g
-        h00 = pa_prec
-        h11 = pb_prec
-        h22 = pg_prec
-        h01 = h02 = h12 = 0.0
-        for u, t, e, v in zip(us, ts, es, vs):
-            eta = a + b * u + g * t
-            mu = e * math.exp(eta if eta < 50.0 else 50.0)
-            r = (mu - v) / phi
-            w = mu / phi
-            g0 += r
-            g1 += r * u
-            g2 += r * t
-            h00 += w
-            h01 += w * u
-            h02 += w * t
-            h11 += w * u * u
-            h12 += w * u * t
-            h22 += w * t * t
-        h = ((h00, h01, h02), (h01, h11, h12), (h02, h12, h22))
-        step = _solve3(h, (g0, g1, g2))
-        # Damped: a step never moves the log level by more than 1 (Newton from far away on exp()).
-        scale = 1.0
-        big = max(abs(step[0]), abs(step[1]) * 2.0, abs(step[2]) * 10.0)
-        if big > 1.0:
-            scale = 1.0 / big
-        a -= scale * step[0]
-        b -= scale * step[1]
-        g -= scale * step[2]
-        if big * scale < 1e-7:
-            break
-    cov = _inv3(h)
-    return Fit(x0, (a, b, g), cov, True)
-
-
-def _det3(m: Sequence[Sequence[float]]) -> float:
-    return (
-        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
-        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    unit = unit if unit > 0 else 1.0
+    ys: list[float] = []
+    xs: list[float] = []
+    es: list[float] = []
+    if obs is not None:
+        for u, e, v in zip(obs.u, obs.exposure, obs.value):
+            xs.append(obs.x0 * math.exp(u))
+            es.append(e)
+            ys.append(max(v, 0.0) / unit)
+    Y = sum(ys)
+    prior_counts = max(prior_value, 1e-9) / unit
+    logs: list[float] = []
+    pts: list[tuple[float, float, float, float]] = []
+    for h in HILL_GRID:
+        for km in HALF_SAT_GRID:
+            k = km * x_ref
+            f_ref = hill(x_ref, h, k)
+            # Grid prior: the curve's elasticity at the reference spend, h (1 - f), near the pool's prior elasticity.
+            z = (h * (1.0 - f_ref) - prior_elasticity) / prior_elasticity_sd
+            zk = math.log10(km) / HALF_SAT_PRIOR_SD
+            beta0 = SCALE_PRIOR_SHAPE * f_ref / prior_counts
+            S = 0.0
+            ll = 0.0
+            for x, e, y in zip(xs, es, ys):
+                f = 1.0 / (1.0 + (k / x) ** h)
+                S += f * e
+                if y > 0.0:
+                    ll += y * math.log(f) if f > 1e-300 else y * -690.0
+            shape = SCALE_PRIOR_SHAPE + Y
+            rate = beta0 + S
+            logs.append(-0.5 * (z * z + zk * zk) + SCALE_PRIOR_SHAPE * math.log(beta0) - shape * math.log(rate) + ll)
+            pts.append((h, k, shape, rate))
+    top = max(logs)
+    raw = [math.exp(lg - top) for lg in logs]
+    total = sum(raw)
+    keep = [(w / total, p) for w, p in zip(raw, pts) if w / total >= MIN_WEIGHT]
+    norm = sum(w for w, _ in keep)
+    return Curve(
+        tuple(w / norm for w, _ in keep), tuple(p[0] for _, p in keep), tuple(p[1] for _, p in keep),
+        tuple(p[2] for _, p in keep), tuple(p[3] for _, p in keep), unit, Y,
     )
-
-
-def _inv3(m: Sequence[Sequence[float]]) -> tuple[tuple[float, float, float], ...]:
-    d = _det3(m)
-    c = (
-        (m[1][1] * m[2][2] - m[1][2] * m[2][1], m[0][2] * m[2][1] - m[0][1] * m[2][2], m[0][1] * m[1][2] - m[0][2] * m[1][1]),
-        (m[1][2] * m[2][0] - m[1][0] * m[2][2], m[0][0] * m[2][2] - m[0][2] * m[2][0], m[0][2] * m[1][0] - m[0][0] * m[1][2]),
-        (m[1][0] * m[2][1] - m[1][1] * m[2][0], m[0][1] * m[2][0] - m[0][0] * m[2][1], m[0][0] * m[1][1] - m[0][1] * m[1][0]),
-    )
-    return tuple(tuple(x / d for x in row) for row in c)  # type: ignore[return-value]
-
-
-def _solve3(m: Sequence[Sequence[float]], v: Sequence[float]) -> tuple[float, float, float]:
-    inv = _inv3(m)
-    return (
-        inv[0][0] * v[0] + inv[0][1] * v[1] + inv[0][2] * v[2],
-        inv[1][0] * v[0] + inv[1][1] * v[1] + inv[1][2] * v[2],
-        inv[2][0] * v[0] + inv[2][1] * v[1] + inv[2][2] * v[2],
-    )
-
-
-def cholesky3(c: Sequence[Sequence[float]]) -> tuple[tuple[float, float, float], ...]:
-    """Lower-triangular L with L L^T = c (a tiny jitter keeps it real on near-singular input)."""
-    l00 = math.sqrt(max(c[0][0], 1e-12))
-    l10 = c[1][0] / l00
-    l20 = c[2][0] / l00
-    l11 = math.sqrt(max(c[1][1] - l10 * l10, 1e-12))
-    l21 = (c[2][1] - l20 * l10) / l11
-    l22 = math.sqrt(max(c[2][2] - l20 * l20 - l21 * l21, 1e-12))
-    return ((l00, 0.0, 0.0), (l10, l11, 0.0), (l20, l21, l22))

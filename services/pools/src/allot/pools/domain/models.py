@@ -82,7 +82,8 @@ class PoolSettings:
     """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan.
     Never longer than ``cooldown_hours`` (the shorter of the two applies)."""
     lookback_days: float = 21.0
-    recency_half_life_days: float = 5.0
+    recency_half_life_days: float = 8.0
+    """Half-life (days) of the weight of old evidence in the response fit (drift, fatigue against noise)."""
     maturation_curve: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
     """Prior of the platform's attribution maturation: (hours after interval end, share reported). The engine
     learns the pool's own curve from restatements and blends it with this as evidence accumulates."""
