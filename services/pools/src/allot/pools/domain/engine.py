@@ -87,6 +87,8 @@ CAP_RETEST_HOURS = 96.0
 CAP_HEADROOM = 1.08
 #: Prior standard deviation of a member's elasticity at the pool's equal share (around ``prior_elasticity``).
 PRIOR_ELASTICITY_SD = 0.5
+#: A ramp whose target is more than this many step limits away continues after ``continuation_cooldown_hours``.
+FAR_RAMP_STEPS = 2.0
 #: Budgets tried per member when the targets are planned (geometric between floor and planning ceiling).
 PLAN_GRID_POINTS = 32
 #: Extra variance of value counts beyond Poisson (basket sizes, unmodelled seasonality).
@@ -449,7 +451,10 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     since = hours_between(mem.last_change_at, now) if mem.last_change_at is not None else None
     continuing = last == direction and since is not None
     if since is not None:
-        wait = min(pool.continuation_cooldown_hours, pool.cooldown_hours) if continuing else pool.cooldown_hours
+        # A ramp far from its target (a newcomer, a fading winner) continues after the continuation cooldown;
+        # any other change waits the full cooldown.
+        far = abs(gap) > FAR_RAMP_STEPS * pool.max_change_pct / 100.0 * c
+        wait = min(pool.continuation_cooldown_hours, pool.cooldown_hours) if continuing and far else pool.cooldown_hours
         if since < wait:
             w.reason = "cooldown"
             return

@@ -78,9 +78,10 @@ class PoolSettings:
     """Consecutive plans a move's direction must hold before it is made (a ramp in the same direction continues)."""
     cooldown_hours: float = 24.0
     """Minimum hours before the engine reverses the direction of its last change of a member."""
-    continuation_cooldown_hours: float = 24.0
-    """Minimum hours between two engine changes of a member in the same direction (a ramp); 0: every plan.
-    Never longer than ``cooldown_hours`` (the shorter of the two applies)."""
+    continuation_cooldown_hours: float = 8.0
+    """Minimum hours between two engine changes of a member in the same direction while its target is still more
+    than two step limits away (a newcomer's or a fading winner's ramp); 0: every plan. Never longer than
+    ``cooldown_hours`` (the shorter of the two applies); closer to its target a member waits ``cooldown_hours``."""
     lookback_days: float = 21.0
     recency_half_life_days: float = 8.0
     """Half-life (days) of the weight of old evidence in the response fit (drift, fatigue against noise)."""
@@ -91,7 +92,7 @@ class PoolSettings:
     """Intervals reported below this share (after learning) are left out (too immature to correct reliably)."""
     prior_elasticity: float = 0.60
     """Prior mean of d log(value) / d log(spend) at a member's spend; 1.0 would mean no diminishing returns."""
-    deadband_pct: float = 12.0
+    deadband_pct: float = 20.0
     """A target must differ from the current budget by more than this % (and the minimum change) to count as a signal."""
     oscillation_window: int = 6
     oscillation_reversals: int = 3
