@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -503,17 +503,38 @@ async def reported_entities(
     )
 
 
+#: Intervals that ended more than this long before ``until`` come back rolled up per entity and UTC day (the
+#: engine only weighs old days as a whole; the last week stays at the reported grain for delivery caps,
+#: restatements and risk signals).
+HISTORY_DETAIL = timedelta(days=7)
+
+
 async def history_of(
     conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
 ) -> list[Row]:
-    """Intervals of the entities that ended in (since, until]."""
+    """Intervals of the entities that ended in (since, until]; those that ended before the UTC day that starts
+    ``HISTORY_DETAIL`` before ``until`` are summed per entity and UTC day (one row per day: first start, last end)."""
+    cutoff = (until - HISTORY_DETAIL).replace(hour=0, minute=0, second=0, microsecond=0)
     return await conn.fetch(
-        """SELECT * FROM member_metrics WHERE workspace_id = $1 AND entity_id = ANY($2::text[])
-              AND interval_end > $3 AND interval_end <= $4 ORDER BY entity_id, interval_start""",
+        """SELECT entity_id, interval_start, interval_end, spend_cents, revenue_cents, conversions, impressions, clicks,
+                  reach
+             FROM member_metrics
+            WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND interval_end > GREATEST($3::timestamptz, $5::timestamptz)
+              AND interval_end <= $4::timestamptz
+           UNION ALL
+           SELECT entity_id, min(interval_start), max(interval_end), sum(spend_cents)::bigint,
+                  sum(revenue_cents)::bigint, sum(conversions)::bigint, sum(impressions)::bigint, sum(clicks)::bigint,
+                  sum(reach)::bigint
+             FROM member_metrics
+            WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND interval_end > $3::timestamptz
+              AND interval_end <= LEAST($4::timestamptz, $5::timestamptz)
+            GROUP BY entity_id, date_trunc('day', interval_start, 'UTC')
+           ORDER BY entity_id, interval_start""",
         workspace_id,
         list(entity_ids),
         since,
         until,
+        cutoff,
     )
 
 
