@@ -56,7 +56,6 @@ __all__ = [
     "risk_signals",
 ]
 
-DAY_S = 86400.0
 #: Upper edges (hours) of the age buckets restatement pairs are pooled in; older than the last = matured.
 AGE_BUCKETS_H: tuple[float, ...] = (3.0, 6.0, 12.0, 24.0, 36.0, 48.0, 72.0, 120.0, 168.0)
 _F0_GRID = tuple(x / 100.0 for x in range(20, 101, 4))
@@ -247,18 +246,14 @@ def risk_signals(history: Sequence[MetricInterval], now_ts: float, *, recent_h: 
 
 @dataclass(frozen=True, slots=True)
 class Obs:
-    """Maturity-corrected, recency-weighted evidence of one member in a few bins (the regression's data)."""
+    """Maturity-corrected, recency-weighted evidence of one member, binned by spend level (the curve fit's data)."""
 
     u: tuple[float, ...]
     """log(spend rate / x0) per bin."""
-    t: tuple[float, ...]
-    """Days before now (negative) per bin."""
     exposure: tuple[float, ...]
     """Weighted days of delivery per bin (recency x maturity weight)."""
     value: tuple[float, ...]
     """Weighted, maturity-corrected value per bin."""
-    day: tuple[int, ...]
-    """Calendar day (UTC, days since the epoch) of each bin: the pool's common day effects are keyed by it."""
     x0: float
     """Reference daily spend (recency-weighted geometric mean)."""
     spend: float
@@ -275,9 +270,9 @@ def observations(
     history: Sequence[MetricInterval], now_ts: float, *, lookback_h: float, half_life_h: float, maturity: MaturityModel,
     revenue_w: float, conv_w: float, min_maturity: float, maturity_cache: dict[float, float],
 ) -> Obs | None:
-    """Bin a member's ended intervals by (spend level, day) with recency and maturity weights; ``None`` without spend."""
+    """Bin a member's ended intervals by spend level (4 % wide) with recency and maturity weights; ``None`` without spend."""
     decay = math.log(2.0) / half_life_h
-    bins: dict[tuple[int, int], list[float]] = {}
+    bins: dict[int, list[float]] = {}
     sw = swlx = 0.0
     spend_w = value_w = conv = 0.0
     n = 0
@@ -296,15 +291,14 @@ def observations(
         x = iv.spend_cents / days
         lx = math.log(x)
         v = (revenue_w * iv.revenue_cents + conv_w * iv.conversions) / f
-        key = (round(lx / 0.04), int((iv.end_ts - iv.hours * 1800.0) // DAY_S))
+        key = round(lx / 0.04)
         b = bins.get(key)
         if b is None:
-            bins[key] = [r * days * lx, r * days, r * v, r * days * age_h]
+            bins[key] = [r * days * lx, r * days, r * v]
         else:
             b[0] += r * days * lx
             b[1] += r * days
             b[2] += r * v
-            b[3] += r * days * age_h
         sw += r * days
         swlx += r * days * lx
         spend_w += r * iv.spend_cents
@@ -314,18 +308,10 @@ def observations(
     if sw <= 0.0:
         return None
     lx0 = swlx / sw
-    us = []
-    ts = []
-    es = []
-    vs = []
-    ds = []
-    for (_, day), (lxe, e, v, ae) in bins.items():
-        us.append(lxe / e - lx0)
-        ts.append(-(ae / e) / 24.0)
-        es.append(e)
-        vs.append(v)
-        ds.append(day)
-    return Obs(tuple(us), tuple(ts), tuple(es), tuple(vs), tuple(ds), math.exp(lx0), spend_w, value_w, conv, n)
+    us = tuple(lxe / e - lx0 for lxe, e, _ in bins.values())
+    es = tuple(e for _, e, _ in bins.values())
+    vs = tuple(v for _, _, v in bins.values())
+    return Obs(us, es, vs, math.exp(lx0), spend_w, value_w, conv, n)
 
 
 #: Hill exponents of the response grid (below 1: concave everywhere; above 1: S-shaped).
