@@ -133,6 +133,20 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             down.append(ServiceDown(exc.service, f"answered {exc.status}: {exc.message}"))
             return None
 
+    async def perform(
+        s: Session, call: Awaitable[Any], ok: Callable[[Any], str], refused: str, unavailable: str
+    ) -> None:
+        """Make a change through a service; the outcome becomes the next page's message (a refusal gives the
+        service's reason after ``refused``; an outage names the service, then ``unavailable``)."""
+        try:
+            result = await call
+        except Problem as exc:
+            s.flash.append(("error", f"{refused}: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; {unavailable}"))
+        else:
+            s.flash.append(("ok", ok(result)))
+
     def api(s: Session) -> Callable[..., Awaitable[Any]]:
         def call(service: str, method: str, path: str, **kw: Any) -> Awaitable[Any]:
             assert s.api_key is not None
@@ -515,17 +529,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                           button="Turn the kill switch on" if enabled else "Turn the kill switch off",
                           cancel="/limits")
         body: dict[str, Any] = {"enabled": enabled, **({"ad_account_id": account} if account else {})}
-        try:
-            await api(s)("guardrails", "POST", "/api/v1/guardrails/kill-switch", json=body)
-            if account:
-                s.flash.append(("ok", f"Ad account {account} {'stopped' if enabled else 'resumed'}."))
-            else:
-                s.flash.append(("ok", "Kill switch is ON: every change is blocked." if enabled
-                                else "Kill switch is off: changes go through the guardrails again."))
-        except Problem as exc:
-            s.flash.append(("error", f"Kill switch not changed: {exc.message}"))
-        except ServiceDown as exc:
-            s.flash.append(("error", f"The {exc.label} service is unavailable; the kill switch was not changed."))
+        if account:
+            done = f"Ad account {account} {'stopped' if enabled else 'resumed'}."
+        else:
+            done = ("Kill switch is ON: every change is blocked." if enabled
+                    else "Kill switch is off: changes go through the guardrails again.")
+        await perform(s, api(s)("guardrails", "POST", "/api/v1/guardrails/kill-switch", json=body), lambda _: done,
+                      "Kill switch not changed", "the kill switch was not changed.")
         return redirect("/limits")
 
     # ------------------------------------------------------------ rules
@@ -544,13 +554,9 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         await form_of(request, s)
         if verb not in ("activate", "pause"):
             return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
-        try:
-            rule = await api(s)("rules", "POST", f"/api/v1/rules/{quote(rule_id)}/{verb}")
-            s.flash.append(("ok", f"Rule “{rule['name']}” is {rule['status']}."))
-        except Problem as exc:
-            s.flash.append(("error", f"Rule not changed: {exc.message}"))
-        except ServiceDown as exc:
-            s.flash.append(("error", f"The {exc.label} service is unavailable; the rule was not changed."))
+        await perform(s, api(s)("rules", "POST", f"/api/v1/rules/{quote(rule_id)}/{verb}"),
+                      lambda rule: f"Rule “{rule['name']}” is {rule['status']}.", "Rule not changed",
+                      "the rule was not changed.")
         return redirect("/rules")
 
     # ------------------------------------------------------------ pacing
@@ -574,15 +580,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         if verb not in ("approve", "reject"):
             return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
         body = {"reason": str(form.get("reason") or "")[:500]} if verb == "reject" and form.get("reason") else None
-        try:
-            path = f"/api/v1/pacing/plans/{quote(plan_id)}/proposals/{quote(proposal_id)}/{verb}"
-            await api(s)("pacing", "POST", path, json=body)
-            s.flash.append(("ok", "Proposal approved: the move goes through the guardrails now." if verb == "approve"
-                            else "Proposal rejected."))
-        except Problem as exc:
-            s.flash.append(("error", f"Proposal not {verb}d: {exc.message}"))
-        except ServiceDown as exc:
-            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was decided."))
+        path = f"/api/v1/pacing/plans/{quote(plan_id)}/proposals/{quote(proposal_id)}/{verb}"
+        done = ("Proposal approved: the move goes through the guardrails now." if verb == "approve"
+                else "Proposal rejected.")
+        await perform(s, api(s)("pacing", "POST", path, json=body), lambda _: done, f"Proposal not {verb}d",
+                      "nothing was decided.")
         return redirect("/pacing")
 
     # ------------------------------------------------------------ activity
