@@ -10,7 +10,7 @@ How it decides (the choice, and why)
     allocators (Thompson sampling, UCB) that learn while they allocate. A pool is the second
     problem: a few to twenty ad sets whose curves drift, fatigue and appear mid-flight, budgets that
     may move at most ``max_change_pct`` per change, and nothing to learn from but the pool's own
-    budget changes. So the engine is a **Thompson-sampling allocator over local response curves**:
+    budget changes. So the engine is a **Thompson-sampling allocator over Bayesian Hill response curves**:
 
     1. Each member's response is a Hill curve, concave or S-shaped, with a posterior over its shape
        and scale (``allot.pools.domain.learn.fit_curve``: a grid of shapes, each with a conjugate
