@@ -91,7 +91,8 @@ class PoolSettings:
     min_maturity: float = 0.30
     """Intervals reported below this share (after learning) are left out (too immature to correct reliably)."""
     prior_elasticity: float = 0.60
-    """Prior mean of d log(value) / d log(spend) at a member's spend; 1.0 would mean no diminishing returns."""
+    """Prior centre of a member's elasticity d log(value) / d log(spend) at the pool's equal share (the Hill-curve grid
+    is weighted by it); 1.0 would mean no diminishing returns there."""
     deadband_pct: float = 20.0
     """A target must differ from the current budget by more than this % (and the minimum change) to count as a signal."""
     oscillation_window: int = 6
