@@ -59,7 +59,10 @@ class EmailIn(BaseModel):
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = Field(default=None, max_length=200)
     smtp_password: SecretStr | None = Field(default=None, description="Write-only: sealed at once, never shown.")
-    starttls: bool = Field(default=True, description="May be false only in development.")
+    starttls: bool = Field(default=True, description="May be false only in development (or with implicit_tls).")
+    implicit_tls: bool | None = Field(
+        default=None, description="SMTPS (RFC 8314): TLS from the first byte instead of STARTTLS. Default: true on "
+                                  "port 465, false otherwise.")
     from_address: str = Field(min_length=3, max_length=320)
     to_addresses: list[str] = Field(min_length=1, max_length=20)
 
@@ -140,7 +143,7 @@ async def _validated(body: ChannelCreate, deps: Deps) -> tuple[str, ChannelSecre
     e = body.email
     cfg = validate_email_config(smtp_host=e.smtp_host, smtp_port=e.smtp_port, smtp_username=e.smtp_username,
                                 starttls=e.starttls, from_address=e.from_address, to_addresses=e.to_addresses,
-                                development=s.development)
+                                development=s.development, implicit_tls=e.implicit_tls)
     await check_host(cfg.smtp_host, cfg.smtp_port, field="email.smtp_host", allow_loopback=s.loopback_allowed)
     password = e.smtp_password.get_secret_value() if e.smtp_password else None
     if cfg.smtp_username and not password:

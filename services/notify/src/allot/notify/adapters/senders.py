@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -69,9 +70,11 @@ class HttpSender:
 class SmtpSender:
     """Sends one message per call over SMTP: STARTTLS and login when configured, a timeout per session."""
 
-    def __init__(self, *, timeout_s: float, allow_loopback: bool) -> None:
+    def __init__(self, *, timeout_s: float, allow_loopback: bool, tls_context: ssl.SSLContext | None = None) -> None:
         self.timeout_s = timeout_s
         self.allow_loopback = allow_loopback
+        self.tls_context = tls_context
+        """Certificates to trust (None: the system's; tests pass their own CA)."""
 
     async def send(self, cfg: EmailConfig, password: str | None, body: EmailBody, *,
                    message_id: str) -> AttemptResult:
@@ -89,9 +92,9 @@ class SmtpSender:
         msg.add_alternative(body.html, subtype="html")
         try:
             await aiosmtplib.send(
-                msg, hostname=cfg.smtp_host, port=cfg.smtp_port, start_tls=cfg.starttls, use_tls=False,
-                username=cfg.smtp_username, password=password if cfg.smtp_username else None,
-                timeout=self.timeout_s)
+                msg, hostname=cfg.smtp_host, port=cfg.smtp_port, use_tls=cfg.implicit_tls,
+                start_tls=cfg.starttls and not cfg.implicit_tls, tls_context=self.tls_context,
+                username=cfg.smtp_username, password=password if cfg.smtp_username else None, timeout=self.timeout_s)
         except aiosmtplib.SMTPResponseException as exc:
             return AttemptResult(smtp_code=exc.code, error="" if exc.code < 400 else f"SMTP {exc.code}: "
                                                                                      f"{exc.message[:200]}")

@@ -64,10 +64,12 @@ class EmailConfig:
     starttls: bool
     from_address: str
     to_addresses: list[str]
+    implicit_tls: bool = False
+    """SMTPS (RFC 8314): TLS from the first byte, as on port 465; STARTTLS is then not used."""
 
     def as_dict(self) -> dict[str, object]:
         return {"smtp_host": self.smtp_host, "smtp_port": self.smtp_port, "smtp_username": self.smtp_username,
-                "starttls": self.starttls, "from_address": self.from_address,
+                "starttls": self.starttls, "implicit_tls": self.implicit_tls, "from_address": self.from_address,
                 "to_addresses": list(self.to_addresses)}
 
 
@@ -181,14 +183,17 @@ def validate_email(field_name: str, address: str) -> str:
 
 
 def validate_email_config(*, smtp_host: str, smtp_port: int, smtp_username: str | None, starttls: bool,
-                          from_address: str, to_addresses: list[str], development: bool) -> EmailConfig:
-    """The email settings of a channel; STARTTLS may be off only in development."""
+                          from_address: str, to_addresses: list[str], development: bool,
+                          implicit_tls: bool | None = None) -> EmailConfig:
+    """The email settings of a channel. ``implicit_tls`` (SMTPS, RFC 8314) defaults to true on port 465; without
+    it, STARTTLS may be off only in development."""
+    implicit = smtp_port == 465 if implicit_tls is None else implicit_tls
     host = smtp_host.strip()
     if not host or not _HOST.match(host):
         raise NotifyProblem("email.smtp_host", "must be a host name or an IP address")
     if not 1 <= smtp_port <= 65535:
         raise NotifyProblem("email.smtp_port", "must be 1-65535")
-    if not starttls and not development:
+    if not starttls and not implicit and not development:
         raise NotifyProblem("email.starttls", "must be true: mail and SMTP passwords never cross the network in "
                                               "the clear outside development")
     if not to_addresses:
@@ -196,8 +201,8 @@ def validate_email_config(*, smtp_host: str, smtp_port: int, smtp_username: str 
     if len(to_addresses) > MAX_RECIPIENTS:
         raise NotifyProblem("email.to_addresses", f"at most {MAX_RECIPIENTS} recipients")
     return EmailConfig(
-        smtp_host=host, smtp_port=smtp_port, smtp_username=(smtp_username or None), starttls=starttls,
-        from_address=validate_email("email.from_address", from_address),
+        smtp_host=host, smtp_port=smtp_port, smtp_username=(smtp_username or None), starttls=starttls and not implicit,
+        implicit_tls=implicit, from_address=validate_email("email.from_address", from_address),
         to_addresses=[validate_email(f"email.to_addresses.{i}", a) for i, a in enumerate(to_addresses)])
 
 
