@@ -41,7 +41,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 class NeedSignIn(Exception):
-    pass
+    """The request has no valid session: the page answers with the sign-in form."""
 
 
 class Forbidden(Exception):
