@@ -41,7 +41,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 class NeedSignIn(Exception):
-    """The request has no valid session: the page answers with the sign-in form."""
+    """The request has no valid session: it is redirected to the sign-in page (and back afterwards)."""
 
 
 class Forbidden(Exception):
