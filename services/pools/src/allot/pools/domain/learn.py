@@ -341,7 +341,7 @@ class Curve:
 
     A weighted grid of (h, K) points; per point the scale ``A`` has a Gamma posterior (``shape``,
     ``rate`` in value counts: multiply by ``unit`` for value). The posterior mean curve is the weighted
-    mixture; a Thompson sample picks one point and one scale.
+    mixture (its terms precomputed in ``amps``); a Thompson sample picks one point and one scale.
     """
 
     weights: tuple[float, ...]
@@ -350,17 +350,11 @@ class Curve:
     shape: tuple[float, ...]
     rate: tuple[float, ...]
     unit: float
+    """Value of one count (risk penalties scale it)."""
     counts: float
     """Weighted value counts behind the fit (0: prior only)."""
-    factor: float = 1.0
-    """Multiplier of the whole curve (risk penalties)."""
-    amps: tuple[float, ...] = ()
-    """Per grid point, weight x posterior-mean scale x unit x factor (the mean curve's terms)."""
-
-    def __post_init__(self) -> None:
-        if not self.amps:
-            amps = tuple(w * s / r * self.unit * self.factor for w, s, r in zip(self.weights, self.shape, self.rate))
-            object.__setattr__(self, "amps", amps)
+    amps: tuple[float, ...]
+    """Per grid point, weight x posterior-mean scale x unit (the mean curve's terms)."""
 
     @property
     def has_data(self) -> bool:
@@ -368,7 +362,8 @@ class Curve:
 
     def scaled(self, factor: float) -> Curve:
         """The same posterior with every value multiplied by ``factor``."""
-        return Curve(self.weights, self.hs, self.ks, self.shape, self.rate, self.unit, self.counts, self.factor * factor)
+        return Curve(self.weights, self.hs, self.ks, self.shape, self.rate, self.unit * factor, self.counts,
+                     tuple(a * factor for a in self.amps))
 
     def value_at(self, x: float) -> float:
         """Posterior-mean daily value at daily spend ``x``."""
@@ -394,16 +389,9 @@ class Curve:
 
     def sample(self, rng: random.Random) -> tuple[float, float, float]:
         """One Thompson draw: (scale in value per day, h, K)."""
-        u = rng.random()
-        acc = 0.0
-        i = len(self.weights) - 1
-        for j, w in enumerate(self.weights):
-            acc += w
-            if u <= acc:
-                i = j
-                break
+        i = rng.choices(range(len(self.weights)), weights=self.weights)[0]
         a = rng.gammavariate(self.shape[i], 1.0 / self.rate[i])
-        return a * self.unit * self.factor, self.hs[i], self.ks[i]
+        return a * self.unit, self.hs[i], self.ks[i]
 
 
 def fit_curve(
@@ -455,7 +443,9 @@ def fit_curve(
     total = sum(raw)
     keep = [(w / total, p) for w, p in zip(raw, pts) if w / total >= MIN_WEIGHT]
     norm = sum(w for w, _ in keep)
+    weights = tuple(w / norm for w, _ in keep)
+    shapes, rates = tuple(p[2] for _, p in keep), tuple(p[3] for _, p in keep)
     return Curve(
-        tuple(w / norm for w, _ in keep), tuple(p[0] for _, p in keep), tuple(p[1] for _, p in keep),
-        tuple(p[2] for _, p in keep), tuple(p[3] for _, p in keep), unit, Y,
+        weights, tuple(p[0] for _, p in keep), tuple(p[1] for _, p in keep), shapes, rates, unit, Y,
+        tuple(w * a / b * unit for w, a, b in zip(weights, shapes, rates)),
     )
