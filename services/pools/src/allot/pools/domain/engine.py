@@ -121,6 +121,8 @@ class _Member:
     greedy: float = 0.0
     target: float = 0.0
     marginal: float | None = None
+    """Value per extra cent of budget at the current budget (posterior mean, weighted)."""
+    elasticity: float | None = None
     direction: int = 0
     count: int = 0
     reason: str = ""
@@ -199,7 +201,10 @@ def plan_allocation(
         for w, g, s in zip(work, greedy, sampled):
             w.greedy = g
             w.target = g + share * (s - g)
-            w.marginal = w.state.weight * w.ratio * w.curve.marginal_at(w.current * w.ratio) if w.curve else None
+            if w.curve is not None:
+                spend = w.current * w.ratio
+                w.marginal = w.state.weight * w.ratio * w.curve.marginal_at(spend)
+                w.elasticity = w.curve.elasticity_at(spend)
 
     # Decisions: who wants to move, and who may be moved to balance the total.
     frozen = frozen_until is not None
@@ -393,14 +398,47 @@ def _targets(work: Sequence[_Member], curves: Sequence[Callable[[float], float]]
     out = list(los)
     rest = B - sum(los)
     lam: float | None = None
-    for slope, i, length in segments:
+    last, take = 0, 0.0
+    for last, (slope, i, length) in enumerate(segments):
         take = min(length, rest)
         out[i] += take
         rest -= take
         lam = slope
         if rest <= 1e-9:
             break
-    return out, lam
+    return _settle_last(work, curves, segments, last, take, out), lam
+
+
+def _settle_last(
+    work: Sequence[_Member], curves: Sequence[Callable[[float], float]], segments: Sequence[tuple[float, int, float]],
+    last: int, taken: float, out: list[float],
+) -> list[float]:
+    """The budget ran out ``taken`` cents into hull segment ``last``. When that segment skips a convex stretch (an
+    S-curve's bend), its member sits where its curve is below the hull: try it at either end of the segment (the
+    difference given to the others' next segments, or taken back from their last ones) and keep the best."""
+    _, i, length = segments[last]
+    if taken <= 1e-9 or length - taken <= 1e-9:
+        return out
+
+    def total(xs: Sequence[float]) -> float:
+        return sum(w.state.weight * c(x * w.ratio) for w, c, x in zip(work, curves, xs))
+
+    down, free = list(out), taken
+    down[i] -= taken
+    for _, j, seg_len in segments[last + 1:]:
+        if j != i and free > 1e-9:
+            give = min(seg_len, free)
+            down[j] += give
+            free -= give
+    up, need = list(out), length - taken
+    up[i] += need
+    for _, j, seg_len in reversed(segments[:last]):
+        if j != i and need > 1e-9:
+            back = min(seg_len, need)
+            up[j] -= back
+            need -= back
+    options = [out] + ([down] if free <= 1e-9 else []) + ([up] if need <= 1e-9 else [])
+    return max(options, key=total)
 
 
 def _budget_grid(lo: float, hi: float, current: float) -> list[float]:
@@ -411,7 +449,7 @@ def _budget_grid(lo: float, hi: float, current: float) -> list[float]:
         pts.add(current)
     if hi > start:
         r = (hi / start) ** (1.0 / (PLAN_GRID_POINTS - 1))
-        pts.update(min(hi, max(lo, start * r**j)) for j in range(PLAN_GRID_POINTS))
+        pts.update(min(hi, start * r**j) for j in range(PLAN_GRID_POINTS))  # start >= lo
     return sorted(pts)
 
 
@@ -523,10 +561,9 @@ def _lines(
                 reason = "floor"
         out_mem[mb.member_id] = mem
         action = "increase" if new > prev else "decrease" if new < prev else "hold"
-        curve = w.curve
         lines.append(MemberAllocation(
             mb.member_id, prev, new, action, reason, w.baseline_roas, w.recent_roas, w.marginal,
-            curve.elasticity_at(w.current * w.ratio) if curve is not None else None, w.shrinkage, int(round(w.target)), w.evidence, w.extra,
+            w.elasticity, w.shrinkage, int(round(w.target)), w.evidence, w.extra,
             w.cap, lam, pool.currency,
         ))
     return lines, out_mem
