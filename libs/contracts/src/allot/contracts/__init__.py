@@ -18,6 +18,7 @@ from allot.contracts.payloads import (
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    RangeReach,
     SealedToken,
 )
 from allot.contracts.registry import TOPICS, TopicSpec, all_topic_names, topic
@@ -27,6 +28,6 @@ __all__ = [
     "EVENT_NAMESPACE", "AccountProfiled", "ActionExecuted", "AllocationRequested", "ApprovalRejected", "BudgetAction",
     "ChannelPacing", "ConnectionChanged", "EncodedRecord", "Envelope", "GuardrailApproved", "GuardrailBlocked",
     "MetricsIngested", "PacingDeviationDetected", "PacingReallocationRecommended", "PacingSnapshotTaken",
-    "Payload", "PoisonMessage", "SealedToken", "TOPICS", "TopicSpec", "all_topic_names", "decode", "derive_event_id",
-    "encode", "envelope_type", "new_envelope", "sign_approval", "topic", "verify_approval",
+    "Payload", "PoisonMessage", "RangeReach", "SealedToken", "TOPICS", "TopicSpec", "all_topic_names", "decode",
+    "derive_event_id", "encode", "envelope_type", "new_envelope", "sign_approval", "topic", "verify_approval",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 
@@ -22,6 +22,7 @@ from allot.contracts.payloads import (
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    RangeReach,
     SealedToken,
 )
 
@@ -39,6 +40,8 @@ EXAMPLES: dict[str, BaseModel] = {
         parent_id="c_1", currency="EUR", daily_budget_cents=10_000, interval_start=T0,
         interval_end=T0 + timedelta(hours=1), reported_at=T0 + timedelta(hours=1, minutes=5), spend_cents=412,
         impressions=5_100, clicks=61, conversions=2, revenue_cents=1_890, reach=4_700, extra={"link_clicks": 55},
+        range_reach=RangeReach(through=date(2026, 8, 14), yesterday=61_000, last_3d=150_000, last_7d=290_000,
+                               last_14d=470_000, last_30d=820_000),
     ),
     "pacing.snapshot_taken": PacingSnapshotTaken(
         plan_id="plan_1", campaign_id="campaign-abc", snapshot_id=_ID, taken_at=T0, currency="USD",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
@@ -20,12 +21,37 @@ Source = Literal["pool", "rule", "pacing", "manual", "undo"]
 # ---------------------------------------------------------------- metrics.ingested
 
 
+class RangeReach(Payload):
+    """The platform's own deduplicated reach of one entity over complete local days of its ad account.
+
+    Reach is not additive: a person reached on two days is one person here but two in the sum of two daily
+    reaches, so multi-day reach (and frequency) must come from these numbers, never from summing ``reach``
+    across intervals. Every range ends with the local day ``through`` and covers the N complete local days
+    up to it (``last_7d`` = ``through`` − 6 days … ``through``), which is Meta's ``date_preset=last_7d`` when
+    read on the day after ``through``. A range left out (None) was not reported.
+    """
+
+    through: date = Field(description="Last complete local day of the ad account the ranges include: the day "
+                                      "before the account's today when the platform was read.")
+    yesterday: int | None = Field(default=None, ge=0, description="People reached on the local day `through`.")
+    last_3d: int | None = Field(default=None, ge=0, description="Deduplicated people reached over the 3 local days "
+                                                                "ending with `through`.")
+    last_7d: int | None = Field(default=None, ge=0, description="Deduplicated people reached over the 7 local days "
+                                                                "ending with `through`.")
+    last_14d: int | None = Field(default=None, ge=0, description="Deduplicated people reached over the 14 local days "
+                                                                 "ending with `through`.")
+    last_30d: int | None = Field(default=None, ge=0, description="Deduplicated people reached over the 30 local days "
+                                                                 "ending with `through`.")
+
+
 class MetricsIngested(Payload):
     """Delivery counters of one entity for one interval, as the platform reports them at ``reported_at``.
 
     An interval may be re-reported as conversions mature (attribution windows): each report carries
     the full counters of the interval, never a delta, so consumers keep the latest report per
-    (entity_id, interval_start) and replaying a report changes nothing.
+    (entity_id, interval_start) and replaying a report changes nothing. ``reach`` is the interval's own
+    and is not additive across intervals; a report may carry the platform's deduplicated reach of the
+    entity over whole days in ``range_reach`` (the latest report that carries one is current).
     """
 
     platform: Platform = Field(description="Ad platform the entity lives on.")
@@ -45,10 +71,16 @@ class MetricsIngested(Payload):
     clicks: int = Field(ge=0, default=0, description="Clicks in the interval.")
     conversions: int = Field(ge=0, default=0, description="Attributed conversions so far for the interval.")
     revenue_cents: int = Field(ge=0, default=0, description="Attributed conversion value so far, minor units.")
-    reach: int = Field(ge=0, default=0, description="Unique people reached in the interval.")
+    reach: int = Field(ge=0, default=0, description="Unique people reached in the interval (not additive across "
+                                                    "intervals: never sum it).")
     extra: dict[str, int] = Field(
         default_factory=dict,
         description="Platform-specific counters (e.g. Meta link_clicks, add_to_cart, leads, video_thruplay).",
+    )
+    range_reach: RangeReach | None = Field(
+        default=None,
+        description="The platform's deduplicated reach of the entity over the complete local days ending with "
+                    "range_reach.through; absent when this report does not carry it (it does not say it is gone).",
     )
 
     @model_validator(mode="after")
