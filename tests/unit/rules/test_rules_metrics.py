@@ -13,6 +13,7 @@ from allot.rules.domain import (
     DailyCounters,
     Entity,
     MetricKind,
+    PlatformReach,
     Unit,
     compute_metric,
     get_metric,
@@ -170,10 +171,10 @@ def test_sum_counters_is_element_wise() -> None:
     assert sum_counters([]) == DailyCounters()
 
 
-def test_deduplicated_range_reach_replaces_summed_reach() -> None:
+def test_range_reach_is_the_platforms_deduplicated_reach_never_the_sum() -> None:
     buckets = {TODAY - timedelta(days=d): DailyCounters(impressions=1_000, reach=500) for d in range(1, 8)}
-    cache = AggregateCache(NOW)
-    summed = cache.range_counters(entity(buckets), "last_7d")
-    assert compute_metric("frequency", summed, days=7, daily_budget_cents=None) == pytest.approx(2.0)
-    dedup = AggregateCache(NOW).range_counters(entity(buckets, range_reach={"last_7d": 1_000}), "last_7d")
+    summed = AggregateCache(NOW).range_counters(entity(buckets), "last_7d")
+    assert compute_metric("frequency", summed, days=7, daily_budget_cents=None) is None  # not 7 000 / 3 500
+    reach = PlatformReach(TODAY - timedelta(days=1), {"last_7d": 1_000})
+    dedup = AggregateCache(NOW).range_counters(entity(buckets, range_reach=reach), "last_7d")
     assert compute_metric("frequency", dedup, days=7, daily_budget_cents=None) == pytest.approx(7.0)

@@ -11,6 +11,7 @@ from allot.rules.domain import (
     TEMPLATES,
     DailyCounters,
     Entity,
+    PlatformReach,
     Scope,
     TargetRef,
     evaluate_rule,
@@ -95,7 +96,9 @@ ZERO = DailyCounters()
 def _entity(entity_id: str, per_day: DailyCounters, today: DailyCounters = ZERO) -> Entity:
     buckets = {NOW.date() - timedelta(days=d): per_day for d in range(1, 8)}
     buckets[NOW.date()] = today
-    return Entity(entity_id, "adset", "meta", "act_1", entity_id, "active", "USD", 10_000, buckets)
+    # The platform's deduplicated 7-day reach (700 people) is used, never Σ daily reach (7 × 40 = 280).
+    reach = PlatformReach(NOW.date() - timedelta(days=1), {"last_7d": 700})
+    return Entity(entity_id, "adset", "meta", "act_1", entity_id, "active", "USD", 10_000, buckets, reach)
 
 
 @pytest.mark.parametrize(
@@ -104,7 +107,8 @@ def _entity(entity_id: str, per_day: DailyCounters, today: DailyCounters = ZERO)
         # last_3d: spend 3 × 2 000 = 6 000 > 5 000; roas 3.01 > 2.5 × 1.2 = 3.0 vs exactly 3.0
         ("scale_winners", {"target_roas": 2.5},
          DailyCounters(spend_cents=2_000, revenue_cents=6_020), DailyCounters(spend_cents=2_000, revenue_cents=6_000)),
-        ("frequency_cap", {}, DailyCounters(impressions=600, reach=100), DailyCounters(impressions=500, reach=100)),
+        # last_7d frequency over the platform's reach: 4 200 / 700 = 6 > 5 vs 3 500 / 700 = 5 (summed: 15 and 12.5)
+        ("frequency_cap", {}, DailyCounters(impressions=600, reach=40), DailyCounters(impressions=500, reach=40)),
     ],
 )
 def test_templates_fire_on_the_seed_thresholds(

@@ -19,7 +19,7 @@ from allot.rules.domain.conditions import (
     evaluate_conditions,
     values_equal,
 )
-from allot.rules.domain.entities import AggregateCache, Entity, EntityLevel, EntityStatus, Platform
+from allot.rules.domain.entities import AggregateCache, Entity, EntityLevel, EntityStatus, Platform, PlatformReach
 from allot.rules.domain.evaluation import (
     AutoPause,
     MatchedEntity,
@@ -32,6 +32,7 @@ from allot.rules.domain.evaluation import (
 from allot.rules.domain.metrics import (
     META_ONLY_METRICS,
     METRICS,
+    REACH_NOT_REPORTED,
     UNIVERSAL_METRICS,
     DailyCounters,
     MetricDef,
@@ -80,6 +81,7 @@ from allot.rules.domain.timeranges import (
 __all__ = [
     "META_ONLY_METRICS",
     "METRICS",
+    "REACH_NOT_REPORTED",
     "TEMPLATES",
     "TEMPLATE_NAMES",
     "TIME_RANGES",
@@ -106,6 +108,7 @@ __all__ = [
     "MetricKind",
     "PlannedAction",
     "Platform",
+    "PlatformReach",
     "ProtectionCheck",
     "Protections",
     "RuleDefinition",

@@ -13,7 +13,11 @@ AND yields MATCH when every child matches, otherwise the outcome of the first
 child that did not match (children are evaluated in order and short-circuit).
 OR yields MATCH when any child matches; otherwise UNAVAILABLE if any child was
 unavailable, else NO_MATCH. The evaluator reports an entity whose rule did not
-match because of an UNAVAILABLE outcome as skipped with ``metric_unavailable``.
+match because of an UNAVAILABLE outcome as skipped with ``metric_unavailable``;
+its detail lists the ``metric@range`` that were None, each followed by the reason
+in plain words when there is one beyond a zero denominator (reach not reported
+by the platform for the range: ``frequency@last_7d (reach for last_7d not
+reported by the platform yet)``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from allot.rules.domain.metrics import METRICS, DailyCounters, MetricDef
+from allot.rules.domain.metrics import METRICS, DailyCounters, MetricDef, unavailable_because
 from allot.rules.domain.models import Condition, ConditionGroup, Operator, resolve_threshold
 from allot.rules.domain.timeranges import RANGE_DAYS
 
@@ -133,8 +137,13 @@ class CompiledConditions:
         return {ref.key: ref.value(ranges, daily_budget_cents) for ref in self.refs}
 
     def unavailable(self, ranges: Ranges, daily_budget_cents: int | None) -> list[str]:
-        """The ``metric@range`` keys whose value is None for this entity."""
-        return [ref.key for ref in self.refs if ref.value(ranges, daily_budget_cents) is None]
+        """The ``metric@range`` keys whose value is None for this entity, each with its reason when one is known."""
+        out = []
+        for ref in self.refs:
+            if ref.value(ranges, daily_budget_cents) is None:
+                why = unavailable_because(ref.metric.name, ranges[ref.time_range], ref.time_range)
+                out.append(f"{ref.key} ({why})" if why else ref.key)
+        return out
 
     def not_met(self, ranges: Ranges, daily_budget_cents: int | None) -> list[str]:
         """Each condition the entity's known values fail, with the value and the bound (a skip's detail)."""

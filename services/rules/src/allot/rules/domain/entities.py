@@ -9,7 +9,7 @@ from operator import add
 from typing import Final, Literal, get_args
 
 from allot.contracts.localday import local_day
-from allot.rules.domain.metrics import ZERO_COUNTERS, DailyCounters
+from allot.rules.domain.metrics import REACH_NOT_REPORTED, ZERO_COUNTERS, DailyCounters
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS, TimeRange, ensure_utc
 
 EntityLevel = Literal["campaign", "adset", "ad"]
@@ -21,13 +21,27 @@ ENTITY_STATUSES: Final[tuple[EntityStatus, ...]] = get_args(EntityStatus)
 
 
 @dataclass(frozen=True, slots=True)
+class PlatformReach:
+    """The platform's deduplicated reach of an entity per complete-day range ending with the local day ``through``.
+
+    ``by_range`` maps ``yesterday`` (the day ``through`` alone) and ``last_3d`` … ``last_30d`` to people
+    reached; a range absent from it was not reported.
+    """
+
+    through: date
+    by_range: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Entity:
     """A campaign, ad set or ad with its attributes and daily raw counters keyed by its account's local date.
 
     ``daily_budget_cents`` is None when the entity has no budget of its own
-    (e.g. an ad set under a campaign-level budget). ``range_reach`` optionally
-    carries the platform's deduplicated reach per time range; when present it
-    replaces the summed daily reach for that range. ``zone`` is the ad account's time zone: its
+    (e.g. an ad set under a campaign-level budget). ``range_reach`` is the
+    platform's latest deduplicated reach per range (used only while its
+    ``through`` is the evaluation's yesterday). ``reports`` counts the interval
+    reports summed into each day's bucket (a day absent from it counts as one):
+    a day of several reports has no daily reach. ``zone`` is the ad account's time zone: its
     ``today`` and ``yesterday`` are local days there (UTC for an account not profiled yet).
     """
 
@@ -40,20 +54,33 @@ class Entity:
     currency: str
     daily_budget_cents: int | None
     buckets: Mapping[date, DailyCounters] = field(default_factory=dict)
-    range_reach: Mapping[str, int] | None = None
+    range_reach: PlatformReach | None = None
     zone: tzinfo = UTC
+    reports: Mapping[date, int] = field(default_factory=dict)
 
 
 #: Offsets (days before today) at which a multi-day range is complete.
 _RANGE_END_OFFSETS: Final[dict[int, str]] = {3: "last_3d", 7: "last_7d", 14: "last_14d", 30: "last_30d"}
 
 
+def _day_reach(day: DailyCounters, reports: int) -> int:
+    """A day's reach when its bucket is one report that carries reach; never the sum of several reports' reach."""
+    if day.impressions == 0:
+        return 0
+    if reports > 1 or day.reach == 0:  # several intervals' reach do not add up; 0 with impressions = not reported
+        return REACH_NOT_REPORTED
+    return day.reach
+
+
 class AggregateCache:
-    """Summed counters per entity per time range for one ``now``, shared across every rule evaluated at it.
+    """Range counters per entity per time range for one ``now``, shared across every rule evaluated at it.
 
     Guarantees: each entity's buckets are read once (one pass over at most 31
-    days) however many rules look at it; values equal the element-wise sum of
-    the buckets inside each range (see ``timeranges``). The cache is keyed by
+    days) however many rules look at it; every counter but ``reach`` equals the
+    element-wise sum of the buckets inside each range (see ``timeranges``).
+    ``reach`` is never summed: it is the platform's deduplicated reach of the
+    range when current, a single-report day's own reach, 0 for a range without
+    impressions, else ``REACH_NOT_REPORTED`` (see ``metrics``, "Reach"). The cache is keyed by
     ``entity_id`` and assumes an entity's data does not change while the cache
     lives: build one per evaluation run.
     """
@@ -78,7 +105,7 @@ class AggregateCache:
         return len(self._store)
 
     def ranges_for(self, entity: Entity) -> dict[str, DailyCounters]:
-        """Counters of ``entity`` summed over each of the six time ranges."""
+        """Counters of ``entity`` over each of the six time ranges (see the class doc for ``reach``)."""
         cached = self._store.get(entity.entity_id)
         if cached is None:
             cached = self._aggregate(entity)
@@ -89,10 +116,17 @@ class AggregateCache:
         get = entity.buckets.get
         today, offset_dates = self.days_in(entity.zone)
         days = [get(day) for day in offset_dates]  # index k = k+1 days before today
-        yesterday = days[0]
+        reported = entity.range_reach
+        # The platform's ranges count only while they end yesterday: after the local day rolls over they are
+        # another range (a day too early) until a report with the new ``through`` arrives.
+        platform = reported.by_range if reported is not None and reported.through == offset_dates[0] else {}
+        reports = entity.reports
+        today_counters = get(today, ZERO_COUNTERS)
+        yesterday = ZERO_COUNTERS if days[0] is None else days[0]
         out: dict[str, DailyCounters] = {
-            "today": get(today, ZERO_COUNTERS),
-            "yesterday": ZERO_COUNTERS if yesterday is None else yesterday,
+            "today": today_counters._replace(reach=_day_reach(today_counters, reports.get(today, 1))),
+            "yesterday": yesterday._replace(reach=platform.get(
+                "yesterday", _day_reach(yesterday, reports.get(offset_dates[0], 1)))),
         }
         # Ranges nest (3d ⊂ 7d ⊂ 14d ⊂ 30d): sum each extra slice column-wise once and carry the total.
         acc: tuple[int, ...] = ZERO_COUNTERS
@@ -101,14 +135,13 @@ class AggregateCache:
             chunk = [c for c in days[start:end] if c is not None]
             if chunk:
                 acc = tuple(map(add, acc, map(sum, zip(*chunk, strict=True))))
-            out[name] = DailyCounters._make(acc)
+            summed = DailyCounters._make(acc)
+            # Reach is never the sum of daily reach: the platform's figure, or nobody when nothing was shown.
+            reach = platform.get(name, 0 if summed.impressions == 0 else REACH_NOT_REPORTED)
+            out[name] = summed._replace(reach=reach)
             start = end
-        if entity.range_reach:
-            for name, reach in entity.range_reach.items():
-                if name in out:
-                    out[name] = out[name]._replace(reach=reach)
         return out
 
     def range_counters(self, entity: Entity, time_range: TimeRange) -> DailyCounters:
-        """Counters of ``entity`` summed over ``time_range``."""
+        """Counters of ``entity`` over ``time_range`` (see the class doc for ``reach``)."""
         return self.ranges_for(entity)[time_range]

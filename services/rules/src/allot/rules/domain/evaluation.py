@@ -4,7 +4,8 @@ Per in-scope entity, in this order (the first failing step decides the skip reas
 
 1. a Meta-only metric referenced by the rule on a non-Meta entity → ``metric_not_supported_on_platform``;
 2. conditions (see ``conditions``): NO_MATCH → ``conditions_not_met``,
-   UNAVAILABLE → ``metric_unavailable`` (detail lists the ``metric@range`` that were None);
+   UNAVAILABLE → ``metric_unavailable`` (detail lists the ``metric@range`` that were None, with the
+   reason when it is not a zero denominator, e.g. reach for the range not reported by the platform yet);
 3. protections, for entities that matched: pending action → failure backoff →
    cooldown → max executions per day;
 4. action planning (see ``actions``): an action that cannot apply is listed in

@@ -1,12 +1,15 @@
 """Metric catalogue: the 34 condition metrics (19 universal + 15 Meta-only) and how each is computed.
 
-Raw input is one :class:`DailyCounters` per entity per UTC day. For a time range
-the counters are **summed first** and every derived metric is then computed
-from those sums (CTR over 7 days = Σclicks / Σimpressions, never the mean of
-seven daily CTRs). A division by zero (CPA with no conversions, ROAS with no
-spend, CTR with no impressions) gives ``None`` = "not computable"; a condition
-on a ``None`` metric is not matched and the entity is skipped with reason
-``metric_unavailable``.
+Raw input is one :class:`DailyCounters` per entity per local day of its ad
+account. For a time range the additive counters are **summed first** and every
+derived metric is then computed from those sums (CTR over 7 days = Σclicks /
+Σimpressions, never the mean of seven daily CTRs). Reach is the exception: it
+is never summed (see "Reach" below). A division by zero (CPA with no
+conversions, ROAS with no spend, CTR with no impressions) or a reach the
+platform has not reported gives ``None`` = "not computable"; a condition on a
+``None`` metric is not matched and the entity is skipped with reason
+``metric_unavailable`` (the detail names the ``metric@range`` and, for reach,
+says it is not reported by the platform yet).
 
 Units. Money is integer cents (minor units of the entity's account currency)
 in the counters; the metric names carry no ``_cents`` suffix but their unit is
@@ -23,7 +26,8 @@ name                unit    kind     definition
 spend               cents   sum      Σ spend_cents
 impressions         count   sum      Σ impressions
 clicks              count   sum      Σ clicks (all clicks)
-reach               count   sum      Σ daily reach, or the entity's deduplicated range reach if supplied
+reach               count   report   the platform's deduplicated reach of the range,
+                                     never Σ (see "Reach" below)
 conversions         count   sum      Σ conversions
 revenue             cents   sum      Σ revenue_cents (conversion value)
 ctr                 percent derived  clicks / impressions × 100
@@ -31,7 +35,7 @@ cpc                 cents   derived  spend / clicks  (cost per click)
 cpm                 cents   derived  spend / impressions × 1000
 cpa                 cents   derived  spend / conversions
 roas                ratio   derived  revenue / spend
-frequency           ratio   derived  impressions / reach
+frequency           ratio   derived  impressions / reach (the range's reach, as above)
 conversion_rate     percent derived  conversions / clicks × 100
 aov                 cents   derived  revenue / conversions (average order value)
 profit              cents   derived  revenue − spend (never None)
@@ -65,10 +69,31 @@ hook_rate                   percent derived  3-second video views / impressions 
 hold_rate                   percent derived  thruplays / 3-second video views × 100
 ==========================  ======  =======  ========================================
 
-Reach is not additive across days (a person reached on Monday and Tuesday is
-counted twice when daily reach is summed), so summed reach is an upper bound
-and the frequency derived from it a lower bound; ingestion may pass the
-platform's deduplicated reach per range on the entity to get exact values.
+Reach. Reach is not additive: a person reached on Monday and on Tuesday is one
+person over the two days but two in the sum of the daily reaches, and likewise
+across the hourly intervals of one day. So reach (and frequency, Σ impressions
+/ reach) is never summed over intervals or days; the value used is:
+
+- ``last_3d`` / ``last_7d`` / ``last_14d`` / ``last_30d``: the platform's
+  deduplicated reach for exactly those complete local days, as carried by
+  ``metrics.ingested.range_reach`` (Meta: an insights read of those days
+  without ``time_increment``). It is used only while current: its ``through``
+  must be the evaluation's yesterday in the account's zone; after the local day
+  rolls over and until a report with the new ``through`` arrives, reach is not
+  computable;
+- ``yesterday``: the platform's reach for that day from the same
+  ``range_reach`` (its ``yesterday``) when current; otherwise the day's
+  reported reach if the day holds a single interval report;
+- ``today``: the day's reported reach if the day holds a single interval
+  report (a platform reporting whole-day intervals);
+- a day made of several interval reports (hourly intervals: Meta ingest and
+  the sandbox), or a report that has impressions but reach 0 (the platform did
+  not report reach, as ingest's hourly Meta rows), gives no daily reach: it is
+  not computable rather than a sum or a maximum of the intervals' reach
+  (either would be wrong, the sum too high and the maximum too low);
+- a range without impressions reached nobody: reach 0 (frequency then has no
+  denominator and is not computable).
+
 Meta's quality ranking is deliberately absent: it is a categorical, per-ad
 snapshot that cannot be aggregated over a time range.
 """
@@ -83,7 +108,12 @@ from typing import Final, NamedTuple
 
 
 class DailyCounters(NamedTuple):
-    """Raw, additive counters of one entity for one UTC day (money in integer cents)."""
+    """Raw counters of one entity for one local day (money in integer cents); in a range aggregate, the range's.
+
+    Every counter but ``reach`` is additive. ``reach`` of a day is the sum of its interval reports' reach as
+    stored, which is a person count only when the day is one report; in a range aggregate it is the value
+    the module docstring names, or :data:`REACH_NOT_REPORTED` when there is none.
+    """
 
     spend_cents: int = 0
     impressions: int = 0
@@ -101,6 +131,10 @@ class DailyCounters(NamedTuple):
 
 
 ZERO_COUNTERS: Final[DailyCounters] = DailyCounters()
+#: ``reach`` of a range aggregate whose deduplicated reach is not known: reach and frequency are not computable.
+REACH_NOT_REPORTED: Final[int] = -1
+#: Metrics read from ``reach`` (not computable while it is :data:`REACH_NOT_REPORTED`).
+REACH_METRICS: Final[frozenset[str]] = frozenset({"reach", "frequency"})
 COUNTER_NAMES: Final[tuple[str, ...]] = DailyCounters._fields
 
 
@@ -113,6 +147,7 @@ class Unit(StrEnum):
 
 class MetricKind(StrEnum):
     SUM = "sum"  # a raw counter summed over the range
+    REPORTED = "reported"  # the platform's figure for the whole range (reach: deduplicated, never summed)
     DERIVED = "derived"  # computed from the summed counters of the range
     ATTRIBUTE = "attribute"  # an entity attribute, independent of the range
 
@@ -147,15 +182,15 @@ def _m(name: str, description: str, unit: Unit, kind: MetricKind, fn: MetricFn, 
     return MetricDef(name, description, unit, kind, meta, fn)
 
 
-_S, _D, _A = MetricKind.SUM, MetricKind.DERIVED, MetricKind.ATTRIBUTE
+_S, _D, _A, _R = MetricKind.SUM, MetricKind.DERIVED, MetricKind.ATTRIBUTE, MetricKind.REPORTED
 _CENTS, _COUNT, _PCT, _RATIO = Unit.CENTS, Unit.COUNT, Unit.PERCENT, Unit.RATIO
 
 _UNIVERSAL: Final[tuple[MetricDef, ...]] = (
     _m("spend", "Amount spent", _CENTS, _S, lambda c, d, b: c.spend_cents),
     _m("impressions", "Impressions", _COUNT, _S, lambda c, d, b: c.impressions),
     _m("clicks", "Clicks (all)", _COUNT, _S, lambda c, d, b: c.clicks),
-    _m("reach", "People reached (summed daily unless deduplicated reach is supplied)", _COUNT, _S,
-       lambda c, d, b: c.reach),
+    _m("reach", "People reached in the range, deduplicated by the platform (never summed)", _COUNT, _R,
+       lambda c, d, b: None if c.reach == REACH_NOT_REPORTED else c.reach),
     _m("conversions", "Conversions", _COUNT, _S, lambda c, d, b: c.conversions),
     _m("revenue", "Conversion value", _CENTS, _S, lambda c, d, b: c.revenue_cents),
     _m("ctr", "Click-through rate: clicks / impressions × 100", _PCT, _D,
@@ -167,7 +202,7 @@ _UNIVERSAL: Final[tuple[MetricDef, ...]] = (
     _m("roas", "Return on ad spend: revenue / spend", _RATIO, _D,
        lambda c, d, b: _ratio(c.revenue_cents, c.spend_cents)),
     _m("frequency", "Average impressions per person: impressions / reach", _RATIO, _D,
-       lambda c, d, b: _ratio(c.impressions, c.reach)),
+       lambda c, d, b: None if c.reach == REACH_NOT_REPORTED else _ratio(c.impressions, c.reach)),
     _m("conversion_rate", "Conversions / clicks × 100", _PCT, _D,
        lambda c, d, b: _ratio(c.conversions, c.clicks, 100.0)),
     _m("aov", "Average order value: revenue / conversions", _CENTS, _D,
@@ -225,8 +260,15 @@ def compute_metric(name: str, counters: DailyCounters, *, days: int, daily_budge
     return get_metric(name).compute(counters, days, daily_budget_cents)
 
 
+def unavailable_because(name: str, counters: DailyCounters, time_range: str) -> str:
+    """Why metric ``name`` is not computable over ``time_range`` in plain words, when the counters say ("" else)."""
+    if name in REACH_METRICS and counters.reach == REACH_NOT_REPORTED:
+        return f"reach for {time_range} not reported by the platform yet"
+    return ""
+
+
 def sum_counters(days: list[DailyCounters] | tuple[DailyCounters, ...]) -> DailyCounters:
-    """Element-wise sum of daily counters (the only way ranges are aggregated)."""
+    """Element-wise sum of daily counters, ``reach`` included: a range's reach is not this sum (``AggregateCache``)."""
     total: tuple[int, ...] = ZERO_COUNTERS
     for day in days:
         total = tuple(map(add, total, day))

@@ -9,7 +9,8 @@ class SkipReason(StrEnum):
     """Why an in-scope entity (or one action on it) was not acted on."""
 
     CONDITIONS_NOT_MET = "conditions_not_met"
-    METRIC_UNAVAILABLE = "metric_unavailable"  # a referenced metric was None (division by zero / no budget)
+    METRIC_UNAVAILABLE = "metric_unavailable"  # a referenced metric was None (division by zero / no budget /
+    # reach of the range not reported by the platform)
     METRIC_NOT_SUPPORTED_ON_PLATFORM = "metric_not_supported_on_platform"  # Meta-only metric, non-Meta entity
     ACTION_NOT_SUPPORTED_ON_PLATFORM = "action_not_supported_on_platform"  # relaunch on a non-Meta entity
     PENDING_ACTION = "pending_action"
