@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from allot.contracts import TOPICS, decode, new_envelope
-from allot.contracts.payloads import MetricsIngested
+from allot.contracts.payloads import MetricsIngested, RangeReach
 from tests.support.kafka import eventually, read_topic
 from tests.support.service import auth
 
@@ -18,16 +18,18 @@ NOW = datetime(2026, 5, 17, 0, 5, tzinfo=UTC)
 def report(ws: str, account: str, entity: str, day: date, *, spend: int, revenue: int, conversions: int = 10,
            impressions: int = 20_000, clicks: int = 400, reach: int = 8_000, budget: int | None = 10_000,
            platform: str = "meta", level: str = "adset", reported_at: datetime | None = None,
-           status: str = "active", extra: dict[str, int] | None = None, name: str | None = None) -> Any:
+           status: str = "active", extra: dict[str, int] | None = None, name: str | None = None,
+           range_reach: RangeReach | None = None, event_id: Any = None) -> Any:
     start = datetime.combine(day, time(0), UTC)
     at = reported_at or start + timedelta(days=1, minutes=1)
     payload = MetricsIngested(platform=platform, ad_account_id=account, entity_type=level, entity_id=entity,
                               entity_name=name or f"{entity} name", status=status, currency="EUR",
                               daily_budget_cents=budget, interval_start=start, interval_end=start + timedelta(days=1),
                               reported_at=at, spend_cents=spend, impressions=impressions, clicks=clicks,
-                              conversions=conversions, revenue_cents=revenue, reach=reach, extra=extra or {})
+                              conversions=conversions, revenue_cents=revenue, reach=reach, extra=extra or {},
+                              range_reach=range_reach)
     return new_envelope(event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version,
-                        payload=payload, producer="test", workspace_id=ws, occurred_at=at)
+                        payload=payload, producer="test", workspace_id=ws, occurred_at=at, event_id=event_id)
 
 
 def days_before(now: datetime, n: int) -> list[date]:

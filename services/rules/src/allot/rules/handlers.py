@@ -2,7 +2,9 @@
 
 - metrics.ingested: every report is the FULL counters of its interval as of ``reported_at``; keep the
   latest per (entity, interval_start), add each kept report's change to its daily bucket (the ad account's
-  local day, from the account directory), refresh the entity from its latest report. Set-based SQL;
+  local day, from the account directory), refresh the entity from its latest report, and keep the
+  platform's range reach of the latest report that carries one (greatest (reported_at, event_id): equal
+  times are told apart by the event id, as every report order is). Set-based SQL;
   replaying any report changes nothing. Then trigger-mode rules of the reported accounts are evaluated for
   the reported entities in the same transaction (their change sets go to the outbox with the batch).
 - account.profiled (allot.runtime.accounts): the account's time zone; when it changes (or is first known),
@@ -19,7 +21,7 @@ from typing import Any
 
 from allot.contracts.envelope import Envelope
 from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
-from allot.contracts.projection import latest_entities, latest_intervals
+from allot.contracts.projection import Report, latest_entities, latest_intervals
 from allot.rules import workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain.projection import report_counters
@@ -50,6 +52,7 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
     ]
     await db.project_intervals(ctx.conn, intervals)
     await db.upsert_entities(ctx.conn, entities)
+    await db.upsert_range_reach(ctx.conn, _latest_range_reach(events))
     # Trigger-mode rules: evaluated now for the entities just reported, in this transaction (exactly once).
     reported = [(e.report.workspace_id, e.report.metrics.ad_account_id, e.report.metrics.entity_id)
                 for e in latest_entities(events)]
@@ -59,6 +62,21 @@ async def on_metrics_ingested(ctx: BatchContext, events: list[Envelope[MetricsIn
 
     for result in await workflow.run_triggers(ctx.conn, emit, reported, now=ctx.clock.now(), zones=zones.zone_for):
         workflow.observe(result)
+
+
+def _latest_range_reach(events: list[Envelope[MetricsIngested]]) -> list[tuple[Any, ...]]:
+    """Per (workspace, entity), the range reach of the latest report in the batch that carries one."""
+    kept: dict[tuple[str, str], Report] = {}
+    for r in map(Report.of, events):
+        if r.metrics.range_reach is None:
+            continue  # a report without it does not say the platform's range reach is gone
+        key = (r.workspace_id, r.metrics.entity_id)
+        held = kept.get(key)
+        if held is None or r.order > held.order:
+            kept[key] = r
+    return [(ws, entity_id, rr.through, rr.yesterday, rr.last_3d, rr.last_7d, rr.last_14d, rr.last_30d,
+             r.metrics.reported_at, r.event_id)
+            for (ws, entity_id), r in kept.items() if (rr := r.metrics.range_reach) is not None]
 
 
 def _rule_uuid(source_id: str) -> uuid.UUID | None:

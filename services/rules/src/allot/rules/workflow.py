@@ -42,6 +42,7 @@ from allot.rules.domain import (
     Entity,
     MatchedEntity,
     PlannedAction,
+    PlatformReach,
     RuleDefinition,
     RuleEvaluation,
     RuleHistory,
@@ -184,7 +185,9 @@ def _utc(workspace_id: str, platform: str, ad_account_id: str) -> tzinfo:
 
 async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition,
                         now: datetime, zones: ZoneLookup = _utc, only: set[str] | None = None) -> list[Entity]:
-    """Candidate entities of the rule's accounts and level with their daily buckets (the domain filters scope).
+    """Candidate entities of the rule's accounts and level with their daily buckets, the number of interval
+    reports in each, and the platform's latest range reach (the domain filters scope and decides whether that
+    range reach is current).
 
     Buckets are keyed by the account's local day (``zones``). Deleted entities are left out unless the
     scope's ``status_in`` asks for them."""
@@ -192,16 +195,23 @@ async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleD
     rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
                                    "deleted" in statuses, None if only is None else sorted(only))
     today = now.date()  # every local "today" is within a day of the UTC one
-    buckets = await db.daily_buckets(conn, workspace_id, [r["entity_id"] for r in rows],
+    ids = [r["entity_id"] for r in rows]
+    buckets = await db.daily_buckets(conn, workspace_id, ids,
                                      today - timedelta(days=MAX_LOOKBACK_DAYS + 1), today + timedelta(days=1))
     by_entity: dict[str, dict[date, DailyCounters]] = defaultdict(dict)
+    reports: dict[str, dict[date, int]] = defaultdict(dict)
     for b in buckets:
         by_entity[b["entity_id"]][b["day"]] = DailyCounters._make(int(b[c]) for c in COUNTER_NAMES)
+        reports[b["entity_id"]][b["day"]] = int(b["reports"])
+    reach = {r["entity_id"]: PlatformReach(r["through"], {name: int(r[name]) for name in db.RANGE_REACH_RANGES
+                                                          if r[name] is not None})
+             for r in await db.range_reach(conn, workspace_id, ids)}
     return [
         Entity(entity_id=r["entity_id"], entity_level=r["entity_type"], platform=r["platform"],
                ad_account_id=r["ad_account_id"], name=r["name"], status=r["status"], currency=r["currency"],
                daily_budget_cents=r["daily_budget_cents"], buckets=by_entity.get(r["entity_id"], {}),
-               zone=zones(workspace_id, r["platform"], r["ad_account_id"]))
+               range_reach=reach.get(r["entity_id"]), zone=zones(workspace_id, r["platform"], r["ad_account_id"]),
+               reports=reports.get(r["entity_id"], {}))
         for r in rows
     ]
 

@@ -27,9 +27,9 @@ async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, 
     One statement: the stored report of an interval is replaced only by a later one (greater
     (reported_at, event_id): the projection's order, ``allot.contracts.projection``), and the change of
     every replaced or new report (new − old, read from the very row version the upsert replaced, under its
-    row lock) is added to its daily bucket. So a bucket always equals the sum of its kept reports without
-    re-reading them, and two writers of one key cannot double-count. Needs PostgreSQL 18
-    (``RETURNING old.*``). Returns the reports kept."""
+    row lock) is added to its daily bucket, whose ``reports`` counts its intervals (+1 for a new one). So a
+    bucket always equals the sum of its kept reports without re-reading them, and two writers of one key
+    cannot double-count. Needs PostgreSQL 18 (``RETURNING old.*``). Returns the reports kept."""
     if not rows:
         return 0
     return int(await conn.fetchval(_PROJECT_INTERVALS, rows))
@@ -49,13 +49,15 @@ _PROJECT_INTERVALS = f"""
                {_EXCLUDED_COUNTERS}
          WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (metric_intervals.reported_at, metric_intervals.event_id)
         RETURNING new.workspace_id, new.entity_id, new.day,
-                  {", ".join(f"new.{c} - coalesce(old.{c}, 0) AS {c}" for c in COUNTER_NAMES)}
+                  {", ".join(f"new.{c} - coalesce(old.{c}, 0) AS {c}" for c in COUNTER_NAMES)},
+                  (old.workspace_id IS NULL)::integer AS reports
     ), daily AS (
-        INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS})
-        SELECT workspace_id, entity_id, day, {", ".join(f"sum({c})" for c in COUNTER_NAMES)}
+        INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS}, reports)
+        SELECT workspace_id, entity_id, day, {", ".join(f"sum({c})" for c in COUNTER_NAMES)}, sum(reports)
           FROM kept GROUP BY workspace_id, entity_id, day
         ON CONFLICT (workspace_id, entity_id, day) DO UPDATE
-           SET {", ".join(f"{c} = metric_daily.{c} + EXCLUDED.{c}" for c in COUNTER_NAMES)}
+           SET {", ".join(f"{c} = metric_daily.{c} + EXCLUDED.{c}" for c in COUNTER_NAMES)},
+               reports = metric_daily.reports + EXCLUDED.reports
     )
     SELECT count(*) FROM kept"""
 
@@ -75,8 +77,8 @@ async def rebucket_account(conn: asyncpg.Connection, workspace_id: str, platform
             WHERE d.workspace_id = $1 AND e.workspace_id = $1 AND e.entity_id = d.entity_id
               AND e.platform = $2 AND e.ad_account_id = $3""", workspace_id, platform, ad_account_id)
     await conn.execute(
-        f"""INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS})
-            SELECT m.workspace_id, m.entity_id, m.day, {", ".join(f"sum(m.{c})" for c in COUNTER_NAMES)}
+        f"""INSERT INTO metric_daily (workspace_id, entity_id, day, {_COUNTERS}, reports)
+            SELECT m.workspace_id, m.entity_id, m.day, {", ".join(f"sum(m.{c})" for c in COUNTER_NAMES)}, count(*)
               FROM metric_intervals m JOIN entities e ON e.workspace_id = m.workspace_id AND e.entity_id = m.entity_id
              WHERE m.workspace_id = $1 AND e.platform = $2 AND e.ad_account_id = $3
              GROUP BY m.workspace_id, m.entity_id, m.day""", workspace_id, platform, ad_account_id)
@@ -107,6 +109,34 @@ _UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
             > (entities.reported_at, entities.interval_start, entities.event_id)"""
 
 
+async def upsert_range_reach(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (workspace_id, entity_id, through, yesterday, last_3d, last_7d, last_14d, last_30d, reported_at,
+    event_id), one per entity; a stored range reach is replaced only by a later report's (greater (reported_at,
+    event_id): the projection's order)."""
+    if rows:
+        await conn.execute(_UPSERT_RANGE_REACH, rows)
+
+
+RANGE_REACH_RANGES = ("yesterday", "last_3d", "last_7d", "last_14d", "last_30d")
+_RANGE_REACH_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("through", "date"),
+                        *((r, "bigint") for r in RANGE_REACH_RANGES),
+                        ("reported_at", "timestamptz"), ("event_id", "uuid"))
+_UPSERT_RANGE_REACH = f"""INSERT INTO range_reach {json_insert_rows(_RANGE_REACH_COLUMNS)}
+       ON CONFLICT (workspace_id, entity_id) DO UPDATE
+          SET through = EXCLUDED.through, {", ".join(f"{r} = EXCLUDED.{r}" for r in RANGE_REACH_RANGES)},
+              reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id
+        WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (range_reach.reported_at, range_reach.event_id)"""
+
+
+async def range_reach(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
+    """The platform's latest range reach of each entity that has one."""
+    if not entity_ids:
+        return []
+    return await conn.fetch(
+        f"SELECT entity_id, through, {', '.join(RANGE_REACH_RANGES)} FROM range_reach "
+        "WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids))
+
+
 async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
     rows = await conn.fetch(
         "SELECT DISTINCT ON (ad_account_id) ad_account_id, platform FROM entities "
@@ -130,7 +160,7 @@ async def daily_buckets(conn: asyncpg.Connection, workspace_id: str, entity_ids:
     if not entity_ids:
         return []
     return await conn.fetch(
-        f"SELECT entity_id, day, {_COUNTERS} FROM metric_daily "
+        f"SELECT entity_id, day, {_COUNTERS}, reports FROM metric_daily "
         "WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND day BETWEEN $3 AND $4",
         workspace_id, list(entity_ids), first, last)
 
