@@ -3,6 +3,8 @@
 - POST   /api/v1/notifications/channels            a Slack, email or webhook channel (secrets sealed at once)
 - GET    /api/v1/notifications/channels            this workspace's channels (?include_removed=true)
 - GET    /api/v1/notifications/channels/{id}       one channel
+- PATCH  /api/v1/notifications/channels/{id}       change name, quiet hours, URL / secrets / email settings, or
+                                                   state (active | paused; active re-enables a disabled channel)
 - DELETE /api/v1/notifications/channels/{id}       remove it (its secrets are dropped, its subscriptions too)
 - POST   /api/v1/notifications/channels/{id}/test  send a test message now; a success enables a disabled channel
 - POST   /api/v1/notifications/subscriptions       which kinds, from which severity, go to which channel
@@ -16,6 +18,7 @@ No response and no log line carries a URL path, signing secret or SMTP password 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,6 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from allot.contracts.payloads import NotificationKind, NotificationRequested, NotifiedEntity, Severity
 from allot.notify.adapters import postgres as db
 from allot.notify.adapters.senders import check_host, check_url
+from allot.notify.domain.channels import (
+    KEEP,
+    ChannelPatch,
+    ChannelTarget,
+    EmailInput,
+    EmailPatch,
+    check_fields_apply,
+    edit_channel,
+    validate_target,
+)
 from allot.notify.domain.model import (
     Channel,
     ChannelSecrets,
@@ -33,18 +46,16 @@ from allot.notify.domain.model import (
     NotifyProblem,
     QuietHours,
     Subscription,
-    validate_email_config,
     validate_name,
     validate_quiet_hours,
-    validate_signing_secret,
 )
 from allot.notify.domain.policy import classify, describe
-from allot.notify.domain.urls import parse_outbound_url, url_hint
-from allot.notify.workflow import Deps, seal_secrets, send
+from allot.notify.workflow import Deps, open_secrets, seal_secrets, send
 from allot.runtime.auth import Principal, require
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
+from allot.runtime.sealing import SealingError
 from allot.runtime.service import ServiceContext, get_ctx
 
 log = get_logger(__name__)
@@ -89,6 +100,37 @@ class ChannelCreate(BaseModel):
     quiet_hours: QuietHoursIn | None = None
 
 
+class EmailPatchIn(BaseModel):
+    """Email settings to replace; the fields not given stay. null clears smtp_username, smtp_password or implicit_tls
+    (back to the port's default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    smtp_host: str | None = Field(default=None, min_length=1, max_length=253)
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, max_length=200)
+    smtp_password: SecretStr | None = Field(default=None, description="Write-only: sealed at once, never shown.")
+    starttls: bool | None = None
+    implicit_tls: bool | None = None
+    from_address: str | None = Field(default=None, min_length=3, max_length=320)
+    to_addresses: list[str] | None = Field(default=None, min_length=1, max_length=20)
+
+
+class ChannelPatchIn(BaseModel):
+    """A JSON merge-patch of a channel: only the fields given change; ``quiet_hours: null`` clears them. The kind
+    cannot change; ``state`` may be set to active (also re-enabling a disabled channel) or paused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = Field(default=None, max_length=20, description="Cannot change (may repeat the current one).")
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    url: SecretStr | None = Field(default=None, description="slack / webhook: a new URL (write-only).")
+    signing_secret: SecretStr | None = Field(default=None, description="webhook: a new HMAC key (write-only).")
+    email: EmailPatchIn | None = None
+    quiet_hours: QuietHoursIn | None = None
+    state: str | None = Field(default=None, max_length=20, description="active or paused.")
+
+
 class SubscriptionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -114,41 +156,38 @@ def _known_timezone(name: str) -> bool:
     return True
 
 
-async def _validated(body: ChannelCreate, deps: Deps) -> tuple[str, ChannelSecrets, Any, QuietHours | None]:
-    """(url hint, secrets, email config, quiet hours) of a valid channel; NotifyProblem naming the field."""
+def _quiet_hours(q: QuietHoursIn) -> QuietHours:
+    return validate_quiet_hours(q.start, q.end, q.timezone, known_timezone=_known_timezone(q.timezone))
+
+
+def _plain(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+async def _check_reachable(deps: Deps, target: ChannelTarget, *, url: bool, smtp: bool) -> None:
+    """DNS: the (new) URL's host or SMTP server must resolve to public addresses; NotifyProblem naming the field."""
     s = deps.settings
-    name_hint = ""
-    quiet = None
-    if body.quiet_hours is not None:
-        q = body.quiet_hours
-        quiet = validate_quiet_hours(q.start, q.end, q.timezone, known_timezone=_known_timezone(q.timezone))
-    if body.kind in ("slack", "webhook"):
-        if body.email is not None:
-            raise NotifyProblem("email", f"is for email channels, not {body.kind}")
-        if body.url is None:
-            raise NotifyProblem("url", f"is required for a {body.kind} channel")
-        url = body.url.get_secret_value()
-        name_hint = url_hint(parse_outbound_url(url, field="url", development=s.development))
-        await check_url(url, field="url", development=s.development, allow_loopback=s.loopback_allowed)
-        if body.kind == "slack":
-            if body.signing_secret is not None:
-                raise NotifyProblem("signing_secret", "is for webhook channels (Slack URLs carry their own secret)")
-            return name_hint, ChannelSecrets(url=url), None, quiet
-        secret = validate_signing_secret(body.signing_secret.get_secret_value() if body.signing_secret else None)
-        return name_hint, ChannelSecrets(url=url, signing_secret=secret), None, quiet
-    if body.url is not None or body.signing_secret is not None:
-        raise NotifyProblem("url" if body.url is not None else "signing_secret", "is not used by email channels")
-    if body.email is None:
-        raise NotifyProblem("email", "is required for an email channel")
+    if url and target.secrets.url:
+        await check_url(target.secrets.url, field="url", development=s.development, allow_loopback=s.loopback_allowed)
+    if smtp and target.email is not None:
+        await check_host(target.email.smtp_host, target.email.smtp_port, field="email.smtp_host",
+                         allow_loopback=s.loopback_allowed)
+
+
+async def _validated(body: ChannelCreate, deps: Deps) -> tuple[ChannelTarget, QuietHours | None]:
+    """The destination and quiet hours of a valid new channel; NotifyProblem naming the field (the same checks an
+    edit's merged settings pass: allot.notify.domain.channels)."""
+    quiet = None if body.quiet_hours is None else _quiet_hours(body.quiet_hours)
+    check_fields_apply(body.kind, [n for n in ("url", "signing_secret", "email") if getattr(body, n) is not None])
     e = body.email
-    cfg = validate_email_config(smtp_host=e.smtp_host, smtp_port=e.smtp_port, smtp_username=e.smtp_username,
-                                starttls=e.starttls, from_address=e.from_address, to_addresses=e.to_addresses,
-                                development=s.development, implicit_tls=e.implicit_tls)
-    await check_host(cfg.smtp_host, cfg.smtp_port, field="email.smtp_host", allow_loopback=s.loopback_allowed)
-    password = e.smtp_password.get_secret_value() if e.smtp_password else None
-    if cfg.smtp_username and not password:
-        raise NotifyProblem("email.smtp_password", "is required with smtp_username")
-    return cfg.smtp_host, ChannelSecrets(smtp_password=password), cfg, quiet
+    email = None if e is None else EmailInput(
+        smtp_host=e.smtp_host, smtp_port=e.smtp_port, smtp_username=e.smtp_username,
+        smtp_password=_plain(e.smtp_password), starttls=e.starttls, implicit_tls=e.implicit_tls,
+        from_address=e.from_address, to_addresses=e.to_addresses)
+    target = validate_target(body.kind, url=_plain(body.url), signing_secret=_plain(body.signing_secret), email=email,
+                             development=deps.settings.development)
+    await _check_reachable(deps, target, url=True, smtp=True)
+    return target, quiet
 
 
 @router.post("/channels", status_code=201)
@@ -157,19 +196,19 @@ async def create_channel(body: ChannelCreate, principal: Principal = Depends(req
     deps = _deps(ctx)
     try:
         name = validate_name(body.name)
-        hint, secrets, email, quiet = await _validated(body, deps)
+        target, quiet = await _validated(body, deps)
     except NotifyProblem as exc:
         raise _problem(exc) from None
     now = ctx.clock.now()
     channel = Channel(
         channel_id=f"ch_{uuid.uuid4().hex[:20]}", workspace_id=principal.workspace_id, kind=body.kind, name=name,
-        state="active", url_hint=hint if body.kind != "email" else "", email=email, quiet_hours=quiet,
-        secret=seal_secrets(deps.keyring, secrets), consecutive_failures=0, disabled_reason="", created_at=now,
+        state="active", url_hint=target.url_hint(body.kind), email=target.email, quiet_hours=quiet,
+        secret=seal_secrets(deps.keyring, target.secrets), consecutive_failures=0, disabled_reason="", created_at=now,
         updated_at=now)
     async with ctx.pool.acquire() as conn:
         await db.insert_channel(conn, channel, created_by=principal.key_id)
     log.info("channel_created", workspace_id=principal.workspace_id, channel_id=channel.channel_id, kind=body.kind,
-             host=hint, key_id=principal.key_id)
+             host=target.host, key_id=principal.key_id)
     return channel.view()
 
 
@@ -194,6 +233,61 @@ async def get_channel(channel_id: str = Path(pattern=_ID), principal: Principal 
                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         return (await _existing(conn, principal, channel_id)).view()
+
+
+def _given(model: BaseModel, name: str) -> Any:
+    """The field's value when the request gave it (null included; secrets in the clear), KEEP when it did not."""
+    if name not in model.model_fields_set:
+        return KEEP
+    value = getattr(model, name)
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _patch(body: ChannelPatchIn) -> ChannelPatch:
+    quiet, email = _given(body, "quiet_hours"), _given(body, "email")
+    return ChannelPatch(
+        kind=_given(body, "kind"), name=_given(body, "name"), url=_given(body, "url"),
+        signing_secret=_given(body, "signing_secret"), state=_given(body, "state"),
+        quiet_hours=_quiet_hours(quiet) if isinstance(quiet, QuietHoursIn) else quiet,
+        email=EmailPatch(**{n: _given(email, n) for n in EmailPatchIn.model_fields})
+        if isinstance(email, EmailPatchIn) else email)
+
+
+def _current_secrets(deps: Deps, channel: Channel) -> ChannelSecrets:
+    """The secrets an edit merges into. Unreadable ones (sealed to a key the notifier no longer holds) count as
+    unset: the edit must then give them anew, which is how such a channel is repaired."""
+    try:
+        return open_secrets(deps.keyring, channel.secret)
+    except (SealingError, ValueError, TypeError) as exc:
+        log.warning("channel_secret_unreadable", workspace_id=channel.workspace_id, channel_id=channel.channel_id,
+                    error=str(exc)[:200])
+        return ChannelSecrets()
+
+
+@router.patch("/channels/{channel_id}")
+async def update_channel(body: ChannelPatchIn, channel_id: str = Path(pattern=_ID),
+                         principal: Principal = Depends(require("admin")),
+                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Change what was given (a merge-patch), under the channel's row lock; a new URL, secret or password is checked
+    like on create and the whole secret bundle sealed again."""
+    deps = _deps(ctx)
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        channel = await _existing(conn, principal, channel_id, for_update=True)
+        try:
+            patch = _patch(body)
+            secrets = _current_secrets(deps, channel) if patch.touches_destination else None
+            edit = edit_channel(channel, patch, secrets=secrets, development=deps.settings.development,
+                                now=ctx.clock.now())
+            if edit.target is not None:
+                await _check_reachable(deps, edit.target, url=edit.url_changed, smtp=edit.smtp_server_changed)
+        except NotifyProblem as exc:
+            raise _problem(exc) from None
+        after = edit.channel if edit.target is None else replace(
+            edit.channel, secret=seal_secrets(deps.keyring, edit.target.secrets))
+        saved = await db.update_channel(conn, after)
+    log.info("channel_changed", workspace_id=principal.workspace_id, channel_id=channel_id, fields=patch.given(),
+             state=saved.state, host=saved.url_hint or None, key_id=principal.key_id)
+    return saved.view()
 
 
 @router.delete("/channels/{channel_id}")
@@ -245,12 +339,10 @@ async def test_channel(channel_id: str = Path(pattern=_ID), principal: Principal
              http_status=result.status, smtp_code=result.smtp_code)
     return {"notification_id": d.notification_id, "delivered": ok, "http_status": result.status,
             "smtp_code": result.smtp_code, "error": d.last_error or None, "channel_state":
-            "active" if ok else channel.state}
+            "active" if ok and channel.state == "disabled" else channel.state}
 
 
 def _as_active(c: Channel) -> Channel:
-    from dataclasses import replace
-
     return replace(c, state="active")
 
 

@@ -78,6 +78,20 @@ async def set_channel_state(conn: asyncpg.Connection, c: Channel, *, state: str,
         c.workspace_id, c.channel_id, state, reason, now)
 
 
+async def update_channel(conn: asyncpg.Connection, c: Channel) -> Channel:
+    """Store an edited channel (settings, state, health, sealed secrets; the caller holds its row lock) and return
+    it as stored."""
+    row = await conn.fetchrow(
+        "UPDATE channels SET name = $3, state = $4, url_hint = $5, email = $6::jsonb, quiet_hours = $7::jsonb, "
+        "secret = $8::jsonb, consecutive_failures = $9, disabled_reason = $10, updated_at = $11 "
+        f"WHERE workspace_id = $1 AND channel_id = $2 RETURNING {_CHANNEL}",
+        c.workspace_id, c.channel_id, c.name, c.state, c.url_hint, _dump(c.email.as_dict() if c.email else None),
+        _dump(c.quiet_hours.as_dict() if c.quiet_hours else None), _dump(c.secret.as_dict() if c.secret else None),
+        c.consecutive_failures, c.disabled_reason, c.updated_at)
+    assert row is not None, "the caller locked the row"
+    return _channel(row)
+
+
 async def record_channel_result(conn: asyncpg.Connection, channel_id: str, *, ok: bool, now: datetime) -> int:
     """Reset (success) or count (failure) the channel's consecutive failures; returns the new count."""
     value: int = await conn.fetchval(

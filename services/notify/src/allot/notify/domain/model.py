@@ -11,7 +11,8 @@ from allot.contracts.payloads import SEVERITIES, NotificationRequested
 
 ChannelKind = Literal["slack", "email", "webhook"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("slack", "email", "webhook")
-ChannelState = Literal["active", "disabled", "removed"]
+ChannelState = Literal["active", "paused", "disabled", "removed"]
+"""paused: set by an admin (nothing is queued or sent); disabled: set by the notifier after repeated failures."""
 #: Shortest webhook signing secret accepted (characters; `openssl rand -hex 32` gives 64).
 MIN_SIGNING_SECRET_LEN = 32
 MAX_RECIPIENTS = 20
@@ -252,7 +253,8 @@ def channel_disabled_notification(channel: Channel, *, failures: int, threshold:
         workspace_id=channel.workspace_id, kind="channel_disabled", severity="critical",
         title=f"Notification channel '{channel.name}' was disabled"[:200],
         summary=(f"{failures} deliveries in a row to this {channel.kind} channel failed; it receives nothing until "
-                 "an admin fixes it and sends a test message (a successful test enables it again).")[:2000],
+                 "an admin fixes it and sends a test message (a successful test enables it again) or sets it "
+                 "active again.")[:2000],
         condition=f"consecutive failed attempts {failures} >= threshold {threshold}",
         facts={"consecutive_failures": failures, "threshold": threshold, "last_error": last_error[:300]},
         entities=[NotifiedEntity(entity_type="channel", entity_id=channel.channel_id, name=channel.name[:200],
