@@ -16,6 +16,7 @@ from allot.ingest.domain.mapping import (
     map_insight_row,
     meta_offset,
     parse_entity,
+    range_reach_by_entity,
     report_event_id,
     to_minor,
     write_scopes,
@@ -142,6 +143,27 @@ def test_fingerprint_and_ids_are_deterministic_and_change_with_numbers() -> None
     fp = fingerprint(a, e1, latest=False)
     assert report_event_id("ws", "1", a, fp) == report_event_id("ws", "1", a, fp)
     assert report_event_id("ws", "1", a, fp) != report_event_id("ws2", "1", a, fp)
+
+
+def test_fingerprint_of_the_latest_interval_carries_the_range_reach_only_when_given() -> None:
+    a = map_insight_row("adset", _row(), timezone_name="UTC", offset=100, conversion_action="purchase")
+    assert a is not None
+    e = parse_entity("adset", {"id": "a1", "effective_status": "ACTIVE"})
+    monday, tuesday = (("through", "2026-07-01"), ("last_7d", 900)), (("through", "2026-07-02"), ("last_7d", 950))
+    assert fingerprint(a, e, latest=True, range_reach=()) == fingerprint(a, e, latest=True)  # unchanged without
+    assert fingerprint(a, e, latest=True, range_reach=monday) != fingerprint(a, e, latest=True, range_reach=tuesday)
+    assert fingerprint(a, e, latest=False, range_reach=monday) == fingerprint(a, e, latest=False)
+
+
+def test_range_reach_rows_by_entity_listed_without_a_row_reached_nobody() -> None:
+    rows = {("adset", "last_7d"): [{"adset_id": "a1", "reach": "900", "date_start": "2026-06-25"}],
+            ("adset", "last_3d"): [{"adset_id": "a1", "reach": "400"}, {"adset_id": "a2"}],
+            ("campaign", "last_7d"): [{"campaign_id": "c1", "reach": "1500"}]}
+    out = range_reach_by_entity(rows, [("adset", "a1"), ("adset", "a2"), ("adset", "a3")])
+    assert out[("adset", "a1")] == {"yesterday": 0, "last_3d": 400, "last_7d": 900, "last_14d": 0, "last_30d": 0}
+    assert out[("adset", "a2")]["last_3d"] is None  # a row without reach: not reported
+    assert out[("adset", "a3")] == dict.fromkeys(("yesterday", "last_3d", "last_7d", "last_14d", "last_30d"), 0)
+    assert out[("campaign", "c1")]["last_7d"] == 1_500
 
 
 # ------------------------------------------------------------ rate limits

@@ -4,12 +4,14 @@ debug_token, appsecret_proof, and that the reader has no way to write."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+import json
+from datetime import date, timedelta
 
 import httpx
 import pytest
 
 from allot.fakes.meta import MetaFakeState, create_meta_fake
+from allot.fakes.meta.insights import reach_of
 from allot.ingest.adapters.graph import GraphError, MetaGraphReader, Pacer
 from allot.ingest.domain.ratelimit import PacePolicy
 
@@ -41,7 +43,7 @@ def _reader(http: httpx.AsyncClient, slept: list[float], **kw: object) -> MetaGr
 
 def test_reader_has_no_write_method() -> None:
     public = {n for n in dir(MetaGraphReader) if not n.startswith("_")}
-    assert public == {"account", "batch_get", "debug_token", "entities", "insights"}
+    assert public == {"account", "batch_get", "debug_token", "entities", "insights", "range_reach"}
 
 
 async def test_paging_batch_sync_and_async_insights_agree() -> None:
@@ -107,3 +109,37 @@ async def test_too_much_data_for_a_sync_call_falls_back_to_an_async_report_run()
     rows = await _reader(http, []).insights("77", "adset", "2026-07-02", "2026-07-02", use_async=False)
     assert len(rows) == 15
     assert [c["mode"] for c in st.reads.insights_calls] == ["sync", "async"]
+
+
+async def test_range_reach_reads_each_range_as_one_deduplicated_row_per_entity_in_one_batch() -> None:
+    st, http = _world()
+    for back in range(1, 10):  # s0 also delivered on the 9 days before DAY: 3 hours × 10 impressions a day
+        for hour in range(3):
+            st.reads.deliver("s0", DAY - timedelta(days=back), hour, spend=100, impressions=10)
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    http.event_hooks["request"].append(record)
+    r = _reader(http, [])
+    got = await r.range_reach("77", through=DAY)
+    assert set(got) == {(level, name) for level in ("adset", "campaign")
+                        for name in ("yesterday", "last_3d", "last_7d", "last_14d", "last_30d")}
+    by_range = {name: {row["adset_id"]: int(row["reach"]) for row in got[("adset", name)]}
+                for name in ("yesterday", "last_3d", "last_7d", "last_30d")}
+    assert by_range["yesterday"] == dict.fromkeys([f"s{i}" for i in range(5)], 20)  # 30 impressions / 1.5
+    # deduplicated over the range: less than the sum of the daily reaches (7 × 20), at least one day's
+    assert by_range["last_7d"]["s0"] == reach_of([30] * 7, daily_frequency=1.5, overlap=0.5) == 80 < 7 * 20
+    assert by_range["last_30d"]["s0"] == 110 and by_range["last_30d"]["s1"] == 20
+    assert got[("campaign", "last_7d")] == [{"campaign_id": "c1", "reach": "120", "date_start": "2026-06-26",
+                                             "date_stop": "2026-07-02"}]
+    assert sent[0] == "POST /v25.0" and sent.count("POST /v25.0") == 1  # the ten first pages in one batch ...
+    assert sent[1:] == ["GET /v25.0/act_77/insights"] * 10  # ... then the ad sets' further pages (2 a range)
+    reads = [c for c in st.reads.insights_calls if "reach" in c["fields"] and "after" not in c]
+    assert len(reads) == 10 and all("time_increment" not in c and "breakdowns" not in c for c in reads)
+    assert {(c["level"], json.loads(c["time_range"])["since"]) for c in reads if c["level"] == "adset"} == {
+        ("adset", str(DAY - timedelta(days=n - 1))) for n in (1, 3, 7, 14, 30)}
+    assert all(json.loads(c["time_range"])["until"] == "2026-07-02" for c in reads)
+    assert await r.range_reach("77", through=DAY, use_async=True) == got  # large accounts: async report runs
+    assert sum(c["mode"] == "async" for c in st.reads.insights_calls) == 10

@@ -1,6 +1,12 @@
 """One read of one account: check the token, profile the account, read entities and hourly insights, publish
 what changed — cursor, fingerprints and events in ONE transaction (outbox), so a crash loses nothing and a
-restart never publishes an interval twice with different ids."""
+restart never publishes an interval twice with different ids.
+
+Reach is not additive, and the hourly rows carry none, so once per account and local day ingest also reads
+the platform's deduplicated reach of every entity over the complete-day ranges ending yesterday
+(``MetaGraphReader.range_reach``; kept in the process until the local day rolls over) and attaches it as
+``range_reach`` to each entity's latest interval report of the cycle. A failed reach read does not stop the
+metrics: they are published without it and the read is retried next cycle."""
 
 from __future__ import annotations
 
@@ -8,13 +14,13 @@ import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import httpx
 
 from allot.contracts.envelope import Envelope, derive_event_id, new_envelope
-from allot.contracts.payloads import AccountProfiled, MetricsIngested, SealedToken
+from allot.contracts.payloads import AccountProfiled, MetricsIngested, RangeReach, SealedToken
 from allot.contracts.registry import TOPICS
 from allot.ingest.adapters import postgres as db
 from allot.ingest.adapters.graph import GraphError, MetaGraphReader, Pacer
@@ -29,6 +35,7 @@ from allot.ingest.domain.mapping import (
     meta_offset,
     parse_entity,
     profile_fingerprint,
+    range_reach_by_entity,
     report_event_id,
     write_scopes,
 )
@@ -55,6 +62,8 @@ class IngestState:
     pacers: dict[str, Pacer] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     running: dict[str, asyncio.Task[str]] = field(default_factory=dict)
+    #: per account: the ``through`` day of its range reach read and each entity's range reach (one read a day)
+    range_reach: dict[str, tuple[date, dict[tuple[str, str], RangeReach]]] = field(default_factory=dict)
 
 
 def _key(a: db.AccountToRead) -> str:
@@ -202,12 +211,34 @@ async def _read(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, reade
                                 conversion_action=s.ingest_conversion_action)
             if r is not None:
                 reports.append(r)
-    return await _commit(ctx, st, a, profile, entities, reports, since, until, now)
+    reach = await _range_reach(st, a, reader, until - timedelta(days=1), entities, use_async)
+    return await _commit(ctx, st, a, profile, entities, reports, since, until, now, reach)
+
+
+async def _range_reach(st: IngestState, a: db.AccountToRead, reader: MetaGraphReader, through: date,
+                       entities: dict[tuple[str, str], Entity], use_async: bool) -> dict[tuple[str, str], RangeReach]:
+    """Each entity's range reach through ``through`` (the account's local yesterday): read once a local day."""
+    held = st.range_reach.get(_key(a))
+    if held is not None and held[0] == through:
+        return held[1]
+    try:
+        rows = await reader.range_reach(a.ad_account_id, through, use_async=use_async)
+    except GraphError as exc:
+        # Throttling was already waited out and retried by the reader; the metrics go out without it.
+        log.warning("ingest_range_reach_failed", connection_id=a.connection_id, ad_account_id=a.ad_account_id,
+                    through=through.isoformat(), error=str(exc))
+        return {}
+    reach = {key: RangeReach(through=through, **ranges)
+             for key, ranges in range_reach_by_entity(rows, entities).items()}
+    st.range_reach[_key(a)] = (through, reach)
+    log.info("ingest_range_reach_read", connection_id=a.connection_id, ad_account_id=a.ad_account_id,
+             through=through.isoformat(), entities=len(reach))
+    return reach
 
 
 async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, profile: AccountProfiled,
                   entities: dict[tuple[str, str], Entity], reports: list[IntervalReport], since: date, until: date,
-                  now: datetime) -> str:
+                  now: datetime, reach: dict[tuple[str, str], RangeReach]) -> str:
     latest = _latest_per_entity(reports)
     window_start = datetime.combine(since, time(0), zone(profile.timezone_name)).astimezone(UTC)
     async with ctx.pool.acquire() as conn, conn.transaction():
@@ -217,7 +248,10 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
         published: list[tuple[str, str, datetime, str, Any]] = []
         for r in reports:
             entity = entities.get((r.entity_type, r.entity_id))
-            fp = fingerprint(r, entity, latest=latest[(r.entity_type, r.entity_id)] == r.interval_start)
+            is_latest = latest[(r.entity_type, r.entity_id)] == r.interval_start
+            range_reach = reach.get((r.entity_type, r.entity_id)) if is_latest else None
+            fp = fingerprint(r, entity, latest=is_latest, range_reach=() if range_reach is None else tuple(
+                range_reach.model_dump(mode="json").items()))
             previous = known.get((r.entity_type, r.entity_id, r.interval_start))
             if previous == fp:
                 continue  # unchanged: consumers already hold this report
@@ -230,7 +264,8 @@ async def _commit(ctx: ServiceContext, st: IngestState, a: db.AccountToRead, pro
                 interval_end=r.interval_end, reported_at=now, spend_cents=r.spend, impressions=r.impressions,
                 clicks=r.clicks, conversions=r.conversions, revenue_cents=r.revenue,
                 extra={**r.extra, **({"lifetime_budget_cents": entity.lifetime_budget}
-                                     if entity and entity.lifetime_budget is not None else {})})
+                                     if entity and entity.lifetime_budget is not None else {})},
+                range_reach=range_reach)
             envelopes.append(_envelope("metrics.ingested", payload, a, now, eid))
             published.append((r.entity_type, r.entity_id, r.interval_start, fp, eid))
         fp, profile_env = _profile_envelope(a, profile, now, previous_profile)

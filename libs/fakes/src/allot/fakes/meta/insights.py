@@ -21,7 +21,17 @@ Routes (under ``/{version}``; shapes follow Meta's documentation, cited beside e
   ``{"action_type", "value"}`` (https://developers.facebook.com/docs/marketing-api/reference/ads-insights/).
   With an hourly breakdown off-Meta actions (``offsite_conversion.*``) are not returned (breakdowns page,
   "Restrictions for off-Meta action metrics", Type 1). ``use_account_attribution_setting=true`` adds
-  ``attribution_setting`` to each row.
+  ``attribution_setting`` to each row. ``time_increment=1`` gives one row per entity per local day;
+  without it (Meta's default ``all_days``) one row per entity for the whole ``time_range``, its
+  ``date_start`` / ``date_stop`` the range's ends
+  (https://developers.facebook.com/docs/marketing-api/reference/ad-account/insights/). Only entities that
+  delivered in the range have a row.
+* ``reach`` (a count string, like every count) is the people reached over the row's own period, deduplicated
+  over it as Meta does, so the reach of several days is less than the sum of their daily reaches. This fake's
+  model is a fixed overlap: an ad set reaches ``ceil(impressions / ReadSide.daily_frequency)`` people on a
+  local day; over several days, or over a campaign's ad sets, the largest of those day reaches counts in full
+  and each other adds ``1 - ReadSide.reach_overlap`` of itself as new people. The fake does not model reach by
+  the hour: ``reach`` with the hourly breakdown is refused (ingest never asks for it).
 * ``POST /`` or ``POST /{version}`` with ``batch=[{"method","relative_url"}]`` (at most 50) → a list of
   ``{"code", "headers": [{"name","value"}], "body": "<json string>"}``
   (https://developers.facebook.com/docs/graph-api/batch-requests).
@@ -41,6 +51,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -55,7 +66,7 @@ from fastapi.responses import JSONResponse, Response
 if TYPE_CHECKING:
     from allot.fakes.meta.graph import MetaFakeState
 
-__all__ = ["HourDelivery", "ReadSide", "install_read_routes", "meta_offset"]
+__all__ = ["HourDelivery", "ReadSide", "install_read_routes", "meta_offset", "reach_of"]
 
 #: Currencies whose Meta offset is 1 (amounts in whole units), the rest 100
 #: (https://developers.facebook.com/docs/marketing-api/currencies).
@@ -117,6 +128,10 @@ class ReadSide:
     max_sync_rows: int | None = None
     #: GET /{report_run_id} polls before a job reports "Job Completed"
     async_polls: int = 2
+    #: reach model (module docstring): impressions per person on one ad set's local day ...
+    daily_frequency: float = 1.5
+    #: ... and the share of another day's (or ad set's) people already counted in a longer period's reach
+    reach_overlap: float = 0.5
     report_runs: dict[str, _ReportRun] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     insights_calls: list[dict[str, str]] = field(default_factory=list)
@@ -221,6 +236,16 @@ def _money(minor: int, currency: str) -> str:
     return str(Decimal(minor) / meta_offset(currency))
 
 
+def reach_of(day_impressions: list[int], *, daily_frequency: float, overlap: float) -> int:
+    """People reached by deliveries whose (ad set, local day) impressions are ``day_impressions``: the fake's fixed
+    overlap model (module docstring). Less than the sum of the day reaches whenever two of them are positive."""
+    days = [math.ceil(i / daily_frequency) for i in day_impressions if i > 0]
+    if not days:
+        return 0
+    top = max(days)
+    return top + round((1.0 - overlap) * (sum(days) - top))
+
+
 def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None:
     """Register the read routes; call before the generic ``/{version}/{object_id}`` routes (they would shadow)."""
 
@@ -304,6 +329,12 @@ def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None
             return h.invalid("Param time_range must be a JSON object {since, until} of dates YYYY-MM-DD")
         hourly = _HOURLY in params.get("breakdowns", "").split(",")
         fields = [f for f in params.get("fields", "spend,impressions").split(",") if f]
+        if hourly and "reach" in fields:
+            return h.invalid("reach by the hour is not modelled by this fake (ingest reads reach per day or range)")
+        increment = params.get("time_increment", "all_days")
+        if increment not in ("1", "all_days"):
+            return h.invalid("time_increment must be 1 or all_days in this fake")
+        daily = increment == "1"
         with_attr = params.get("use_account_attribution_setting", "false").lower() == "true"
         groups: dict[tuple[str, date, int], dict[str, Any]] = {}
         for d in st.reads.delivery:
@@ -311,12 +342,14 @@ def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None
             if adset is None or adset.account_id != account.account_id or not since <= d.day <= until:
                 continue
             entity = adset.id if level == "adset" else (h.ancestor(adset, "campaign") or "")
-            key = (entity, d.day, d.hour if hourly else -1)
+            key = (entity, d.day if daily else since, d.hour if hourly else -1)
             g = groups.setdefault(key, {"spend": 0, "impressions": 0, "clicks": 0, "actions": {},
-                                        "action_values": {}, "adset": adset})
+                                        "action_values": {}, "adset": adset, "day_impressions": {}})
             g["spend"] += d.spend
             g["impressions"] += d.impressions
             g["clicks"] += d.clicks
+            per_day = g["day_impressions"]
+            per_day[(d.adset_id, d.day)] = per_day.get((d.adset_id, d.day), 0) + d.impressions
             for src, dst in ((d.actions, g["actions"]), (d.action_values, g["action_values"])):
                 for k, v in src.items():
                     if hourly and k.startswith("offsite_conversion."):
@@ -337,10 +370,14 @@ def install_read_routes(app: FastAPI, st: MetaFakeState, h: ReadHelpers) -> None
                                   for k, v in sorted(g["action_values"].items())],
                 "account_currency": account.currency,
             }
+            if "reach" in fields:
+                values["reach"] = str(reach_of(list(g["day_impressions"].values()),
+                                               daily_frequency=st.reads.daily_frequency,
+                                               overlap=st.reads.reach_overlap))
             if level == "adset":
                 values.update(adset_id=adset.id, adset_name=adset.name)
             row = {f: values[f] for f in fields if values.get(f) not in (None, [])}
-            row.update(date_start=day.isoformat(), date_stop=day.isoformat())
+            row.update(date_start=day.isoformat(), date_stop=(day if daily else until).isoformat())
             if hourly:
                 row[_HOURLY] = f"{hour:02d}:00:00 - {hour:02d}:59:59"
             if with_attr:

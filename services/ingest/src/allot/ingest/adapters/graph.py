@@ -14,12 +14,13 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from allot.ingest.domain.mapping import HOURLY_BREAKDOWN
+from allot.ingest.domain.mapping import HOURLY_BREAKDOWN, REACH_RANGES
 from allot.ingest.domain.ratelimit import PacePolicy, Usage, delay_before_next, parse_usage, throttled_wait
 from allot.runtime.logging import get_logger
 
@@ -195,6 +196,10 @@ class MetaGraphReader:
                     raise
                 # "Please reduce the amount of data": too much for a sync call; the async job takes it
                 log.info("ingest_insights_async_fallback", account_id=account_id, level=level)
+        return await self._report_run(path, params)
+
+    async def _report_run(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Every row of an async insights report run: create it, poll it until done, page through its rows."""
         run = await self._call("POST", path, params)
         run_id = str(run["report_run_id"])
         for _ in range(self._max_polls):
@@ -206,6 +211,29 @@ class MetaGraphReader:
                 raise GraphError(500, {"error": {"message": f"async report {run_id}: {state}", "code": None}})
             await self.pacer.sleep(self._poll_s)
         raise GraphError(504, {"error": {"message": f"async report {run_id} did not finish", "code": None}})
+
+    async def range_reach(self, account_id: str, through: date, *,
+                          use_async: bool = False) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """(level, range name) → insights rows ``{"<level>_id", "reach"}`` over each range of ``REACH_RANGES``:
+        the N complete local days ending with ``through``, as an explicit ``time_range`` (what ``date_preset=
+        last_Nd`` means when read the day after ``through``, pinned to the days ingest means), without
+        ``time_increment`` so each entity has one row with its reach deduplicated over the whole range
+        (https://developers.facebook.com/docs/marketing-api/reference/ad-account/insights/). All ten first pages
+        come in one batch request, then each answer's further pages; ``use_async`` (large accounts, as for the
+        hourly rows): one async report run per query instead."""
+        path = f"act_{account_id}/insights"
+        queries: dict[tuple[str, str], dict[str, str]] = {}
+        for level in ("adset", "campaign"):
+            for name, days in REACH_RANGES.items():
+                since = through - timedelta(days=days - 1)
+                queries[(level, name)] = {"level": level, "fields": f"{level}_id,reach", "time_range": json.dumps(
+                    {"since": since.isoformat(), "until": through.isoformat()})}
+        if use_async:
+            return {key: await self._report_run(path, q) for key, q in queries.items()}
+        firsts = await self.batch_get([f"{path}?" + urlencode({**q, "limit": str(self._limit)})
+                                       for q in queries.values()])
+        return {key: await self._pages(path, q, first)
+                for (key, q), first in zip(queries.items(), firsts, strict=True)}
 
 
 def graph_client(base_url: str, *, timeout_s: float = 30.0,

@@ -8,13 +8,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from allot.contracts.envelope import derive_event_id
 from allot.ingest.domain.errors import AccountProblem
 from allot.ingest.domain.intervals import local_hour_interval, parse_hour_label, zone
 
 HOURLY_BREAKDOWN = "hourly_stats_aggregated_by_advertiser_time_zone"
+#: The complete-day ranges whose deduplicated reach ingest reads (metrics.ingested.range_reach), in local days
+#: ending with the account's yesterday: Meta's ``date_preset`` of the same names, read as explicit time ranges.
+REACH_RANGES: Final[Mapping[str, int]] = {"yesterday": 1, "last_3d": 3, "last_7d": 7, "last_14d": 14, "last_30d": 30}
 #: Scopes that let a token change something; ingest refuses a token holding any of them.
 WRITE_SCOPES = frozenset({"ads_management", "business_management", "pages_manage_ads", "pages_manage_metadata",
                           "pages_manage_posts", "catalog_management", "publish_video", "whatsapp_business_management"})
@@ -151,12 +154,34 @@ def map_insight_row(level: Literal["campaign", "adset"], row: Mapping[str, Any],
         revenue=int(revenue.quantize(Decimal(1), rounding=ROUND_HALF_UP)))
 
 
-def fingerprint(report: IntervalReport, entity: Entity | None, *, latest: bool) -> str:
+def range_reach_by_entity(rows: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
+                          listed: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, int | None]]:
+    """(entity type, entity id) → range name → people, from the insights rows of each (level, range name).
+
+    A row's ``reach`` is the platform's deduplicated reach of the entity over the whole range (no
+    ``time_increment``: one row per entity). An entity ``listed`` with no row for a range delivered nothing in
+    it: reach 0. A row without ``reach`` leaves that range unreported (None)."""
+    out: dict[tuple[str, str], dict[str, int | None]] = {key: dict.fromkeys(REACH_RANGES, 0) for key in listed}
+    for (level, name), level_rows in rows.items():
+        for row in level_rows:
+            entity_id = row.get(f"{level}_id")
+            if entity_id is None:
+                continue
+            ranges = out.setdefault((level, str(entity_id)), dict.fromkeys(REACH_RANGES, 0))
+            ranges[name] = to_count(row["reach"]) if row.get("reach") not in (None, "") else None
+    return out
+
+
+def fingerprint(report: IntervalReport, entity: Entity | None, *, latest: bool,
+                range_reach: Sequence[Any] = ()) -> str:
     """What a consumer would see change: the counters, and for an entity's latest interval also its budget,
-    status and name (so a person's edit in Ads Manager is re-published once, not the whole window)."""
+    status and name (so a person's edit in Ads Manager is re-published once, not the whole window) and the
+    platform's range reach it carries (re-published once when the local day rolls over)."""
     parts: list[Any] = list(report.counters())
     if latest and entity is not None:
         parts += [entity.daily_budget, entity.status, entity.name]
+    if latest and range_reach:
+        parts.append(tuple(range_reach))
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
