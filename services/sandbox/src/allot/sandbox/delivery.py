@@ -9,6 +9,13 @@ diminishing returns::
 where ``a(day)`` is the saturation level (it decays after ``fade_start_day`` for
 fading entities). Revenue is conversions times the average order value.
 Impressions follow CPM, clicks follow CTR (which decays as frequency grows).
+An interval reaches ``impressions / frequency`` people.
+
+Reach is not additive: people reached in two intervals are partly the same people. The sandbox's model of
+that overlap is fixed (:func:`deduplicated_reach`): over several periods (the hours of a day, the days of a
+range) the period that reached the most people counts in full and every other adds ``1 - overlap`` of its
+people as new ones, so a day's reach is less than the sum of its hours' and a range's less than the sum of its
+days' (whenever two periods reached anyone), and at least the largest period's.
 
 Nothing here reads a clock or does I/O; randomness only comes from the
 ``random.Random`` passed in. Money is integer cents everywhere.
@@ -24,11 +31,13 @@ from datetime import datetime, timedelta
 __all__ = [
     "DEFAULT_SEASONALITY",
     "MATURATION_CURVE",
+    "REACH_OVERLAP",
     "EntityCurve",
     "IntervalDelivery",
     "expected_conversions_per_day",
     "expected_revenue_cents",
     "make_portfolio",
+    "deduplicated_reach",
     "marginal_revenue_per_cent",
     "maturation_fraction",
     "reported_after",
@@ -44,6 +53,14 @@ DEFAULT_SEASONALITY: tuple[float, ...] = (1.00, 0.96, 0.95, 0.99, 1.04, 1.10, 1.
 MATURATION_CURVE: tuple[tuple[float, float], ...] = ((0.0, 0.60), (24.0, 0.85), (72.0, 1.00))
 
 _MAX_OVERDELIVERY = 1.25
+
+#: Share of another period's people already reached in the period that reached the most (see the module doc).
+REACH_OVERLAP = 0.5
+
+
+def deduplicated_reach(largest: int, total: int, overlap: float = REACH_OVERLAP) -> int:
+    """People reached over periods whose largest reach is ``largest`` and whose reaches sum to ``total``."""
+    return largest + round((1.0 - overlap) * (total - largest))
 
 
 @dataclass(frozen=True, slots=True)

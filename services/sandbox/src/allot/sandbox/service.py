@@ -9,7 +9,8 @@ services then let only that workspace reference the account (tenancy, issue #14)
 workspace is first reported ``disconnected`` in the one it leaves, like ingest does for a removed connection.
 Time zones are
 UTC unless configured (ALLOT_SANDBOX_ACCOUNT_TIMEZONES, ALLOT_SANDBOX_DEFAULT_TIMEZONE, or the
-workspace binding's ``timezone_name``), so the demo's days stay UTC days unless asked otherwise.
+workspace binding's ``timezone_name``), so the demo's days stay UTC days unless asked otherwise. They are
+also the local days of the range reach the reports carry (``allot.sandbox.simulator``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import tzinfo
 from typing import Any, Literal
 
 import uvicorn
@@ -98,11 +100,16 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
 
     the_clock = clock or clock_from_settings(settings)
     state = SandboxState(api_token=settings.sandbox_token, clock=the_clock.now, seed=settings.sandbox_seed)
-    simulator = DeliverySimulator(state.delivery_entities, seed=settings.sandbox_seed,
-                                  interval=timedelta(minutes=settings.sandbox_interval_minutes))
-    inner = create_app(state, simulator)
     workspaces: dict[str, str] = {}
     timezones: dict[str, str] = dict(settings.sandbox_account_timezones)
+
+    def zone_of(account: str) -> tzinfo:
+        """The account's zone now (a binding may change it): its local days are those of its range reach."""
+        return zone_named(timezones.get(account, settings.sandbox_default_timezone))
+
+    simulator = DeliverySimulator(state.delivery_entities, seed=settings.sandbox_seed,
+                                  interval=timedelta(minutes=settings.sandbox_interval_minutes), zone_of=zone_of)
+    inner = create_app(state, simulator)
     #: ad account → the (workspace, currency, zone) last published on account.profiled by this process
     profiled: dict[str, tuple[str, str, str]] = {}
 

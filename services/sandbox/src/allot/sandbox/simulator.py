@@ -7,6 +7,14 @@ entities exist, on their order, or on how the calls to ``advance_to`` are
 batched. Conversions mature over 72 hours (``delivery.reported_after``); the
 simulator keeps only the intervals that can still change and re-reports them
 when they cross a maturation checkpoint.
+
+Like a platform's reporting, each entity's report of the latest interval of a call also carries
+``range_reach``: its people reached over the complete local days of its account ending yesterday
+(``yesterday``, ``last_3d`` … ``last_30d``), deduplicated with the fixed overlap model of
+``delivery.deduplicated_reach`` (the hours of a day, then the days of a range), never summed. An interval
+belongs to the local day of its start in the account's zone (``zone_of``, UTC by default), as in the
+services' daily buckets. The simulator keeps each entity's largest and total hourly reach per local day
+for 31 days, in memory: the sandbox's world starts with the process, as its entities do.
 """
 
 from __future__ import annotations
@@ -16,12 +24,18 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 
 import structlog
-from allot.contracts.payloads import MetricsIngested
-from allot.sandbox.delivery import EntityCurve, maturation_fraction, simulate_interval
+from allot.contracts.payloads import MetricsIngested, RangeReach
+from allot.sandbox.delivery import (
+    REACH_OVERLAP,
+    EntityCurve,
+    deduplicated_reach,
+    maturation_fraction,
+    simulate_interval,
+)
 from allot.sandbox.profiles import derived_seed, profile_curve
 
 __all__ = ["DEFAULT_REREPORT_AGES_H", "DeliverySimulator", "SimEntity", "run_delivery"]
@@ -33,6 +47,10 @@ DEFAULT_REREPORT_AGES_H: tuple[float, ...] = (6.0, 24.0, 48.0, 72.0)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SEED_MASK = (1 << 64) - 1
+#: Complete local days each reported reach range covers, ending with the account's yesterday.
+_REACH_RANGES: dict[str, int] = {"yesterday": 1, "last_3d": 3, "last_7d": 7, "last_14d": 14, "last_30d": 30}
+#: Local days of hourly reach kept per entity (the longest range, and the day being delivered).
+_REACH_DAYS = 31
 
 
 class SimEntity(Protocol):
@@ -104,6 +122,8 @@ class DeliverySimulator:
         interval: timedelta = timedelta(hours=1),
         start_at: datetime | None = None,
         rereport_ages_h: Sequence[float] = DEFAULT_REREPORT_AGES_H,
+        zone_of: Callable[[str], tzinfo] | None = None,
+        reach_overlap: float = REACH_OVERLAP,
     ) -> None:
         if interval <= timedelta(0):
             raise ValueError("interval must be positive")
@@ -121,6 +141,11 @@ class DeliverySimulator:
         self._fallback_curves: dict[str, EntityCurve] = {}
         self._entity_seeds: dict[str, int] = {}
         self._rng = random.Random()
+        self._zone_of = zone_of or (lambda _account: UTC)
+        self._overlap = reach_overlap
+        #: entity → local day → [largest, total] hourly reach (the inputs of ``deduplicated_reach``)
+        self._day_reach: dict[str, dict[date, list[int]]] = {}
+        self._pruned_on: date | None = None
 
     @property
     def cursor(self) -> datetime | None:
@@ -153,9 +178,12 @@ class DeliverySimulator:
             rows = self._simulate(entities, start, sim_now)
             age_h = (sim_now - end).total_seconds() / 3600.0
             fraction = maturation_fraction(age_h)
+            latest = self._cursor + self._interval > sim_now  # the last interval of this call
             for row in rows:
                 self._report(row, fraction)
-                out.append(self._payload(entities[row.entity_id], row, start, end, sim_now))
+                entity = entities[row.entity_id]
+                reach = self._range_reach(entity, sim_now) if latest else None
+                out.append(self._payload(entity, row, start, end, sim_now, reach))
             checkpoint = sum(1 for a in self._ages if a <= age_h)
             if checkpoint < len(self._ages):
                 pending = [
@@ -166,12 +194,42 @@ class DeliverySimulator:
                 if pending:
                     self._retained.append(_Interval(start, end, checkpoint, pending))
         out.extend(self._rereport(entities, sim_now))
+        self._prune(sim_now)
         return out
+
+    def _range_reach(self, entity: SimEntity, sim_now: datetime) -> RangeReach:
+        """The entity's deduplicated reach over the complete local days ending with its account's yesterday."""
+        through = sim_now.astimezone(self._zone_of(entity.ad_account_id)).date() - timedelta(days=1)
+        days = self._day_reach.get(entity.id, {})
+        overlap = self._overlap
+        # each day's own reach (its hours deduplicated), then the days of each range deduplicated in turn
+        per_day = [deduplicated_reach(*days[d], overlap) if (d := through - timedelta(days=k)) in days else 0
+                   for k in range(max(_REACH_RANGES.values()))]
+        ranges: dict[str, int] = {}
+        for name, n in _REACH_RANGES.items():
+            span = per_day[:n]
+            ranges[name] = deduplicated_reach(max(span), sum(span), overlap)
+        return RangeReach(through=through, **ranges)
+
+    def _prune(self, sim_now: datetime) -> None:
+        """Forget hourly reach of local days no range reaches any more (once a day)."""
+        today = sim_now.date()
+        if self._pruned_on == today:
+            return
+        self._pruned_on = today
+        oldest = today - timedelta(days=_REACH_DAYS + 1)  # a day's margin for zones ahead of or behind UTC
+        for entity_id in list(self._day_reach):
+            days = self._day_reach[entity_id]
+            for day in [d for d in days if d < oldest]:
+                del days[day]
+            if not days:
+                del self._day_reach[entity_id]
 
     # ------------------------------------------------------------------ internals
 
     def _simulate(self, entities: dict[str, SimEntity], start: datetime, sim_now: datetime) -> list[_Row]:
         rows: list[_Row] = []
+        local_days: dict[str, date] = {}  # ad account → the local day of ``start`` there
         # One RNG reseeded per (entity, interval): an integer seed is much cheaper than a fresh Random per draw.
         interval_key = (int((start - _EPOCH).total_seconds()) * 0x9E3779B97F4A7C15) & _SEED_MASK
         for entity in entities.values():
@@ -188,6 +246,14 @@ class DeliverySimulator:
             rows.append(
                 _Row(entity.id, d.spend_cents, d.impressions, d.clicks, reach, d.conversions, d.revenue_cents, 0, 0)
             )
+            if reach:
+                account = entity.ad_account_id
+                day = local_days.get(account)
+                if day is None:
+                    day = local_days[account] = start.astimezone(self._zone_of(account)).date()
+                held = self._day_reach.setdefault(entity.id, {}).setdefault(day, [0, 0])
+                held[0] = max(held[0], reach)
+                held[1] += reach
         return rows
 
     def _entity_seed(self, entity_id: str) -> int:
@@ -240,7 +306,8 @@ class DeliverySimulator:
         return out
 
     @staticmethod
-    def _payload(entity: SimEntity, row: _Row, start: datetime, end: datetime, sim_now: datetime) -> MetricsIngested:
+    def _payload(entity: SimEntity, row: _Row, start: datetime, end: datetime, sim_now: datetime,
+                 range_reach: RangeReach | None = None) -> MetricsIngested:
         # Name, status and budget are as of the report, as a platform's insights API reports them.
         return MetricsIngested(
             platform=entity.platform,  # type: ignore[arg-type]
@@ -261,6 +328,7 @@ class DeliverySimulator:
             conversions=row.reported_conversions,
             revenue_cents=row.reported_revenue_cents,
             reach=row.reach,
+            range_reach=range_reach,
         )
 
 
