@@ -1,6 +1,6 @@
 """The rules metric projection on the real Postgres: whatever the order, batching, duplication or
 concurrency of the reports, every daily bucket equals the sum of the latest report of each of its
-intervals (the incremental bucket update never drifts from that definition)."""
+intervals and counts those intervals (the incremental bucket update never drifts from that definition)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,20 @@ async def stored_daily(pool: Any, ws: str) -> dict[tuple[str, date], tuple[int, 
     return {(r["entity_id"], r["day"]): tuple(r[c] for c in COUNTER_NAMES) for r in rows}
 
 
+def expected_reports(events: list[Envelope[Any]]) -> dict[tuple[str, date], int]:
+    """Intervals per (entity, UTC day): a restatement replaces its interval's report, it adds no interval."""
+    intervals = {(ev.payload.entity_id, ev.payload.interval_start) for ev in events}
+    out: dict[tuple[str, date], int] = {}
+    for entity, start in intervals:
+        out[(entity, start.date())] = out.get((entity, start.date()), 0) + 1
+    return out
+
+
+async def stored_reports(pool: Any, ws: str) -> dict[tuple[str, date], int]:
+    rows = await pool.fetch("SELECT entity_id, day, reports FROM metric_daily WHERE workspace_id = $1", ws)
+    return {(r["entity_id"], r["day"]): r["reports"] for r in rows}
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_buckets_equal_the_latest_reports_whatever_the_order_batching_and_replays(
         pool: Any, unique: str, seed: int) -> None:
@@ -102,9 +116,11 @@ async def test_buckets_equal_the_latest_reports_whatever_the_order_batching_and_
         i += n
     want = expected_daily(events)
     assert await stored_daily(pool, ws) == want
+    assert await stored_reports(pool, ws) == expected_reports(events)
     for ev in rng.sample(events, 20):  # replays of old reports change nothing
         await apply(pool, [ev])
     assert await stored_daily(pool, ws) == want
+    assert await stored_reports(pool, ws) == expected_reports(events)
 
 
 async def test_concurrent_writers_of_one_interval_never_double_count(pool: Any, unique: str) -> None:
@@ -120,3 +136,4 @@ async def test_concurrent_writers_of_one_interval_never_double_count(pool: Any, 
     assert await stored_daily(pool, ws) == expected_daily(a + b)
     spend = await pool.fetchval("SELECT spend_cents FROM metric_daily WHERE workspace_id = $1", ws)
     assert spend == sum(2000 + k for k in range(4))
+    assert await stored_reports(pool, ws) == {(f"{ws}-e", DAY0.date()): 4}
