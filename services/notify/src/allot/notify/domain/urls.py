@@ -3,7 +3,8 @@
 Rules: https only outside development; no user info; the host's addresses (an IP literal, or what the caller
 resolved the name to) must be public: no private, loopback, link-local (cloud metadata at 169.254.169.254),
 multicast, reserved or unspecified addresses. ``allow_loopback`` (a development setting) admits 127.0.0.0/8 and
-::1 only. The sender checks the addresses again right before each request (a name may resolve differently later).
+::1 only. A name may resolve differently later, so the senders resolve it again for every connection, check those
+addresses and connect to one of them, never to the name (no second lookup for a DNS server to answer differently).
 """
 
 from __future__ import annotations
