@@ -278,7 +278,8 @@ TARGETS: dict[str, Target] = {
     "notify": Target(
         "notify", _notify_create,
         reads=[CHANNEL, "/api/v1/notifications/subscriptions"],
-        attacks=[("GET", CHANNEL, None), ("DELETE", CHANNEL, None), ("POST", CHANNEL + "/test", None),
+        attacks=[("GET", CHANNEL, None), ("PATCH", CHANNEL, {"name": "taken over"}), ("DELETE", CHANNEL, None),
+                 ("POST", CHANNEL + "/test", None),
                  ("POST", "/api/v1/notifications/subscriptions", {"channel_id": "{channel_id}"}),
                  ("DELETE", "/api/v1/notifications/subscriptions/{subscription_id}", None)],
         listings=[("/api/v1/notifications/channels?include_removed=true",
