@@ -203,8 +203,10 @@ class DeliverySimulator:
         days = self._day_reach.get(entity.id, {})
         overlap = self._overlap
         # each day's own reach (its hours deduplicated), then the days of each range deduplicated in turn
-        per_day = [deduplicated_reach(*days[d], overlap) if (d := through - timedelta(days=k)) in days else 0
-                   for k in range(max(_REACH_RANGES.values()))]
+        per_day = []
+        for k in range(max(_REACH_RANGES.values())):
+            largest, total = days.get(through - timedelta(days=k), (0, 0))
+            per_day.append(deduplicated_reach(largest, total, overlap))
         ranges: dict[str, int] = {}
         for name, n in _REACH_RANGES.items():
             span = per_day[:n]
