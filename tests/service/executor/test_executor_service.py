@@ -10,10 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from allot.contracts import TOPICS, decode, new_envelope, sign_approval
+from allot.contracts import decode, derive_event_id, new_envelope, sign_approval
 from allot.contracts.payloads import BudgetAction, GuardrailApproved
 from allot.executor.service import SPEC
-from allot.runtime.clock import RealClock
 from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
 from allot.sandbox.testing import serve_app
@@ -135,8 +134,16 @@ async def test_a_budget_moved_by_someone_else_is_a_conflict_with_the_observed_va
     async with running_service(SPEC, settings, **_settings(settings, url)):
         await publish(settings.kafka_bootstrap, approval(unique, entity, 10_000, 11_000))
         [outcome] = await executed(settings, entity)
+        # Beside it, in the same transaction, the notification telling people (the notifier delivers it).
+        [notice] = await read_topic(settings.kafka_bootstrap, "notification.requested", min_count=1,
+                                    predicate=lambda r: dict(r.headers).get("workspace_id") == unique.encode())
     assert outcome.outcome == "conflict" and outcome.observed_cents == 13_000
     assert writes_to(url, entity) == []
+    n = decode("notification.requested", notice.value)
+    assert (n.producer, n.payload.kind, n.payload.severity) == ("executor", "executor_conflict", "warning")
+    assert n.payload.title == f"The budget of adset {entity} was changed outside Allot"
+    assert n.payload.entities[0].amount_cents == 13_000 and n.payload.facts["observed_cents"] == 13_000
+    assert n.causation_id == derive_event_id(outcome.action_id, "executed"), "caused by the action.executed"
 
 
 async def test_transient_platform_errors_are_retried_with_backoff(

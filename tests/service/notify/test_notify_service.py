@@ -350,35 +350,3 @@ async def test_a_channel_gets_at_most_its_rate_and_what_is_over_goes_out_as_one_
                                              ws)
         assert waiting["state"] == "pending" and waiting["last_error"] == "rate limit: 2 messages per minute"
         assert waiting["next_attempt_at"] == first_sent + timedelta(seconds=60)
-
-
-async def test_a_guardrail_block_and_a_critical_pacing_plan_reach_subscribed_channels(
-        settings: Any, unique: str) -> None:
-    ws = f"ws-{unique}"
-    (admin,), keys = api_keys((ws, "admin"))
-    async with http_receiver() as slack, running_service(SPEC, settings, api_keys=keys,
-                                                          sealing_private_keys=notify_keys(), **FAST) as (http, ctx):
-        await add_channel(http, admin, {"kind": "slack", "name": "#alerts", "url": slack.url},
-                          kinds=["guardrail_blocked", "pacing_critical"])
-        now = datetime.now(UTC)
-        blocked = EXAMPLES["guardrail.blocked"].model_copy(update={"source_id": f"pool-{unique}"})
-        critical = EXAMPLES["pacing.deviation_detected"].model_copy(update={"plan_id": f"plan-{unique}"})
-        warning = critical.model_copy(update={"alert_level": "warning", "plan_id": f"plan-{unique}-w"})
-        await publish(settings.kafka_bootstrap, *[new_envelope(
-            event_type=topic, schema_version=1, payload=p, producer="test", workspace_id=ws, occurred_at=now)
-            for topic, p in (("guardrail.blocked", blocked), ("pacing.deviation_detected", warning),
-                             ("pacing.deviation_detected", critical))])
-        await eventually(lambda: _async(len(slack.requests) >= 2), what="two messages")
-        texts = sorted(orjson.dumps(orjson.loads(r.body)["blocks"]).decode() for r in slack.requests)
-        blocked_text = next(t for t in texts if "Guardrails blocked" in t)
-        assert f"pool-{unique}" in blocked_text and "daily cap 500.00 EUR would be exceeded" in blocked_text
-        assert "625.00 EUR" in blocked_text
-        pacing_text = next(t for t in texts if "Pacing plan" in t)
-        assert f"plan-{unique} is underpacing by -32.2%" in pacing_text and "-25.00%" in pacing_text
-        rows = await eventually(lambda: _delivered(http, admin, 2), what="both recorded")
-        assert {r["kind"] for r in rows} == {"guardrail_blocked", "pacing_critical"}
-        assert not [t for t in texts if f"plan-{unique}-w" in t], "a warning deviation is not sent"
-        async with ctx.pool.acquire() as conn:  # kept as the record it would be, for the DLQ
-            kept = await conn.fetch("SELECT envelope FROM deliveries WHERE workspace_id = $1", ws)
-        assert {decode("notification.requested", orjson.dumps(k["envelope"])).payload.kind for k in kept} == {
-            "guardrail_blocked", "pacing_critical"}

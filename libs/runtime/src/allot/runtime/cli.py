@@ -46,11 +46,10 @@ SERVICE_GROUPS = ["pools", "rules", "pacing", "guardrails", "executor", "connect
 CONSUMES = {  # which service groups read which topic (tests/integration/test_cli.py checks it against the specs)
     "metrics.ingested": ["pools", "rules", "pacing"],
     "pacing.reallocation_recommended": ["pools"],
-    "pacing.deviation_detected": ["notify"],
     "allocation.requested": ["guardrails"],
     "guardrail.approved": ["executor"],
-    "guardrail.blocked": ["pools", "rules", "pacing", "notify"],
-    "action.executed": ["guardrails", "pools", "rules", "pacing", "notify"],
+    "guardrail.blocked": ["pools", "rules", "pacing"],
+    "action.executed": ["guardrails", "pools", "rules", "pacing"],
     "connection.changed": ["executor", "ingest"],
     "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
     "notification.requested": ["notify"],

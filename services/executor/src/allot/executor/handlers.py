@@ -20,6 +20,7 @@ from allot.contracts.payloads import ActionExecuted, BudgetAction, GuardrailAppr
 from allot.contracts.registry import TOPICS
 from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_approval
 from allot.executor.adapters import postgres as db
+from allot.executor.domain.notices import executed_notifications
 from allot.executor.metrics import REJECTED_APPROVALS
 from allot.runtime.consumer import BatchContext, PoisonEvent
 from allot.runtime.deps import settings_of
@@ -53,6 +54,12 @@ def _executed(event: Envelope[Any], approval: GuardrailApproved, action: BudgetA
     )
 
 
+def _with_notifications(executed: Envelope[Any]) -> list[Envelope[Any]]:
+    # The outcomes reported here (expired, pending, already_applied) notify nobody today; routed through the
+    # same rule as the worker's so an outcome that does is never published without its notification.
+    return [executed, *executed_notifications(executed)]
+
+
 async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[GuardrailApproved]]) -> None:
     keys = settings_of(ctx, Settings).approval_keys().verification_keys()
     now = ctx.clock.now()
@@ -77,8 +84,9 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Guardra
             await db.expire(ctx.conn, fresh, now=now, reason=reason)
             for action in approval.actions:
                 if action.action_id in fresh:
-                    ctx.emit(_executed(event, approval, action, outcome="expired", error=reason, now=now,
-                                       event_id=derive_event_id(action.action_id, "executed")))
+                    ctx.emit(*_with_notifications(_executed(
+                        event, approval, action, outcome="expired", error=reason, now=now,
+                        event_id=derive_event_id(action.action_id, "executed"))))
         for action in approval.actions:
             if action.action_id not in duplicates:
                 continue
@@ -87,8 +95,8 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Guardra
             outcome = duplicate_outcome(row["status"])
             note = ("the original action is still being applied; its outcome follows" if outcome == "pending"
                     else f"action already in the ledger (status {row['status']}); not sent again")
-            ctx.emit(_executed(event, approval, action, outcome=outcome, error=note, now=now,
-                               before=row["before_cents"], after=row["after_cents"],
-                               event_id=derive_event_id(event.event_id, f"duplicate/{action.action_id}")))
+            ctx.emit(*_with_notifications(_executed(
+                event, approval, action, outcome=outcome, error=note, now=now, before=row["before_cents"],
+                after=row["after_cents"], event_id=derive_event_id(event.event_id, f"duplicate/{action.action_id}"))))
             log.info("duplicate_approval_action", action_id=str(action.action_id), status=row["status"],
                      outcome=outcome)

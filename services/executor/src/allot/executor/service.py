@@ -74,12 +74,14 @@ SPEC = ServiceSpec(
     migrations_package="allot.executor.migrations",
     consumes={"guardrail.approved": on_guardrail_approved, "connection.changed": on_connection_changed,
               ACCOUNT_TOPIC: on_account_profiled},
-    produces=["action.executed", "allocation.requested"],
+    produces=["action.executed", "allocation.requested", "notification.requested"],
     routers=[router],
     tasks=[run_worker, refresh_directory],
     on_start=_open_platforms,
     on_stop=_close_platforms,
     settings_class=ExecutorSettings,
     title="Allot executor",
-    description="Applies signed guardrail approvals on ad platforms exactly once (compare-and-set, action ledger).",
+    description=("Applies signed guardrail approvals on ad platforms exactly once (compare-and-set, action ledger); "
+                 "a conflict (a budget changed outside Allot) or a failure is published with a "
+                 "notification.requested."),
 )

@@ -3,7 +3,8 @@
 Each action is handled in one Postgres transaction that holds its ledger row lock across the platform
 call. If the process dies after the platform accepted a write but before the commit, the row is still
 'pending'; the next attempt reads the platform first, sees the target value and reports
-'already_applied' — the write is never sent twice.
+'already_applied' — the write is never sent twice. A conflict or a failure is published with its
+notification.requested, in the same transaction (``domain.notices``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from allot.executor.domain import (
     failure_backoff_active,
     plan_write,
 )
+from allot.executor.domain.notices import executed_notifications
 from allot.executor.metrics import OUTCOMES, PLATFORM_CALLS
 from allot.executor.settings import ExecutorSettings
 from allot.runtime.accounts import directory_of
@@ -94,7 +96,7 @@ async def execute_action(ctx: ServiceContext, clients: dict[str, PlatformClient]
             event_id=derive_event_id(action.action_id, "executed"), correlation_id=row["correlation_id"],
             causation_id=row["approval_event_id"],
         )
-        await add_events(conn, [event])
+        await add_events(conn, [event, *executed_notifications(event)])
     OUTCOMES.labels(action.platform, action.action_type, outcome).inc()
     log.info("action_executed", action_id=str(action.action_id), entity_id=action.entity_id, outcome=outcome,
              error=fields.get("error"))

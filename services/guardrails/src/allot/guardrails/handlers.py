@@ -1,4 +1,5 @@
-"""Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event.
+"""Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event
+(and, beside a block, the notification.requested telling people about it: domain.notices).
 Consumes action.executed: an approval reported ``expired`` gives back what its decision had reserved.
 Consumes account.profiled (allot.runtime.accounts): the accounts' time zones, so caps count local days."""
 
@@ -12,6 +13,7 @@ from allot.contracts.payloads import ActionExecuted, AllocationRequested
 from allot.contracts.registry import TOPICS
 from allot.guardrails.adapters import postgres as db
 from allot.guardrails.domain import Decision, blocked_event, decide, ledger_zone, release_of, signed_approval
+from allot.guardrails.domain.notices import block_notifications
 from allot.guardrails.metrics import DECISIONS
 from allot.runtime.accounts import directory_of
 from allot.runtime.consumer import BatchContext, PoisonEvent
@@ -65,7 +67,7 @@ async def on_allocation_requested(ctx: BatchContext, events: list[Envelope[Alloc
                                 producer="guardrails", workspace_id=ws, occurred_at=now, cause=event,
                                 step="decision")
         await db.record_decision(ctx.conn, ws, decision, request, event_id=envelope.event_id, now=now)
-        ctx.emit(envelope)
+        ctx.emit(envelope, *([] if decision.approved else block_notifications(envelope)))
         _count(decision)
         log.info("guardrail_decision", workspace_id=ws, request_id=str(request.request_id),
                  decision_id=str(decision.decision_id), source=request.source, source_id=request.source_id,

@@ -19,7 +19,7 @@ SPEC = ServiceSpec(
     migrations_package="allot.guardrails.migrations",
     consumes={"allocation.requested": on_allocation_requested, "action.executed": on_action_executed,
               ACCOUNT_TOPIC: on_account_profiled},
-    produces=["guardrail.approved", "guardrail.blocked"],
+    produces=["guardrail.approved", "guardrail.blocked", "notification.requested"],
     routers=[router],
     tasks=[prune_history, refresh_directory],
     on_start=on_start,
@@ -28,6 +28,7 @@ SPEC = ServiceSpec(
         "Decides every requested change set against the workspace's limits and autonomy (kill switch, EUR spend "
         "caps per ad-account local day, whitelists, protected entities, max change, net-change window, observe "
         "mode, manual rate limit); "
-        "publishes a signed, expiring guardrail.approved or a guardrail.blocked with the check and the numbers."
+        "publishes a signed, expiring guardrail.approved or a guardrail.blocked with the check and the numbers, and "
+        "beside a block a notification.requested (none for rate_limited, info for observe-only decisions)."
     ),
 )

@@ -6,7 +6,7 @@ import logging
 
 from allot.notify.adapters.senders import HttpSender, SmtpSender
 from allot.notify.api import router
-from allot.notify.handlers import DERIVED, on_notification_requested, on_source_event
+from allot.notify.handlers import on_notification_requested
 from allot.notify.scheduler import delivery_worker
 from allot.notify.settings import NotifySettings, SealingNotConfigured
 from allot.notify.workflow import Deps
@@ -44,8 +44,7 @@ async def _stop(ctx: ServiceContext) -> None:
 SPEC = ServiceSpec(
     name="notify",
     migrations_package="allot.notify.migrations",
-    consumes={"notification.requested": on_notification_requested,
-              **{topic: on_source_event for topic in DERIVED}},
+    consumes={"notification.requested": on_notification_requested},
     produces=["notification.requested"],
     routers=[router],
     tasks=[delivery_worker],
@@ -54,9 +53,9 @@ SPEC = ServiceSpec(
     settings_class=NotifySettings,
     title="Allot notify",
     description=(
-        "Delivers notification.requested (and notifications derived from guardrail blocks, critical pacing "
-        "deviations and executor conflicts or failures) to each workspace's subscribed channels: Slack (Block Kit), "
-        "email (SMTP, STARTTLS) and signed webhooks; at least once with the notification id as idempotency key, "
+        "Delivers notification.requested (published by rules, pools, guardrails, pacing and the executor) to each "
+        "workspace's subscribed channels: Slack (Block Kit), email (SMTP, STARTTLS) and signed webhooks; at least "
+        "once with the notification id as idempotency key, "
         "retries with backoff (Retry-After on 429), digests, rate limits, quiet hours and deduplication; disables a "
         "failing channel and tells the workspace's admins."
     ),

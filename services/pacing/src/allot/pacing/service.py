@@ -24,14 +24,15 @@ SPEC = ServiceSpec(
     consumes={"metrics.ingested": on_metrics_ingested, "action.executed": on_action_executed,
               "guardrail.blocked": on_guardrail_blocked, ACCOUNT_TOPIC: on_account_profiled},
     produces=["pacing.snapshot_taken", "pacing.deviation_detected", "pacing.reallocation_recommended",
-              "allocation.requested"],
+              "allocation.requested", "notification.requested"],
     routers=[router],
     tasks=[snapshot_scheduler, refresh_directory],
     on_start=on_start,
     settings_class=PacingSettings,
     title="Allot pacing",
     description=(
-        "Tracks campaign spend against flight plans, takes pacing snapshots on a schedule, detects deviations, "
+        "Tracks campaign spend against flight plans, takes pacing snapshots on a schedule, detects deviations "
+        "(a critical one with a notification.requested), "
         "holds/escalates campaigns and turns approved reallocation proposals into allocation.requested change sets."
     ),
 )

@@ -7,7 +7,8 @@ Event ids are deterministic (``new_envelope`` with a step and no cause =
 uuid5 of ``pacing/<workspace>/<step>``):
 
 * ``{plan_id}/{slot}/snapshot_taken``
-* ``{plan_id}/{slot}/deviation_detected``
+* ``{plan_id}/{slot}/deviation_detected`` (a critical one with its notification.requested, derived from it:
+  ``domain.notices``)
 * ``{plan_id}/{slot}/reallocation_recommended/{proposal_id}``
 * ``{plan_id}/{slot}/allocation_requested/{proposal_id}`` (the same id whether the proposal was requested
   automatically or approved by a person, so a proposal can never yield two change sets)
@@ -55,6 +56,7 @@ from allot.pacing.domain import (
     remaining_flight_days,
 )
 from allot.pacing.domain.curves import CurveKind
+from allot.pacing.domain.notices import deviation_notifications
 from allot.pacing.domain.plans import PROPOSAL_NAMESPACE, plan_account
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
@@ -233,7 +235,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
             result.transitions.append(ev.transition.to_state.value)
         if ev.alert is not None:
             result.deviations.append(ev.alert.level.value)
-            result.envelopes.append(_envelope(
+            deviation = _envelope(
                 "pacing.deviation_detected",
                 PacingDeviationDetected(
                     plan_id=plan_id, campaign_id=plan.campaign_id, snapshot_id=ev.snapshot_id,
@@ -241,7 +243,8 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
                     deviation_pct=ev.alert.deviation_pct, threshold_pct=ev.alert.threshold_pct,
                     message=ev.alert.message, state_before=ev.state_before.value, state_after=ev.state_after.value,
                 ),
-                plan.workspace_id, now, f"{plan_id}/{key}/deviation_detected", snap_event.event_id))
+                plan.workspace_id, now, f"{plan_id}/{key}/deviation_detected", snap_event.event_id)
+            result.envelopes += [deviation, *deviation_notifications(deviation)]
         needs_human = plan.requires_approval or ev.state_after is CampaignPacingState.PAUSED
         if needs_human:
             # Stable proposals: an open one stays unless the situation changed materially.
