@@ -32,7 +32,7 @@ SPEC = ServiceSpec(
         "pacing.reallocation_recommended": on_pacing_reallocation_recommended,
         ACCOUNT_TOPIC: on_account_profiled,
     },
-    produces=["allocation.requested"],
+    produces=["allocation.requested", "notification.requested"],
     routers=[router],
     tasks=[allocation_worker, pool_scheduler, refresh_directory],
     on_start=on_start,
@@ -42,6 +42,7 @@ SPEC = ServiceSpec(
         "Budget pools: a shared daily budget reallocated across campaigns and ad sets toward an optimisation "
         "metric by a pure engine, on a schedule or on demand, observe or live; every live allocation is one "
         "allocation.requested change set (absolute budgets, the pool's daily budget as the spend event) that the "
-        "guardrails decide on."
+        "guardrails decide on. A plan that starts a freeze (members held by the oscillation detector, or a "
+        "pool-wide freeze) publishes one notification.requested (pool_frozen)."
     ),
 )

@@ -12,7 +12,10 @@ Every allocation — manual (API), queued (async API, run by the worker) or sche
    returned state (in observe autonomy too: the persistence/cooldown logic must see the plans it would
    have made, or an observed pool would never show a move);
 4. write the log (inputs summary, every member's before/after/why) and, in ``live`` autonomy with at
-   least one change and no freeze, emit ONE allocation.requested through the outbox (same transaction).
+   least one change and no freeze, emit ONE allocation.requested through the outbox (same transaction);
+5. when the plan starts a freeze (``domain.freeze``: a pool-wide one, or members the oscillation detector holds),
+   emit ONE notification.requested (``pool_frozen``) in the same transaction; a freeze that continues over
+   later plans says nothing more.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pydantic.alias_generators import to_camel
 
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.localday import day_bounds_utc
-from allot.contracts.payloads import AllocationRequested, BudgetAction
+from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
 from allot.pools.domain import (
@@ -42,6 +45,7 @@ from allot.pools.domain import (
     plan_allocation,
 )
 from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_actions, request_id_for
+from allot.pools.domain.freeze import FreezeStart, freeze_started
 from allot.pools.domain.models import AllocationPlan, CompositeWeights
 from allot.pools.domain.netchange import narrow, net_change_bounds
 from allot.runtime.logging import get_logger
@@ -410,12 +414,71 @@ def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationReques
     )
 
 
+def _until_text(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def pool_frozen_envelope(*, pool_id: uuid.UUID, workspace_id: str, pool_name: str, pool: PoolSettings,
+                         freeze: FreezeStart, members: Mapping[str, Mapping[str, Any]], live: bool,
+                         now: datetime) -> Envelope[NotificationRequested]:
+    """The notification.requested of a freeze a plan starts: the pool by its name, why, and until when (the same
+    freeze always gives the same notification id)."""
+    until = _until_text(freeze.until)
+    until_iso = freeze.until.astimezone(UTC).isoformat()
+    currency = pool.currency
+    listed = [NotifiedEntity(entity_type="pool", entity_id=str(pool_id), name=pool_name[:200],
+                             amount_cents=pool.daily_budget_cents, currency=currency,
+                             detail=f"daily budget; frozen until {until}"[:300])]
+    facts: dict[str, int | float | str | None] = {"frozen_until": until_iso}
+    if freeze.pool_wide:
+        reason = freeze.reason or "frozen"
+        title = f"Pool '{pool_name}' is frozen until {until}"
+        summary = (f"Allot makes no budget moves in pool '{pool_name}' until {until}: {reason}. Budgets stay where "
+                   f"they are (the pool total is still repaired when members join or leave).")
+        condition = reason
+        step = f"frozen/{until_iso}"
+    else:
+        labels = []
+        for h in freeze.held[:199]:
+            m = members.get(h.member_id) or {}
+            name, etype = str(m.get("entity_name") or ""), str(m.get("entity_type") or "campaign")
+            labels.append(f"{name} ({etype} {h.member_id})" if name else f"{etype} {h.member_id}")
+            listed.append(NotifiedEntity(
+                entity_type=etype, entity_id=h.member_id[:128], name=name[:200],  # type: ignore[arg-type]
+                amount_cents=h.new_budget_cents, currency=currency,
+                detail=f"daily budget; held until {until}"[:300]))
+        one = len(freeze.held) == 1
+        hours = (freeze.until - now).total_seconds() / 3600
+        title = (f"Pool '{pool_name}': {labels[0]} frozen until {until}" if one
+                 else f"Pool '{pool_name}': {len(freeze.held)} members frozen until {until}")
+        summary = (f"The budget of {', '.join(labels)} kept changing direction, so Allot leaves "
+                   f"{'it' if one else 'them'} alone until {until} ({hours:g} h). The other members of the pool "
+                   f"keep being allocated.")
+        condition = (f"oscillation: {pool.oscillation_reversals} direction reversals within the last "
+                     f"{pool.oscillation_window} changes; held for {pool.freeze_hours:g} h")
+        facts.update({"members_frozen": len(freeze.held), "freeze_hours": pool.freeze_hours,
+                      "oscillation_reversals": pool.oscillation_reversals,
+                      "oscillation_window": pool.oscillation_window})
+        step = f"held/{until_iso}"
+    facts["daily_budget_cents"] = pool.daily_budget_cents
+    n = NotificationRequested(
+        notification_id=uuid.uuid5(pool_id, step), workspace_id=workspace_id, kind="pool_frozen",
+        severity="warning" if live else "info", title=title[:200], summary=summary[:2000], condition=condition[:500],
+        facts=facts, currency=currency, entities=listed, source="pools",
+        source_id=str(pool_id), dedupe_key=f"pool_frozen/{pool_id}/{until_iso}"[:200],
+        console_path=f"/automation/budget-pools/{pool_id}", occurred_at=now)
+    topic = "notification.requested"
+    return new_envelope(event_type=topic, schema_version=TOPICS[topic].schema_version, payload=n, producer="pools",
+                        workspace_id=workspace_id, occurred_at=now, event_id=n.notification_id)
+
+
 @dataclass(frozen=True)
 class RunResult:
     allocation_id: uuid.UUID
     status: str
     actions: int
     emitted: bool
+    """Whether it wrote events to the outbox (a change set, a freeze notification)."""
 
 
 async def queue_allocation(
@@ -496,6 +559,11 @@ async def run_allocation(
         return RunResult(alloc_id, "failed", 0, False)
     await db.set_engine_state(conn, alloc["pool_id"], plan.state.to_dict())
     actions = planned_actions(plan, inputs.targets, pool_id=alloc["pool_id"], slot=alloc["slot"])
+    freeze = freeze_started(state, plan)
+    if freeze is not None:
+        await emit(conn, [pool_frozen_envelope(
+            pool_id=alloc["pool_id"], workspace_id=ws, pool_name=str(pool["name"]), pool=inputs.pool, freeze=freeze,
+            members=inputs.snapshot, live=alloc["autonomy"] == "live", now=now)])
     event_id = None
     if plan.frozen:
         status = "frozen"
@@ -536,9 +604,10 @@ async def run_allocation(
         actions=len(actions),
         frozen=plan.frozen,
         frozen_reason=plan.frozen_reason,
+        freeze_until=None if freeze is None else freeze.until.isoformat(),
         feasible=plan.feasible,
     )
-    return RunResult(alloc_id, status, len(actions), event_id is not None)
+    return RunResult(alloc_id, status, len(actions), event_id is not None or freeze is not None)
 
 
 #: (workspace_id, platform, ad_account_id) → the account's time zone (``AccountDirectory.zone_for``).
