@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tests.support.kafka import publish, read_topic
@@ -165,3 +166,27 @@ async def test_a_proposal_the_guardrails_block_ends_blocked_with_their_reason(pa
         proposal = await eventually(ended, what="the proposal to record the block")
         assert proposal["status"] == "blocked"
         assert proposal["status_reason"] == "daily_cap: daily cap 100.00 EUR would be exceeded"
+
+
+async def test_planned_spend_covers_the_whole_flight_per_channel_as_snapshots_compute_it(pacing: Any) -> None:
+    async with pacing.service() as (client, _ctx):
+        pid = (await pacing.create_plan(client))["plan_id"]
+        res = await client.get(f"/api/v1/pacing/plans/{pid}/planned", params={"points": 10},
+                               headers=auth(pacing.viewer))
+        assert res.status_code == 200, res.text
+        body = res.json()
+        assert (body["currency"], body["timezone_name"], len(body["points"])) == ("USD", "UTC", 11)
+        first, half, last = body["points"][0], body["points"][5], body["points"][-1]
+        assert datetime.fromisoformat(first["at"]) == pacing.FLIGHT_START
+        assert datetime.fromisoformat(half["at"]) == pacing.NOW
+        assert (first["expected_spend_cents"], half["expected_spend_cents"], last["expected_spend_cents"]) == (
+            0, 5_000_000, 10_000_000)
+        snap = await pacing.snapshot(client, pid)  # taken at NOW, half way through the flight
+        assert snap["expected_spend_cents"] == half["expected_spend_cents"]
+        assert {c["channel"]: c["expected_spend_cents"] for c in snap["channels"]} == {
+            c["channel"]: c["expected_spend_cents"] for c in half["channels"]} == {"CTV": 3_000_000,
+                                                                                   "DISPLAY": 2_000_000}
+        assert (await client.get(f"/api/v1/pacing/plans/{pid}/planned",
+                                 headers=auth(pacing.stranger))).status_code == 404
+        assert (await client.get(f"/api/v1/pacing/plans/{pid}/planned", params={"points": 0},
+                                 headers=auth(pacing.viewer))).status_code == 422

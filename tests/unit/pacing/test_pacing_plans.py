@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from allot.contracts.currencies import min_budget_minor
 from allot.pacing.domain import (
     CampaignPacingState,
@@ -22,6 +23,7 @@ from allot.pacing.domain import (
     cents_from_units,
     evaluate_plan,
     plan_budget_moves,
+    planned_spend,
     proposal_outcome,
     remaining_flight_days,
 )
@@ -69,6 +71,20 @@ def test_evaluate_plan_gives_cents_alert_and_one_proposal() -> None:
     assert (again.snapshot_id, again.proposals[0].proposal_id) == (ev.snapshot_id, prop.proposal_id)
     other_slot = evaluate_plan(plan(), {}, {}, now=HALF, slot_key="s2")
     assert other_slot.snapshot_id != ev.snapshot_id
+
+
+def test_planned_spend_draws_the_whole_flight_as_a_snapshot_would_compute_it() -> None:
+    points = planned_spend(plan(), 10)
+    assert [p.at for p in points] == [START + timedelta(days=d) for d in range(11)]
+    assert (points[0].expected_spend_cents, points[5].expected_spend_cents, points[-1].expected_spend_cents) == (
+        0, 5_000_000, 10_000_000)
+    assert points[5].channels == (("CTV", 3_000_000), ("DISPLAY", 2_000_000))
+    assert points[-1].channels == (("CTV", 6_000_000), ("DISPLAY", 4_000_000))
+    ev = evaluate_plan(plan(), {}, {}, now=HALF, slot_key="s1")
+    assert [(c.channel, c.expected_spend_cents) for c in ev.channels] == list(points[5].channels)
+    front = planned_spend(plan(curve=PacingCurve.front_loaded(2.0)), 2)
+    assert front[1].expected_spend_cents > 5_000_000 and front[-1].expected_spend_cents == 10_000_000
+    assert [p.at for p in planned_spend(plan(), 0)] == [START, END]
 
 
 def test_reasons_use_the_plans_currency() -> None:

@@ -10,6 +10,7 @@ Plans
     POST   /api/v1/pacing/plans/{plan_id}/pause                   manual pause (any state -> PAUSED)
     POST   /api/v1/pacing/plans/{plan_id}/resume                  PAUSED or PACING_HOLD -> ACTIVE
     GET    /api/v1/pacing/plans/{plan_id}/transitions             state changes, newest first
+    GET    /api/v1/pacing/plans/{plan_id}/planned?points=48       expected spend over the whole flight (for charts)
 
 Snapshots
     POST   /api/v1/pacing/plans/{plan_id}/snapshots               take a snapshot now (201; 200 if one exists
@@ -55,7 +56,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from allot.contracts.payloads import Currency, EntityType, Platform
 from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
-from allot.pacing.domain import within_tolerance
+from allot.pacing.domain import planned_spend, within_tolerance
+from allot.pacing.domain.plans import plan_account
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
@@ -459,6 +461,23 @@ async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
         return {"transitions": [_record(r) for r in await db.list_transitions(conn, plan_id, limit)]}
+
+
+@router.get("/plans/{plan_id}/planned")
+async def planned(plan_id: str, principal: Viewer, ctx: Ctx, points: int = Query(48, ge=1, le=500)) -> dict[str, Any]:
+    """The spend the plan expects over its whole flight (``points`` + 1 instants, start to end), for the flight
+    and per channel with today's split: what each snapshot's ``expected_spend_cents`` would be at that instant.
+    The plan's curve runs in its ad account's time zone, named in ``timezone_name``."""
+    async with ctx.pool.acquire() as conn:
+        row = await _plan_or_404(conn, principal, plan_id)
+    zones = directory_of(ctx.extra).zone_for
+    plan = workflow.plan_from_row(row, zones)
+    account = plan_account(plan.channels, plan.deals)
+    zone = zones(plan.workspace_id, account.platform, account.ad_account_id).key if account is not None else "UTC"
+    return {"plan_id": plan_id, "currency": plan.currency, "timezone_name": zone,
+            "points": [{"at": p.at, "expected_spend_cents": p.expected_spend_cents,
+                        "channels": [{"channel": name, "expected_spend_cents": cents} for name, cents in p.channels]}
+                       for p in planned_spend(plan, points)]}
 
 
 # ---------------------------------------------------------------- snapshots

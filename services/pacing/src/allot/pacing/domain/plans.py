@@ -318,6 +318,39 @@ def evaluate_plan(
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedPoint:
+    """The spend a plan expects by ``at``: for the flight and per channel (with the channels' current split)."""
+
+    at: datetime
+    expected_spend_cents: int
+    channels: tuple[tuple[str, int], ...]
+
+
+def planned_spend(plan: FlightPlan, points: int) -> list[PlannedPoint]:
+    """The plan's expected spend at ``points`` + 1 evenly spaced instants from flight start to flight end.
+
+    The same numbers a snapshot taken at that instant would carry as ``expected_spend_cents`` (the plan's
+    curve, in the zone it was given; a channel's share is its allocated budget over the total), so a chart of
+    expected vs actual spend can draw the whole flight. ``points`` below 1 counts as 1.
+    """
+    steps = max(1, points)
+    engine = BudgetPacingEngine(plan.config)
+    total = units_from_cents(plan.total_budget_cents)
+    span = plan.flight_end - plan.flight_start
+    out = []
+    for i in range(steps + 1):
+        at = plan.flight_end if i == steps else plan.flight_start + span * i / steps
+        expected = engine.calculate_expected_spend(total, plan.flight_start, plan.flight_end, at, plan.curve)
+        channels = tuple(
+            (c.name, cents_from_units(engine.build_channel_snapshot(
+                c.name, units_from_cents(c.allocated_budget_cents), 0.0, total_budget=total,
+                campaign_expected_spend=expected).expected_spend))
+            for c in plan.channels)
+        out.append(PlannedPoint(at, cents_from_units(expected), channels))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class StepLimits:
     """The guardrails' budget-change limits pacing plans within, so it never proposes what they block.
 
