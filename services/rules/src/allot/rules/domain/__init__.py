@@ -19,6 +19,7 @@ from allot.rules.domain.conditions import (
     evaluate_conditions,
     values_equal,
 )
+from allot.rules.domain.cron import CronError, CronFire, due_fire, due_fires, next_fire, parse_cron, previous_fire
 from allot.rules.domain.entities import AggregateCache, Entity, EntityLevel, EntityStatus, Platform, PlatformReach
 from allot.rules.domain.evaluation import (
     AutoPause,
@@ -97,6 +98,8 @@ __all__ = [
     "CompiledConditions",
     "Condition",
     "ConditionGroup",
+    "CronError",
+    "CronFire",
     "DailyCounters",
     "DateSpan",
     "Entity",
@@ -134,15 +137,20 @@ __all__ = [
     "compare",
     "compile_conditions",
     "compute_metric",
+    "due_fire",
+    "due_fires",
     "evaluate_conditions",
     "evaluate_rule",
     "get_metric",
     "in_scope",
     "instantiate_template",
+    "next_fire",
+    "parse_cron",
     "is_slot_due",
     "plan_action",
     "plan_budget_change",
     "platform_min_daily_budget_cents",
+    "previous_fire",
     "resolve_range",
     "slot_start",
     "sum_counters",

@@ -149,14 +149,18 @@ def evaluate_rule(
     *,
     cache: AggregateCache | None = None,
     snapshot_unmatched: bool = False,
+    schedule_at: datetime | None = None,
 ) -> RuleEvaluation:
     """Decide, without acting, which in-scope entities the rule acts on at ``now`` and why the others are skipped.
 
     ``cache`` may be shared by every rule evaluated at the same ``now`` so each
     entity's range aggregates are computed once; ``snapshot_unmatched`` adds the
-    metric snapshot to entities skipped for their conditions (preview).
+    metric snapshot to entities skipped for their conditions (preview);
+    ``schedule_at`` is the moment the dayparts are read at (a cron rule's fire
+    time, which the evaluation may follow by a few seconds; default ``now``).
     """
     now = ensure_utc(now)
+    schedule_at = now if schedule_at is None else ensure_utc(schedule_at)
     if cache is None:
         cache = AggregateCache(now)
     elif cache.now != now:
@@ -190,8 +194,8 @@ def evaluate_rule(
             continue
         evaluated += 1
         entity_id = entity.entity_id
-        if not rule.schedule.open_at(now.astimezone(entity.zone)):
-            local = now.astimezone(entity.zone)
+        if not rule.schedule.open_at(schedule_at.astimezone(entity.zone)):
+            local = schedule_at.astimezone(entity.zone)
             skipped.append(SkippedEntity(entity_id, SkipReason.OUTSIDE_SCHEDULE,
                                          f"{local:%a %H:%M} in {local.tzname() or entity.zone} is outside the rule's "
                                          "dayparts"))

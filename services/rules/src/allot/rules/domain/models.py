@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from allot.rules.domain.cron import MAX_CRON_LENGTH, CronError, parse_cron
 from allot.rules.domain.entities import EntityLevel, EntityStatus, Platform
 from allot.rules.domain.metrics import META_ONLY_METRICS, METRICS
 from allot.rules.domain.timeranges import TimeRange
@@ -351,18 +352,52 @@ def _minutes(hhmm: str) -> int:
 
 
 class Schedule(BaseModel):
-    """When the rule is evaluated: every ``interval_minutes`` (mode ``schedule``), or for an entity as soon as a
-    metrics report for it arrives (mode ``trigger``, like Meta's trigger-based rules; every protection applies).
-    ``dayparts`` (optional) limit either mode to weekly windows in each ad account's own time zone."""
+    """When the rule is evaluated: every ``interval_minutes`` (mode ``schedule``); for an entity as soon as a
+    metrics report for it arrives (mode ``trigger``, like Meta's trigger-based rules; every protection applies);
+    or at the fire times of a 5-field ``cron`` expression read in each ad account's own time zone (mode
+    ``cron``, see ``domain.cron``; ``interval_minutes`` is ignored). ``dayparts`` (optional) limit any mode to
+    weekly windows in each ad account's own time zone (for cron: the window must be open at the fire time)."""
 
     model_config = _MODEL_CONFIG
-    interval_minutes: int = Field(default=DEFAULT_INTERVAL_MINUTES, ge=MIN_INTERVAL_MINUTES, le=1440)
-    mode: Literal["schedule", "trigger"] = Field(
-        default="schedule", description="schedule: every interval_minutes; trigger: when the entity's metrics arrive.")
+    interval_minutes: int = Field(default=DEFAULT_INTERVAL_MINUTES, ge=MIN_INTERVAL_MINUTES, le=1440,
+                                  description="Mode schedule: minutes between evaluations. Ignored by the other "
+                                              "modes.")
+    mode: Literal["schedule", "trigger", "cron"] = Field(
+        default="schedule", description="schedule: every interval_minutes; trigger: when the entity's metrics "
+                                        "arrive; cron: at the fire times of cron, in each ad account's time zone.")
+    cron: str | None = Field(
+        default=None, validate_default=True, max_length=MAX_CRON_LENGTH,
+        description="Mode cron (required there, refused elsewhere): 'minute hour day-of-month month day-of-week', "
+                    "e.g. '0 9 * * 1-5' = 09:00 local on weekdays in every scoped ad account's own time zone; "
+                    "lists, ranges, steps and names (MON, JAN); fires at most every 5 minutes. A given cron "
+                    "without a mode means mode cron.")
     dayparts: list[Daypart] = Field(
         default_factory=list, max_length=28,
         description="Windows (account time zone) the rule acts in; empty: always. Outside them entities are "
                     "skipped with reason outside_schedule.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cron_means_cron_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cron") is not None and "mode" not in data:
+            return {**data, "mode": "cron"}
+        return data
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str | None, info: ValidationInfo) -> str | None:
+        mode = info.data.get("mode")
+        if cron is None:
+            if mode == "cron":
+                raise ValueError("required when mode is 'cron', e.g. '0 9 * * 1-5' (09:00 on weekdays in each ad "
+                                 "account's time zone)")
+            return None
+        if mode is not None and mode != "cron":
+            raise ValueError(f"only used with mode 'cron' (mode is {mode!r}); set mode to 'cron' or cron to null")
+        try:
+            return parse_cron(cron)
+        except CronError as exc:
+            raise ValueError(f"{cron!r}: {exc}") from None
 
     def open_at(self, local: datetime) -> bool:
         """Whether the rule may act at this local moment of an account."""
