@@ -13,18 +13,20 @@ Routes (every query is scoped to the caller's workspace):
 - POST  /api/v1/guardrails/dry-run                viewer   — the whole check chain on a proposed change set, now,
                                                              recording nothing: approved / trimmed / dropped / blocked
                                                              per action, with the check, the reason and the numbers
+- POST  /api/v1/guardrails/pool-membership        viewer   — {entity_ids}: which of them belong to a budget pool as the
+                                                             arbiter sees it now (a read: nothing is recorded)
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
 
 from allot.contracts.localday import local_day
 from allot.contracts.payloads import AllocationRequested, BudgetAction, Currency, Platform, Source
@@ -275,3 +277,30 @@ async def dry_run(body: DryRunBody, principal: Principal = Depends(require("view
         "notes": list(decision.notes), "decided_at": now.isoformat(),
         "actions": action_verdicts(request.actions, decision),
     }
+
+
+#: Entity ids per membership question (a rule's scope larger than this asks in several).
+MAX_MEMBERSHIP_IDS = 5000
+
+
+class PoolMembershipBody(BaseModel):
+    """Entities to look up (a rule's scope, say)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_NO_NUL)]] = Field(
+        min_length=1, max_length=MAX_MEMBERSHIP_IDS, description="Platform entity ids (ad sets, campaigns, ads).")
+
+
+@router.post("/pool-membership")
+async def pool_membership(body: PoolMembershipBody, principal: Principal = Depends(require("viewer")),
+                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Which of ``entity_ids`` belong to a budget pool, exactly as the arbiter sees it: an entity becomes a member
+    with its pool's first approved allocation that names it (the latest such pool wins). A rule's set_budget on a
+    member is dropped unless the rule opted in (``change_pool_member_budgets``); pause and activate pass.
+    A read: nothing is recorded."""
+    ids = sorted(set(body.entity_ids))
+    async with ctx.pool.acquire() as conn:
+        members = await db.pool_members(conn, principal.workspace_id, ids)
+    return {"workspace_id": principal.workspace_id, "checked": len(ids),
+            "members": [m.model_dump(mode="json") for m in members]}

@@ -14,7 +14,15 @@ import asyncpg
 
 from allot.contracts.localday import local_day
 from allot.contracts.payloads import AllocationRequested
-from allot.guardrails.domain import ChangeRecord, Decision, LedgerFacts, ManualRequest, Release, WorkspaceLimits
+from allot.guardrails.domain import (
+    ChangeRecord,
+    Decision,
+    LedgerFacts,
+    ManualRequest,
+    PoolMember,
+    Release,
+    WorkspaceLimits,
+)
 
 # ------------------------------------------------------------------ locks
 
@@ -100,9 +108,7 @@ async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: Alloc
         """SELECT entity_id, source, source_id, from_cents, to_cents, at, decision_id FROM entity_changes
            WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND at > $3 ORDER BY at, id""",
         workspace_id, entities, since)
-    member_rows = await conn.fetch(
-        "SELECT entity_id, pool_id FROM pool_members WHERE workspace_id = $1 AND entity_id = ANY($2::text[])",
-        workspace_id, entities)
+    members = await pool_members(conn, workspace_id, entities)
     manual: list[ManualRequest] = []
     if request.manual:
         window_start = now - timedelta(seconds=limits.manual_rate_limit.window_s)
@@ -118,10 +124,19 @@ async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: Alloc
         month_exposure_eur_cents=this_month or 0,
         pool_counted_today_eur_cents=pool_counted,
         changes=tuple(ChangeRecord(**dict(r)) for r in change_rows),
-        pool_membership={r["entity_id"]: r["pool_id"] for r in member_rows},
+        pool_membership={m.entity_id: m.pool_id for m in members},
         recent_manual_requests=tuple(manual),
         existing_decision=existing,
     )
+
+
+async def pool_members(conn: asyncpg.Connection, workspace_id: str, entity_ids: list[str]) -> list[PoolMember]:
+    """Which of ``entity_ids`` belong to a pool (the arbiter's view: learned from approved pool allocations)."""
+    rows = await conn.fetch(
+        """SELECT entity_id, pool_id, updated_at AS seen_at FROM pool_members
+           WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) ORDER BY entity_id""",
+        workspace_id, entity_ids)
+    return [PoolMember(**dict(r)) for r in rows]
 
 
 async def find_decision_by_key(conn: asyncpg.Connection, workspace_id: str, source: str, idempotency_key: str,
@@ -294,7 +309,8 @@ async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date)
 # ------------------------------------------------------------------ housekeeping
 
 
-async def prune_history(conn: asyncpg.Connection, *, changes_before: datetime, manual_before: datetime) -> tuple[int, int]:
+async def prune_history(conn: asyncpg.Connection, *, changes_before: datetime,
+                        manual_before: datetime) -> tuple[int, int]:
     """Drop change history and manual-request rows older than any window can reach; returns rows deleted."""
     changes = await conn.fetchval(
         "WITH d AS (DELETE FROM entity_changes WHERE at <= $1 RETURNING 1) SELECT count(*) FROM d", changes_before)

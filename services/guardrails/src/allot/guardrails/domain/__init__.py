@@ -6,7 +6,7 @@ from allot.guardrails.domain.decide import decide, decision_id_for, ledger_zone
 from allot.guardrails.domain.decision import DECISION_NAMESPACE, ChangeRecord, Decision, LedgerIncrement
 from allot.guardrails.domain.dryrun import action_verdicts
 from allot.guardrails.domain.events import blocked_event, http_status, signed_approval
-from allot.guardrails.domain.facts import LedgerFacts, ManualRequest
+from allot.guardrails.domain.facts import LedgerFacts, ManualRequest, PoolMember
 from allot.guardrails.domain.money import PLATFORM_MIN_BUDGET_CENTS, min_budget_cents, round_half_up, to_eur_cents
 from allot.guardrails.domain.patch import merge_patch, patch_limits, set_kill_switch
 from allot.guardrails.domain.release import Release, release_of
@@ -37,6 +37,7 @@ __all__ = [
     "LedgerIncrement",
     "ManualRateLimit",
     "ManualRequest",
+    "PoolMember",
     "Release",
     "WorkspaceLimits",
     "arbitrate",

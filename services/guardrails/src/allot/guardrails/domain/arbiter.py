@@ -10,8 +10,9 @@ the one trimmed or dropped:
    turns moving the same budget.
 1. Priority (pool members only). Among the ranked sources (``source_priority``, default
    pool > pacing > rule), a set_budget on a pool member is *dropped* when a higher-ranked source
-   changed that entity within the window; the note names the winner. Unranked sources (manual,
-   undo by default) neither win nor lose this step.
+   changed that entity within the window; the note names the winner once, when it changed the entity
+   and until when its priority holds. Unranked sources (manual, undo by default) neither win nor lose
+   this step.
 2. Net window (every entity, every source). Σ(to − from) of the entity's changes within
    (now − window, now] plus this change must stay within ``net_change_pct_window`` % of the budget at
    window start (the ``from_cents`` of the oldest change in the window, or this action's
@@ -19,6 +20,9 @@ the one trimmed or dropped:
    brings the net closer to zero always passes. Otherwise the change is *trimmed* to what is left,
    or *dropped* when nothing is left (or the trimmed budget would fall under the platform minimum);
    the note names the winner: the latest other source/id that changed the entity in the window.
+
+Every time in a note or detail is a ledger time (``ChangeRecord.at``: the decision time, on the
+service clock that also gives ``now``: simulated in the demo), so the window and the messages agree.
 
 Dropping or trimming leaves the rest of the change set approved, with notes, except:
 
@@ -101,6 +105,7 @@ def _priority_cut(
     if not winners:
         return None
     winner = winners[-1]
+    window = timedelta(hours=limits.net_change_window_h)
     if (winner.source, winner.source_id) == ("pool", pool_id):
         by = f"the entity is a member of pool {pool_id}, which (higher priority) changed it"
     else:
@@ -109,7 +114,7 @@ def _priority_cut(
         note=(
             f"{action.entity_type} {action.entity_id}: change {action.from_cents} → {action.to_cents} by "
             f"{request.source} {request.source_id} dropped: {by} at {winner.at.isoformat()}, within the last "
-            f"{limits.net_change_window_h} h"
+            f"{limits.net_change_window_h} h (priority holds until {(winner.at + window).isoformat()})"
         ),
         decrease=(action.to_cents or 0) < (action.from_cents or 0),
         details={"entity_id": action.entity_id, "pool_id": pool_id, "from_cents": action.from_cents,

@@ -18,6 +18,17 @@ class ManualRequest(BaseModel):
     at: AwareDatetime
 
 
+class PoolMember(BaseModel):
+    """An entity whose budget belongs to a pool, as the arbiter sees it: learned from the pool's approved
+    allocations (the latest pool to allocate it wins)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity_id: str = Field(min_length=1)
+    pool_id: str = Field(min_length=1)
+    seen_at: AwareDatetime = Field(description="When the pool's latest approved allocation named the entity.")
+
+
 class LedgerFacts(BaseModel):
     """The ledger state a decision depends on; supersets are fine (the domain filters by window and key)."""
 
