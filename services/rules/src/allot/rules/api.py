@@ -5,13 +5,16 @@ Routes (viewer reads and previews, operator writes; another workspace's ids are 
 - POST   /api/v1/rules                         create (the five wizard steps in one body), status ``paused``
 - GET    /api/v1/rules/templates               built-in templates
 - POST   /api/v1/rules/from-template           create from a template (+ name, scope, targets, overrides)
-- POST   /api/v1/rules/preview                 evaluate {rule_id} | {definition} | a rule body, WITHOUT acting
+- POST   /api/v1/rules/preview                 evaluate {rule_id} | {definition} | a rule body, WITHOUT acting; with
+                                               the guardrails' verdict per proposed action, the in-scope entities a
+                                               budget pool owns (``pool_members``) and ``warnings``
 - POST   /api/v1/rules/bulk                    {rule_ids, op: pause|activate|set_cooldown|delete, cooldown_minutes?}
 - GET    /api/v1/rules/{id}                    one rule
 - PUT    /api/v1/rules/{id}                    replace the definition
 - PATCH  /api/v1/rules/{id}                    change some top-level fields (scope/schedule/protections merge)
 - DELETE /api/v1/rules/{id}                    delete (history kept)
-- POST   /api/v1/rules/{id}/activate|pause     lifecycle
+- POST   /api/v1/rules/{id}/activate|pause     lifecycle (activate answers with ``pool_members`` and ``warnings``
+                                               too: it still activates; the guardrails enforce)
 - POST   /api/v1/rules/{id}/evaluate-now       evaluate for the current slot now (same slot claim as the scheduler)
 - GET    /api/v1/rules/{id}/executions         per-fire history: counts, per-entity outcomes, metric snapshots
 - GET    /api/v1/audit-log                     lifecycle audit log (?rule_id, action, limit, before_id)
@@ -19,6 +22,7 @@ Routes (viewer reads and previews, operator writes; another workspace's ids are 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection
 from datetime import datetime
@@ -29,7 +33,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from allot.contracts.payloads import BudgetAction
-from allot.rules import workflow
+from allot.rules import ownership, workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.templates import template_rule_data
@@ -209,7 +213,8 @@ async def preview_rule(request: Request,
                        principal: Principal = Depends(require("viewer")),
                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     """Evaluate the rule on current data without acting or recording; each proposed action carries the
-    guardrails' dry-run verdict (approved / trimmed / dropped / blocked, with the check and its numbers)."""
+    guardrails' dry-run verdict (approved / trimmed / dropped / blocked, with the check and its numbers), and
+    ``pool_members`` / ``warnings`` say which in-scope entities (matched or not) a budget pool owns."""
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         rule = None
@@ -226,8 +231,11 @@ async def preview_rule(request: Request,
             definition = await _validated(ctx, conn, principal.workspace_id, body)
         result = await workflow.preview(conn, principal.workspace_id, definition, rule, now,
                                       directory_of(ctx.extra).zone_for)
+        scoped = await ownership.scope_entities(conn, principal.workspace_id, definition)
     RULE_PREVIEWS.labels(workflow.SERVICE).inc()
-    return await _with_guardrails(ctx, request, result, definition)
+    verdicts, owned = await asyncio.gather(_with_guardrails(ctx, request, result, definition),
+                                           ownership.pool_ownership(ctx, request.headers, definition, scoped))
+    return {**verdicts, **owned}
 
 
 async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[str, Any],
@@ -357,12 +365,18 @@ async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require
 
 
 @router.post("/{rule_id}/activate")
-async def activate_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
+async def activate_rule(rule_id: uuid.UUID, request: Request, principal: Principal = Depends(require("operator")),
                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Activate; the answer also says which in-scope entities a budget pool owns (``pool_members``, ``warnings``).
+    It activates whatever the guardrails say (they enforce ownership on every change set)."""
     now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        row = await _rule(conn, principal, rule_id, for_update=True)
-        return workflow.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            row = await _rule(conn, principal, rule_id, for_update=True)
+            view = workflow.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
+        definition = RuleDefinition.model_validate(row["definition"])
+        scoped = await ownership.scope_entities(conn, principal.workspace_id, definition)
+    return {**view, **await ownership.pool_ownership(ctx, request.headers, definition, scoped)}
 
 
 @router.post("/{rule_id}/pause")
