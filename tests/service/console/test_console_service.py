@@ -7,6 +7,7 @@ import re
 import socket
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -125,38 +126,200 @@ def fake_guardrails() -> FastAPI:
     return app
 
 
+RULE = {
+    "id": "0b3c6a52-0000-4000-8000-000000000001", "workspace_id": "ws-a", "name": "Scale winners", "status": "active",
+    "scope": {"ad_account_ids": ["act-1"], "entity_level": "adset",
+              "entity_filter": {"name_contains": "Mad", "status_in": None}},
+    "targets": {"target_roas": 2.0},
+    "conditions": {"logic": "and", "conditions": [
+        {"metric": "roas", "operator": "gt", "value": {"target": "target_roas", "multiplier": 1.5},
+         "time_range": "last_7d"},
+        {"logic": "or", "conditions": [
+            {"metric": "spend", "operator": "gte", "value": 5_000.0, "time_range": "yesterday"},
+            {"metric": "ctr", "operator": "between", "value": [1.0, 2.5], "time_range": "today"}]}]},
+    "actions": [{"type": "increase_budget_pct", "pct": 20.0}],
+    "schedule": {"interval_minutes": 60, "mode": "schedule",
+                 "dayparts": [{"days": ["mon", "tue"], "start": "09:00", "end": "18:00"}]},
+    "protections": {"cooldown_minutes": 360, "max_executions_per_day": 3, "budget_change_limit_pct": 20.0,
+                    "budget_daily_cap_cents": 50_000, "change_pool_member_budgets": False},
+    "template": "scale_winners", "version": 1, "created_by": "k", "created_at": "2026-12-01T09:00:00+00:00",
+    "updated_at": "2026-12-01T09:00:00+00:00", "last_evaluated_at": "2026-12-06T10:00:02+00:00",
+    "last_slot": "2026-12-06T10:00:00+00:00", "last_error": None, "auto_pause_reason": None, "auto_paused_at": None}
+TRIPPED = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000002", "name": "Doomed", "status": "paused",
+           "last_error": "sandbox answered 500 on write",
+           "auto_pause_reason": "circuit breaker: error rate 60.0% with 12 errors in 20 actions in the last 24 h",
+           "auto_paused_at": "2026-12-06T11:00:00+00:00"}
+EXECUTION = {
+    "execution_id": "5d1e0000-0000-4000-8000-000000000001", "rule_id": RULE["id"],
+    "slot_start": "2026-12-06T10:00:00+00:00", "started_at": "2026-12-06T10:00:02+00:00", "trigger": "schedule",
+    "result": "requested", "entities_evaluated": 3, "matched": 1, "skipped": 2,
+    "skip_counts": {"conditions_not_met": 1, "cooldown": 1}, "actions_count": 1, "request_ids": ["r"],
+    "auto_pause_reason": None, "outcome_counts": {"succeeded": 1},
+    "entities": [{"entity_id": "as-1", "platform": "sandbox", "ad_account_id": "act-1", "entity_level": "adset",
+                  "snapshot": {"roas@last_7d": 3.4, "spend@yesterday": 9_000.0, "ctr@today": None},
+                  "planned": [{"type": "increase_budget_pct", "entity_id": "as-1", "from_cents": 10_000,
+                               "to_cents": 12_000, "currency": "EUR", "requested_pct": 20.0, "applied_pct": 20.0,
+                               "clamps": [], "from_status": None, "to_status": None, "creative_id": None}],
+                  "skipped_actions": [], "outcome": "succeeded",
+                  "actions": [{"action_id": "a", "request_id": "r", "action_type": "increase_budget_pct",
+                               "from_cents": 10_000, "to_cents": 12_000, "from_status": None, "to_status": None,
+                               "sent_at": "2026-12-06T10:00:02+00:00", "outcome": "succeeded",
+                               "outcome_at": "2026-12-06T10:00:05+00:00", "error": None}]}],
+    "skipped_entities": [{"entity_id": "as-2", "reason": "conditions_not_met", "detail": "roas@last_7d 1.2 not > 3"},
+                         {"entity_id": "as-3", "reason": "cooldown", "detail": "changed 2 h ago"}]}
+SANDBOX_AS1 = {"platform": "sandbox", "ad_account_id": "act-1", "entity_type": "adset", "entity_id": "as-1"}
+PLAN = {"plan_id": "plan-1", "workspace_id": "ws-a", "campaign_id": "cmp-1", "name": "Q4 flight", "currency": "EUR",
+        "total_budget_cents": 1_000_000, "flight_start": "2026-12-01T00:00:00+00:00",
+        "flight_end": "2026-12-31T00:00:00+00:00",
+        "channels": [{"name": "meta", "allocated_budget_cents": 600_000, "entities": [SANDBOX_AS1],
+                      "budget_entity": SANDBOX_AS1},
+                     {"name": "google", "allocated_budget_cents": 400_000, "entities": [], "budget_entity": None}],
+        "deals": [{"deal_id": "deal-7", "allocated_budget_cents": 100_000, "entities": []}],
+        "approval_config": {"PACING_ADJUSTMENT": True}, "curve": {"kind": "linear"},
+        "thresholds": {"underpacing_warning_pct": 10.0, "underpacing_critical_pct": 25.0,
+                       "overpacing_warning_pct": 10.0, "overpacing_critical_pct": 25.0},
+        "snapshot_interval_s": 3600, "escalate_after_s": 86_400, "state": "PACING_HOLD",
+        "held_since": "2026-12-10T00:00:00+00:00", "last_slot_at": None, "created_at": None, "updated_at": None}
+SNAPSHOTS = [
+    {"snapshot_id": "s-0", "plan_id": "plan-1", "taken_at": "2026-12-05T00:00:00+00:00", "total_spend_cents": 120_000,
+     "expected_spend_cents": 129_032, "pacing_pct": 93.0, "deviation_pct": -7.0, "state": "ACTIVE", "alert": None,
+     "channels": [{"channel": "meta", "spend_cents": 70_000, "expected_spend_cents": 77_419, "pacing_pct": 90.42},
+                  {"channel": "google", "spend_cents": 50_000, "expected_spend_cents": 51_613, "pacing_pct": 96.87}],
+     "deals": []},
+    {"snapshot_id": "s-1", "plan_id": "plan-1", "taken_at": "2026-12-10T00:00:00+00:00", "total_spend_cents": 250_000,
+     "expected_spend_cents": 290_323, "pacing_pct": 86.11, "deviation_pct": -13.89, "state": "PACING_HOLD",
+     "alert": {"level": "warning", "direction": "underpacing", "deviation_pct": -13.89, "threshold_pct": -10.0,
+               "message": "Campaign is underpacing by -13.9% (threshold -10.0%)"},
+     "channels": [{"channel": "meta", "allocated_budget_cents": 600_000, "spend_cents": 100_000,
+                   "expected_spend_cents": 174_194, "pacing_pct": 57.41, "deviation_pct": -42.59, "impressions": 1000,
+                   "alert_level": "critical", "effective_cpm": 1.0, "fill_rate": None, "unplanned_spend_cents": 0},
+                  {"channel": "google", "allocated_budget_cents": 400_000, "spend_cents": 150_000,
+                   "expected_spend_cents": 116_129, "pacing_pct": 129.17, "deviation_pct": 29.17, "impressions": 900,
+                   "alert_level": "critical", "effective_cpm": 1.67, "fill_rate": None, "unplanned_spend_cents": 0}],
+     "deals": [{"deal_id": "deal-7", "allocated_budget_cents": 100_000, "spend_cents": 20_000,
+                "expected_spend_cents": 29_032, "pacing_pct": 68.89, "deviation_pct": -31.11, "impressions": 10,
+                "alert_level": "critical", "effective_cpm": None, "fill_rate": None, "win_rate": None}]}]
+
+
+def _proposal(pid: str, amount: int, status: str, **extra: Any) -> dict[str, Any]:
+    return {"proposal_id": pid, "plan_id": "plan-1", "source_channel": "meta", "target_channel": "google",
+            "amount_cents": amount, "moved_cents": None, "currency": "EUR", "reason": "google is ahead of plan",
+            "status": status, "status_reason": "", "created_at": "2026-12-10T00:00:00+00:00", "decided_at": None,
+            "decided_by": "", "actions": [], **extra}
+
+
 def fake_rules_and_pacing() -> FastAPI:
     app = FastAPI()
-    rule = {"id": "r-1", "name": "Scale winners", "status": "active", "schedule": {"interval_minutes": 60},
-            "last_evaluated_at": None, "auto_pause_reason": None, "last_error": None}
-    proposal = {"proposal_id": "p-1", "source_channel": "meta", "target_channel": "google", "amount_cents": 2_500,
-                "currency": "EUR", "reason": "google is behind plan", "status": "pending_approval"}
+    rules_by_id = {RULE["id"]: dict(RULE), TRIPPED["id"]: dict(TRIPPED)}
+    proposals = [_proposal("p-1", 2_500, "pending_approval"),
+                 _proposal("p-0", 20_000, "applied", moved_cents=2_000, decided_at="2026-12-05T00:00:00+00:00",
+                           decided_by="key-admin", actions=[
+                               {"role": "target", "entity_id": "as-9", "from_cents": 10_000, "to_cents": 12_000,
+                                "outcome": "succeeded", "error": None},
+                               {"role": "source", "entity_id": "as-1", "from_cents": 10_000, "to_cents": 8_000,
+                                "outcome": "succeeded", "error": None}])]
+
+    def refuse_viewer(request: Request) -> JSONResponse | None:
+        if _who(request).role == "viewer":
+            return JSONResponse({"error": "http_error", "message": "role 'viewer' may not do this"}, 403)
+        return None
 
     @app.get("/api/v1/rules")
     async def rules(request: Request) -> Any:
-        return {"rules": [rule] if _who(request).workspace_id == "ws-a" else []}
+        return {"rules": list(rules_by_id.values()) if _who(request).workspace_id == "ws-a" else []}
+
+    @app.get("/api/v1/rules/{rule_id}")
+    async def one_rule(rule_id: str, request: Request) -> Any:
+        if _who(request).workspace_id != "ws-a" or rule_id not in rules_by_id:
+            return JSONResponse({"error": "not_found", "message": f"rule {rule_id} not found"}, 404)
+        return rules_by_id[rule_id]
+
+    @app.get("/api/v1/rules/{rule_id}/executions")
+    async def executions(rule_id: str, limit: int = 20) -> Any:
+        return {"rule_id": rule_id, "executions": [EXECUTION][:limit] if rule_id == RULE["id"] else []}
+
+    @app.post("/api/v1/rules/{rule_id}/evaluate-now")
+    async def evaluate_now(rule_id: str, request: Request) -> Any:
+        if rules_by_id[rule_id]["status"] != "active":
+            return JSONResponse({"error": "rule_not_active", "field": "status",
+                                 "message": "the rule is paused; activate it first (or use preview)"}, 409)
+        return {"status": "evaluated", "slot_start": EXECUTION["slot_start"], "execution": EXECUTION}
 
     @app.post("/api/v1/rules/{rule_id}/{verb}")
     async def set_status(rule_id: str, verb: str, request: Request) -> Any:
-        if _who(request).role == "viewer":
-            return JSONResponse({"error": "http_error", "message": "role 'viewer' may not do this"}, 403)
-        rule["status"] = "active" if verb == "activate" else "paused"
-        return rule
+        if (refused := refuse_viewer(request)) is not None:
+            return refused
+        rules_by_id[rule_id]["status"] = "active" if verb == "activate" else "paused"
+        return rules_by_id[rule_id]
 
     @app.get("/api/v1/pacing/plans")
-    async def plans() -> Any:
-        return {"plans": [{"plan_id": "plan-1", "name": "Q4 flight", "total_budget_cents": 1_000_000,
-                           "currency": "EUR", "flight_start": "2026-12-01", "flight_end": "2026-12-31",
-                           "state": "ACTIVE"}]}
+    async def plans(request: Request) -> Any:
+        return {"plans": [PLAN] if _who(request).workspace_id == "ws-a" else []}
+
+    @app.get("/api/v1/pacing/plans/{plan_id}")
+    async def plan(plan_id: str, request: Request) -> Any:
+        if _who(request).workspace_id != "ws-a" or plan_id != "plan-1":
+            return JSONResponse({"error": "not_found", "message": f"plan {plan_id} not found"}, 404)
+        return PLAN
+
+    @app.get("/api/v1/pacing/plans/{plan_id}/snapshots")
+    async def snapshots(plan_id: str) -> Any:
+        return {"snapshots": SNAPSHOTS}
+
+    @app.get("/api/v1/pacing/plans/{plan_id}/snapshots/latest")
+    async def latest(plan_id: str) -> Any:
+        return SNAPSHOTS[-1]
+
+    @app.get("/api/v1/pacing/plans/{plan_id}/transitions")
+    async def transitions(plan_id: str) -> Any:
+        return {"transitions": [{"from_state": "ACTIVE", "to_state": "PACING_HOLD", "actor": "pacing",
+                                 "reason": "critical underpacing on meta", "snapshot_id": "s-1",
+                                 "at": "2026-12-10T00:00:00+00:00"}]}
+
+    @app.get("/api/v1/pacing/plans/{plan_id}/planned")
+    async def planned(plan_id: str, points: int = 48) -> Any:
+        start = datetime(2026, 12, 1, tzinfo=UTC)
+        return {"plan_id": plan_id, "currency": "EUR", "timezone_name": "Europe/Madrid", "points": [
+            {"at": (start + timedelta(days=30) * i / points).isoformat(),
+             "expected_spend_cents": 1_000_000 * i // points,
+             "channels": [{"channel": "meta", "expected_spend_cents": 600_000 * i // points},
+                          {"channel": "google", "expected_spend_cents": 400_000 * i // points}]}
+            for i in range(points + 1)]}
 
     @app.get("/api/v1/pacing/plans/{plan_id}/proposals")
-    async def proposals(plan_id: str) -> Any:
-        return {"proposals": [proposal] if proposal["status"] == "pending_approval" else []}
+    async def list_proposals(plan_id: str, status: str = "open") -> Any:
+        return {"proposals": [p for p in proposals
+                              if status == "all" or p["status"] in ("pending_approval", "needs_budget")]}
 
     @app.post("/api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}/{verb}")
-    async def decide(plan_id: str, proposal_id: str, verb: str) -> Any:
-        proposal["status"] = "approved" if verb == "approve" else "rejected"
-        return proposal
+    async def decide(plan_id: str, proposal_id: str, verb: str, request: Request) -> Any:
+        if (refused := refuse_viewer(request)) is not None:
+            return refused
+        p = next((p for p in proposals if p["proposal_id"] == proposal_id), None)
+        if p is None:
+            return JSONResponse({"error": "not_found", "message": f"proposal {proposal_id} not found"}, 404)
+        if p["status"] not in ("pending_approval", "needs_budget"):
+            return JSONResponse({"error": "proposal_closed", "field": "status", "message": (
+                f"proposal is {p['status']}; only open proposals (pending_approval, needs_budget) can be decided")},
+                409)
+        if verb == "reject":
+            raw = await request.body()
+            p.update(status="rejected", status_reason=(orjson.loads(raw) if raw else {}).get("reason") or "rejected")
+            return p
+        if proposal_id == "p-1":  # a newer snapshot replaced it with a larger move meanwhile
+            p["status"] = "superseded"
+            current = _proposal("p-2", 4_000, "pending_approval")
+            proposals.insert(0, current)
+            return JSONResponse({"error": "proposal_superseded", "field": "status", "current": current,
+                                 "message": "proposal was replaced by a newer snapshot; the situation changed: the "
+                                            "current proposal moves 4000 EUR cents instead of 2500; review and "
+                                            "approve it"}, 409)
+        p.update(status="requested", moved_cents=p["amount_cents"], status_reason="(1 step)",
+                 actions=[{"role": "target", "entity_id": "as-9", "from_cents": 12_000, "to_cents": 14_000,
+                           "outcome": None, "error": None},
+                          {"role": "source", "entity_id": "as-1", "from_cents": 8_000, "to_cents": 6_000,
+                           "outcome": None, "error": None}])
+        return p
 
     return app
 
@@ -284,21 +447,134 @@ def test_a_service_that_is_down_is_named_and_the_rest_keeps_working(console_url:
         assert "Ad account act-1 stopped." in stopped.text and ">stopped<" in stopped.text
 
 
-def test_rules_pause_and_pacing_proposals_are_approved_from_their_pages(console_url: str) -> None:
+NB = "\u00a0"  # money and percentages keep their unit on the line
+
+
+def test_a_rule_page_says_what_the_rule_does_and_operators_pause_and_activate_it_there(console_url: str) -> None:
     with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
-        rules = admin.get("/rules")
-        assert "Scale winners" in rules.text and "every 60 min" in rules.text and ">Pause<" in rules.text
-        assert ">Pause<" not in viewer.get("/rules").text
-        paused = admin.post("/rules/r-1/pause", data={"csrf_token": csrf_of(rules.text)}, follow_redirects=True)
-        assert "Rule “Scale winners” is paused." in paused.text and ">Activate<" in paused.text
-        assert admin.post("/rules/r-1/pause", data={"csrf_token": "forged"}).status_code == 403
-        pacing = admin.get("/pacing")
-        assert "Q4 flight" in pacing.text and "€25.00" in pacing.text and "waiting for approval" in pacing.text
-        assert "€10,000.00" in pacing.text and ">Approve<" in pacing.text
-        assert ">Approve<" not in viewer.get("/pacing").text
-        done = admin.post("/pacing/plan-1/proposals/p-1/approve", data={"csrf_token": csrf_of(pacing.text)},
+        listing = admin.get("/rules")
+        assert f'href="/rules/{RULE["id"]}">Scale winners</a>' in listing.text and "every 60 min" in listing.text
+        page = admin.get(f"/rules/{RULE['id']}")
+        assert page.status_code == 200
+        text = page.text
+        assert "Ad sets in act-1 whose name contains “Mad”" in text
+        assert "All of these (AND)" in text and "Any of these (OR)" in text
+        assert "Return on ad spend (ROAS) over the last 7 days is above 1.5 × the target ROAS = 3" in text
+        assert "Spend yesterday is at least €50.00" in text, "money thresholds in the account's currency"
+        assert f"Click-through rate (CTR) today is between 1{NB}% and 2.5{NB}%" in text
+        assert f"Raise its daily budget by 20{NB}%" in text and "Every hour" in text
+        assert "Only Mon, Tue, 09:00–18:00 (each ad account&#39;s own time zone)" in text
+        assert "Waits 6 hours before changing the same entity again" in text
+        assert "Never raises a daily budget above €500.00" in text and "target ROAS: 2" in text
+        assert "6 Dec 2026, 11:00 CET" in text and "times in Europe/Madrid" in text, "the account's zone"
+        assert ">Pause rule<" in text and 'data-testid="evaluate-now"' in text
+        v = viewer.get(f"/rules/{RULE['id']}").text
+        assert "Ad sets in act-1" in v and "Pause rule" not in v and "evaluate-now" not in v and "csrf_token" in v
+        paused = admin.post(f"/rules/{RULE['id']}/pause", data={"csrf_token": csrf_of(text), "back": "detail"})
+        assert paused.status_code == 303 and paused.headers["location"] == f"/rules/{RULE['id']}"
+        back = admin.get(paused.headers["location"]).text
+        assert "Rule “Scale winners” is paused." in back and ">Activate rule<" in back and "evaluate-now" not in back
+        refused = viewer.post(f"/rules/{RULE['id']}/activate", data={"csrf_token": csrf_of(v), "back": "detail"},
+                              follow_redirects=True)
+        assert "Rule not changed: role &#39;viewer&#39; may not do this" in refused.text
+        assert admin.post(f"/rules/{RULE['id']}/activate", data={"csrf_token": "forged"}).status_code == 403
+        again = admin.post(f"/rules/{RULE['id']}/activate", data={"csrf_token": csrf_of(text)}, follow_redirects=True)
+        assert "Rule “Scale winners” is active." in again.text and again.url.path == "/rules"
+        missing = admin.get("/rules/0b3c6a52-0000-4000-8000-00000000dead")
+        assert missing.status_code == 404 and "No such rule in your workspace." in missing.text
+        with closing(signed_in(console_url, "other")) as other:
+            assert other.get(f"/rules/{RULE['id']}").status_code == 404
+
+
+def test_the_executions_tab_shows_each_fire_with_counts_reasons_outcomes_and_metrics(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        page = admin.get(f"/rules/{RULE['id']}")
+        assert 'data-testid="latest-execution"' in page.text and "1 of 3 matched" in page.text
+        tab = admin.get(f"/rules/{RULE['id']}/executions")
+        text = tab.text
+        assert tab.status_code == 200 and 'aria-current="page">Executions<' in text
+        assert "6 Dec 2026, 11:00 CET" in text and "on schedule" in text and "Changes requested" in text
+        assert "3 evaluated, 1 matched, 1 acted on, 2 skipped" in text
+        assert "Skipped: 1 conditions not met; 1 in its cooldown" in text and "Outcomes: 1 applied" in text
+        assert "<td>Madrid</td>" in text, "entities by name where the platform reported one"
+        assert f"daily budget €100.00 → €120.00 (+20{NB}%) — Applied" in text
+        assert "Return on ad spend (ROAS) over the last 7 days: 3.4" in text and "Spend yesterday: €90.00" in text
+        assert "Click-through rate (CTR) today: not computable" in text
+        assert "<td>as-2</td><td>conditions not met (roas@last_7d 1.2 not &gt; 3)</td>" in text
+        done = admin.post(f"/rules/{RULE['id']}/evaluate-now", data={"csrf_token": csrf_of(text)},
                           follow_redirects=True)
-        assert "Proposal approved" in done.text and "No open proposals." in done.text
+        assert done.url.path == f"/rules/{RULE['id']}/executions"
+        assert "Evaluated now: Changes requested (3 evaluated, 1 matched)." in done.text
+
+
+def test_a_rule_that_paused_itself_shows_its_reason_and_last_error(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        text = admin.get(f"/rules/{TRIPPED['id']}").text
+        assert 'data-testid="auto-paused"' in text and "Paused itself</strong> on 6 Dec 2026, 12:00 CET" in text
+        assert "circuit breaker: error rate 60.0% with 12 errors" in text
+        assert "Last error: sandbox answered 500 on write" in text and ">Activate rule<" in text
+        assert "This rule has not been evaluated yet." in admin.get(f"/rules/{TRIPPED['id']}/executions").text
+        r = admin.post(f"/rules/{TRIPPED['id']}/evaluate-now", data={"csrf_token": csrf_of(text)},
+                       follow_redirects=True)
+        assert "Not evaluated: the rule is paused; activate it first" in r.text
+
+
+def test_a_pacing_plan_page_shows_state_pacing_charts_channels_deals_alerts_and_transitions(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        listing = admin.get("/pacing").text
+        assert 'href="/pacing/plans/plan-1">Q4 flight</a>' in listing and "€10,000.00" in listing
+        assert "1 waiting for approval" in listing and "€25.00 from meta to google" in listing
+        assert "On hold (pacing)" in listing and "1 Dec 2026 – 31 Dec 2026" in listing
+        page = admin.get("/pacing/plans/plan-1")
+        text = page.text
+        assert page.status_code == 200 and "<h1>Q4 flight</h1>" in text
+        assert "On hold (pacing)" in text and f">86.1{NB}%</strong> of plan (−13.9{NB}%, behind plan)" in text
+        assert "€10,000.00 from 1 Dec 2026 to 31 Dec 2026" in text and "times in Europe/Madrid" in text
+        assert "Spent so far<strong>€2,500.00" in text and "Expected by now<strong>€2,903.23" in text
+        assert "10 Dec 2026, 01:00 CET" in text, "snapshot times in the plan's account zone"
+        assert text.count('data-testid="flight-chart"') == 3, "the whole flight and each channel"
+        assert text.count("<polygon") == 6 and 'stroke-dasharray="7 5"' in text, "bands and the expected line"
+        assert f"On pace: within −10{NB}% / +10{NB}% of expected" in text and "critical" in text
+        channels = text[text.index('data-testid="channels"'):text.index("<h2>Deals</h2>")]
+        assert "<td>Madrid</td>" in channels and "none (no budget moves)" in channels
+        assert f"57.4{NB}%" in channels and "€1,741.94" in channels and ">Critical<" in channels
+        assert "deal-7" in text and "unknown" in text
+        assert "Campaign is underpacing by -13.9% (threshold -10.0%)" in text and "Spending too slowly" in text
+        assert "critical underpacing on meta" in text and 'data-testid="transitions"' in text
+        assert "Move €25.00 of flight budget from meta to google" in text and 'data-testid="approve"' in text
+        assert 'for="reason-p-1"' in text, "the reject reason is a labelled field"
+        assert "Madrid (gives): €100.00 → €80.00 — Applied" in text, "decided proposals with their budget moves"
+        missing = admin.get("/pacing/plans/nope")
+        assert missing.status_code == 404 and "No such flight plan in your workspace." in missing.text
+
+
+def test_proposals_are_decided_on_the_plan_page_and_refusals_are_explained_there(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        v = viewer.get("/pacing/plans/plan-1").text
+        assert "Move €25.00 of flight budget" in v and 'data-testid="approve"' not in v and "Reject" not in v
+        forged = viewer.post("/pacing/plans/plan-1/proposals/p-1/approve", data={"csrf_token": csrf_of(v)})
+        assert forged.status_code == 403 and "Your role may look at proposals but not approve" in forged.text
+        page = admin.get("/pacing/plans/plan-1").text
+        assert admin.post("/pacing/plans/plan-1/proposals/p-1/approve",
+                          data={"csrf_token": "forged"}).status_code == 403
+        stale = admin.post("/pacing/plans/plan-1/proposals/p-1/approve",
+                           data={"csrf_token": csrf_of(page), "currency": "EUR"})
+        assert stale.status_code == 409
+        assert ("Not approved: a newer snapshot replaced this proposal and the amount changed by more than 10 %. "
+                "The current proposal moves €40.00 from meta to google") in stale.text
+        assert "Replaced by a newer proposal" in stale.text and "Move €40.00 of flight budget" in stale.text
+        done = admin.post("/pacing/plans/plan-1/proposals/p-2/approve",
+                          data={"csrf_token": csrf_of(page), "currency": "EUR"}, follow_redirects=True)
+        assert done.url.path == "/pacing/plans/plan-1"
+        assert "Proposal approved: the budget move goes through the guardrails now." in done.text
+        assert "Approved: budgets being changed" in done.text
+        assert "Madrid (gives): €80.00 → €60.00 — pending" in done.text
+        assert 'data-testid="inbox-empty"' in done.text
+        closed = admin.post("/pacing/plans/plan-1/proposals/p-2/reject",
+                            data={"csrf_token": csrf_of(page), "reason": "too late"})
+        assert closed.status_code == 409 and "This proposal was already decided" in closed.text
+        assert admin.post("/pacing/plans/plan-1/proposals/p-2/undo",
+                          data={"csrf_token": csrf_of(page)}).status_code == 404
 
 
 def test_pool_settings_save_and_a_refusal_names_the_field_in_money(console_url: str) -> None:

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from allot.console import charts
+from allot.console import charts, describe
 from allot.console import formatting as fmt
 from allot.console.clients import Problem, ServiceDown, Services
 from allot.console.sessions import COOKIE, Session, SessionStore
@@ -106,7 +106,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             can_operate=bool(s and s.can("operator")), is_admin=bool(s and s.can("admin")), htmx=htmx is not None,
             money=lambda c, cur=None: fmt.money(c, cur, locale), when=fmt.when, cadence=fmt.cadence,
             metrics=fmt.METRICS, outcomes=fmt.OUTCOMES, verdicts=fmt.VERDICTS, amount_input=fmt.amount_input,
-            **values)
+            pct=lambda v, **kw: fmt.pct(v, locale, **kw), day=fmt.day, words=describe, **values)
         response = HTMLResponse(html, status_code=status)
         if s:
             set_cookie(request, response, s)
@@ -131,6 +131,18 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             return None
         except Problem as exc:  # a read refused (e.g. an older service without the route): shown like an outage
             down.append(ServiceDown(exc.service, f"answered {exc.status}: {exc.message}"))
+            return None
+
+    async def optional(call: Awaitable[Any], down: list[ServiceDown]) -> Any:
+        """Like ``attempt``, but a 404 is an answer (nothing there yet, or a route an older service lacks): None."""
+        try:
+            return await call
+        except Problem as exc:
+            if exc.status != 404:
+                down.append(ServiceDown(exc.service, f"answered {exc.status}: {exc.message}"))
+            return None
+        except ServiceDown as exc:
+            down.append(exc)
             return None
 
     async def perform(
@@ -548,44 +560,163 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         return render(request, "rules.html", s, down=_unique(down), rules=(data or {}).get("rules")
                       if data is not None else None)
 
+    async def rule_page(request: Request, s: Session, rule_id: str, tab: str, status: int = 200) -> Response:
+        call, down = api(s), list[ServiceDown]()
+        try:
+            rule = await call("rules", "GET", f"/api/v1/rules/{quote(rule_id)}")
+        except Problem as exc:
+            missing = exc.status in (404, 422)
+            return render(request, "message.html", s, status=404 if missing else exc.status, title="Rule not found",
+                          message="No such rule in your workspace." if missing else exc.message)
+        except ServiceDown as exc:
+            return render(request, "message.html", s, status=503, down=[exc], title="Rule",
+                          message=f"The {exc.label} service is unavailable; the rest of the console still works.")
+        data, entities = await asyncio.gather(
+            attempt(call("rules", "GET", f"/api/v1/rules/{quote(rule_id)}/executions",
+                         params={"limit": 50 if tab == "executions" else 1}), down),
+            entities_of(s, down))
+        locale = fmt.locale_of(request.headers.get("accept-language"))
+        accounts = _accounts(entities)
+        scoped = [accounts[a] for a in (rule.get("scope") or {}).get("ad_account_ids") or [] if a in accounts]
+        zone = next((a["zone"] for a in scoped if a["zone"]), "UTC")
+        currencies = {a["currency"] for a in scoped if a["currency"]}
+        currency = currencies.pop() if len(currencies) == 1 else None
+        names = {e["entityId"]: e["entityName"] for e in entities if e.get("entityName")}
+        executions = None if data is None else [
+            describe.execution_view(x, names, rule, currency, locale) for x in data.get("executions") or []]
+        targets = rule.get("targets") or {}
+        view = {"scope": describe.scope_text(rule.get("scope") or {}, {k: v["name"] for k, v in accounts.items()}),
+                "conditions": describe.condition_tree(rule.get("conditions") or [], targets, currency, locale),
+                "actions": [describe.action_text(a, locale) for a in rule.get("actions") or []],
+                "schedule": describe.schedule_text(rule.get("schedule")),
+                "protections": describe.protections_text(rule.get("protections"), currency, locale),
+                "targets": [(f"target {k.removeprefix('target_').upper()}",
+                             describe.metric_value(k.removeprefix("target_"), v, currency, locale))
+                            for k, v in targets.items()]}
+        return render(request, "rule_detail.html", s, status=status, down=_unique(down), rule=rule, tab=tab,
+                      view=view, executions=executions, zone=zone, several_zones=len({a["zone"] for a in scoped}) > 1)
+
+    @app.get("/rules/{rule_id}")
+    async def rule_detail(request: Request, rule_id: str) -> Response:
+        return await rule_page(request, signed_in(request), rule_id, "rule")
+
+    @app.get("/rules/{rule_id}/executions")
+    async def rule_executions(request: Request, rule_id: str) -> Response:
+        return await rule_page(request, signed_in(request), rule_id, "executions")
+
+    @app.post("/rules/{rule_id}/evaluate-now")
+    async def rule_evaluate_now(request: Request, rule_id: str) -> Response:
+        s = signed_in(request)
+        await form_of(request, s)
+        try:
+            result = await api(s)("rules", "POST", f"/api/v1/rules/{quote(rule_id)}/evaluate-now")
+        except Problem as exc:
+            s.flash.append(("error", f"Not evaluated: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was evaluated."))
+        else:
+            x = result.get("execution") or {}
+            if result.get("status") == "already_evaluated":
+                s.flash.append(("ok", "This time slot was already evaluated (the schedule got there first); its "
+                                      "execution is below."))
+            else:
+                s.flash.append(("ok", f"Evaluated now: {describe.RESULTS.get(str(x.get('result')), x.get('result'))} "
+                                      f"({x.get('entities_evaluated', 0)} evaluated, {x.get('matched', 0)} matched)."))
+        return redirect(f"/rules/{quote(rule_id)}/executions")
+
     @app.post("/rules/{rule_id}/{verb}")
     async def rule_status(request: Request, rule_id: str, verb: str) -> Response:
         s = signed_in(request)
-        await form_of(request, s)
+        form = await form_of(request, s)
         if verb not in ("activate", "pause"):
             return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
         await perform(s, api(s)("rules", "POST", f"/api/v1/rules/{quote(rule_id)}/{verb}"),
                       lambda rule: f"Rule “{rule['name']}” is {rule['status']}.", "Rule not changed",
                       "the rule was not changed.")
-        return redirect("/rules")
+        return redirect(f"/rules/{quote(rule_id)}" if form.get("back") == "detail" else "/rules")
 
     # ------------------------------------------------------------ pacing
 
     @app.get("/pacing")
     async def pacing_page(request: Request) -> Response:
         s = signed_in(request)
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         data = await attempt(call("pacing", "GET", "/api/v1/pacing/plans"), down)
         plans = (data or {}).get("plans", [])
-        proposals = await asyncio.gather(*[attempt(call("pacing", "GET", f"/api/v1/pacing/plans/{quote(p['plan_id'])}"
-                                                        "/proposals"), down) for p in plans])
+        proposals, entities = await asyncio.gather(
+            asyncio.gather(*[attempt(call("pacing", "GET", f"/api/v1/pacing/plans/{quote(p['plan_id'])}/proposals"),
+                                     down) for p in plans]), entities_of(s, down))
+        accounts = _accounts(entities)
         for p, props in zip(plans, proposals, strict=True):
             p["proposals"] = (props or {}).get("proposals", [])
+            p["zone"] = _plan_zone(p, accounts)
         return render(request, "pacing.html", s, down=_unique(down), plans=plans if data is not None else None)
 
-    @app.post("/pacing/{plan_id}/proposals/{proposal_id}/{verb}")
+    async def plan_page(request: Request, s: Session, plan_id: str, *, status: int = 200,
+                        proposal_errors: dict[str, str] | None = None) -> Response:
+        call, down = api(s), list[ServiceDown]()
+        base = f"/api/v1/pacing/plans/{quote(plan_id)}"
+        try:
+            plan = await call("pacing", "GET", base)
+        except Problem as exc:
+            missing = exc.status in (404, 422)
+            return render(request, "message.html", s, status=404 if missing else exc.status,
+                          title="Pacing plan not found",
+                          message="No such flight plan in your workspace." if missing else exc.message)
+        except ServiceDown as exc:
+            return render(request, "message.html", s, status=503, down=[exc], title="Pacing plan",
+                          message=f"The {exc.label} service is unavailable; the rest of the console still works.")
+        snaps, latest, props, transitions, planned, entities = await asyncio.gather(
+            attempt(call("pacing", "GET", f"{base}/snapshots", params={"limit": 5000}), down),
+            optional(call("pacing", "GET", f"{base}/snapshots/latest"), down),
+            attempt(call("pacing", "GET", f"{base}/proposals", params={"status": "all", "limit": 50}), down),
+            attempt(call("pacing", "GET", f"{base}/transitions", params={"limit": 50}), down),
+            optional(call("pacing", "GET", f"{base}/planned", params={"points": 96}), down),
+            entities_of(s, down))
+        snapshots = (snaps or {}).get("snapshots", [])
+        if latest and (not snapshots or snapshots[-1]["snapshot_id"] != latest["snapshot_id"]):
+            snapshots.append(latest)  # more snapshots than one page: the newest is shown all the same
+        latest = snapshots[-1] if snapshots else None
+        accounts = _accounts(entities)
+        zone = (planned or {}).get("timezone_name") or _plan_zone(plan, accounts)
+        names = {e["entityId"]: e["entityName"] for e in entities if e.get("entityName")}
+        proposals = (props or {}).get("proposals") if props is not None else None
+        inbox = [p for p in proposals or [] if p["status"] in describe.OPEN_PROPOSALS]
+        decided = [p for p in proposals or [] if p["status"] not in describe.OPEN_PROPOSALS]
+        channels = _plan_channels(plan, latest)
+        charts_ = _plan_charts(plan, snapshots, planned, zone)
+        alerts = [x for x in reversed(snapshots) if x.get("alert")][:10]
+        return render(request, "plan_detail.html", s, status=status, down=_unique(down), plan=plan, latest=latest,
+                      zone=zone, names=names, inbox=inbox, decided=decided, proposals_known=proposals is not None,
+                      proposal_errors=proposal_errors or {}, channels=channels, charts=charts_, alerts=alerts,
+                      transitions=(transitions or {}).get("transitions") if transitions is not None else None,
+                      deals=_plan_deals(plan, latest))
+
+    @app.get("/pacing/plans/{plan_id}")
+    async def plan_detail(request: Request, plan_id: str) -> Response:
+        return await plan_page(request, signed_in(request), plan_id)
+
+    @app.post("/pacing/plans/{plan_id}/proposals/{proposal_id}/{verb}")
     async def proposal_decide(request: Request, plan_id: str, proposal_id: str, verb: str) -> Response:
         s = signed_in(request)
         form = await form_of(request, s)
         if verb not in ("approve", "reject"):
             return render(request, "message.html", s, status=404, title="Not found", message="No such action.")
-        body = {"reason": str(form.get("reason") or "")[:500]} if verb == "reject" and form.get("reason") else None
+        reason = str(form.get("reason") or "").strip()[:1000]
+        body = {"reason": reason} if verb == "reject" and reason else None
         path = f"/api/v1/pacing/plans/{quote(plan_id)}/proposals/{quote(proposal_id)}/{verb}"
-        done = ("Proposal approved: the move goes through the guardrails now." if verb == "approve"
-                else "Proposal rejected.")
-        await perform(s, api(s)("pacing", "POST", path, json=body), lambda _: done, f"Proposal not {verb}d",
-                      "nothing was decided.")
-        return redirect("/pacing")
+        try:
+            result = await api(s)("pacing", "POST", path, json=body)
+        except Problem as exc:
+            currency = str(form.get("currency") or "") or None
+            message = describe.proposal_refusal(exc.status, exc.code, exc.body, currency,
+                                                fmt.locale_of(request.headers.get("accept-language")))
+            return await plan_page(request, s, plan_id, status=exc.status, proposal_errors={proposal_id: message})
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; nothing was decided."))
+            return redirect(f"/pacing/plans/{quote(plan_id)}")
+        s.flash.append(("ok", _decided(verb, result)))
+        return redirect(f"/pacing/plans/{quote(plan_id)}")
 
     # ------------------------------------------------------------ activity
 
@@ -679,6 +810,93 @@ def _pool_defaults(entities: list[dict[str, Any]]) -> dict[str, Any]:
     return {"currency": currency, "metric": "roas", "cadence": "24", "autonomy": "live", "member": []}
 
 
+def _plan_zone(plan: dict[str, Any], accounts: dict[str, dict[str, Any]]) -> str:
+    """The time zone of the plan's ad account (its first entity's), as the platform reported it; else UTC."""
+    for group in [*(plan.get("channels") or []), *(plan.get("deals") or [])]:
+        for e in [*(group.get("entities") or []), group.get("budget_entity")]:
+            if e and e.get("ad_account_id") in accounts and accounts[e["ad_account_id"]]["zone"]:
+                return str(accounts[e["ad_account_id"]]["zone"])
+    return "UTC"
+
+
+def _plan_channels(plan: dict[str, Any], latest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The plan's channels (allocation now) with the latest snapshot's spend, expected spend and pacing."""
+    seen = {c.get("channel"): c for c in (latest or {}).get("channels") or []}
+    rows = [{"name": c["name"], "allocated": c["allocated_budget_cents"], "budget_entity": c.get("budget_entity"),
+             "entities": c.get("entities") or [], **{k: v for k, v in seen.get(c["name"], {}).items()
+                                                     if k != "allocated_budget_cents"}}
+            for c in plan.get("channels") or []]
+    known = {c["name"] for c in plan.get("channels") or []}
+    rows += [{"name": name, "allocated": 0, "entities": [], **c} for name, c in seen.items() if name not in known]
+    return rows
+
+
+def _plan_deals(plan: dict[str, Any], latest: dict[str, Any] | None) -> list[dict[str, Any]]:
+    seen = {d.get("deal_id"): d for d in (latest or {}).get("deals") or []}
+    return [{"deal_id": d["deal_id"], "allocated": d["allocated_budget_cents"], "entities": d.get("entities") or [],
+             **{k: v for k, v in seen.get(d["deal_id"], {}).items() if k != "allocated_budget_cents"}}
+            for d in plan.get("deals") or []]
+
+
+def _at(value: Any) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _plan_charts(plan: dict[str, Any], snapshots: list[dict[str, Any]], planned: dict[str, Any] | None,
+                 zone: str) -> list[dict[str, Any]]:
+    """The whole flight's and each channel's expected vs actual spend as charts. Expected: the pacing service's
+    planned spend over the flight (with today's split), else the snapshots' expected spend and the allocation at
+    the end; actual: the snapshots' spend, 0 at the start."""
+    start, end = _at(plan["flight_start"]), _at(plan["flight_end"])
+    now = datetime.now(UTC)
+    t = plan.get("thresholds") or {}
+    bands = None
+    if all(t.get(k) is not None for k in ("underpacing_warning_pct", "underpacing_critical_pct",
+                                          "overpacing_warning_pct", "overpacing_critical_pct")):
+        bands = (float(t["underpacing_warning_pct"]), float(t["underpacing_critical_pct"]),
+                 float(t["overpacing_warning_pct"]), float(t["overpacing_critical_pct"]))
+    points = (planned or {}).get("points") or []
+    taken = [(_at(x["taken_at"]), x) for x in snapshots]
+
+    def actual(get: Callable[[dict[str, Any]], int | None]) -> charts.Series:
+        series = [(at, v) for at, x in taken if (v := get(x)) is not None]
+        return [(start, 0), *series] if series and series[0][0] > start else series
+
+    def expected(get_planned: Callable[[dict[str, Any]], int | None], get_snap: Callable[[dict[str, Any]], int | None],
+                 at_end: int) -> charts.Series:
+        if points:
+            return [(_at(p["at"]), v) for p in points if (v := get_planned(p)) is not None]
+        return [(start, 0), *[(at, v) for at, x in taken if (v := get_snap(x)) is not None], (end, at_end)]
+
+    def channel(name: str, key: str) -> Callable[[dict[str, Any]], int | None]:
+        """A channel's ``key`` in a snapshot or a planned point (both list ``channels`` by ``channel``)."""
+        return lambda x: next((c.get(key) for c in x.get("channels") or [] if c.get("channel") == name), None)
+
+    total = plan["total_budget_cents"]
+    out = [{"title": "Whole flight", "budget": total,
+            "chart": charts.flight_chart(start, end, now, expected(lambda p: p.get("expected_spend_cents"),
+                                                                   lambda x: x.get("expected_spend_cents"), total),
+                                         actual(lambda x: x.get("total_spend_cents")), bands)}]
+    for c in plan.get("channels") or []:
+        name, budget = c["name"], c["allocated_budget_cents"]
+        want = channel(name, "expected_spend_cents")
+        out.append({"title": name, "budget": budget,
+                    "chart": charts.flight_chart(start, end, now, expected(want, want, budget),
+                                                 actual(channel(name, "spend_cents")), bands)})
+    return out
+
+
+def _decided(verb: str, p: dict[str, Any]) -> str:
+    if verb == "reject":
+        return "Proposal rejected: nothing moves."
+    replaced = " (it had been replaced by a newer proposal within 10 %, which was approved)" if p.get(
+        "approved_for") else ""
+    if p.get("status") == "needs_budget":
+        return f"Proposal approved{replaced}, but the budgets cannot move yet: {p.get('status_reason')}"
+    return f"Proposal approved{replaced}: the budget move goes through the guardrails now."
+
+
 def _allocation_summary(status: str, moved: int) -> str:
     texts = {"executed": f"Allocated: {moved} budget(s) changed.", "no_change": "Allocated: no budget needed to move.",
              "observed": "Observed only (autonomy observe): nothing was changed.",
@@ -687,6 +905,15 @@ def _allocation_summary(status: str, moved: int) -> str:
              "partially_failed": f"Partly applied: {moved} budget(s) changed, some failed (see Activity).",
              "failed": "The changes failed on the platform (see Activity)."}
     return texts.get(status, f"Allocation {status.replace('_', ' ')}: see the log below.")
+
+
+def _accounts(entities: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Ad account id → name, time zone and currency, as the platform reported them (pools' entities)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entities:
+        out.setdefault(e["adAccountId"], {"name": e.get("adAccountName") or e["adAccountId"],
+                                          "zone": e.get("timezoneName"), "currency": e.get("currency")})
+    return out
 
 
 def _unique(down: list[ServiceDown]) -> list[ServiceDown]:

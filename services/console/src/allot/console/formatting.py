@@ -101,3 +101,39 @@ def cadence(hours: int | None) -> str:
     if not hours:
         return "—"
     return "once a day" if hours == 24 else f"every {hours} hours"
+
+
+def number(value: float | None, places: int = 2, locale: str = "en", *, trim: bool = True) -> str:
+    """``1,234.5`` (en) or ``1.234,5`` (de): ``places`` decimals, trailing zeros dropped unless ``trim`` is off."""
+    if value is None:
+        return "—"
+    group, point, _ = LOCALES.get(locale, LOCALES["en"])
+    text = f"{float(value):,.{places}f}"
+    if trim and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    whole, _, frac = text.partition(".")
+    return whole.replace(",", group) + (point + frac if frac else "")
+
+
+def pct(value: float | None, locale: str = "en", *, signed: bool = False, places: int = 1) -> str:
+    """``85.3 %``; ``signed``: ``+12.5 %`` / ``−4 %`` (a deviation)."""
+    if value is None:
+        return "—"
+    text = number(abs(value) if signed else value, places, locale)
+    sign = ("+" if value > 0 else "−" if value < 0 else "±") if signed else ""
+    return f"{sign}{text}\u00a0%"
+
+
+def day(value: Any, zone: str | None = "UTC") -> str:
+    """An ISO timestamp as its date in the account's time zone, e.g. ``6 Dec 2026``."""
+    if not value:
+        return "—"
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        tz = ZoneInfo(zone or "UTC")
+    except (ValueError, KeyError):
+        return str(value)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    local = at.astimezone(tz)
+    return f"{local.day} {local:%b %Y}"
