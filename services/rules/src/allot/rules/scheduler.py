@@ -1,4 +1,5 @@
-"""The rule scheduler: every active rule is evaluated once per slot of its interval, across all instances.
+"""The rule scheduler: every active rule is evaluated once per slot of its interval (or, for a cron rule, once per
+fire time of its expression in each scoped account's time zone), across all instances.
 
 Slots are epoch-aligned on the SERVICE clock (real, simulated or manual): ``slot_start(now, interval)``.
 Why the task polls in real time: the clock may be a ``ManualClock`` (tests) whose ``sleep`` moves time
@@ -6,6 +7,11 @@ forward, so sleeping on it would make time run away. Every ``rules_scan_interval
 task asks Postgres which active rules have not been evaluated in their current slot, and evaluates
 each in its own transaction, which claims ``(f"rule:{id}", slot_start)`` in ``schedule_claims``: N
 instances never double-evaluate a slot, and a crash rolls the claim back with the execution.
+
+Cron rules cannot be selected in SQL (the expression is read in each account's zone): each scan reads every
+active cron rule and decides in Python which have a fire time in ``(last_slot or last change, now]``; each
+due one is evaluated fire time by fire time, earliest first (one transaction and one claim each, the fire
+time being the slot). The fire times come from a cache shared by the rules of one scan.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ log = get_logger(__name__)
 
 async def evaluate_now(ctx: ServiceContext, rule_id: uuid.UUID, *, workspace_id: str | None,
                        trigger: str) -> workflow.SlotResult:
-    """Evaluate one rule for the slot containing ``ctx.clock.now()`` (no-op if that slot is done)."""
+    """Evaluate one rule for the slot containing ``ctx.clock.now()`` (no-op if that slot is done); a cron rule for
+    its earliest due fire time (``not_due`` when none), or, manually, for every account now."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         result = await workflow.evaluate_slot(conn, ctx.emit, rule_id=rule_id, workspace_id=workspace_id,
                                             now=ctx.clock.now(), instance=ctx.instance_id, trigger=trigger,
@@ -57,6 +64,37 @@ async def evaluate_due_rules(ctx: ServiceContext, *, batch: int, max_batches: in
             ran += result.status == "evaluated"
         if len(due) < batch:
             break
+    return ran + await evaluate_due_cron_rules(ctx)
+
+
+#: Fire times of one cron rule evaluated in one scan at most: one per distinct UTC offset of its accounts.
+MAX_CRON_FIRES_PER_SCAN = 64
+
+
+async def evaluate_due_cron_rules(ctx: ServiceContext) -> int:
+    """Evaluate every cron rule with a fire time due now, each fire time once; returns how many evaluations ran."""
+    now = ctx.clock.now()
+    zones = directory_of(ctx.extra).zone_for
+    async with ctx.pool.acquire() as conn:
+        rows = await db.cron_rules(conn)
+    ran = 0
+    for row in rows:
+        try:
+            due = workflow.due_cron_fires(row["cron"], row["workspace_id"], row["ad_account_ids"],
+                                          last_slot=row["last_slot"], updated_at=row["updated_at"], now=now,
+                                          zones=zones)
+        except ValueError as exc:  # a stored expression this version cannot read: one rule must not stop the others
+            log.error("rule_cron_unreadable", rule_id=str(row["rule_id"]), error=repr(exc))
+            continue
+        for _ in range(min(len(due), MAX_CRON_FIRES_PER_SCAN)):
+            try:
+                result = await evaluate_now(ctx, row["rule_id"], workspace_id=None, trigger="schedule")
+            except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
+                log.error("rule_evaluation_failed", rule_id=str(row["rule_id"]), error=repr(exc))
+                break
+            ran += result.status == "evaluated"
+            if result.status not in ("evaluated", "already_evaluated"):
+                break
     return ran
 
 

@@ -6,6 +6,10 @@ entities and the sent actions, and (5) writes the ``allocation.requested`` chang
 crash anywhere rolls all of it back (the slot can be evaluated again); a committed slot can never be
 evaluated or emitted twice, by this instance or another, on restart or replay.
 
+The slot of an interval rule is its epoch-aligned interval; the slot of a cron rule is a fire time (UTC
+instant) of its expression read in the scoped accounts' time zones (see :func:`evaluate_cron`): one
+execution per fire time, covering the accounts whose local schedule fires at that instant.
+
 History facts fed to the domain's protections (see ``domain.protections``):
 
 - cooldown: per entity, when THIS rule last SENT an action that is not known to have failed (a pending
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
@@ -50,6 +54,8 @@ from allot.rules.domain import (
     evaluate_rule,
     slot_start,
 )
+from allot.rules.domain.cron import CronFire, due_fires
+from allot.rules.domain.entities import PLATFORMS
 from allot.rules.domain.metrics import COUNTER_NAMES
 from allot.rules.domain.protections import (
     CIRCUIT_BREAKER_WINDOW,
@@ -180,6 +186,20 @@ ZoneLookup = Callable[[str, str, str], tzinfo]
 
 
 def _utc(workspace_id: str, platform: str, ad_account_id: str) -> tzinfo:
+    return UTC
+
+
+def _is_utc(zone: tzinfo) -> bool:
+    return zone is UTC or getattr(zone, "key", None) == "UTC"
+
+
+def account_zone(zones: ZoneLookup, workspace_id: str, ad_account_id: str) -> tzinfo:
+    """The account's time zone on whichever platform profiled it (an ad account id belongs to one platform), UTC
+    when none has: what a cron rule's schedule is read in, the same for the scheduler's scan and the evaluation."""
+    for platform in PLATFORMS:
+        zone = zones(workspace_id, platform, ad_account_id)
+        if not _is_utc(zone):
+            return zone
     return UTC
 
 
@@ -372,7 +392,7 @@ TRIGGER = "metric"
 class SlotResult:
     """What one attempt to evaluate a rule for a slot did (metrics are counted after commit)."""
 
-    status: str  # evaluated | already_evaluated | not_active | not_found
+    status: str  # evaluated | already_evaluated | not_due (a cron rule between fire times) | not_active | not_found
     rule_id: uuid.UUID
     slot: datetime | None = None
     execution_id: uuid.UUID | None = None
@@ -396,11 +416,57 @@ async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.U
         return SlotResult("not_found", rule_id, trigger=trigger)
     if rule["status"] != "active":
         return SlotResult("not_active", rule_id, trigger=trigger)
+    if rule["definition"].get("schedule", {}).get("mode") == "cron":
+        return await evaluate_cron(conn, emit, rule, now=now, instance=instance, trigger=trigger, zones=zones)
     slot = slot_start(now, rule["interval_minutes"])
     execution_id = uuid.uuid5(rule_id, f"execution/{slot.isoformat()}")
     if not await claim_slot(conn, f"rule:{rule_id}", slot, instance):
         return SlotResult("already_evaluated", rule_id, slot, execution_id, trigger=trigger)
     return await _evaluate(conn, emit, rule, slot, now=now, trigger=trigger, zones=zones)
+
+
+def cron_since(last_slot: datetime | None, updated_at: datetime) -> datetime:
+    """Where a cron rule's due fire times start (exclusive): its last fire time evaluated, or its last change
+    (activation, edit) when later, so that neither activating nor editing a rule fires a time already past."""
+    return updated_at if last_slot is None or updated_at > last_slot else last_slot
+
+
+def due_cron_fires(cron: str, workspace_id: str, ad_account_ids: Sequence[str], *, last_slot: datetime | None,
+                   updated_at: datetime, now: datetime, zones: ZoneLookup) -> tuple[CronFire, ...]:
+    """The fire times of a cron rule due at ``now`` (earliest first), each with the accounts it is due for."""
+    account_zones = {a: account_zone(zones, workspace_id, a) for a in ad_account_ids}
+    return due_fires(cron, account_zones, since=cron_since(last_slot, updated_at), now=now)
+
+
+async def evaluate_cron(conn: asyncpg.Connection, emit: Emit, rule: Any, *, now: datetime, instance: str,
+                        trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
+    """Evaluate a (locked, active) cron rule for its earliest due fire time, at most once per fire time.
+
+    The fire time is the slot: claimed in ``schedule_claims`` like an interval slot, the execution's
+    ``slot_start``, and ``last_slot`` afterwards (fire times at or before it are done). Only the accounts whose
+    local schedule fires at that instant are evaluated, and their dayparts are read at the fire time. Nothing
+    due: ``not_due``. A manual run (``evaluate-now``) evaluates every scoped account now, as an execution of
+    its own (slot = now), and leaves the next fire time alone."""
+    rule_id = rule["rule_id"]
+    if trigger == "manual":
+        execution_id = uuid.uuid5(rule_id, f"execution/{now.isoformat()}")
+        if not await claim_slot(conn, f"rule:{rule_id}", now, instance):
+            return SlotResult("already_evaluated", rule_id, now, execution_id, trigger=trigger)
+        return await _evaluate(conn, emit, rule, now, now=now, trigger=trigger, zones=zones, mark_slot=False)
+    definition = RuleDefinition.model_validate(rule["definition"])
+    assert definition.schedule.cron is not None  # validated: mode cron has an expression
+    fires = due_cron_fires(definition.schedule.cron, rule["workspace_id"], definition.scope.ad_account_ids,
+                           last_slot=rule["last_slot"], updated_at=rule["updated_at"], now=now, zones=zones)
+    if not fires:
+        return SlotResult("not_due", rule_id, trigger=trigger)
+    fire = fires[0]
+    execution_id = uuid.uuid5(rule_id, f"execution/{fire.at.isoformat()}")
+    if not await claim_slot(conn, f"rule:{rule_id}", fire.at, instance):
+        # claimed by a manual run that happened at this very instant: that run covered the fire time
+        await db.advance_slot(conn, rule_id, fire.at)
+        return SlotResult("already_evaluated", rule_id, fire.at, execution_id, trigger=trigger)
+    return await _evaluate(conn, emit, rule, fire.at, now=now, trigger=trigger, zones=zones,
+                           accounts=fire.account_ids, schedule_at=fire.at)
 
 
 async def evaluate_triggered(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, entity_ids: Sequence[str],
@@ -439,16 +505,26 @@ async def run_triggers(conn: asyncpg.Connection, emit: Emit, reported: Sequence[
 
 
 async def _evaluate(conn: asyncpg.Connection, emit: Emit, rule: Any, slot: datetime, *, now: datetime, trigger: str,
-                    zones: ZoneLookup, only: set[str] | None = None) -> SlotResult:
-    """Evaluate the (locked, active) rule as of ``now`` for execution ``slot``; record and emit (see the module)."""
+                    zones: ZoneLookup, only: set[str] | None = None, accounts: Collection[str] | None = None,
+                    schedule_at: datetime | None = None, mark_slot: bool = True) -> SlotResult:
+    """Evaluate the (locked, active) rule as of ``now`` for execution ``slot``; record and emit (see the module).
+
+    ``only`` / ``accounts`` narrow the evaluation to these entities / ad accounts of the scope; ``schedule_at``
+    is when the dayparts are read (default now); ``mark_slot`` False leaves the rule's ``last_slot`` as it is."""
     rule_id = rule["rule_id"]
     slot_iso = slot.isoformat()
     execution_id = uuid.uuid5(rule_id, f"execution/{slot_iso}")
     ws = rule["workspace_id"]
     definition = RuleDefinition.model_validate(rule["definition"])
-    entities = await load_entities(conn, ws, definition, now, zones, only)
+    loaded = definition
+    if accounts is not None:
+        wanted = set(accounts)
+        narrowed = tuple(a for a in definition.scope.ad_account_ids if a in wanted)
+        loaded = definition.model_copy(update={"scope": definition.scope.model_copy(
+            update={"ad_account_ids": narrowed})})
+    entities = await load_entities(conn, ws, loaded, now, zones, only)
     history = await load_history(conn, ws, rule, definition, [e.entity_id for e in entities], now)
-    evaluation = evaluate_rule(definition, entities, history, now)
+    evaluation = evaluate_rule(definition, entities, history, now, schedule_at=schedule_at)
     by_id = {e.entity_id: e for e in entities}
 
     auto_pause_reason = None
@@ -498,7 +574,7 @@ async def _evaluate(conn: asyncpg.Connection, emit: Emit, rule: Any, slot: datet
                                          notify=notify, entities=by_id, now=now))
         log.info("rule_notify_only", rule_id=str(rule_id), slot_start=slot_iso,
                  entity_ids=[m.entity_id for m in notify][:50], matched=len(notify))
-    await db.mark_evaluated(conn, rule_id, slot, now)
+    await db.mark_evaluated(conn, rule_id, slot if mark_slot else None, now)
     log.info("rule_evaluated", rule_id=str(rule_id), slot_start=slot_iso, trigger=trigger, result=result,
              evaluated=evaluation.entities_evaluated, matched=len(evaluation.matched),
              skipped=len(evaluation.skipped), actions=len(planned))

@@ -257,9 +257,15 @@ async def soft_delete(conn: asyncpg.Connection, rule_id: uuid.UUID, now: datetim
                        rule_id, now)
 
 
-async def mark_evaluated(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime, now: datetime) -> None:
-    await conn.execute("UPDATE rules SET last_slot = $2, last_evaluated_at = $3 WHERE rule_id = $1",
-                       rule_id, slot, now)
+async def mark_evaluated(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime | None, now: datetime) -> None:
+    """Record an evaluation at ``now``; ``slot`` None keeps ``last_slot`` (a manual run of a cron rule)."""
+    await conn.execute("UPDATE rules SET last_slot = coalesce($2, last_slot), last_evaluated_at = $3 "
+                       "WHERE rule_id = $1", rule_id, slot, now)
+
+
+async def advance_slot(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime) -> None:
+    """Move ``last_slot`` forward to ``slot`` (never back): a cron fire time already claimed counts as done."""
+    await conn.execute("UPDATE rules SET last_slot = greatest(last_slot, $2) WHERE rule_id = $1", rule_id, slot)
 
 
 async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Row]:
@@ -273,6 +279,19 @@ async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list
                  FROM rules WHERE status = 'active' AND deleted_at IS NULL
                   AND coalesce(definition->'schedule'->>'mode', 'schedule') = 'schedule') r
            WHERE last_slot IS NULL OR last_slot < slot ORDER BY slot, rule_id LIMIT $2""", now, limit)
+
+
+async def cron_rules(conn: asyncpg.Connection) -> list[Row]:
+    """Every active cron-mode rule with what deciding whether it is due needs (the scheduler reads the
+    expression in each scoped account's time zone): rule_id, workspace_id, cron, ad_account_ids, last_slot,
+    updated_at."""
+    return await conn.fetch(
+        """SELECT rule_id, workspace_id, definition->'schedule'->>'cron' AS cron,
+                  ARRAY(SELECT jsonb_array_elements_text(definition->'scope'->'ad_account_ids')) AS ad_account_ids,
+                  last_slot, updated_at
+             FROM rules WHERE status = 'active' AND deleted_at IS NULL
+              AND definition->'schedule'->>'mode' = 'cron'
+            ORDER BY rule_id""")
 
 
 async def trigger_rules(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str]) -> list[Row]:
