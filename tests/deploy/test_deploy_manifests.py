@@ -21,11 +21,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import latest_version, major_minor
+
 from allot.contracts.registry import TOPICS
 from allot.runtime.service import ServiceSpec
 from allot.runtime.stack import SERVICES as STACK_PORTS
-from kubernetes_validate.utils import latest_version, major_minor
-
 from tests.support.kustomize import pod_spec, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -599,7 +599,7 @@ def test_dashboard_structure(dashboard: dict[str, Any]) -> None:
     assert len(ids) == len(set(ids))
     for p in dashboard["panels"]:
         g = p["gridPos"]
-        assert 0 <= g["x"] and g["x"] + g["w"] <= 24 and g["h"] > 0
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24 and g["h"] > 0
 
 
 def test_every_panel_queries_an_allot_metric(dashboard: dict[str, Any]) -> None:

@@ -14,9 +14,8 @@ from allot.contracts.envelope import Envelope, new_envelope
 from allot.runtime.clock import RealClock
 from allot.runtime.consumer import BatchContext, IdempotentConsumer, PoisonEvent
 from allot.runtime.db import open_database
-from allot.runtime.kafka import ensure_topics, make_broker
+from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.outbox import OutboxRelay
-from allot.runtime.kafka import make_producer
 from tests.support.kafka import eventually, publish, publish_raw, read_topic
 
 TOPIC = "metrics.ingested"

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import ActionExecuted, MetricsIngested
 from allot.pacing.service import SPEC
@@ -18,7 +19,6 @@ from allot.pacing.settings import PacingSettings
 from allot.runtime.clock import ManualClock
 from allot.runtime.service import ServiceContext
 from allot.runtime.settings import Settings
-
 from tests.support.kafka import eventually, read_topic
 from tests.support.service import api_keys, auth, running_service
 

@@ -10,7 +10,6 @@ from allot.contracts.currencies import min_budget_minor
 from allot.contracts.payloads import AllocationRequested
 from allot.guardrails.domain.checks import check_budget_minimums, check_max_change
 from allot.guardrails.domain.settings import WorkspaceLimits
-
 from tests.support.kafka import eventually, publish
 from tests.support.service import auth
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from allot.contracts.envelope import EVENT_NAMESPACE
 from allot.pacing.domain import action_id_for
-
 from tests.support.kafka import eventually, publish
 from tests.support.service import auth
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from allot.pacing.domain import BudgetPacingEngine, PacingCurve, PacingInputError, weighted_seconds
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from allot.pacing.domain import BudgetPacingEngine, PacingCurve, PacingInputError, weighted_seconds
 
 ENGINE = BudgetPacingEngine()
 SEED_START = datetime(2026, 7, 1, tzinfo=UTC)

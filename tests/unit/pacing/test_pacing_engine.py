@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from allot.pacing.domain import (
     SNAPSHOT_NAMESPACE,
     AlertLevel,

@@ -7,9 +7,10 @@ import random
 from collections import defaultdict
 
 import pytest
-from allot.pacing.domain import BudgetPacingEngine, ChannelSnapshot, PacingConfig, round2
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from allot.pacing.domain import BudgetPacingEngine, ChannelSnapshot, PacingConfig, round2
 
 
 def channel(name: str, allocated_budget: float, spend: float) -> ChannelSnapshot:

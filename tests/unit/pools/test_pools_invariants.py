@@ -26,11 +26,10 @@ and the minimum change; what follows it, from ``c``, is an ordinary move); ``B``
 
 from __future__ import annotations
 
-import sys
-
 import json
 import math
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from allot.rules.domain import (
     ActionOutcome,
     AggregateCache,

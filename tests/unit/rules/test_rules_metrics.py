@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+
 from allot.rules.domain import (
     META_ONLY_METRICS,
     METRICS,

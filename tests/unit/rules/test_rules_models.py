@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from allot.rules.domain import ConditionGroup, RuleDefinition, TargetRef, validate_rule
 from pydantic import ValidationError
+
+from allot.rules.domain import ConditionGroup, RuleDefinition, TargetRef, validate_rule
 
 PLATFORMS = {"act_meta": "meta", "act_meta2": "meta", "g_1": "google", "tt_1": "tiktok"}
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from allot.rules.domain import (
     REACH_NOT_REPORTED,
     AggregateCache,
@@ -15,8 +18,6 @@ from allot.rules.domain import (
     sum_counters,
 )
 from allot.rules.domain.timeranges import TIME_RANGES
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from allot.rules.domain import (
     TEMPLATE_NAMES,
     TEMPLATES,
@@ -17,7 +19,6 @@ from allot.rules.domain import (
     evaluate_rule,
     instantiate_template,
 )
-from pydantic import ValidationError
 
 SCOPE = {"ad_account_ids": ["act_1"], "entity_level": "adset"}
 NOW = datetime(2026, 5, 17, 9, 0, tzinfo=UTC)

@@ -9,13 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from allot.contracts.codec import decode, encode
 from allot.contracts.envelope import new_envelope
 from allot.contracts.payloads import MetricsIngested
 from allot.sandbox.app import create_app
 from allot.sandbox.state import SandboxState
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TOKEN = "test-sandbox-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

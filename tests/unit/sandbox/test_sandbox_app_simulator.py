@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from allot.contracts.payloads import MetricsIngested
 from allot.sandbox.delivery import EntityCurve, maturation_fraction
 from allot.sandbox.simulator import DeliverySimulator, run_delivery

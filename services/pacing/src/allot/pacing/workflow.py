@@ -26,6 +26,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import asyncpg
+
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import (
     AllocationRequested,

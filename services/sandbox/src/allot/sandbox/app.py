@@ -16,6 +16,10 @@ import asyncio
 import secrets
 from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
 from allot.sandbox.faults import Fault, Operation
 from allot.sandbox.schemas import (
     AdvanceRequest,
@@ -26,9 +30,6 @@ from allot.sandbox.schemas import (
 )
 from allot.sandbox.simulator import DeliverySimulator
 from allot.sandbox.state import SandboxError, SandboxState
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
 
 __all__ = ["create_app"]
 

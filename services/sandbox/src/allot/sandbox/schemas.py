@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from allot.sandbox.profiles import Profile
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+
+from allot.sandbox.profiles import Profile
 
 __all__ = [
     "AdvanceRequest",

@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
 
 import structlog
+
 from allot.contracts.payloads import MetricsIngested, RangeReach
 from allot.sandbox.delivery import (
     REACH_OVERLAP,

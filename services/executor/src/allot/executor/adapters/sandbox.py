@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Self
 
 import httpx
+
 from allot.executor.adapters._http import parse_retry_after, transport_error
 from allot.executor.adapters.base import (
     EntityRef,

@@ -117,7 +117,7 @@ class PoolSettings:
             raise ValueError("exploration_share must be within [0, 0.10]")
         if self.persistence_intervals < 1:
             raise ValueError("persistence_intervals must be >= 1")
-        if not 0 <= self.continuation_cooldown_hours:
+        if not self.continuation_cooldown_hours >= 0:
             raise ValueError("continuation_cooldown_hours must be >= 0")
         if self.cooldown_hours < 0 or self.lookback_days <= 0:
             raise ValueError("cooldown_hours must be >= 0 and lookback_days > 0")
