@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -61,4 +62,4 @@ async def test_old_days_come_back_summed_per_day_and_the_last_week_hourly(pool: 
         assert (day.spend_cents, day.impressions) == (sum(r[6] for r in day_rows), sum(r[9] for r in day_rows))
         assert day.frequency == pytest.approx(sum(r[9] for r in day_rows) / sum(r[11] for r in day_rows))
         # In time order, without overlaps.
-        assert all(a.end_at <= b.start_at for a, b in zip(got, got[1:]))
+        assert all(a.end_at <= b.start_at for a, b in pairwise(got))

@@ -45,7 +45,7 @@ def winner_setup(n: int = 4, budget: int = 25_000, winner_roas: float = 6.0, oth
 
 def test_pool_sum_is_exact_to_the_cent_with_odd_budget() -> None:
     members, hist = winner_setup()
-    members = [MemberState(m.member_id, b) for m, b in zip(members, (25_001, 25_000, 25_000, 24_999 + 3))]
+    members = [MemberState(m.member_id, b) for m, b in zip(members, (25_001, 25_000, 25_000, 24_999 + 3), strict=True)]
     p = pool(daily_budget_cents=100_003)
     plan = plan_allocation(p, members, hist, now=NOW)
     assert plan.feasible
@@ -89,7 +89,7 @@ def test_change_below_min_budget_change_is_not_made() -> None:
 
 def test_every_change_is_at_least_min_change() -> None:
     members, hist = winner_setup(n=6, budget=16_000)
-    members = [MemberState(m.member_id, b) for m, b in zip(members, (16_000, 16_000, 16_000, 16_000, 16_000, 20_000))]
+    members = [MemberState(m.member_id, b) for m, b in zip(members, (16_000, 16_000, 16_000, 16_000, 16_000, 20_000), strict=True)]
     plan = plan_allocation(pool(min_budget_change_cents=700), members, hist, now=NOW)
     assert plan.changes
     assert all(abs(a.change_cents) >= 700 for a in plan.changes)
@@ -248,6 +248,6 @@ def test_a_tail_below_the_minimum_change_is_placed_exactly_when_the_movers_are_f
         down_room=[376, 771, 2_906, 0], up_order=[0, 1, 2, 3], down_order=[0, 1, 2, 3], min_change=100,
     )
     assert missing == 0 and sum(new) == total
-    changes = [abs(a - b) for a, b in zip(new, current) if a != b]
+    changes = [abs(a - b) for a, b in zip(new, current, strict=True) if a != b]
     assert changes and min(changes) >= 100
-    assert all(c - n <= room for c, n, room in zip(current, new, [376, 771, 2_906, 0]))
+    assert all(c - n <= room for c, n, room in zip(current, new, [376, 771, 2_906, 0], strict=True))

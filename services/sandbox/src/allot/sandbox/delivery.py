@@ -27,6 +27,7 @@ import math
 import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 __all__ = [
     "DEFAULT_SEASONALITY",
@@ -139,7 +140,7 @@ def maturation_fraction(age_hours: float, curve: tuple[tuple[float, float], ...]
     """Share of an interval's conversions/revenue reported ``age_hours`` after it ended (piecewise linear, 1.0 after the last point)."""
     if age_hours <= curve[0][0]:
         return curve[0][1]
-    for (h0, f0), (h1, f1) in zip(curve, curve[1:]):
+    for (h0, f0), (h1, f1) in pairwise(curve):
         if age_hours <= h1:
             return f0 + (f1 - f0) * (age_hours - h0) / (h1 - h0)
     return curve[-1][1]

@@ -51,6 +51,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from allot.pools.domain.learn import (
     SCALE_PRIOR_SHAPE,
@@ -181,7 +182,7 @@ def plan_allocation(
     pool_roas = value / spend if spend > 0 and value > 0 else 1.0
     dispersion = OVERDISPERSION * (value / conversions if conversions > 0 and rev_w > 0 else 1.0)
     x_ref = max(B / len(work), 1.0) if work else 1.0
-    for w, o in zip(work, obs):
+    for w, o in zip(work, obs, strict=True):
         w.curve = fit_curve(
             o, x_ref=x_ref, prior_value=pool_roas * x_ref, unit=dispersion, prior_elasticity=pool.prior_elasticity,
             prior_elasticity_sd=PRIOR_ELASTICITY_SD,
@@ -195,10 +196,10 @@ def plan_allocation(
         curves = [w.curve for w in work if w.curve is not None]
         greedy, lam = _targets(work, [c.value_at for c in curves], B)
         sampled, _ = _targets(work, [_sample(c, rng) for c in curves], B)
-        deviation = sum(abs(s - g) for s, g in zip(sampled, greedy)) / 2.0
+        deviation = sum(abs(s - g) for s, g in zip(sampled, greedy, strict=True)) / 2.0
         room = pool.exploration_share * B
         share = 1.0 if deviation <= room else room / deviation
-        for w, g, s in zip(work, greedy, sampled):
+        for w, g, s in zip(work, greedy, sampled, strict=True):
             w.greedy = g
             w.target = g + share * (s - g)
             if w.curve is not None:
@@ -379,11 +380,11 @@ def _targets(work: Sequence[_Member], curves: Sequence[Callable[[float], float]]
         slack = [float(w.hi - w.plan_hi) for w in work]
         total_slack = sum(slack)
         if total_slack > 0:
-            his = [h + extra * s / total_slack for h, s in zip(his, slack)]
+            his = [h + extra * s / total_slack for h, s in zip(his, slack, strict=True)]
     if sum(los) >= B or sum(his) <= B:
         return list(los if sum(los) >= B else his), None
     segments: list[tuple[float, int, float]] = []
-    for i, (w, curve, lo, hi) in enumerate(zip(work, curves, los, his)):
+    for i, (w, curve, lo, hi) in enumerate(zip(work, curves, los, his, strict=True)):
         weight, ratio = w.state.weight, w.ratio
         xs = _budget_grid(lo, hi, float(w.current))
         hull: list[tuple[float, float]] = []
@@ -392,15 +393,15 @@ def _targets(work: Sequence[_Member], curves: Sequence[Callable[[float], float]]
             while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= 0.0:
                 hull.pop()
             hull.append(p)
-        for (x0, v0), (x1, v1) in zip(hull, hull[1:]):
+        for (x0, v0), (x1, v1) in pairwise(hull):
             segments.append(((v1 - v0) / (x1 - x0), i, x1 - x0))
     segments.sort(key=lambda seg: (-seg[0], seg[1]))
     out = list(los)
     rest = B - sum(los)
     lam: float | None = None
     last, take = 0, 0.0
-    for last, (slope, i, length) in enumerate(segments):
-        take = min(length, rest)
+    for n, (slope, i, length) in enumerate(segments):
+        last, take = n, min(length, rest)
         out[i] += take
         rest -= take
         lam = slope
@@ -421,7 +422,7 @@ def _settle_last(
         return out
 
     def total(xs: Sequence[float]) -> float:
-        return sum(w.state.weight * c(x * w.ratio) for w, c, x in zip(work, curves, xs))
+        return sum(w.state.weight * c(x * w.ratio) for w, c, x in zip(work, curves, xs, strict=True))
 
     down, free = list(out), taken
     down[i] -= taken
@@ -515,7 +516,7 @@ def _lines(
 ) -> tuple[list[MemberAllocation], dict[str, MemberMemory]]:
     """The plan's lines (every member, in input order) and the memories to store."""
     out_mem = dict(memories)
-    by_id: dict[str, tuple[_Member, int]] = {w.state.member_id: (w, v) for w, v in zip(work, new_budgets)}
+    by_id: dict[str, tuple[_Member, int]] = {w.state.member_id: (w, v) for w, v in zip(work, new_budgets, strict=True)}
     window, reversals = pool.oscillation_window, pool.oscillation_reversals
     lines = []
     for mb in members:

@@ -370,7 +370,7 @@ class Curve:
         if x <= 0.0:
             return 0.0
         total = 0.0
-        for a, h, k in zip(self.amps, self.hs, self.ks):
+        for a, h, k in zip(self.amps, self.hs, self.ks, strict=True):
             r = k / x
             if r < 1e6:
                 total += a / (1.0 + r**h)
@@ -411,7 +411,7 @@ def fit_curve(
     xs: list[float] = []
     es: list[float] = []
     if obs is not None:
-        for u, e, v in zip(obs.u, obs.exposure, obs.value):
+        for u, e, v in zip(obs.u, obs.exposure, obs.value, strict=True):
             xs.append(obs.x0 * math.exp(u))
             es.append(e)
             ys.append(max(v, 0.0) / unit)
@@ -429,7 +429,7 @@ def fit_curve(
             beta0 = SCALE_PRIOR_SHAPE * f_ref / prior_counts
             S = 0.0
             ll = 0.0
-            for x, e, y in zip(xs, es, ys):
+            for x, e, y in zip(xs, es, ys, strict=True):
                 f = 1.0 / (1.0 + (k / x) ** h)
                 S += f * e
                 if y > 0.0:
@@ -441,11 +441,11 @@ def fit_curve(
     top = max(logs)
     raw = [math.exp(lg - top) for lg in logs]
     total = sum(raw)
-    keep = [(w / total, p) for w, p in zip(raw, pts) if w / total >= MIN_WEIGHT]
+    keep = [(w / total, p) for w, p in zip(raw, pts, strict=True) if w / total >= MIN_WEIGHT]
     norm = sum(w for w, _ in keep)
     weights = tuple(w / norm for w, _ in keep)
     shapes, rates = tuple(p[2] for _, p in keep), tuple(p[3] for _, p in keep)
     return Curve(
         weights, tuple(p[0] for _, p in keep), tuple(p[1] for _, p in keep), shapes, rates, unit, Y,
-        tuple(w * a / b * unit for w, a, b in zip(weights, shapes, rates)),
+        tuple(w * a / b * unit for w, a, b in zip(weights, shapes, rates, strict=True)),
     )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 ALLOWED_FREQUENCIES_H: frozenset[int] = frozenset({4, 8, 12, 24})
@@ -132,7 +133,7 @@ class PoolSettings:
         if self.oscillation_reversals < 1 or self.oscillation_window < self.oscillation_reversals + 1:
             raise ValueError("oscillation_window must exceed oscillation_reversals")
         mc = self.maturation_curve
-        if not mc or any(b[0] <= a[0] or b[1] < a[1] for a, b in zip(mc, mc[1:])) or mc[0][1] <= 0 or mc[-1][1] != 1.0:
+        if not mc or any(b[0] <= a[0] or b[1] < a[1] for a, b in pairwise(mc)) or mc[0][1] <= 0 or mc[-1][1] != 1.0:
             raise ValueError("maturation_curve must be increasing in hours, non-decreasing, > 0 and end at 1.0")
 
     @property
