@@ -87,7 +87,8 @@ def write_all(out: Path, readme: Path | None = None) -> list[Path]:
         written.append(path)
     for spec in service_specs():
         path = out / "asyncapi" / f"{spec.name}.json"
-        path.write_bytes(orjson.dumps(asyncapi_document(spec), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        document = asyncapi_document(spec)
+        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         written.append(path)
     if readme is not None and readme.exists():
         text = readme.read_text()

@@ -75,7 +75,9 @@ class OutboxRelay:
             futures = []
             for row in rows:
                 headers = [(k, v.encode()) for k, v in row["headers"]]
-                futures.append(await self.producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers))
+                futures.append(
+                    await self.producer.send(row["topic"], value=row["value"], key=row["key"], headers=headers)
+                )
             await asyncio.gather(*futures)
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
             for row in rows:

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
-    kafka_enable_idempotence: bool = Field(default=False, description="On for Apache Kafka; the embedded broker lacks it.")
+    kafka_enable_idempotence: bool = Field(
+        default=False, description="On for Apache Kafka; the embedded broker lacks it."
+    )
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1500
     kafka_max_batch: int = 500
