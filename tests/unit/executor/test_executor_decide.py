@@ -47,7 +47,9 @@ def test_budget_writes_are_compare_and_set(observed: int, memory: EntityMemory, 
 
 
 def test_an_out_of_band_edit_is_named_with_the_observed_value() -> None:
-    plan = plan_write(budget(), Observed(15_000, "active"), EntityMemory(last_budget_cents=10_000), min_budget_cents=200)
+    plan = plan_write(
+        budget(), Observed(15_000, "active"), EntityMemory(last_budget_cents=10_000), min_budget_cents=200
+    )
     assert plan.kind == "conflict" and plan.out_of_band
     assert "Allot last set 10000" in plan.reason and "15000" in plan.reason
 
@@ -80,7 +82,9 @@ def test_status_changes(kind: str, observed: str, memory_status: str | None, exp
     assert plan.kind == expected
 
 
-@pytest.mark.parametrize(("failures", "age_h", "active"), [(4, 1, False), (5, 1, True), (5, 24, True), (5, 24.01, False)])
+@pytest.mark.parametrize(
+    ("failures", "age_h", "active"), [(4, 1, False), (5, 1, True), (5, 24, True), (5, 24.01, False)]
+)
 def test_failure_backoff_after_five_consecutive_failures_within_24h(failures: int, age_h: float, active: bool) -> None:
     memory = EntityMemory(consecutive_failures=failures, first_failure_at=NOW - timedelta(hours=age_h))
     assert failure_backoff_active(memory, NOW) is active
@@ -104,7 +108,9 @@ def test_undo_inverts_budget_and_status_changes_with_new_deterministic_ids() -> 
     assert inv.action_id == inverse_action(action, applied_before_cents=10_000, applied_after_cents=12_000,
                                            undo_of=request).action_id  # type: ignore[union-attr]
     assert inv.action_id != action.action_id
-    paused = inverse_action(status_action("pause"), applied_before_cents=None, applied_after_cents=None, undo_of=request)
+    paused = inverse_action(
+        status_action("pause"), applied_before_cents=None, applied_after_cents=None, undo_of=request
+    )
     assert paused is not None and paused.action_type == "activate"
 
 

@@ -87,7 +87,8 @@ async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(
         executed_at = max(r["finished_at"] for r in done)
         if now - executed_at > timedelta(hours=settings.undo_window_h):
             raise ApiError(409, "undo_window_passed",
-                           f"executed at {executed_at.isoformat()}, older than the {settings.undo_window_h} h undo window",
+                           f"executed at {executed_at.isoformat()}, older than the {settings.undo_window_h} h "
+                           "undo window",
                            field="request_id")
         inverse: list[BudgetAction] = []
         for r in done:

@@ -82,8 +82,10 @@ class TokenProjection:
         """An account another workspace has connected is never written with a global (single-tenant) token."""
         async with self._pool.acquire() as conn:
             claimed = await conn.fetchval(
-                "SELECT 1 FROM connection_token_accounts a JOIN connection_tokens t ON t.connection_id = a.connection_id "
-                "WHERE a.platform = $1 AND a.ad_account_id = $2 AND t.state = 'active' AND t.workspace_id <> $3 LIMIT 1",
+                "SELECT 1 FROM connection_token_accounts a "
+                "JOIN connection_tokens t ON t.connection_id = a.connection_id "
+                "WHERE a.platform = $1 AND a.ad_account_id = $2 AND t.state = 'active' "
+                "AND t.workspace_id <> $3 LIMIT 1",
                 self._platform, _account(ad_account_id), workspace_id)
         if claimed:
             raise PlatformNotConnected(

@@ -322,7 +322,8 @@ class MetaGraphClient:
 
 
 def _graph_retry_after(headers: httpx.Headers) -> float | None:
-    """Longest wait Graph asked for: Retry-After, BUC ``estimated_time_to_regain_access`` (minutes), ad-account ``reset_time_duration`` (s)."""
+    """Longest wait Graph asked for: Retry-After, BUC ``estimated_time_to_regain_access`` (minutes), ad-account
+    ``reset_time_duration`` (s)."""
     waits: list[float] = []
     retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is not None:

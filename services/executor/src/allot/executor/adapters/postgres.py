@@ -22,7 +22,8 @@ async def record_approval(conn: asyncpg.Connection, approval: GuardrailApproved,
     ]
     inserted = await conn.fetch(
         """INSERT INTO actions (action_id, decision_id, request_id, workspace_id, source, source_id, correlation_id,
-                                approval_event_id, action, platform, ad_account_id, entity_id, next_attempt_at, created_at)
+                                approval_event_id, action, platform, ad_account_id, entity_id, next_attempt_at,
+                                created_at)
            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::uuid[],
                                 $8::uuid[], $9::jsonb[], $10::text[], $11::text[], $12::text[], $13::timestamptz[],
                                 $14::timestamptz[])

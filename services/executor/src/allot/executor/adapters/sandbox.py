@@ -76,7 +76,8 @@ class SandboxClient:
             raise TransientPlatformError(f"sandbox returned an unexpected entity body (missing {exc})") from None
 
     async def set_budget(self, ref: EntityRef, budget_cents: int, *, idempotency_key: str | None = None) -> WriteResult:
-        """Set the daily budget to exactly ``budget_cents``; ``idempotency_key`` is sent as a header for the call log."""
+        """Set the daily budget to exactly ``budget_cents``; ``idempotency_key`` is sent as a header for the call
+        log."""
         if isinstance(budget_cents, bool) or not isinstance(budget_cents, int) or budget_cents < 0:
             raise PermanentPlatformError("budget_cents must be a non-negative integer", "invalid_parameter")
         body = await self._call(
