@@ -43,6 +43,7 @@ from allot.guardrails.domain import (
     set_kill_switch,
 )
 from allot.guardrails.domain.patch import added_accounts
+from allot.guardrails.metrics import show_kill_switches
 from allot.runtime.accounts import UTC_ZONE, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
@@ -117,6 +118,10 @@ async def _change_limits(ctx: ServiceContext, principal: Principal, action: str,
             log.info("guardrail_limits_changed", workspace_id=ws, key_id=principal.key_id, action=action,
                      fields=sorted(changes))
         row = await db.load_limits_row(conn, ws)
+        switched = "kill_switch" in changes or "killed_ad_accounts" in changes
+    if switched:  # after the commit: the gauge shows what is now in force
+        async with ctx.pool.acquire() as conn:
+            show_kill_switches(await db.kill_switches_on(conn))
     view = _limits_view(ws, after, row)
     view["changed"] = sorted(changes)
     return view

@@ -1,4 +1,5 @@
-"""Background work: prune history rows no window can reach any more (once per hour across instances).
+"""Background work: prune history rows no window can reach any more (once per hour across instances), and keep
+the kill-switch gauge current (every instance, from the database).
 
 Polls in REAL time, like the rules and pools schedulers: the service clock may be a ``ManualClock`` (tests)
 whose ``sleep`` moves time forward, so sleeping on it would make the clock that dates every decision run away.
@@ -11,6 +12,7 @@ import asyncio
 from datetime import timedelta
 
 from allot.guardrails.adapters import postgres as db
+from allot.guardrails.metrics import show_kill_switches
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot, slot_start
 from allot.runtime.service import ServiceContext
@@ -23,6 +25,16 @@ PRUNE_POLL_S = 60.0
 #: Longest net-change window (WorkspaceLimits.net_change_window_h ≤ 744) and rate-limit window (≤ 86 400 s).
 MAX_CHANGE_WINDOW = timedelta(hours=744)
 MAX_MANUAL_WINDOW = timedelta(seconds=86_400)
+#: Real seconds between two reads of the kill switches for the gauge (a switch flipped here shows at once).
+KILL_SWITCH_POLL_S = 15.0
+
+
+async def watch_kill_switches(ctx: ServiceContext) -> None:
+    """Keep ``allot_guardrail_kill_switches_on`` current: another replica may have flipped a switch."""
+    while True:
+        async with ctx.pool.acquire() as conn:
+            show_kill_switches(await db.kill_switches_on(conn))
+        await asyncio.sleep(KILL_SWITCH_POLL_S)
 
 
 async def prune_history(ctx: ServiceContext) -> None:

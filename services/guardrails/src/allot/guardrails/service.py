@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from allot.guardrails.api import router
 from allot.guardrails.handlers import on_action_executed, on_allocation_requested
-from allot.guardrails.scheduler import prune_history
+from allot.guardrails.scheduler import prune_history, watch_kill_switches
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
 
@@ -21,7 +21,7 @@ SPEC = ServiceSpec(
               ACCOUNT_TOPIC: on_account_profiled},
     produces=["guardrail.approved", "guardrail.blocked", "notification.requested"],
     routers=[router],
-    tasks=[prune_history, refresh_directory],
+    tasks=[prune_history, refresh_directory, watch_kill_switches],
     on_start=on_start,
     title="Allot guardrails",
     description=(

@@ -37,6 +37,17 @@ async def lock_workspaces_for_decisions(conn: asyncpg.Connection, workspace_ids:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"allot-guardrails:decide:{ws}")
 
 
+async def kill_switches_on(conn: asyncpg.Connection) -> tuple[int, int]:
+    """(workspaces whose kill switch is on, ad accounts stopped individually), across every workspace: the one read
+    that spans workspaces, for the kill-switch gauge (counts only, no workspace's data)."""
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE (limits->>'kill_switch')::boolean) AS workspaces,
+                  coalesce(sum(jsonb_array_length(coalesce(limits->'killed_ad_accounts', '[]'::jsonb))), 0)
+                      AS ad_accounts
+           FROM workspace_limits""")
+    return int(row["workspaces"]), int(row["ad_accounts"])
+
+
 async def lock_workspace_limits(conn: asyncpg.Connection, workspace_id: str) -> None:
     """Serialise changes of one workspace's limits (read-modify-write + audit) for this transaction."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
