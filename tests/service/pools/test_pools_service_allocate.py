@@ -47,7 +47,8 @@ async def test_pools_allocate_async_idempotent_rate_limited_and_snapshot(
         assert req["idempotency_key"] == f"pool:{pid}:{TODAY}" and req["manual"] is True
         assert req["pool_daily_budget_cents"] == 44_000 and req["currency"] == "EUR"  # the snapshot, not 60 000
         moves = {a["entity_id"]: (a["from_cents"], a["to_cents"]) for a in req["actions"]}
-        # the budget to place goes to two members at the 20 % step (never the clearly worst); unchanged members get no action
+        # the budget to place goes to two members at the 20 % step (never the clearly worst); unchanged members get no
+        # action
         assert sorted(moves.values()) == [(10_000, 12_000), (10_000, 12_000)] and P.entity["m4"] not in moves
         for a in req["actions"]:
             assert a["action_type"] == "set_budget" and a["platform"] == "sandbox" and a["ad_account_id"] == P.account

@@ -15,20 +15,33 @@ ORIGIN = datetime(2024, 1, 1, tzinfo=UTC)
 FLAT = (1.0,) * 7
 
 
-def curve(eid: str, roas_at_15k: float, *, scale: float = 20_000.0, fade: float = 0.0, fade_start: float | None = None) -> EntityCurve:
+def curve(
+    eid: str, roas_at_15k: float, *, scale: float = 20_000.0, fade: float = 0.0, fade_start: float | None = None
+) -> EntityCurve:
     aov = 5_000
     a = roas_at_15k * 15_000 / aov / (1.0 - math.exp(-15_000 / scale))
-    return EntityCurve(eid, a, scale, aov, seasonality=FLAT, origin_at=ORIGIN, fade_per_day=fade, fade_start_day=fade_start)
+    return EntityCurve(
+        eid, a, scale, aov, seasonality=FLAT, origin_at=ORIGIN, fade_per_day=fade, fade_start_day=fade_start
+    )
 
 
 def to_metric(d: IntervalDelivery, now: datetime) -> MetricInterval:
     f = maturation_fraction((now - d.end_at).total_seconds() / 3600.0)
-    return MetricInterval(d.start_at, d.end_at, d.spend_cents, math.floor(d.revenue_cents * f), float(math.floor(d.conversions * f)), d.impressions, d.clicks, d.frequency)
+    return MetricInterval(
+        d.start_at, d.end_at, d.spend_cents, math.floor(d.revenue_cents * f), float(math.floor(d.conversions * f)),
+        d.impressions, d.clicks, d.frequency,
+    )
 
 
-def run_loop(curves: list[EntityCurve], budgets: dict[str, int], *, days: int, warmup_days: int = 14, seed: int = 3, pool: PoolSettings | None = None):
+def run_loop(
+    curves: list[EntityCurve], budgets: dict[str, int], *, days: int, warmup_days: int = 14, seed: int = 3,
+    pool: PoolSettings | None = None,
+):
     """Warm up at fixed budgets, then let the engine plan every 8 h; returns budgets per plan and the change count."""
-    p = pool or PoolSettings(pool_id="t", daily_budget_cents=sum(budgets.values()), default_min_budget_cents=3_000, min_budget_change_cents=500)
+    p = pool or PoolSettings(
+        pool_id="t", daily_budget_cents=sum(budgets.values()), default_min_budget_cents=3_000,
+        min_budget_change_cents=500,
+    )
     rng = random.Random(seed)
     deliveries: dict[str, list[IntervalDelivery]] = {c.entity_id: [] for c in curves}
     t = ORIGIN
@@ -85,7 +98,9 @@ def test_starved_strong_newcomer_is_explored_and_grows() -> None:
 
 
 def test_a_member_that_keeps_reversing_is_held_and_the_pool_keeps_working() -> None:
-    pool = PoolSettings(pool_id="t", daily_budget_cents=100_000, persistence_intervals=1, cooldown_hours=0, freeze_hours=72)
+    pool = PoolSettings(
+        pool_id="t", daily_budget_cents=100_000, persistence_intervals=1, cooldown_hours=0, freeze_hours=72
+    )
     now = ORIGIN + timedelta(days=30)
     members = [MemberState(f"m{i}", 25_000) for i in range(4)]
 
@@ -150,7 +165,9 @@ def test_immature_recent_intervals_are_corrected_not_read_as_a_drop() -> None:
 
 def test_member_whose_only_difference_is_immature_data_is_not_cut() -> None:
     now = ORIGIN + timedelta(days=20)
-    pool = PoolSettings(pool_id="t", daily_budget_cents=60_000, persistence_intervals=1, cooldown_hours=0, exploration_share=0.0)
+    pool = PoolSettings(
+        pool_id="t", daily_budget_cents=60_000, persistence_intervals=1, cooldown_hours=0, exploration_share=0.0
+    )
     def hist(young: bool):
         ivs = []
         for k in range(42):
@@ -167,8 +184,9 @@ def test_history_after_now_is_ignored() -> None:
     now = ORIGIN + timedelta(days=20)
     future = [MetricInterval(now, now + timedelta(hours=8), 10_000, 999_999, 100.0)]
     obs = observations(
-        future, now.timestamp(), lookback_h=14 * 24, half_life_h=96, maturity=MaturityModel(1.0, 24.0, 0.0, ((0.0, 1.0),)),
-        revenue_w=1.0, conv_w=0.0, min_maturity=0.3, maturity_cache={},
+        future, now.timestamp(), lookback_h=14 * 24, half_life_h=96,
+        maturity=MaturityModel(1.0, 24.0, 0.0, ((0.0, 1.0),)), revenue_w=1.0, conv_w=0.0, min_maturity=0.3,
+        maturity_cache={},
     )
     assert obs is None
 
@@ -181,5 +199,6 @@ def test_same_inputs_same_plan_and_no_state_mutation() -> None:
     assert trace1 == trace2
     state = EngineState(members={"a": MemberMemory(1, 1, None, ())})
     before = replace(state)
-    plan_allocation(PoolSettings(pool_id="t", daily_budget_cents=45_000), [MemberState(k, v) for k, v in budgets.items()], {}, now=ORIGIN, state=state)
+    members = [MemberState(k, v) for k, v in budgets.items()]
+    plan_allocation(PoolSettings(pool_id="t", daily_budget_cents=45_000), members, {}, now=ORIGIN, state=state)
     assert state == before

@@ -15,7 +15,9 @@ from bench.baselines import plan_equal_split
 NOW = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-def history(roas: float, budget: int, *, days: int = 14, hours: int = 8, seed: int = 1, aov: int = 5000, noise: float = 0.0) -> list[MetricInterval]:
+def history(
+    roas: float, budget: int, *, days: int = 14, hours: int = 8, seed: int = 1, aov: int = 5000, noise: float = 0.0
+) -> list[MetricInterval]:
     """Mature-looking history at a constant budget: revenue = roas * spend (optionally noisy), reported as of NOW."""
     rng = random.Random(seed)
     out = []
@@ -32,7 +34,10 @@ def history(roas: float, budget: int, *, days: int = 14, hours: int = 8, seed: i
 
 
 def pool(**kw: object) -> PoolSettings:
-    base: dict[str, object] = dict(pool_id="p", daily_budget_cents=100_000, min_budget_change_cents=100, persistence_intervals=1, cooldown_hours=0, continuation_cooldown_hours=0)
+    base: dict[str, object] = dict(
+        pool_id="p", daily_budget_cents=100_000, min_budget_change_cents=100, persistence_intervals=1,
+        cooldown_hours=0, continuation_cooldown_hours=0,
+    )
     base.update(kw)
     return PoolSettings(**base)  # type: ignore[arg-type]
 
@@ -89,7 +94,8 @@ def test_change_below_min_budget_change_is_not_made() -> None:
 
 def test_every_change_is_at_least_min_change() -> None:
     members, hist = winner_setup(n=6, budget=16_000)
-    members = [MemberState(m.member_id, b) for m, b in zip(members, (16_000, 16_000, 16_000, 16_000, 16_000, 20_000), strict=True)]
+    budgets = (16_000, 16_000, 16_000, 16_000, 16_000, 20_000)
+    members = [MemberState(m.member_id, b) for m, b in zip(members, budgets, strict=True)]
     plan = plan_allocation(pool(min_budget_change_cents=700), members, hist, now=NOW)
     assert plan.changes
     assert all(abs(a.change_cents) >= 700 for a in plan.changes)
@@ -111,8 +117,14 @@ def test_member_at_ceiling_stops_gaining() -> None:
 
 
 def test_member_at_floor_is_not_cut_below_it() -> None:
-    members = [MemberState("m0", 25_000), MemberState("m1", 25_000, min_budget_cents=25_000), MemberState("m2", 25_000), MemberState("m3", 25_000)]
-    hist = {"m0": history(8.0, 25_000), "m1": history(0.5, 25_000), "m2": history(2.0, 25_000), "m3": history(2.0, 25_000)}
+    members = [
+        MemberState("m0", 25_000), MemberState("m1", 25_000, min_budget_cents=25_000), MemberState("m2", 25_000),
+        MemberState("m3", 25_000),
+    ]
+    hist = {
+        "m0": history(8.0, 25_000), "m1": history(0.5, 25_000), "m2": history(2.0, 25_000),
+        "m3": history(2.0, 25_000),
+    }
     plan = plan_allocation(pool(), members, hist, now=NOW)
     assert plan.budgets["m1"] == 25_000
     assert plan.budgets["m0"] > 25_000
@@ -162,7 +174,10 @@ def test_paused_and_inactive_members_are_untouched_and_outside_the_pool_sum() ->
 
 
 def test_weights_bias_the_split() -> None:
-    members = [MemberState("a", 25_000, weight=2.0), MemberState("b", 25_000), MemberState("c", 25_000), MemberState("d", 25_000)]
+    members = [
+        MemberState("a", 25_000, weight=2.0), MemberState("b", 25_000), MemberState("c", 25_000),
+        MemberState("d", 25_000),
+    ]
     plan = plan_equal_split(pool(max_change_pct=100.0), members, {}, now=NOW)
     assert plan.budgets["a"] == 40_000 and plan.budgets["b"] == 20_000
     hist = {m.member_id: history(3.0, 25_000, seed=i) for i, m in enumerate(members)}

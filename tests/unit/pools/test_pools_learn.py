@@ -10,6 +10,7 @@ import pytest
 
 from allot.pools.domain import EngineState, MemberState, MetricInterval, PoolSettings, plan_allocation
 from allot.pools.domain.learn import (
+    AGE_BUCKETS_H,
     Curve,
     MaturityModel,
     add_pairs,
@@ -36,7 +37,8 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def _history(
-    h: float, k: float, *, sat_per_day: float, days: int = 14, levels: tuple[float, ...] = (0.6, 1.0, 1.6), seed: int = 3,
+    h: float, k: float, *, sat_per_day: float, days: int = 14, levels: tuple[float, ...] = (0.6, 1.0, 1.6),
+    seed: int = 3,
 ) -> list[MetricInterval]:
     """4-hour intervals of a member with Hill response ``sat_per_day x^h / (x^h + k^h)`` conversions a day; the
     budget cycles through ``levels`` x 20,000 a day."""
@@ -56,7 +58,9 @@ def _fit(ivs: list[MetricInterval], *, prior_value: float = 100_000.0, half_life
         ivs, NOW.timestamp(), lookback_h=21 * 24, half_life_h=half_life_h, maturity=NO_LAG, revenue_w=1.0, conv_w=0.0,
         min_maturity=0.3, maturity_cache={},
     )
-    return fit_curve(obs, x_ref=20_000, prior_value=prior_value, unit=5_000, prior_elasticity=0.6, prior_elasticity_sd=0.5)
+    return fit_curve(
+        obs, x_ref=20_000, prior_value=prior_value, unit=5_000, prior_elasticity=0.6, prior_elasticity_sd=0.5
+    )
 
 
 def _elasticity(h: float, k: float, x: float) -> float:
@@ -143,11 +147,14 @@ def test_maturity_is_learned_from_restatements() -> None:
 def test_without_restatements_the_configured_curve_is_used() -> None:
     model = fit_maturity({}, ((0.0, 0.6), (24.0, 0.85), (72.0, 1.0)))
     assert model.weight == 0 and model.at(12.0) == pytest.approx(0.725)
-    assert age_bucket(0.5) == 0 and age_bucket(1000.0) == len(__import__("allot.pools.domain.learn", fromlist=["x"]).AGE_BUCKETS_H)
+    assert age_bucket(0.5) == 0 and age_bucket(1000.0) == len(AGE_BUCKETS_H)
 
 
 def test_delivery_cap_is_measured_since_the_budget_took_effect() -> None:
-    ivs = [MetricInterval(NOW - timedelta(hours=4 * (k + 1)), NOW - timedelta(hours=4 * k), 2_000, 0, 0.0) for k in range(12)]
+    ivs = [
+        MetricInterval(NOW - timedelta(hours=4 * (k + 1)), NOW - timedelta(hours=4 * k), 2_000, 0, 0.0)
+        for k in range(12)
+    ]
     rate, hours = delivery_cap(ivs, 20_000, None, NOW.timestamp())
     assert rate == pytest.approx(12_000) and hours == 48
     # Spending its whole budget: not capped.
@@ -169,12 +176,14 @@ def test_engine_learns_maturity_across_plans_and_stores_it() -> None:
             for k in range(30):
                 end = now - timedelta(hours=4 * k)
                 age = 4.0 * k
-                ivs.append(MetricInterval(end - timedelta(hours=4), end, 3_333, int(20_000 * (1 - 0.5 * math.exp(-age / 24))), 4.0 * (1 - 0.5 * math.exp(-age / 24))))
+                reported = 1 - 0.5 * math.exp(-age / 24)  # share of the interval reported at that age
+                ivs.append(MetricInterval(end - timedelta(hours=4), end, 3_333, int(20_000 * reported), 4.0 * reported))
             out[mid] = ivs
         return out
 
     first = plan_allocation(pool, members, hist(NOW), now=NOW)
-    second = plan_allocation(pool, members, hist(NOW + timedelta(hours=4)), now=NOW + timedelta(hours=4), state=first.state)
+    later = NOW + timedelta(hours=4)
+    second = plan_allocation(pool, members, hist(later), now=later, state=first.state)
     assert first.state.seen and not first.state.restatements
     assert second.state.restatements
     again = EngineState.from_dict(second.state.to_dict())
@@ -201,7 +210,8 @@ def test_engine_shaves_a_fatiguing_members_value() -> None:
         out = []
         for k in range(42):
             end = NOW - timedelta(hours=8 * k)
-            out.append(MetricInterval(end - timedelta(hours=8), end, 6_667, 20_000, 4.0, 10_000, 100, freq_recent if k < 9 else 1.5))
+            freq = freq_recent if k < 9 else 1.5
+            out.append(MetricInterval(end - timedelta(hours=8), end, 6_667, 20_000, 4.0, 10_000, 100, freq))
         return out
 
     pool = PoolSettings(pool_id="p", daily_budget_cents=40_000, exploration_share=0.0)

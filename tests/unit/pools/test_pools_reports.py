@@ -18,7 +18,8 @@ def days(spend_per_day: int, roas: float, first_day: int, last_day: int) -> list
     out = []
     for d in range(first_day, last_day - 1, -1):
         end = NOW - timedelta(days=d)
-        out.append(MetricInterval(end - timedelta(days=1), end, spend_per_day, int(spend_per_day * roas), spend_per_day * roas / 5_000))
+        value = spend_per_day * roas
+        out.append(MetricInterval(end - timedelta(days=1), end, spend_per_day, int(value), value / 5_000))
     return out
 
 
@@ -29,7 +30,10 @@ def test_diminishing_returns_flags_spend_growth_without_roas_gain_with_numbers()
         "steady": days(10_000, 3.0, 13, 3),
         "paused": days(10_000, 3.0, 13, 7) + days(15_000, 2.0, 6, 3),
     }
-    members = [MemberState("grew_flat", 15_000), MemberState("grew_better", 15_000), MemberState("steady", 10_000), MemberState("paused", 15_000, paused=True)]
+    members = [
+        MemberState("grew_flat", 15_000), MemberState("grew_better", 15_000), MemberState("steady", 10_000),
+        MemberState("paused", 15_000, paused=True),
+    ]
     found = find_diminishing_returns(POOL, members, hist, now=NOW)
     assert [f.member_id for f in found] == ["grew_flat"]
     f = found[0]
@@ -41,14 +45,17 @@ def test_diminishing_returns_flags_spend_growth_without_roas_gain_with_numbers()
 def test_diminishing_returns_threshold_boundary() -> None:
     hist = {"m": days(10_000, 3.0, 13, 7) + days(11_000, 3.0, 6, 3)}
     members = [MemberState("m", 11_000)]
-    assert [f.member_id for f in find_diminishing_returns(POOL, members, hist, now=NOW, min_spend_growth_pct=10.0)] == ["m"]
+    found = find_diminishing_returns(POOL, members, hist, now=NOW, min_spend_growth_pct=10.0)
+    assert [f.member_id for f in found] == ["m"]
     assert find_diminishing_returns(POOL, members, hist, now=NOW, min_spend_growth_pct=10.01) == []
 
 
 def test_backtest_replays_through_the_engine_and_reports_moves_and_outcome() -> None:
     hist = {"win": days(20_000, 6.0, 30, 1), "a": days(20_000, 2.0, 30, 1), "b": days(20_000, 2.0, 30, 1)}
     members = [MemberState(k, 20_000) for k in hist]
-    pool = PoolSettings(pool_id="p", daily_budget_cents=60_000, allocation_frequency_hours=24, min_budget_change_cents=100)
+    pool = PoolSettings(
+        pool_id="p", daily_budget_cents=60_000, allocation_frequency_hours=24, min_budget_change_cents=100
+    )
     report = backtest(pool, members, hist, start=NOW - timedelta(days=10), end=NOW - timedelta(days=1))
     assert report.plans == 9
     assert report.moves and all(m.explanation for m in report.moves)

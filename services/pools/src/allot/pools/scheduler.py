@@ -106,8 +106,9 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
         )
         if not created:
             return None
+        history_days = settings_of(ctx, PoolsSettings).pools_history_days
         result = await workflow.run_allocation(
-            conn, emitter(ctx), alloc, now=now, history_days=settings_of(ctx, PoolsSettings).pools_history_days, locked_pool=pool
+            conn, emitter(ctx), alloc, now=now, history_days=history_days, locked_pool=pool
         )
     observe(result)
     if result.emitted:

@@ -1,4 +1,5 @@
-"""Pure budget-pool domain: models, the learning allocation engine, explanations, reports and backtest (standard library only)."""
+"""Pure budget-pool domain: models, the learning allocation engine, explanations, reports and backtest (standard
+library only)."""
 
 from allot.pools.domain.engine import plan_allocation
 from allot.pools.domain.models import (

@@ -1,4 +1,5 @@
-"""Backtest: replay stored metric intervals through the engine and compare its moves with what actually happened (pure)."""
+"""Backtest: replay stored metric intervals through the engine and compare its moves with what actually happened
+(pure)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class BacktestReport:
     actual_spend_cents: int
     actual_value_cents: int
     estimated_value_cents: int
-    """Value had the engine's budgets been in force (each interval's actual value rescaled along a concave response with the pool's prior elasticity)."""
+    """Value had the engine's budgets been in force (each interval's actual value rescaled along a concave response
+    with the pool's prior elasticity)."""
     estimated_uplift_pct: float
     changes_per_member_per_day: float
     final_budgets: Mapping[str, int]

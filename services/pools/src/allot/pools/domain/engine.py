@@ -157,7 +157,11 @@ def plan_allocation(
     frozen_until = state.frozen_until if state.frozen_until is not None and now < state.frozen_until else None
     frozen_reason = state.frozen_reason if frozen_until is not None else None
 
-    work = [_member(mb, memories.get(mb.member_id) or MemberMemory(), pool, now) for mb in members if mb.is_active and not mb.paused]
+    work = [
+        _member(mb, memories.get(mb.member_id) or MemberMemory(), pool, now)
+        for mb in members
+        if mb.is_active and not mb.paused
+    ]
     need = B - sum(w.current for w in work)
 
     # What the data says: maturity (learned from restatements), then each member's curve and cap.
@@ -274,7 +278,9 @@ def _replace(mem: MemberMemory, **changes: object) -> MemberMemory:
     return MemberMemory(**fields)  # type: ignore[arg-type]
 
 
-def _pool_values(work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]], now_ts: float) -> dict[float, float]:
+def _pool_values(
+    work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]], now_ts: float
+) -> dict[float, float]:
     """Pool-aggregate reported conversions (or revenue when there are none) per recent interval end."""
     conv: dict[float, float] = {}
     rev: dict[float, float] = {}
@@ -363,7 +369,9 @@ def _sample(curve: Curve, rng: random.Random) -> Callable[[float], float]:
     return lambda x: a * hill(x, h, k)
 
 
-def _targets(work: Sequence[_Member], curves: Sequence[Callable[[float], float]], B: int) -> tuple[list[float], float | None]:
+def _targets(
+    work: Sequence[_Member], curves: Sequence[Callable[[float], float]], B: int
+) -> tuple[list[float], float | None]:
     """Budgets that maximise the pool's value under the given curves, within [floor, planning ceiling], summing to B.
 
     Each member's value by budget (its curve at the spend the budget buys, times its weight) is tabulated
@@ -502,7 +510,10 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
         w.reason = "persistence"
         return
     w.direction = direction
-    w.reason = "bound" if c != w.state.current_budget_cents else ("explore" if abs(w.greedy - c) <= threshold else "evidence")
+    if c != w.state.current_budget_cents:
+        w.reason = "bound"
+    else:
+        w.reason = "explore" if abs(w.greedy - c) <= threshold else "evidence"
 
 
 def _pull(w: _Member) -> float:

@@ -66,7 +66,8 @@ MATURITY_PRIOR_WEIGHT = 200.0
 
 
 def maturation_at(age_hours: float, curve: Sequence[tuple[float, float]]) -> float:
-    """Share of an interval's conversions/revenue reported ``age_hours`` after its end (piecewise linear, 1.0 after the last point)."""
+    """Share of an interval's conversions/revenue reported ``age_hours`` after its end (piecewise linear, 1.0 after
+    the last point)."""
     if age_hours <= curve[0][0]:
         return curve[0][1]
     prev_h, prev_f = curve[0]
@@ -170,7 +171,8 @@ def fit_maturity(table: Mapping[str, tuple[float, ...]], prior: tuple[tuple[floa
 
 
 def delivery_cap(
-    history: Sequence[MetricInterval], budget_cents: int, since_ts: float | None, now_ts: float, *, window_h: float = 72.0
+    history: Sequence[MetricInterval], budget_cents: int, since_ts: float | None, now_ts: float, *,
+    window_h: float = 72.0,
 ) -> tuple[float | None, float]:
     """(spend rate per day if the member is capped else None, hours of evidence) since its budget took effect.
 
@@ -196,8 +198,11 @@ def delivery_cap(
     return (rate if rate < 0.85 * budget_cents else None), hours
 
 
-def delivery_ratio(history: Sequence[MetricInterval], budget_cents: int, now_ts: float, *, window_h: float = 72.0) -> float:
-    """Recent daily spend per unit of the current budget (platforms over- and under-deliver), within [0.5, 2]; 1 without evidence."""
+def delivery_ratio(
+    history: Sequence[MetricInterval], budget_cents: int, now_ts: float, *, window_h: float = 72.0
+) -> float:
+    """Recent daily spend per unit of the current budget (platforms over- and under-deliver), within [0.5, 2]; 1
+    without evidence."""
     if budget_cents <= 0:
         return 1.0
     start = now_ts - window_h * 3600.0
@@ -212,7 +217,8 @@ def delivery_ratio(history: Sequence[MetricInterval], budget_cents: int, now_ts:
 
 
 def risk_signals(history: Sequence[MetricInterval], now_ts: float, *, recent_h: float = 72.0) -> tuple[float, float]:
-    """(frequency risk, engagement decay) in [0, 1]: the member's last ``recent_h`` hours against its OWN earlier history.
+    """(frequency risk, engagement decay) in [0, 1]: the member's last ``recent_h`` hours against its OWN earlier
+    history.
 
     Frequency risk rises from 0 to 1 as frequency climbs from its earlier level to +50 % (audience fatigue);
     engagement decay rises from 0 to 1 as CTR falls from its earlier level to -50 % (creative fatigue; only
@@ -270,7 +276,8 @@ def observations(
     history: Sequence[MetricInterval], now_ts: float, *, lookback_h: float, half_life_h: float, maturity: MaturityModel,
     revenue_w: float, conv_w: float, min_maturity: float, maturity_cache: dict[float, float],
 ) -> Obs | None:
-    """Bin a member's ended intervals by spend level (4 % wide) with recency and maturity weights; ``None`` without spend."""
+    """Bin a member's ended intervals by spend level (4 % wide) with recency and maturity weights; ``None`` without
+    spend."""
     decay = math.log(2.0) / half_life_h
     bins: dict[int, list[float]] = {}
     sw = swlx = 0.0
@@ -395,7 +402,8 @@ class Curve:
 
 
 def fit_curve(
-    obs: Obs | None, *, x_ref: float, prior_value: float, unit: float, prior_elasticity: float, prior_elasticity_sd: float,
+    obs: Obs | None, *, x_ref: float, prior_value: float, unit: float, prior_elasticity: float,
+    prior_elasticity_sd: float,
 ) -> Curve:
     """Grid posterior of a member's Hill response from its binned evidence.
 

@@ -74,7 +74,8 @@ class PoolSettings:
     max_change_pct: float = 20.0
     composite_weights: CompositeWeights | None = None
     exploration_share: float = 0.02
-    """Share of the daily budget the engine may place on purpose to learn (Thompson-sampled experiments); at most 0.10."""
+    """Share of the daily budget the engine may place on purpose to learn (Thompson-sampled experiments); at most
+    0.10."""
     persistence_intervals: int = 2
     """Consecutive plans a move's direction must hold before it is made (a ramp in the same direction continues)."""
     cooldown_hours: float = 24.0
@@ -95,7 +96,8 @@ class PoolSettings:
     """Prior centre of a member's elasticity d log(value) / d log(spend) at the pool's equal share (the Hill-curve grid
     is weighted by it); 1.0 would mean no diminishing returns there."""
     deadband_pct: float = 20.0
-    """A target must differ from the current budget by more than this % (and the minimum change) to count as a signal."""
+    """A target must differ from the current budget by more than this % (and the minimum change) to count as a
+    signal."""
     oscillation_window: int = 6
     oscillation_reversals: int = 3
     freeze_hours: float = 72.0
@@ -159,7 +161,8 @@ class MemberState:
             raise ValueError("current_budget_cents must be >= 0")
         if self.weight <= 0:
             raise ValueError("weight must be > 0")
-        if self.min_budget_cents is not None and self.max_budget_cents is not None and self.max_budget_cents < self.min_budget_cents:
+        lo, hi = self.min_budget_cents, self.max_budget_cents
+        if lo is not None and hi is not None and hi < lo:
             raise ValueError("max_budget_cents must be >= min_budget_cents")
 
 
@@ -195,8 +198,8 @@ class MetricInterval:
         object.__setattr__(self, "end_ts", end_ts)
         object.__setattr__(self, "hours", hours)
         object.__setattr__(self, "row", (
-            end_ts, 24.0 / hours if hours > 0 else 0.0, float(self.spend_cents), float(self.revenue_cents), float(self.conversions),
-            float(imp), float(self.clicks), fq * imp if fq is not None else 0.0,
+            end_ts, 24.0 / hours if hours > 0 else 0.0, float(self.spend_cents), float(self.revenue_cents),
+            float(self.conversions), float(imp), float(self.clicks), fq * imp if fq is not None else 0.0,
         ))
 
 
@@ -301,7 +304,9 @@ class EngineState:
             frozen_reason=data.get("frozen_reason"),
             last_plan_at=_dt(data.get("last_plan_at")),
             seen={k: (float(v[0]), float(v[1])) for k, v in data.get("seen", {}).items()},
-            restatements={k: tuple(float(x) for x in v) for k, v in data.get("restatements", {}).items() if len(v) == 4},
+            restatements={
+                k: tuple(float(x) for x in v) for k, v in data.get("restatements", {}).items() if len(v) == 4
+            },
         )
 
 

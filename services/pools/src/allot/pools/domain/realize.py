@@ -24,7 +24,8 @@ class Bounds:
 
 
 def bounds_for(member: MemberState, pool: PoolSettings) -> Bounds:
-    """Member bounds, falling back to the pool defaults; the ceiling defaults to the whole pool budget and is never below the floor."""
+    """Member bounds, falling back to the pool defaults; the ceiling defaults to the whole pool budget and is never
+    below the floor."""
     lo = member.min_budget_cents if member.min_budget_cents is not None else pool.default_min_budget_cents
     if member.max_budget_cents is not None:
         hi = member.max_budget_cents
@@ -36,14 +37,16 @@ def bounds_for(member: MemberState, pool: PoolSettings) -> Bounds:
 
 
 def step_limit(current_cents: int, pool: PoolSettings) -> int:
-    """Largest allowed single change: floor(max_change_pct% of the current budget); a member at zero may be started with one min-change step."""
+    """Largest allowed single change: floor(max_change_pct% of the current budget); a member at zero may be started
+    with one min-change step."""
     if current_cents <= 0:
         return pool.min_budget_change_cents
     return int(math.floor(current_cents * pool.max_change_pct / 100.0 + 1e-9))
 
 
 def largest_remainder(shares: Sequence[float], total: int) -> list[int]:
-    """Integers proportional to ``shares`` that sum exactly to ``total`` (Hamilton / largest-remainder; ties go to the lower index)."""
+    """Integers proportional to ``shares`` that sum exactly to ``total`` (Hamilton / largest-remainder; ties go to the
+    lower index)."""
     s = float(sum(shares))
     if total <= 0 or s <= 0:
         out = [0] * len(shares)
@@ -84,12 +87,14 @@ def realize_moves(
     much as possible of it is placed).
     """
     return _realize(
-        list(current), total, list(up_wanted), list(down_wanted), list(up_room), list(down_room), list(up_order), list(down_order), min_change,
+        list(current), total, list(up_wanted), list(down_wanted), list(up_room), list(down_room), list(up_order),
+        list(down_order), min_change,
     )
 
 
 def fill(entries: list[tuple[int, int]], amount: int, min_change: int) -> tuple[dict[int, int], int]:
-    """Greedily place ``amount`` over (index, capacity) entries in order, never giving anyone less than ``min_change``; returns takes and the unplaced rest.
+    """Greedily place ``amount`` over (index, capacity) entries in order, never giving anyone less than
+    ``min_change``; returns takes and the unplaced rest.
 
     An index may appear twice (its wanted move first, its extra room later);
     the second entry only tops up what it already took.
@@ -138,8 +143,8 @@ def fill(entries: list[tuple[int, int]], amount: int, min_change: int) -> tuple[
 
 
 def _realize(
-    current: list[int], total: int, up_wanted: list[int], down_wanted: list[int], up_room: list[int], down_room: list[int],
-    up_order: list[int], down_order: list[int], min_change: int,
+    current: list[int], total: int, up_wanted: list[int], down_wanted: list[int], up_room: list[int],
+    down_room: list[int], up_order: list[int], down_order: list[int], min_change: int,
 ) -> tuple[list[int], int]:
     """:func:`realize_moves` with positional arguments."""
     n = len(current)

@@ -25,7 +25,9 @@ class DiminishingReturnsFinding:
     explanation: str
 
 
-def _window(ivs: Sequence[MetricInterval], start: datetime, end: datetime, now: datetime, pool: PoolSettings) -> tuple[float, float, float]:
+def _window(
+    ivs: Sequence[MetricInterval], start: datetime, end: datetime, now: datetime, pool: PoolSettings
+) -> tuple[float, float, float]:
     spend = value = hours = 0.0
     for iv in ivs:
         if iv.end_at <= start or iv.end_at > end:
@@ -48,7 +50,9 @@ def find_diminishing_returns(
     window_days: float = 7.0,
     min_spend_growth_pct: float = 10.0,
 ) -> list[DiminishingReturnsFinding]:
-    """Active, unpaused members whose daily spend in the last ``window_days`` grew by at least ``min_spend_growth_pct`` over the window before it while their (maturity-corrected) ROAS did not improve; sorted by spend growth."""
+    """Active, unpaused members whose daily spend in the last ``window_days`` grew by at least
+    ``min_spend_growth_pct`` over the window before it while their (maturity-corrected) ROAS did not improve; sorted
+    by spend growth."""
     out: list[DiminishingReturnsFinding] = []
     mid = now - timedelta(days=window_days)
     begin = mid - timedelta(days=window_days)
