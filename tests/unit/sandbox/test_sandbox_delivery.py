@@ -51,7 +51,8 @@ def test_diminishing_returns_in_expected_revenue() -> None:
     assert r2 - r1 > r4 - r2 * 1.0 - (r2 - r1) * 0  # increments shrink
     assert r4 / 40_000 < r2 / 20_000 < r1 / 10_000
     eps = 1.0
-    num = (expected_revenue_cents(CURVE, 20_000 + eps, T0) - expected_revenue_cents(CURVE, 20_000 - eps, T0)) / (2 * eps)
+    above, below = expected_revenue_cents(CURVE, 20_000 + eps, T0), expected_revenue_cents(CURVE, 20_000 - eps, T0)
+    num = (above - below) / (2 * eps)
     assert math.isclose(num, marginal_revenue_per_cent(CURVE, 20_000, T0), rel_tol=1e-4)
 
 
@@ -65,7 +66,8 @@ def test_noisy_conversions_average_to_the_expectation() -> None:
 
 def test_weekly_seasonality_and_fading() -> None:
     seasonal = EntityCurve("s", 20.0, 20_000.0, 5_000, seasonality=(1.0, 1.0, 1.0, 1.0, 1.0, 1.2, 1.0))
-    assert math.isclose(expected_revenue_cents(seasonal, 20_000, T0 + timedelta(days=5)) / expected_revenue_cents(seasonal, 20_000, T0), 1.2)
+    saturday = expected_revenue_cents(seasonal, 20_000, T0 + timedelta(days=5))
+    assert math.isclose(saturday / expected_revenue_cents(seasonal, 20_000, T0), 1.2)
     fader = EntityCurve("f", 20.0, 20_000.0, 5_000, origin_at=T0, fade_start_day=2.0, fade_per_day=0.1)
     assert fader.level_multiplier(T0 + timedelta(days=2)) == 1.0
     assert math.isclose(fader.level_multiplier(T0 + timedelta(days=4)), 0.81)

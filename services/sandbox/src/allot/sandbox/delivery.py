@@ -137,7 +137,8 @@ class IntervalDelivery:
 
 
 def maturation_fraction(age_hours: float, curve: tuple[tuple[float, float], ...] = MATURATION_CURVE) -> float:
-    """Share of an interval's conversions/revenue reported ``age_hours`` after it ended (piecewise linear, 1.0 after the last point)."""
+    """Share of an interval's conversions/revenue reported ``age_hours`` after it ended (piecewise linear, 1.0 after
+    the last point)."""
     if age_hours <= curve[0][0]:
         return curve[0][1]
     for (h0, f0), (h1, f1) in pairwise(curve):
@@ -156,7 +157,8 @@ def expected_conversions_per_day(curve: EntityCurve, daily_spend_cents: float, d
 
 
 def expected_revenue_cents(curve: EntityCurve, daily_budget_cents: float, day: datetime) -> float:
-    """Noise-free revenue (cents) of one day at ``daily_budget_cents``, assuming the budget is spent exactly; the truth used for the oracle."""
+    """Noise-free revenue (cents) of one day at ``daily_budget_cents``, assuming the budget is spent exactly; the
+    truth used for the oracle."""
     return expected_conversions_per_day(curve, daily_budget_cents, day) * curve.aov_cents
 
 
@@ -175,7 +177,8 @@ def _stochastic_round(value: float, rng: random.Random) -> int:
 def simulate_interval(
     curve: EntityCurve, budget_cents: int, start: datetime, hours: float, rng: random.Random
 ) -> IntervalDelivery:
-    """Deliver one interval: spend stays within 125% of the interval's budget share; counts are ints drawn with ``rng`` only.
+    """Deliver one interval: spend stays within 125% of the interval's budget share; counts are ints drawn with
+    ``rng`` only.
 
     The platform paces spend around ``budget_cents * hours / 24`` with log-normal
     noise and never overdelivers more than 25% of that share. Conversions are the
@@ -218,7 +221,8 @@ def simulate_interval(
 def reported_after(
     delivery: IntervalDelivery, age_hours: float, curve: tuple[tuple[float, float], ...] = MATURATION_CURVE
 ) -> IntervalDelivery:
-    """The interval as the platform reports it ``age_hours`` after its end: conversions and revenue scaled down by the maturation fraction (floored), everything else unchanged."""
+    """The interval as the platform reports it ``age_hours`` after its end: conversions and revenue scaled down by the
+    maturation fraction (floored), everything else unchanged."""
     fraction = maturation_fraction(age_hours, curve)
     if fraction >= 1.0:
         return replace(delivery, reported_fraction=1.0)
@@ -231,7 +235,8 @@ def reported_after(
 
 
 def make_portfolio(seed: int, n: int, *, origin_at: datetime | None = None) -> list[EntityCurve]:
-    """A varied, reproducible set of ``n`` (≥4) curves: strong, weak and middling entities, plus one strong newcomer and one fader.
+    """A varied, reproducible set of ``n`` (≥4) curves: strong, weak and middling entities, plus one strong newcomer
+    and one fader.
 
     Roles (``EntityCurve.role``): index 0 is ``"fading"`` (loses ~4%/day of its
     level from day 3 of the run), index 1 is a ``"newcomer"`` (strong, its

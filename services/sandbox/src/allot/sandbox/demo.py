@@ -29,7 +29,9 @@ POOL_MEMBERS = [  # (ad set id, name, hidden delivery profile)
     ("as_fading", "Summer promo (fading)", "fading"),
     ("as_newcomer", "New creative (newcomer)", "newcomer"),
 ]
-RULE_ADSETS = [("as_rule_winner", "Retargeting 7d (strong)", "strong"), ("as_rule_loser", "Retargeting 30d (weak)", "weak")]
+RULE_ADSETS = [
+    ("as_rule_winner", "Retargeting 7d (strong)", "strong"), ("as_rule_loser", "Retargeting 30d (weak)", "weak"),
+]
 START_BUDGET = 5_000
 #: The local stand-in for Slack the notifier posts to (kept open for the whole demo).
 _RECEIVERS: list[asyncio.AbstractServer] = []
@@ -78,7 +80,8 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
         print("  guardrails: daily cap 5,000 EUR, monthly 100,000 EUR, 20 % max change, kill switch off")
     if "pools" in urls:
         r = await _retry(lambda: http.post(f"{stack.url('pools')}/api/v1/budget-pools", json={
-            "name": "Prospecting pool", "optimizationMetric": "roas", "dailyBudgetCents": START_BUDGET * len(POOL_MEMBERS),
+            "name": "Prospecting pool", "optimizationMetric": "roas",
+            "dailyBudgetCents": START_BUDGET * len(POOL_MEMBERS),
             "currency": "EUR", "allocationFrequencyHours": 4, "minBudgetCents": 1_000, "maxBudgetCents": 15_000,
             "minBudgetChange": 200, "autonomy": "live",
             "members": [{"entityType": "adset", "entityId": eid, "adAccountId": POOL_ACCOUNT, "entityName": name}
@@ -171,14 +174,16 @@ def _line(topic: str, body: dict[str, Any]) -> str | None:
     if topic == "action.executed":
         change = (f"{p.get('before_cents')} → {p.get('after_cents')} cents" if p.get("action_type") == "set_budget"
                   else p.get("action_type"))
-        return f"executed  {p.get('source')}:{str(p.get('source_id'))[:8]} {p.get('entity_id')}: {change} [{p.get('outcome')}]"
+        return (f"executed  {p.get('source')}:{str(p.get('source_id'))[:8]} {p.get('entity_id')}: {change} "
+                f"[{p.get('outcome')}]")
     if topic == "guardrail.blocked":
         tag = "observed" if p.get("observe_only") else "blocked "
         return f"{tag}  {p.get('source')}:{str(p.get('source_id'))[:8]} by {p.get('check')}: {p.get('reason')}"
     if topic == "pacing.deviation_detected":
         return f"pacing    {p.get('message')} ({p.get('state_before')} → {p.get('state_after')})"
     if topic == "pacing.reallocation_recommended":
-        return f"pacing    proposal: move {p.get('amount_cents')} cents {p.get('source_channel')} → {p.get('target_channel')}"
+        return (f"pacing    proposal: move {p.get('amount_cents')} cents "
+                f"{p.get('source_channel')} → {p.get('target_channel')}")
     return None
 
 

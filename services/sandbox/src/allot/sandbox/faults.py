@@ -14,7 +14,8 @@ Operation = Literal["read", "write"]
 
 @dataclass(slots=True)
 class Fault:
-    """One armed failure. Fires on matching platform calls either for the next ``remaining`` calls or with ``probability``."""
+    """One armed failure. Fires on matching platform calls either for the next ``remaining`` calls or with
+    ``probability``."""
 
     id: str
     kind: FaultKind

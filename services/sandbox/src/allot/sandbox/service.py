@@ -139,7 +139,8 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
                         await (await producer.send(rec.topic, rec.value, key=rec.key, headers=rec.headers))
                     profiled[report.ad_account_id] = facts
                 step = f"{report.entity_id}/{report.interval_start.isoformat()}/{report.reported_at.isoformat()}"
-                env = new_envelope(event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version,
+                env = new_envelope(event_type="metrics.ingested",
+                                   schema_version=TOPICS["metrics.ingested"].schema_version,
                                    payload=report, producer="sandbox", workspace_id=workspace,
                                    occurred_at=report.reported_at, step=step)
                 rec = encode(env)

@@ -159,7 +159,8 @@ class DeliverySimulator:
         return sum(len(i.rows) for i in self._retained)
 
     def advance_to(self, sim_now: datetime) -> list[MetricsIngested]:
-        """Simulate every interval that ended by ``sim_now`` and return its reports plus due re-reports, reported at ``sim_now``.
+        """Simulate every interval that ended by ``sim_now`` and return its reports plus due re-reports, reported at
+        ``sim_now``.
 
         Entities' budgets and statuses are read once per call, so every
         interval simulated in this call uses the settings in force at
@@ -346,7 +347,8 @@ async def run_delivery(
     sink: Callable[[list[MetricsIngested]], Awaitable[None]],
     interval_s: float,
 ) -> None:
-    """Every ``interval_s`` seconds, advance the simulator to ``clock_now()`` and hand any reports to ``sink``; runs until cancelled.
+    """Every ``interval_s`` seconds, advance the simulator to ``clock_now()`` and hand any reports to ``sink``; runs
+    until cancelled.
 
     A batch the sink fails to take is retried, unchanged, on the next tick
     before the simulator advances again, so no report is lost and memory stays

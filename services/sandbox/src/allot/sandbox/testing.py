@@ -15,7 +15,8 @@ __all__ = ["serve_app"]
 
 @contextmanager
 def serve_app(app: Any, *, host: str = "127.0.0.1", startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port of ``host`` (bound by the server, so no port race); yields the base URL."""
+    """Serve ``app`` with uvicorn on a free port of ``host`` (bound by the server, so no port race); yields the base
+    URL."""
     # log_config=None: uvicorn's default dictConfig would give its loggers plain-text handlers in the test process.
     config = uvicorn.Config(app, host=host, port=0, log_level="warning", log_config=None, lifespan="on",
                             timeout_graceful_shutdown=1)
