@@ -274,7 +274,9 @@ def test_scaled_object_max_replicas_never_exceed_main_topic_partitions(
             # The service's own spec is the truth of what its consumer group reads.
             assert topic in consumes, f"{service} does not consume {topic}"
             partitions = TOPICS[topic].partitions
-            assert 1 <= low <= high <= partitions, f"{name}: maxReplicaCount {high} > {partitions} partitions of {topic}"
+            assert 1 <= low <= high <= partitions, (
+                f"{name}: maxReplicaCount {high} > {partitions} partitions of {topic}"
+            )
             # Scaled on the lag of its main topic, not on CPU (tests/deploy/test_k8s_addons.py checks the trigger).
             assert [t["type"] for t in so["spec"]["triggers"]] == ["kafka"], name
             assert so["spec"]["triggers"][0]["metadata"]["topic"] == topic
@@ -452,7 +454,8 @@ def test_compose_service_environment_and_ports(compose: dict[str, Any]) -> None:
         assert str(env["ALLOT_HTTP_PORT"]) == "8000", name
         assert any(str(p).endswith(f":{ports[name]}:8000") for p in svc["ports"]), name
         if name in SERVICES:
-            assert env["ALLOT_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["ALLOT_DATABASE_URL"]
+            url = env["ALLOT_DATABASE_URL"]
+            assert url.startswith("postgresql://") and "@postgres:5432/" in url
             assert env["ALLOT_API_KEYS"].startswith("${ALLOT_API_KEYS"), "API keys come from the env file"
     assert services["sandbox"]["profiles"] == ["demo"]
     assert all("profiles" not in services[n] for n in SERVICES)
@@ -548,13 +551,16 @@ def test_dockerfile_entrypoint_module_exists(service: str) -> None:
     files the image installs: the service's own src, libs/runtime or libs/contracts."""
     main = ROOT / "services" / service / "src" / "allot" / service / "__main__.py"
     assert main.is_file(), f"allot.{service} has no __main__: its image builds but `python -m allot.{service}` exits"
-    sources = [ROOT / "services" / service / "src", ROOT / "libs" / "runtime" / "src", ROOT / "libs" / "contracts" / "src"]
+    sources = [
+        ROOT / "services" / service / "src", ROOT / "libs" / "runtime" / "src", ROOT / "libs" / "contracts" / "src",
+    ]
     modules = re.findall(r"^from (allot\.[\w.]+) import", main.read_text(), flags=re.MULTILINE)
     assert modules, f"allot.{service}.__main__ imports nothing from allot"
     for module in modules:
         rel = Path(*module.split("."))
         assert any((s / rel).with_suffix(".py").is_file() or (s / rel / "__init__.py").is_file() for s in sources), (
-            f"allot.{service}.__main__ imports {module}, which is in none of {[str(s.relative_to(ROOT)) for s in sources]}")
+            f"allot.{service}.__main__ imports {module}, which is in none of "
+            f"{[str(s.relative_to(ROOT)) for s in sources]}")
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:

@@ -42,8 +42,9 @@ def make_stack(kafka_bootstrap: str, database_url: str, services: list[str], n_w
         raw, entry = generate_key(ws, "admin")
         keys[ws] = raw
         entries.append(entry.model_dump())
-    env = {"ALLOT_APPROVAL_SECRET": SECRET, "ALLOT_SANDBOX_TOKEN": SANDBOX_TOKEN, "ALLOT_KAFKA_SESSION_TIMEOUT_MS": "4000",
-           "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "800", "ALLOT_RETRY_BASE_S": "0.2", "ALLOT_RETRY_CAP_S": "1",
+    env = {"ALLOT_APPROVAL_SECRET": SECRET, "ALLOT_SANDBOX_TOKEN": SANDBOX_TOKEN,
+           "ALLOT_KAFKA_SESSION_TIMEOUT_MS": "4000", "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "800",
+           "ALLOT_RETRY_BASE_S": "0.2", "ALLOT_RETRY_CAP_S": "1",
            **(extra_env or {})}
     stack = start_stack(Path(tempfile.mkdtemp(prefix="allot-e2e-")), services=services, bootstrap=kafka_bootstrap,
                         database_url=database_url, api_keys=entries, extra_env=env, quiet=True,

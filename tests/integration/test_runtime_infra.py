@@ -29,8 +29,10 @@ async def test_every_contract_round_trips_through_kafka(settings: Any, unique: s
                             workspace_id=f"ws-{unique}", occurred_at=datetime.now(UTC)) for t in TOPICS}
     await publish(settings.kafka_bootstrap, *sent.values())
     for topic_name, env in sent.items():
-        records = await read_topic(settings.kafka_bootstrap, topic_name, min_count=1,
-                                   predicate=lambda r, e=env: dict(r.headers).get("event_id") == str(e.event_id).encode())
+        records = await read_topic(
+            settings.kafka_bootstrap, topic_name, min_count=1,
+            predicate=lambda r, e=env: dict(r.headers).get("event_id") == str(e.event_id).encode(),
+        )
         assert len(records) == 1, topic_name
         assert decode(topic_name, records[0].value) == env
 
@@ -105,8 +107,9 @@ async def test_a_consumer_killed_mid_transaction_leaves_no_state_and_reprocesses
     """The consumer process dies (os._exit) inside its transaction after writing state; on restart the
     same event is applied exactly once."""
     await ensure_topics(settings)
-    env_vars = dict(os.environ, ALLOT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, ALLOT_DATABASE_URL=settings.database_url,
-                    ALLOT_DATABASE_SCHEMA=settings.schema, WORKSPACE=unique, PYTHONPATH=str(ROOT))
+    env_vars = dict(os.environ, ALLOT_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+                    ALLOT_DATABASE_URL=settings.database_url, ALLOT_DATABASE_SCHEMA=settings.schema,
+                    WORKSPACE=unique, PYTHONPATH=str(ROOT))
     payload = EXAMPLES["metrics.ingested"].model_copy(update={"entity_id": f"crash-{unique}"})
     event = new_envelope(event_type="metrics.ingested", schema_version=1, payload=payload, producer="test",
                          workspace_id=unique, occurred_at=datetime.now(UTC))

@@ -30,8 +30,10 @@ async def test_bad_accounts_are_reported_and_the_others_go_on(settings: Settings
                       w.connection(revoked, "revoked-token"))
         await wait_projected(ctx, ok, throttled, revoked, unknown, kwd, moved)
         results = await run_cycle(ctx)  # (other tests' connections on the shared topic are read too: ignored)
-        assert {k: results[k] for k in key.values()} == {key[ok]: "ok", key[throttled]: "ok", key[moved]: "ok", key[revoked]: "error",
-                           key[unknown]: "error", key[kwd]: "error"}
+        assert {k: results[k] for k in key.values()} == {
+            key[ok]: "ok", key[throttled]: "ok", key[moved]: "ok",
+            key[revoked]: "error", key[unknown]: "error", key[kwd]: "error",
+        }
         st = need(ctx, IngestState)
         assert st.pacers[key[throttled]].waited_s >= 120  # estimated_time_to_regain_access: 2 minutes
         assert st.pacers[key[ok]].waited_s == 0  # the throttled account held no other back
