@@ -1,5 +1,6 @@
 """The console in real Chromium (Debian's /usr/bin/chromium driven by Playwright; no browser download) against the
-running stack (sandbox, guardrails, executor, pools and the console as processes on the real broker and Postgres).
+running stack (sandbox, guardrails, executor, pools, rules, pacing and the console as processes on the real broker and
+Postgres).
 
 One stack and one browser for the module. Each test signs in with its own key, and saves a screenshot of its final
 page in its pytest output folder (tmp_path)."""
@@ -11,6 +12,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,8 @@ import pytest
 from allot.contracts import new_envelope
 from allot.contracts.payloads import MetricsIngested
 from allot.runtime.auth import generate_key
-from allot.runtime.stack import RunningStack, start_stack
+from allot.runtime.embedded import free_port
+from allot.runtime.stack import RunningStack, start_stack, wait_ready
 from tests.e2e.conftest import SANDBOX_TOKEN, SECRET
 from tests.support.kafka import eventually, publish
 
@@ -100,8 +103,9 @@ def console(kafka_bootstrap: str, database_url: str) -> Iterator[Console]:
            "ALLOT_KAFKA_SESSION_TIMEOUT_MS": "4000", "ALLOT_KAFKA_HEARTBEAT_INTERVAL_MS": "800",
            "ALLOT_POOLS_MANUAL_RATE_LIMIT_S": "2", "ALLOT_MAX_ATTEMPTS": "1"}
     stack = start_stack(Path(tempfile.mkdtemp(prefix="allot-console-e2e-")),
-                        services=["sandbox", "guardrails", "executor", "pools", "console"], bootstrap=kafka_bootstrap,
-                        database_url=database_url, api_keys=entries, extra_env=env, quiet=True, random_ports=True)
+                        services=["sandbox", "guardrails", "executor", "pools", "rules", "pacing", "console"],
+                        bootstrap=kafka_bootstrap, database_url=database_url, api_keys=entries, extra_env=env,
+                        quiet=True, random_ports=True)
     try:
         accounts = {letter: f"act-{prefix}-{letter}" for letter in "ab"}
         _seed(stack, ws["a"], accounts["a"], ["Berlin prospecting", "Munich retargeting", "Hamburg lookalikes"])
@@ -135,15 +139,22 @@ def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-def sign_in(page: Any, console: Console, key: str) -> None:
-    page.goto(console.url + "/")
+def in_thread(coro: Any) -> Any:
+    """Run a coroutine to completion from a test that has a page (Playwright's sync API owns this thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def sign_in(page: Any, console: Console, key: str, url: str | None = None) -> None:
+    url = url or console.url
+    page.goto(url + "/")
     expect(page).to_have_url(re.compile(r"/sign-in"))
     page.get_by_label("API key").fill(console.keys[key])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     # htmx (installed at set-up, served by the console itself: no CDN) boosts links and forms
     assert page.evaluate("typeof htmx") == "object"
-    assert httpx.get(console.url + "/static/htmx.min.js").text.startswith("var htmx")
+    assert httpx.get(url + "/static/htmx.min.js").text.startswith("var htmx")
 
 
 def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any, console: Console,
@@ -236,6 +247,134 @@ def test_the_kill_switch_flips_with_a_confirmation_and_blocks_an_allocation(page
     expect(page.get_by_test_id("blocked")).to_contain_text("kill switch")
 
 
+def test_a_rule_s_page_shows_its_execution_after_it_fires(page: Any, console: Console, tmp_path: Path) -> None:
+    definition = {"name": "Winners to watch", "scope": {"ad_account_ids": [console.accounts["a"]],
+                                                         "entity_level": "adset"},
+                  "conditions": [{"metric": "roas", "operator": "gt", "value": 3.1, "time_range": "last_7d"}],
+                  "actions": [{"type": "notify_only"}], "schedule": {"interval_minutes": 60}}
+    with console.api("rules", "a-admin") as api:
+        async def created() -> Any:
+            r = api.post("/api/v1/rules", json=definition)
+            return r if r.status_code == 201 else None
+
+        rule_id = in_thread(eventually(created, timeout=40, what="the account known to rules")).json()["id"]
+
+        async def projected() -> bool:  # ROAS 3.0, 3.2 and 3.4 over the five days: two of three match
+            r = api.post("/api/v1/rules/preview", json={"rule_id": rule_id})
+            return r.status_code == 200 and (r.json()["entities_evaluated"], r.json()["matched_count"]) == (3, 2)
+
+        in_thread(eventually(projected, timeout=40, what="rules projected the five days of reports"))
+    sign_in(page, console, "a-admin")
+    page.get_by_role("navigation").get_by_role("link", name="Rules").click()
+    page.get_by_role("link", name="Winners to watch").click()
+    expect(page.get_by_role("heading", name="Winners to watch")).to_be_visible()
+    expect(page.get_by_test_id("rule-definition")).to_contain_text(
+        "Return on ad spend (ROAS) over the last 7 days is above 3.1")
+    expect(page.get_by_test_id("rule-definition")).to_contain_text("Only notify")
+    expect(page.get_by_test_id("rule-status")).to_contain_text("paused")
+    page.get_by_role("button", name="Activate rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Rule “Winners to watch” is active.")
+    expect(page.get_by_test_id("rule-status")).to_contain_text("active")
+    page.get_by_role("button", name="Evaluate now").click()  # the schedule may get there first: same execution
+    expect(page).to_have_url(re.compile(f"/rules/{rule_id}/executions$"))
+    execution = page.get_by_test_id("execution").first
+    expect(execution).to_contain_text("3 evaluated, 2 matched, 0 acted on, 1 skipped")
+    expect(execution).to_contain_text("Notified (nothing changed)")
+    matched = execution.get_by_test_id("matched")
+    expect(matched).to_contain_text("Munich retargeting")
+    expect(matched).to_contain_text("Hamburg lookalikes")
+    expect(matched).to_contain_text("Return on ad spend (ROAS) over the last 7 days: 3.4")
+    expect(execution.get_by_test_id("skipped")).to_contain_text("Berlin prospecting")
+    expect(execution.get_by_test_id("skipped")).to_contain_text("conditions not met")
+    page.screenshot(path=str(tmp_path / "rule-detail.png"), full_page=True)
+
+
+def _pacing_report(ws: str, account: str, entity_id: str, name: str, start: datetime, spend: int) -> Any:
+    payload = MetricsIngested(platform="sandbox", ad_account_id=account, entity_type="adset", entity_id=entity_id,
+                              entity_name=name, currency="EUR", daily_budget_cents=3_000, interval_start=start,
+                              interval_end=start + timedelta(days=1), reported_at=start + timedelta(days=1),
+                              spend_cents=spend, impressions=10_000)
+    return new_envelope(event_type="metrics.ingested", schema_version=1, payload=payload, producer="e2e",
+                        workspace_id=ws, occurred_at=payload.reported_at)
+
+
+def test_approve_a_pacing_proposal_on_the_plan_page_and_see_the_budgets_move(page: Any, console: Console,
+                                                                             tmp_path: Path) -> None:
+    ws, account = console.ws["a"], f"{console.accounts['a']}-flight"
+    ctv, display = f"{account}-ctv", f"{account}-display"
+    with httpx.Client(base_url=console.stack.url("sandbox"), timeout=20,
+                      headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}) as sb:
+        for eid in (ctv, display):
+            r = sb.post("/sandbox/entities", json={"id": eid, "ad_account_id": account, "entity_type": "adset",
+                                                   "currency": "EUR", "daily_budget_cents": 3_000, "status": "paused"})
+            assert r.status_code in (200, 201), r.text
+    # A 10-day flight half gone: CTV spent 1,000 of ~3,000 EUR expected, DISPLAY 3,200 of ~2,000.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, end = today - timedelta(days=5), today + timedelta(days=5)
+    reports = [_pacing_report(ws, account, eid, name, start + timedelta(days=d), spend) for d in range(5)
+               for eid, name, spend in ((ctv, "CTV prospecting", 20_000), (display, "Display retargeting", 64_000))]
+    in_thread(publish(console.stack.bootstrap, *reports))
+
+    def ent(eid: str) -> dict[str, str]:
+        return {"platform": "sandbox", "ad_account_id": account, "entity_type": "adset", "entity_id": eid}
+
+    with console.api("pacing", "a-admin") as api:
+        r = api.post("/api/v1/pacing/plans", json={
+            "campaign_id": f"cmp-{account}", "name": "Winter flight", "currency": "EUR",
+            "total_budget_cents": 1_000_000, "flight_start": start.isoformat(), "flight_end": end.isoformat(),
+            "channels": [
+                {"name": "CTV", "allocated_budget_cents": 600_000, "entities": [ent(ctv)], "budget_entity": ent(ctv)},
+                {"name": "DISPLAY", "allocated_budget_cents": 400_000, "entities": [ent(display)],
+                 "budget_entity": ent(display)}],
+            "approval_config": {"PACING_ADJUSTMENT": True}})
+        assert r.status_code == 201, r.text
+        plan_id = r.json()["plan_id"]
+
+        async def projected() -> bool:
+            conn = await asyncpg.connect(console.stack.database_url)
+            try:
+                n = await conn.fetchval("SELECT count(*) FROM pacing.metric_reports WHERE workspace_id = $1 "
+                                        "AND entity_id = ANY($2::text[])", ws, [ctv, display])
+            finally:
+                await conn.close()
+            return bool(n == len(reports))
+
+        in_thread(eventually(projected, timeout=40, what="pacing projected the flight's reports"))
+        snap = api.post(f"/api/v1/pacing/plans/{plan_id}/snapshots")
+        assert snap.status_code == 201, snap.text
+        (proposal_id,) = snap.json()["proposal_ids"]
+
+    sign_in(page, console, "a-admin")
+    page.get_by_role("navigation").get_by_role("link", name="Pacing").click()
+    page.get_by_role("link", name="Winter flight", exact=True).click()
+    expect(page.get_by_role("heading", name="Winter flight")).to_be_visible()
+    expect(page.get_by_test_id("plan-state")).to_contain_text("pacing")
+    expect(page.get_by_test_id("flight-chart")).to_have_count(3)  # the whole flight, CTV and DISPLAY
+    expect(page.get_by_test_id("channels")).to_contain_text("CTV prospecting")
+    proposal = page.get_by_test_id("proposal")
+    expect(proposal).to_contain_text("from CTV to DISPLAY")
+    expect(proposal).to_contain_text("Waiting for approval")
+    proposal.get_by_test_id("approve").click()
+    expect(page.get_by_role("status").first).to_contain_text("Proposal approved")
+    expect(page.get_by_test_id("inbox-empty")).to_be_visible()
+    moves = page.get_by_test_id("decided-proposals")
+    for _ in range(60):  # the executor applies both steps through the guardrails: reload until pacing saw them
+        if moves.get_by_text("Applied", exact=True).count():
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(moves.get_by_text("Applied", exact=True)).to_be_visible()
+    expect(moves).to_contain_text("Display retargeting (gets): €30.00 → €36.00 — Applied")
+    expect(moves).to_contain_text("CTV prospecting (gives): €30.00 → €24.00 — Applied")
+    with httpx.Client(base_url=console.stack.url("sandbox"), timeout=20,
+                      headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}) as sb:
+        assert {e: sb.get(f"/v1/entities/{e}").json()["daily_budget_cents"] for e in (ctv, display)} == {
+            ctv: 2_400, display: 3_600}, "the budgets moved on the platform"
+    with console.api("pacing", "a-admin") as api:
+        assert api.get(f"/api/v1/pacing/plans/{plan_id}/proposals/{proposal_id}").json()["status"] == "applied"
+    page.screenshot(path=str(tmp_path / "pacing-plan.png"), full_page=True)  # the README's picture
+
+
 def test_a_viewer_sees_no_buttons_that_change_things(page: Any, console: Console) -> None:
     sign_in(page, console, "a-viewer")
     expect(page.get_by_test_id("role")).to_have_text("viewer")
@@ -253,6 +392,15 @@ def test_a_viewer_sees_no_buttons_that_change_things(page: Any, console: Console
     page.get_by_role("navigation").get_by_role("link", name="Activity").click()
     expect(page.get_by_test_id("change-sets")).to_contain_text("Berlin prospecting")
     expect(page.get_by_test_id("undo")).to_have_count(0)
+    page.get_by_role("navigation").get_by_role("link", name="Rules").click()
+    page.get_by_role("link", name="Winners to watch").click()
+    expect(page.get_by_test_id("rule-definition")).to_be_visible()
+    expect(page.get_by_test_id("rule-toggle")).to_have_count(0)
+    expect(page.get_by_test_id("evaluate-now")).to_have_count(0)
+    page.get_by_role("navigation").get_by_role("link", name="Pacing").click()
+    page.get_by_role("link", name="Winter flight", exact=True).click()
+    expect(page.get_by_test_id("decided-proposals")).to_contain_text("Applied")
+    expect(page.get_by_test_id("approve")).to_have_count(0)
     page.goto(console.url + "/automation/budget-pools/new")
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
 
@@ -273,9 +421,30 @@ def test_a_second_workspace_sees_none_of_the_first_ones_data(page: Any, console:
     page.goto(console.url + "/automation/budget-pools/new")
     expect(page.locator("body")).not_to_contain_text("Berlin prospecting")
     expect(page.get_by_text("Nothing reported yet.")).to_be_visible()
-    # This stack runs no rules service: the page names it, and the rest of the console keeps working.
+    page.get_by_role("navigation").get_by_role("link", name="Pacing").click()
+    expect(page.get_by_text("No flight plans yet.")).to_be_visible()
+    page.get_by_role("navigation").get_by_role("link", name="Rules").click()
+    expect(page.get_by_text("No rules yet.")).to_be_visible()
+
+
+def test_a_service_that_is_down_is_named_and_the_rest_of_the_console_works(page: Any, console: Console) -> None:
+    # A second console of the same stack whose rules service does not answer (nothing listens on its port).
+    stack = console.stack
+    stack.ports["console-no-rules"] = free_port()
+    stack.start_service("console-no-rules", module="allot.console", ALLOT_RULES_URL=f"http://127.0.0.1:{free_port()}")
+    wait_ready(stack, "console-no-rules")
+    url = stack.url("console-no-rules")
+    with console.api("pacing", "a-admin") as api:
+        plan_id = next(p["plan_id"] for p in api.get("/api/v1/pacing/plans").json()["plans"]
+                       if p["name"] == "Winter flight")
+    sign_in(page, console, "a-admin", url)
     page.get_by_role("navigation").get_by_role("link", name="Rules").click()
     expect(page.get_by_test_id("service-down")).to_contain_text("Rules service is unavailable")
+    page.goto(f"{url}/rules/{uuid.uuid4()}")
+    expect(page.get_by_test_id("service-down")).to_contain_text("Rules service is unavailable")
+    page.goto(f"{url}/pacing/plans/{plan_id}")
+    expect(page.get_by_role("heading", name="Winter flight")).to_be_visible()
+    expect(page.get_by_test_id("service-down")).to_have_count(0)
     page.get_by_role("navigation").get_by_role("link", name="Limits & autonomy").click()
     expect(page.get_by_test_id("kill-switch-state")).to_contain_text("off")
     expect(page.get_by_test_id("service-down")).to_have_count(0)

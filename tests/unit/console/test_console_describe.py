@@ -42,6 +42,8 @@ def test_actions_schedule_protections_and_skips_in_words() -> None:
     assert d.schedule_text({"interval_minutes": 1440}) == ["Once a day"]
     assert d.schedule_text({"interval_minutes": 30, "mode": "trigger"}) == [
         "As soon as new metrics arrive for an entity"]
+    assert d.schedule_text({"mode": "cron", "cron": "0 9 * * 1-5", "interval_minutes": 15}) == [
+        "At the times of the cron expression “0 9 * * 1-5” (each ad account's own time zone)"]
     assert d.protections_text({"cooldown_minutes": 0, "max_executions_per_day": 1}, "EUR") == [
         "No cooldown between changes to the same entity", "Changes one entity at most 1 time a day"]
     assert d.skip_text("outside_schedule", "Sat 23:00") == "outside the rule's time windows (Sat 23:00)"

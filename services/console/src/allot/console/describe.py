@@ -177,7 +177,10 @@ def schedule_text(schedule: Mapping[str, Any] | None) -> list[str]:
         return ["Every 15 minutes"]
     lines = []
     mode = schedule.get("mode") or "schedule"
-    if mode == "trigger":
+    if mode == "cron" or (schedule.get("cron") and not schedule.get("mode")):
+        lines.append(f"At the times of the cron expression “{schedule.get('cron')}” (each ad account's own time "
+                     "zone)")
+    elif mode == "trigger":
         lines.append("As soon as new metrics arrive for an entity")
     elif mode == "schedule":
         every = schedule.get("interval_minutes") or 15
