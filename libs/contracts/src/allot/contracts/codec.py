@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from allot.contracts.envelope import Envelope
+from allot.contracts.envelope import Envelope, envelope_model
 from allot.contracts.registry import TOPICS, topic
 
 #: Records larger than this are poison (Kafka's default max message size is 1 MiB).
@@ -37,7 +37,7 @@ class EncodedRecord:
 
 
 _ENVELOPE_TYPES: dict[str, type[Envelope[Any]]] = {
-    name: Envelope[spec.payload] for name, spec in TOPICS.items()  # type: ignore[name-defined]
+    name: envelope_model(spec.payload) for name, spec in TOPICS.items()
 }
 
 

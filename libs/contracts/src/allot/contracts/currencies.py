@@ -117,7 +117,7 @@ def minor_unit_offset(platform: str, currency: str) -> int:
     exponent = ISO_EXPONENTS.get(currency)
     if exponent is None:
         raise UnknownCurrency(currency, platform)
-    return 10**exponent
+    return int(10**exponent)
 
 
 def is_known_currency(platform: str, currency: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -43,6 +43,12 @@ class Envelope(BaseModel, Generic[P]):
     payload: P
 
 
+def envelope_model(payload_type: type[P]) -> type[Envelope[P]]:
+    """``Envelope[payload_type]`` for a payload class known only at run time (pydantic builds that model once and
+    caches it; a type checker cannot read a run-time value as a type argument, hence the cast)."""
+    return cast("type[Envelope[P]]", Envelope.__class_getitem__(payload_type))
+
+
 def derive_event_id(cause: uuid.UUID | str, step: str) -> uuid.UUID:
     """Same cause and step always give the same id, so re-processing an event re-derives identical events."""
     return uuid.uuid5(EVENT_NAMESPACE, f"{cause}/{step}")
@@ -56,7 +62,7 @@ def new_envelope(
     producer: str,
     workspace_id: str,
     occurred_at: datetime,
-    cause: Envelope[BaseModel] | None = None,
+    cause: Envelope[Any] | None = None,
     step: str | None = None,
     event_id: uuid.UUID | None = None,
     correlation_id: uuid.UUID | None = None,
@@ -72,7 +78,7 @@ def new_envelope(
             event_id = uuid.uuid4()
     if correlation_id is None:
         correlation_id = cause.correlation_id if cause is not None else event_id
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return envelope_model(type(payload))(
         event_id=event_id,
         event_type=event_type,
         schema_version=schema_version,

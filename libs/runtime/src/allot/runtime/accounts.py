@@ -35,12 +35,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from allot.contracts.envelope import Envelope
 from allot.contracts.localday import UnknownTimeZone, zone_named
 from allot.contracts.payloads import AccountProfiled
 from allot.runtime.consumer import BatchContext, Handler, PoisonEvent
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 
 if TYPE_CHECKING:
@@ -161,7 +160,7 @@ class AccountDirectory:
         held = self._profiles.get((workspace_id, platform, ad_account_id))
         return UTC_ZONE if held is None else held.zone
 
-    async def refresh(self, conn: asyncpg.Connection, ad_account_ids: Collection[str] | None = None) -> int:
+    async def refresh(self, conn: Conn, ad_account_ids: Collection[str] | None = None) -> int:
         """Merge every stored profile (this service's ``ad_accounts`` table), or only those of ``ad_account_ids``
         (with or without ``act_``); returns how many were newer."""
         query = """SELECT workspace_id, platform, ad_account_id, currency, timezone_name, account_status, state,
@@ -184,7 +183,7 @@ class AccountDirectory:
         return kept
 
 
-async def account_refusals(extra: dict[Any, Any], conn: asyncpg.Connection, workspace_id: str,
+async def account_refusals(extra: dict[Any, Any], conn: Conn, workspace_id: str,
                            refs: Sequence[AccountRef], *, strict: bool) -> list[tuple[str, str]]:
     """(field, reason) for each ad account the workspace may not reference, after re-reading those accounts."""
     directory = directory_of(extra)
@@ -207,7 +206,7 @@ def directory_of(extra: dict[Any, Any]) -> AccountDirectory:
 #: (workspace_id, platform, ad_account_id, previous zone name, new zone name); an account first reported in a
 #: zone other than UTC counts as a change from UTC (what the service assumed until then).
 ZoneChange = tuple[str, str, str, str, str]
-ZoneChangeHook = Callable[[asyncpg.Connection, list[ZoneChange]], Awaitable[None]]
+ZoneChangeHook = Callable[[Conn, list[ZoneChange]], Awaitable[None]]
 
 
 def account_profiled_handler(on_zone_changed: ZoneChangeHook | None = None) -> Handler:

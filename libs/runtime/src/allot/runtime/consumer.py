@@ -37,6 +37,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from allot.contracts.codec import EncodedRecord, PoisonMessage, decode
 from allot.contracts.envelope import EVENT_NAMESPACE, Envelope
 from allot.runtime.clock import Clock
+from allot.runtime.db import Conn
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.metrics import (
     BATCH_SIZE,
@@ -80,7 +81,7 @@ class PoisonEvent(Exception):
 class BatchContext:
     """What a handler gets: the open transaction's connection, the clock, and a place to emit events."""
 
-    conn: asyncpg.Connection
+    conn: Conn
     clock: Clock
     service: str
     topic: str
@@ -256,17 +257,17 @@ class IdempotentConsumer:
     async def _apply(self, topic: str, handler: Handler, items: list[_Item]) -> None:
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            poison = [it for it in items if it.poison is not None]
+            poison = [(it, it.poison) for it in items if it.poison is not None]
             if poison:
-                ids = [_poison_id(self.group, it.record) for it in poison]
+                ids = [_poison_id(self.group, it.record) for it, _ in poison]
                 new = await conn.fetch(
                     "INSERT INTO processed_events (event_id, topic) SELECT unnest($1::uuid[]), $2 "
                     "ON CONFLICT DO NOTHING RETURNING event_id", ids, topic)
                 fresh_ids = {r["event_id"] for r in new}
-                dlq = [(it, pid) for it, pid in zip(poison, ids, strict=True) if pid in fresh_ids]
-                await add_records(conn, [_dlq_record(it, topic, self.group, *it.poison, now) for it, _ in dlq],  # type: ignore[misc]
-                                  [pid for _, pid in dlq])
-                dead_lettered = [it for it, _ in dlq]
+                dlq = [(it, why, pid) for (it, why), pid in zip(poison, ids, strict=True) if pid in fresh_ids]
+                await add_records(conn, [_dlq_record(it, topic, self.group, *why, now) for it, why, _ in dlq],
+                                  [pid for _, _, pid in dlq])
+                dead_lettered = [it for it, _, _ in dlq]
             else:
                 dead_lettered = []
             todo = await self._apply_good(conn, topic, handler, items)
@@ -278,7 +279,7 @@ class IdempotentConsumer:
         if todo:
             EVENTS_CONSUMED.labels(self.service, topic).inc(todo)
 
-    async def _apply_good(self, conn: asyncpg.Connection, topic: str, handler: Handler, items: list[_Item]) -> int:
+    async def _apply_good(self, conn: Conn, topic: str, handler: Handler, items: list[_Item]) -> int:
         """Skip already-processed ids, run the handler on the rest, write its events; returns how many ran."""
         good = [it.envelope for it in items if it.poison is None and it.envelope is not None]
         if not good:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -21,6 +21,15 @@ import orjson
 from allot.runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    #: What code that runs SQL takes: a connection from ``pool.acquire()`` (asyncpg's proxy) or a plain one.
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:
+    # At run time asyncpg's Connection: its isinstance() accepts a pool's proxy too (asyncpg's ConnectionMeta).
+    Conn = asyncpg.Connection
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

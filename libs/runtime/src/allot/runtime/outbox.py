@@ -13,13 +13,14 @@ from aiokafka import AIOKafkaProducer
 
 from allot.contracts.codec import EncodedRecord, encode
 from allot.contracts.envelope import Envelope
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 from allot.runtime.metrics import EVENTS_PRODUCED, OUTBOX_PENDING
 
 log = get_logger(__name__)
 
 
-async def add_records(conn: asyncpg.Connection, records: Sequence[EncodedRecord], event_ids: Sequence[Any]) -> None:
+async def add_records(conn: Conn, records: Sequence[EncodedRecord], event_ids: Sequence[Any]) -> None:
     """Insert encoded records into the outbox inside the caller's transaction."""
     if not records:
         return
@@ -32,7 +33,7 @@ async def add_records(conn: asyncpg.Connection, records: Sequence[EncodedRecord]
     )
 
 
-async def add_events(conn: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+async def add_events(conn: Conn, envelopes: Sequence[Envelope[Any]]) -> None:
     """Encode envelopes and insert them into the outbox inside the caller's transaction."""
     await add_records(conn, [encode(e) for e in envelopes], [e.event_id for e in envelopes])
 

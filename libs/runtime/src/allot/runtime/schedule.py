@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
+from allot.runtime.db import Conn
 
 
 def slot_start(now: datetime, interval_s: int) -> datetime:
@@ -17,7 +17,7 @@ def next_slot(now: datetime, interval_s: int) -> datetime:
     return slot_start(now, interval_s) + timedelta(seconds=interval_s)
 
 
-async def claim_slot(conn: asyncpg.Connection, job: str, slot: datetime, claimed_by: str) -> bool:
+async def claim_slot(conn: Conn, job: str, slot: datetime, claimed_by: str) -> bool:
     """True for exactly one caller per (job, slot), across every instance of the service."""
     row = await conn.fetchrow(
         "INSERT INTO schedule_claims (job, slot_start, claimed_by) VALUES ($1, $2, $3) "

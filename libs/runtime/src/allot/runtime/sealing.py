@@ -26,7 +26,7 @@ import binascii
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
@@ -125,8 +125,7 @@ def parse_public_keys(text: str) -> dict[Recipient, RecipientKey]:
             raise SealingError(f"public key for {recipient} must be {PublicKey.SIZE} bytes, got {len(raw)}")
         if recipient in keys:
             raise SealingError(f"public key for {recipient} given twice")
-        r = cast(Recipient, recipient)
-        keys[r] = RecipientKey(r, _check_key_id(key_id.strip()), raw)
+        keys[recipient] = RecipientKey(recipient, _check_key_id(key_id.strip()), raw)
     return keys
 
 

@@ -31,7 +31,7 @@ from allot.contracts.registry import TOPICS
 from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.consumer import Handler, IdempotentConsumer, handler_payloads
-from allot.runtime.db import MigrationChecksumMismatch, open_database
+from allot.runtime.db import Conn, MigrationChecksumMismatch, open_database
 from allot.runtime.deps import ReadyDetails, maybe, provide
 from allot.runtime.dryrun import GuardrailsClient
 from allot.runtime.http import install_error_handlers
@@ -61,7 +61,7 @@ class ServiceContext:
     instance_id: str = ""
     """This process among the service's replicas (claims of scheduled slots name it)."""
 
-    async def emit(self, conn: asyncpg.Connection, *envelopes: Envelope[Any]) -> None:
+    async def emit(self, conn: Conn, *envelopes: Envelope[Any]) -> None:
         """Write events to the outbox in the caller's transaction; call ``flush()`` after commit."""
         await add_events(conn, envelopes)
 

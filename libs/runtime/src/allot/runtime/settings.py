@@ -167,8 +167,8 @@ class Settings(BaseSettings):
 
         return Keyring.parse(recipient, self.sealing_private_keys.get_secret_value())
 
-    @property
-    def schema(self) -> str:
+    @property  # shadows pydantic's deprecated v1 classmethod BaseModel.schema(), which settings never use
+    def schema(self) -> str:  # type: ignore[override]
         """Postgres schema owned by this service."""
         return self.database_schema or self.service_name.replace("-", "_")
 
