@@ -36,6 +36,7 @@ from allot.contracts.envelope import new_envelope
 from allot.contracts.payloads import SealedToken
 from allot.contracts.registry import TOPICS
 from allot.runtime.auth import Principal, require
+from allot.runtime.db import Conn
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -88,7 +89,7 @@ def _seal_tokens(ctx: ServiceContext, read: str | None, write: str | None) -> tu
             None if write is None else seal(write, keys["executor"]))
 
 
-async def _claim(conn: asyncpg.Connection, workspace_id: str, connection_id: str, platform: str,
+async def _claim(conn: Conn, workspace_id: str, connection_id: str, platform: str,
                  accounts: list[str]) -> None:
     """409 naming the account when an active connection other than this one holds it (another workspace's is
     not named: the caller learns only that the account is taken)."""
@@ -106,7 +107,7 @@ async def _claim(conn: asyncpg.Connection, workspace_id: str, connection_id: str
                        extra={"connection_id": owner[1]})
 
 
-async def _save(ctx: ServiceContext, conn: asyncpg.Connection, c: Connection, *, created_by: str | None) -> None:
+async def _save(ctx: ServiceContext, conn: Conn, c: Connection, *, created_by: str | None) -> None:
     """Row, claims and the connection.changed event in the caller's transaction."""
     if created_by is not None:
         await db.insert(conn, c, created_by=created_by)
@@ -162,7 +163,7 @@ async def list_connections(include_removed: bool = Query(False),
     return {"connections": [c.view() for c in rows]}
 
 
-async def _existing(conn: asyncpg.Connection, principal: Principal, connection_id: str, *,
+async def _existing(conn: Conn, principal: Principal, connection_id: str, *,
                     for_update: bool = False) -> Connection:
     found = await db.get(conn, principal.workspace_id, connection_id, for_update=for_update)
     if found is None:

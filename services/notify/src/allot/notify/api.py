@@ -22,7 +22,6 @@ from dataclasses import replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import asyncpg
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -52,6 +51,7 @@ from allot.notify.domain.model import (
 from allot.notify.domain.policy import classify, describe
 from allot.notify.workflow import Deps, open_secrets, seal_secrets, send
 from allot.runtime.auth import Principal, require
+from allot.runtime.db import Conn
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
@@ -220,7 +220,7 @@ async def list_channels(include_removed: bool = Query(False), principal: Princip
     return {"channels": [c.view() for c in rows]}
 
 
-async def _existing(conn: asyncpg.Connection, principal: Principal, channel_id: str, *,
+async def _existing(conn: Conn, principal: Principal, channel_id: str, *,
                     for_update: bool = False) -> Channel:
     found = await db.get_channel(conn, principal.workspace_id, channel_id, for_update=for_update)
     if found is None or found.state == "removed":

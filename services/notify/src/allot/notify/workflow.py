@@ -43,6 +43,7 @@ from allot.notify.domain.render import render_email, render_slack, render_webhoo
 from allot.notify.domain.signing import IDEMPOTENCY_HEADER, signed_headers
 from allot.notify.settings import NotifySettings
 from allot.runtime.clock import Clock, RealClock
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 from allot.runtime.outbox import add_events, add_records
 from allot.runtime.sealing import SealingError
@@ -79,7 +80,7 @@ def open_secrets(keyring: SecretBox, sealed: SealedSecret | None) -> ChannelSecr
 # ---------------------------------------------------------------- queueing (consumer)
 
 
-async def enqueue(conn: asyncpg.Connection, settings: NotifySettings, n: NotificationRequested,
+async def enqueue(conn: Conn, settings: NotifySettings, n: NotificationRequested,
                   envelope: dict[str, Any] | None, *, now: datetime) -> list[tuple[str, str]]:
     """One delivery per subscribed active channel: pending (due now, or when quiet hours end) or suppressed (the
     same condition went to that channel within the dedupe window). Returns (channel id, state) of new ones."""
@@ -150,7 +151,7 @@ def dlq_record(d: Delivery, *, reason: str, detail: str, now: datetime) -> tuple
     return record, uuid.uuid5(EVENT_NAMESPACE, f"dlq/notify/{d.delivery_id}")
 
 
-async def _fail(conn: asyncpg.Connection, deliveries: Sequence[Delivery], *, reason: str, detail: str,
+async def _fail(conn: Conn, deliveries: Sequence[Delivery], *, reason: str, detail: str,
                 now: datetime) -> None:
     if not deliveries:
         return
@@ -163,7 +164,7 @@ async def _fail(conn: asyncpg.Connection, deliveries: Sequence[Delivery], *, rea
                     notification_id=d.notification_id, reason=reason, error=detail[:300])
 
 
-async def _disable(conn: asyncpg.Connection, deps: Deps, channel: Channel, *, failures: int, last_error: str,
+async def _disable(conn: Conn, deps: Deps, channel: Channel, *, failures: int, last_error: str,
                    now: datetime) -> None:
     """Disable the channel, dead-letter what waits for it, and tell the workspace's admins (notification.requested,
     through the outbox: it reaches the channels subscribed to ``channel_disabled``)."""

@@ -23,13 +23,14 @@ from allot.pacing.adapters import postgres as db
 from allot.pacing.metrics import DEVIATIONS, PROPOSALS, SNAPSHOTS_TAKEN, TRANSITIONS
 from allot.pacing.settings import PacingSettings
 from allot.runtime.accounts import directory_of
+from allot.runtime.db import Conn
 from allot.runtime.deps import settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
 
-Emit = Callable[[asyncpg.Connection, Sequence[Envelope[Any]]], Awaitable[None]]
+Emit = Callable[[Conn, Sequence[Envelope[Any]]], Awaitable[None]]
 
 
 def observe(result: workflow.SnapshotPass, trigger: str) -> None:
@@ -73,7 +74,7 @@ async def snapshot_scheduler(ctx: ServiceContext) -> None:
     """Background task: take due snapshots, then wait ``pacing_scan_interval_s`` real seconds; forever."""
     settings = settings_of(ctx, PacingSettings)
 
-    async def emit(conn: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+    async def emit(conn: Conn, envelopes: Sequence[Envelope[Any]]) -> None:
         await ctx.emit(conn, *envelopes)
 
     while True:

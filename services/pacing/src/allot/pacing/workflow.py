@@ -25,8 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-import asyncpg
-
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import (
     AllocationRequested,
@@ -59,6 +57,7 @@ from allot.pacing.domain import (
 from allot.pacing.domain.curves import CurveKind
 from allot.pacing.domain.notices import deviation_notifications
 from allot.pacing.domain.plans import PROPOSAL_NAMESPACE, plan_account
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
 
@@ -172,7 +171,7 @@ class SnapshotPass:
     failed: list[str] = field(default_factory=list)  # plan ids whose data the engine refused
 
 
-async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, datetime]], *, now: datetime,
+async def take_snapshots(conn: Conn, due: Sequence[tuple[str, datetime]], *, now: datetime,
                          claimed_by: str, trigger: str = "schedule", zones: ZoneLookup | None = None) -> SnapshotPass:
     """Claim each (plan, slot) once, evaluate the claimed plans and persist snapshots, transitions and proposals.
 
@@ -300,7 +299,7 @@ async def take_snapshots(conn: asyncpg.Connection, due: Sequence[tuple[str, date
     return result
 
 
-async def _budgets_by_workspace(conn: asyncpg.Connection, items: Iterable[tuple[FlightPlan, Any]]
+async def _budgets_by_workspace(conn: Conn, items: Iterable[tuple[FlightPlan, Any]]
                                 ) -> dict[str, dict[tuple[str, str], int | None]]:
     """Current budgets of every budget entity the pass's automatic proposals touch, per workspace."""
     wanted: dict[str, set[tuple[str, str]]] = defaultdict(set)
@@ -361,7 +360,7 @@ def _deals_json(ev: PlanEvaluation) -> list[dict[str, Any]]:
 
 
 async def request_proposal(
-    conn: asyncpg.Connection, plan: FlightPlan, *, proposal_id: uuid.UUID, slot: str, source_channel: str,
+    conn: Conn, plan: FlightPlan, *, proposal_id: uuid.UUID, slot: str, source_channel: str,
     target_channel: str, amount_cents: int, now: datetime, requested_by: str, correlation_id: uuid.UUID,
     budgets: dict[tuple[str, str], int | None] | None = None,
 ) -> tuple[str, list[Envelope[Any]]]:
@@ -429,7 +428,7 @@ async def request_proposal(
 # ---------------------------------------------------------------- action.executed -> proposal outcome
 
 
-async def apply_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]],
+async def apply_action_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]],
                                 now: datetime) -> list[tuple[str, str]]:
     """Record action outcomes; complete every requested proposal whose actions all have one.
 

@@ -22,14 +22,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from allot.contracts.envelope import Envelope
 from allot.pools import workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.changeset import scheduled_key
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
+from allot.runtime.db import Conn
 from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
@@ -39,7 +38,7 @@ log = get_logger(__name__)
 
 
 def emitter(ctx: ServiceContext) -> workflow.Emit:
-    async def emit(conn: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+    async def emit(conn: Conn, envelopes: Sequence[Envelope[Any]]) -> None:
         await ctx.emit(conn, *envelopes)
 
     return emit

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
-import asyncpg
 from pydantic.alias_generators import to_camel
 
 from allot.contracts.envelope import Envelope, new_envelope
@@ -48,11 +47,12 @@ from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_ac
 from allot.pools.domain.freeze import FreezeStart, freeze_started
 from allot.pools.domain.models import AllocationPlan, CompositeWeights
 from allot.pools.domain.netchange import narrow, net_change_bounds
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
-Emit = Callable[[asyncpg.Connection, Sequence[Envelope[Any]]], Awaitable[None]]
+Emit = Callable[[Conn, Sequence[Envelope[Any]]], Awaitable[None]]
 
 #: Statuses after which nothing more will happen to an allocation.
 TERMINAL = frozenset(
@@ -189,7 +189,7 @@ def _interval(r: Any) -> MetricInterval:
 
 
 async def load_history(
-    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
+    conn: Conn, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
 ) -> dict[str, list[MetricInterval]]:
     history: dict[str, list[MetricInterval]] = {}
     for r in await db.history_of(conn, workspace_id, entity_ids, since=since, until=until):
@@ -198,7 +198,7 @@ async def load_history(
 
 
 async def load_inputs(
-    conn: asyncpg.Connection,
+    conn: Conn,
     workspace_id: str,
     settings: dict[str, Any],
     members: list[dict[str, Any]],
@@ -482,7 +482,7 @@ class RunResult:
 
 
 async def queue_allocation(
-    conn: asyncpg.Connection,
+    conn: Conn,
     pool: Any,
     members: Sequence[Any],
     *,
@@ -519,7 +519,7 @@ async def queue_allocation(
 
 
 async def run_allocation(
-    conn: asyncpg.Connection, emit: Emit, alloc: Any, *, now: datetime, history_days: int, locked_pool: Any = None
+    conn: Conn, emit: Emit, alloc: Any, *, now: datetime, history_days: int, locked_pool: Any = None
 ) -> RunResult:
     """Plan a queued allocation (caller's transaction; see the module docstring). ``locked_pool``: the pool row
     when the caller already holds its lock in this transaction (else it is locked here)."""
@@ -628,7 +628,7 @@ def day_start(d: date, zone: tzinfo = UTC) -> datetime:
 
 
 async def simulate(
-    conn: asyncpg.Connection,
+    conn: Conn,
     pool: Any,
     members: Sequence[Any],
     *,

@@ -28,7 +28,6 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
@@ -41,6 +40,7 @@ from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
 from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
+from allot.runtime.db import Conn
 from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
 from allot.runtime.service import ServiceContext, get_ctx
@@ -105,7 +105,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-async def _validated(ctx: ServiceContext, conn: asyncpg.Connection, workspace_id: str, data: Any, prefix: str = "",
+async def _validated(ctx: ServiceContext, conn: Conn, workspace_id: str, data: Any, prefix: str = "",
                      *, referenced: Collection[str] = ()) -> RuleDefinition:
     """A RuleDefinition validated with the workspace's known accounts (Meta-only metric/action checks) and
     without an ad account it may not reference (tenancy; ``referenced`` ones, already in the rule, stay)."""
@@ -134,7 +134,7 @@ def _dump(definition: RuleDefinition) -> dict[str, Any]:
     return definition.model_dump(mode="json")
 
 
-async def _rule(conn: asyncpg.Connection, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> Any:
+async def _rule(conn: Conn, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> Any:
     row = await db.get_rule(conn, principal.workspace_id, rule_id, for_update=for_update)
     if row is None:
         raise ApiError(404, "not_found", f"rule {rule_id} not found", field="rule_id")
@@ -156,7 +156,7 @@ async def _create(ctx: ServiceContext, principal: Principal, definition_data: An
     return view
 
 
-async def _set_status(conn: asyncpg.Connection, principal: Principal, row: Any, status: str, now: datetime,
+async def _set_status(conn: Conn, principal: Principal, row: Any, status: str, now: datetime,
                       action: str, detail: dict[str, Any] | None = None) -> Any:
     if row["status"] == status:
         return row

@@ -12,18 +12,17 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-import asyncpg
-
 from allot.rules.adapters import postgres as db
 from allot.rules.domain.entities import Entity
 from allot.rules.domain.evaluation import ScopeMatcher
 from allot.rules.domain.models import RuleDefinition
 from allot.rules.domain.ownership import PoolMember, membership_unknown_warnings, ownership_warnings
+from allot.runtime.db import Conn
 from allot.runtime.deps import HasExtra
 from allot.runtime.dryrun import pool_membership
 
 
-async def scope_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition) -> dict[str, str]:
+async def scope_entities(conn: Conn, workspace_id: str, rule: RuleDefinition) -> dict[str, str]:
     """entity_id → name of every entity in the rule's scope now (deleted ones only when the filter asks for them)."""
     statuses = rule.scope.entity_filter.status_in or ()
     rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,

@@ -32,8 +32,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
-import asyncpg
-
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
 from allot.contracts.registry import TOPICS
@@ -71,6 +69,7 @@ from allot.rules.metrics import (
     RULE_NOTIFY_ONLY,
     RULE_SKIPS,
 )
+from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 from allot.runtime.outbox import add_events
 from allot.runtime.schedule import claim_slot
@@ -141,7 +140,7 @@ def entity_outcome(notify_only: bool, outcomes: Sequence[str | None]) -> str:
     return "failed"
 
 
-async def execution_views(conn: asyncpg.Connection, executions: Sequence[Any]) -> list[dict[str, Any]]:
+async def execution_views(conn: Conn, executions: Sequence[Any]) -> list[dict[str, Any]]:
     ids = [e["execution_id"] for e in executions]
     ents = await db.execution_entities(conn, ids)
     acts = await db.execution_actions(conn, ids)
@@ -203,7 +202,7 @@ def account_zone(zones: ZoneLookup, workspace_id: str, ad_account_id: str) -> tz
     return UTC
 
 
-async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleDefinition,
+async def load_entities(conn: Conn, workspace_id: str, rule: RuleDefinition,
                         now: datetime, zones: ZoneLookup = _utc, only: set[str] | None = None) -> list[Entity]:
     """Candidate entities of the rule's accounts and level with their daily buckets, the number of interval
     reports in each, and the platform's latest range reach (the domain filters scope and decides whether that
@@ -236,7 +235,7 @@ async def load_entities(conn: asyncpg.Connection, workspace_id: str, rule: RuleD
     ]
 
 
-async def load_rule_outcomes(conn: asyncpg.Connection, rule: Any, now: datetime) -> list[ActionOutcome]:
+async def load_rule_outcomes(conn: Conn, rule: Any, now: datetime) -> list[ActionOutcome]:
     since = now - CIRCUIT_BREAKER_WINDOW
     reset = rule["breaker_reset_at"]
     if reset is not None and reset - timedelta(microseconds=1) > since:
@@ -245,7 +244,7 @@ async def load_rule_outcomes(conn: asyncpg.Connection, rule: Any, now: datetime)
     return [ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]) for r in rows]
 
 
-async def load_history(conn: asyncpg.Connection, workspace_id: str, rule: Any | None, definition: RuleDefinition,
+async def load_history(conn: Conn, workspace_id: str, rule: Any | None, definition: RuleDefinition,
                        entity_ids: Sequence[str], now: datetime) -> RuleHistory:
     """The protections' facts from this service's tables (``rule`` None = a definition being previewed)."""
     pending: dict[str, list[datetime]] = defaultdict(list)
@@ -408,7 +407,7 @@ def circuit_reason(state: CircuitState) -> str:
             f"in {state.total} actions in the last 24 h")
 
 
-async def evaluate_slot(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, workspace_id: str | None,
+async def evaluate_slot(conn: Conn, emit: Emit, *, rule_id: uuid.UUID, workspace_id: str | None,
                         now: datetime, instance: str, trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate ``rule_id`` for the slot containing ``now`` at most once (call inside a transaction)."""
     rule = await db.get_rule(conn, workspace_id, rule_id, for_update=True)
@@ -438,7 +437,7 @@ def due_cron_fires(cron: str, workspace_id: str, ad_account_ids: Sequence[str], 
     return due_fires(cron, account_zones, since=cron_since(last_slot, updated_at), now=now)
 
 
-async def evaluate_cron(conn: asyncpg.Connection, emit: Emit, rule: Any, *, now: datetime, instance: str,
+async def evaluate_cron(conn: Conn, emit: Emit, rule: Any, *, now: datetime, instance: str,
                         trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate a (locked, active) cron rule for its earliest due fire time, at most once per fire time.
 
@@ -469,7 +468,7 @@ async def evaluate_cron(conn: asyncpg.Connection, emit: Emit, rule: Any, *, now:
                            accounts=fire.account_ids, schedule_at=fire.at)
 
 
-async def evaluate_triggered(conn: asyncpg.Connection, emit: Emit, *, rule_id: uuid.UUID, entity_ids: Sequence[str],
+async def evaluate_triggered(conn: Conn, emit: Emit, *, rule_id: uuid.UUID, entity_ids: Sequence[str],
                              now: datetime, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate a trigger-mode rule for the entities whose metrics just arrived (the consumer's transaction).
 
@@ -486,7 +485,7 @@ async def evaluate_triggered(conn: asyncpg.Connection, emit: Emit, *, rule_id: u
     return await _evaluate(conn, emit, rule, slot, now=now, trigger=TRIGGER, zones=zones, only=set(entity_ids))
 
 
-async def run_triggers(conn: asyncpg.Connection, emit: Emit, reported: Sequence[tuple[str, str, str]], *,
+async def run_triggers(conn: Conn, emit: Emit, reported: Sequence[tuple[str, str, str]], *,
                        now: datetime, zones: ZoneLookup = _utc) -> list[SlotResult]:
     """Trigger-mode rules of the accounts in ``reported`` ((workspace, ad account, entity) of new reports), each
     evaluated for its reported entities; rules in id order, so concurrent batches lock them in one order."""
@@ -504,7 +503,7 @@ async def run_triggers(conn: asyncpg.Connection, emit: Emit, reported: Sequence[
     return results
 
 
-async def _evaluate(conn: asyncpg.Connection, emit: Emit, rule: Any, slot: datetime, *, now: datetime, trigger: str,
+async def _evaluate(conn: Conn, emit: Emit, rule: Any, slot: datetime, *, now: datetime, trigger: str,
                     zones: ZoneLookup, only: set[str] | None = None, accounts: Collection[str] | None = None,
                     schedule_at: datetime | None = None, mark_slot: bool = True) -> SlotResult:
     """Evaluate the (locked, active) rule as of ``now`` for execution ``slot``; record and emit (see the module).
@@ -618,7 +617,7 @@ def auto_pause_envelope(rule: Any, reason: str, last_error: str | None, now: dat
                         workspace_id=rule["workspace_id"], occurred_at=now, event_id=n.notification_id)
 
 
-async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, last_error: str | None, now: datetime,
+async def pause_by_breaker(conn: Conn, rule: Any, reason: str, last_error: str | None, now: datetime,
                            detail: dict[str, Any] | None = None) -> Any:
     """Set the rule back to paused with last_error + auto_pause_reason, audited as ``auto_pause`` by ``system``."""
     updated = await db.auto_pause(conn, rule["rule_id"], reason=reason, last_error=last_error, now=now)
@@ -631,7 +630,7 @@ async def pause_by_breaker(conn: asyncpg.Connection, rule: Any, reason: str, las
     return updated
 
 
-async def trip_breakers(conn: asyncpg.Connection, rule_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+async def trip_breakers(conn: Conn, rule_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
     """After new outcomes: auto-pause each active rule whose circuit breaker trips now."""
     paused = []
     for rule_id in rule_ids:
@@ -672,7 +671,7 @@ def with_verdicts(result: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
 PREVIEW_RULE_ID = uuid.UUID(int=0)
 
 
-async def preview(conn: asyncpg.Connection, workspace_id: str, definition: RuleDefinition, rule: Any | None,
+async def preview(conn: Conn, workspace_id: str, definition: RuleDefinition, rule: Any | None,
                   now: datetime, zones: ZoneLookup = _utc) -> dict[str, Any]:
     """Run the rule against current data without acting or recording anything."""
     entities = await load_entities(conn, workspace_id, definition, now, zones)

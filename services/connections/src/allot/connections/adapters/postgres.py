@@ -8,6 +8,7 @@ import asyncpg
 
 from allot.connections.domain import Connection
 from allot.contracts.payloads import SealedToken
+from allot.runtime.db import Conn
 
 _COLUMNS = ("connection_id, workspace_id, platform, ad_account_ids, state, read_token, write_token, "
             "read_token_hint, write_token_hint, graph_api_version, version, created_at, updated_at")
@@ -30,7 +31,7 @@ def _dump(token: SealedToken | None) -> dict[str, Any] | None:
     return None if token is None else token.model_dump(mode="json")
 
 
-async def get(conn: asyncpg.Connection, workspace_id: str, connection_id: str, *,
+async def get(conn: Conn, workspace_id: str, connection_id: str, *,
               for_update: bool = False) -> Connection | None:
     """The workspace's connection, or None (also when it belongs to another workspace)."""
     row = await conn.fetchrow(
@@ -39,14 +40,14 @@ async def get(conn: asyncpg.Connection, workspace_id: str, connection_id: str, *
     return None if row is None else _connection(row)
 
 
-async def list_for(conn: asyncpg.Connection, workspace_id: str, *, include_removed: bool) -> list[Connection]:
+async def list_for(conn: Conn, workspace_id: str, *, include_removed: bool) -> list[Connection]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM connections WHERE workspace_id = $1 AND ($2 OR state = 'active') "
         "ORDER BY created_at, connection_id", workspace_id, include_removed)
     return [_connection(r) for r in rows]
 
 
-async def claims(conn: asyncpg.Connection, platform: str, ad_account_ids: list[str]) -> dict[str, tuple[str, str]]:
+async def claims(conn: Conn, platform: str, ad_account_ids: list[str]) -> dict[str, tuple[str, str]]:
     """ad account id → (workspace id, connection id) of the active connection holding it (any workspace)."""
     rows = await conn.fetch(
         "SELECT ad_account_id, workspace_id, connection_id FROM connection_accounts "
@@ -54,7 +55,7 @@ async def claims(conn: asyncpg.Connection, platform: str, ad_account_ids: list[s
     return {r["ad_account_id"]: (r["workspace_id"], r["connection_id"]) for r in rows}
 
 
-async def insert(conn: asyncpg.Connection, c: Connection, *, created_by: str) -> None:
+async def insert(conn: Conn, c: Connection, *, created_by: str) -> None:
     await conn.execute(
         "INSERT INTO connections (connection_id, workspace_id, platform, ad_account_ids, state, read_token, "
         "write_token, read_token_hint, write_token_hint, graph_api_version, version, created_by, created_at, "
@@ -64,7 +65,7 @@ async def insert(conn: asyncpg.Connection, c: Connection, *, created_by: str) ->
         c.created_at, c.updated_at)
 
 
-async def update(conn: asyncpg.Connection, c: Connection) -> None:
+async def update(conn: Conn, c: Connection) -> None:
     await conn.execute(
         "UPDATE connections SET ad_account_ids = $3, state = $4, read_token = $5, write_token = $6, "
         "read_token_hint = $7, write_token_hint = $8, graph_api_version = $9, version = $10, updated_at = $11 "
@@ -73,7 +74,7 @@ async def update(conn: asyncpg.Connection, c: Connection) -> None:
         c.read_token_hint, c.write_token_hint, c.graph_api_version, c.version, c.updated_at)
 
 
-async def set_claims(conn: asyncpg.Connection, c: Connection) -> None:
+async def set_claims(conn: Conn, c: Connection) -> None:
     """Make the connection's claims its accounts (none once removed); UniqueViolation when another holds one."""
     await conn.execute("DELETE FROM connection_accounts WHERE connection_id = $1", c.connection_id)
     if c.state != "active":
@@ -84,7 +85,7 @@ async def set_claims(conn: asyncpg.Connection, c: Connection) -> None:
         [(c.platform, a, c.connection_id, c.workspace_id) for a in c.ad_account_ids])
 
 
-async def lock_accounts(conn: asyncpg.Connection, platform: str, ad_account_ids: list[str]) -> None:
+async def lock_accounts(conn: Conn, platform: str, ad_account_ids: list[str]) -> None:
     """Serialise claims on the same accounts (transaction-scoped advisory locks, sorted to avoid deadlocks)."""
     for account in sorted(ad_account_ids):
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",

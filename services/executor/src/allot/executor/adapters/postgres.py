@@ -10,9 +10,10 @@ import asyncpg
 
 from allot.contracts.payloads import BudgetAction, GuardrailApproved
 from allot.executor.domain import EntityMemory
+from allot.runtime.db import Conn
 
 
-async def record_approval(conn: asyncpg.Connection, approval: GuardrailApproved, *, workspace_id: str,
+async def record_approval(conn: Conn, approval: GuardrailApproved, *, workspace_id: str,
                           correlation_id: uuid.UUID, event_id: uuid.UUID, now: datetime) -> list[uuid.UUID]:
     """Insert the approval's actions as pending; returns the ids that were ALREADY in the ledger."""
     rows = [
@@ -34,18 +35,18 @@ async def record_approval(conn: asyncpg.Connection, approval: GuardrailApproved,
     return [a.action_id for a in approval.actions if a.action_id not in new]
 
 
-async def expire(conn: asyncpg.Connection, action_ids: list[uuid.UUID], *, now: datetime, reason: str) -> None:
+async def expire(conn: Conn, action_ids: list[uuid.UUID], *, now: datetime, reason: str) -> None:
     """Close just-recorded actions of an expired approval: never applied, never picked by the worker."""
     await conn.execute(
         """UPDATE actions SET status = 'expired', finished_at = $2, error = $3
            WHERE action_id = ANY($1::uuid[]) AND status = 'pending'""", action_ids, now, reason)
 
 
-async def get_action(conn: asyncpg.Connection, action_id: uuid.UUID) -> asyncpg.Record | None:
+async def get_action(conn: Conn, action_id: uuid.UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM actions WHERE action_id = $1", action_id)
 
 
-async def due_actions(conn: asyncpg.Connection, now: datetime, limit: int) -> list[uuid.UUID]:
+async def due_actions(conn: Conn, now: datetime, limit: int) -> list[uuid.UUID]:
     """Pending actions whose time has come, at most one per entity (the earliest), in ledger order."""
     rows = await conn.fetch(
         """SELECT action_id FROM (
@@ -55,13 +56,13 @@ async def due_actions(conn: asyncpg.Connection, now: datetime, limit: int) -> li
     return [r["action_id"] for r in rows]
 
 
-async def lock_pending(conn: asyncpg.Connection, action_id: uuid.UUID) -> asyncpg.Record | None:
+async def lock_pending(conn: Conn, action_id: uuid.UUID) -> asyncpg.Record | None:
     """Lock one pending action for this transaction (None if another instance holds it or it is done)."""
     return await conn.fetchrow(
         "SELECT * FROM actions WHERE action_id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED", action_id)
 
 
-async def load_memory(conn: asyncpg.Connection, platform: str, entity_id: str) -> EntityMemory:
+async def load_memory(conn: Conn, platform: str, entity_id: str) -> EntityMemory:
     row = await conn.fetchrow(
         "SELECT * FROM entity_memory WHERE platform = $1 AND entity_id = $2 FOR UPDATE", platform, entity_id)
     if row is None:
@@ -70,13 +71,13 @@ async def load_memory(conn: asyncpg.Connection, platform: str, entity_id: str) -
                         row["first_failure_at"])
 
 
-async def schedule_retry(conn: asyncpg.Connection, action_id: uuid.UUID, attempts: int, at: datetime,
+async def schedule_retry(conn: Conn, action_id: uuid.UUID, attempts: int, at: datetime,
                          error: str) -> None:
     await conn.execute("UPDATE actions SET attempts = $2, next_attempt_at = $3, error = $4 WHERE action_id = $1",
                        action_id, attempts, at, error)
 
 
-async def finish(conn: asyncpg.Connection, action_id: uuid.UUID, *, status: str, attempts: int, now: datetime,
+async def finish(conn: Conn, action_id: uuid.UUID, *, status: str, attempts: int, now: datetime,
                  fields: dict[str, Any]) -> None:
     await conn.execute(
         """UPDATE actions SET status = $2, attempts = $3, finished_at = $4, platform_response_id = $5,
@@ -87,7 +88,7 @@ async def finish(conn: asyncpg.Connection, action_id: uuid.UUID, *, status: str,
         fields.get("after_status"), fields.get("observed_status"), fields.get("error"))
 
 
-async def remember_success(conn: asyncpg.Connection, action: BudgetAction, budget_cents: int | None,
+async def remember_success(conn: Conn, action: BudgetAction, budget_cents: int | None,
                            status: str | None, now: datetime) -> None:
     await conn.execute(
         """INSERT INTO entity_memory (platform, entity_id, last_budget_cents, last_status, applied_at,
@@ -100,7 +101,7 @@ async def remember_success(conn: asyncpg.Connection, action: BudgetAction, budge
         action.platform, action.entity_id, budget_cents, status, now)
 
 
-async def remember_failure(conn: asyncpg.Connection, action: BudgetAction, now: datetime, window_s: float) -> None:
+async def remember_failure(conn: Conn, action: BudgetAction, now: datetime, window_s: float) -> None:
     """Extend the entity's failure streak (a streak older than the window starts again at 1)."""
     await conn.execute(
         """INSERT INTO entity_memory (platform, entity_id, consecutive_failures, first_failure_at)
@@ -115,12 +116,12 @@ async def remember_failure(conn: asyncpg.Connection, action: BudgetAction, now: 
         action.platform, action.entity_id, now, window_s)
 
 
-async def change_set(conn: asyncpg.Connection, request_id: uuid.UUID, workspace_id: str) -> list[asyncpg.Record]:
+async def change_set(conn: Conn, request_id: uuid.UUID, workspace_id: str) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM actions WHERE request_id = $1 AND workspace_id = $2 ORDER BY seq",
                             request_id, workspace_id)
 
 
-async def recent_change_sets(conn: asyncpg.Connection, workspace_id: str, limit: int) -> list[asyncpg.Record]:
+async def recent_change_sets(conn: Conn, workspace_id: str, limit: int) -> list[asyncpg.Record]:
     """Every action of the workspace's ``limit`` most recent change sets (newest first), each with the undo
     issued for its change set, if any."""
     return await conn.fetch(
@@ -136,7 +137,7 @@ async def recent_change_sets(conn: asyncpg.Connection, workspace_id: str, limit:
         workspace_id, limit)
 
 
-async def claim_undo(conn: asyncpg.Connection, request_id: uuid.UUID, undo_request_id: uuid.UUID, by: str,
+async def claim_undo(conn: Conn, request_id: uuid.UUID, undo_request_id: uuid.UUID, by: str,
                      now: datetime) -> tuple[uuid.UUID, bool]:
     """Record the undo once: (the undo's request id, True) the first time; a repeated undo returns the first
     undo's request id and False, so the caller issues the inverse change set only once."""

@@ -23,11 +23,12 @@ from allot.guardrails.domain import (
     Release,
     WorkspaceLimits,
 )
+from allot.runtime.db import Conn
 
 # ------------------------------------------------------------------ locks
 
 
-async def lock_workspaces_for_decisions(conn: asyncpg.Connection, workspace_ids: list[str]) -> None:
+async def lock_workspaces_for_decisions(conn: Conn, workspace_ids: list[str]) -> None:
     """Serialise decisions of a workspace across instances for this transaction (sorted: no deadlocks).
 
     Caps and the net-change window are read-then-written; two instances deciding for the same
@@ -37,7 +38,7 @@ async def lock_workspaces_for_decisions(conn: asyncpg.Connection, workspace_ids:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"allot-guardrails:decide:{ws}")
 
 
-async def kill_switches_on(conn: asyncpg.Connection) -> tuple[int, int]:
+async def kill_switches_on(conn: Conn) -> tuple[int, int]:
     """(workspaces whose kill switch is on, ad accounts stopped individually), across every workspace: the one read
     that spans workspaces, for the kill-switch gauge (counts only, no workspace's data)."""
     row = await conn.fetchrow(
@@ -48,7 +49,7 @@ async def kill_switches_on(conn: asyncpg.Connection) -> tuple[int, int]:
     return int(row["workspaces"]), int(row["ad_accounts"])
 
 
-async def lock_workspace_limits(conn: asyncpg.Connection, workspace_id: str) -> None:
+async def lock_workspace_limits(conn: Conn, workspace_id: str) -> None:
     """Serialise changes of one workspace's limits (read-modify-write + audit) for this transaction."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
                        f"allot-guardrails:limits:{workspace_id}")
@@ -57,17 +58,17 @@ async def lock_workspace_limits(conn: asyncpg.Connection, workspace_id: str) -> 
 # ------------------------------------------------------------------ limits and audit
 
 
-async def load_limits_row(conn: asyncpg.Connection, workspace_id: str) -> asyncpg.Record | None:
+async def load_limits_row(conn: Conn, workspace_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM workspace_limits WHERE workspace_id = $1", workspace_id)
 
 
-async def load_limits(conn: asyncpg.Connection, workspace_id: str) -> WorkspaceLimits:
+async def load_limits(conn: Conn, workspace_id: str) -> WorkspaceLimits:
     """The workspace's limits, or the defaults when it never stored any."""
     row = await load_limits_row(conn, workspace_id)
     return WorkspaceLimits() if row is None else WorkspaceLimits.model_validate(row["limits"])
 
 
-async def save_limits(conn: asyncpg.Connection, workspace_id: str, limits: WorkspaceLimits, *, key_id: str,
+async def save_limits(conn: Conn, workspace_id: str, limits: WorkspaceLimits, *, key_id: str,
                       role: str, action: str, changes: dict[str, Any], now: datetime) -> int:
     """Store new limits and their audit entry (same transaction); returns the new version."""
     version: int = await conn.fetchval(
@@ -85,7 +86,7 @@ async def save_limits(conn: asyncpg.Connection, workspace_id: str, limits: Works
     return version
 
 
-async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, limit: int,
+async def audit_log(conn: Conn, workspace_id: str, *, limit: int,
                     before_id: int | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM settings_audit WHERE workspace_id = $1 AND ($2::bigint IS NULL OR id < $2)
@@ -95,7 +96,7 @@ async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, limit: int,
 # ------------------------------------------------------------------ facts
 
 
-async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: AllocationRequested,
+async def load_facts(conn: Conn, workspace_id: str, request: AllocationRequested,
                      limits: WorkspaceLimits, *, now: datetime, zone: tzinfo) -> LedgerFacts:
     """Everything decide() reads, from this service's tables as of now (earlier writes of the batch included).
 
@@ -141,7 +142,7 @@ async def load_facts(conn: asyncpg.Connection, workspace_id: str, request: Alloc
     )
 
 
-async def pool_members(conn: asyncpg.Connection, workspace_id: str, entity_ids: list[str]) -> list[PoolMember]:
+async def pool_members(conn: Conn, workspace_id: str, entity_ids: list[str]) -> list[PoolMember]:
     """Which of ``entity_ids`` belong to a pool (the arbiter's view: learned from approved pool allocations)."""
     rows = await conn.fetch(
         """SELECT entity_id, pool_id, updated_at AS seen_at FROM pool_members
@@ -150,7 +151,7 @@ async def pool_members(conn: asyncpg.Connection, workspace_id: str, entity_ids: 
     return [PoolMember(**dict(r)) for r in rows]
 
 
-async def find_decision_by_key(conn: asyncpg.Connection, workspace_id: str, source: str, idempotency_key: str,
+async def find_decision_by_key(conn: Conn, workspace_id: str, source: str, idempotency_key: str,
                                day: date) -> Decision | None:
     row = await conn.fetchrow(
         """SELECT decision FROM decisions
@@ -162,7 +163,7 @@ async def find_decision_by_key(conn: asyncpg.Connection, workspace_id: str, sour
 # ------------------------------------------------------------------ recording a decision
 
 
-async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision: Decision,
+async def record_decision(conn: Conn, workspace_id: str, decision: Decision,
                           request: AllocationRequested, *, event_id: uuid.UUID, now: datetime) -> None:
     """Persist a decision and everything it counts: ledger, change history, pool membership, rate limit.
 
@@ -227,7 +228,7 @@ async def record_decision(conn: asyncpg.Connection, workspace_id: str, decision:
 # ------------------------------------------------------------------ releasing an expired approval
 
 
-async def approved_decision(conn: asyncpg.Connection, workspace_id: str,
+async def approved_decision(conn: Conn, workspace_id: str,
                             decision_id: uuid.UUID) -> Decision | None:
     """The stored decision ``decision_id`` of this workspace (None when unknown here)."""
     row = await conn.fetchrow("SELECT decision FROM decisions WHERE workspace_id = $1 AND decision_id = $2",
@@ -235,7 +236,7 @@ async def approved_decision(conn: asyncpg.Connection, workspace_id: str,
     return None if row is None else Decision.model_validate(row["decision"])
 
 
-async def release(conn: asyncpg.Connection, workspace_id: str, release: Release, *, reason: str,
+async def release(conn: Conn, workspace_id: str, release: Release, *, reason: str,
                   now: datetime) -> bool:
     """Give back what an expired approval reserved, once per decision; False when it was already released."""
     first = await conn.fetchval(
@@ -266,7 +267,7 @@ async def release(conn: asyncpg.Connection, workspace_id: str, release: Release,
 # ------------------------------------------------------------------ reads for the API
 
 
-async def decision_by_request(conn: asyncpg.Connection, workspace_id: str,
+async def decision_by_request(conn: Conn, workspace_id: str,
                               request_id: uuid.UUID) -> asyncpg.Record | None:
     """The decision on ``request_id`` (a retry with its own request id included), or None."""
     return await conn.fetchrow(
@@ -276,7 +277,7 @@ async def decision_by_request(conn: asyncpg.Connection, workspace_id: str,
         workspace_id, request_id)
 
 
-async def list_decisions(conn: asyncpg.Connection, workspace_id: str, *, source_id: str | None,
+async def list_decisions(conn: Conn, workspace_id: str, *, source_id: str | None,
                          limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT decision, event_id FROM decisions
@@ -285,7 +286,7 @@ async def list_decisions(conn: asyncpg.Connection, workspace_id: str, *, source_
         workspace_id, source_id, limit)
 
 
-async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date) -> dict[str, Any]:
+async def ledger_for_day(conn: Conn, workspace_id: str, day: date) -> dict[str, Any]:
     """The spend ledger of one day (accounts' local days of that date): exposure of the day and its month, per
     pool, and the counts of decisions counted on it."""
     daily = await conn.fetchrow("SELECT * FROM spend_daily WHERE workspace_id = $1 AND day = $2",
@@ -320,7 +321,7 @@ async def ledger_for_day(conn: asyncpg.Connection, workspace_id: str, day: date)
 # ------------------------------------------------------------------ housekeeping
 
 
-async def prune_history(conn: asyncpg.Connection, *, changes_before: datetime,
+async def prune_history(conn: Conn, *, changes_before: datetime,
                         manual_before: datetime) -> tuple[int, int]:
     """Drop change history and manual-request rows older than any window can reach; returns rows deleted."""
     changes = await conn.fetchval(

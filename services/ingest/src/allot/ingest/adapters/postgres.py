@@ -9,6 +9,7 @@ from datetime import date, datetime
 import asyncpg
 
 from allot.contracts.payloads import ConnectionChanged, SealedToken
+from allot.runtime.db import Conn
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class StoppedAccount:
     timezone_name: str | None
 
 
-async def apply_connection(conn: asyncpg.Connection, workspace_id: str, event_id: uuid.UUID,
+async def apply_connection(conn: Conn, workspace_id: str, event_id: uuid.UUID,
                            c: ConnectionChanged) -> list[StoppedAccount] | None:
     """Latest change per connection wins (an older record arriving late changes nothing: None); returns the
     accounts that were being read and no longer are."""
@@ -84,7 +85,7 @@ _SELECT = """SELECT a.*, c.workspace_id, c.read_token, c.graph_api_version FROM 
              WHERE a.active AND c.state = 'active' AND c.platform = 'meta'"""
 
 
-async def accounts_to_read(conn: asyncpg.Connection, due_before: datetime | None = None) -> list[AccountToRead]:
+async def accounts_to_read(conn: Conn, due_before: datetime | None = None) -> list[AccountToRead]:
     """Active Meta accounts; with ``due_before``, only those not attempted since then."""
     if due_before is None:
         rows = await conn.fetch(_SELECT + " ORDER BY connection_id, ad_account_id")
@@ -110,7 +111,7 @@ class AccountStatus:
     last_attempt_at: datetime | None
 
 
-async def account_statuses(conn: asyncpg.Connection, workspace_id: str) -> list[AccountStatus]:
+async def account_statuses(conn: Conn, workspace_id: str) -> list[AccountStatus]:
     """The workspace's active accounts, by connection and account id."""
     rows = await conn.fetch(
         "SELECT a.connection_id, a.ad_account_id, a.state, a.detail, a.currency, a.timezone_name, a.read_since,"
@@ -120,7 +121,7 @@ async def account_statuses(conn: asyncpg.Connection, workspace_id: str) -> list[
     return [AccountStatus(**dict(r)) for r in rows]
 
 
-async def request_read(conn: asyncpg.Connection, workspace_id: str, ad_account_id: str) -> bool:
+async def request_read(conn: Conn, workspace_id: str, ad_account_id: str) -> bool:
     """Make the workspace's account due at the next scan ("sync now"); False when it reads no such account."""
     done = await conn.fetch(
         "UPDATE accounts a SET last_attempt_at = NULL FROM connections c WHERE c.connection_id = a.connection_id"
@@ -129,12 +130,12 @@ async def request_read(conn: asyncpg.Connection, workspace_id: str, ad_account_i
     return bool(done)
 
 
-async def mark_attempt(conn: asyncpg.Connection, a: AccountToRead, at: datetime) -> None:
+async def mark_attempt(conn: Conn, a: AccountToRead, at: datetime) -> None:
     await conn.execute("UPDATE accounts SET last_attempt_at = $3 WHERE connection_id = $1 AND ad_account_id = $2",
                        a.connection_id, a.ad_account_id, at)
 
 
-async def save_profile(conn: asyncpg.Connection, a: AccountToRead, *, state: str, detail: str,
+async def save_profile(conn: Conn, a: AccountToRead, *, state: str, detail: str,
                        profile_fp: str | None, currency: str | None = None, timezone_name: str | None = None,
                        accept_timezone: bool = False) -> None:
     await conn.execute(
@@ -145,7 +146,7 @@ async def save_profile(conn: asyncpg.Connection, a: AccountToRead, *, state: str
         a.connection_id, a.ad_account_id, state, detail[:500], profile_fp, currency, timezone_name, accept_timezone)
 
 
-async def lock_account(conn: asyncpg.Connection, a: AccountToRead) -> str | None:
+async def lock_account(conn: Conn, a: AccountToRead) -> str | None:
     """Lock the account's row for the caller's transaction and return its last published profile fingerprint, so
     two reads of one account (two instances, or an on-demand cycle) never publish the same change twice."""
     fp: str | None = await conn.fetchval(
@@ -154,7 +155,7 @@ async def lock_account(conn: asyncpg.Connection, a: AccountToRead) -> str | None
     return fp
 
 
-async def published_fingerprints(conn: asyncpg.Connection, a: AccountToRead,
+async def published_fingerprints(conn: Conn, a: AccountToRead,
                                  since: datetime) -> dict[tuple[str, str, datetime], str]:
     """What was published per interval since ``since`` (call ``lock_account`` first in the same transaction)."""
     rows = await conn.fetch(
@@ -164,7 +165,7 @@ async def published_fingerprints(conn: asyncpg.Connection, a: AccountToRead,
     return {(r["entity_type"], r["entity_id"], r["interval_start"]): r["fingerprint"] for r in rows}
 
 
-async def record_published(conn: asyncpg.Connection, a: AccountToRead,
+async def record_published(conn: Conn, a: AccountToRead,
                            rows: list[tuple[str, str, datetime, str, uuid.UUID]], at: datetime) -> None:
     await conn.executemany(
         """INSERT INTO published (connection_id, ad_account_id, entity_type, entity_id, interval_start, fingerprint,
@@ -175,12 +176,12 @@ async def record_published(conn: asyncpg.Connection, a: AccountToRead,
         [(a.connection_id, a.ad_account_id, et, eid, start, fp, ev, at) for et, eid, start, fp, ev in rows])
 
 
-async def forget_published_before(conn: asyncpg.Connection, a: AccountToRead, start: datetime) -> None:
+async def forget_published_before(conn: Conn, a: AccountToRead, start: datetime) -> None:
     await conn.execute("DELETE FROM published WHERE connection_id = $1 AND ad_account_id = $2 AND interval_start < $3",
                        a.connection_id, a.ad_account_id, start)
 
 
-async def claim(conn: asyncpg.Connection, a: AccountToRead, now: datetime, due_before: datetime) -> bool:
+async def claim(conn: Conn, a: AccountToRead, now: datetime, due_before: datetime) -> bool:
     """True for exactly one instance per due read of this account (several ingest instances may run)."""
     row = await conn.fetchrow(
         """UPDATE accounts SET last_attempt_at = $3 WHERE connection_id = $1 AND ad_account_id = $2
@@ -189,7 +190,7 @@ async def claim(conn: asyncpg.Connection, a: AccountToRead, now: datetime, due_b
     return row is not None
 
 
-async def save_cursor(conn: asyncpg.Connection, a: AccountToRead, since: date, until: date, at: datetime) -> None:
+async def save_cursor(conn: Conn, a: AccountToRead, since: date, until: date, at: datetime) -> None:
     await conn.execute(
         """UPDATE accounts SET read_since = $3, read_until = $4, last_read_at = $5
            WHERE connection_id = $1 AND ad_account_id = $2""", a.connection_id, a.ad_account_id, since, until, at)

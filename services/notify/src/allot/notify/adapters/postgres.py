@@ -10,6 +10,7 @@ import orjson
 
 from allot.contracts.payloads import NotificationRequested
 from allot.notify.domain.model import Channel, Delivery, EmailConfig, QuietHours, SealedSecret, Subscription
+from allot.runtime.db import Conn
 
 _CHANNEL = ("channel_id, workspace_id, kind, name, state, url_hint, email, quiet_hours, secret, consecutive_failures, "
             "disabled_reason, created_at, updated_at")
@@ -38,7 +39,7 @@ def _dump(value: Any) -> Any:
     return value  # the pool's json codec encodes (see allot.runtime.db)
 
 
-async def insert_channel(conn: asyncpg.Connection, c: Channel, *, created_by: str) -> None:
+async def insert_channel(conn: Conn, c: Channel, *, created_by: str) -> None:
     await conn.execute(
         "INSERT INTO channels (channel_id, workspace_id, kind, name, state, url_hint, email, quiet_hours, secret, "
         "consecutive_failures, disabled_reason, created_by, created_at, updated_at) "
@@ -49,7 +50,7 @@ async def insert_channel(conn: asyncpg.Connection, c: Channel, *, created_by: st
         created_by, c.created_at, c.updated_at)
 
 
-async def get_channel(conn: asyncpg.Connection, workspace_id: str, channel_id: str, *,
+async def get_channel(conn: Conn, workspace_id: str, channel_id: str, *,
                       for_update: bool = False) -> Channel | None:
     """The workspace's channel, or None (also when it belongs to another workspace)."""
     row = await conn.fetchrow(
@@ -58,19 +59,19 @@ async def get_channel(conn: asyncpg.Connection, workspace_id: str, channel_id: s
     return None if row is None else _channel(row)
 
 
-async def list_channels(conn: asyncpg.Connection, workspace_id: str, *, include_removed: bool) -> list[Channel]:
+async def list_channels(conn: Conn, workspace_id: str, *, include_removed: bool) -> list[Channel]:
     rows = await conn.fetch(
         f"SELECT {_CHANNEL} FROM channels WHERE workspace_id = $1 AND ($2 OR state <> 'removed') "
         "ORDER BY created_at, channel_id", workspace_id, include_removed)
     return [_channel(r) for r in rows]
 
 
-async def channels_by_id(conn: asyncpg.Connection, channel_ids: list[str]) -> dict[str, Channel]:
+async def channels_by_id(conn: Conn, channel_ids: list[str]) -> dict[str, Channel]:
     rows = await conn.fetch(f"SELECT {_CHANNEL} FROM channels WHERE channel_id = ANY($1::text[])", channel_ids)
     return {r["channel_id"]: _channel(r) for r in rows}
 
 
-async def set_channel_state(conn: asyncpg.Connection, c: Channel, *, state: str, secret_cleared: bool = False,
+async def set_channel_state(conn: Conn, c: Channel, *, state: str, secret_cleared: bool = False,
                             reason: str = "", now: datetime) -> None:
     await conn.execute(
         "UPDATE channels SET state = $3, disabled_reason = $4, updated_at = $5"
@@ -78,7 +79,7 @@ async def set_channel_state(conn: asyncpg.Connection, c: Channel, *, state: str,
         c.workspace_id, c.channel_id, state, reason, now)
 
 
-async def update_channel(conn: asyncpg.Connection, c: Channel) -> Channel:
+async def update_channel(conn: Conn, c: Channel) -> Channel:
     """Store an edited channel (settings, state, health, sealed secrets; the caller holds its row lock) and return
     it as stored."""
     row = await conn.fetchrow(
@@ -92,7 +93,7 @@ async def update_channel(conn: asyncpg.Connection, c: Channel) -> Channel:
     return _channel(row)
 
 
-async def record_channel_result(conn: asyncpg.Connection, channel_id: str, *, ok: bool, now: datetime) -> int:
+async def record_channel_result(conn: Conn, channel_id: str, *, ok: bool, now: datetime) -> int:
     """Reset (success) or count (failure) the channel's consecutive failures; returns the new count."""
     value: int = await conn.fetchval(
         "UPDATE channels SET consecutive_failures = CASE WHEN $2 THEN 0 ELSE consecutive_failures + 1 END, "
@@ -109,26 +110,26 @@ def _subscription(row: asyncpg.Record) -> Subscription:
                         created_at=row["created_at"])
 
 
-async def insert_subscription(conn: asyncpg.Connection, s: Subscription) -> None:
+async def insert_subscription(conn: Conn, s: Subscription) -> None:
     await conn.execute(
         "INSERT INTO subscriptions (subscription_id, workspace_id, channel_id, kinds, min_severity, created_at) "
         "VALUES ($1, $2, $3, $4, $5, $6)", s.subscription_id, s.workspace_id, s.channel_id, s.kinds, s.min_severity,
         s.created_at)
 
 
-async def list_subscriptions(conn: asyncpg.Connection, workspace_id: str) -> list[Subscription]:
+async def list_subscriptions(conn: Conn, workspace_id: str) -> list[Subscription]:
     rows = await conn.fetch("SELECT * FROM subscriptions WHERE workspace_id = $1 ORDER BY created_at, subscription_id",
                             workspace_id)
     return [_subscription(r) for r in rows]
 
 
-async def delete_subscription(conn: asyncpg.Connection, workspace_id: str, subscription_id: str) -> bool:
+async def delete_subscription(conn: Conn, workspace_id: str, subscription_id: str) -> bool:
     done = await conn.execute("DELETE FROM subscriptions WHERE workspace_id = $1 AND subscription_id = $2",
                               workspace_id, subscription_id)
     return bool(done.endswith(" 1"))
 
 
-async def delete_subscriptions_of(conn: asyncpg.Connection, workspace_id: str, channel_id: str) -> None:
+async def delete_subscriptions_of(conn: Conn, workspace_id: str, channel_id: str) -> None:
     await conn.execute("DELETE FROM subscriptions WHERE workspace_id = $1 AND channel_id = $2", workspace_id,
                        channel_id)
 
@@ -144,7 +145,7 @@ def _delivery(row: asyncpg.Record) -> Delivery:
         next_attempt_at=row["next_attempt_at"], last_error=row["last_error"])
 
 
-async def last_sent_at(conn: asyncpg.Connection, channel_id: str, dedupe_key: str) -> datetime | None:
+async def last_sent_at(conn: Conn, channel_id: str, dedupe_key: str) -> datetime | None:
     """When a notification with this key was last queued or sent to the channel (suppressed and failed ones
     do not count)."""
     value: datetime | None = await conn.fetchval(
@@ -153,7 +154,7 @@ async def last_sent_at(conn: asyncpg.Connection, channel_id: str, dedupe_key: st
     return value
 
 
-async def insert_delivery(conn: asyncpg.Connection, d: Delivery, *, dedupe_key: str, now: datetime) -> bool:
+async def insert_delivery(conn: Conn, d: Delivery, *, dedupe_key: str, now: datetime) -> bool:
     """False when this notification was already queued for this channel (a replay)."""
     done = await conn.execute(
         "INSERT INTO deliveries (delivery_id, workspace_id, notification_id, channel_id, kind, severity, dedupe_key, "
@@ -166,7 +167,7 @@ async def insert_delivery(conn: asyncpg.Connection, d: Delivery, *, dedupe_key: 
     return bool(done.endswith(" 1"))
 
 
-async def claim_due(conn: asyncpg.Connection, *, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
+async def claim_due(conn: Conn, *, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
     """Pending deliveries due now and not held by a live lease; held until ``lease_until``."""
     rows = await conn.fetch(
         f"UPDATE deliveries SET locked_until = $2 WHERE delivery_id IN ("
@@ -176,7 +177,7 @@ async def claim_due(conn: asyncpg.Connection, *, now: datetime, lease_until: dat
     return sorted((_delivery(r) for r in rows), key=lambda d: (d.next_attempt_at, d.delivery_id))
 
 
-async def finish(conn: asyncpg.Connection, delivery_ids: list[str], *, state: str, attempts_add: int,
+async def finish(conn: Conn, delivery_ids: list[str], *, state: str, attempts_add: int,
                  next_attempt_at: datetime | None, error: str, digest_id: str | None, now: datetime) -> None:
     await conn.execute(
         "UPDATE deliveries SET state = $2, attempts = attempts + $3, next_attempt_at = COALESCE($4, next_attempt_at), "
@@ -185,7 +186,7 @@ async def finish(conn: asyncpg.Connection, delivery_ids: list[str], *, state: st
         delivery_ids, state, attempts_add, next_attempt_at, error, digest_id, now)
 
 
-async def recent_messages(conn: asyncpg.Connection, channel_id: str, *, since: datetime) -> list[datetime]:
+async def recent_messages(conn: Conn, channel_id: str, *, since: datetime) -> list[datetime]:
     """When each message (a digest counts once) was last attempted on the channel since ``since``."""
     rows = await conn.fetch(
         "SELECT max(attempted_at) AS at FROM delivery_attempts WHERE channel_id = $1 AND attempted_at >= $2 "
@@ -193,13 +194,13 @@ async def recent_messages(conn: asyncpg.Connection, channel_id: str, *, since: d
     return [r["at"] for r in rows]
 
 
-async def pending_of_channel(conn: asyncpg.Connection, channel_id: str) -> list[Delivery]:
+async def pending_of_channel(conn: Conn, channel_id: str) -> list[Delivery]:
     rows = await conn.fetch(f"SELECT {_DELIVERY} FROM deliveries WHERE channel_id = $1 AND state = 'pending' "
                             "FOR UPDATE", channel_id)
     return [_delivery(r) for r in rows]
 
 
-async def record_attempt(conn: asyncpg.Connection, d: Delivery, *, message_id: str, attempt: int, outcome: str,
+async def record_attempt(conn: Conn, d: Delivery, *, message_id: str, attempt: int, outcome: str,
                          http_status: int | None, smtp_code: int | None, error: str, duration_ms: int,
                          now: datetime) -> None:
     await conn.execute(
@@ -210,7 +211,7 @@ async def record_attempt(conn: asyncpg.Connection, d: Delivery, *, message_id: s
         smtp_code, error[:1000], duration_ms, now)
 
 
-async def list_attempts(conn: asyncpg.Connection, workspace_id: str, *, channel_id: str | None,
+async def list_attempts(conn: Conn, workspace_id: str, *, channel_id: str | None,
                         notification_id: str | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT a.attempt_id, a.delivery_id, a.channel_id, a.notification_id, a.message_id, a.attempt, a.outcome, "

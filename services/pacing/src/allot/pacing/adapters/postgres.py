@@ -7,15 +7,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
-from allot.runtime.db import json_insert_rows
+from allot.runtime.db import Conn, json_insert_rows
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
 
 
 
-async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Row]:
+async def _fetch(conn: Conn, sql: str, *args: Any) -> list[Row]:
     rows: list[Row] = await conn.fetch(sql, *args)
     return rows
 
@@ -29,7 +27,7 @@ PLAN_COLUMNS = (
 )
 
 
-async def insert_plan(conn: asyncpg.Connection, plan: dict[str, Any]) -> None:
+async def insert_plan(conn: Conn, plan: dict[str, Any]) -> None:
     await conn.execute(
         f"INSERT INTO flight_plans ({PLAN_COLUMNS}) VALUES "
         "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
@@ -37,7 +35,7 @@ async def insert_plan(conn: asyncpg.Connection, plan: dict[str, Any]) -> None:
     )
 
 
-async def update_plan_definition(conn: asyncpg.Connection, plan: dict[str, Any]) -> None:
+async def update_plan_definition(conn: Conn, plan: dict[str, Any]) -> None:
     """Overwrite the editable fields of a plan (state is changed only by set_plan_state)."""
     await conn.execute(
         "UPDATE flight_plans SET campaign_id = $2, name = $3, total_budget_cents = $4, flight_start = $5, "
@@ -49,7 +47,7 @@ async def update_plan_definition(conn: asyncpg.Connection, plan: dict[str, Any])
     )
 
 
-async def replace_plan_entities(conn: asyncpg.Connection, plan_id: str, workspace_id: str,
+async def replace_plan_entities(conn: Conn, plan_id: str, workspace_id: str,
                                 rows: Sequence[tuple[str, str, str, str, str, str]]) -> None:
     """rows: (kind, name, platform, ad_account_id, entity_type, entity_id)."""
     await conn.execute("DELETE FROM plan_entities WHERE plan_id = $1", plan_id)
@@ -61,14 +59,14 @@ async def replace_plan_entities(conn: asyncpg.Connection, plan_id: str, workspac
         )
 
 
-async def get_plan(conn: asyncpg.Connection, workspace_id: str, plan_id: str, *, for_update: bool = False) -> Row | None:
+async def get_plan(conn: Conn, workspace_id: str, plan_id: str, *, for_update: bool = False) -> Row | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE workspace_id = $1 AND plan_id = $2{lock}", workspace_id, plan_id
     )
 
 
-async def list_plans(conn: asyncpg.Connection, workspace_id: str, *, campaign_id: str | None, state: str | None,
+async def list_plans(conn: Conn, workspace_id: str, *, campaign_id: str | None, state: str | None,
                      limit: int) -> list[Row]:
     return await _fetch(
         conn,
@@ -79,7 +77,7 @@ async def list_plans(conn: asyncpg.Connection, workspace_id: str, *, campaign_id
     )
 
 
-async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[Row]:
+async def lock_plans(conn: Conn, plan_ids: Sequence[str]) -> list[Row]:
     """Lock plans in plan_id order (a fixed order keeps concurrent snapshot passes free of deadlocks)."""
     return await _fetch(
         conn,
@@ -88,7 +86,7 @@ async def lock_plans(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[
     )
 
 
-async def due_plans(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Row]:
+async def due_plans(conn: Conn, now: datetime, limit: int) -> list[Row]:
     """ACTIVE/PACING_HOLD plans whose current slot (epoch-aligned, per-plan interval) has no snapshot yet.
 
     The first scheduled slot of a plan is the first one starting after its creation; the last is the
@@ -111,7 +109,7 @@ async def due_plans(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     )
 
 
-async def set_plan_state(conn: asyncpg.Connection, plan_id: str, state: str, held_since: datetime | None,
+async def set_plan_state(conn: Conn, plan_id: str, state: str, held_since: datetime | None,
                          now: datetime) -> None:
     await conn.execute(
         "UPDATE flight_plans SET state = $2, held_since = $3, updated_at = $4 WHERE plan_id = $1",
@@ -119,7 +117,7 @@ async def set_plan_state(conn: asyncpg.Connection, plan_id: str, state: str, hel
     )
 
 
-async def record_snapshot_on_plans(conn: asyncpg.Connection,
+async def record_snapshot_on_plans(conn: Conn,
                                    rows: Sequence[tuple[str, str, datetime | None, datetime]]) -> None:
     """rows: (plan_id, state, held_since, slot_at)."""
     await conn.executemany(
@@ -129,12 +127,12 @@ async def record_snapshot_on_plans(conn: asyncpg.Connection,
     )
 
 
-async def shift_allocation(conn: asyncpg.Connection, plan_id: str, channels: Any, now: datetime) -> None:
+async def shift_allocation(conn: Conn, plan_id: str, channels: Any, now: datetime) -> None:
     await conn.execute("UPDATE flight_plans SET channels = $2, updated_at = $3 WHERE plan_id = $1",
                        plan_id, channels, now)
 
 
-async def insert_transitions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_transitions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (plan_id, workspace_id, from_state, to_state, reason, actor, snapshot_id, at)."""
     if rows:
         await conn.executemany(
@@ -144,7 +142,7 @@ async def insert_transitions(conn: asyncpg.Connection, rows: Sequence[tuple[Any,
         )
 
 
-async def list_transitions(conn: asyncpg.Connection, plan_id: str, limit: int) -> list[Row]:
+async def list_transitions(conn: Conn, plan_id: str, limit: int) -> list[Row]:
     return await _fetch(
         conn,
         "SELECT from_state, to_state, reason, actor, snapshot_id, at FROM pacing_transitions "
@@ -154,7 +152,7 @@ async def list_transitions(conn: asyncpg.Connection, plan_id: str, limit: int) -
 # ---------------------------------------------------------------- metrics projection
 
 
-async def upsert_metric_reports(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def upsert_metric_reports(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """Keep the latest report per (workspace, platform, entity, interval_start); ties go to the greater event id.
 
     rows (at most one per key): (workspace_id, platform, entity_id, interval_start, interval_end, reported_at,
@@ -180,7 +178,7 @@ _UPSERT_REPORTS = f"""
     """
 
 
-async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:
+async def delivery_for(conn: Conn, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:
     """Spend and impressions per (plan, kind, name): sums over the latest report of every interval that starts
     inside the flight and before the snapshot time, in the plan's currency."""
     return await _fetch(
@@ -201,7 +199,7 @@ async def delivery_for(conn: asyncpg.Connection, plan_ids: Sequence[str], taken_
     )
 
 
-async def latest_budgets(conn: asyncpg.Connection, workspace_id: str,
+async def latest_budgets(conn: Conn, workspace_id: str,
                          refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
     """Current daily budget (cents) of each (platform, entity_id): the most recent observation among the
     entity's latest metrics report (at reported_at) and this service's own budget changes that the executor
@@ -241,7 +239,7 @@ SNAPSHOT_COLUMNS = (
 )
 
 
-async def last_pacing_changes(conn: asyncpg.Connection, workspace_id: str,
+async def last_pacing_changes(conn: Conn, workspace_id: str,
                               refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
     """When this service last changed each (platform, entity_id): the executor's executed_at of an applied
     action, or the decision time of an action still in flight (requested, no outcome yet)."""
@@ -263,7 +261,7 @@ async def last_pacing_changes(conn: asyncpg.Connection, workspace_id: str,
     return {(r["platform"], r["entity_id"]): r["changed_at"] for r in rows if r["changed_at"] is not None}
 
 
-async def insert_snapshots(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_snapshots(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         await conn.executemany(
             f"INSERT INTO pacing_snapshots ({SNAPSHOT_COLUMNS}) VALUES "
@@ -272,18 +270,18 @@ async def insert_snapshots(conn: asyncpg.Connection, rows: Sequence[tuple[Any, .
         )
 
 
-async def snapshot_at_slot(conn: asyncpg.Connection, plan_id: str, slot_at: datetime) -> Row | None:
+async def snapshot_at_slot(conn: Conn, plan_id: str, slot_at: datetime) -> Row | None:
     return await conn.fetchrow(
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE plan_id = $1 AND slot_at = $2", plan_id, slot_at)
 
 
-async def latest_snapshot(conn: asyncpg.Connection, plan_id: str) -> Row | None:
+async def latest_snapshot(conn: Conn, plan_id: str) -> Row | None:
     return await conn.fetchrow(
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE plan_id = $1 ORDER BY taken_at DESC, slot_at DESC "
         "LIMIT 1", plan_id)
 
 
-async def list_snapshots(conn: asyncpg.Connection, workspace_id: str, *, plan_id: str | None, campaign_id: str | None,
+async def list_snapshots(conn: Conn, workspace_id: str, *, plan_id: str | None, campaign_id: str | None,
                          start_time: datetime | None, end_time: datetime | None, limit: int) -> list[Row]:
     """Snapshots with start_time <= taken_at <= end_time, oldest first."""
     return await _fetch(
@@ -305,7 +303,7 @@ PROPOSAL_COLUMNS = (
 )
 
 
-async def insert_proposals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_proposals(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (proposal_id, plan_id, workspace_id, snapshot_id, slot_key, source, target, amount_cents, currency,
     reason, requires_approval, status, correlation_id, created_at)."""
     if rows:
@@ -317,7 +315,7 @@ async def insert_proposals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, .
         )
 
 
-async def open_proposals(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> list[Row]:
+async def open_proposals(conn: Conn, plan_ids: Sequence[str]) -> list[Row]:
     """The plans' open proposals (pending_approval, needs_budget), oldest first."""
     return await _fetch(
         conn,
@@ -326,7 +324,7 @@ async def open_proposals(conn: asyncpg.Connection, plan_ids: Sequence[str]) -> l
         list(plan_ids))
 
 
-async def supersede_proposals(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID], now: datetime) -> int:
+async def supersede_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID], now: datetime) -> int:
     """Close open proposals a newer snapshot replaced (their situation changed materially or ended)."""
     if not proposal_ids:
         return 0
@@ -337,7 +335,7 @@ async def supersede_proposals(conn: asyncpg.Connection, proposal_ids: Sequence[u
     return int(result.split()[-1])
 
 
-async def current_proposal(conn: asyncpg.Connection, plan_id: str, source: str, target: str, *,
+async def current_proposal(conn: Conn, plan_id: str, source: str, target: str, *,
                            for_update: bool = False) -> Row | None:
     """The newest open proposal of a plan's (source, target) pair, if any."""
     lock = " FOR UPDATE" if for_update else ""
@@ -347,7 +345,7 @@ async def current_proposal(conn: asyncpg.Connection, plan_id: str, source: str, 
         f"ORDER BY created_at DESC LIMIT 1{lock}", plan_id, source, target)
 
 
-async def get_proposal(conn: asyncpg.Connection, plan_id: str, proposal_id: uuid.UUID, *,
+async def get_proposal(conn: Conn, plan_id: str, proposal_id: uuid.UUID, *,
                        for_update: bool = False) -> Row | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(
@@ -355,7 +353,7 @@ async def get_proposal(conn: asyncpg.Connection, plan_id: str, proposal_id: uuid
         plan_id, proposal_id)
 
 
-async def list_proposals(conn: asyncpg.Connection, plan_id: str, statuses: Sequence[str] | None,
+async def list_proposals(conn: Conn, plan_id: str, statuses: Sequence[str] | None,
                          limit: int) -> list[Row]:
     return await _fetch(
         conn,
@@ -364,7 +362,7 @@ async def list_proposals(conn: asyncpg.Connection, plan_id: str, statuses: Seque
         plan_id, list(statuses) if statuses is not None else None, limit)
 
 
-async def proposal_actions(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def proposal_actions(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await _fetch(
         conn,
         "SELECT action_id, proposal_id, role, platform, ad_account_id, entity_type, entity_id, from_cents, to_cents, "
@@ -372,7 +370,7 @@ async def proposal_actions(conn: asyncpg.Connection, proposal_ids: Sequence[uuid
         list(proposal_ids))
 
 
-async def set_proposal_status(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def set_proposal_status(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (proposal_id, status, status_reason, request_id, moved_cents, decided_at, decided_by)."""
     if rows:
         await conn.executemany(
@@ -383,7 +381,7 @@ async def set_proposal_status(conn: asyncpg.Connection, rows: Sequence[tuple[Any
         )
 
 
-async def insert_proposal_actions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_proposal_actions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (action_id, proposal_id, role, platform, ad_account_id, entity_type, entity_id, from_cents, to_cents)."""
     if rows:
         await conn.executemany(
@@ -393,7 +391,7 @@ async def insert_proposal_actions(conn: asyncpg.Connection, rows: Sequence[tuple
         )
 
 
-async def record_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+async def record_action_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
     """rows: (action_id, workspace_id, outcome, error, executed_at). The first outcome of an action is kept.
 
     Returns the proposals touched (only actions of requested proposals of the same workspace are recorded).
@@ -416,14 +414,14 @@ async def record_action_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[
     return sorted({r["proposal_id"] for r in touched})
 
 
-async def lock_proposals(conn: asyncpg.Connection, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def lock_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await _fetch(
         conn,
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE proposal_id = ANY($1::uuid[]) "
         "ORDER BY proposal_id FOR UPDATE", list(proposal_ids))
 
 
-async def complete_proposal(conn: asyncpg.Connection, proposal_id: uuid.UUID, status: str, reason: str,
+async def complete_proposal(conn: Conn, proposal_id: uuid.UUID, status: str, reason: str,
                             at: datetime) -> None:
     await conn.execute(
         "UPDATE pacing_proposals SET status = $2, status_reason = $3, completed_at = $4 WHERE proposal_id = $1",

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from allot.rules.domain.metrics import COUNTER_NAMES
-from allot.runtime.db import json_insert_rows
+from allot.runtime.db import Conn, json_insert_rows
 
 Row = asyncpg.Record
 
@@ -20,7 +20,7 @@ _EXCLUDED_COUNTERS = ", ".join(f"{c} = EXCLUDED.{c}" for c in COUNTER_NAMES)
 # ---------------------------------------------------------------- metric projection
 
 
-async def project_intervals(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+async def project_intervals(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> int:
     """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, day, *counters), one
     per key.
 
@@ -62,7 +62,7 @@ _PROJECT_INTERVALS = f"""
     SELECT count(*) FROM kept"""
 
 
-async def rebucket_account(conn: asyncpg.Connection, workspace_id: str, platform: str, ad_account_id: str,
+async def rebucket_account(conn: Conn, workspace_id: str, platform: str, ad_account_id: str,
                            timezone_name: str) -> int:
     """Move every kept interval of the account's entities to its local day in ``timezone_name`` and rebuild
     their daily buckets from the intervals (the account's zone became known or changed); returns intervals."""
@@ -85,7 +85,7 @@ async def rebucket_account(conn: asyncpg.Connection, workspace_id: str, platform
     return int(moved)
 
 
-async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def upsert_entities(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
     currency, parent_id, reported_at, interval_start, event_id), one per entity; the latest in the projection's
     entity order (reported_at, interval_start, event_id) wins."""
@@ -109,7 +109,7 @@ _UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
             > (entities.reported_at, entities.interval_start, entities.event_id)"""
 
 
-async def upsert_range_reach(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def upsert_range_reach(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, through, yesterday, last_3d, last_7d, last_14d, last_30d, reported_at,
     event_id), one per entity; a stored range reach is replaced only by a later report's (greater (reported_at,
     event_id): the projection's order)."""
@@ -128,7 +128,7 @@ _UPSERT_RANGE_REACH = f"""INSERT INTO range_reach {json_insert_rows(_RANGE_REACH
         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (range_reach.reported_at, range_reach.event_id)"""
 
 
-async def range_reach(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
+async def range_reach(conn: Conn, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
     """The platform's latest range reach of each entity that has one."""
     if not entity_ids:
         return []
@@ -137,7 +137,7 @@ async def range_reach(conn: asyncpg.Connection, workspace_id: str, entity_ids: S
         "WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids))
 
 
-async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
+async def account_platforms(conn: Conn, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
     rows = await conn.fetch(
         "SELECT DISTINCT ON (ad_account_id) ad_account_id, platform FROM entities "
         "WHERE workspace_id = $1 AND ad_account_id = ANY($2::text[]) ORDER BY ad_account_id, reported_at DESC",
@@ -145,7 +145,7 @@ async def account_platforms(conn: asyncpg.Connection, workspace_id: str, account
     return {r["ad_account_id"]: r["platform"] for r in rows}
 
 
-async def scope_entities(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str], level: str,
+async def scope_entities(conn: Conn, workspace_id: str, account_ids: Sequence[str], level: str,
                          include_deleted: bool, entity_ids: Sequence[str] | None = None) -> list[Row]:
     """Entities of the accounts at the level (only ``entity_ids`` when given)."""
     return await conn.fetch(
@@ -155,7 +155,7 @@ async def scope_entities(conn: asyncpg.Connection, workspace_id: str, account_id
         workspace_id, list(account_ids), level, include_deleted, None if entity_ids is None else list(entity_ids))
 
 
-async def daily_buckets(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], first: date,
+async def daily_buckets(conn: Conn, workspace_id: str, entity_ids: Sequence[str], first: date,
                         last: date) -> list[Row]:
     if not entity_ids:
         return []
@@ -165,7 +165,7 @@ async def daily_buckets(conn: asyncpg.Connection, workspace_id: str, entity_ids:
         workspace_id, list(entity_ids), first, last)
 
 
-async def entity_count(conn: asyncpg.Connection, workspace_id: str) -> int:
+async def entity_count(conn: Conn, workspace_id: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM entities WHERE workspace_id = $1", workspace_id))
 
 
@@ -177,7 +177,7 @@ RULE_COLUMNS = (
 )
 
 
-async def insert_rule(conn: asyncpg.Connection, *, rule_id: uuid.UUID, workspace_id: str, name: str,
+async def insert_rule(conn: Conn, *, rule_id: uuid.UUID, workspace_id: str, name: str,
                       definition: dict[str, Any], interval_minutes: int, template: str | None, created_by: str,
                       now: datetime) -> Row:
     row = await conn.fetchrow(
@@ -189,7 +189,7 @@ async def insert_rule(conn: asyncpg.Connection, *, rule_id: uuid.UUID, workspace
     return row
 
 
-async def get_rule(conn: asyncpg.Connection, workspace_id: str | None, rule_id: uuid.UUID, *,
+async def get_rule(conn: Conn, workspace_id: str | None, rule_id: uuid.UUID, *,
                    for_update: bool = False) -> Row | None:
     lock = " FOR UPDATE" if for_update else ""
     return await conn.fetchrow(
@@ -197,7 +197,7 @@ async def get_rule(conn: asyncpg.Connection, workspace_id: str | None, rule_id: 
         f"AND deleted_at IS NULL{lock}", rule_id, workspace_id)
 
 
-async def list_rules(conn: asyncpg.Connection, workspace_id: str, status: str | None, limit: int,
+async def list_rules(conn: Conn, workspace_id: str, status: str | None, limit: int,
                      offset: int) -> list[Row]:
     return await conn.fetch(
         f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND deleted_at IS NULL "
@@ -205,13 +205,13 @@ async def list_rules(conn: asyncpg.Connection, workspace_id: str, status: str | 
         workspace_id, status, limit, offset)
 
 
-async def lock_rules(conn: asyncpg.Connection, workspace_id: str, rule_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def lock_rules(conn: Conn, workspace_id: str, rule_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch(
         f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND rule_id = ANY($2::uuid[]) "
         "AND deleted_at IS NULL ORDER BY rule_id FOR UPDATE", workspace_id, list(rule_ids))
 
 
-async def update_definition(conn: asyncpg.Connection, rule_id: uuid.UUID, *, name: str, definition: dict[str, Any],
+async def update_definition(conn: Conn, rule_id: uuid.UUID, *, name: str, definition: dict[str, Any],
                             interval_minutes: int, now: datetime) -> Row:
     row = await conn.fetchrow(
         f"""UPDATE rules SET name = $2, definition = $3, interval_minutes = $4, updated_at = $5, version = version + 1
@@ -220,7 +220,7 @@ async def update_definition(conn: asyncpg.Connection, rule_id: uuid.UUID, *, nam
     return row
 
 
-async def set_status(conn: asyncpg.Connection, rule_id: uuid.UUID, status: str, now: datetime) -> Row:
+async def set_status(conn: Conn, rule_id: uuid.UUID, status: str, now: datetime) -> Row:
     """Manual activate/pause. Re-activating a rule the circuit breaker paused clears ``auto_pause_reason`` and
     restarts the breaker's window (outcomes before now no longer count); ``last_error`` stays for reference."""
     row = await conn.fetchrow(
@@ -233,7 +233,7 @@ async def set_status(conn: asyncpg.Connection, rule_id: uuid.UUID, status: str, 
     return row
 
 
-async def auto_pause(conn: asyncpg.Connection, rule_id: uuid.UUID, *, reason: str, last_error: str | None,
+async def auto_pause(conn: Conn, rule_id: uuid.UUID, *, reason: str, last_error: str | None,
                      now: datetime) -> Row:
     row = await conn.fetchrow(
         f"""UPDATE rules SET status = 'paused', auto_pause_reason = $2, last_error = $3, auto_paused_at = $4,
@@ -243,7 +243,7 @@ async def auto_pause(conn: asyncpg.Connection, rule_id: uuid.UUID, *, reason: st
     return row
 
 
-async def set_cooldown(conn: asyncpg.Connection, rule_id: uuid.UUID, definition: dict[str, Any],
+async def set_cooldown(conn: Conn, rule_id: uuid.UUID, definition: dict[str, Any],
                        now: datetime) -> Row:
     row = await conn.fetchrow(
         f"""UPDATE rules SET definition = $2, updated_at = $3, version = version + 1
@@ -252,23 +252,23 @@ async def set_cooldown(conn: asyncpg.Connection, rule_id: uuid.UUID, definition:
     return row
 
 
-async def soft_delete(conn: asyncpg.Connection, rule_id: uuid.UUID, now: datetime) -> None:
+async def soft_delete(conn: Conn, rule_id: uuid.UUID, now: datetime) -> None:
     await conn.execute("UPDATE rules SET deleted_at = $2, status = 'paused', updated_at = $2 WHERE rule_id = $1",
                        rule_id, now)
 
 
-async def mark_evaluated(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime | None, now: datetime) -> None:
+async def mark_evaluated(conn: Conn, rule_id: uuid.UUID, slot: datetime | None, now: datetime) -> None:
     """Record an evaluation at ``now``; ``slot`` None keeps ``last_slot`` (a manual run of a cron rule)."""
     await conn.execute("UPDATE rules SET last_slot = coalesce($2, last_slot), last_evaluated_at = $3 "
                        "WHERE rule_id = $1", rule_id, slot, now)
 
 
-async def advance_slot(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime) -> None:
+async def advance_slot(conn: Conn, rule_id: uuid.UUID, slot: datetime) -> None:
     """Move ``last_slot`` forward to ``slot`` (never back): a cron fire time already claimed counts as done."""
     await conn.execute("UPDATE rules SET last_slot = greatest(last_slot, $2) WHERE rule_id = $1", rule_id, slot)
 
 
-async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Row]:
+async def due_rules(conn: Conn, now: datetime, limit: int) -> list[Row]:
     """Active scheduled rules not yet evaluated in the slot (epoch-aligned, per rule interval) containing ``now``
     (trigger-mode rules run when their entities' metrics arrive instead)."""
     return await conn.fetch(
@@ -281,7 +281,7 @@ async def due_rules(conn: asyncpg.Connection, now: datetime, limit: int) -> list
            WHERE last_slot IS NULL OR last_slot < slot ORDER BY slot, rule_id LIMIT $2""", now, limit)
 
 
-async def cron_rules(conn: asyncpg.Connection) -> list[Row]:
+async def cron_rules(conn: Conn) -> list[Row]:
     """Every active cron-mode rule with what deciding whether it is due needs (the scheduler reads the
     expression in each scoped account's time zone): rule_id, workspace_id, cron, ad_account_ids, last_slot,
     updated_at."""
@@ -294,7 +294,7 @@ async def cron_rules(conn: asyncpg.Connection) -> list[Row]:
             ORDER BY rule_id""")
 
 
-async def trigger_rules(conn: asyncpg.Connection, workspace_id: str, account_ids: Sequence[str]) -> list[Row]:
+async def trigger_rules(conn: Conn, workspace_id: str, account_ids: Sequence[str]) -> list[Row]:
     """Active trigger-mode rules of the workspace whose scope names any of the accounts, in rule id order."""
     return await conn.fetch(
         """SELECT rule_id, definition FROM rules
@@ -307,7 +307,7 @@ async def trigger_rules(conn: asyncpg.Connection, workspace_id: str, account_ids
 # ---------------------------------------------------------------- audit log
 
 
-async def audit(conn: asyncpg.Connection, *, workspace_id: str, rule_id: uuid.UUID | None, action: str, actor: str,
+async def audit(conn: Conn, *, workspace_id: str, rule_id: uuid.UUID | None, action: str, actor: str,
                 at: datetime, before: Any, after: Any, detail: dict[str, Any] | None = None) -> None:
     await conn.execute(
         "INSERT INTO audit_log (workspace_id, rule_id, action, actor, at, before, after, detail) "
@@ -315,7 +315,7 @@ async def audit(conn: asyncpg.Connection, *, workspace_id: str, rule_id: uuid.UU
         workspace_id, rule_id, action, actor, at, before, after, detail or {})
 
 
-async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, rule_id: uuid.UUID | None, action: str | None,
+async def audit_log(conn: Conn, workspace_id: str, *, rule_id: uuid.UUID | None, action: str | None,
                     before_id: int | None, limit: int) -> list[Row]:
     return await conn.fetch(
         "SELECT id, rule_id, action, actor, at, before, after, detail FROM audit_log WHERE workspace_id = $1 "
@@ -327,13 +327,13 @@ async def audit_log(conn: asyncpg.Connection, workspace_id: str, *, rule_id: uui
 # ---------------------------------------------------------------- history facts
 
 
-async def acting_executions_since(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> list[datetime]:
+async def acting_executions_since(conn: Conn, rule_id: uuid.UUID, since: datetime) -> list[datetime]:
     rows = await conn.fetch(
         "SELECT started_at FROM executions WHERE rule_id = $1 AND acted AND started_at >= $2", rule_id, since)
     return [r["started_at"] for r in rows]
 
 
-async def last_acted(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> dict[str, datetime]:
+async def last_acted(conn: Conn, rule_id: uuid.UUID, since: datetime) -> dict[str, datetime]:
     """When this rule last sent an action per entity, unless that action is known to have failed.
 
     A guardrail block starts the cooldown too: a policy refusal (cap, net-change window, arbitration)
@@ -344,14 +344,14 @@ async def last_acted(conn: asyncpg.Connection, rule_id: uuid.UUID, since: dateti
     return {r["entity_id"]: r["at"] for r in rows}
 
 
-async def pending_actions(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str],
+async def pending_actions(conn: Conn, workspace_id: str, entity_ids: Sequence[str],
                           since: datetime) -> list[Row]:
     return await conn.fetch(
         "SELECT entity_id, sent_at FROM rule_actions WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) "
         "AND outcome IS NULL AND sent_at > $3", workspace_id, list(entity_ids), since)
 
 
-async def entity_outcomes(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str],
+async def entity_outcomes(conn: Conn, workspace_id: str, entity_ids: Sequence[str],
                           since: datetime) -> list[Row]:
     return await conn.fetch(
         "SELECT entity_id, outcome_at, success, error FROM rule_actions WHERE workspace_id = $1 "
@@ -359,7 +359,7 @@ async def entity_outcomes(conn: asyncpg.Connection, workspace_id: str, entity_id
         workspace_id, list(entity_ids), since)
 
 
-async def rule_outcomes(conn: asyncpg.Connection, rule_id: uuid.UUID, since: datetime) -> list[Row]:
+async def rule_outcomes(conn: Conn, rule_id: uuid.UUID, since: datetime) -> list[Row]:
     return await conn.fetch(
         "SELECT outcome_at, success, error FROM rule_actions WHERE rule_id = $1 AND success IS NOT NULL "
         "AND outcome_at > $2", rule_id, since)
@@ -368,7 +368,7 @@ async def rule_outcomes(conn: asyncpg.Connection, rule_id: uuid.UUID, since: dat
 # ---------------------------------------------------------------- executions
 
 
-async def insert_execution(conn: asyncpg.Connection, row: dict[str, Any]) -> bool:
+async def insert_execution(conn: Conn, row: dict[str, Any]) -> bool:
     inserted = await conn.fetchval(
         """INSERT INTO executions (execution_id, rule_id, workspace_id, slot_start, started_at, trigger, result,
                                    entities_evaluated, matched, skipped, skip_counts, skipped_entities, actions_count,
@@ -382,7 +382,7 @@ async def insert_execution(conn: asyncpg.Connection, row: dict[str, Any]) -> boo
     return bool(inserted)
 
 
-async def insert_execution_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_execution_entities(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (execution_id, entity_id, rule_id, platform, ad_account_id, entity_level, snapshot, planned,
     skipped_actions, notify_only)."""
     if rows:
@@ -391,7 +391,7 @@ async def insert_execution_entities(conn: asyncpg.Connection, rows: Sequence[tup
             "snapshot, planned, skipped_actions, notify_only) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", rows)
 
 
-async def insert_sent_actions(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def insert_sent_actions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (action_id, rule_id, workspace_id, execution_id, request_id, entity_id, platform, action_type,
     from_cents, to_cents, from_status, to_status, sent_at)."""
     if not rows:
@@ -405,23 +405,23 @@ async def insert_sent_actions(conn: asyncpg.Connection, rows: Sequence[tuple[Any
            ON CONFLICT (action_id) DO NOTHING""", *cols)
 
 
-async def execution_for_slot(conn: asyncpg.Connection, rule_id: uuid.UUID, slot: datetime) -> Row | None:
+async def execution_for_slot(conn: Conn, rule_id: uuid.UUID, slot: datetime) -> Row | None:
     return await conn.fetchrow("SELECT * FROM executions WHERE rule_id = $1 AND slot_start = $2", rule_id, slot)
 
 
-async def list_executions(conn: asyncpg.Connection, rule_id: uuid.UUID, limit: int,
+async def list_executions(conn: Conn, rule_id: uuid.UUID, limit: int,
                           before: datetime | None) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM executions WHERE rule_id = $1 AND ($2::timestamptz IS NULL OR slot_start < $2) "
         "ORDER BY slot_start DESC LIMIT $3", rule_id, before, limit)
 
 
-async def execution_entities(conn: asyncpg.Connection, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def execution_entities(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch("SELECT * FROM execution_entities WHERE execution_id = ANY($1::uuid[]) "
                             "ORDER BY execution_id, entity_id", list(execution_ids))
 
 
-async def execution_actions(conn: asyncpg.Connection, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def execution_actions(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch(
         "SELECT action_id, execution_id, request_id, entity_id, action_type, from_cents, to_cents, from_status, "
         "to_status, sent_at, outcome, outcome_at, error FROM rule_actions WHERE execution_id = ANY($1::uuid[]) "
@@ -431,7 +431,7 @@ async def execution_actions(conn: asyncpg.Connection, execution_ids: Sequence[uu
 # ---------------------------------------------------------------- outcomes
 
 
-async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+async def record_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
     """rows: (action_id, rule_id, workspace_id, request_id, entity_id, platform, action_type, outcome, success,
     outcome_at, error). Only for rules of that workspace; the first final outcome of an action wins.
     Returns the rule ids that got a new outcome."""
@@ -454,7 +454,7 @@ async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     return sorted({r["rule_id"] for r in changed})
 
 
-async def record_blocked(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+async def record_blocked(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
     """rows: (request_id, workspace_id, outcome, outcome_at, error): every still-pending action of the change set."""
     if not rows:
         return []
