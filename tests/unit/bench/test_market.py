@@ -77,7 +77,8 @@ def test_caps_bound_spend() -> None:
             cap_share = scn.cap(i, day) * 8 / 24
             assert spent[scn.members[i].member_id] <= cap_share * (1 + PACING_NOISE) + 1
             assert spent[scn.members[i].member_id] < scn.budget_cents * 8 / 24  # spend < budget
-    assert scn.value_per_day(capped[0], 10 * scn.budget_cents, 0) == scn.value_per_day(capped[0], scn.cap(capped[0], 0), 0)
+    at_cap = scn.value_per_day(capped[0], scn.cap(capped[0], 0), 0)
+    assert scn.value_per_day(capped[0], 10 * scn.budget_cents, 0) == at_cap
 
 
 def test_newcomer_is_absent_before_its_join_day() -> None:
@@ -112,7 +113,9 @@ def test_low_volume_has_under_one_conversion_per_member_per_day() -> None:
         scn = make_scenario(seed, "low_volume", 4)
         n = len(scn.members)
         shares = equal_split(scn.budget_cents, n)
-        expected = sum(scn.conversions_per_day(i, min(b, scn.cap(i, d)), d) for d in range(DAYS) for i, b in enumerate(shares))
+        expected = sum(
+            scn.conversions_per_day(i, min(b, scn.cap(i, d)), d) for d in range(DAYS) for i, b in enumerate(shares)
+        )
         assert expected / (n * DAYS) < 1.0
         market = Market(scn)
         budgets = dict(zip((m.member_id for m in scn.members), shares, strict=True))

@@ -1,4 +1,5 @@
-"""The one metrics.ingested projection: which report of an interval and of an entity is current, in any delivery order."""
+"""The one metrics.ingested projection: which report of an interval and of an entity is current, in any delivery
+order."""
 
 from __future__ import annotations
 

@@ -303,6 +303,7 @@ def test_a_daypart_past_midnight_and_bad_windows() -> None:
     assert night.schedule.open_at(late_saturday) and night.schedule.open_at(early_sunday)
     assert not night.schedule.open_at(early_sunday + timedelta(minutes=1))
     for bad in ({"days": ["sat"], "start": "10:00", "end": "10:00"}, {"days": [], "start": "10:00", "end": "11:00"},
-                {"days": ["sat"], "start": "25:00", "end": "11:00"}, {"days": ["someday"], "start": "1:00", "end": "2"}):
+                {"days": ["sat"], "start": "25:00", "end": "11:00"},
+                {"days": ["someday"], "start": "1:00", "end": "2"}):
         with pytest.raises(ValueError):
             rule(schedule={"dayparts": [bad]})
