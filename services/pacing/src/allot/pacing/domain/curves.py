@@ -52,7 +52,8 @@ class CurveKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class PacingCurve:
-    """A planned-spend curve; build it with the ``linear``/``front_loaded``/``back_loaded``/``day_of_week`` constructors."""
+    """A planned-spend curve; build it with the ``linear``/``front_loaded``/``back_loaded``/``day_of_week``
+    constructors."""
 
     kind: CurveKind = CurveKind.LINEAR
     exponent: float = 2.0  # used by front_loaded and back_loaded only

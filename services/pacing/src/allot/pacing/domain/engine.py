@@ -97,7 +97,8 @@ class BudgetPacingEngine:
         current_time: datetime,
         curve: PacingCurve | None = None,
     ) -> float:
-        """Return planned spend by ``current_time`` in currency units, rounded to cents: 0 before start, total from end on.
+        """Return planned spend by ``current_time`` in currency units, rounded to cents: 0 before start, total from end
+        on.
 
         With the default linear curve this is
         ``total_budget * elapsed_seconds / flight_seconds``.  A flight with
