@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pydantic import model_validator
 
-from allot.runtime.sealing import RECIPIENTS, RecipientKey, SealingError, parse_public_keys
+from allot.runtime.sealing import RECIPIENTS, Recipient, RecipientKey, SealingError, parse_public_keys
 from allot.runtime.settings import InsecureConfiguration, Settings
 
 
-class RecipientKeys(dict[str, RecipientKey]):
+class RecipientKeys(dict[Recipient, RecipientKey]):
     """The public key per recipient service that tokens are sealed to (provided at start, see allot.runtime.deps)."""
 
 

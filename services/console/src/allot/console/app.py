@@ -265,7 +265,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.get("/")
     async def overview(request: Request) -> Response:
         s = signed_in(request)
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         pools, ledger, limits, changes = await asyncio.gather(
             attempt(call("pools", "GET", "/api/v1/budget-pools"), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down),
@@ -282,7 +282,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.get(POOLS)
     async def pools_list(request: Request) -> Response:
         s = signed_in(request)
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         data = await attempt(call("pools", "GET", "/api/v1/budget-pools"), down)
         pools = (data or {}).get("pools", [])
         entities, *last = await asyncio.gather(
@@ -363,7 +363,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                         simulation: dict[str, Any] | None = None, member_form: dict[str, Any] | None = None,
                         member_errors: dict[str, str] | None = None, settings_form: dict[str, Any] | None = None,
                         settings_errors: dict[str, str] | None = None) -> Response:
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         try:
             pool = await call("pools", "GET", f"/api/v1/budget-pools/{pool_id}")
         except Problem as exc:
@@ -512,7 +512,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.get("/limits")
     async def limits_page(request: Request) -> Response:
         s = signed_in(request)
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         limits, ledger, entities = await asyncio.gather(
             attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down), entities_of(s, down))
@@ -723,7 +723,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.get("/activity")
     async def activity(request: Request) -> Response:
         s = signed_in(request)
-        call, down = api(s), []
+        call, down = api(s), list[ServiceDown]()
         changes, decisions, pools, entities = await asyncio.gather(
             attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 50}), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/decisions", params={"limit": 30}), down),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,6 +197,8 @@ async def watch(stack: Any, stop: asyncio.Event) -> None:
             batch = await consumer.getmany(timeout_ms=500)
             for records in batch.values():
                 for rec in records:
+                    if rec.value is None:  # a tombstone, not an event
+                        continue
                     body = orjson.loads(rec.value)
                     if body.get("workspace_id") != WORKSPACE:
                         continue
@@ -222,7 +224,7 @@ async def report(stack: Any, sandbox: httpx.AsyncClient, stop: asyncio.Event) ->
         await asyncio.sleep(1)
 
 
-async def watch_until_stopped(stack: Any, reporter: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+async def watch_until_stopped(stack: Any, reporter: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
     """Print the watched topics and the demo's own daily report until interrupted (or ALLOT_DEMO_SECONDS)."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(watch(stack, stop)), asyncio.create_task(reporter(stop))]

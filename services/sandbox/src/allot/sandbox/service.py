@@ -127,10 +127,10 @@ def build(settings: SandboxSettings, clock: Clock | None = None) -> FastAPI:
                 if held != facts:
                     # before the account's reports: services bucket them in its zone from the first one on
                     now = the_clock.now()
-                    reports = [(workspace, account_profile(report, zone, now))]
+                    profiles = [(workspace, account_profile(report, zone, now))]
                     if held is not None and held[0] != workspace:  # the workspace it leaves loses it first
-                        reports.insert(0, (held[0], account_profile(report, held[2], now, state="disconnected")))
-                    for owner, payload in reports:
+                        profiles.insert(0, (held[0], account_profile(report, held[2], now, state="disconnected")))
+                    for owner, payload in profiles:
                         profile = new_envelope(
                             event_type="account.profiled", schema_version=TOPICS["account.profiled"].schema_version,
                             payload=payload, producer="sandbox", workspace_id=owner, occurred_at=now,

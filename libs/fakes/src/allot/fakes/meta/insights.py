@@ -170,7 +170,7 @@ class ReadHelpers:
     """Closures of ``create_meta_fake`` the read routes share (auth, errors, faults, entity helpers)."""
 
     read_params: Callable[[Request], Awaitable[dict[str, str]]]
-    authenticate: Callable[[Request, dict[str, str]], None]
+    authenticate: Callable[[Request, dict[str, str]], str]  # the token (the readers only need the check)
     check_version: Callable[[str], None]
     graph_error: Callable[..., JSONResponse]
     invalid: Callable[..., JSONResponse]

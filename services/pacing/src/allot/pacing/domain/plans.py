@@ -96,7 +96,8 @@ def plan_account(channels: Sequence[ChannelPlan], deals: Sequence[DealPlan] = ()
     for c in channels:
         if c.budget_entity is not None:
             return c.budget_entity
-    for group in (*channels, *deals):
+    groups: tuple[ChannelPlan | DealPlan, ...] = (*channels, *deals)
+    for group in groups:
         if group.entities:
             return group.entities[0]
     return None
