@@ -40,7 +40,7 @@ from allot.runtime.db import Conn
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
-from allot.runtime.sealing import RecipientKey, seal
+from allot.runtime.sealing import seal
 from allot.runtime.service import ServiceContext, get_ctx
 
 log = get_logger(__name__)
@@ -78,7 +78,7 @@ def _problem(exc: ConnectionProblem) -> ApiError:
                     extra={"errors": [{"field": exc.field, "message": exc.message}]})
 
 
-def _keys(ctx: ServiceContext) -> dict[str, RecipientKey]:
+def _keys(ctx: ServiceContext) -> RecipientKeys:
     return need(ctx, RecipientKeys)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from allot.contracts.currencies import UnknownCurrency, min_budget_minor
 from allot.contracts.envelope import derive_event_id, new_envelope
-from allot.contracts.payloads import ActionExecuted, BudgetAction
+from allot.contracts.payloads import ActionExecuted, BudgetAction, Outcome
 from allot.contracts.registry import TOPICS
 from allot.executor.adapters import postgres as db
 from allot.executor.adapters.base import (
@@ -28,6 +28,7 @@ from allot.executor.adapters.base import (
     PlatformDeferred,
     PlatformNotConnected,
     TransientPlatformError,
+    WritableStatus,
 )
 from allot.executor.domain import (
     FAILURE_BACKOFF_COUNT,
@@ -114,7 +115,7 @@ async def _tenancy_refusal(ctx: ServiceContext, conn: Any, action: BudgetAction,
 
 
 async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, action: BudgetAction, row: Any,
-                 attempts: int, settings: Any) -> tuple[str, dict[str, Any], int] | None:
+                 attempts: int, settings: Any) -> tuple[Outcome, dict[str, Any], int] | None:
     now = ctx.clock.now()
     if client is None:
         return "rejected", {"error": f"no platform adapter configured for {action.platform!r}"}, attempts
@@ -161,7 +162,7 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
             written = await client.set_budget(ref, action.to_cents, idempotency_key=key)
             after: dict[str, Any] = {"after_cents": action.to_cents, "after_status": current.status}
         elif action.action_type in ("pause", "activate"):
-            target = "paused" if action.action_type == "pause" else "active"
+            target: WritableStatus = "paused" if action.action_type == "pause" else "active"
             written = await client.set_status(ref, target, idempotency_key=key)
             after = {"after_cents": current.budget_cents, "after_status": target}
         else:

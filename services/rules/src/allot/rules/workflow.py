@@ -165,8 +165,8 @@ async def execution_views(conn: Conn, executions: Sequence[Any]) -> list[dict[st
     for x in executions:
         entities = ents_by.get(x["execution_id"], [])
         counts: dict[str, int] = defaultdict(int)
-        for e in entities:
-            counts[e["outcome"]] += 1
+        for entity in entities:
+            counts[entity["outcome"]] += 1
         out.append({
             "execution_id": str(x["execution_id"]), "rule_id": str(x["rule_id"]), "slot_start": x["slot_start"],
             "started_at": x["started_at"], "trigger": x["trigger"], "result": x["result"],

@@ -46,6 +46,7 @@ async def kill_switches_on(conn: Conn) -> tuple[int, int]:
                   coalesce(sum(jsonb_array_length(coalesce(limits->'killed_ad_accounts', '[]'::jsonb))), 0)
                       AS ad_accounts
            FROM workspace_limits""")
+    assert row is not None  # an aggregate without GROUP BY returns one row
     return int(row["workspaces"]), int(row["ad_accounts"])
 
 
