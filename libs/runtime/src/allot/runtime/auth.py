@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from fastapi import HTTPException, Request
@@ -19,6 +19,8 @@ from allot.runtime.http import check_inputs
 
 Role = Literal["viewer", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
+#: The role each ``require`` dependency asks for (the OpenAPI document names it, ``allot.runtime.openapi``).
+_REQUIRED: dict[Callable[..., Any], Role] = {}
 
 
 class ApiKeyEntry(BaseModel):
@@ -98,4 +100,13 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
         await check_inputs(request)  # 422 naming the field for what PostgreSQL cannot store
         return principal
 
+    _REQUIRED[dependency] = role
     return dependency
+
+
+def required_role(dependency: Callable[..., Any]) -> Role | None:
+    """The role ``dependency`` requires when it is one of :func:`require`'s, else None."""
+    try:
+        return _REQUIRED.get(dependency)
+    except TypeError:  # an unhashable callable is no require() dependency
+        return None

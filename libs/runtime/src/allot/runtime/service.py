@@ -38,6 +38,7 @@ from allot.runtime.http import install_error_handlers
 from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.logging import configure_logging, get_logger
 from allot.runtime.metrics import HTTP_REQUESTS
+from allot.runtime.openapi import install_openapi, operation_ids, service_version
 from allot.runtime.outbox import OutboxRelay, add_events
 from allot.runtime.settings import InsecureConfiguration, Settings
 
@@ -177,7 +178,9 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
             log.info("service_stopped")
 
     app = FastAPI(title=spec.title or f"Allot {spec.name}", description=spec.description,
+                  version=service_version(spec.name), generate_unique_id_function=operation_ids(spec.name),
                   lifespan=lifespan)
+    install_openapi(app, spec.name)  # the real error shape, the API-key schemes, stable operation ids
     app.state.api_keys = ApiKeyStore.from_json(settings.api_keys)
     app.state.settings = settings
     install_error_handlers(app)
