@@ -228,7 +228,7 @@ async def load_inputs(
         # Where the entity lives is what its platform reports (the member's own fields are the fallback).
         account = (ent["ad_account_id"] if ent is not None else None) or m.get("ad_account_id")
         lo, hi = m.get("min_budget_cents"), m.get("max_budget_cents")
-        if budget is None or not account:
+        if ent is None or budget is None or not account:  # no entity: no budget
             excluded[eid] = NO_BUDGET if budget is None else NO_ACCOUNT
             states.append(MemberState(eid, 0, lo, hi, float(m.get("weight") or 1.0), is_active=False))
             continue
@@ -397,9 +397,9 @@ def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationReques
             BudgetAction(
                 action_id=a.action_id,
                 platform=a.target.platform,
-                ad_account_id=a.target.ad_account_id,  # type: ignore[arg-type]
+                ad_account_id=a.target.ad_account_id,
                 entity_type=a.target.entity_type,
-                entity_id=a.target.entity_id,  # type: ignore[arg-type]
+                entity_id=a.target.entity_id,
                 action_type="set_budget",
                 currency=a.target.currency,
                 from_cents=a.from_cents,

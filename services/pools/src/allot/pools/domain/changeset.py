@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from allot.contracts.payloads import EntityType, Platform
 from allot.pools.domain.models import AllocationPlan
 
 __all__ = [
@@ -49,9 +50,9 @@ def action_id_for(pool_id: uuid.UUID, slot: str, member_id: str) -> uuid.UUID:
 class ActionTarget:
     """Where a member's budget lives on the platform."""
 
-    platform: str
+    platform: Platform
     ad_account_id: str
-    entity_type: str
+    entity_type: EntityType
     entity_id: str
     currency: str
 

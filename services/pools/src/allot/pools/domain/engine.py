@@ -297,7 +297,8 @@ def _learn_restatements(
     state: EngineState, values_now: Mapping[float, float], now_ts: float
 ) -> tuple[dict[str, tuple[float, float]], dict[str, tuple[float, ...]]]:
     """The new ``seen`` map and the restatement table updated with what changed since the last plan."""
-    decayed = {k: tuple(x * RESTATEMENT_DECAY for x in v) for k, v in sorted(state.restatements.items())}
+    decayed = {k: (a * RESTATEMENT_DECAY, b * RESTATEMENT_DECAY, c * RESTATEMENT_DECAY, d * RESTATEMENT_DECAY)
+               for k, (a, b, c, d) in sorted(state.restatements.items())}  # four sums per cell (EngineState)
     table = add_pairs(decayed, maturity_pairs(state.seen, now_ts, values_now))
     seen = {repr(end): ((now_ts - end) / 3600.0, v) for end, v in values_now.items() if now_ts > end}
     return seen, {k: v for k, v in table.items() if v[0] > 1e-6}
