@@ -14,13 +14,15 @@ HTMX_VERSION := 2.0.8
 HTMX_SHA256 := 22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313
 HTMX := $(VENV)/share/allot-console/htmx.min.js
 
-.PHONY: run test bench schemas lint venv clean lock help browser
+.PHONY: run test bench schemas lint typecheck venv clean lock help browser
 
 help:
 	@echo "make run     - start broker, Postgres, every service, the sandbox platform and the demo (Ctrl-C stops)"
 	@echo "make test    - set up and run the whole test suite against a real broker and Postgres"
 	@echo "make bench   - run the benchmarks, results in bench/results/"
 	@echo "make schemas - write JSON Schemas to docs/schemas and AsyncAPI documents to docs/asyncapi"
+	@echo "make lint    - ruff over libs, services and tests, then mypy as make typecheck"
+	@echo "make typecheck - mypy over every library (strict) and service (pyproject.toml [tool.mypy])"
 
 venv: $(STAMP)
 
@@ -69,6 +71,12 @@ schemas: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check libs services tests
+	$(VENV)/bin/mypy
+
+# One mypy run over every library and service (the packages and their src folders are listed in pyproject.toml's
+# [tool.mypy]: the libraries strict, the services with the defaults; tests are not type-checked).
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
 
 # Regenerate the pinned constraints from a fresh resolve (commit the result).
 lock:
