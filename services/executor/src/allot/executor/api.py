@@ -11,10 +11,11 @@ Routes:
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
 from allot.contracts.envelope import derive_event_id, new_envelope
 from allot.contracts.payloads import AllocationRequested, BudgetAction
@@ -26,9 +27,62 @@ from allot.runtime.accounts import directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.deps import settings_of
 from allot.runtime.http import ApiError
+from allot.runtime.openapi import documented
 from allot.runtime.service import ServiceContext, get_ctx
 
 router = APIRouter(prefix="/api/v1/change-sets", tags=["change-sets"])
+
+
+class ActionOutcome(BaseModel):
+    """One action of a change set and what became of it (the ledger row)."""
+
+    action_id: str
+    action: dict[str, Any] = Field(description="The BudgetAction as approved and signed (allot.contracts.payloads).")
+    created_at: datetime
+    finished_at: datetime | None
+    status: str = Field(description="pending | succeeded | failed | conflict | rejected | already_applied")
+    attempts: int
+    before_cents: int | None
+    after_cents: int | None
+    observed_cents: int | None
+    before_status: str | None
+    after_status: str | None
+    observed_status: str | None
+    platform_response_id: str | None
+    error: str | None
+
+
+class ChangeSetSummary(BaseModel):
+    """A change set with its actions' outcomes, the account's time zone and the undo issued for it."""
+
+    request_id: str
+    source: str
+    source_id: str
+    created_at: datetime
+    finished_at: datetime | None = Field(description="When its last action finished.")
+    timezone_name: str = Field(description="The ad account's IANA time zone.")
+    undo_request_id: str | None
+    undo_requested_at: datetime | None
+    actions: list[ActionOutcome]
+
+
+class ChangeSets(BaseModel):
+    change_sets: list[ChangeSetSummary] = Field(description="Newest first.")
+
+
+class ChangeSet(BaseModel):
+    request_id: str
+    source: str
+    source_id: str
+    actions: list[ActionOutcome]
+
+
+class UndoRequested(BaseModel):
+    undo_request_id: str = Field(description="The inverse change set's request id (the same for a repeated undo).")
+    undo_of: str
+    actions: int = Field(description="How many inverse actions it has.")
+    status: str
+    note: str
 
 _FIELDS = ("status", "attempts", "before_cents", "after_cents", "observed_cents", "before_status", "after_status",
            "observed_status", "platform_response_id", "error")
@@ -39,7 +93,7 @@ def _view(row: Any) -> dict[str, Any]:
             "finished_at": row["finished_at"], **{k: row[k] for k in _FIELDS}}
 
 
-@router.get("")
+@router.get("", **documented(ChangeSets))
 async def list_change_sets(limit: int = Query(50, ge=1, le=200), principal: Principal = Depends(require("viewer")),
                            ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -61,7 +115,7 @@ async def list_change_sets(limit: int = Query(50, ge=1, le=200), principal: Prin
     return {"change_sets": list(sets.values())}
 
 
-@router.get("/{request_id}")
+@router.get("/{request_id}", **documented(ChangeSet, 404))
 async def get_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -72,7 +126,7 @@ async def get_change_set(request_id: uuid.UUID, principal: Principal = Depends(r
             "actions": [_view(r) for r in rows]}
 
 
-@router.post("/{request_id}/undo", status_code=202)
+@router.post("/{request_id}/undo", status_code=202, **documented(UndoRequested, 404, 409))
 async def undo_change_set(request_id: uuid.UUID, principal: Principal = Depends(require("operator")),
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     settings = settings_of(ctx, ExecutorSettings)
