@@ -29,12 +29,19 @@ from allot.runtime.auth import required_role
 SCHEMA_REF = "#/components/schemas/{model}"
 
 
+class Body(BaseModel):
+    """A response body: the keys the route returns that the model names are typed; any other key still passes
+    (a response model never drops what a route returns)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class FieldProblem(BaseModel):
     """One failing input of a 422 ``validation_failed``."""
 
     field: str = Field(description="The input, dotted (``scope.ad_account_ids.0``); ``body`` for the body itself.")
     message: str = Field(description="What is wrong with it.")
-    type: str | None = Field(description="A machine code of the failure (pydantic's, or ``unstorable_value``).")
+    type: str | None = Field(None, description="A machine code of the failure (pydantic's, or ``unstorable_value``).")
 
 
 class Problem(BaseModel):

@@ -20,7 +20,7 @@ Routes (every query is scoped to the caller's workspace):
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -42,12 +42,15 @@ from allot.guardrails.domain import (
     patch_limits,
     set_kill_switch,
 )
+from allot.guardrails.domain.facts import PoolMember
 from allot.guardrails.domain.patch import added_accounts
 from allot.guardrails.metrics import show_kill_switches
 from allot.runtime.accounts import UTC_ZONE, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import documented
 from allot.runtime.service import ServiceContext, get_ctx
 
 log = get_logger(__name__)
@@ -61,6 +64,123 @@ class KillSwitchBody(BaseModel):
 
     enabled: StrictBool = Field(description="True stops every action (of the account); false resumes.")
     ad_account_id: str | None = Field(default=None, min_length=1, description="Only this ad account.")
+
+
+class LimitsView(ResponseBody):
+    """A workspace's limits in force, with their version and who set them."""
+
+    workspace_id: str
+    limits: WorkspaceLimits
+    version: int = Field(description="0 while the defaults apply.")
+    updated_at: datetime | None
+    updated_by: str | None = Field(description="The key id that last changed them.")
+    defaults: bool = Field(description="True when the workspace never set its limits.")
+    changed: list[str] | None = Field(None, description="PUT / PATCH: the fields this request changed.")
+
+
+class KillSwitchView(ResponseBody):
+    workspace_id: str
+    kill_switch: bool = Field(description="The workspace's switch.")
+    killed_ad_accounts: list[str] = Field(description="Accounts whose switch is on.")
+    version: int
+    changed: list[str]
+
+
+class AuditEntry(ResponseBody):
+    id: int
+    at: datetime
+    key_id: str
+    role: str
+    action: str = Field(description="put | patch | kill_switch")
+    version: int
+    changes: Any = Field(description="Each changed setting, before → after.")
+
+
+class AuditLog(ResponseBody):
+    entries: list[AuditEntry] = Field(description="Newest first; page with before_id.")
+
+
+class DecisionView(ResponseBody):
+    """A recorded decision (allot.guardrails.domain.Decision as stored) and how it was answered."""
+
+    decision_id: str
+    request_id: str
+    source: str
+    source_id: str
+    status: str
+    check: str | None
+    reason: str
+    details: dict[str, Any] = Field(description="The numbers behind the outcome.")
+    observe_only: bool
+    retry_after_s: int | None
+    actions: list[dict[str, Any]] = Field(description="The approved BudgetActions (possibly trimmed).")
+    notes: list[str]
+    decided_at: str
+    http_status: int = Field(description="The status a synchronous caller got for it (200, 423, 429).")
+    event_id: str
+    event_type: str = Field(description="guardrail.approved or guardrail.blocked")
+    looked_up_request_id: str | None = Field(None, description="GET by request id: the id asked for.")
+
+
+class DecisionList(ResponseBody):
+    decisions: list[DecisionView]
+
+
+class PoolExposure(ResponseBody):
+    pool_id: str
+    exposure_eur_cents: int
+
+
+class LedgerView(ResponseBody):
+    """The spend ledger of one day and its month, with the caps and what remains of them."""
+
+    workspace_id: str
+    day: str = Field(description="YYYY-MM-DD")
+    month: str = Field(description="YYYY-MM")
+    exposure_eur_cents: int
+    month_exposure_eur_cents: int
+    approvals_counted: int
+    released_eur_cents: int
+    pools: list[PoolExposure]
+    decisions: dict[str, int] = Field(description="Decisions counted on the day: approved, blocked, observed.")
+    timezone_name: str
+    daily_cap_eur_cents: int | None
+    monthly_cap_eur_cents: int | None
+    daily_remaining_eur_cents: int | None
+    monthly_remaining_eur_cents: int | None
+
+
+class ActionVerdict(ResponseBody):
+    action_id: str
+    entity_id: str
+    action_type: str
+    from_cents: int | None
+    to_cents: int | None
+    currency: str | None
+    verdict: str = Field(description="approved | trimmed | dropped | blocked")
+    approved_to_cents: int | None
+    note: str | None
+
+
+class DryRunView(ResponseBody):
+    """What the guardrails would decide now; nothing recorded."""
+
+    dry_run: bool
+    status: str
+    check: str | None
+    reason: str
+    details: dict[str, Any]
+    observe_only: bool
+    retry_after_s: int | None
+    notes: list[str]
+    decided_at: str
+    actions: list[ActionVerdict]
+
+
+class PoolMembershipView(ResponseBody):
+    workspace_id: str
+    checked: int = Field(description="How many distinct entity ids were looked up.")
+    members: list[PoolMember]
 
 
 def _limits_view(workspace_id: str, limits: WorkspaceLimits, row: Any) -> dict[str, Any]:
@@ -127,7 +247,7 @@ async def _change_limits(ctx: ServiceContext, principal: Principal, action: str,
     return view
 
 
-@router.get("/limits")
+@router.get("/limits", **documented(LimitsView))
 async def get_limits(principal: Principal = Depends(require("viewer")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -136,13 +256,13 @@ async def get_limits(principal: Principal = Depends(require("viewer")),
     return _limits_view(principal.workspace_id, limits, row)
 
 
-@router.put("/limits")
+@router.put("/limits", **documented(LimitsView))
 async def put_limits(limits: WorkspaceLimits, principal: Principal = Depends(require("admin")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     return await _change_limits(ctx, principal, "put", lambda _before: limits)
 
 
-@router.patch("/limits")
+@router.patch("/limits", **documented(LimitsView))
 async def patch_limits_route(patch: dict[str, Any] = Body(..., description="JSON merge patch of the limits."),
                              principal: Principal = Depends(require("admin")),
                              ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -155,7 +275,7 @@ async def patch_limits_route(patch: dict[str, Any] = Body(..., description="JSON
     return await _change_limits(ctx, principal, "patch", change)
 
 
-@router.post("/kill-switch")
+@router.post("/kill-switch", **documented(KillSwitchView))
 async def kill_switch(body: KillSwitchBody, principal: Principal = Depends(require("operator")),
                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     view = await _change_limits(ctx, principal, "kill_switch",
@@ -167,7 +287,7 @@ async def kill_switch(body: KillSwitchBody, principal: Principal = Depends(requi
             "changed": view["changed"]}
 
 
-@router.get("/audit-log")
+@router.get("/audit-log", **documented(AuditLog))
 async def get_audit_log(limit: int = Query(50, ge=1, le=500),
                         before_id: int | None = Query(None, ge=1, le=_PG_BIGINT_MAX),
                         principal: Principal = Depends(require("viewer")),
@@ -187,7 +307,7 @@ def _decision_view(decision_json: dict[str, Any], event_id: uuid.UUID) -> dict[s
             "event_type": "guardrail.approved" if decision.approved else "guardrail.blocked"}
 
 
-@router.get("/decisions/{request_id}")
+@router.get("/decisions/{request_id}", **documented(DecisionView, 404))
 async def get_decision(request_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -199,7 +319,7 @@ async def get_decision(request_id: uuid.UUID, principal: Principal = Depends(req
     return view
 
 
-@router.get("/decisions")
+@router.get("/decisions", **documented(DecisionList))
 async def list_decisions(source_id: str | None = Query(None, min_length=1, pattern=_NO_NUL),
                          limit: int = Query(50, ge=1, le=500),
                          principal: Principal = Depends(require("viewer")),
@@ -209,7 +329,7 @@ async def list_decisions(source_id: str | None = Query(None, min_length=1, patte
     return {"decisions": [_decision_view(r["decision"], r["event_id"]) for r in rows]}
 
 
-@router.get("/ledger")
+@router.get("/ledger", **documented(LedgerView))
 async def get_ledger(day: date | None = Query(None, description="Local day (YYYY-MM-DD); default today."),
                      platform: Platform = Query("meta", description="Platform of ad_account_id."),
                      ad_account_id: str | None = Query(None, max_length=128, description=(
@@ -255,7 +375,7 @@ class DryRunBody(BaseModel):
     change_pool_member_budgets: bool = Field(default=False, description="A rule's opt-in to change pool members.")
 
 
-@router.post("/dry-run")
+@router.post("/dry-run", **documented(DryRunView))
 async def dry_run(body: DryRunBody, principal: Principal = Depends(require("viewer")),
                   ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     """What the guardrails would decide on this change set now; nothing is recorded, reserved or published."""
@@ -297,7 +417,7 @@ class PoolMembershipBody(BaseModel):
         min_length=1, max_length=MAX_MEMBERSHIP_IDS, description="Platform entity ids (ad sets, campaigns, ads).")
 
 
-@router.post("/pool-membership")
+@router.post("/pool-membership", **documented(PoolMembershipView))
 async def pool_membership(body: PoolMembershipBody, principal: Principal = Depends(require("viewer")),
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     """Which of ``entity_ids`` belong to a budget pool, exactly as the arbiter sees it: an entity becomes a member
