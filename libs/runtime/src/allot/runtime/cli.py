@@ -280,7 +280,7 @@ def _headers(rec: ConsumerRecord[Any, Any]) -> dict[str, str]:
 def _summary(rec: ConsumerRecord[Any, Any]) -> dict[str, Any]:
     h = _headers(rec)
     try:
-        decoded = orjson.loads(rec.value)
+        decoded = orjson.loads(rec.value) if rec.value is not None else None  # None: a tombstone
     except orjson.JSONDecodeError:
         decoded = None
     body: dict[str, Any] = decoded if isinstance(decoded, dict) else {}
@@ -555,7 +555,7 @@ async def _replay(topic: str, group: str, from_: str, to: str | None, dry_run: b
     finally:
         await consumer.stop()
     committed = await _group_positions(settings, group, parts)
-    rows = []
+    rows: list[dict[str, Any]] = []
     with _progress(as_json) as progress:
         task = progress.add_task(f"finding offsets of {topic}", total=len(parts))
         for tp in parts:

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from allot.contracts.codec import envelope_type
-from allot.contracts.envelope import Envelope
+from allot.contracts.envelope import envelope_model
 from allot.contracts.registry import TOPICS
 from allot.runtime.consumer import handler_payloads
 from allot.runtime.service import ServiceSpec, module_exists
@@ -53,7 +53,7 @@ def asyncapi_document(spec: ServiceSpec) -> dict[str, Any]:
     for topic_name, real_handler in spec.consumes.items():
         declared = handler_payloads(real_handler)
         # one payload: the handler's; a handler shared by several topics (a union): this topic's registry payload
-        model = Envelope[declared[0]] if len(declared) == 1 else envelope_type(topic_name)
+        model = envelope_model(declared[0]) if len(declared) == 1 else envelope_type(topic_name)
 
         async def handler(event: Any) -> None:  # documentation only: the real consumer is IdempotentConsumer
             return None
