@@ -15,9 +15,12 @@ import orjson
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from allot.console.app import create_app
 from allot.console.settings import ConsoleSettings
+from allot.rules.api import _validation_error
+from allot.rules.domain import TEMPLATES, validate_rule
 from allot.runtime.auth import ApiKeyStore, generate_key
 from allot.sandbox.testing import serve_app
 
@@ -201,6 +204,31 @@ SNAPSHOTS = [
                 "alert_level": "critical", "effective_cpm": None, "fill_rate": None, "win_rate": None}]}]
 
 
+OWNED = (f"1 ad set in scope (Madrid) belongs to budget pool {POOL['id']}: this rule's budget changes on it will be "
+         "skipped; pause/activate still apply; opt in with protections.change_pool_member_budgets")
+PREVIEW = {
+    "rule_id": None, "evaluated_at": "2026-12-06T10:00:00+00:00", "slot_start": "2026-12-06T10:00:00+00:00",
+    "entities_evaluated": 2, "matched_count": 1, "skipped_count": 1, "skip_counts": {"conditions_not_met": 1},
+    "would_auto_pause": None,
+    "matched": [{"entity_id": "as-1", "name": "Madrid", "platform": "sandbox", "ad_account_id": "act-1",
+                 "snapshot": {"roas@last_3d": 3.4, "spend@last_3d": 9_000.0},
+                 "actions": [{"type": "increase_budget_pct", "entity_id": "as-1", "from_cents": 10_000,
+                              "to_cents": 12_000, "currency": "EUR", "requested_pct": 20.0, "applied_pct": 20.0}],
+                 "skipped_actions": [],
+                 "guardrails": [{"action_id": "x", "entity_id": "as-1", "action_type": "set_daily_budget",
+                                 "from_cents": 10_000, "to_cents": 12_000, "currency": "EUR", "verdict": "trimmed",
+                                 "approved_to_cents": 11_000,
+                                 "note": "adset as-1: trimmed to the 10 % change limit (11000 cents)"}]}],
+    "skipped": [{"entity_id": "as-2", "name": "Sevilla", "reason": "conditions_not_met",
+                 "detail": "roas@last_3d 1.1 not > 2.4", "snapshot": None}],
+    "proposed_actions": [{"entity_id": "as-1"}],
+    "guardrails": {"available": True, "dry_run": True, "status": "approved", "check": None, "reason": None,
+                   "notes": ["adset as-1: trimmed to the 10 % change limit (11000 cents)"], "actions": [{}]},
+    "pool_members": [{"entity_id": "as-1", "name": "Madrid", "pool_id": POOL["id"], "seen_at": None}],
+    "warnings": [OWNED]}
+wizard_seen: list[dict[str, Any]] = []
+
+
 def _proposal(pid: str, amount: int, status: str, **extra: Any) -> dict[str, Any]:
     return {"proposal_id": pid, "plan_id": "plan-1", "source_channel": "meta", "target_channel": "google",
             "amount_cents": amount, "moved_cents": None, "currency": "EUR", "reason": "google is ahead of plan",
@@ -228,6 +256,42 @@ def fake_rules_and_pacing() -> FastAPI:
     async def rules(request: Request) -> Any:
         return {"rules": list(rules_by_id.values()) if _who(request).workspace_id == "ws-a" else []}
 
+    @app.get("/api/v1/rules/templates")
+    async def templates() -> Any:
+        return {"templates": [
+            {"name": t.name, "description": t.description, "conditions": [dict(c) for c in t.conditions],
+             "actions": [dict(a) for a in t.actions], "required_targets": list(t.required_targets),
+             "protections": dict(t.protections)} for t in TEMPLATES.values()]}
+
+    def validated(body: Any, prefix: str = "") -> Any:
+        """The real rules model's validation (act-1 is a sandbox account), its 422 shaped like the rules API's."""
+        try:
+            return validate_rule(body, account_platforms={"act-1": "sandbox"})
+        except ValidationError as exc:
+            err = _validation_error(exc, prefix)
+            return JSONResponse({"error": err.code, "message": err.message, "field": err.field, **err.extra}, 422)
+
+    @app.post("/api/v1/rules/preview")
+    async def preview(request: Request) -> Any:
+        body = await request.json()
+        wizard_seen.append(body)
+        definition = validated(body["definition"], "definition.")
+        if isinstance(definition, JSONResponse):
+            return definition
+        return PREVIEW
+
+    @app.post("/api/v1/rules")
+    async def create_rule(request: Request) -> Any:
+        if (refused := refuse_viewer(request)) is not None:
+            return refused
+        definition = validated(await request.json())
+        if isinstance(definition, JSONResponse):
+            return definition
+        rule = {**RULE, **definition.model_dump(mode="json"), "id": "0b3c6a52-0000-4000-8000-0000000000aa",
+                "status": "paused", "template": None, "last_evaluated_at": None}
+        rules_by_id[rule["id"]] = rule
+        return JSONResponse(rule, 201)
+
     @app.get("/api/v1/rules/{rule_id}")
     async def one_rule(rule_id: str, request: Request) -> Any:
         if _who(request).workspace_id != "ws-a" or rule_id not in rules_by_id:
@@ -250,6 +314,10 @@ def fake_rules_and_pacing() -> FastAPI:
         if (refused := refuse_viewer(request)) is not None:
             return refused
         rules_by_id[rule_id]["status"] = "active" if verb == "activate" else "paused"
+        if verb == "activate" and rule_id.endswith("aa"):  # made by the wizard: the ownership answer too
+            return {**rules_by_id[rule_id], "pool_members": [{"entity_id": "as-1", "name": "Madrid",
+                                                              "pool_id": POOL["id"], "seen_at": None}],
+                    "warnings": [OWNED]}
         return rules_by_id[rule_id]
 
     @app.get("/api/v1/pacing/plans")
@@ -593,3 +661,189 @@ def test_pool_settings_save_and_a_refusal_names_the_field_in_money(console_url: 
         assert "Pool settings saved." in ok.text and seen[-1]["dailyBudgetCents"] == 40_000
         bad = admin.post(f"/automation/budget-pools/{POOL['id']}/settings", data={**form, "daily_budget": "x"})
         assert bad.status_code == 422 and "Daily budget: “x” is not an amount in EUR" in bad.text
+
+
+# ---------------------------------------------------------------- the new-rule wizard
+
+def _step(client: httpx.Client, step: str, data: dict[str, Any]) -> httpx.Response:
+    token = csrf_of(client.get(f"/rules/new/{step}").text)
+    return client.post(f"/rules/new/{step}", data={"csrf_token": token, **data})
+
+
+CONDITIONS = {"root_logic": "and", "g0_logic": "and", "g0_r0_metric": "roas", "g0_r0_operator": "gt",
+              "g0_r0_value": "target * 1.2", "g0_r0_value2": "", "g0_r0_time_range": "last_3d",
+              "g0_r1_metric": "spend", "g0_r1_operator": "gt", "g0_r1_value": "50", "g0_r1_value2": "",
+              "g0_r1_time_range": "last_3d", "g0_r2_metric": "", "g0_r2_operator": "gt", "g0_r2_value": "",
+              "g0_r2_value2": "", "g0_r2_time_range": "last_7d", "t0_metric": "roas", "t0_value": "2"}
+SCHEDULE = {"mode": "schedule", "interval": "60", "cron": "", "d0_start": "", "d0_end": ""}
+PROTECTIONS = {"cooldown_minutes": "720", "max_executions_per_day": "3", "budget_change_limit_pct": "20",
+               "budget_daily_cap": "250.50", "change_pool_member_budgets": "yes"}
+
+
+def _walk(client: httpx.Client, template: str = "blank") -> None:
+    """Start a draft and fill the five steps with valid values."""
+    start = client.get("/rules/new")
+    client.post("/rules/new", data={"csrf_token": csrf_of(start.text), "template": template})
+    for step, data in (("scope", {"name": "Wizard winners", "account": "act-1", "level": "adset",
+                                  "name_contains": "Mad"}),
+                       ("conditions", CONDITIONS),
+                       ("actions", {"action": "increase_budget_pct", "increase_budget_pct_pct": "20"}),
+                       ("schedule", SCHEDULE), ("protections", PROTECTIONS)):
+        r = _step(client, step, data)
+        assert r.status_code == 303, (step, r.text[-2000:])
+
+
+def test_the_rule_wizard_checks_each_step_inline_and_keeps_what_was_typed(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        listing = admin.get("/rules").text
+        assert 'href="/rules/new" data-testid="new-rule">New rule</a>' in listing
+        start = admin.get("/rules/new")
+        assert start.status_code == 200 and "Template “scale winners”" in start.text and "A blank rule" in start.text
+        assert admin.post("/rules/new", data={"csrf_token": "forged", "template": "blank"}).status_code == 403
+        r = admin.post("/rules/new", data={"csrf_token": csrf_of(start.text), "template": "scale_winners"})
+        assert r.status_code == 303 and r.headers["location"] == "/rules/new/scope"
+        scope = admin.get("/rules/new/scope").text
+        assert 'value="Scale winners"' in scope and "act-1" in scope and "sandbox · EUR · Europe/Madrid" in scope
+        assert 'aria-current="step">1. Scope' in scope and "<legend>Entity level</legend>" in scope
+        bad = _step(admin, "scope", {"name": "", "level": "adset"})
+        assert bad.status_code == 422 and 'id="name-error"' in bad.text and "Name: give the rule a name" in bad.text
+        assert "Ad accounts: pick at least one ad account" in bad.text and "Traceback" not in bad.text
+        assert _step(admin, "scope", {"name": "Wizard winners", "account": "act-1", "level": "adset"}
+                     ).headers["location"] == "/rules/new/conditions"
+        conditions = admin.get("/rules/new/conditions").text
+        assert 'value="target * 1.2"' in conditions and 'value="50.00"' in conditions, "the template, in money"
+        assert conditions.count('<option value="hook_rate"') == 5, "34 metrics in every row and target"
+        assert "Hook rate (Meta only)" in conditions and "over the last 30 days" in conditions
+        assert 'for="g0_r1_value" class="sr">Group 1, condition 2: value</label>' in conditions
+        wrong = _step(admin, "conditions", {**CONDITIONS, "g0_r1_value": "lots", "g0_r0_operator": "between",
+                                            "t0_value": ""})
+        assert wrong.status_code == 422 and 'id="g0_r1_value-error"' in wrong.text
+        assert "Group 1, condition 2, value: “lots” is not an amount in EUR (e.g. 12.50)" in wrong.text
+        assert "Group 1, condition 1, value: “between” needs a second (upper) value" in wrong.text
+        assert "Target ROAS: enter a value" in wrong.text and 'value="lots"' in wrong.text, "the input is kept"
+        grouped = _step(admin, "conditions", {**CONDITIONS, "go": "add_group"})
+        assert grouped.status_code == 200 and "<legend>Group 2</legend>" in grouped.text
+        assert "Combine the groups" in grouped.text
+        assert _step(admin, "conditions", CONDITIONS).headers["location"] == "/rules/new/actions"
+        actions = admin.get("/rules/new/actions").text
+        assert 'value="increase_budget_pct" id="action-increase_budget_pct" checked' in actions
+        nothing = _step(admin, "actions", {})
+        assert nothing.status_code == 422 and "Actions: choose at least one action" in nothing.text
+        pct = _step(admin, "actions", {"action": "increase_budget_pct", "increase_budget_pct_pct": "a fifth"})
+        assert "Raise the daily budget by a percentage, percent: “a fifth” is not a number" in pct.text
+        back = _step(admin, "actions", {"action": "pause", "go": "back"})
+        assert back.status_code == 303 and back.headers["location"] == "/rules/new/conditions"
+        assert 'value="pause" id="action-pause" checked' in admin.get("/rules/new/actions").text, "kept on Back"
+        _step(admin, "actions", {"action": "increase_budget_pct", "increase_budget_pct_pct": "20"})
+        schedule = admin.get("/rules/new/schedule").text
+        assert "0 9 * * 1-5" in schedule and "<legend>Window 1 (new)</legend>" in schedule
+        cron = _step(admin, "schedule", {**SCHEDULE, "mode": "cron", "d0_days": "mon", "d0_start": "9am"})
+        assert cron.status_code == 422 and "Cron expression: required for “At cron times”" in cron.text
+        assert "Time window 1, start: a time as HH:MM" in cron.text and "Time window 1, end" in cron.text
+        assert _step(admin, "schedule", {**SCHEDULE, "d0_days": ["mon", "tue"], "d0_start": "09:00",
+                                         "d0_end": "18:00"}).status_code == 303
+        protections = admin.get("/rules/new/protections").text
+        assert 'value="720"' in protections and "default 360 (6 hours)" in protections, "the template's, defaults"
+        assert "Daily budget cap (EUR, optional)" in protections
+        cap = _step(admin, "protections", {**PROTECTIONS, "budget_daily_cap": "x", "cooldown_minutes": "-5"})
+        assert cap.status_code == 422 and "Daily budget cap: “x” is not an amount in EUR" in cap.text
+        assert "Cooldown (minutes): “-5” is not a whole number" in cap.text
+        assert _step(admin, "protections", PROTECTIONS).headers["location"] == "/rules/new/review"
+        review = admin.get("/rules/new/review").text
+        assert "Ad sets in act-1" in review and "Return on ad spend (ROAS) over the last 3 days is above 1.2 × the " \
+                                               "target ROAS = 2.4" in review
+        assert "Spend over the last 3 days is above €50.00" in review and f"Raise its daily budget by 20{NB}%" in review
+        assert "Every hour" in review and "Only Mon, Tue, 09:00–18:00" in review
+        assert "Never raises a daily budget above €250.50" in review and "May change the budgets" in review
+        assert 'data-testid="create-activate"' in review
+
+
+def test_the_wizard_previews_the_rule_with_matches_skips_verdicts_and_ownership_warnings(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        _walk(admin)
+        review = admin.get("/rules/new/review").text
+        r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "preview"})
+        assert r.status_code == 200, r.text[-2000:]
+        sent = wizard_seen[-1]["definition"]
+        assert sent["scope"] == {"ad_account_ids": ["act-1"], "entity_level": "adset",
+                                 "entity_filter": {"name_contains": "Mad"}}
+        assert sent["conditions"]["conditions"][1] == {"metric": "spend", "operator": "gt", "value": 5_000,
+                                                       "time_range": "last_3d"}, "money in minor units"
+        assert sent["conditions"]["conditions"][0]["value"] == {"target": "target_roas", "multiplier": 1.2}
+        assert sent["targets"] == {"target_roas": 2.0}
+        assert sent["protections"]["budget_daily_cap_cents"] == 25_050
+        assert sent["schedule"] == {"mode": "schedule", "interval_minutes": 60}
+        text = r.text
+        assert "2 evaluated, 1 matched, 1 skipped (1 conditions not met)" in text
+        assert "daily budget €100.00 → €120.00 (+20" in text and "Return on ad spend (ROAS) over the last 3 days: 3.4" \
+            in text
+        assert "Trimmed to €110.00: adset as-1: trimmed to the 10 % change limit (€110.00)" in text
+        assert "<td>Sevilla</td><td>conditions not met (roas@last_3d 1.1 not &gt; 2.4)</td>" in text
+        assert 'data-testid="preview-guardrails"' in text and ">approved</span> Approved" in text
+        assert "belongs to budget pool" in text and 'data-testid="preview-warning"' in text
+
+
+def test_the_rules_api_s_refusals_land_on_their_step_and_row(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        _walk(admin)
+        # two groups (OR of ANDs); a Meta-only metric on a sandbox account and an undefined target: refused by the
+        # real rules model with paths like conditions.conditions[1].conditions[0].metric
+        two = {**CONDITIONS, "root_logic": "or", "t0_metric": "", "t0_value": "",
+               "g1_logic": "and", "g1_r0_metric": "link_clicks", "g1_r0_operator": "gt", "g1_r0_value": "10",
+               "g1_r0_value2": "", "g1_r0_time_range": "today"}
+        assert _step(admin, "conditions", two).status_code == 303
+        review = admin.get("/rules/new/review").text
+        assert "Any of these (OR)" in review and "All of these (AND)" in review
+        r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "preview"})
+        assert r.status_code == 422 and 'data-testid="wizard-conditions"' in r.text
+        assert 'id="g1_r0_metric-error"' in r.text and "Group 2, condition 1, metric: &#39;link_clicks&#39; is " \
+                                                          "Meta-only" in r.text
+        assert 'id="g0_r0_value-error"' in r.text and "target &#39;target_roas&#39; is not defined" in r.text
+        assert wizard_seen[-1]["definition"]["conditions"]["logic"] == "or"
+        # a nested row whose value the model cannot parse: the path carries the union tags (…group…condition)
+        _step(admin, "conditions", {**CONDITIONS, "g0_r1_value": "target_spend * 2 * 3"})
+        review = admin.get("/rules/new/review").text
+        r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "create"})
+        assert r.status_code == 422 and 'id="g0_r1_value-error"' in r.text and "cannot parse" in r.text
+        _step(admin, "conditions", CONDITIONS)
+        _step(admin, "actions", {"action": ["pause", "activate"]})
+        review = admin.get("/rules/new/review").text
+        r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "create"})
+        assert r.status_code == 422 and 'data-testid="wizard-actions"' in r.text
+        assert "Actions: pause and activate cannot be combined" in r.text
+
+
+def test_create_and_activate_lands_on_the_rule_page_with_the_ownership_warnings(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        _walk(admin, "scale_winners")
+        review = admin.get("/rules/new/review").text
+        r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "activate"})
+        assert r.status_code == 303 and r.headers["location"] == "/rules/0b3c6a52-0000-4000-8000-0000000000aa"
+        page = admin.get(r.headers["location"]).text
+        assert "Rule “Wizard winners” created and active." in page and "belongs to budget pool" in page
+        assert 'class="flash warn"' in page and ">active</span>" in page
+        assert admin.get("/rules/new/review").headers["location"] == "/rules/new", "the draft is gone"
+        _walk(admin)
+        review = admin.get("/rules/new/review").text
+        paused = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "create"},
+                            follow_redirects=True)
+        assert "created; it is paused until you activate it" in paused.text and ">paused</span>" in paused.text
+
+
+def test_viewers_cannot_reach_the_wizard_and_a_down_rules_service_is_named(console_url: str) -> None:
+    with closing(signed_in(console_url, "viewer")) as viewer:
+        assert "New rule" not in viewer.get("/rules").text
+        assert viewer.get("/rules/new").status_code == 403 and viewer.get("/rules/new/review").status_code == 403
+        token = csrf_of(viewer.get("/rules").text)
+        assert viewer.post("/rules/new/review", data={"csrf_token": token, "go": "create"}).status_code == 403
+    with serve_app(fake_pools()) as pools:
+        settings = ConsoleSettings(service_name="console", api_keys=KEYS_JSON, pools_url=pools,
+                                   rules_url=f"http://127.0.0.1:{_closed_port()}")
+        with serve_app(create_app(settings)) as url, closing(signed_in(url, "admin")) as admin:
+            start = admin.get("/rules/new")
+            assert "The <strong>Rules</strong> service is unavailable" in start.text and "A blank rule" in start.text
+            _walk(admin)
+            review = admin.get("/rules/new/review").text
+            r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "preview"})
+            assert r.status_code == 503 and "The <strong>Rules</strong> service is unavailable" in r.text
+            assert "Wizard winners" in r.text, "the draft is kept"

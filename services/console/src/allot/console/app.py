@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from allot.console import charts, describe
+from allot.console import charts, describe, wizard
 from allot.console import formatting as fmt
 from allot.console.clients import Problem, ServiceDown, Services
 from allot.console.sessions import COOKIE, Session, SessionStore
@@ -584,17 +584,171 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         names = {e["entityId"]: e["entityName"] for e in entities if e.get("entityName")}
         executions = None if data is None else [
             describe.execution_view(x, names, rule, currency, locale) for x in data.get("executions") or []]
-        targets = rule.get("targets") or {}
-        view = {"scope": describe.scope_text(rule.get("scope") or {}, {k: v["name"] for k, v in accounts.items()}),
-                "conditions": describe.condition_tree(rule.get("conditions") or [], targets, currency, locale),
-                "actions": [describe.action_text(a, locale) for a in rule.get("actions") or []],
-                "schedule": describe.schedule_text(rule.get("schedule")),
-                "protections": describe.protections_text(rule.get("protections"), currency, locale),
-                "targets": [(f"target {k.removeprefix('target_').upper()}",
-                             describe.metric_value(k.removeprefix("target_"), v, currency, locale))
-                            for k, v in targets.items()]}
+        view = describe.rule_view(rule, {k: v["name"] for k, v in accounts.items()}, currency, locale)
         return render(request, "rule_detail.html", s, status=status, down=_unique(down), rule=rule, tab=tab,
                       view=view, executions=executions, zone=zone, several_zones=len({a["zone"] for a in scoped}) > 1)
+
+    # ------------------------------------------------------------ the new-rule wizard (before /rules/{rule_id})
+
+    def wizard_operator(s: Session) -> None:
+        if not s.can("operator"):
+            raise Forbidden("Your role may look at rules but not create them.")
+
+    async def wizard_context(s: Session, draft: dict[str, Any] | None,
+                             down: list[ServiceDown]) -> dict[str, Any]:
+        """The reported ad accounts (pools' entities) and the scope's currency (the chosen accounts' own)."""
+        accounts: dict[str, dict[str, Any]] = {}
+        names: dict[str, str] = {}
+        for e in await entities_of(s, down):
+            a = accounts.setdefault(e["adAccountId"], {
+                "id": e["adAccountId"], "name": e.get("adAccountName") or e["adAccountId"],
+                "platform": e.get("platform"), "currency": e.get("currency"), "zone": e.get("timezoneName"),
+                "entities": 0})
+            a["entities"] += 1
+            if e.get("entityName"):
+                names[e["entityId"]] = e["entityName"]
+        chosen = (draft or {}).get("steps", {}).get("scope", {}).get("accounts") or []
+        currencies = list(dict.fromkeys(accounts[a]["currency"] for a in chosen
+                                        if a in accounts and accounts[a]["currency"]))
+        fallback = next((a["currency"] for a in accounts.values() if a["currency"]), "EUR")
+        return {"accounts": accounts, "names": names, "currency": currencies[0] if currencies else fallback,
+                "currencies": currencies}
+
+    def wizard_render(request: Request, s: Session, step: str, draft: dict[str, Any], ctx: dict[str, Any],
+                      down: list[ServiceDown], *, status: int = 200, errors: dict[str, str] | None = None,
+                      values: dict[str, Any] | None = None, preview: dict[str, Any] | None = None) -> Response:
+        locale = fmt.locale_of(request.headers.get("accept-language"))
+        review = None
+        if step == "review":
+            definition, _ = wizard.build(draft, ctx)
+            review = describe.rule_view(definition, {k: v["name"] for k, v in ctx["accounts"].items()},
+                                        ctx["currency"], locale)
+        return render(request, "rule_new.html", s, status=status, down=_unique(down), step=step, draft=draft,
+                      v=values if values is not None else draft["steps"].get(step, {}), errors=errors or {},
+                      ctx=ctx, wz=wizard, labels=describe.METRIC_LABELS, operators=describe.OPERATORS,
+                      ranges=describe.RANGES, review=review, preview=preview)
+
+    def wizard_draft(s: Session) -> dict[str, Any] | None:
+        draft = s.drafts.get("rule")
+        return draft if isinstance(draft, dict) else None
+
+    @app.get("/rules/new")
+    async def rule_new_page(request: Request) -> Response:
+        s = signed_in(request)
+        wizard_operator(s)
+        down: list[ServiceDown] = []
+        data = await attempt(api(s)("rules", "GET", "/api/v1/rules/templates"), down)
+        return render(request, "rule_new_start.html", s, down=_unique(down),
+                      templates=(data or {}).get("templates") or [], draft=wizard_draft(s))
+
+    @app.post("/rules/new")
+    async def rule_new_start(request: Request) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        wizard_operator(s)
+        name = str(form.get("template") or "")
+        if name == "continue" and wizard_draft(s):
+            return redirect("/rules/new/scope")
+        draft = wizard.blank_draft()
+        if name and name != "blank":
+            down: list[ServiceDown] = []
+            data = await attempt(api(s)("rules", "GET", "/api/v1/rules/templates"), down)
+            template = next((t for t in (data or {}).get("templates") or [] if t.get("name") == name), None)
+            if template is None:
+                s.flash.append(("error", f"The template “{name}” is not available; start blank or try again."))
+                return redirect("/rules/new")
+            draft = wizard.template_draft(template)
+        s.drafts["rule"] = draft
+        return redirect("/rules/new/scope")
+
+    @app.get("/rules/new/{step}")
+    async def rule_new_step(request: Request, step: str) -> Response:
+        s = signed_in(request)
+        wizard_operator(s)
+        draft = wizard_draft(s)
+        if step not in (*wizard.STEPS, "review"):
+            return render(request, "message.html", s, status=404, title="Not found", message="No such step.")
+        if draft is None:
+            return redirect("/rules/new")
+        down: list[ServiceDown] = []
+        ctx = await wizard_context(s, draft, down)
+        return wizard_render(request, s, step, draft, ctx, down)
+
+    @app.post("/rules/new/{step}")
+    async def rule_new_save(request: Request, step: str) -> Response:
+        s = signed_in(request)
+        form = await form_of(request, s)
+        wizard_operator(s)
+        draft = wizard_draft(s)
+        if step not in (*wizard.STEPS, "review"):
+            return render(request, "message.html", s, status=404, title="Not found", message="No such step.")
+        if draft is None:
+            return redirect("/rules/new")
+        go = str(form.get("go") or "next")
+        down: list[ServiceDown] = []
+        if step == "review":
+            return await wizard_finish(request, s, draft, go, down)
+        values = wizard.read_step(step, form)
+        if step == "conditions" and go == "add_group" and len(values["groups"]) < wizard.MAX_GROUPS:
+            values["groups"].append({"logic": "and", "rows": []})
+        draft["steps"][step] = values
+        index = wizard.STEPS.index(step)
+        if go == "back":
+            return redirect(f"/rules/new/{wizard.STEPS[index - 1]}" if index else "/rules/new")
+        ctx = await wizard_context(s, draft, down)
+        if go in ("stay", "add_group"):
+            return wizard_render(request, s, step, draft, ctx, down)
+        _, errors = wizard.build_step(step, values, ctx)
+        if errors:
+            return wizard_render(request, s, step, draft, ctx, down, status=422, errors=errors)
+        following = wizard.STEPS[index + 1] if index + 1 < len(wizard.STEPS) else "review"
+        return redirect(f"/rules/new/{following}")
+
+    async def wizard_finish(request: Request, s: Session, draft: dict[str, Any], go: str,
+                            down: list[ServiceDown]) -> Response:
+        """Review: preview the rule, or create it (paused) and maybe activate it; any error is shown on its step."""
+        locale = fmt.locale_of(request.headers.get("accept-language"))
+        ctx = await wizard_context(s, draft, down)
+        if go == "back":
+            return redirect(f"/rules/new/{wizard.STEPS[-1]}")
+        definition, errors = wizard.build(draft, ctx)
+        if errors:
+            first = next(step for step in wizard.STEPS if step in errors)
+            return wizard_render(request, s, first, draft, ctx, down, status=422, errors=errors[first])
+        call = api(s)
+        try:
+            if go == "preview":
+                result = await call("rules", "POST", "/api/v1/rules/preview", json={"definition": definition})
+                return wizard_render(request, s, "review", draft, ctx, down,
+                                     preview=wizard.preview_view(result, ctx["names"], ctx["currency"], locale))
+            if go not in ("create", "activate"):
+                return wizard_render(request, s, "review", draft, ctx, down)
+            rule = await call("rules", "POST", "/api/v1/rules", json=definition)
+        except Problem as exc:
+            if exc.status == 403:
+                return render(request, "message.html", s, status=403, title="Not allowed", message=exc.message)
+            mapped = wizard.api_errors(exc.fields, exc.message, draft, ctx["currency"], locale)
+            first = next((step for step in (*wizard.STEPS, "review") if step in mapped), "review")
+            return wizard_render(request, s, first, draft, ctx, down, status=exc.status, errors=mapped[first])
+        except ServiceDown as exc:
+            down.append(exc)
+            return wizard_render(request, s, "review", draft, ctx, down, status=503)
+        s.drafts.pop("rule", None)
+        rule_path = f"/rules/{quote(str(rule['id']))}"
+        if go == "create":
+            s.flash.append(("ok", f"Rule “{rule['name']}” created; it is paused until you activate it."))
+            return redirect(rule_path)
+        try:
+            active = await call("rules", "POST", f"/api/v1/rules/{quote(str(rule['id']))}/activate")
+        except Problem as exc:
+            s.flash.append(("error", f"Rule “{rule['name']}” created but not activated: {exc.message}"))
+        except ServiceDown as exc:
+            s.flash.append(("error", f"Rule “{rule['name']}” created, but the {exc.label} service is unavailable; "
+                                     "it stays paused."))
+        else:
+            s.flash.append(("ok", f"Rule “{rule['name']}” created and active."))
+            s.flash += [("warn", str(w)) for w in active.get("warnings") or []]
+        return redirect(rule_path)
 
     @app.get("/rules/{rule_id}")
     async def rule_detail(request: Request, rule_id: str) -> Response:

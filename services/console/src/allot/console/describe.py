@@ -217,6 +217,20 @@ def protections_text(p: Mapping[str, Any] | None, currency: str | None, locale: 
     return out
 
 
+def rule_view(rule: Mapping[str, Any], accounts: Mapping[str, str], currency: str | None,
+              locale: str = "en") -> dict[str, Any]:
+    """A rule definition (the API's JSON) in plain language: scope, condition tree, targets, actions, schedule and
+    protections (account names where known; amounts in ``currency``)."""
+    targets = rule.get("targets") or {}
+    return {"scope": scope_text(rule.get("scope") or {}, accounts),
+            "conditions": condition_tree(rule.get("conditions") or [], targets, currency, locale),
+            "actions": [action_text(a, locale) for a in rule.get("actions") or []],
+            "schedule": schedule_text(rule.get("schedule")),
+            "protections": protections_text(rule.get("protections"), currency, locale),
+            "targets": [(f"target {k.removeprefix('target_').upper()}",
+                         metric_value(k.removeprefix("target_"), v, currency, locale)) for k, v in targets.items()]}
+
+
 # ---------------------------------------------------------------- rules: executions
 
 

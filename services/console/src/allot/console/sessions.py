@@ -6,6 +6,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from allot.runtime.auth import ROLE_RANK
 
@@ -22,6 +23,8 @@ class Session:
     role: str = ""
     last_seen: float = field(default_factory=time.monotonic)
     flash: list[tuple[str, str]] = field(default_factory=list)
+    #: Work in progress kept between pages (the new-rule wizard's draft under ``"rule"``).
+    drafts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def signed_in(self) -> bool:
