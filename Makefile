@@ -20,7 +20,7 @@ help:
 	@echo "make run     - start broker, Postgres, every service, the sandbox platform and the demo (Ctrl-C stops)"
 	@echo "make test    - set up and run the whole test suite against a real broker and Postgres"
 	@echo "make bench   - run the benchmarks, results in bench/results/"
-	@echo "make schemas - write JSON Schemas to docs/schemas and AsyncAPI documents to docs/asyncapi"
+	@echo "make schemas - write JSON Schemas to docs/schemas, AsyncAPI documents to docs/asyncapi, OpenAPI to docs/openapi"
 	@echo "make lint    - ruff over libs, services and tests, then mypy as make typecheck"
 	@echo "make typecheck - mypy over every library (strict) and service (pyproject.toml [tool.mypy])"
 

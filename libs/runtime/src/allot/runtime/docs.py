@@ -16,6 +16,7 @@ from allot.contracts.codec import envelope_type
 from allot.contracts.envelope import envelope_model
 from allot.contracts.registry import TOPICS
 from allot.runtime.consumer import handler_payloads
+from allot.runtime.openapi import service_openapi
 from allot.runtime.service import ServiceSpec, module_exists
 
 SERVICE_MODULES = ["guardrails", "executor", "pools", "rules", "pacing", "sandbox", "connections", "notify", "ingest"]
@@ -90,6 +91,12 @@ def write_all(out: Path, readme: Path | None = None) -> list[Path]:
         document = asyncapi_document(spec)
         path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         written.append(path)
+    (out / "openapi").mkdir(parents=True, exist_ok=True)
+    for spec in service_specs():
+        if spec.routers:  # the OpenAPI document of every service with an HTTP API, as its /openapi.json
+            path = out / "openapi" / f"{spec.name}.json"
+            path.write_bytes(orjson.dumps(service_openapi(spec), option=orjson.OPT_INDENT_2) + b"\n")
+            written.append(path)
     if readme is not None and readme.exists():
         text = readme.read_text()
         if README_BEGIN in text and README_END in text:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
@@ -25,6 +25,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
 from allot.runtime.auth import required_role
+
+if TYPE_CHECKING:
+    from allot.runtime.service import ServiceSpec
 
 SCHEMA_REF = "#/components/schemas/{model}"
 
@@ -184,3 +187,11 @@ def install_openapi(app: FastAPI, service: str) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def service_openapi(spec: ServiceSpec) -> dict[str, Any]:
+    """The service's OpenAPI document as its ``/openapi.json`` serves it (``make schemas`` commits it)."""
+    from allot.runtime.service import create_app  # the app factory installs this module's document
+
+    # built without validating settings: the document does not depend on them (a service may refuse its defaults)
+    return create_app(spec, spec.settings_class.model_construct(env="development")).openapi()
