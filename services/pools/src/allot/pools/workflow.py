@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
+import asyncpg
 from pydantic.alias_generators import to_camel
 
 from allot.contracts.envelope import Envelope, new_envelope
@@ -614,7 +615,8 @@ async def run_allocation(
 ZoneLookup = Callable[[str, str, str], tzinfo]
 
 
-def pool_zone(workspace_id: str, members: Sequence[Mapping[str, Any]], zones: ZoneLookup | None) -> tzinfo:
+def pool_zone(workspace_id: str, members: Sequence[Mapping[str, Any] | asyncpg.Record],
+              zones: ZoneLookup | None) -> tzinfo:
     """The zone whose days a pool's dates name: its first member's ad account's (UTC without one)."""
     for m in members:
         if zones is not None and m["ad_account_id"]:
