@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
-from allot.runtime.db import json_insert_rows
+from allot.runtime.db import Conn, json_insert_rows
 
 Row: TypeAlias = asyncpg.Record
 
@@ -53,7 +53,7 @@ MEMBER_COLUMNS = (
 
 
 async def insert_pool(
-    conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, settings: dict[str, Any], now: datetime
+    conn: Conn, pool_id: uuid.UUID, workspace_id: str, settings: dict[str, Any], now: datetime
 ) -> Row:
     cols = ", ".join(SETTINGS_COLUMNS)
     params = ", ".join(f"${i}" for i in range(5, 5 + len(SETTINGS_COLUMNS)))
@@ -71,7 +71,7 @@ async def insert_pool(
 
 
 async def get_pool(
-    conn: asyncpg.Connection,
+    conn: Conn,
     workspace_id: str,
     pool_id: uuid.UUID,
     *,
@@ -87,11 +87,11 @@ async def get_pool(
     )
 
 
-async def lock_pool(conn: asyncpg.Connection, pool_id: uuid.UUID) -> Row | None:
+async def lock_pool(conn: Conn, pool_id: uuid.UUID) -> Row | None:
     return await conn.fetchrow("SELECT * FROM pools WHERE pool_id = $1 FOR UPDATE", pool_id)
 
 
-async def list_pools(conn: asyncpg.Connection, workspace_id: str, *, include_deleted: bool) -> list[Row]:
+async def list_pools(conn: Conn, workspace_id: str, *, include_deleted: bool) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM pools WHERE workspace_id = $1 AND ($2 OR deleted_at IS NULL) ORDER BY created_at, pool_id",
         workspace_id,
@@ -100,7 +100,7 @@ async def list_pools(conn: asyncpg.Connection, workspace_id: str, *, include_del
 
 
 async def update_pool_settings(
-    conn: asyncpg.Connection, pool_id: uuid.UUID, settings: dict[str, Any], now: datetime
+    conn: Conn, pool_id: uuid.UUID, settings: dict[str, Any], now: datetime
 ) -> Row:
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(SETTINGS_COLUMNS, start=3))
     row = await conn.fetchrow(
@@ -113,7 +113,7 @@ async def update_pool_settings(
     return row
 
 
-async def soft_delete_pool(conn: asyncpg.Connection, pool_id: uuid.UUID, now: datetime) -> None:
+async def soft_delete_pool(conn: Conn, pool_id: uuid.UUID, now: datetime) -> None:
     await conn.execute(
         "UPDATE pools SET deleted_at = $2, updated_at = $2, version = version + 1 WHERE pool_id = $1", pool_id, now
     )
@@ -122,15 +122,15 @@ async def soft_delete_pool(conn: asyncpg.Connection, pool_id: uuid.UUID, now: da
     )
 
 
-async def set_engine_state(conn: asyncpg.Connection, pool_id: uuid.UUID, state: dict[str, Any]) -> None:
+async def set_engine_state(conn: Conn, pool_id: uuid.UUID, state: dict[str, Any]) -> None:
     await conn.execute("UPDATE pools SET engine_state = $2 WHERE pool_id = $1", pool_id, state)
 
 
-async def touch_manual_allocate(conn: asyncpg.Connection, pool_id: uuid.UUID, now: datetime) -> None:
+async def touch_manual_allocate(conn: Conn, pool_id: uuid.UUID, now: datetime) -> None:
     await conn.execute("UPDATE pools SET last_manual_allocate_at = $2 WHERE pool_id = $1", pool_id, now)
 
 
-async def set_scheduled_slot(conn: asyncpg.Connection, pool_id: uuid.UUID, slot: datetime) -> None:
+async def set_scheduled_slot(conn: Conn, pool_id: uuid.UUID, slot: datetime) -> None:
     await conn.execute(
         "UPDATE pools SET last_scheduled_slot = greatest(coalesce(last_scheduled_slot, $2), $2) WHERE pool_id = $1",
         pool_id,
@@ -138,7 +138,7 @@ async def set_scheduled_slot(conn: asyncpg.Connection, pool_id: uuid.UUID, slot:
     )
 
 
-async def due_pools(conn: asyncpg.Connection, now: datetime, batch: int) -> list[Row]:
+async def due_pools(conn: Conn, now: datetime, batch: int) -> list[Row]:
     """Active pools whose current slot (epoch-aligned at their frequency, on the service clock) has not run yet.
 
     A pool's first scheduled slot is the first one that starts at or after its creation."""
@@ -159,7 +159,7 @@ async def due_pools(conn: asyncpg.Connection, now: datetime, batch: int) -> list
 
 
 async def members_of(
-    conn: asyncpg.Connection, pool_ids: Sequence[uuid.UUID], *, active_only: bool = False
+    conn: Conn, pool_ids: Sequence[uuid.UUID], *, active_only: bool = False
 ) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM pool_members WHERE pool_id = ANY($1::uuid[]) AND (NOT $2 OR is_active) "
@@ -170,7 +170,7 @@ async def members_of(
 
 
 async def upsert_member(
-    conn: asyncpg.Connection, pool_id: uuid.UUID, workspace_id: str, member: dict[str, Any], now: datetime
+    conn: Conn, pool_id: uuid.UUID, workspace_id: str, member: dict[str, Any], now: datetime
 ) -> tuple[Row, bool]:
     """Insert a member, or update and reactivate the pool's member of that entity; returns (row, created)."""
     cols = ", ".join(MEMBER_COLUMNS)
@@ -193,7 +193,7 @@ async def upsert_member(
 
 
 async def active_owners(
-    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, except_pool: uuid.UUID | None
+    conn: Conn, workspace_id: str, entity_ids: Sequence[str], *, except_pool: uuid.UUID | None
 ) -> dict[str, Row]:
     """The pool (pool_id, name) where each entity is an active member, other than ``except_pool``."""
     rows = await conn.fetch(
@@ -208,7 +208,7 @@ async def active_owners(
 
 
 async def deactivate_member(
-    conn: asyncpg.Connection, pool_id: uuid.UUID, member_id: uuid.UUID, now: datetime
+    conn: Conn, pool_id: uuid.UUID, member_id: uuid.UUID, now: datetime
 ) -> Row | None:
     return await conn.fetchrow(
         "UPDATE pool_members SET is_active = false, updated_at = $3 WHERE pool_id = $1 AND member_id = $2 RETURNING *",
@@ -221,16 +221,16 @@ async def deactivate_member(
 # ---------------------------------------------------------------- allocations
 
 
-async def allocation_by_key(conn: asyncpg.Connection, pool_id: uuid.UUID, key: str) -> Row | None:
+async def allocation_by_key(conn: Conn, pool_id: uuid.UUID, key: str) -> Row | None:
     return await conn.fetchrow("SELECT * FROM allocations WHERE pool_id = $1 AND idempotency_key = $2", pool_id, key)
 
 
-async def get_allocation(conn: asyncpg.Connection, allocation_id: uuid.UUID) -> Row | None:
+async def get_allocation(conn: Conn, allocation_id: uuid.UUID) -> Row | None:
     return await conn.fetchrow("SELECT * FROM allocations WHERE allocation_id = $1", allocation_id)
 
 
 async def insert_allocation(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     allocation_id: uuid.UUID,
     pool_id: uuid.UUID,
@@ -268,7 +268,7 @@ async def insert_allocation(
     )
 
 
-async def claim_queued(conn: asyncpg.Connection) -> Row | None:
+async def claim_queued(conn: Conn) -> Row | None:
     """The oldest queued allocation, locked for this transaction (other workers skip it)."""
     return await conn.fetchrow(
         "SELECT * FROM allocations WHERE status = 'queued' ORDER BY created_at, allocation_id "
@@ -277,7 +277,7 @@ async def claim_queued(conn: asyncpg.Connection) -> Row | None:
 
 
 async def save_plan(
-    conn: asyncpg.Connection,
+    conn: Conn,
     allocation_id: uuid.UUID,
     *,
     status: str,
@@ -300,7 +300,7 @@ async def save_plan(
     )
 
 
-async def list_allocations(conn: asyncpg.Connection, pool_id: uuid.UUID, *, kind: str | None, limit: int) -> list[Row]:
+async def list_allocations(conn: Conn, pool_id: uuid.UUID, *, kind: str | None, limit: int) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM allocations WHERE pool_id = $1 AND ($2::text IS NULL OR kind = $2) "
         "ORDER BY created_at DESC, allocation_id DESC LIMIT $3",
@@ -310,7 +310,7 @@ async def list_allocations(conn: asyncpg.Connection, pool_id: uuid.UUID, *, kind
     )
 
 
-async def outcomes_of(conn: asyncpg.Connection, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def outcomes_of(conn: Conn, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM allocation_outcomes WHERE allocation_id = ANY($1::uuid[]) ORDER BY executed_at, entity_id",
         list(allocation_ids),
@@ -318,7 +318,7 @@ async def outcomes_of(conn: asyncpg.Connection, allocation_ids: Sequence[uuid.UU
 
 
 async def record_blocked(
-    conn: asyncpg.Connection, rows: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]]
+    conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, dict[str, Any]]]
 ) -> list[Row]:
     """rows: (request_id, workspace_id, status, decision); only allocations still waiting for a decision change.
 
@@ -338,7 +338,7 @@ async def record_blocked(
     )
 
 
-async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
+async def record_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uuid.UUID]:
     """rows: (action_id, request_id, workspace_id, entity_id, outcome, before, after, observed, error, executed_at).
 
     Only outcomes of this service's allocations are stored; a later ``already_applied`` never replaces a real
@@ -366,7 +366,7 @@ async def record_outcomes(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ..
     return sorted({r["allocation_id"] for r in touched})
 
 
-async def outcome_counts(conn: asyncpg.Connection, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
+async def outcome_counts(conn: Conn, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
     return await conn.fetch(
         """SELECT a.allocation_id, a.status, jsonb_array_length(a.actions) AS action_count,
                   coalesce(array_agg(o.outcome) FILTER (WHERE o.outcome IS NOT NULL), '{}') AS outcomes
@@ -376,7 +376,7 @@ async def outcome_counts(conn: asyncpg.Connection, allocation_ids: Sequence[uuid
     )
 
 
-async def set_status(conn: asyncpg.Connection, allocation_id: uuid.UUID, status: str) -> None:
+async def set_status(conn: Conn, allocation_id: uuid.UUID, status: str) -> None:
     await conn.execute(
         "UPDATE allocations SET status = $2, updated_at = now() WHERE allocation_id = $1", allocation_id, status
     )
@@ -385,7 +385,7 @@ async def set_status(conn: asyncpg.Connection, allocation_id: uuid.UUID, status:
 # ---------------------------------------------------------------- metric + entity projection
 
 
-async def upsert_metrics(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def upsert_metrics(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, interval_start, interval_end, reported_at, event_id, spend, revenue,
     conversions, impressions, clicks, reach), at most one per key; a stored report is replaced only by a later one
     in the projection's order (reported_at, event_id)."""
@@ -407,7 +407,7 @@ _UPSERT_METRICS = f"""INSERT INTO member_metrics {json_insert_rows(_METRIC_COLUM
         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (member_metrics.reported_at, member_metrics.event_id)"""
 
 
-async def upsert_entities(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+async def upsert_entities(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (workspace_id, entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents,
     currency, reported_at, interval_start, event_id), one per entity; the latest report in the projection's entity
     order (reported_at, interval_start, event_id) wins (a report without a budget keeps the known one)."""
@@ -431,7 +431,7 @@ _UPSERT_ENTITIES = f"""INSERT INTO entities {json_insert_rows(_ENTITY_COLUMNS)}
             > (entities.reported_at, entities.interval_start, entities.event_id)"""
 
 
-async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
+async def apply_executed_budgets(conn: Conn, rows: Sequence[tuple[str, str, int, datetime]]) -> None:
     """rows: (workspace_id, entity_id, after_cents, executed_at) of successful set_budget actions: the entity's
     budget is what the executor set, unless a later report already says otherwise."""
     if not rows:
@@ -447,7 +447,7 @@ async def apply_executed_budgets(conn: asyncpg.Connection, rows: Sequence[tuple[
 
 
 async def record_budget_changes(
-    conn: asyncpg.Connection, rows: Sequence[tuple[Any, str, str, int, int, datetime]]
+    conn: Conn, rows: Sequence[tuple[Any, str, str, int, int, datetime]]
 ) -> None:
     """rows: (action_id, workspace_id, entity_id, before_cents, after_cents, executed_at) of applied budget changes."""
     if not rows:
@@ -460,7 +460,7 @@ async def record_budget_changes(
     )
 
 
-async def budget_changes(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *,
+async def budget_changes(conn: Conn, workspace_id: str, entity_ids: Sequence[str], *,
                          since: datetime) -> dict[str, list[tuple[datetime, int, int]]]:
     """Applied budget changes per entity since ``since``: (executed_at, before_cents, after_cents)."""
     rows = await conn.fetch(
@@ -473,7 +473,7 @@ async def budget_changes(conn: asyncpg.Connection, workspace_id: str, entity_ids
     return out
 
 
-async def entities_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> dict[str, Row]:
+async def entities_of(conn: Conn, workspace_id: str, entity_ids: Sequence[str]) -> dict[str, Row]:
     rows = await conn.fetch(
         "SELECT * FROM entities WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids)
     )
@@ -481,7 +481,7 @@ async def entities_of(conn: asyncpg.Connection, workspace_id: str, entity_ids: S
 
 
 async def reported_entities(
-    conn: asyncpg.Connection, workspace_id: str, *, pool_id: uuid.UUID | None, limit: int
+    conn: Conn, workspace_id: str, *, pool_id: uuid.UUID | None, limit: int
 ) -> list[Row]:
     """The workspace's reported entities (latest report), each with its account's time zone and name and the
     pool it is an active member of, if any; only the members of ``pool_id`` when given."""
@@ -510,7 +510,7 @@ HISTORY_DETAIL = timedelta(days=7)
 
 
 async def history_of(
-    conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
+    conn: Conn, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
 ) -> list[Row]:
     """Intervals of the entities that ended in (since, until]; those that ended before the UTC day that starts
     ``HISTORY_DETAIL`` before ``until`` are summed per entity and UTC day (one row per day: first start, last end)."""
@@ -541,7 +541,7 @@ async def history_of(
 # ---------------------------------------------------------------- notes
 
 
-async def pools_with_member(conn: asyncpg.Connection, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
+async def pools_with_member(conn: Conn, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
     return await conn.fetch(
         """SELECT DISTINCT m.pool_id, m.entity_id FROM pool_members m JOIN pools p ON p.pool_id = m.pool_id
             WHERE m.workspace_id = $1 AND m.entity_id = ANY($2::text[]) AND m.is_active AND p.deleted_at IS NULL""",
@@ -551,7 +551,7 @@ async def pools_with_member(conn: asyncpg.Connection, workspace_id: str, entity_
 
 
 async def insert_note(
-    conn: asyncpg.Connection,
+    conn: Conn,
     note_id: uuid.UUID,
     pool_id: uuid.UUID,
     workspace_id: str,
@@ -571,5 +571,5 @@ async def insert_note(
     )
 
 
-async def notes_of(conn: asyncpg.Connection, pool_id: uuid.UUID, limit: int) -> list[Row]:
+async def notes_of(conn: Conn, pool_id: uuid.UUID, limit: int) -> list[Row]:
     return await conn.fetch("SELECT * FROM pool_notes WHERE pool_id = $1 ORDER BY at DESC LIMIT $2", pool_id, limit)
