@@ -727,6 +727,7 @@ async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID, timeout_s
         async with ctx.pool.acquire() as conn:
             row = await db.get_allocation(conn, allocation_id)
             outcomes = list(await db.outcomes_of(conn, [allocation_id]))
+        assert row is not None  # the caller wrote it before waiting
         if row["status"] in workflow.TERMINAL or time.monotonic() >= deadline:
             return row, outcomes
         await asyncio.sleep(0.1)
@@ -830,6 +831,7 @@ async def allocate(
         async with ctx.pool.acquire() as conn:
             row = await db.get_allocation(conn, alloc["allocation_id"])
             outcomes = list(await db.outcomes_of(conn, [alloc["allocation_id"]]))
+        assert row is not None  # created (or replayed) above
         return {
             "requestId": str(row["allocation_id"]),
             "status": row["status"],
@@ -887,7 +889,7 @@ async def _members_now(
                 m["min_budget_cents"],
                 m["max_budget_cents"],
                 m["weight"],
-                is_active=budget is not None and ent["status"] != "deleted",
+                is_active=ent is not None and budget is not None and ent["status"] != "deleted",
                 paused=ent is not None and ent["status"] == "paused",
             )
         )
