@@ -14,6 +14,7 @@ Each change commits the row and its ``connection.changed`` event (outbox) in one
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -40,6 +41,8 @@ from allot.runtime.db import Conn
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import documented
 from allot.runtime.sealing import seal
 from allot.runtime.service import ServiceContext, get_ctx
 
@@ -71,6 +74,31 @@ class ConnectionPatch(BaseModel):
     read_token: SecretStr | None = None
     write_token: SecretStr | None = None
     graph_api_version: str | None = Field(default=None, max_length=16)
+
+
+class ConnectionView(ResponseBody):
+    """A connection as the API shows it: which tokens are set, their last 4 characters and the key they are sealed
+    to; never a token."""
+
+    connection_id: str
+    workspace_id: str
+    platform: str
+    ad_account_ids: list[str]
+    state: str = Field(description="active | removed")
+    graph_api_version: str | None
+    read_token_set: bool
+    read_token_last4: str | None
+    read_token_key_id: str | None = Field(description="The ingest key the read token is sealed to.")
+    write_token_set: bool
+    write_token_last4: str | None
+    write_token_key_id: str | None = Field(description="The executor key the write token is sealed to.")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConnectionList(ResponseBody):
+    connections: list[ConnectionView]
 
 
 def _problem(exc: ConnectionProblem) -> ApiError:
@@ -127,7 +155,7 @@ async def _save(ctx: ServiceContext, conn: Conn, c: Connection, *, created_by: s
     await ctx.emit(conn, envelope)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **documented(ConnectionView, 409))
 async def create_connection(body: ConnectionCreate, principal: Principal = Depends(require("admin")),
                             ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     try:
@@ -154,7 +182,7 @@ async def create_connection(body: ConnectionCreate, principal: Principal = Depen
     return connection.view()
 
 
-@router.get("")
+@router.get("", **documented(ConnectionList))
 async def list_connections(include_removed: bool = Query(False),
                            principal: Principal = Depends(require("admin")),
                            ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -172,14 +200,14 @@ async def _existing(conn: Conn, principal: Principal, connection_id: str, *,
     return found
 
 
-@router.get("/{connection_id}")
+@router.get("/{connection_id}", **documented(ConnectionView, 404))
 async def get_connection(connection_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         return (await _existing(conn, principal, connection_id)).view()
 
 
-@router.patch("/{connection_id}")
+@router.patch("/{connection_id}", **documented(ConnectionView, 404, 409))
 async def patch_connection(body: ConnectionPatch, connection_id: str = Path(pattern=_ID),
                            principal: Principal = Depends(require("admin")),
                            ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -221,7 +249,7 @@ async def patch_connection(body: ConnectionPatch, connection_id: str = Path(patt
     return after.view()
 
 
-@router.delete("/{connection_id}")
+@router.delete("/{connection_id}", **documented(ConnectionView, 404))
 async def delete_connection(connection_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
                             ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
