@@ -289,6 +289,80 @@ def test_a_rule_s_page_shows_its_execution_after_it_fires(page: Any, console: Co
     page.screenshot(path=str(tmp_path / "rule-detail.png"), full_page=True)
 
 
+def test_build_a_rule_in_the_wizard_preview_it_and_create_and_activate_it(page: Any, console: Console,
+                                                                         tmp_path: Path) -> None:
+    account = console.accounts["a"]
+    probe = {"definition": {"name": "probe", "scope": {"ad_account_ids": [account], "entity_level": "adset"},
+                            "conditions": [{"metric": "roas", "operator": "gt", "value": 0, "time_range": "last_7d"}],
+                            "actions": [{"type": "notify_only"}]}}
+    with console.api("rules", "a-admin") as api:
+        async def known() -> bool:  # the account and its five days of reports, as the rules service sees them
+            r = api.post("/api/v1/rules/preview", json=probe)
+            return r.status_code == 200 and r.json()["entities_evaluated"] == 3
+
+        in_thread(eventually(known, timeout=40, what="rules projected the five days of reports"))
+    sign_in(page, console, "a-admin")
+    page.get_by_role("navigation").get_by_role("link", name="Rules").click()
+    page.get_by_test_id("new-rule").click()
+    page.get_by_label("A blank rule").check()
+    page.get_by_role("button", name="Start").click()
+    # 1. scope: a bad step first (no account), shown next to the field
+    page.get_by_label("Rule name").fill("Wizard scale winners")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#account-error")).to_contain_text("Ad accounts: pick at least one ad account")
+    page.get_by_label(account).check()
+    page.get_by_label("Ad sets", exact=True).check()
+    page.get_by_role("button", name="Next").click()
+    # 2. conditions: ROAS above 3.1 AND spend above 20.00 (two rows), OR a second group that never holds
+    page.get_by_label("Group 1, condition 1: metric", exact=True).select_option("roas")
+    page.get_by_label("Group 1, condition 1: value", exact=True).fill("3.1")
+    page.get_by_label("Group 1, condition 1: time range", exact=True).select_option("last_7d")
+    page.get_by_role("button", name="Save and add a row").click()
+    page.get_by_label("Group 1, condition 2: metric", exact=True).select_option("spend")
+    page.get_by_label("Group 1, condition 2: value", exact=True).fill("twenty")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("#g0_r1_value-error")).to_contain_text("“twenty” is not an amount in EUR")
+    page.get_by_label("Group 1, condition 2: value", exact=True).fill("20")
+    page.get_by_role("button", name="Add a group").click()
+    page.get_by_label("Group 2, condition 1: metric", exact=True).select_option("ctr")
+    page.get_by_label("Group 2, condition 1: value", exact=True).fill("50")
+    page.get_by_label("Combine the groups").select_option("or")
+    page.get_by_role("button", name="Next").click()
+    # 3. actions, 4. schedule, 5. protections (defaults kept)
+    page.get_by_label("Raise the daily budget by a percentage").check()
+    page.locator("#increase_budget_pct_pct").fill("10")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Every (minutes)").fill("60")
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_label("Cooldown (minutes)")).to_have_value("360")
+    page.get_by_role("button", name="Review").click()
+    review = page.get_by_test_id("rule-review")
+    expect(review).to_contain_text("Any of these (OR)")
+    expect(review).to_contain_text("Return on ad spend (ROAS) over the last 7 days is above 3.1")
+    expect(review).to_contain_text("Spend over the last 7 days is above €20.00")
+    expect(review).to_contain_text("Raise its daily budget by 10")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.get_by_test_id("preview")
+    expect(preview.get_by_test_id("preview-counts")).to_contain_text("3 evaluated, 2 matched, 1 skipped")
+    matched = preview.get_by_test_id("preview-matched")
+    expect(matched).to_contain_text("Munich retargeting")
+    expect(matched).to_contain_text("Hamburg lookalikes")
+    expect(matched).to_contain_text(re.compile(r"approved|trimmed|dropped|blocked"))
+    expect(preview.get_by_test_id("preview-skipped")).to_contain_text("Berlin prospecting")
+    expect(preview.get_by_test_id("preview-skipped")).to_contain_text("conditions not met")
+    expect(preview.get_by_test_id("preview-guardrails")).to_be_visible()
+    expect(preview.get_by_test_id("preview-warning").first).to_contain_text("budget pool")  # Germany always-on
+    page.screenshot(path=str(tmp_path / "rule-wizard-preview.png"), full_page=True)
+    page.get_by_role("button", name="Create and activate").click()
+    expect(page.get_by_role("heading", name="Wizard scale winners")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/rules/[0-9a-f-]{36}$"))
+    expect(page.get_by_text("Rule “Wizard scale winners” created and active.")).to_be_visible()
+    expect(page.get_by_test_id("rule-status")).to_contain_text("active")
+    expect(page.locator(".flash.warn").first).to_contain_text("budget pool")
+    expect(page.get_by_test_id("rule-definition")).to_contain_text("Any of these (OR)")
+    page.screenshot(path=str(tmp_path / "rule-wizard-created.png"), full_page=True)
+
+
 def _pacing_report(ws: str, account: str, entity_id: str, name: str, start: datetime, spend: int) -> Any:
     payload = MetricsIngested(platform="sandbox", ad_account_id=account, entity_type="adset", entity_id=entity_id,
                               entity_name=name, currency="EUR", daily_budget_cents=3_000, interval_start=start,
