@@ -67,7 +67,8 @@ def asyncapi_document(spec: ServiceSpec) -> dict[str, Any]:
         broker.publisher(topic_name, schema=envelope_type(topic_name), title=f"{spec.name}:{topic_name}:publish",
                          description=TOPICS[topic_name].description)
     api = AsyncAPI(broker, title=f"Allot {spec.name}", version="1.0.0", description=spec.description or spec.title)
-    return orjson.loads(api.to_specification().to_json())
+    document: dict[str, Any] = orjson.loads(api.to_specification().to_json())
+    return document
 
 
 def topic_table() -> str:
