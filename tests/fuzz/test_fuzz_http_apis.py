@@ -1,8 +1,9 @@
 """Property-based fuzzing of every HTTP API (schemathesis 4 + hypothesis) against the REAL running services.
 
 Property: whatever the request (valid or invalid by the OpenAPI document: schemathesis generates both), a service
-never answers 5xx; its 4xx are JSON objects with a ``message`` (the runtime's error handlers) and, without an API
-key, every route answers 401 (never 5xx, never data).
+never answers 5xx; every answer whose status the document lists matches the schema it gives for it (the route's
+response model, or the ``Problem`` error shape: ``response_schema_conformance``); its 4xx are JSON objects with a
+``message`` (the runtime's error handlers) and, without an API key, every route answers 401 (never 5xx, never data).
 
 Each service runs its real lifespan (migrations on the session's Postgres, consumer on the session's broker, relay,
 background tasks) through ``tests.support.service.running_service`` on a loop of its own (see conftest.py); the
@@ -292,7 +293,9 @@ def _describe(case: Any, response: httpx.Response) -> str:
 
 def _check(name: str, case: Any, response: httpx.Response, *, authed: bool) -> None:
     assert response.status_code < 500, "server error: " + _describe(case, response)
-    case.validate_response(response, checks=[schemathesis.checks.not_a_server_error])
+    # and a body that is not what the document says for its status (a response model, or the Problem error shape)
+    case.validate_response(response, checks=[schemathesis.checks.not_a_server_error,
+                                             schemathesis.checks.response_schema_conformance])
     if name == "sandbox":  # the sandbox speaks FastAPI's {"detail": ...} shape, not the runtime's
         if response.status_code >= 400:
             assert "detail" in orjson.loads(response.content), _describe(case, response)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,6 +56,8 @@ from allot.runtime.db import Conn
 from allot.runtime.deps import need
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import documented
 from allot.runtime.sealing import SealingError
 from allot.runtime.service import ServiceContext, get_ctx
 
@@ -139,6 +142,93 @@ class SubscriptionCreate(BaseModel):
     min_severity: Severity = "info"
 
 
+class EmailView(ResponseBody):
+    smtp_host: str
+    smtp_port: int
+    smtp_username: str | None
+    starttls: bool
+    implicit_tls: bool
+    from_address: str
+    to_addresses: list[str]
+
+
+class QuietHoursView(ResponseBody):
+    start: str = Field(description="HH:MM, local")
+    end: str = Field(description="HH:MM, local (may be before start: the window wraps midnight)")
+    timezone: str
+
+
+class ChannelView(ResponseBody):
+    """A channel as the API shows it: where it delivers and whether a secret is set; never the secret."""
+
+    channel_id: str
+    workspace_id: str
+    kind: str = Field(description="webhook | slack | email")
+    name: str
+    state: str = Field(description="active | disabled | removed")
+    url_host: str | None = Field(description="The receiver's host (never the whole URL: it may hold a token).")
+    email: EmailView | None
+    quiet_hours: QuietHoursView | None
+    secret_set: bool
+    consecutive_failures: int
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ChannelList(ResponseBody):
+    channels: list[ChannelView]
+
+
+class ChannelTestResult(ResponseBody):
+    notification_id: uuid.UUID | str
+    delivered: bool
+    http_status: int | None = Field(description="The receiver's answer (webhook, Slack).")
+    smtp_code: int | None = Field(description="The SMTP server's answer (email).")
+    error: str | None
+    channel_state: str
+
+
+class SubscriptionView(ResponseBody):
+    subscription_id: str
+    workspace_id: str
+    channel_id: str
+    kinds: list[str] = Field(description="The notification kinds it takes (empty: every kind).")
+    min_severity: str
+    created_at: datetime
+
+
+class SubscriptionList(ResponseBody):
+    subscriptions: list[SubscriptionView]
+
+
+class SubscriptionDeleted(ResponseBody):
+    subscription_id: str
+    deleted: bool
+
+
+class DeliveryAttempt(ResponseBody):
+    attempt_id: int
+    delivery_id: str
+    channel_id: str
+    notification_id: str
+    message_id: str = Field(description="The idempotency key sent (a digest's id when part of one).")
+    attempt: int
+    outcome: str = Field(description="delivered | retry | failed | suppressed")
+    http_status: int | None
+    smtp_code: int | None
+    error: str
+    duration_ms: int
+    attempted_at: datetime
+    delivery_state: str | None
+    kind: str | None
+    severity: str | None
+
+
+class DeliveryList(ResponseBody):
+    deliveries: list[DeliveryAttempt] = Field(description="Newest first.")
+
+
 def _problem(exc: NotifyProblem) -> ApiError:
     return ApiError(exc.status, exc.code, str(exc), field=exc.field,
                     extra={"errors": [{"field": exc.field, "message": exc.message}]})
@@ -190,7 +280,7 @@ async def _validated(body: ChannelCreate, deps: Deps) -> tuple[ChannelTarget, Qu
     return target, quiet
 
 
-@router.post("/channels", status_code=201)
+@router.post("/channels", status_code=201, **documented(ChannelView))
 async def create_channel(body: ChannelCreate, principal: Principal = Depends(require("admin")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     deps = _deps(ctx)
@@ -212,7 +302,7 @@ async def create_channel(body: ChannelCreate, principal: Principal = Depends(req
     return channel.view()
 
 
-@router.get("/channels")
+@router.get("/channels", **documented(ChannelList))
 async def list_channels(include_removed: bool = Query(False), principal: Principal = Depends(require("admin")),
                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -228,7 +318,7 @@ async def _existing(conn: Conn, principal: Principal, channel_id: str, *,
     return found
 
 
-@router.get("/channels/{channel_id}")
+@router.get("/channels/{channel_id}", **documented(ChannelView, 404))
 async def get_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -264,7 +354,7 @@ def _current_secrets(deps: Deps, channel: Channel) -> ChannelSecrets:
         return ChannelSecrets()
 
 
-@router.patch("/channels/{channel_id}")
+@router.patch("/channels/{channel_id}", **documented(ChannelView, 404))
 async def update_channel(body: ChannelPatchIn, channel_id: str = Path(pattern=_ID),
                          principal: Principal = Depends(require("admin")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -290,7 +380,7 @@ async def update_channel(body: ChannelPatchIn, channel_id: str = Path(pattern=_I
     return saved.view()
 
 
-@router.delete("/channels/{channel_id}")
+@router.delete("/channels/{channel_id}", **documented(ChannelView, 404))
 async def delete_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
                          ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     now = ctx.clock.now()
@@ -304,7 +394,7 @@ async def delete_channel(channel_id: str = Path(pattern=_ID), principal: Princip
     return removed.view()
 
 
-@router.post("/channels/{channel_id}/test")
+@router.post("/channels/{channel_id}/test", **documented(ChannelTestResult, 404))
 async def test_channel(channel_id: str = Path(pattern=_ID), principal: Principal = Depends(require("admin")),
                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     """Send a test message now (recorded like every attempt); a success enables a disabled channel again."""
@@ -346,7 +436,7 @@ def _as_active(c: Channel) -> Channel:
     return replace(c, state="active")
 
 
-@router.post("/subscriptions", status_code=201)
+@router.post("/subscriptions", status_code=201, **documented(SubscriptionView, 404))
 async def create_subscription(body: SubscriptionCreate, principal: Principal = Depends(require("admin")),
                               ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     s = Subscription(subscription_id=f"sub_{uuid.uuid4().hex[:20]}", workspace_id=principal.workspace_id,
@@ -360,7 +450,7 @@ async def create_subscription(body: SubscriptionCreate, principal: Principal = D
     return s.view()
 
 
-@router.get("/subscriptions")
+@router.get("/subscriptions", **documented(SubscriptionList))
 async def list_subscriptions(principal: Principal = Depends(require("admin")),
                              ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -368,7 +458,7 @@ async def list_subscriptions(principal: Principal = Depends(require("admin")),
     return {"subscriptions": [s.view() for s in rows]}
 
 
-@router.delete("/subscriptions/{subscription_id}")
+@router.delete("/subscriptions/{subscription_id}", **documented(SubscriptionDeleted, 404))
 async def delete_subscription(subscription_id: str = Path(pattern=_ID),
                               principal: Principal = Depends(require("admin")),
                               ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -379,7 +469,7 @@ async def delete_subscription(subscription_id: str = Path(pattern=_ID),
     return {"subscription_id": subscription_id, "deleted": True}
 
 
-@router.get("/deliveries")
+@router.get("/deliveries", **documented(DeliveryList))
 async def list_deliveries(channel_id: str | None = Query(None, pattern=_ID),
                           notification_id: uuid.UUID | None = Query(None),
                           limit: int = Query(100, ge=1, le=1000),
