@@ -18,6 +18,8 @@ from allot.contracts.payloads import (
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    PoolMemberRef,
+    PoolMembersChanged,
     RangeReach,
     SealedToken,
 )
@@ -28,6 +30,7 @@ __all__ = [
     "EVENT_NAMESPACE", "AccountProfiled", "ActionExecuted", "AllocationRequested", "ApprovalRejected", "BudgetAction",
     "ChannelPacing", "ConnectionChanged", "EncodedRecord", "Envelope", "GuardrailApproved", "GuardrailBlocked",
     "MetricsIngested", "PacingDeviationDetected", "PacingReallocationRecommended", "PacingSnapshotTaken",
-    "Payload", "PoisonMessage", "RangeReach", "SealedToken", "TOPICS", "TopicSpec", "all_topic_names", "decode",
+    "Payload", "PoisonMessage", "PoolMemberRef", "PoolMembersChanged",
+    "RangeReach", "SealedToken", "TOPICS", "TopicSpec", "all_topic_names", "decode",
     "derive_event_id", "encode", "envelope_type", "new_envelope", "sign_approval", "topic", "verify_approval",
 ]

@@ -22,6 +22,8 @@ from allot.contracts.payloads import (
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    PoolMemberRef,
+    PoolMembersChanged,
     RangeReach,
     SealedToken,
 )
@@ -98,5 +100,10 @@ EXAMPLES: dict[str, BaseModel] = {
         entities=[NotifiedEntity(entity_type="adset", entity_id="as_1", name="Prospecting", amount_cents=8_412,
                                  currency="EUR", detail="spend 84.12 EUR of 100.00 EUR")],
         source="rules", source_id="rule_1", console_path="/rules/rule_1", occurred_at=T0,
+    ),
+    "pool.members_changed": PoolMembersChanged(
+        pool_id="pool_1", workspace_id="ws_1", version=3, changed_at=T0,
+        members=[PoolMemberRef(entity_id="as_1", entity_type="adset", platform="sandbox", ad_account_id="act_1"),
+                 PoolMemberRef(entity_id="as_2", entity_type="adset", platform="sandbox", ad_account_id="act_1")],
     ),
 }

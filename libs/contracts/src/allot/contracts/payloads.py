@@ -325,6 +325,43 @@ class AccountProfiled(Payload):
     observed_at: AwareDatetime
 
 
+# ---------------------------------------------------------------- pool.members_changed
+
+
+class PoolMemberRef(Payload):
+    """One active member of a budget pool: the entity whose budget the pool owns."""
+
+    entity_id: str = Field(min_length=1, max_length=256)
+    entity_type: EntityType
+    platform: Platform
+    ad_account_id: str | None = Field(default=None, max_length=64, description="Platform ad account id, if known.")
+
+
+class PoolMembersChanged(Payload):
+    """A budget pool's FULL current membership, published by pools whenever it changes (created with members,
+    member added or removed, pool deleted: ``deleted`` and no members).
+
+    Keyed by ``pool_id``; consumers replace the pool's membership with ``members``. ``version`` counts the pool's
+    membership changes (per pool, strictly increasing): a state with a version at or below the one a consumer
+    holds is older and changes nothing. Across pools (an entity moved from one pool to another), the state with
+    the later ``changed_at`` owns the entity.
+    """
+
+    pool_id: str = Field(min_length=1, max_length=64)
+    workspace_id: str = Field(min_length=1, max_length=64, description="Equals the envelope's workspace_id.")
+    members: list[PoolMemberRef] = Field(default_factory=list, max_length=1000,
+                                         description="Every active member now; empty when the pool is deleted.")
+    deleted: bool = Field(default=False, description="The pool was deleted: it owns nothing any more.")
+    version: int = Field(ge=1, description="The pool's membership version (per-pool counter; later wins).")
+    changed_at: AwareDatetime = Field(description="When this membership state was committed (pools' clock).")
+
+    @model_validator(mode="after")
+    def _deleted_owns_nothing(self) -> PoolMembersChanged:
+        if self.deleted and self.members:
+            raise ValueError("a deleted pool has no members")
+        return self
+
+
 # ---------------------------------------------------------------- notification.requested
 
 NotificationKind = Literal[

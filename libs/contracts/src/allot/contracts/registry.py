@@ -18,6 +18,7 @@ from allot.contracts.payloads import (
     PacingDeviationDetected,
     PacingReallocationRecommended,
     PacingSnapshotTaken,
+    PoolMembersChanged,
 )
 
 DAY_MS = 24 * 3600 * 1000
@@ -66,6 +67,8 @@ TOPICS: dict[str, TopicSpec] = {
                   description="An ad account's currency, time zone and status as the platform reports them."),
         TopicSpec("notification.requested", NotificationRequested, "notification_id", 3, 30 * DAY_MS,
                   description="Something a person should hear about; the notifier delivers it to subscribed channels."),
+        TopicSpec("pool.members_changed", PoolMembersChanged, "pool_id", 3, 3650 * DAY_MS,
+                  description="A budget pool's full current membership, on every change (latest version wins)."),
     )
 }
 

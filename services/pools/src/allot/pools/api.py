@@ -26,6 +26,9 @@ One pool per entity: an entity that is an active member of another pool of the w
 create, ``entityId`` on add/re-activate). A paused pool keeps its members (so resuming never conflicts); deleting
 a pool releases them; an inactive member claims nothing. The unique index ``pool_members_one_active_pool`` holds
 it under concurrent requests: the loser's unique violation becomes the same 409.
+Every membership change (create, add/re-activate, remove, delete) also writes pool.members_changed (the pool's full
+active membership, versioned) to the outbox in its transaction (allot.pools.membership): the guardrails' view of
+which pool owns which member's budget.
 
 Engine settings per pool (persistenceIntervals, cooldownHours, deadbandPct, explorationShare, compositeWeights):
 null/absent = PoolSettings' default (GET shows the values in force and lists the defaulted ones in
@@ -62,6 +65,7 @@ from allot.pools.domain.backtest import backtest
 from allot.pools.domain.changeset import manual_key
 from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
 from allot.pools.domain.reports import find_diminishing_returns
+from allot.pools.membership import publish_membership
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.scheduler import AllocationWake, emitter, observe
 from allot.pools.settings import PoolsSettings
@@ -503,10 +507,12 @@ async def create_pool(
             for m in members:
                 await db.upsert_member(conn, pool_id, principal.workspace_id, m, now)
             rows = await db.members_of(conn, [pool_id])
+            await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
             raise
         raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
+    ctx.flush()
     log.info(
         "pool_created",
         pool_id=str(pool_id),
@@ -613,8 +619,10 @@ async def delete_pool(
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _pool_or_404(conn, principal, pool_id, for_update=True)
         await db.soft_delete_pool(conn, pool_id, now)
+        await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, deleted=True, now=now)
         pool = await db.get_pool(conn, principal.workspace_id, pool_id, include_deleted=True)
         members = await db.members_of(conn, [pool_id])
+    ctx.flush()
     log.info("pool_deleted", pool_id=str(pool_id))
     return pool_view(pool, list(members))
 
@@ -653,6 +661,8 @@ async def add_member(
             if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
                 raise
             raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
+        await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
+    ctx.flush()
     response.status_code = 201 if created else 200
     log.info("pool_member_upserted", pool_id=str(pool_id), entity_id=body.entity_id, created=created)
     return member_view(member)
@@ -669,6 +679,9 @@ async def remove_member(
     async with ctx.pool.acquire() as conn, conn.transaction():
         await _pool_or_404(conn, principal, pool_id, for_update=True)
         member = await db.deactivate_member(conn, pool_id, member_id, now)
+        if member is not None:
+            await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
+    ctx.flush()
     if member is None:
         raise ApiError(404, "not_found", f"no member {member_id} in budget pool {pool_id}", field="memberId")
     return member_view(member)

@@ -32,7 +32,7 @@ SPEC = ServiceSpec(
         "pacing.reallocation_recommended": on_pacing_reallocation_recommended,
         ACCOUNT_TOPIC: on_account_profiled,
     },
-    produces=["allocation.requested", "notification.requested"],
+    produces=["allocation.requested", "notification.requested", "pool.members_changed"],
     routers=[router],
     tasks=[allocation_worker, pool_scheduler, refresh_directory],
     on_start=on_start,
@@ -43,6 +43,8 @@ SPEC = ServiceSpec(
         "metric by a pure engine, on a schedule or on demand, observe or live; every live allocation is one "
         "allocation.requested change set (absolute budgets, the pool's daily budget as the spend event) that the "
         "guardrails decide on. A plan that starts a freeze (members held by the oscillation detector, or a "
-        "pool-wide freeze) publishes one notification.requested (pool_frozen)."
+        "pool-wide freeze) publishes one notification.requested (pool_frozen). Every membership change (pool "
+        "created, member added or removed, pool deleted) publishes pool.members_changed: the pool's full, versioned "
+        "membership, which the guardrails hold as the owner of each member's budget."
     ),
 )

@@ -122,6 +122,16 @@ async def soft_delete_pool(conn: Conn, pool_id: uuid.UUID, now: datetime) -> Non
     )
 
 
+async def bump_membership_version(conn: Conn, pool_id: uuid.UUID) -> int:
+    """The pool's next membership version (see migrations/0009_membership_version.sql)."""
+    version = await conn.fetchval(
+        "UPDATE pools SET membership_version = membership_version + 1 WHERE pool_id = $1 RETURNING membership_version",
+        pool_id,
+    )
+    assert version is not None
+    return int(version)
+
+
 async def set_engine_state(conn: Conn, pool_id: uuid.UUID, state: dict[str, Any]) -> None:
     await conn.execute("UPDATE pools SET engine_state = $2 WHERE pool_id = $1", pool_id, state)
 
