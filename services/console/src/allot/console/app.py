@@ -9,6 +9,7 @@ session's CSRF token.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -510,8 +511,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     # ------------------------------------------------------------ limits & autonomy
 
     @app.get("/limits")
-    async def limits_page(request: Request) -> Response:
-        s = signed_in(request)
+    async def limits_get(request: Request) -> Response:
+        return await limits_page(request, signed_in(request))
+
+    async def limits_page(request: Request, s: Session, *, status: int = 200, section: str | None = None,
+                          values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> Response:
         call, down = api(s), list[ServiceDown]()
         limits, ledger, entities = await asyncio.gather(
             attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
@@ -521,12 +525,45 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             row = accounts.setdefault(e["adAccountId"], {"id": e["adAccountId"], "zone": e["timezoneName"],
                                                          "name": e["adAccountName"] or e["adAccountId"], "entities": 0})
             row["entities"] += 1
-        return render(request, "limits.html", s, down=_unique(down), limits=(limits or {}).get("limits"),
-                      meta=limits, ledger=ledger, accounts=sorted(accounts.values(), key=lambda a: a["name"]))
+        current = (limits or {}).get("limits")
+        form = _limits_form(current) if current else {}
+        if section and values is not None:
+            form[section] = values
+        return render(request, "limits.html", s, status=status, down=_unique(down), limits=current,
+                      meta=limits, ledger=ledger, accounts=sorted(accounts.values(), key=lambda a: a["name"]),
+                      entities=sorted(entities, key=lambda e: (e.get("entityName") or e["entityId"]).lower()),
+                      names={e["entityId"]: e.get("entityName") or e["entityId"] for e in entities},
+                      form=form, section=section, errors=errors or {}, sources=LIMIT_SOURCES,
+                      platforms=LIMIT_PLATFORMS)
 
-    @app.post("/limits/kill-switch")
-    async def kill_switch(request: Request) -> Response:
+    @app.post("/limits/{section}")
+    async def limits_edit(request: Request, section: str) -> Response:
         s = signed_in(request)
+        if section == "kill-switch":
+            return await kill_switch(request, s)
+        form = await form_of(request, s)
+        if section not in LIMIT_SECTIONS:
+            return render(request, "message.html", s, status=404, title="Not found", message="No such setting.")
+        if not s.can("admin"):
+            raise Forbidden("Your role may look at the limits but not change them (the guardrails allow admins).")
+        values = _limits_values(section, form)
+        patch, errors = _limits_patch(section, values)
+        if errors:
+            return await limits_page(request, s, status=422, section=section, values=values, errors=errors)
+        try:
+            result = await api(s)("guardrails", "PATCH", "/api/v1/guardrails/limits", json=patch)
+        except Problem as exc:
+            errors = _limits_errors(exc, fmt.locale_of(request.headers.get("accept-language")))
+            return await limits_page(request, s, status=exc.status, section=section, values=values, errors=errors)
+        except ServiceDown as exc:
+            s.flash.append(("error", f"The {exc.label} service is unavailable; the limits were not changed."))
+            return redirect("/limits")
+        changed = [LIMIT_LABELS.get(LIMIT_FIELDS.get(c, ""), c.replace("_", " ").capitalize())
+                   for c in result.get("changed") or []]
+        s.flash.append(("ok", f"Saved: {', '.join(changed)}." if changed else "Nothing changed."))
+        return redirect(f"/limits#{section}")
+
+    async def kill_switch(request: Request, s: Session) -> Response:
         form = await form_of(request, s)
         enabled = form.get("enabled") == "true"
         account = str(form.get("ad_account_id") or "").strip() or None
@@ -945,6 +982,108 @@ def _form_errors(exc: Problem, mapping: dict[str, str], labels: dict[str, str], 
             errors.setdefault("_form", f"{api_field}: {message}")
     if not errors:
         errors["_form"] = fmt.humanize(exc.message, currency, locale)
+    return errors
+
+
+LIMIT_SECTIONS = ("caps", "whitelist", "protected", "autonomy")
+LIMIT_SOURCES = {"pool": "Budget pools", "rule": "Rules", "pacing": "Pacing", "manual": "Manual changes",
+                 "undo": "Undo"}
+LIMIT_PLATFORMS = {"meta": "Meta", "google": "Google", "tiktok": "TikTok", "sandbox": "Sandbox"}
+#: The guardrails' limits fields → the form's fields (``autonomy.<source>`` → ``autonomy_<source>``).
+LIMIT_FIELDS = {"daily_cap_eur_cents": "daily_cap", "monthly_cap_eur_cents": "monthly_cap",
+                "max_change_pct": "max_change_pct", "net_change_pct_window": "net_change_pct_window",
+                "net_change_window_h": "net_change_window_h", "account_whitelist": "account_whitelist",
+                "platform_whitelist": "platform_whitelist", "protected_entities": "protected_entities",
+                **{f"autonomy.{k}": f"autonomy_{k}" for k in LIMIT_SOURCES}}
+LIMIT_LABELS = {"daily_cap": "Daily cap", "monthly_cap": "Monthly cap", "max_change_pct": "Largest single change",
+                "net_change_pct_window": "Net change per entity", "net_change_window_h": "Net-change window",
+                "account_whitelist": "Ad accounts", "platform_whitelist": "Platforms",
+                "protected_entities": "Protected entities", "autonomy": "Autonomy",
+                **{f"autonomy_{k}": f"Autonomy of {v.lower()}" for k, v in LIMIT_SOURCES.items()}}
+LIMIT_FIELDS["autonomy"] = "autonomy"
+
+
+def _many(form: dict[str, Any], key: str) -> list[str]:
+    value = form.get(key)
+    values = value if isinstance(value, list) else [] if value is None else [value]
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _limits_form(limits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The limits as the forms show them (caps in EUR major units, lists as the chosen ids)."""
+    return {
+        "caps": {"daily_cap": fmt.amount_input(limits.get("daily_cap_eur_cents"), "EUR"),
+                 "monthly_cap": fmt.amount_input(limits.get("monthly_cap_eur_cents"), "EUR"),
+                 **{k: str(limits.get(k, "")) for k in ("max_change_pct", "net_change_pct_window",
+                                                          "net_change_window_h")}},
+        "whitelist": {"whitelist_mode": "all" if limits.get("account_whitelist") is None else "listed",
+                      "account": list(limits.get("account_whitelist") or []),
+                      "platform_mode": "all" if limits.get("platform_whitelist") is None else "listed",
+                      "platform": list(limits.get("platform_whitelist") or [])},
+        "protected": {"entity": list(limits.get("protected_entities") or []), "other": ""},
+        "autonomy": {f"autonomy_{k}": (limits.get("autonomy") or {}).get(k, "live") for k in LIMIT_SOURCES},
+    }
+
+
+def _limits_values(section: str, form: dict[str, Any]) -> dict[str, Any]:
+    """What was typed into one section's form (kept when it comes back with errors)."""
+    if section == "caps":
+        return {k: str(form.get(k) or "").strip() for k in ("daily_cap", "monthly_cap", "max_change_pct",
+                                                            "net_change_pct_window", "net_change_window_h")}
+    if section == "whitelist":
+        return {"whitelist_mode": str(form.get("whitelist_mode") or "all"), "account": _many(form, "account"),
+                "platform_mode": str(form.get("platform_mode") or "all"), "platform": _many(form, "platform")}
+    if section == "protected":
+        return {"entity": _many(form, "entity"), "other": str(form.get("other") or "")[:5000]}
+    return {f"autonomy_{k}": str(form.get(f"autonomy_{k}") or "") for k in LIMIT_SOURCES}
+
+
+def _limits_patch(section: str, v: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """One section's form as a merge patch of the guardrails' limits, or the errors the console can see itself
+    (an amount that is not one): nothing is sent then."""
+    patch: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    if section == "caps":
+        for key, api_field in (("daily_cap", "daily_cap_eur_cents"), ("monthly_cap", "monthly_cap_eur_cents")):
+            try:  # empty: no cap (a top-level null resets the field to its default, none)
+                patch[api_field] = fmt.parse_amount(v[key], "EUR") if v[key] else None
+            except ValueError as exc:
+                errors[key] = f"{LIMIT_LABELS[key]}: {exc}"
+        for key in ("max_change_pct", "net_change_pct_window"):
+            if not v[key]:
+                errors[key] = f"{LIMIT_LABELS[key]}: enter a percentage"
+            else:
+                patch[key] = v[key].replace(",", ".")  # a decimal string: the API validates the range
+        hours = v["net_change_window_h"]
+        if not hours.isdigit():
+            errors["net_change_window_h"] = f"{LIMIT_LABELS['net_change_window_h']}: enter whole hours"
+        else:
+            patch["net_change_window_h"] = int(hours)
+    elif section == "whitelist":
+        patch["account_whitelist"] = v["account"] if v["whitelist_mode"] == "listed" else None
+        patch["platform_whitelist"] = v["platform"] if v["platform_mode"] == "listed" else None
+    elif section == "protected":
+        others = [x.strip() for x in re.split(r"[\s,]+", v["other"]) if x.strip()]
+        patch["protected_entities"] = list(dict.fromkeys([*v["entity"], *others]))
+    else:
+        patch["autonomy"] = {k: v[f"autonomy_{k}"] for k in LIMIT_SOURCES}
+    return patch, errors
+
+
+def _limits_errors(exc: Problem, locale: str) -> dict[str, str]:
+    """The guardrails' 4xx on the limits mapped onto the form field it names (``autonomy.rule`` → the rule
+    source's select; ``protected_entities.2`` → the protected entities); amounts in EUR."""
+    errors: dict[str, str] = {}
+    for api_field, raw in exc.fields.items():
+        message = _strip_field(fmt.humanize(raw, "EUR", locale), api_field)
+        parts = api_field.split(".")
+        key = LIMIT_FIELDS.get(".".join(parts[:2])) or LIMIT_FIELDS.get(parts[0])
+        if key:
+            errors.setdefault(key, f"{LIMIT_LABELS[key]}: {message}")
+        else:
+            errors.setdefault("_form", f"{api_field}: {message}")
+    if not errors:
+        errors["_form"] = fmt.humanize(exc.message, "EUR", locale)
     return errors
 
 
