@@ -364,3 +364,73 @@ def test_limits_with_the_guardrails_down_name_them(no_guardrails_url: str) -> No
         r = admin.post("/limits/autonomy", data={"csrf_token": token, "autonomy_rule": "observe"},
                        follow_redirects=True)
         assert "The Guardrails service is unavailable; the limits were not changed." in r.text
+
+
+# ---------------------------------------------------------------- activity
+
+
+def test_activity_shows_change_sets_decisions_with_check_and_reason_and_the_audit_log(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin:
+        token = csrf_of(admin.get("/limits").text)
+        admin.post("/limits/caps", data={"csrf_token": token, "daily_cap": "500.00", "monthly_cap": "9000",
+                                         "max_change_pct": "20", "net_change_pct_window": "20",
+                                         "net_change_window_h": "72"})
+        page = admin.get("/activity")
+        assert page.status_code == 200 and "service is unavailable" not in page.text
+        sets = page.text[page.text.index('data-testid="change-sets"'):page.text.index("Blocked by the guardrails")]
+        assert "Pool Spain" in sets and "Madrid" in sets and "€100.00" in sets and "€120.00" in sets
+        assert "Rule" in sets and "Lisboa" in sets and "Failed" in sets and "the platform refused" in sets
+        assert sets.count('data-testid="undo"') == 1, "only the recent applied change set can be undone"
+        blocked = page.text[page.text.index('data-testid="blocked"'):page.text.index('id="audit"')]
+        assert "kill switch" in blocked and "the workspace kill switch is on" in blocked
+        assert "daily cap" in blocked and "approved 1 action" not in blocked
+        audit = page.text[page.text.index('data-testid="audit"'):]
+        assert "Limits edited" in audit and "(admin)" in audit and "Kill switch" in audit
+        assert "Monthly cap: no cap → €9,000.00" in audit and "Stopped ad accounts: none → act-2" in audit
+        assert "Protected entities: Madrid, Lisboa, as-77, as-78 → none" in audit, "entities by name"
+        assert "Autonomy rule: live → observe" in audit
+        assert "rules service exposes no audit log" in page.text
+
+
+def _table(html: str, testid: str) -> str:
+    """The table with that test id (empty when the page has none)."""
+    at = html.find(f'data-testid="{testid}"')
+    return "" if at < 0 else html[at:html.index("</table>", at)]
+
+
+def test_activity_filters_by_entity_source_and_day_through_the_query_string(fake: tuple[str, FastAPI],
+                                                                           console_url: str) -> None:
+    _, app = fake
+    with closing(signed_in(console_url, "viewer")) as viewer:
+        by_entity = viewer.get("/activity", params={"entity": "as-1", "decisions": "all"}).text
+        sets = _table(by_entity, "change-sets")
+        assert "Madrid" in sets and "Lisboa" not in sets and "Sevilla" not in sets
+        decided = _table(by_entity, "blocked")
+        assert "approved 1 action" in decided and "the workspace kill switch is on" not in decided
+        assert "<h2>Guardrail decisions</h2>" in by_entity
+        assert '<option value="as-1" selected>Madrid (Iberia)</option>' in by_entity
+        by_pool = viewer.get("/activity", params={"source": f"pool:{POOL_ID}"}).text
+        assert app.state.decision_queries[-1] == POOL_ID, "the guardrails filter decisions by source id themselves"
+        assert "Lisboa" not in _table(by_pool, "change-sets") and "Sevilla" in _table(by_pool, "change-sets")
+        assert "the workspace kill switch is on" in _table(by_pool, "blocked")
+        assert "daily cap" not in _table(by_pool, "blocked") and f'value="pool:{POOL_ID}" selected' in by_pool
+        by_rule = viewer.get("/activity", params={"source": "rule"}).text
+        assert "Lisboa" in _table(by_rule, "change-sets") and "Madrid" not in _table(by_rule, "change-sets")
+        assert "daily cap" in _table(by_rule, "blocked")
+        by_day = viewer.get("/activity", params={"from": "2026-01-05", "to": "2026-01-05"}).text
+        assert "Sevilla" in _table(by_day, "change-sets") and "Madrid" not in _table(by_day, "change-sets")
+        assert "No decision matches the filters." in by_day
+        assert "No setting was changed on those days." in by_day and "Clear filters" in by_day
+        bad = viewer.get("/activity", params={"from": "yesterday"}).text
+        assert "From: “yesterday” is not a date (YYYY-MM-DD)" in bad and 'aria-invalid="true"' in bad
+        assert "Madrid" in _table(bad, "change-sets"), "a day that is not one is ignored"
+        assert "newest 200 change sets, 500 guardrail decisions and 200 audit entries" in bad
+        assert 'data-testid="undo"' not in bad, "a viewer gets no undo"
+
+
+def test_activity_with_the_guardrails_down_names_them_and_shows_the_change_sets(no_guardrails_url: str) -> None:
+    with closing(signed_in(no_guardrails_url, "admin")) as admin:
+        page = admin.get("/activity").text
+        assert "The <strong>Guardrails</strong> service is unavailable" in page
+        assert "Guardrail decisions cannot be shown right now." in page
+        assert "The audit log cannot be shown right now." in page and "Madrid" in page

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -915,9 +915,17 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def activity(request: Request) -> Response:
         s = signed_in(request)
         call, down = api(s), list[ServiceDown]()
-        changes, decisions, pools, entities = await asyncio.gather(
-            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 50}), down),
-            attempt(call("guardrails", "GET", "/api/v1/guardrails/decisions", params={"limit": 30}), down),
+        q = request.query_params
+        flt, errors = _activity_filters({k: q.get(k, "") for k in ("entity", "source", "from", "to", "decisions")})
+        decision_params: dict[str, Any] = {"limit": ACTIVITY_LIMITS["decisions"]}
+        if flt["source_id"]:
+            decision_params["source_id"] = flt["source_id"]  # the one filter an API takes
+        changes, decisions, audit, pools, entities = await asyncio.gather(
+            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": ACTIVITY_LIMITS["change_sets"]}),
+                    down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/decisions", params=decision_params), down),
+            attempt(call("guardrails", "GET", "/api/v1/guardrails/audit-log",
+                         params={"limit": ACTIVITY_LIMITS["audit"]}), down),
             attempt(call("pools", "GET", "/api/v1/budget-pools"), down), entities_of(s, down))
         names = {e["entityId"]: e["entityName"] for e in entities}
         sources = {p["id"]: p["name"] for p in (pools or {}).get("pools", [])}
@@ -927,9 +935,21 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             done = [a for a in c["actions"] if a["status"] == "succeeded"]
             c["undoable"] = bool(done) and not c["undo_request_id"] and c["source"] != "undo" and bool(
                 c["finished_at"]) and now - datetime.fromisoformat(c["finished_at"]) < timedelta(hours=72)
-        blocked = [d for d in (decisions or {}).get("decisions", []) if d.get("status") != "approved"]
+        if sets is not None:
+            sets = [c for c in sets if _change_set_matches(c, flt)]
+        shown = None
+        if decisions is not None:
+            shown = [d for d in decisions.get("decisions", [])
+                     if (flt["decisions"] == "all" or d.get("status") != "approved") and _decision_matches(d, flt)]
+        entries = None
+        if audit is not None:
+            entries = [{**a, "lines": _audit_lines(a.get("changes"), names)} for a in audit.get("entries", [])
+                       if _in_days(a.get("at"), flt)]
         return render(request, "activity.html", s, down=_unique(down), change_sets=sets, names=names,
-                      sources=sources, blocked=blocked if decisions is not None else None)
+                      sources=sources, blocked=shown, audit=entries, flt=flt, errors=errors,
+                      entities=sorted(entities, key=lambda e: (e.get("entityName") or e["entityId"]).lower()),
+                      source_kinds=ACTIVITY_SOURCES, limits=ACTIVITY_LIMITS,
+                      filtered=any(flt[k] for k in ("entity", "source", "from", "to")))
 
     @app.post("/activity/{request_id}/undo")
     async def undo(request: Request, request_id: str) -> Response:
@@ -1085,6 +1105,93 @@ def _limits_errors(exc: Problem, locale: str) -> dict[str, str]:
     if not errors:
         errors["_form"] = fmt.humanize(exc.message, "EUR", locale)
     return errors
+
+
+#: How many of the newest rows Activity asks each API for; the filters the APIs lack apply to these.
+ACTIVITY_LIMITS = {"change_sets": 200, "decisions": 500, "audit": 200}
+ACTIVITY_SOURCES = {"rule": "Rules", "pacing": "Pacing", "manual": "Manual changes", "undo": "Undo"}
+
+
+def _activity_filters(q: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Activity's query string: ``entity``, ``source`` (``pool``, ``pool:<id>``, ``rule``...), ``from`` / ``to``
+    (UTC days, inclusive) and ``decisions`` (``blocked`` or ``all``); a day that is not one is named and ignored."""
+    errors: dict[str, str] = {}
+    days: dict[str, date | None] = {}
+    for key, label in (("from", "From"), ("to", "To")):
+        try:
+            days[key] = date.fromisoformat(q[key]) if q[key] else None
+        except ValueError:
+            days[key] = None
+            errors[key] = f"{label}: “{q[key]}” is not a date (YYYY-MM-DD)"
+    kind, _, source_id = q["source"].partition(":")
+    return {"entity": q["entity"].strip(), "source": q["source"], "kind": kind, "source_id": source_id,
+            "from": q["from"], "to": q["to"], "from_day": days["from"], "to_day": days["to"],
+            "decisions": "all" if q["decisions"] == "all" else "blocked"}, errors
+
+
+def _in_days(at: Any, flt: dict[str, Any]) -> bool:
+    if not (flt["from_day"] or flt["to_day"]):
+        return True
+    if not at:
+        return False
+    day = _at(at).astimezone(UTC).date()
+    return (flt["from_day"] is None or day >= flt["from_day"]) and (flt["to_day"] is None or day <= flt["to_day"])
+
+
+def _source_matches(source: str, source_id: str, flt: dict[str, Any]) -> bool:
+    return not flt["kind"] or (source == flt["kind"] and (not flt["source_id"] or source_id == flt["source_id"]))
+
+
+def _change_set_matches(c: dict[str, Any], flt: dict[str, Any]) -> bool:
+    return (_source_matches(c["source"], c["source_id"], flt) and _in_days(c.get("finished_at") or c["created_at"], flt)
+            and (not flt["entity"] or any(a["action"].get("entity_id") == flt["entity"] for a in c["actions"])))
+
+
+def _decision_matches(d: dict[str, Any], flt: dict[str, Any]) -> bool:
+    """A decision names entities in its (approved) actions and, for some checks, its details."""
+    if flt["entity"]:
+        named = {a.get("entity_id") for a in d.get("actions") or []}
+        named |= {v for v in (d.get("details") or {}).values() if isinstance(v, str)}
+        if flt["entity"] not in named:
+            return False
+    return _source_matches(d.get("source", ""), d.get("source_id", ""), flt) and _in_days(d.get("decided_at"), flt)
+
+
+def _audit_value(name: str, value: Any, names: dict[str, str]) -> str:
+    if value is None:
+        return "no cap" if name.endswith("_cents") else "all" if name.endswith("whitelist") else "none"
+    if name.endswith("_eur_cents") and isinstance(value, int):
+        return fmt.money(value, "EUR")
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(names.get(str(v), str(v)) for v in value) if value else "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _audit_lines(changes: Any, names: dict[str, str]) -> list[str]:
+    """An audit entry's changes as ``Daily cap: €500.00 → €750.00`` (entities by name, caps in EUR)."""
+    if not isinstance(changes, dict):
+        return [str(changes)] if changes else []
+    lines = []
+    for name, change in changes.items():
+        label = LIMIT_LABELS.get(LIMIT_FIELDS.get(name, ""), name.replace("_", " ").capitalize())
+        if name == "kill_switch":
+            label = "Kill switch"
+        elif name == "killed_ad_accounts":
+            label = "Stopped ad accounts"
+        if isinstance(change, dict) and "before" in change:
+            before, after = change.get("before"), change.get("after")
+            if isinstance(before, dict) and isinstance(after, dict):
+                moved = {k: (before.get(k), after.get(k)) for k in {*before, *after} if before.get(k) != after.get(k)}
+                lines += [f"{label} {k}: {b} → {a}" for k, (b, a) in sorted(moved.items())]
+                continue
+            lines.append(f"{label}: {_audit_value(name, before, names)} → {_audit_value(name, after, names)}")
+        else:
+            lines.append(f"{label}: {change}")
+    return lines
 
 
 def _strip_field(message: str, api_field: str) -> str:
