@@ -4,12 +4,18 @@ times: every time in its notes and details is the service clock's (simulated in 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import count
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
+
+from allot.contracts.envelope import Envelope, new_envelope
+from allot.contracts.payloads import PoolMemberRef, PoolMembersChanged
+from allot.contracts.registry import TOPICS
 from allot.guardrails.service import SPEC
 from allot.runtime.clock import ManualClock
 from tests.service.guardrails.guardrails_support import action, decision_of, envelope, request
-from tests.support.kafka import publish
+from tests.support.kafka import eventually, publish
 from tests.support.service import api_keys, auth, running_service
 
 MEMBERSHIP = "/api/v1/guardrails/pool-membership"
@@ -86,3 +92,72 @@ async def test_the_arbiters_times_are_the_service_clocks_not_the_wall_clocks(
         clock.advance(86_400)  # 72 simulated hours after the pool's change: outside the window
         r = await client.post(DRY_RUN, json=rule, headers=auth(viewer))
         assert r.json()["status"] == "approved", r.json()
+
+
+def same_partition(key: str, prefix: str) -> str:
+    """A key starting with ``prefix`` whose records land on ``key``'s partition (so they are consumed after it)."""
+    partitions = list(range(TOPICS["pool.members_changed"].partitions))
+    def part(k: str) -> int:
+        return int(DefaultPartitioner()(k.encode(), partitions, partitions))
+    return next(c for i in count() if part(c := f"{prefix}-{i}") == part(key))
+
+
+def members_changed(ws: str, pool_id: str, *entities: str, version: int, at: datetime,
+                    deleted: bool = False) -> Envelope[PoolMembersChanged]:
+    payload = PoolMembersChanged(pool_id=pool_id, workspace_id=ws, version=version, changed_at=at, deleted=deleted,
+                                 members=[PoolMemberRef(entity_id=e, entity_type="adset", platform="meta",
+                                                        ad_account_id="act-1") for e in entities])
+    return new_envelope(event_type="pool.members_changed", schema_version=1, payload=payload, producer="test",
+                        workspace_id=ws, occurred_at=at)
+
+
+async def test_pool_membership_follows_the_pools_announced_membership_before_any_allocation(
+        settings: Any, unique: str, kafka_bootstrap: str) -> None:
+    """pool.members_changed replaces the pool's membership: listed from creation on (no allocation ever), a removed
+    member and a deleted pool's members are no longer listed, an older state replayed later changes nothing, an
+    entity moves to the pool whose state is later, and the arbiter drops a rule's budget change on a member."""
+    ws = f"ws-{unique}"
+    (viewer,), keys_json = api_keys((ws, "viewer"))
+    m1, m2, m3, m4 = (f"m{i}-{unique}" for i in range(1, 5))
+    pool = f"pool-{unique}"
+    other = same_partition(pool, f"other-{unique}")  # its records are consumed in order with the pool's
+    clock = ManualClock(SIM)
+    async with running_service(SPEC, settings.model_copy(update={"api_keys": keys_json}), clock=clock) as (client, _):
+        async def listed(*, until: Any) -> list[tuple[str, str]]:
+            async def check() -> list[tuple[str, str]] | None:
+                r = await client.post(MEMBERSHIP, json={"entity_ids": [m1, m2, m3, m4]}, headers=auth(viewer))
+                assert r.status_code == 200, r.text
+                got = [(m["entity_id"], m["pool_id"]) for m in r.json()["members"]]
+                return got if until(got) else None
+            return await eventually(check, timeout=20.0, what="pool membership")
+
+        created = members_changed(ws, pool, m1, m2, version=1, at=SIM)
+        await publish(kafka_bootstrap, created)
+        assert await listed(until=bool) == [(m1, pool), (m2, pool)], "members from creation, before any allocation"
+
+        # the arbiter sees it: a rule's budget change on a member is dropped (ownership), no allocation needed
+        rule = {"source": "rule", "source_id": f"rule-{unique}",
+                "actions": [action(m1, 10_000, 12_000).model_dump(mode="json")]}
+        out = (await client.post(DRY_RUN, json=rule, headers=auth(viewer))).json()
+        assert out["status"] == "blocked" and pool in out["reason"], out
+
+        removed = members_changed(ws, pool, m1, version=2, at=SIM + timedelta(minutes=1))
+        await publish(kafka_bootstrap, removed)
+        assert await listed(until=lambda got: (m2, pool) not in got) == [(m1, pool)], "m2 was removed"
+
+        # the older state arrives again: the same record (replay) and as a new record (reordered on the way); then
+        # a sentinel on the same partition (another pool's first state, listing m4). Once m4 shows, both were
+        # consumed, and m2 did not come back
+        await publish(kafka_bootstrap, created, members_changed(ws, pool, m1, m2, version=1, at=SIM),
+                      members_changed(ws, other, m4, version=1, at=SIM + timedelta(minutes=2)))
+        assert await listed(until=lambda got: (m4, other) in got) == [(m1, pool), (m4, other)], "older is ignored"
+
+        # m3 joins the pool, then moves to the other pool (a later state): it belongs to the later one
+        await publish(kafka_bootstrap, members_changed(ws, pool, m1, m3, version=3, at=SIM + timedelta(minutes=3)),
+                      members_changed(ws, other, m3, m4, version=2, at=SIM + timedelta(minutes=4)))
+        assert await listed(until=lambda got: (m3, other) in got) == [(m1, pool), (m3, other), (m4, other)]
+
+        await publish(kafka_bootstrap, members_changed(ws, pool, version=4, at=SIM + timedelta(minutes=5),
+                                                       deleted=True))
+        assert await listed(until=lambda got: (m1, pool) not in got) == [(m3, other), (m4, other)], \
+            "a deleted pool owns nothing, and only what it owned is released"

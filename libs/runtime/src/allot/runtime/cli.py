@@ -53,6 +53,7 @@ CONSUMES = {  # which service groups read which topic (tests/integration/test_cl
     "connection.changed": ["executor", "ingest"],
     "account.profiled": ["pools", "rules", "pacing", "guardrails", "executor"],
     "notification.requested": ["notify"],
+    "pool.members_changed": ["guardrails"],
 }
 
 # Stable JSON keys of each command's rows (the table shows the same columns).

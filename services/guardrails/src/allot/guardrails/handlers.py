@@ -1,7 +1,8 @@
 """Consumes allocation.requested: decide each change set (in order), record it, emit exactly one decision event
 (and, beside a block, the notification.requested telling people about it: domain.notices).
 Consumes action.executed: an approval reported ``expired`` gives back what its decision had reserved.
-Consumes account.profiled (allot.runtime.accounts): the accounts' time zones, so caps count local days."""
+Consumes account.profiled (allot.runtime.accounts): the accounts' time zones, so caps count local days.
+Consumes pool.members_changed: replaces the pool's membership (who owns which budget) with the announced state."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections import OrderedDict
 from typing import Any
 
 from allot.contracts.envelope import Envelope, new_envelope
-from allot.contracts.payloads import ActionExecuted, AllocationRequested
+from allot.contracts.payloads import ActionExecuted, AllocationRequested, PoolMembersChanged
 from allot.contracts.registry import TOPICS
 from allot.guardrails.adapters import postgres as db
 from allot.guardrails.domain import Decision, blocked_event, decide, ledger_zone, release_of, signed_approval
@@ -94,3 +95,15 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExec
         if await db.release(ctx.conn, event.workspace_id, release, reason=p.error or "expired", now=now):
             log.info("guardrail_reservation_released", workspace_id=event.workspace_id,
                      decision_id=str(p.decision_id), eur_cents=release.ledger.eur_cents, reason=p.error)
+
+
+async def on_pool_members_changed(ctx: BatchContext, events: list[Envelope[PoolMembersChanged]]) -> None:
+    """Replace each pool's membership with its announced state, in order; an older version changes nothing."""
+    for event in events:
+        p: PoolMembersChanged = event.payload
+        if p.workspace_id != event.workspace_id:
+            raise PoisonEvent(event.event_id, f"pool {p.pool_id}'s workspace {p.workspace_id!r} is not the "
+                                              f"envelope's {event.workspace_id!r}")
+        change = await db.replace_pool_membership(ctx.conn, event.workspace_id, p, now=ctx.clock.now())
+        log.info("guardrail_pool_membership", workspace_id=event.workspace_id, pool_id=p.pool_id, version=p.version,
+                 deleted=p.deleted, applied=change.applied, members=len(change.take), released=len(change.release))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from allot.guardrails.api import router
-from allot.guardrails.handlers import on_action_executed, on_allocation_requested
+from allot.guardrails.handlers import on_action_executed, on_allocation_requested, on_pool_members_changed
 from allot.guardrails.scheduler import prune_history, watch_kill_switches
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.service import ServiceContext, ServiceSpec
@@ -18,7 +18,7 @@ SPEC = ServiceSpec(
     uses_approval_secret=True,
     migrations_package="allot.guardrails.migrations",
     consumes={"allocation.requested": on_allocation_requested, "action.executed": on_action_executed,
-              ACCOUNT_TOPIC: on_account_profiled},
+              "pool.members_changed": on_pool_members_changed, ACCOUNT_TOPIC: on_account_profiled},
     produces=["guardrail.approved", "guardrail.blocked", "notification.requested"],
     routers=[router],
     tasks=[prune_history, refresh_directory, watch_kill_switches],
@@ -29,6 +29,8 @@ SPEC = ServiceSpec(
         "caps per ad-account local day, whitelists, protected entities, max change, net-change window, observe "
         "mode, manual rate limit); "
         "publishes a signed, expiring guardrail.approved or a guardrail.blocked with the check and the numbers, and "
-        "beside a block a notification.requested (none for rate_limited, info for observe-only decisions)."
+        "beside a block a notification.requested (none for rate_limited, info for observe-only decisions). "
+        "Holds which pool owns which member's budget from pool.members_changed (each pool's full, versioned "
+        "membership: a later version replaces it, an older one changes nothing)."
     ),
 )

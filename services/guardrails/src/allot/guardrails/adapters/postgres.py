@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from allot.contracts.localday import local_day
-from allot.contracts.payloads import AllocationRequested
+from allot.contracts.payloads import AllocationRequested, PoolMembersChanged
 from allot.guardrails.domain import (
     ChangeRecord,
     Decision,
@@ -23,6 +23,7 @@ from allot.guardrails.domain import (
     Release,
     WorkspaceLimits,
 )
+from allot.guardrails.domain.membership import HeldMember, MembershipReplacement, replace_membership
 from allot.runtime.db import Conn
 
 # ------------------------------------------------------------------ locks
@@ -144,7 +145,8 @@ async def load_facts(conn: Conn, workspace_id: str, request: AllocationRequested
 
 
 async def pool_members(conn: Conn, workspace_id: str, entity_ids: list[str]) -> list[PoolMember]:
-    """Which of ``entity_ids`` belong to a pool (the arbiter's view: learned from approved pool allocations)."""
+    """Which of ``entity_ids`` belong to a pool (the arbiter's view: announced by pools on pool.members_changed;
+    for a pool that never announced, learned from its approved allocations)."""
     rows = await conn.fetch(
         """SELECT entity_id, pool_id, updated_at AS seen_at FROM pool_members
            WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) ORDER BY entity_id""",
@@ -214,16 +216,59 @@ async def record_decision(conn: Conn, workspace_id: str, decision: Decision,
             [(workspace_id, c.entity_id, c.source, c.source_id, c.from_cents, c.to_cents, c.at,
               c.decision_id or decision.decision_id) for c in decision.change_records])
     if decision.source == "pool":
+        # Fallback for a pool that never announced its membership (pool.members_changed; created before pools
+        # published it): learn from its allocations. Never over an announced membership, in either direction.
         await conn.executemany(
-            """INSERT INTO pool_members (workspace_id, entity_id, pool_id, updated_at) VALUES ($1, $2, $3, $4)
+            """INSERT INTO pool_members (workspace_id, entity_id, pool_id, updated_at)
+               SELECT $1, $2, $3, $4 WHERE NOT EXISTS (
+                   SELECT 1 FROM pool_membership_versions WHERE workspace_id = $1 AND pool_id = $3)
                ON CONFLICT (workspace_id, entity_id) DO UPDATE SET pool_id = EXCLUDED.pool_id,
-                   updated_at = EXCLUDED.updated_at""",
+                   updated_at = EXCLUDED.updated_at WHERE pool_members.changed_at IS NULL""",
             [(workspace_id, a.entity_id, decision.source_id, now) for a in decision.actions])
     if decision.counts_toward_rate_limit:
         await conn.execute(
             """INSERT INTO manual_requests (workspace_id, source, source_id, at, decision_id)
                VALUES ($1, $2, $3, $4, $5)""",
             workspace_id, decision.source, decision.source_id, decision.decided_at, decision.decision_id)
+
+
+# ------------------------------------------------------------------ pool membership announced by pools
+
+
+async def replace_pool_membership(conn: asyncpg.Connection, workspace_id: str, state: PoolMembersChanged, *,
+                                  now: datetime) -> MembershipReplacement:
+    """Apply one pool.members_changed state (domain.membership.replace_membership) in the caller's transaction.
+
+    Serialised per workspace: two pools' states naming the same entity (handled by two instances) must not both
+    read it as free."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"allot-guardrails:pool-membership:{workspace_id}")
+    stored = await conn.fetchval(
+        "SELECT version FROM pool_membership_versions WHERE workspace_id = $1 AND pool_id = $2",
+        workspace_id, state.pool_id)
+    rows = await conn.fetch(
+        """SELECT entity_id, pool_id, changed_at FROM pool_members
+           WHERE workspace_id = $1 AND (pool_id = $2 OR entity_id = ANY($3::text[]))""",
+        workspace_id, state.pool_id, [m.entity_id for m in state.members])
+    change = replace_membership(state, stored_version=stored,
+                                held={r["entity_id"]: HeldMember(**dict(r)) for r in rows})
+    if not change.applied:
+        return change
+    await conn.execute(
+        """INSERT INTO pool_membership_versions (workspace_id, pool_id, version, changed_at, deleted)
+           VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (workspace_id, pool_id) DO UPDATE SET version = EXCLUDED.version,
+               changed_at = EXCLUDED.changed_at, deleted = EXCLUDED.deleted""",
+        workspace_id, state.pool_id, state.version, state.changed_at, state.deleted)
+    await conn.execute("DELETE FROM pool_members WHERE workspace_id = $1 AND pool_id = $2 AND entity_id = ANY($3)",
+                       workspace_id, state.pool_id, list(change.release))
+    await conn.executemany(
+        """INSERT INTO pool_members (workspace_id, entity_id, pool_id, updated_at, changed_at)
+           VALUES ($1, $2, $3, $4, $4)
+           ON CONFLICT (workspace_id, entity_id) DO UPDATE SET pool_id = EXCLUDED.pool_id,
+               updated_at = EXCLUDED.updated_at, changed_at = EXCLUDED.changed_at""",
+        [(workspace_id, e, state.pool_id, state.changed_at) for e in change.take])
+    return change
 
 
 # ------------------------------------------------------------------ releasing an expired approval

@@ -19,14 +19,15 @@ class ManualRequest(BaseModel):
 
 
 class PoolMember(BaseModel):
-    """An entity whose budget belongs to a pool, as the arbiter sees it: learned from the pool's approved
-    allocations (the latest pool to allocate it wins)."""
+    """An entity whose budget belongs to a pool, as the arbiter sees it: the pool's latest announced membership
+    (pool.members_changed); for a pool that never announced one, learned from its approved allocations."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entity_id: str = Field(min_length=1)
     pool_id: str = Field(min_length=1)
-    seen_at: AwareDatetime = Field(description="When the pool's latest approved allocation named the entity.")
+    seen_at: AwareDatetime = Field(description="When the pool's membership state that lists the entity was "
+                                               "committed (or its latest approved allocation named it).")
 
 
 class LedgerFacts(BaseModel):
