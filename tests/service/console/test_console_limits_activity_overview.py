@@ -72,9 +72,9 @@ def _change_set(request_id: str, source: str, source_id: str, entity: str, befor
 
 CHANGE_SETS = [
     _change_set("11111111-0000-4000-8000-000000000001", "pool", POOL_ID, "as-1", 10_000, 12_000, "succeeded",
-                NOW - timedelta(hours=1)),
+                NOW),
     _change_set("11111111-0000-4000-8000-000000000002", "rule", "rule-1", "as-3", 8_000, 6_000, "failed",
-                NOW - timedelta(hours=2)),
+                NOW),  # both today, whatever the hour (the overview counts the UTC day)
     _change_set("11111111-0000-4000-8000-000000000003", "pool", POOL_ID, "as-2", 5_000, 5_500, "succeeded",
                 datetime(2026, 1, 5, 9, tzinfo=UTC)),
 ]
@@ -174,7 +174,7 @@ def fake_services() -> FastAPI:
         return {"day": NOW.date().isoformat(), "month": NOW.strftime("%Y-%m"), "timezone_name": "UTC",
                 "exposure_eur_cents": 12_000, "month_exposure_eur_cents": 40_000, "daily_cap_eur_cents": cap,
                 "daily_remaining_eur_cents": None if cap is None else max(0, cap - 12_000),
-                "monthly_cap_eur_cents": None, "monthly_remaining_eur_cents": None,
+                "monthly_cap_eur_cents": state["limits"].monthly_cap_eur_cents, "monthly_remaining_eur_cents": None,
                 "decisions": {"approved": 4, "blocked": 2, "observed": 0}}
 
     @app.get("/api/v1/guardrails/decisions")
@@ -434,3 +434,47 @@ def test_activity_with_the_guardrails_down_names_them_and_shows_the_change_sets(
         assert "The <strong>Guardrails</strong> service is unavailable" in page
         assert "Guardrail decisions cannot be shown right now." in page
         assert "The audit log cannot be shown right now." in page and "Madrid" in page
+
+
+# ---------------------------------------------------------------- overview
+
+
+def _card(html: str, name: str) -> str:
+    at = html.index(f'data-testid="card-{name}"')
+    return html[at:html.index("</section>", at)]
+
+
+def test_the_overview_cards_link_to_their_pages(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        admin.post("/limits/caps", data={"csrf_token": csrf_of(admin.get("/limits").text), "daily_cap": "500",
+                                         "monthly_cap": "9000", "max_change_pct": "20", "net_change_pct_window": "20",
+                                         "net_change_window_h": "72"})
+        home = viewer.get("/").text
+        today = NOW.date().isoformat()
+        assert '<a href="/limits#kill-switch">Kill switch</a>' in _card(home, "kill-switch")
+        assert "off" in _card(home, "kill-switch")
+        spend = _card(home, "spend")
+        assert "€120.00" in spend and "of the €500.00 daily cap (24\u00a0%)" in spend
+        assert "€400.00 of €9,000.00" in spend
+        changes = _card(home, "changes")
+        assert f'href="/activity?from={today}&amp;to={today}"' in changes
+        assert "<strong>2</strong>" in changes, "today's two, not January's"
+        assert "1 budget(s) applied, 1 failed" in changes
+        assert "<strong>2</strong>" in _card(home, "blocks")
+        pacing = _card(home, "pacing")
+        assert "<strong>1</strong>" in pacing and 'href="/pacing/plans/plan-1">Q4 flight</a>' in pacing
+        assert "underpacing by -31.0%" in pacing and "Quiet flight" not in pacing
+        rules = _card(home, "rules")
+        assert 'href="/rules/rule-1">Doomed</a>' in rules and "circuit breaker" in rules and "Calm" not in rules
+        assert "<strong>1</strong>" in _card(home, "pools")
+        assert "service is unavailable" not in home
+
+
+def test_the_overview_with_the_guardrails_down_marks_their_cards_and_shows_the_rest(no_guardrails_url: str) -> None:
+    with closing(signed_in(no_guardrails_url, "admin")) as admin:
+        home = admin.get("/")
+        assert home.status_code == 200 and "The <strong>Guardrails</strong> service is unavailable" in home.text
+        for name in ("kill-switch", "spend", "blocks"):
+            assert "unavailable" in _card(home.text, name)
+        assert "unavailable" not in _card(home.text, "changes") and "Q4 flight" in _card(home.text, "pacing")
+        assert "Doomed" in _card(home.text, "rules")

@@ -267,16 +267,32 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     async def overview(request: Request) -> Response:
         s = signed_in(request)
         call, down = api(s), list[ServiceDown]()
-        pools, ledger, limits, changes = await asyncio.gather(
+        pools, ledger, limits, changes, rules, plans = await asyncio.gather(
             attempt(call("pools", "GET", "/api/v1/budget-pools"), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/ledger"), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/limits"), down),
-            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 50}), down))
-        today = datetime.now(UTC) - timedelta(hours=24)
-        recent = [c for c in (changes or {}).get("change_sets", [])
-                  if c.get("created_at") and datetime.fromisoformat(c["created_at"]) >= today]
-        return render(request, "overview.html", s, down=_unique(down), pools=(pools or {}).get("pools"),
-                      ledger=ledger, limits=(limits or {}).get("limits"), recent=recent, changes=changes)
+            attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": 200}), down),
+            attempt(call("rules", "GET", "/api/v1/rules", params={"status": "paused"}), down),
+            attempt(call("pacing", "GET", "/api/v1/pacing/plans"), down))
+        watched = ((plans or {}).get("plans") or [])[:OVERVIEW_PLANS]
+        latest = await asyncio.gather(*[
+            optional(call("pacing", "GET", f"/api/v1/pacing/plans/{quote(p['plan_id'])}/snapshots/latest"), down)
+            for p in watched])
+        today = datetime.now(UTC).date()
+        recent = None
+        if changes is not None:
+            recent = [c for c in changes.get("change_sets", []) if (at := c.get("finished_at") or c.get("created_at"))
+                      and _at(at).astimezone(UTC).date() == today]
+        critical = [{**p, "alert": x["alert"]} for p, x in zip(watched, latest, strict=True)
+                    if x and (x.get("alert") or {}).get("level") == "critical"]
+        tripped = None if rules is None else [r for r in rules.get("rules", []) if r.get("auto_pause_reason")]
+        actions = [a for c in recent or [] for a in c.get("actions", [])]
+        return render(request, "overview.html", s, down=_unique(down), unavailable={d.service for d in down},
+                      pools=(pools or {}).get("pools"), ledger=ledger, limits=(limits or {}).get("limits"),
+                      recent=recent, applied=sum(a.get("status") in ("succeeded", "already_applied") for a in actions),
+                      failed=sum(a.get("status") in ("failed", "conflict", "rejected", "expired") for a in actions),
+                      critical=critical if plans is not None else None, tripped=tripped, today=today.isoformat(),
+                      plans_cut=len((plans or {}).get("plans") or []) > OVERVIEW_PLANS)
 
     # ------------------------------------------------------------ budget pools
 
@@ -1107,6 +1123,8 @@ def _limits_errors(exc: Problem, locale: str) -> dict[str, str]:
     return errors
 
 
+#: How many flight plans the overview checks for a critical alert (one call each).
+OVERVIEW_PLANS = 25
 #: How many of the newest rows Activity asks each API for; the filters the APIs lack apply to these.
 ACTIVITY_LIMITS = {"change_sets": 200, "decisions": 500, "audit": 200}
 ACTIVITY_SOURCES = {"rule": "Rules", "pacing": "Pacing", "manual": "Manual changes", "undo": "Undo"}
