@@ -73,7 +73,8 @@ EXAMPLES: dict[str, BaseModel] = {
     ),
     "guardrail.blocked": GuardrailBlocked(
         decision_id=_ID, request_id=_ID, source="pool", source_id="pool_1", check="daily_cap",
-        reason="daily cap 500.00 EUR would be exceeded", details={"cap_eur_cents": 50_000, "exposure_eur_cents": 62_500},
+        reason="daily cap 500.00 EUR would be exceeded",
+        details={"cap_eur_cents": 50_000, "exposure_eur_cents": 62_500},
     ),
     "action.executed": ActionExecuted(
         action_id=_ACTION.action_id, request_id=_ID, decision_id=_ID, source="pool", source_id="pool_1",

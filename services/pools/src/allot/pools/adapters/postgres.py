@@ -406,8 +406,8 @@ async def upsert_metrics(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
 
 _METRIC_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("interval_start", "timestamptz"),
                    ("interval_end", "timestamptz"), ("reported_at", "timestamptz"), ("event_id", "uuid"),
-                   ("spend_cents", "bigint"), ("revenue_cents", "bigint"), ("conversions", "bigint"), ("impressions", "bigint"),
-                   ("clicks", "bigint"), ("reach", "bigint"))
+                   ("spend_cents", "bigint"), ("revenue_cents", "bigint"), ("conversions", "bigint"),
+                   ("impressions", "bigint"), ("clicks", "bigint"), ("reach", "bigint"))
 _UPSERT_METRICS = f"""INSERT INTO member_metrics {json_insert_rows(_METRIC_COLUMNS)}
        ON CONFLICT (workspace_id, entity_id, interval_start) DO UPDATE
           SET interval_end = EXCLUDED.interval_end, reported_at = EXCLUDED.reported_at, event_id = EXCLUDED.event_id,
@@ -529,8 +529,8 @@ async def history_of(
         """SELECT entity_id, interval_start, interval_end, spend_cents, revenue_cents, conversions, impressions, clicks,
                   reach
              FROM member_metrics
-            WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND interval_end > GREATEST($3::timestamptz, $5::timestamptz)
-              AND interval_end <= $4::timestamptz
+            WHERE workspace_id = $1 AND entity_id = ANY($2::text[])
+              AND interval_end > GREATEST($3::timestamptz, $5::timestamptz) AND interval_end <= $4::timestamptz
            UNION ALL
            SELECT entity_id, min(interval_start), max(interval_end), sum(spend_cents)::bigint,
                   sum(revenue_cents)::bigint, sum(conversions)::bigint, sum(impressions)::bigint, sum(clicks)::bigint,
