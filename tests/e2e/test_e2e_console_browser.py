@@ -247,6 +247,38 @@ def test_the_kill_switch_flips_with_a_confirmation_and_blocks_an_allocation(page
     expect(page.get_by_test_id("blocked")).to_contain_text("kill switch")
 
 
+def test_an_admin_sets_the_daily_cap_in_eur_and_a_refusal_names_its_field(page: Any, console: Console,
+                                                                          tmp_path: Path) -> None:
+    sign_in(page, console, "b-admin")
+    page.get_by_role("navigation").get_by_role("link", name="Limits & autonomy").click()
+    caps = page.get_by_test_id("caps-form")
+    caps.get_by_label("Daily cap (EUR)").fill("lots")
+    caps.get_by_role("button", name="Save caps and limits").click()
+    expect(page.locator("#daily_cap-error")).to_contain_text("Daily cap: “lots” is not an amount in EUR")
+    page.get_by_label("Daily cap (EUR)").fill("500.00")
+    page.get_by_label("Largest single change (%)").fill("5000")  # the guardrails refuse it, naming the field
+    page.get_by_role("button", name="Save caps and limits").click()
+    expect(page.locator("#max_change_pct-error")).to_contain_text("Largest single change:")
+    expect(page.get_by_label("Daily cap (EUR)")).to_have_value("500.00")  # the form keeps what was typed
+    page.get_by_label("Largest single change (%)").fill("25")
+    page.get_by_role("button", name="Save caps and limits").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved: Daily cap, Largest single change")
+    expect(page.get_by_test_id("caps")).to_contain_text("€500.00")
+    with console.api("guardrails", "b-admin") as g:
+        limits = g.get("/api/v1/guardrails/limits").json()["limits"]
+    assert limits["daily_cap_eur_cents"] == 50_000 and limits["max_change_pct"] == "25"
+    page.get_by_label("Rules", exact=True).select_option("observe")
+    page.get_by_role("button", name="Save autonomy").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved: Autonomy")
+    page.screenshot(path=str(tmp_path / "limits.png"), full_page=True)
+    page.get_by_role("navigation").get_by_role("link", name="Activity").click()
+    expect(page.get_by_test_id("audit")).to_contain_text("Daily cap: no cap → €500.00")
+    expect(page.get_by_test_id("audit")).to_contain_text("Autonomy rule: live → observe")
+    page.get_by_role("navigation").get_by_role("link", name="Overview").click()
+    expect(page.get_by_test_id("card-spend")).to_contain_text("daily cap")
+    expect(page.get_by_test_id("card-kill-switch")).to_contain_text("ON")  # the previous test's switch
+
+
 def test_a_rule_s_page_shows_its_execution_after_it_fires(page: Any, console: Console, tmp_path: Path) -> None:
     definition = {"name": "Winners to watch", "scope": {"ad_account_ids": [console.accounts["a"]],
                                                          "entity_level": "adset"},
