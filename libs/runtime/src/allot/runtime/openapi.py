@@ -15,14 +15,16 @@ Every service app (``allot.runtime.service.create_app``) gets:
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from allot.runtime.auth import required_role
 
@@ -37,6 +39,16 @@ class Body(BaseModel):
     (a response model never drops what a route returns)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+#: A moment in a response model, written as the route wrote it without one (``datetime.isoformat()``:
+#: ``2026-01-01T00:00:00+00:00``, not pydantic's ``...Z``).
+Instant = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+                    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
+
+#: Any JSON value, written as the route wrote it without a response model (``jsonable_encoder``: a moment nested in
+#: it keeps its ``isoformat()``).
+Json = Annotated[Any, PlainSerializer(jsonable_encoder, when_used="json")]
 
 
 class FieldProblem(BaseModel):

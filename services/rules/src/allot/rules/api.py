@@ -35,6 +35,7 @@ from allot.contracts.payloads import BudgetAction
 from allot.rules import ownership, workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
+from allot.rules.domain.models import Action, ConditionGroup, Protections, Schedule, Scope
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
@@ -43,6 +44,8 @@ from allot.runtime.auth import Principal, require
 from allot.runtime.db import Conn
 from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import Instant, Json, documented, errors
 from allot.runtime.service import ServiceContext, get_ctx
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
@@ -70,6 +73,197 @@ class BulkEdit(BaseModel):
     rule_ids: list[uuid.UUID] = Field(min_length=1, max_length=500)
     op: Literal["pause", "activate", "set_cooldown", "delete"]
     cooldown_minutes: int | None = Field(default=None, ge=0, le=10080)
+
+
+# ---------------------------------------------------------------- response models
+
+
+class RuleView(ResponseBody):
+    """A rule: its definition (the five wizard steps, as validated) with its status and bookkeeping."""
+
+    id: str
+    workspace_id: str
+    name: str
+    status: str = Field(description="active | paused")
+    scope: Scope
+    targets: dict[str, float]
+    conditions: ConditionGroup
+    actions: list[Action]
+    schedule: Schedule
+    protections: Protections
+    template: str | None = Field(description="The built-in template it was created from.")
+    version: int = Field(description="Incremented by every change of the definition or status.")
+    created_by: str = Field(description="The key id that created it.")
+    created_at: Instant
+    updated_at: Instant
+    last_evaluated_at: Instant | None
+    last_slot: Instant | None = Field(description="The last slot it fired for.")
+    last_error: str | None
+    auto_pause_reason: str | None = Field(description="Why the rule paused itself, if it did.")
+    auto_paused_at: Instant | None
+
+
+class PoolMemberLine(ResponseBody):
+    """An in-scope entity a budget pool owns (the guardrails' view)."""
+
+    entity_id: str
+    name: str | None
+    pool_id: str
+    seen_at: Json = Field(description="When the guardrails learnt of the membership.")
+
+
+class PoolOwnership(ResponseBody):
+    pool_members: list[PoolMemberLine] | None = Field(
+        description="In-scope entities a budget pool owns; null when the guardrails cannot say.")
+    warnings: list[str] = Field(description="What the pool ownership means for this rule's budget changes.")
+
+
+class ActivatedRule(RuleView, PoolOwnership):
+    """The activated rule, and which of its in-scope entities a budget pool owns (it activates regardless)."""
+
+
+class RuleList(ResponseBody):
+    rules: list[RuleView]
+    limit: int
+    offset: int
+
+
+class TemplateView(ResponseBody):
+    """A built-in template: the conditions, actions and protections it gives a rule (targets to fill in)."""
+
+    name: str
+    description: str
+    conditions: list[dict[str, Json]] = Field(description="Conditions as written (a value may be 'target * 1.2').")
+    actions: list[dict[str, Json]]
+    required_targets: list[str] = Field(description="Targets the rule must set (``targets``).")
+    protections: dict[str, Json]
+
+
+class TemplateList(ResponseBody):
+    templates: list[TemplateView]
+
+
+class PreviewMatch(ResponseBody):
+    entity_id: str
+    name: str | None
+    platform: str
+    ad_account_id: str
+    snapshot: dict[str, Json] = Field(description="The metrics the conditions read, by metric@time_range.")
+    actions: list[dict[str, Json]] = Field(description="The planned actions (absolute budgets and statuses).")
+    skipped_actions: list[dict[str, Json]] = Field(description="Actions not planned on it, with the reason.")
+    guardrails: list[dict[str, Json]] = Field(
+        description="The guardrails' dry-run verdict of each proposed action on it (approved, trimmed, dropped, "
+                    "blocked).")
+
+
+class PreviewSkip(ResponseBody):
+    entity_id: str
+    name: str | None
+    reason: str = Field(description="A stable reason code (conditions_not_met, cooldown, ...).")
+    detail: str
+    snapshot: dict[str, Json] | None
+
+
+class PreviewView(PoolOwnership):
+    """What the rule would do now, evaluated on current data; nothing acted on or recorded."""
+
+    rule_id: str | None = Field(description="The saved rule previewed; null for a definition.")
+    evaluated_at: Instant
+    slot_start: Instant
+    entities_evaluated: int
+    matched_count: int
+    skipped_count: int
+    skip_counts: dict[str, int] = Field(description="Skipped entities by reason.")
+    would_auto_pause: dict[str, Json] | None = Field(
+        description="When evaluating would pause the rule: auto_pause_reason and last_error.")
+    matched: list[PreviewMatch]
+    skipped: list[PreviewSkip]
+    proposed_actions: list[dict[str, Json]] = Field(description="The BudgetActions a firing would send.")
+    guardrails: dict[str, Json] = Field(
+        description="The guardrails' dry-run answer (available: true and their verdict, or available: false and "
+                    "error).")
+
+
+class BulkResult(ResponseBody):
+    op: str
+    batch_id: str = Field(description="Shared by the audit entries of this edit.")
+    requested: int
+    changed: list[str] = Field(description="Rule ids this edit changed.")
+    unchanged: list[str] = Field(description="Rule ids already as asked.")
+
+
+class ExecutionAction(ResponseBody):
+    action_id: str
+    request_id: str | None
+    action_type: str = Field(description="set_budget | pause | activate | relaunch")
+    from_cents: int | None
+    to_cents: int | None
+    from_status: str | None
+    to_status: str | None
+    sent_at: Instant | None
+    outcome: str = Field(description="pending | succeeded | already_applied | failed | blocked | observed ...")
+    outcome_at: Instant | None
+    error: str | None
+
+
+class ExecutionEntity(ResponseBody):
+    entity_id: str
+    platform: str
+    ad_account_id: str
+    entity_level: str
+    snapshot: Json = Field(description="The metrics the conditions read when it matched.")
+    planned: Json = Field(description="The planned actions (absolute).")
+    skipped_actions: Json
+    outcome: str = Field(description="notified | pending | succeeded | blocked | failed | none")
+    actions: list[ExecutionAction]
+
+
+class ExecutionView(ResponseBody):
+    """One firing of a rule: counts, per-entity outcomes and metric snapshots."""
+
+    execution_id: str
+    rule_id: str
+    slot_start: Instant
+    started_at: Instant
+    trigger: str = Field(description="schedule | manual | trigger")
+    result: str = Field(description="requested | notified | no_match | auto_paused")
+    entities_evaluated: int
+    matched: int
+    skipped: int
+    skip_counts: Json
+    actions_count: int
+    request_ids: list[str]
+    auto_pause_reason: str | None
+    outcome_counts: dict[str, int]
+    entities: list[ExecutionEntity]
+    skipped_entities: Json = Field(description="[{entity_id, reason, detail}]")
+
+
+class EvaluateNowResult(ResponseBody):
+    status: str = Field(description="What the evaluation did for the current slot.")
+    slot_start: Instant
+    execution: ExecutionView | None = Field(description="The slot's execution, when there is one.")
+
+
+class ExecutionList(ResponseBody):
+    rule_id: str
+    executions: list[ExecutionView] = Field(description="Newest slot first; page with before.")
+
+
+class AuditEntry(ResponseBody):
+    id: int
+    rule_id: str | None
+    action: str = Field(description="create | update | activate | pause | delete | bulk | auto_pause ...")
+    actor: str = Field(description="The key id (or the service) that acted.")
+    at: Instant
+    before: Json = Field(description="The rule before (null on create).")
+    after: Json = Field(description="The rule after (null on delete).")
+    detail: Json
+
+
+class AuditLog(ResponseBody):
+    entries: list[AuditEntry] = Field(description="Newest first.")
+    next_before_id: int | None = Field(description="Pass as before_id for the next page; null on the last one.")
 
 
 # ---------------------------------------------------------------- helpers
@@ -170,7 +364,7 @@ async def _set_status(conn: Conn, principal: Principal, row: Any, status: str, n
 # ---------------------------------------------------------------- collection routes
 
 
-@router.get("")
+@router.get("", **documented(RuleList))
 async def list_rules(status: Literal["active", "paused"] | None = None, limit: int = Query(100, ge=1, le=1000),
                      offset: int = Query(0, ge=0, le=_PG_BIGINT_MAX), principal: Principal = Depends(require("viewer")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -179,13 +373,13 @@ async def list_rules(status: Literal["active", "paused"] | None = None, limit: i
     return {"rules": [workflow.rule_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **documented(RuleView))
 async def create_rule(body: RuleDefinition, principal: Principal = Depends(require("operator")),
                       ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     return await _create(ctx, principal, _dump(body), None)
 
 
-@router.get("/templates")
+@router.get("/templates", **documented(TemplateList))
 async def list_templates(principal: Principal = Depends(require("viewer"))) -> dict[str, Any]:
     return {"templates": [
         {"name": t.name, "description": t.description, "conditions": [dict(c) for c in t.conditions],
@@ -193,7 +387,7 @@ async def list_templates(principal: Principal = Depends(require("viewer"))) -> d
          "protections": dict(t.protections)} for t in TEMPLATES.values()]}
 
 
-@router.post("/from-template", status_code=201)
+@router.post("/from-template", status_code=201, **documented(RuleView))
 async def create_from_template(body: FromTemplate, principal: Principal = Depends(require("operator")),
                                ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     try:
@@ -207,7 +401,7 @@ async def create_from_template(body: FromTemplate, principal: Principal = Depend
     return await _create(ctx, principal, data, body.template)
 
 
-@router.post("/preview")
+@router.post("/preview", **documented(PreviewView, 404))
 async def preview_rule(request: Request,
                        body: dict[str, Any] = Body(..., description="{rule_id}, {definition} or a rule body."),
                        principal: Principal = Depends(require("viewer")),
@@ -248,7 +442,7 @@ async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[s
     return workflow.with_verdicts(result, verdict)
 
 
-@router.post("/bulk")
+@router.post("/bulk", **documented(BulkResult, 404))
 async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("operator")),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     if body.op == "set_cooldown" and body.cooldown_minutes is None:
@@ -297,7 +491,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
 # ---------------------------------------------------------------- one rule
 
 
-@router.get("/{rule_id}")
+@router.get("/{rule_id}", **documented(RuleView, 404))
 async def get_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                    ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -331,13 +525,13 @@ async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID,
     return view
 
 
-@router.put("/{rule_id}")
+@router.put("/{rule_id}", **documented(RuleView, 404))
 async def replace_rule(rule_id: uuid.UUID, body: RuleDefinition, principal: Principal = Depends(require("operator")),
                        ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     return await _update(ctx, principal, rule_id, None, body)
 
 
-@router.patch("/{rule_id}")
+@router.patch("/{rule_id}", **documented(RuleView, 404))
 async def patch_rule(rule_id: uuid.UUID, body: dict[str, Any] = Body(...),
                      principal: Principal = Depends(require("operator")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -352,7 +546,7 @@ async def patch_rule(rule_id: uuid.UUID, body: dict[str, Any] = Body(...),
     return await _update(ctx, principal, rule_id, body, None)
 
 
-@router.delete("/{rule_id}", status_code=204)
+@router.delete("/{rule_id}", status_code=204, responses=errors(404))
 async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
                       ctx: ServiceContext = Depends(get_ctx)) -> Response:
     now = ctx.clock.now()
@@ -364,7 +558,7 @@ async def delete_rule(rule_id: uuid.UUID, principal: Principal = Depends(require
     return Response(status_code=204)
 
 
-@router.post("/{rule_id}/activate")
+@router.post("/{rule_id}/activate", **documented(ActivatedRule, 404))
 async def activate_rule(rule_id: uuid.UUID, request: Request, principal: Principal = Depends(require("operator")),
                         ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     """Activate; the answer also says which in-scope entities a budget pool owns (``pool_members``, ``warnings``).
@@ -379,7 +573,7 @@ async def activate_rule(rule_id: uuid.UUID, request: Request, principal: Princip
     return {**view, **await ownership.pool_ownership(ctx, request.headers, definition, scoped)}
 
 
-@router.post("/{rule_id}/pause")
+@router.post("/{rule_id}/pause", **documented(RuleView, 404))
 async def pause_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     now = ctx.clock.now()
@@ -388,7 +582,7 @@ async def pause_rule(rule_id: uuid.UUID, principal: Principal = Depends(require(
         return workflow.rule_view(await _set_status(conn, principal, row, "paused", now, "pause"))
 
 
-@router.post("/{rule_id}/evaluate-now")
+@router.post("/{rule_id}/evaluate-now", **documented(EvaluateNowResult, 404, 409))
 async def evaluate_rule_now(rule_id: uuid.UUID, principal: Principal = Depends(require("operator")),
                             ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     result = await evaluate_now(ctx, rule_id, workspace_id=principal.workspace_id, trigger="manual")
@@ -404,7 +598,7 @@ async def evaluate_rule_now(rule_id: uuid.UUID, principal: Principal = Depends(r
     return {"status": result.status, "slot_start": result.slot, "execution": views[0] if views else None}
 
 
-@router.get("/{rule_id}/executions")
+@router.get("/{rule_id}/executions", **documented(ExecutionList, 404))
 async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=200), before: datetime | None = None,
                           principal: Principal = Depends(require("viewer")),
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
@@ -415,7 +609,7 @@ async def list_executions(rule_id: uuid.UUID, limit: int = Query(20, ge=1, le=20
     return {"rule_id": str(rule_id), "executions": views}
 
 
-@audit_router.get("/audit-log")
+@audit_router.get("/audit-log", **documented(AuditLog))
 async def audit_log(rule_id: uuid.UUID | None = None, action: str | None = Query(None, pattern=_NO_NUL),
                     limit: int = Query(100, ge=1, le=1000),
                     before_id: int | None = Query(None, ge=-_PG_BIGINT_MAX, le=_PG_BIGINT_MAX),
