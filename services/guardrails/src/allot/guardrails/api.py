@@ -420,10 +420,10 @@ class PoolMembershipBody(BaseModel):
 @router.post("/pool-membership", **documented(PoolMembershipView))
 async def pool_membership(body: PoolMembershipBody, principal: Principal = Depends(require("viewer")),
                           ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
-    """Which of ``entity_ids`` belong to a budget pool, exactly as the arbiter sees it: an entity becomes a member
-    with its pool's first approved allocation that names it (the latest such pool wins). A rule's set_budget on a
-    member is dropped unless the rule opted in (``change_pool_member_budgets``); pause and activate pass.
-    A read: nothing is recorded."""
+    """Which of ``entity_ids`` belong to a budget pool, exactly as the arbiter sees it: the membership each pool
+    announces on pool.members_changed whenever it changes (the later announcement wins an entity; pools that never
+    announced are learned from their approved allocations). A rule's set_budget on a member is dropped unless the
+    rule opted in (``change_pool_member_budgets``); pause and activate pass. A read: nothing is recorded."""
     ids = sorted(set(body.entity_ids))
     async with ctx.pool.acquire() as conn:
         members = await db.pool_members(conn, principal.workspace_id, ids)
