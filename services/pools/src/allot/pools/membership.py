@@ -21,11 +21,13 @@ from allot.contracts.payloads import PoolMemberRef, PoolMembersChanged
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
 from allot.pools.workflow import Emit
+from allot.runtime.db import Conn
 
 TOPIC = "pool.members_changed"
 
 
-def members_changed_envelope(pool_id: uuid.UUID | str, workspace_id: str, members: Sequence[Mapping[str, Any]], *,
+def members_changed_envelope(pool_id: uuid.UUID | str, workspace_id: str,
+                             members: Sequence[Mapping[str, Any] | asyncpg.Record], *,
                              version: int, deleted: bool, now: datetime) -> Envelope[PoolMembersChanged]:
     """The event for this state of the pool (pure): its active members, in a stable order; none when deleted.
 
@@ -41,7 +43,7 @@ def members_changed_envelope(pool_id: uuid.UUID | str, workspace_id: str, member
                         step=f"{TOPIC}/{pool_id}/{version}")
 
 
-async def publish_membership(conn: asyncpg.Connection, emit: Emit, pool_id: uuid.UUID, workspace_id: str, *,
+async def publish_membership(conn: Conn, emit: Emit, pool_id: uuid.UUID, workspace_id: str, *,
                              deleted: bool = False, now: datetime) -> None:
     """Bump the pool's membership version and emit its full membership, in the caller's transaction (the caller
     holds the pool row: a new pool's insert, or ``FOR UPDATE``), so versions follow commit order per pool."""

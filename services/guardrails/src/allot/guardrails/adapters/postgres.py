@@ -235,7 +235,7 @@ async def record_decision(conn: Conn, workspace_id: str, decision: Decision,
 # ------------------------------------------------------------------ pool membership announced by pools
 
 
-async def replace_pool_membership(conn: asyncpg.Connection, workspace_id: str, state: PoolMembersChanged, *,
+async def replace_pool_membership(conn: Conn, workspace_id: str, state: PoolMembersChanged, *,
                                   now: datetime) -> MembershipReplacement:
     """Apply one pool.members_changed state (domain.membership.replace_membership) in the caller's transaction.
 
