@@ -99,6 +99,11 @@ TRIPPED = {"id": "rule-1", "name": "Doomed", "status": "paused", "schedule": {"i
            "auto_pause_reason": "circuit breaker: error rate 60.0% in the last 24 h", "last_error": "500 on write",
            "last_evaluated_at": None}
 CALM = {**TRIPPED, "id": "rule-2", "name": "Calm", "status": "active", "auto_pause_reason": None}
+RULE_AUDIT = [
+    {"id": 2, "rule_id": "rule-1", "action": "auto_pause", "actor": "rules", "at": NOW.isoformat(),
+     "before": {**TRIPPED, "status": "active"}, "after": TRIPPED, "detail": {"reason": "circuit breaker tripped"}},
+    {"id": 1, "rule_id": "rule-1", "action": "update", "actor": "key-admin", "at": "2026-01-05T08:00:00+00:00",
+     "before": {**TRIPPED, "name": "Doomed", "schedule": {"interval_minutes": 30}}, "after": TRIPPED, "detail": None}]
 PLANS = [{"plan_id": "plan-1", "name": "Q4 flight", "campaign_id": "cmp-1", "state": "PACING_HOLD"},
          {"plan_id": "plan-2", "name": "Quiet flight", "campaign_id": "cmp-2", "state": "ACTIVE"}]
 LATEST = {"plan-1": {"taken_at": NOW.isoformat(), "alert": {
@@ -193,6 +198,10 @@ def fake_services() -> FastAPI:
     @app.get("/api/v1/rules")
     async def rules() -> Any:
         return {"rules": [TRIPPED, CALM]}
+
+    @app.get("/api/v1/audit-log")
+    async def rule_audit(limit: int = 100) -> Any:
+        return {"entries": RULE_AUDIT[:limit], "next_before_id": None}
 
     @app.get("/api/v1/pacing/plans")
     async def plans() -> Any:
@@ -389,7 +398,9 @@ def test_activity_shows_change_sets_decisions_with_check_and_reason_and_the_audi
         assert "Monthly cap: no cap → €9,000.00" in audit and "Stopped ad accounts: none → act-2" in audit
         assert "Protected entities: Madrid, Lisboa, as-77, as-78 → none" in audit, "entities by name"
         assert "Autonomy rule: live → observe" in audit
-        assert "rules service exposes no audit log" in page.text
+        rules = _table(page.text, "rule-audit")
+        assert 'href="/rules/rule-1">Doomed</a>' in rules and "Auto pause" in rules and "circuit breaker" in rules
+        assert "Update: schedule" in rules and "key-admin" in rules
 
 
 def _table(html: str, testid: str) -> str:
@@ -421,6 +432,8 @@ def test_activity_filters_by_entity_source_and_day_through_the_query_string(fake
         assert "Sevilla" in _table(by_day, "change-sets") and "Madrid" not in _table(by_day, "change-sets")
         assert "No decision matches the filters." in by_day
         assert "No setting was changed on those days." in by_day and "Clear filters" in by_day
+        assert "Update: schedule" in _table(by_day, "rule-audit") and "Auto pause" not in by_day
+        assert 'id="rule-audit"' not in by_pool, "a pool's activity has no rule changes"
         bad = viewer.get("/activity", params={"from": "yesterday"}).text
         assert "From: “yesterday” is not a date (YYYY-MM-DD)" in bad and 'aria-invalid="true"' in bad
         assert "Madrid" in _table(bad, "change-sets"), "a day that is not one is ignored"

@@ -936,12 +936,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         decision_params: dict[str, Any] = {"limit": ACTIVITY_LIMITS["decisions"]}
         if flt["source_id"]:
             decision_params["source_id"] = flt["source_id"]  # the one filter an API takes
-        changes, decisions, audit, pools, entities = await asyncio.gather(
+        changes, decisions, audit, rule_audit, pools, entities = await asyncio.gather(
             attempt(call("executor", "GET", "/api/v1/change-sets", params={"limit": ACTIVITY_LIMITS["change_sets"]}),
                     down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/decisions", params=decision_params), down),
             attempt(call("guardrails", "GET", "/api/v1/guardrails/audit-log",
                          params={"limit": ACTIVITY_LIMITS["audit"]}), down),
+            optional(call("rules", "GET", "/api/v1/audit-log", params={"limit": ACTIVITY_LIMITS["audit"]}), down)
+            if flt["kind"] in ("", "rule") else _nothing(),
             attempt(call("pools", "GET", "/api/v1/budget-pools"), down), entities_of(s, down))
         names = {e["entityId"]: e["entityName"] for e in entities}
         sources = {p["id"]: p["name"] for p in (pools or {}).get("pools", [])}
@@ -961,8 +963,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         if audit is not None:
             entries = [{**a, "lines": _audit_lines(a.get("changes"), names)} for a in audit.get("entries", [])
                        if _in_days(a.get("at"), flt)]
+        rule_entries = None
+        if rule_audit is not None:
+            rule_entries = [{**a, **_rule_audit_view(a)} for a in rule_audit.get("entries", [])
+                            if _in_days(a.get("at"), flt)]
         return render(request, "activity.html", s, down=_unique(down), change_sets=sets, names=names,
-                      sources=sources, blocked=shown, audit=entries, flt=flt, errors=errors,
+                      sources=sources, blocked=shown, audit=entries, rule_audit=rule_entries,
+                      rules_shown=flt["kind"] in ("", "rule"), flt=flt, errors=errors,
                       entities=sorted(entities, key=lambda e: (e.get("entityName") or e["entityId"]).lower()),
                       source_kinds=ACTIVITY_SOURCES, limits=ACTIVITY_LIMITS,
                       filtered=any(flt[k] for k in ("entity", "source", "from", "to")))
@@ -1145,6 +1152,26 @@ def _activity_filters(q: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]
     return {"entity": q["entity"].strip(), "source": q["source"], "kind": kind, "source_id": source_id,
             "from": q["from"], "to": q["to"], "from_day": days["from"], "to_day": days["to"],
             "decisions": "all" if q["decisions"] == "all" else "blocked"}, errors
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _rule_audit_view(entry: dict[str, Any]) -> dict[str, Any]:
+    """A rules audit entry as words: the rule's name and, for an edit, which parts of it changed."""
+    before, after = entry.get("before"), entry.get("after")
+    named = after if isinstance(after, dict) else before if isinstance(before, dict) else {}
+    changed: list[str] = []
+    if isinstance(before, dict) and isinstance(after, dict):
+        changed = [k.replace("_", " ") for k in RULE_PARTS if before.get(k) != after.get(k)]
+    detail = entry.get("detail")
+    return {"rule_name": named.get("name") or entry.get("rule_id") or "—", "changed": changed,
+            "detail_text": detail if isinstance(detail, str) else str(detail.get("reason") or "")
+            if isinstance(detail, dict) else ""}
+
+
+RULE_PARTS = ("name", "status", "scope", "targets", "conditions", "actions", "schedule", "protections")
 
 
 def _in_days(at: Any, flt: dict[str, Any]) -> bool:
