@@ -65,6 +65,8 @@ from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.deps import settings_of
 from allot.runtime.http import ApiError
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import Instant, documented, errors
 from allot.runtime.service import ServiceContext, get_ctx
 
 router = APIRouter(prefix="/api/v1/pacing", tags=["pacing"])
@@ -249,6 +251,186 @@ class ReasonIn(_In):
     reason: str = Field(default="", max_length=1000)
 
 
+# ---------------------------------------------------------------- response models
+
+
+class PlanView(ResponseBody):
+    """A flight plan as stored (money in integer cents of ``currency``), with its pacing state."""
+
+    plan_id: str
+    workspace_id: str
+    campaign_id: str
+    name: str
+    currency: str
+    total_budget_cents: int
+    flight_start: Instant
+    flight_end: Instant
+    channels: list[ChannelIn]
+    deals: list[DealIn]
+    approval_config: ApprovalConfigIn
+    curve: CurveIn
+    thresholds: ThresholdsIn
+    snapshot_interval_s: int
+    escalate_after_s: int
+    state: str = Field(description="ACTIVE | PACING_HOLD | PAUSED")
+    held_since: Instant | None = Field(description="Since when the plan is in PACING_HOLD.")
+    last_slot_at: Instant | None = Field(description="The latest slot a snapshot was taken for.")
+    created_at: Instant
+    updated_at: Instant
+
+
+class PlanList(ResponseBody):
+    plans: list[PlanView]
+
+
+class TransitionView(ResponseBody):
+    from_state: str
+    to_state: str
+    reason: str
+    actor: str = Field(description="'pacing' or the API key id.")
+    snapshot_id: str | None = Field(description="The snapshot that caused it, if one did.")
+    at: Instant
+
+
+class TransitionList(ResponseBody):
+    transitions: list[TransitionView] = Field(description="Newest first.")
+
+
+class PlannedChannel(ResponseBody):
+    channel: str
+    expected_spend_cents: int
+
+
+class PlannedPointView(ResponseBody):
+    at: Instant
+    expected_spend_cents: int
+    channels: list[PlannedChannel] = Field(description="The flight's expected spend split by today's channels.")
+
+
+class PlannedView(ResponseBody):
+    """The spend the plan expects over its whole flight, for charts."""
+
+    plan_id: str
+    currency: str
+    timezone_name: str = Field(description="The time zone the plan's curve runs in (its ad account's).")
+    points: list[PlannedPointView] = Field(description="points + 1 instants, flight start to flight end.")
+
+
+class PacingAlert(ResponseBody):
+    level: str = Field(description="warning | critical")
+    direction: str = Field(description="underpacing | overpacing")
+    deviation_pct: float
+    threshold_pct: float
+    message: str
+
+
+class ChannelPacingView(ResponseBody):
+    channel: str
+    allocated_budget_cents: int
+    spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    impressions: int
+    alert_level: str | None
+    effective_cpm: float | None = Field(None, description="Spend per 1,000 impressions in currency units; null "
+                                                          "without impressions.")
+    fill_rate: float | None = None
+    unplanned_spend_cents: int = Field(0, description="Spend of a channel without allocated budget.")
+
+
+class DealPacingView(ResponseBody):
+    deal_id: str
+    allocated_budget_cents: int
+    spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    impressions: int
+    alert_level: str | None
+    effective_cpm: float | None = None
+    fill_rate: float | None = None
+    win_rate: float | None = Field(None, description="Null: no report carries auctions won yet.")
+
+
+class SnapshotView(ResponseBody):
+    """The plan's pacing at one instant: spend against the curve, its alert and the proposals it made."""
+
+    snapshot_id: str
+    plan_id: str
+    workspace_id: str
+    campaign_id: str
+    slot_at: Instant
+    taken_at: Instant
+    trigger: str = Field(description="schedule | manual")
+    currency: str
+    total_budget_cents: int
+    total_spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    state_before: str
+    state: str
+    alert: PacingAlert | None
+    channels: list[ChannelPacingView]
+    deals: list[DealPacingView]
+    proposal_ids: list[str]
+
+
+class SnapshotList(ResponseBody):
+    snapshots: list[SnapshotView] = Field(description="Oldest first.")
+
+
+class ProposalAction(ResponseBody):
+    """One budget change of a proposal: the target entity gains, the source entity gives."""
+
+    action_id: str
+    proposal_id: str
+    role: str = Field(description="target | source")
+    platform: str
+    ad_account_id: str
+    entity_type: str
+    entity_id: str
+    from_cents: int
+    to_cents: int
+    outcome: str | None
+    error: str | None
+    executed_at: Instant | None
+
+
+class ProposalView(ResponseBody):
+    """A proposed reallocation between two channels of a plan."""
+
+    proposal_id: str
+    plan_id: str
+    workspace_id: str
+    snapshot_id: str
+    slot_key: str
+    source_channel: str
+    target_channel: str
+    amount_cents: int
+    moved_cents: int | None
+    currency: str
+    reason: str
+    requires_approval: bool
+    status: str = Field(description="pending_approval | needs_budget | requested | rejected | superseded | applied | "
+                                    "failed | conflict")
+    status_reason: str
+    request_id: str | None = Field(description="The allocation.requested it became.")
+    correlation_id: str
+    created_at: Instant
+    decided_at: Instant | None
+    decided_by: str
+    completed_at: Instant | None
+    actions: list[ProposalAction]
+    approved_for: str | None = Field(None, description="Approve: the superseded proposal the approval was for, when "
+                                                       "it applied its current replacement.")
+
+
+class ProposalList(ResponseBody):
+    proposals: list[ProposalView]
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -375,7 +557,7 @@ def _time_window(start_time: datetime | None, end_time: datetime | None) -> None
 # ---------------------------------------------------------------- plans
 
 
-@router.post("/plans", status_code=201)
+@router.post("/plans", status_code=201, **documented(PlanView))
 async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, Any]:
     now = ctx.clock.now()
     plan = {"plan_id": str(uuid.uuid4()), "workspace_id": principal.workspace_id, "currency": body.currency,
@@ -389,7 +571,7 @@ async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, 
     return plan_out(row)
 
 
-@router.get("/plans")
+@router.get("/plans", **documented(PlanList))
 async def list_plans(
     principal: Viewer, ctx: Ctx, campaign_id: str | None = Query(None, pattern=_NO_NUL),
     state: Literal["ACTIVE", "PACING_HOLD", "PAUSED"] | None = None, limit: int = Query(100, ge=1, le=1000),
@@ -399,13 +581,13 @@ async def list_plans(
     return {"plans": [plan_out(r) for r in rows]}
 
 
-@router.get("/plans/{plan_id}")
+@router.get("/plans/{plan_id}", **documented(PlanView, 404))
 async def get_plan(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         return plan_out(await _plan_or_404(conn, principal, plan_id))
 
 
-@router.patch("/plans/{plan_id}")
+@router.patch("/plans/{plan_id}", **documented(PlanView, 404))
 async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await _plan_or_404(conn, principal, plan_id, for_update=True)
@@ -443,19 +625,19 @@ async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to
         return plan_out(await db.get_plan(conn, principal.workspace_id, plan_id))
 
 
-@router.post("/plans/{plan_id}/pause")
+@router.post("/plans/{plan_id}/pause", **documented(PlanView, 404, 409))
 async def pause_plan(plan_id: str, principal: Operator, ctx: Ctx, body: ReasonIn | None = None) -> dict[str, Any]:
     reason = (body.reason if body else "") or "Manual pause"
     return await _set_state(ctx, principal, plan_id, "PAUSED", {"ACTIVE", "PACING_HOLD"}, reason)
 
 
-@router.post("/plans/{plan_id}/resume")
+@router.post("/plans/{plan_id}/resume", **documented(PlanView, 404, 409))
 async def resume_plan(plan_id: str, principal: Operator, ctx: Ctx, body: ReasonIn | None = None) -> dict[str, Any]:
     reason = (body.reason if body else "") or "Manual resume"
     return await _set_state(ctx, principal, plan_id, "ACTIVE", {"PAUSED", "PACING_HOLD"}, reason)
 
 
-@router.get("/plans/{plan_id}/transitions")
+@router.get("/plans/{plan_id}/transitions", **documented(TransitionList, 404))
 async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
                            limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
@@ -463,7 +645,7 @@ async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
         return {"transitions": [_record(r) for r in await db.list_transitions(conn, plan_id, limit)]}
 
 
-@router.get("/plans/{plan_id}/planned")
+@router.get("/plans/{plan_id}/planned", **documented(PlannedView, 404))
 async def planned(plan_id: str, principal: Viewer, ctx: Ctx, points: int = Query(48, ge=1, le=500)) -> dict[str, Any]:
     """The spend the plan expects over its whole flight (``points`` + 1 instants, start to end), for the flight
     and per channel with today's split: what each snapshot's ``expected_spend_cents`` would be at that instant.
@@ -482,8 +664,13 @@ async def planned(plan_id: str, principal: Viewer, ctx: Ctx, points: int = Query
 
 # ---------------------------------------------------------------- snapshots
 
+#: 201 a new snapshot; 200 the one already taken at this instant; 409 the plan's data could not be evaluated.
+_TAKE_SNAPSHOT: dict[str, Any] = {**documented(SnapshotView), "responses": {
+    200: {"model": SnapshotView, "description": "This instant was already snapshotted: the same snapshot again."},
+    **errors(404, 409)}}
 
-@router.post("/plans/{plan_id}/snapshots", status_code=201)
+
+@router.post("/plans/{plan_id}/snapshots", status_code=201, **_TAKE_SNAPSHOT)
 async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: Response) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
@@ -504,7 +691,7 @@ async def take_snapshot(plan_id: str, principal: Operator, ctx: Ctx, response: R
     return snapshot_out(row)
 
 
-@router.get("/plans/{plan_id}/snapshots/latest")
+@router.get("/plans/{plan_id}/snapshots/latest", **documented(SnapshotView, 404))
 async def latest_snapshot(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
@@ -514,7 +701,7 @@ async def latest_snapshot(plan_id: str, principal: Viewer, ctx: Ctx) -> dict[str
     return snapshot_out(row)
 
 
-@router.get("/plans/{plan_id}/snapshots")
+@router.get("/plans/{plan_id}/snapshots", **documented(SnapshotList, 404))
 async def list_plan_snapshots(
     plan_id: str, principal: Viewer, ctx: Ctx, start_time: AwareDatetime | None = None,
     end_time: AwareDatetime | None = None, limit: int = Query(500, ge=1, le=5000),
@@ -527,7 +714,7 @@ async def list_plan_snapshots(
     return {"snapshots": [snapshot_out(r) for r in rows]}
 
 
-@router.get("/snapshots")
+@router.get("/snapshots", **documented(SnapshotList))
 async def list_campaign_snapshots(
     principal: Viewer, ctx: Ctx, campaign_id: str = Query(min_length=1, pattern=_NO_NUL),
     start_time: AwareDatetime | None = None,
@@ -546,7 +733,7 @@ ProposalStatus = Literal["open", "all", "pending_approval", "needs_budget", "req
                          "applied", "failed", "conflict"]
 
 
-@router.get("/plans/{plan_id}/proposals")
+@router.get("/plans/{plan_id}/proposals", **documented(ProposalList, 404))
 async def list_proposals(plan_id: str, principal: Viewer, ctx: Ctx, status: ProposalStatus = "open",
                          limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     statuses = {"open": list(workflow.OPEN_STATUSES), "all": None}.get(status, [status])
@@ -556,7 +743,7 @@ async def list_proposals(plan_id: str, principal: Viewer, ctx: Ctx, status: Prop
         return {"proposals": [await _proposal_out(conn, r) for r in rows]}
 
 
-@router.get("/plans/{plan_id}/proposals/{proposal_id}")
+@router.get("/plans/{plan_id}/proposals/{proposal_id}", **documented(ProposalView, 404))
 async def get_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Viewer, ctx: Ctx) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
@@ -576,7 +763,7 @@ async def _open_proposal(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any
     return row
 
 
-@router.post("/plans/{plan_id}/proposals/{proposal_id}/approve")
+@router.post("/plans/{plan_id}/proposals/{proposal_id}/approve", **documented(ProposalView, 404, 409))
 async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Operator, ctx: Ctx) -> dict[str, Any]:
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
@@ -616,7 +803,7 @@ async def _current_for_approval(conn: Any, plan_id: str, proposal_id: uuid.UUID)
                    extra={"current": shown})
 
 
-@router.post("/plans/{plan_id}/proposals/{proposal_id}/reject")
+@router.post("/plans/{plan_id}/proposals/{proposal_id}/reject", **documented(ProposalView, 404, 409))
 async def reject_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Operator, ctx: Ctx,
                           body: ReasonIn | None = None) -> dict[str, Any]:
     now = ctx.clock.now()
