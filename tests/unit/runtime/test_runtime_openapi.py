@@ -40,7 +40,7 @@ async def create_thing(body: Thing, _: Principal = Depends(require("admin"))) ->
 
 
 #: Services whose routes do not all have a response model yet.
-UNDOCUMENTED = {"pools", "sandbox"}
+UNDOCUMENTED = {"sandbox"}
 (KEY,), KEYS = api_keys(("ws", "viewer"))
 SPEC = ServiceSpec(name="things", routers=[router])
 

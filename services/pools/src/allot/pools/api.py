@@ -54,7 +54,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from allot.contracts.localday import local_day
@@ -75,6 +75,8 @@ from allot.runtime.deps import need, settings_of
 from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
 from allot.runtime.logging import get_logger
+from allot.runtime.openapi import Body as ResponseBody
+from allot.runtime.openapi import Json, documented, errors
 from allot.runtime.service import ServiceContext, get_ctx
 
 log = get_logger(__name__)
@@ -329,6 +331,237 @@ def allocation_view(a: Any, outcomes: list[Any]) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------- response models (camelCase: by alias)
+
+#: A moment as the views write it (``datetime.isoformat()``).
+IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class _Out(ResponseBody):
+    """A response body: snake_case fields written (and read) by their camelCase alias."""
+
+    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
+
+
+class MemberView(_Out):
+    """A pool member (an inactive one claims nothing)."""
+
+    id: str
+    pool_id: str
+    entity_type: str = Field(description="campaign | adset")
+    entity_id: str
+    ad_account_id: str | None
+    entity_name: str | None
+    platform: str
+    currency: str
+    min_budget_cents: int | None = Field(description="Floor; null: the pool's default.")
+    max_budget_cents: int | None = Field(description="Ceiling; null: the pool's default.")
+    weight: float
+    is_active: bool
+    created_at: IsoTime
+    updated_at: IsoTime
+
+
+class CompositeWeightsView(_Out):
+    roas: float
+    cpa: float
+    frequency_risk: float
+    engagement_decay: float
+
+
+class EngineStateView(_Out):
+    frozen_until: IsoTime | None = Field(description="The engine makes no move on the pool until then.")
+    frozen_reason: str | None
+    last_plan_at: IsoTime | None
+
+
+class PoolView(_Out):
+    """A budget pool: its settings, the engine settings in force, its engine state and its members."""
+
+    id: str
+    workspace_id: str
+    name: str
+    optimization_metric: str = Field(description="roas | cpa | conversions | revenue")
+    daily_budget_cents: int
+    currency: str
+    allocation_frequency_hours: int
+    default_min_budget_cents: int
+    default_max_budget_cents: int | None
+    min_budget_change: int = Field(description="Minimum change in cents (smaller moves are not made).")
+    status: str = Field(description="active | paused | deleted")
+    autonomy: str = Field(description="observe logs only; live publishes.")
+    persistence_intervals: int
+    cooldown_hours: float
+    deadband_pct: float
+    exploration_share: float
+    composite_weights: CompositeWeightsView
+    engine_defaults: list[str] = Field(description="The engine settings the pool never set (the defaults apply).")
+    version: int
+    created_at: IsoTime
+    updated_at: IsoTime
+    deleted_at: IsoTime | None
+    last_scheduled_slot: IsoTime | None
+    engine: EngineStateView
+    active_member_count: int
+    members: list[MemberView]
+
+
+class PoolList(_Out):
+    pools: list[PoolView]
+
+
+class ReportedEntity(_Out):
+    """A campaign or ad set as last reported by the platform, with the pool it belongs to, if any."""
+
+    entity_id: str
+    entity_type: str
+    entity_name: str | None
+    platform: str
+    ad_account_id: str
+    ad_account_name: str | None
+    timezone_name: str
+    status: str
+    daily_budget_cents: int | None
+    currency: str | None
+    reported_at: IsoTime | None
+    pool_id: str | None
+    pool_name: str | None
+
+
+class ReportedEntityList(_Out):
+    entities: list[ReportedEntity]
+
+
+class OutcomeView(_Out):
+    action_id: str
+    entity_id: str
+    outcome: str
+    before_cents: int | None
+    after_cents: int | None
+    observed_cents: int | None
+    error: str | None
+    executed_at: IsoTime | None
+
+
+class AllocationView(_Out):
+    """An allocation (or a simulation): the settings it ran with, the engine's inputs and plan, its actions, the
+    guardrails' decision and the executor's outcomes."""
+
+    id: str
+    request_id: str | None = Field(description="The allocation.requested id (null for a simulation).")
+    pool_id: str
+    kind: str = Field(description="allocation | simulation")
+    trigger: str = Field(description="manual | scheduled | simulate")
+    status: str = Field(description="queued | requested | observed | frozen | no_change | blocked | "
+                                    "guardrail_observed | executing | executed | partially_failed | failed | "
+                                    "cancelled | simulated")
+    autonomy: str
+    idempotency_key: str | None
+    requested_by: str
+    created_at: IsoTime
+    planned_at: IsoTime | None
+    updated_at: IsoTime
+    event_id: str | None
+    settings: dict[str, Json] = Field(description="The pool's settings when it was queued.")
+    inputs: Json = Field(description="A summary of the engine's inputs.")
+    plan: Json = Field(description="Every member's before / after / why, and the plan's flags.")
+    actions: Json = Field(description="The (would-be) set_budget actions.")
+    decision: Json = Field(description="The guardrail.blocked payload, if any.")
+    outcomes: list[OutcomeView]
+
+
+class SimulationView(AllocationView):
+    """A simulation: what the engine would do on stored history; each action with the guardrails' verdict."""
+
+    actions: list[dict[str, Json]] = Field(description="The would-be actions, each with its guardrails line.")
+    guardrails: dict[str, Json] = Field(
+        description="The guardrails' dry-run answer (available: true and their verdict, or available: false and "
+                    "error).")
+
+
+class AllocateResult(_Out):
+    """A manual allocation: queued (202), or run and waited for (200 when it ended, 202 while still pending)."""
+
+    request_id: str
+    status: str
+    idempotency_key: str | None = Field(None, description="Asynchronous: the day's key of the pool.")
+    replayed: bool = Field(description="The day's allocation already existed: nothing published again.")
+    allocation: AllocationView
+    message: str | None = Field(None, description="Synchronous, still pending: where to look.")
+
+
+class NoteView(_Out):
+    """Something logged against the pool that is not an allocation (a pacing recommendation touching its members);
+    the note's own keys follow."""
+
+    id: str
+    kind: str
+    at: IsoTime
+
+
+class AllocationLog(_Out):
+    pool_id: str
+    allocations: list[AllocationView] = Field(description="Newest first.")
+    notes: list[NoteView]
+
+
+class DiminishingReturnsFinding(_Out):
+    member_id: str
+    entity_id: str
+    entity_name: str | None
+    entity_type: str
+    spend_before_cents_per_day: int
+    spend_after_cents_per_day: int
+    roas_before: float
+    roas_after: float
+    spend_growth_pct: float
+    explanation: str
+
+
+class DiminishingReturnsReport(_Out):
+    """Active members whose spend grew without their ROAS improving."""
+
+    pool_id: str
+    as_of: IsoTime
+    window_days: float
+    min_spend_growth_pct: float
+    entity_type: str
+    evaluated_members: int
+    findings: list[DiminishingReturnsFinding]
+
+
+class BacktestMoveView(_Out):
+    at: IsoTime
+    entity_id: str
+    from_cents: int
+    to_cents: int
+    explanation: str
+
+
+class BacktestMember(_Out):
+    entity_id: str
+    current_budget_cents: int
+
+
+class BacktestReport(_Out):
+    """The engine replayed over stored metrics of the period, in the local days of the pool's ad account."""
+
+    pool_id: str
+    from_: IsoTime = Field(alias="from")
+    to: IsoTime
+    plans: int
+    frozen_plans: int
+    actual_spend_cents: int
+    actual_value_cents: int
+    estimated_value_cents: int
+    estimated_uplift_pct: float
+    changes_per_member_per_day: float
+    timezone_name: str
+    final_budgets: dict[str, int] = Field(description="Each member's budget at the end of the replay.")
+    moves: list[BacktestMoveView]
+    members: list[BacktestMember]
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -472,10 +705,20 @@ async def _pool_or_404(conn: Any, principal: Principal, pool_id: uuid.UUID, *, f
     return pool
 
 
+#: 200 a member updated or re-activated; 201 a new one.
+_ADD_MEMBER: dict[str, Any] = {**documented(MemberView), "responses": {
+    201: {"model": MemberView, "description": "A new member."}, **errors(404, 409)}}
+#: 202 queued (or still pending after the wait); 200 run and ended; 409 the pool is paused; 423 / 429 the guardrails
+#: blocked / rate-limited it (429 also: one manual allocation per pool per window).
+_ALLOCATE: dict[str, Any] = {**documented(AllocateResult), "responses": {
+    200: {"model": AllocateResult, "description": "Synchronous: the allocation ended (its outcomes)."},
+    **errors(404, 409, 423, 429)}}
+
+
 # ---------------------------------------------------------------- CRUD
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **documented(PoolView, 409))
 async def create_pool(
     body: PoolIn, principal: Principal = Depends(require("operator")), ctx: ServiceContext = Depends(get_ctx)
 ) -> dict[str, Any]:
@@ -523,7 +766,7 @@ async def create_pool(
     return pool_view(pool, list(rows))
 
 
-@router.get("")
+@router.get("", **documented(PoolList))
 async def list_pools(
     include_deleted: bool = Query(False, alias="include_deleted"),
     principal: Principal = Depends(require("viewer")),
@@ -538,7 +781,7 @@ async def list_pools(
     return {"pools": [pool_view(p, by_pool.get(p["pool_id"], [])) for p in pools]}
 
 
-@router.get("/entities")
+@router.get("/entities", **documented(ReportedEntityList, 404))
 async def list_reported_entities(
     pool_id: uuid.UUID | None = Query(None, description="Only the active members of this pool."),
     limit: int = Query(500, ge=1, le=2000),
@@ -573,7 +816,7 @@ async def list_reported_entities(
     }
 
 
-@router.get("/{pool_id}")
+@router.get("/{pool_id}", **documented(PoolView, 404))
 async def get_pool(
     pool_id: uuid.UUID, principal: Principal = Depends(require("viewer")), ctx: ServiceContext = Depends(get_ctx)
 ) -> dict[str, Any]:
@@ -583,7 +826,7 @@ async def get_pool(
     return pool_view(pool, list(members))
 
 
-@router.patch("/{pool_id}")
+@router.patch("/{pool_id}", **documented(PoolView, 404))
 async def patch_pool(
     pool_id: uuid.UUID,
     body: PoolPatch,
@@ -611,7 +854,7 @@ async def patch_pool(
     return pool_view(pool, members)
 
 
-@router.delete("/{pool_id}")
+@router.delete("/{pool_id}", **documented(PoolView, 404))
 async def delete_pool(
     pool_id: uuid.UUID, principal: Principal = Depends(require("operator")), ctx: ServiceContext = Depends(get_ctx)
 ) -> dict[str, Any]:
@@ -627,7 +870,7 @@ async def delete_pool(
     return pool_view(pool, list(members))
 
 
-@router.post("/{pool_id}/members")
+@router.post("/{pool_id}/members", **_ADD_MEMBER)
 async def add_member(
     pool_id: uuid.UUID,
     body: MemberIn,
@@ -668,7 +911,7 @@ async def add_member(
     return member_view(member)
 
 
-@router.delete("/{pool_id}/members/{member_id}")
+@router.delete("/{pool_id}/members/{member_id}", **documented(MemberView, 404))
 async def remove_member(
     pool_id: uuid.UUID,
     member_id: uuid.UUID,
@@ -690,7 +933,7 @@ async def remove_member(
 # ---------------------------------------------------------------- simulate / allocate
 
 
-@router.post("/{pool_id}/simulate", status_code=201)
+@router.post("/{pool_id}/simulate", status_code=201, **documented(SimulationView, 404))
 async def simulate(
     request: Request,
     pool_id: uuid.UUID,
@@ -786,7 +1029,7 @@ def _sync_response(row: Any, outcomes: list[Any], response: Response, *, replaye
     return body
 
 
-@router.post("/{pool_id}/allocate", status_code=202)
+@router.post("/{pool_id}/allocate", status_code=202, **_ALLOCATE)
 async def allocate(
     pool_id: uuid.UUID,
     response: Response,
@@ -859,7 +1102,7 @@ async def allocate(
 # ---------------------------------------------------------------- logs and reports
 
 
-@router.get("/{pool_id}/allocations")
+@router.get("/{pool_id}/allocations", **documented(AllocationLog, 404))
 async def list_allocations(
     pool_id: uuid.UUID,
     kind: Literal["allocation", "simulation"] | None = Query(None),
@@ -909,7 +1152,7 @@ async def _members_now(
     return members, states, entities
 
 
-@router.get("/{pool_id}/diminishing-returns")
+@router.get("/{pool_id}/diminishing-returns", **documented(DiminishingReturnsReport, 404))
 async def diminishing_returns(
     pool_id: uuid.UUID,
     window_days: float = Query(7.0, gt=0, le=60),
@@ -973,7 +1216,7 @@ async def diminishing_returns(
     }
 
 
-@router.get("/{pool_id}/backtest")
+@router.get("/{pool_id}/backtest", **documented(BacktestReport, 404))
 async def run_backtest(
     pool_id: uuid.UUID,
     from_date: date | None = Query(None),
