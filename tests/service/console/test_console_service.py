@@ -36,7 +36,9 @@ POOL = {"id": "7c1a0b7e-0000-4000-8000-000000000001", "name": "Spain", "dailyBud
         "optimizationMetric": "roas", "allocationFrequencyHours": 24, "status": "active", "autonomy": "live",
         "activeMemberCount": 1, "defaultMinBudgetCents": 0, "defaultMaxBudgetCents": None,
         "members": [{"entityId": "as-1", "entityName": "Madrid", "entityType": "adset", "isActive": True,
-                     "minBudgetCents": 1_000, "maxBudgetCents": None, "weight": 1.0}]}
+                     "minBudgetCents": 1_000, "maxBudgetCents": None, "weight": 1.0},
+                    {"entityId": "as-7", "entityName": "Valencia", "entityType": "adset", "isActive": True,
+                     "minBudgetCents": None, "maxBudgetCents": None, "weight": 1.0}]}
 ENTITY = {"entityId": "as-1", "entityName": "Madrid", "entityType": "adset", "platform": "sandbox",
           "adAccountId": "act-1", "adAccountName": None, "timezoneName": "Europe/Madrid", "status": "active",
           "dailyBudgetCents": 12_345, "currency": "EUR", "poolId": POOL["id"], "poolName": "Spain"}
@@ -88,13 +90,43 @@ def fake_pools() -> FastAPI:
 
     @app.get("/api/v1/budget-pools/{pool_id}/allocations")
     async def allocations(pool_id: str) -> Any:
-        return {"allocations": [{"createdAt": "2026-12-06T10:00:00+00:00", "trigger": "schedule",
-                                 "status": "executed", "decision": None,
-                                 "plan": {"members": [{"entityId": "as-1", "entityName": "Madrid",
-                                                       "beforeCents": 10_000,
-                                                     "afterCents": 12_345, "why": "raised 100.00 → 123.45 EUR/day"}]}}]}
+        return {"allocations": ALLOCATIONS}
+
+    @app.get("/api/v1/budget-pools/{pool_id}/diminishing-returns")
+    async def diminishing_returns(pool_id: str, entity_type: str = "campaign") -> Any:
+        assert entity_type == "all", "the console asks about every member, ad sets too"
+        return {"poolId": pool_id, "asOf": "2026-12-06T10:00:00+00:00", "windowDays": 7.0, "minSpendGrowthPct": 10.0,
+                "entityType": entity_type, "evaluatedMembers": 2, "findings": [
+                    {"memberId": "m-7", "entityId": "as-7", "entityName": "Valencia", "entityType": "adset",
+                     "spendBeforeCentsPerDay": 18_000, "spendAfterCentsPerDay": 22_000, "roasBefore": 2.2,
+                     "roasAfter": 1.9, "spendGrowthPct": 22.2222,
+                     "explanation": "spend/day 180.00 -> 220.00 EUR (+22%) while ROAS 2.20 -> 1.90: candidate to "
+                                    "cap or trim"}]}
 
     return app
+
+
+def _allocation(at: str, history_from: str, moves: dict[str, tuple[int, int, str, float]],
+                inputs: dict[str, tuple[int, int]]) -> dict[str, Any]:
+    """An allocation as the pools API logs it: each member's before / after / why (and the engine's elasticity)
+    and the engine's inputs (spend and revenue over the history window)."""
+    return {"createdAt": at, "trigger": "schedule", "status": "executed", "decision": None, "outcomes": [],
+            "plan": {"members": [{"entityId": k, "entityName": None, "beforeCents": b, "afterCents": a, "why": why,
+                                  "elasticity": e} for k, (b, a, why, e) in moves.items()]},
+            "inputs": {"historyFrom": history_from, "historyTo": at,
+                       "members": [{"entityId": k, "spendCents": sp, "revenueCents": rv}
+                                   for k, (sp, rv) in inputs.items()]}}
+
+
+ALLOCATIONS = [  # newest first; 14-day history windows
+    _allocation("2026-12-06T10:00:00+00:00", "2026-11-22T10:00:00+00:00",
+                {"as-1": (10_000, 12_345, "raised 100.00 → 123.45 EUR/day", 0.8),
+                 "as-7": (20_000, 17_655, "lowered 200.00 → 176.55 EUR/day", 0.5)},
+                {"as-1": (140_000, 420_000), "as-7": (280_000, 560_000)}),
+    _allocation("2026-12-05T10:00:00+00:00", "2026-11-21T10:00:00+00:00",
+                {"as-1": (8_000, 10_000, "raised 80.00 → 100.00 EUR/day", 0.8),
+                 "as-7": (22_000, 20_000, "lowered 220.00 → 200.00 EUR/day", 0.5)},
+                {"as-1": (112_000, 350_000), "as-7": (308_000, 588_000)})]
 
 
 def fake_guardrails() -> FastAPI:
@@ -471,6 +503,36 @@ def test_pool_pages_show_names_and_money_and_a_viewer_gets_no_buttons(console_ur
         with closing(signed_in(console_url, "other")) as other:
             assert "No budget pools yet" in other.get("/automation/budget-pools").text
             assert other.get(f"/automation/budget-pools/{POOL['id']}").status_code == 404
+
+
+def test_pool_page_charts_the_members_share_over_time_and_their_diminishing_returns(console_url: str) -> None:
+    with closing(signed_in(console_url, "viewer")) as viewer:
+        text = viewer.get(f"/automation/budget-pools/{POOL['id']}").text
+        share = text[text.index('data-testid="share-over-time"'):text.index('data-testid="diminishing-returns"')]
+        assert 'data-testid="share-chart"' in share and 'aria-labelledby="share-title share-desc"' in share
+        assert "<title id=\"share-title\">Each member's share" in share
+        assert f"Madrid: 41{NB}% now; Valencia: 59{NB}% now" in share, "the description says the shares"
+        assert share.count("<polygon") == 2 and 'fill="url(#share-0)"' in share and 'fill="url(#share-1)"' in share
+        assert '<pattern id="share-1"' in share, "patterns tell the bands apart without colour"
+        assert f">Madrid 41{NB}%</text>" in share and f">Valencia 59{NB}%</text>" in share, "labelled bands"
+        table = share[share.index('data-testid="share-table"'):]
+        assert "<th class=\"num\">Madrid</th><th class=\"num\">Valencia</th>" in table
+        assert f"5 Dec 2026, 11:00 CET</td><td class=\"num\">€100.00 (33{NB}%)</td>" in table
+        assert f"6 Dec 2026, 11:00 CET</td><td class=\"num\">€123.45 (41{NB}%)</td><td class=\"num\">€176.55 " \
+               f"(59{NB}%)</td><td class=\"num\">€300.00</td>" in table
+        assert "now (reported)" in table and "€123.45" in table
+        dr = text[text.index('data-testid="diminishing-returns"'):]
+        assert 'data-testid="returns-chart"' in dr and 'aria-labelledby="returns-title returns-desc"' in dr
+        assert dr.count("<polyline") == 2 and 'stroke-dasharray="8 4"' in dr, "a dash per member's curve"
+        assert "(circle)" in dr and "(square)" in dr, "marker shapes named in the legend"
+        rows = dr[dr.index('data-testid="returns-table"'):]
+        assert "<td>Madrid</td><td class=\"num\">2</td><td class=\"num\">€100.00</td><td class=\"num\">€300.00" \
+               "</td>" in rows, "the newest window per day, in the pool's currency"
+        assert "b = 0.82 (fitted over 2 windows): 10 % more spend → +8.1" in rows and "diminishing returns" in rows
+        assert "<td>Valencia</td><td class=\"num\">4</td>" in rows, "two log windows and the report's two"
+        assert "flagged</span> spend/day 180.00 -&gt; 220.00 EUR (+22%)" in rows and "not flagged" in rows
+        assert "Madrid: 10 % more spend brings +8.1" in dr, "the chart's description"
+        assert "€200.00" in dr and "spend per day" in dr
 
 
 def test_form_errors_name_the_field_and_keep_the_input(console_url: str) -> None:

@@ -389,10 +389,12 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         except ServiceDown as exc:
             return render(request, "message.html", s, status=503, down=[exc], title="Budget pool",
                           message=f"The {exc.label} service is unavailable; the rest of the console still works.")
-        members_now, everything, log_data = await asyncio.gather(
+        members_now, everything, log_data, report = await asyncio.gather(
             entities_of(s, down, pool_id), entities_of(s, down),
             attempt(call("pools", "GET", f"/api/v1/budget-pools/{pool_id}/allocations",
-                         params={"kind": "allocation", "limit": 20}), down))
+                         params={"kind": "allocation", "limit": CHART_ALLOCATIONS}), down),
+            optional(call("pools", "GET", f"/api/v1/budget-pools/{pool_id}/diminishing-returns",
+                          params={"entity_type": "all"}), down))
         now_by_id = {e["entityId"]: e for e in members_now}
         zone = next((e["timezoneName"] for e in members_now), "UTC")
         members = [m for m in pool["members"] if m["isActive"]]
@@ -409,8 +411,13 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             sim_chart = charts.move_bars([(ln.get("entityName") or names.get(ln["entityId"], "member"),
                                            ln.get("beforeCents") or 0, ln.get("afterCents") or 0) for ln in lines])
             sim_whys = {ln["entityId"]: ln.get("why") or "" for ln in lines}
+        allocations = (log_data or {}).get("allocations")
+        label = {m["entityId"]: m["entityName"] or names.get(m["entityId"]) or m["entityId"] for m in pool["members"]}
+        shares = _share_history(allocations or [], [m["entityId"] for m in members], label, now_by_id)
+        returns = _returns_view(allocations or [], members, label, report)
         return render(request, "pool_detail.html", s, status=status, down=_unique(down), pool=pool, members=members,
-                      zone=zone, names=names, allocations=(log_data or {}).get("allocations"), chart=chart,
+                      zone=zone, names=names, allocations=allocations[:20] if allocations is not None else None,
+                      chart=chart, shares=shares, returns=returns, report=report,
                       simulation=simulation, sim_chart=sim_chart, sim_whys=sim_whys, candidates=candidates,
                       member_form=member_form or {}, member_errors=member_errors or {},
                       settings_form=settings_form or _settings_form(pool), settings_errors=settings_errors or {})
@@ -1242,6 +1249,103 @@ def _audit_lines(changes: Any, names: dict[str, str]) -> list[str]:
 def _strip_field(message: str, api_field: str) -> str:
     prefix = f"{api_field}: "
     return message[len(prefix):] if message.startswith(prefix) else message
+
+
+#: How many of a pool's newest allocations the share-over-time and diminishing-returns charts read (the log
+#: shows the newest 20 of them).
+CHART_ALLOCATIONS = 100
+APPLIED_OUTCOMES = ("succeeded", "already_applied")
+
+
+def _share_history(allocations: list[dict[str, Any]], active: list[str], label: dict[str, str],
+                   now_by_id: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Each member's share of the pool's budgets over time from the allocation log: every allocation's budgets
+    before (as the engine saw them) and after (the moves that were applied: ``executed``, or the actions whose
+    outcome succeeded), then the budgets the platform reports now. None without an allocation that has a plan."""
+    steps: list[tuple[datetime, dict[str, int]]] = []
+    for a in reversed(allocations):  # the log is newest first
+        lines = (a.get("plan") or {}).get("members") or []
+        if not lines or not a.get("createdAt"):
+            continue
+        at = _at(a["createdAt"])
+        outcomes = a.get("outcomes") or []
+        done = {o.get("entityId") for o in outcomes if o.get("outcome") in APPLIED_OUTCOMES}
+        before = {ln["entityId"]: int(ln.get("beforeCents") or 0) for ln in lines}
+        after = {ln["entityId"]: int(ln.get("afterCents") or 0)
+                 if ln["entityId"] in done or (a.get("status") == "executed" and not outcomes)
+                 else before[ln["entityId"]] for ln in lines}
+        if not steps or steps[-1][1] != before:
+            steps.append((at, before))
+        steps.append((at, after))
+    if not steps:
+        return None
+    reported = {k: int(e["dailyBudgetCents"]) for k, e in now_by_id.items() if e.get("dailyBudgetCents") is not None}
+    if reported:
+        steps.append((max(datetime.now(UTC), steps[-1][0]), {**steps[-1][1], **reported}))
+    keys = list(dict.fromkeys([*[k for k in active if any(k in b for _, b in steps)],
+                               *[k for _, b in steps for k in b]]))
+    members = [(k, label.get(k, k)) for k in keys]
+    rows = []
+    for i, (at, budgets) in enumerate(steps):
+        if i + 1 < len(steps) and steps[i + 1][0] == at:
+            continue  # before and after at one moment: the table shows the after
+        total = sum(budgets.get(k, 0) for k in keys)
+        rows.append({"at": at, "now": bool(reported) and i == len(steps) - 1, "total": total,
+                     "cells": [(budgets.get(k, 0), 100 * budgets.get(k, 0) / total if total else 0.0) for k in keys]})
+    return {"chart": charts.share_chart(members, steps), "members": members, "rows": rows}
+
+
+def _returns_view(allocations: list[dict[str, Any]], members: list[dict[str, Any]], label: dict[str, str],
+                  report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Spend against return per day for each active member: the windows the allocations' engine inputs summed
+    (spend and revenue over their history window) and the diminishing-returns report's two windows (spend per day
+    × ROAS), with a fitted curve ``return = a · spend^b`` over them; with fewer than two distinct spends, the
+    engine's own elasticity at the newest point (its latest plan) gives ``b``."""
+    found = {f["entityId"]: f for f in (report or {}).get("findings") or []}
+    days = float((report or {}).get("windowDays") or 7)
+    rows, series = [], []
+    for m in members:
+        key = m["entityId"]
+        pts: list[tuple[int, int, str]] = []
+        elasticity: float | None = None
+        for a in allocations:  # newest first
+            inputs = a.get("inputs") or {}
+            lines = (a.get("plan") or {}).get("members") or []
+            line: dict[str, Any] = next((ln for ln in lines if ln.get("entityId") == key), {})
+            if elasticity is None and line.get("elasticity") is not None:
+                elasticity = float(line["elasticity"])
+            mine = next((x for x in inputs.get("members") or [] if x.get("entityId") == key), None)
+            if not mine or not inputs.get("historyFrom") or not inputs.get("historyTo"):
+                continue
+            span = (_at(inputs["historyTo"]) - _at(inputs["historyFrom"])).total_seconds() / 86_400
+            spend, value = int(mine.get("spendCents") or 0), int(mine.get("revenueCents") or 0)
+            if span <= 0 or spend <= 0:
+                continue
+            point = (round(spend / span), round(value / span), f"allocation of {a.get('createdAt')}")
+            if all(p[:2] != point[:2] for p in pts):
+                pts.append(point)
+        f = found.get(key)
+        if f:
+            pts += [(int(f["spendBeforeCentsPerDay"]), round(f["spendBeforeCentsPerDay"] * f["roasBefore"]),
+                     f"the {days:g} days before"),
+                    (int(f["spendAfterCentsPerDay"]), round(f["spendAfterCentsPerDay"] * f["roasAfter"]),
+                     f"the last {days:g} days")]
+        fit = charts.power_fit([(s, v) for s, v, _ in pts])
+        how = f"fitted over {len(pts)} windows" if fit else None
+        if fit is None and pts and elasticity is not None and pts[0][0] > 0 and pts[0][1] > 0:
+            fit = (pts[0][1] / pts[0][0] ** elasticity, elasticity)
+            how = "the engine's elasticity at the newest window"
+        name = label.get(key, key)
+        series.append((key, name, pts, fit))
+        newest = pts[0] if pts else None
+        rows.append({"name": name, "windows": len(pts), "spend": newest[0] if newest else None,
+                     "value": newest[1] if newest else None,
+                     "roas": newest[1] / newest[0] if newest and newest[0] else None,
+                     "exponent": fit[1] if fit else None, "how": how,
+                     "plus10": 100 * (1.1 ** fit[1] - 1) if fit else None, "finding": f})
+    if not any(r["windows"] for r in rows):
+        return {"chart": None, "rows": rows}
+    return {"chart": charts.returns_chart(series), "rows": rows}
 
 
 def _settings_form(pool: dict[str, Any]) -> dict[str, Any]:

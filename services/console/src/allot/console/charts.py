@@ -129,3 +129,178 @@ def flight_chart(start: datetime, end: datetime, now: datetime, expected: Series
     x_ticks = [(x(start + (end - start) * f), start + (end - start) * f) for f in (0, 0.5, 1)]
     return FlightChart(width, height, left, top_px, plot_w, plot_h, top, line(list(expected)), line(list(actual)),
                        dots, warning, critical, now_x, y_ticks, x_ticks)
+
+
+# ---------------------------------------------------------------- a pool's members over time (stacked shares)
+
+#: Fill patterns (drawn by the template's ``<defs>``), told apart without colour; colours add a second cue.
+PATTERNS = ("solid", "diagonal", "dots", "horizontal", "cross", "vertical", "backslash", "grid")
+COLOURS = ("#1f5fbf", "#c0580c", "#1d7a46", "#7a3fa0", "#8a5a00", "#0f7c8c", "#b3261e", "#5b6478")
+#: Marker shapes and curve dashes of the diminishing-returns chart (one per member, repeating).
+MARKERS = ("circle", "square", "triangle", "diamond", "cross", "star")
+DASHES = ("", "8 4", "2 3", "10 3 2 3", "4 4", "12 4 2 4 2 4")
+
+
+@dataclass(frozen=True)
+class Band:
+    """One member's band: its polygon, its fill (pattern id and colour) and where its label goes."""
+
+    key: str
+    label: str
+    pattern: str
+    colour: str
+    points: str
+    label_x: float
+    label_y: float | None
+    share_now: float
+
+
+@dataclass(frozen=True)
+class ShareChart:
+    width: int
+    height: int
+    left: int
+    top_px: int
+    plot_w: int
+    plot_h: int
+    bands: list[Band]
+    y_ticks: list[tuple[float, int]]
+    x_ticks: list[tuple[float, datetime]]
+
+
+def share_chart(members: list[tuple[str, str]], steps: list[tuple[datetime, dict[str, int]]], *, width: int = 640,
+                height: int = 240) -> ShareChart | None:
+    """Each member's share of the pool's budgets over time, stacked to 100 %. ``steps``: (when, budgets by member)
+    in time order; a budget holds until the next step (so the bands change in steps). None without two moments."""
+    steps = sorted(steps, key=lambda s: s[0])
+    if len(steps) < 2 or not members:
+        return None
+    left, top_px, right, bottom = 48, 10, 130, 30
+    plot_w, plot_h = width - left - right, height - top_px - bottom
+    start, end = steps[0][0], steps[-1][0]
+    span = max((end - start).total_seconds(), 1.0)
+
+    def x(at: datetime) -> float:
+        return round(left + plot_w * (at - start).total_seconds() / span, 1)
+
+    def y(share: float) -> float:
+        return round(top_px + plot_h * (1 - share), 1)
+
+    keys = [k for k, _ in members]
+    shares = []
+    for _, budgets in steps:
+        total = sum(max(budgets.get(k, 0), 0) for k in keys)
+        shares.append([max(budgets.get(k, 0), 0) / total if total else 0.0 for k in keys])
+    # the stair-step outline of the cumulative share below each band edge (edge 0 = bottom, edge n = top)
+    xs: list[float] = []
+    rows: list[list[float]] = []
+    for i, (at, row) in enumerate(zip([s[0] for s in steps], shares, strict=True)):
+        if i:
+            xs.append(x(at))
+            rows.append(shares[i - 1])
+        xs.append(x(at))
+        rows.append(row)
+
+    def edge(rows_: list[list[float]], upto: int) -> list[float]:
+        return [sum(r[:upto]) for r in rows_]
+
+    bands = []
+    for i, (key, label) in enumerate(members):
+        lower, upper = edge(rows, i), edge(rows, i + 1)
+        top_line = [f"{px},{y(v)}" for px, v in zip(xs, upper, strict=True)]
+        bottom_line = [f"{px},{y(v)}" for px, v in reversed(list(zip(xs, lower, strict=True)))]
+        thick = upper[-1] - lower[-1]
+        bands.append(Band(key, label, PATTERNS[i % len(PATTERNS)], COLOURS[i % len(COLOURS)],
+                          " ".join(top_line + bottom_line), left + plot_w + 6,
+                          y((upper[-1] + lower[-1]) / 2) + 4 if thick * plot_h >= 11 else None, thick))
+    y_ticks = [(y(f), round(f * 100)) for f in (0, 0.25, 0.5, 0.75, 1)]
+    x_ticks = [(x(start), start), (x(end), end)]
+    return ShareChart(width, height, left, top_px, plot_w, plot_h, bands, y_ticks, x_ticks)
+
+
+# ---------------------------------------------------------------- diminishing returns (spend vs return)
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    spend: int
+    value: int
+    note: str
+
+
+@dataclass(frozen=True)
+class MemberCurve:
+    key: str
+    label: str
+    marker: str
+    dash: str
+    colour: str
+    points: list[Point]
+    curve: str
+    label_xy: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class ReturnsChart:
+    width: int
+    height: int
+    left: int
+    top_px: int
+    plot_w: int
+    plot_h: int
+    members: list[MemberCurve]
+    x_ticks: list[tuple[float, int]]
+    y_ticks: list[tuple[float, int]]
+
+
+def power_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """``value = a · spend^b`` by least squares on the logarithms; None without two spends 5 % apart."""
+    pts = [(math.log(s), math.log(v)) for s, v in points if s > 0 and v > 0]
+    if len(pts) < 2 or max(p[0] for p in pts) - min(p[0] for p in pts) < math.log(1.05):
+        return None
+    n = len(pts)
+    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
+    b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sum((p[0] - mx) ** 2 for p in pts)
+    b = min(max(b, 0.0), 2.0)
+    return math.exp(my - b * mx), b
+
+
+def returns_chart(members: list[tuple[str, str, list[tuple[int, int, str]], tuple[float, float] | None]], *,
+                  width: int = 640, height: int = 260) -> ReturnsChart | None:
+    """Daily spend (x) against daily return (y) per member: its observed windows as markers and its fitted curve
+    ``a · x^b`` (dashed differently per member). ``members``: (key, label, [(spend, value, note)], (a, b) | None)."""
+    seen = [(s, v) for _, _, pts, _ in members for s, v, _ in pts]
+    if not seen:
+        return None
+    left, top_px, right, bottom = 84, 10, 120, 34
+    plot_w, plot_h = width - left - right, height - top_px - bottom
+    x_top = _nice(max(s for s, _ in seen) * 1.25)
+    fitted_tops = [a * x_top**b for _, _, pts, fit in members if fit and pts for a, b in [fit]]
+    y_top = _nice(max([v for _, v in seen] + [min(f, 3 * max(v for _, v in seen) + 1) for f in fitted_tops]) * 1.1)
+
+    def x(v: float) -> float:
+        return round(left + plot_w * min(max(v / x_top, 0.0), 1.0), 1)
+
+    def y(v: float) -> float:
+        return round(top_px + plot_h * (1 - min(max(v / y_top, 0.0), 1.0)), 1)
+
+    out = []
+    for i, (key, label, pts, fit) in enumerate(members):
+        curve, label_xy = "", None
+        if fit and pts:
+            a, b = fit
+            lo = min(s for s, _, _ in pts) * 0.5
+            hi = min(max(s for s, _, _ in pts) * 1.5, x_top)
+            xs = [lo + (hi - lo) * k / 24 for k in range(25)]
+            line = [(px, a * px**b) for px in xs if a * px**b <= y_top]
+            curve = " ".join(f"{x(px)},{y(py)}" for px, py in line)
+            if line:
+                label_xy = (x(line[-1][0]) + 4, y(line[-1][1]) + 4)
+        out.append(MemberCurve(key, label, MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)],
+                               COLOURS[i % len(COLOURS)], [Point(x(s), y(v), s, v, n) for s, v, n in pts], curve,
+                               label_xy))
+    x_ticks = [(x(x_top * f), round(x_top * f)) for f in (0, 0.5, 1)]
+    y_ticks = [(y(y_top * f), round(y_top * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
+    return ReturnsChart(width, height, left, top_px, plot_w, plot_h, out, x_ticks, y_ticks)
