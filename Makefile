@@ -9,7 +9,8 @@ PACKAGES := -e libs/contracts -e 'libs/runtime[embedded]' -e services/guardrails
             -e services/connections -e services/ingest -e services/notify -e services/console
 PYPROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 # htmx for the console, from the npm registry at set-up (served as a static file: no CDN at run time). Pinned by
-# version and checked by SHA-256; without npm the console still works as plain server-rendered forms.
+# version and checked by SHA-256; without npm the console still works as plain server-rendered forms. The Dockerfile's
+# HTMX_VERSION / HTMX_SHA256 build args repeat this pin for the console image: bump both (tests/deploy checks them).
 HTMX_VERSION := 2.0.8
 HTMX_SHA256 := 22283ef68cb7545914f0a88a1bdedc7256a703d1d580c1d255217d0a50d31313
 HTMX := $(VENV)/share/allot-console/htmx.min.js

@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from kubernetes_validate.utils import latest_version, major_minor
 from allot.contracts.registry import TOPICS
 from allot.runtime.service import ServiceSpec
 from allot.runtime.stack import SERVICES as STACK_PORTS
-from tests.support.kustomize import pod_spec, render
+from tests.support.kustomize import in_namespace, pod_spec, render
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -78,7 +80,9 @@ PLANNED_METRICS = {"allot_pool_allocations_total"}
 
 @pytest.fixture(scope="module", params=["base", "production"])
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
-    return request.param, render(BASE if request.param == "base" else PRODUCTION)
+    """The services' namespace "allot". Production also renders the console in its own namespace allot-console:
+    tests/deploy/test_console_k8s.py checks those objects, and that the overlay renders nothing else."""
+    return request.param, in_namespace(render(BASE if request.param == "base" else PRODUCTION), "allot")
 
 
 def _of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -482,6 +486,23 @@ def test_compose_secrets_come_from_the_env_file_and_stay_scoped(compose: dict[st
     assert _env(services["executor"])["ALLOT_META_ACCESS_TOKEN"] is None
 
 
+def test_compose_console_calls_every_service_it_reads(compose: dict[str, Any]) -> None:
+    """The console's ALLOT_<SERVICE>_URL (its settings' service URLs) point at those compose services' port 8000, and
+    it starts after them; its cookie is Secure when asked (behind a TLS-terminating proxy)."""
+    from allot.console.settings import ConsoleSettings
+
+    services = compose["services"]
+    console = services["console"]
+    env = _env(console)
+    read = {f.removesuffix("_url") for f in ConsoleSettings.model_fields if f.endswith("_url") and f != "database_url"}
+    urls = {k.removeprefix("ALLOT_").removesuffix("_URL").lower(): v for k, v in env.items() if k.endswith("_URL")}
+    assert set(urls) == read == {"pools", "guardrails", "executor", "rules", "pacing"}
+    for name, url in urls.items():
+        assert url == f"http://{name}:8000" and name in services, name
+    assert set(console["depends_on"]) == set(urls)
+    assert env["ALLOT_CONSOLE_SECURE_COOKIE"].startswith("${ALLOT_CONSOLE_SECURE_COOKIE")
+
+
 # ================================================================== Dockerfiles
 
 
@@ -536,8 +557,8 @@ def test_dockerfile(service: str) -> None:
     assert "curl" not in healthchecks[0]
     # The runtime stage records the service and its CMD runs `python -m allot.<service>` (exec: PID 1 gets SIGTERM).
     assert any(w == "ENV" and f"ALLOT_IMAGE_SERVICE={service} " in f"{a} " for w, a in ins), "runtime stage ENV"
-    # Both stages declare the argument (an ARG does not cross a FROM).
-    assert [a for w, a in ins if w == "ARG"] == ["SERVICE", "SERVICE"]
+    # Both stages declare the argument (an ARG does not cross a FROM); the builder also the htmx pin (console only).
+    assert [a.split("=")[0] for w, a in ins if w == "ARG"] == ["SERVICE", "HTMX_VERSION", "HTMX_SHA256", "SERVICE"]
     cmds = [args for word, args in ins if word == "CMD"]
     cmd = json.loads(cmds[-1])
     assert cmd[:2] == ["sh", "-c"] and cmd[2] == 'exec python -m "allot.${ALLOT_IMAGE_SERVICE}"', cmd
@@ -561,6 +582,96 @@ def test_dockerfile_entrypoint_module_exists(service: str) -> None:
         assert any((s / rel).with_suffix(".py").is_file() or (s / rel / "__init__.py").is_file() for s in sources), (
             f"allot.{service}.__main__ imports {module}, which is in none of "
             f"{[str(s.relative_to(ROOT)) for s in sources]}")
+
+
+#: Where the console looks for htmx (allot.console.app.htmx_file): <sys.prefix>/share/allot-console/, the image's venv.
+HTMX_IN_VENV = "share/allot-console/htmx.min.js"
+NPM_TARBALL = "https://registry.npmjs.org/htmx.org/-/htmx.org-${HTMX_VERSION}.tgz"
+
+
+def _makefile_var(name: str) -> str:
+    match = re.search(rf"^{name}\s*:=\s*(\S+)\s*$", (ROOT / "Makefile").read_text(), flags=re.MULTILINE)
+    assert match, f"Makefile has no {name}"
+    return match.group(1)
+
+
+def _htmx_step() -> tuple[dict[str, str], str]:
+    """The Dockerfile's htmx build args (name → default) and the RUN that fetches htmx, both in the builder stage."""
+    ins = _instructions(DOCKERFILE.read_text())
+    runtime_from = next(i for i, (w, a) in enumerate(ins) if w == "FROM" and a.endswith(" AS runtime"))
+    builder = ins[:runtime_from]
+    args = dict(a.split("=", 1) for w, a in builder if w == "ARG" and a.startswith("HTMX_"))
+    (run,) = [a for w, a in builder if w == "RUN" and "htmx" in a]
+    assert not any("htmx" in a for w, a in ins[runtime_from:] if w in ("RUN", "COPY", "ADD")), "htmx in the runtime"
+    return args, run
+
+
+def test_the_console_image_fetches_htmx_with_the_makefiles_pin() -> None:
+    """One pin: the Dockerfile's build-arg defaults equal the Makefile's HTMX_VERSION / HTMX_SHA256; the console image
+    fetches that version's npm tarball and checks htmx.min.js against that SHA-256 (a mismatch fails the build),
+    into the venv the runtime stage copies, where the console looks for it; every other service skips the step."""
+    args, run = _htmx_step()
+    assert args == {"HTMX_VERSION": _makefile_var("HTMX_VERSION"), "HTMX_SHA256": _makefile_var("HTMX_SHA256")}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["HTMX_VERSION"]) and re.fullmatch(r"[0-9a-f]{64}", args["HTMX_SHA256"])
+    makefile = (ROOT / "Makefile").read_text()
+    assert "htmx.org@$(HTMX_VERSION)" in makefile and "$(HTMX_SHA256)  $$tmp/package/dist/htmx.min.js" in makefile
+    # Only for the console: the whole step is one `if`, with no `else`.
+    assert run.startswith('if [ "$SERVICE" = console ]; then ') and run.endswith("fi") and " else " not in run
+    assert NPM_TARBALL in run
+    assert 'echo "${HTMX_SHA256}  package/dist/htmx.min.js" | sha256sum -c -' in run
+    # No `;` between fetching, checking and installing: any failure fails the RUN.
+    body = run.removeprefix('if [ "$SERVICE" = console ]; then ').removesuffix("fi").strip().removesuffix(";")
+    assert ";" not in body.replace('"import sys, urllib.request as u; u.urlretrieve', ""), body
+    assert f'"$VIRTUAL_ENV/{HTMX_IN_VENV}"' in run
+    text = DOCKERFILE.read_text()
+    assert "VIRTUAL_ENV=/opt/venv" in text and "COPY --from=builder /opt/venv /opt/venv" in text
+    app = (ROOT / "services" / "console" / "src" / "allot" / "console" / "app.py").read_text()
+    assert 'Path(sys.prefix) / "share" / "allot-console" / "htmx.min.js"' in app
+
+
+def _run_htmx_step(tmp_path: Path, service: str, served: bytes | None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The Dockerfile's htmx RUN under /bin/sh as built for `service`, with the npm registry replaced by a local
+    tarball holding `served` as package/dist/htmx.min.js (None: no tarball at all, so any fetch fails)."""
+    args, run = _htmx_step()
+    registry = tmp_path / "registry"
+    registry.mkdir(parents=True)
+    if served is not None:
+        (tmp_path / "package" / "dist").mkdir(parents=True)
+        (tmp_path / "package" / "dist" / "htmx.min.js").write_bytes(served)
+        with tarfile.open(registry / f"htmx.org-{args['HTMX_VERSION']}.tgz", "w:gz") as tgz:
+            tgz.add(tmp_path / "package", arcname="package")
+    script = run.replace("https://registry.npmjs.org/htmx.org/-/", f"file://{registry}/")
+    assert script != run
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python").symlink_to(sys.executable)
+    venv = tmp_path / "venv"
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "SERVICE": service, "VIRTUAL_ENV": str(venv), **args}
+    proc = subprocess.run(["/bin/sh", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    return proc, venv / HTMX_IN_VENV
+
+
+@pytest.mark.parametrize("service", [s for s in IMAGE_SERVICES if s != "console"])
+def test_other_images_skip_the_htmx_step(tmp_path: Path, service: str) -> None:
+    proc, installed = _run_htmx_step(tmp_path, service, served=None)
+    assert proc.returncode == 0, proc.stderr
+    assert not installed.exists() and not (tmp_path / "venv").exists()
+
+
+def test_the_htmx_step_installs_the_pinned_file_and_refuses_another(tmp_path: Path) -> None:
+    if shutil.which("sha256sum") is None or shutil.which("tar") is None:
+        pytest.skip("no sha256sum/tar (the python image has both)")
+    good = ROOT / ".venv" / HTMX_IN_VENV
+    if good.is_file():
+        proc, installed = _run_htmx_step(tmp_path / "good", "console", served=good.read_bytes())
+        assert proc.returncode == 0, proc.stderr
+        assert installed.read_bytes() == good.read_bytes()
+    # A tarball whose htmx.min.js is not the pinned one, or none at all: the build fails and installs nothing.
+    for name, served in (("tampered", b"alert('not htmx')\n"), ("missing", None)):
+        proc, installed = _run_htmx_step(tmp_path / name, "console", served=served)
+        assert proc.returncode != 0, name
+        assert not installed.exists(), name
 
 
 def test_dockerignore_keeps_the_context_small_and_secret_free() -> None:
@@ -678,7 +789,7 @@ def test_every_service_with_a_dockerfile_is_deployed_everywhere(compose: dict[st
     assert not [s for s in DEMO_SERVICES if f"{s}.yaml" in base["resources"]], "the sandbox is demo only"
     production = yaml.safe_load((PRODUCTION / "kustomization.yaml").read_text())
     images = {i["name"] for i in production["images"]}
-    assert images == {f"allot/{s}" for s in SERVICES}, "production pins every service image"
+    assert images == {f"allot/{s}" for s in (*SERVICES, *WEB_SERVICES)}, "production pins every service image"
     missing = [s for s in IMAGE_SERVICES if s not in compose["services"]]
     assert not missing, f"docker-compose.yml has no service {missing}"
     for s in IMAGE_SERVICES:

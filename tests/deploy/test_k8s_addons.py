@@ -24,7 +24,7 @@ import yaml
 
 from allot.contracts import payloads
 from allot.contracts.registry import TOPICS
-from tests.support.kustomize import render
+from tests.support.kustomize import in_namespace, render
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -69,8 +69,10 @@ def _validate(obj: dict[str, Any]) -> list[str]:
 
 @pytest.fixture(scope="module", params=["base", "production"])
 def rendered(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """The services' namespace "allot" (production also renders the console in allot-console:
+    tests/deploy/test_console_k8s.py)."""
     directory = K8S / "base" if request.param == "base" else K8S / "overlays" / "production"
-    return request.param, render(directory)
+    return request.param, in_namespace(render(directory), "allot")
 
 
 def _by_name(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

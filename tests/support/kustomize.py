@@ -98,6 +98,12 @@ def _check_unique(objects: list[dict[str, Any]], where: Path) -> None:
         seen.add(ident)
 
 
+def in_namespace(objects: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """The objects of one namespace: those namespaced in it, and the Namespace object itself."""
+    return [o for o in objects if (o["metadata"]["name"] if o["kind"] == "Namespace"
+                                   else o["metadata"].get("namespace")) == namespace]
+
+
 # ------------------------------------------------------------------ patches
 
 
