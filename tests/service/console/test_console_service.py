@@ -184,6 +184,8 @@ TRIPPED = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000002", "name": "Doomed
            "last_error": "sandbox answered 500 on write",
            "auto_pause_reason": "circuit breaker: error rate 60.0% with 12 errors in 20 actions in the last 24 h",
            "auto_paused_at": "2026-12-06T11:00:00+00:00"}
+EDITABLE = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000003", "name": "Trim losers", "status": "paused",
+            "last_evaluated_at": None}
 EXECUTION = {
     "execution_id": "5d1e0000-0000-4000-8000-000000000001", "rule_id": RULE["id"],
     "slot_start": "2026-12-06T10:00:00+00:00", "started_at": "2026-12-06T10:00:02+00:00", "trigger": "schedule",
@@ -270,7 +272,7 @@ def _proposal(pid: str, amount: int, status: str, **extra: Any) -> dict[str, Any
 
 def fake_rules_and_pacing() -> FastAPI:
     app = FastAPI()
-    rules_by_id = {RULE["id"]: dict(RULE), TRIPPED["id"]: dict(TRIPPED)}
+    rules_by_id = {RULE["id"]: dict(RULE), TRIPPED["id"]: dict(TRIPPED), EDITABLE["id"]: dict(EDITABLE)}
     proposals = [_proposal("p-1", 2_500, "pending_approval"),
                  _proposal("p-0", 20_000, "applied", moved_cents=2_000, decided_at="2026-12-05T00:00:00+00:00",
                            decided_by="key-admin", actions=[
@@ -328,6 +330,21 @@ def fake_rules_and_pacing() -> FastAPI:
     async def one_rule(rule_id: str, request: Request) -> Any:
         if _who(request).workspace_id != "ws-a" or rule_id not in rules_by_id:
             return JSONResponse({"error": "not_found", "message": f"rule {rule_id} not found"}, 404)
+        return rules_by_id[rule_id]
+
+    @app.put("/api/v1/rules/{rule_id}")
+    async def replace_rule(rule_id: str, request: Request) -> Any:
+        if (refused := refuse_viewer(request)) is not None:
+            return refused
+        if rule_id not in rules_by_id:
+            return JSONResponse({"error": "not_found", "message": f"rule {rule_id} not found"}, 404)
+        body = await request.json()
+        wizard_seen.append({"put": rule_id, "definition": body})
+        definition = validated(body)
+        if isinstance(definition, JSONResponse):
+            return definition
+        rules_by_id[rule_id] = {**rules_by_id[rule_id], **definition.model_dump(mode="json"),
+                                "version": rules_by_id[rule_id]["version"] + 1}
         return rules_by_id[rule_id]
 
     @app.get("/api/v1/rules/{rule_id}/executions")
@@ -909,3 +926,62 @@ def test_viewers_cannot_reach_the_wizard_and_a_down_rules_service_is_named(conso
             r = admin.post("/rules/new/review", data={"csrf_token": csrf_of(review), "go": "preview"})
             assert r.status_code == 503 and "The <strong>Rules</strong> service is unavailable" in r.text
             assert "Wizard winners" in r.text, "the draft is kept"
+
+
+def _edit_step(client: httpx.Client, rule_id: str, step: str, data: dict[str, Any]) -> httpx.Response:
+    token = csrf_of(client.get(f"/rules/{rule_id}/edit/{step}").text)
+    return client.post(f"/rules/{rule_id}/edit/{step}", data={"csrf_token": token, **data})
+
+
+def test_editing_a_rule_loads_it_into_the_wizard_and_saves_it_with_put_refusals_inline(console_url: str) -> None:
+    rid = EDITABLE["id"]
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        assert 'data-testid="edit-rule"' not in viewer.get(f"/rules/{rid}").text
+        assert viewer.get(f"/rules/{rid}/edit").status_code == 403
+        assert viewer.get(f"/rules/{rid}/edit/review").status_code == 403
+        page = admin.get(f"/rules/{rid}").text
+        assert f'href="/rules/{rid}/edit" data-testid="edit-rule">Edit rule</a>' in page
+        _walk(admin)  # a new rule's draft in progress is kept while another rule is edited
+        start = admin.get(f"/rules/{rid}/edit")
+        assert start.status_code == 303 and start.headers["location"] == f"/rules/{rid}/edit/scope"
+        scope = admin.get(start.headers["location"]).text
+        assert "Edit rule “Trim losers”" in scope and 'value="Trim losers"' in scope and 'value="Mad"' in scope
+        assert f'action="/rules/{rid}/edit/scope"' in scope and 'value="act-1" id="acc-1" checked' in scope
+        conditions = admin.get(f"/rules/{rid}/edit/conditions").text
+        assert "<legend>Group 2</legend>" in conditions, "AND(a condition, OR(two)) → a group of one and a group"
+        assert 'value="target * 1.5"' in conditions and 'value="50.00"' in conditions and 'value="2.5"' in conditions
+        assert 'id="t0_value" name="t0_value" type="text" inputmode="decimal" value="2"' in conditions
+        assert 'value="720"' not in admin.get(f"/rules/{rid}/edit/protections").text
+        assert 'value="500.00"' in admin.get(f"/rules/{rid}/edit/protections").text, "the cap in EUR"
+        assert _edit_step(admin, rid, "scope", {"name": "Trim losers (edited)", "account": "act-1", "level": "adset",
+                                                "name_contains": "Mad"}).headers["location"] == \
+            f"/rules/{rid}/edit/conditions"
+        assert _edit_step(admin, rid, "protections", {**PROTECTIONS, "cooldown_minutes": "99999"}
+                          ).headers["location"] == f"/rules/{rid}/edit/review"
+        review = admin.get(f"/rules/{rid}/edit/review").text
+        assert 'data-testid="save"' in review and "create-activate" not in review
+        assert "Spend yesterday is at least €50.00" in review and "Any of these (OR)" in review
+        refused = admin.post(f"/rules/{rid}/edit/review", data={"csrf_token": csrf_of(review), "go": "save"})
+        assert refused.status_code == 422 and 'data-testid="wizard-protections"' in refused.text
+        assert 'id="cooldown_minutes-error"' in refused.text and "Cooldown (minutes):" in refused.text
+        assert 'value="99999"' in refused.text, "the input is kept"
+        assert admin.get(f"/rules/{rid}").text.count("Trim losers (edited)") == 0, "nothing saved"
+        _edit_step(admin, rid, "protections", PROTECTIONS)
+        saved = admin.post(f"/rules/{rid}/edit/review", data={"csrf_token": csrf_of(review), "go": "save"})
+        assert saved.status_code == 303 and saved.headers["location"] == f"/rules/{rid}"
+        sent = wizard_seen[-1]
+        assert sent["put"] == rid and sent["definition"]["name"] == "Trim losers (edited)"
+        assert sent["definition"]["conditions"] == {"logic": "and", "conditions": [
+            {"logic": "and", "conditions": [{"metric": "roas", "operator": "gt",
+                                             "value": {"target": "target_roas", "multiplier": 1.5},
+                                             "time_range": "last_7d"}]},
+            {"logic": "or", "conditions": [
+                {"metric": "spend", "operator": "gte", "value": 5_000, "time_range": "yesterday"},
+                {"metric": "ctr", "operator": "between", "value": [1.0, 2.5], "time_range": "today"}]}]}
+        assert sent["definition"]["protections"]["cooldown_minutes"] == 720
+        assert sent["definition"]["schedule"]["dayparts"] == [{"days": ["mon", "tue"], "start": "09:00",
+                                                               "end": "18:00"}]
+        after = admin.get(saved.headers["location"]).text
+        assert "Rule “Trim losers (edited)” saved; it is paused." in after and "Waits 12 hours" in after
+        assert admin.get(f"/rules/{rid}/edit/review").headers["location"] == f"/rules/{rid}/edit", "draft gone"
+        assert "Wizard winners" in admin.get("/rules/new/review").text, "the new rule's draft is still there"

@@ -652,7 +652,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     def wizard_operator(s: Session) -> None:
         if not s.can("operator"):
-            raise Forbidden("Your role may look at rules but not create them.")
+            raise Forbidden("Your role may look at rules but not create or edit them.")
 
     async def wizard_context(s: Session, draft: dict[str, Any] | None,
                              down: list[ServiceDown]) -> dict[str, Any]:
@@ -676,7 +676,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     def wizard_render(request: Request, s: Session, step: str, draft: dict[str, Any], ctx: dict[str, Any],
                       down: list[ServiceDown], *, status: int = 200, errors: dict[str, str] | None = None,
-                      values: dict[str, Any] | None = None, preview: dict[str, Any] | None = None) -> Response:
+                      values: dict[str, Any] | None = None, preview: dict[str, Any] | None = None,
+                      base: str = "/rules/new") -> Response:
         locale = fmt.locale_of(request.headers.get("accept-language"))
         review = None
         if step == "review":
@@ -686,10 +687,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         return render(request, "rule_new.html", s, status=status, down=_unique(down), step=step, draft=draft,
                       v=values if values is not None else draft["steps"].get(step, {}), errors=errors or {},
                       ctx=ctx, wz=wizard, labels=describe.METRIC_LABELS, operators=describe.OPERATORS,
-                      ranges=describe.RANGES, review=review, preview=preview)
+                      ranges=describe.RANGES, review=review, preview=preview, base=base,
+                      editing=draft.get("rule"))
 
-    def wizard_draft(s: Session) -> dict[str, Any] | None:
-        draft = s.drafts.get("rule")
+    def wizard_draft(s: Session, key: str = "rule") -> dict[str, Any] | None:
+        draft = s.drafts.get(key)
         return draft if isinstance(draft, dict) else None
 
     @app.get("/rules/new")
@@ -723,78 +725,97 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @app.get("/rules/new/{step}")
     async def rule_new_step(request: Request, step: str) -> Response:
-        s = signed_in(request)
-        wizard_operator(s)
-        draft = wizard_draft(s)
-        if step not in (*wizard.STEPS, "review"):
-            return render(request, "message.html", s, status=404, title="Not found", message="No such step.")
-        if draft is None:
-            return redirect("/rules/new")
-        down: list[ServiceDown] = []
-        ctx = await wizard_context(s, draft, down)
-        return wizard_render(request, s, step, draft, ctx, down)
+        return await wizard_get(request, signed_in(request), step, "rule", "/rules/new", "/rules/new")
 
     @app.post("/rules/new/{step}")
     async def rule_new_save(request: Request, step: str) -> Response:
-        s = signed_in(request)
-        form = await form_of(request, s)
+        return await wizard_post(request, signed_in(request), step, "rule", "/rules/new", "/rules/new")
+
+    async def wizard_get(request: Request, s: Session, step: str, key: str, base: str, start: str) -> Response:
+        """A step of the draft under ``key`` (``rule``: a new rule; ``rule:<id>``: editing one), at ``base``."""
         wizard_operator(s)
-        draft = wizard_draft(s)
+        draft = wizard_draft(s, key)
         if step not in (*wizard.STEPS, "review"):
             return render(request, "message.html", s, status=404, title="Not found", message="No such step.")
         if draft is None:
-            return redirect("/rules/new")
+            return redirect(start)
+        down: list[ServiceDown] = []
+        ctx = await wizard_context(s, draft, down)
+        return wizard_render(request, s, step, draft, ctx, down, base=base)
+
+    async def wizard_post(request: Request, s: Session, step: str, key: str, base: str, start: str) -> Response:
+        form = await form_of(request, s)
+        wizard_operator(s)
+        draft = wizard_draft(s, key)
+        if step not in (*wizard.STEPS, "review"):
+            return render(request, "message.html", s, status=404, title="Not found", message="No such step.")
+        if draft is None:
+            return redirect(start)
         go = str(form.get("go") or "next")
         down: list[ServiceDown] = []
         if step == "review":
-            return await wizard_finish(request, s, draft, go, down)
+            return await wizard_finish(request, s, draft, go, down, key, base)
         values = wizard.read_step(step, form)
         if step == "conditions" and go == "add_group" and len(values["groups"]) < wizard.MAX_GROUPS:
             values["groups"].append({"logic": "and", "rows": []})
         draft["steps"][step] = values
         index = wizard.STEPS.index(step)
         if go == "back":
-            return redirect(f"/rules/new/{wizard.STEPS[index - 1]}" if index else "/rules/new")
+            first_back = f"/rules/{quote(draft['rule']['id'])}" if draft.get("rule") else start
+            return redirect(f"{base}/{wizard.STEPS[index - 1]}" if index else first_back)
         ctx = await wizard_context(s, draft, down)
         if go in ("stay", "add_group"):
-            return wizard_render(request, s, step, draft, ctx, down)
+            return wizard_render(request, s, step, draft, ctx, down, base=base)
         _, errors = wizard.build_step(step, values, ctx)
         if errors:
-            return wizard_render(request, s, step, draft, ctx, down, status=422, errors=errors)
+            return wizard_render(request, s, step, draft, ctx, down, status=422, errors=errors, base=base)
         following = wizard.STEPS[index + 1] if index + 1 < len(wizard.STEPS) else "review"
-        return redirect(f"/rules/new/{following}")
+        return redirect(f"{base}/{following}")
 
     async def wizard_finish(request: Request, s: Session, draft: dict[str, Any], go: str,
-                            down: list[ServiceDown]) -> Response:
-        """Review: preview the rule, or create it (paused) and maybe activate it; any error is shown on its step."""
+                            down: list[ServiceDown], key: str = "rule", base: str = "/rules/new") -> Response:
+        """Review: preview the rule, or create it (paused) and maybe activate it, or (editing) save it with the
+        rules API's PUT; any error is shown on its step."""
         locale = fmt.locale_of(request.headers.get("accept-language"))
         ctx = await wizard_context(s, draft, down)
         if go == "back":
-            return redirect(f"/rules/new/{wizard.STEPS[-1]}")
+            return redirect(f"{base}/{wizard.STEPS[-1]}")
         definition, errors = wizard.build(draft, ctx)
         if errors:
             first = next(step for step in wizard.STEPS if step in errors)
-            return wizard_render(request, s, first, draft, ctx, down, status=422, errors=errors[first])
+            return wizard_render(request, s, first, draft, ctx, down, status=422, errors=errors[first], base=base)
         call = api(s)
+        editing = draft.get("rule")
         try:
             if go == "preview":
                 result = await call("rules", "POST", "/api/v1/rules/preview", json={"definition": definition})
-                return wizard_render(request, s, "review", draft, ctx, down,
+                return wizard_render(request, s, "review", draft, ctx, down, base=base,
                                      preview=wizard.preview_view(result, ctx["names"], ctx["currency"], locale))
-            if go not in ("create", "activate"):
-                return wizard_render(request, s, "review", draft, ctx, down)
-            rule = await call("rules", "POST", "/api/v1/rules", json=definition)
+            if editing and go == "save":
+                rule = await call("rules", "PUT", f"/api/v1/rules/{quote(str(editing['id']))}", json=definition)
+            elif editing or go not in ("create", "activate"):
+                return wizard_render(request, s, "review", draft, ctx, down, base=base)
+            else:
+                rule = await call("rules", "POST", "/api/v1/rules", json=definition)
         except Problem as exc:
             if exc.status == 403:
                 return render(request, "message.html", s, status=403, title="Not allowed", message=exc.message)
+            if exc.status == 404 and editing:
+                s.drafts.pop(key, None)
+                return render(request, "message.html", s, status=404, title="Rule not found",
+                              message="This rule no longer exists in your workspace; nothing was saved.")
             mapped = wizard.api_errors(exc.fields, exc.message, draft, ctx["currency"], locale)
             first = next((step for step in (*wizard.STEPS, "review") if step in mapped), "review")
-            return wizard_render(request, s, first, draft, ctx, down, status=exc.status, errors=mapped[first])
+            return wizard_render(request, s, first, draft, ctx, down, status=exc.status, errors=mapped[first],
+                                 base=base)
         except ServiceDown as exc:
             down.append(exc)
-            return wizard_render(request, s, "review", draft, ctx, down, status=503)
-        s.drafts.pop("rule", None)
+            return wizard_render(request, s, "review", draft, ctx, down, status=503, base=base)
+        s.drafts.pop(key, None)
         rule_path = f"/rules/{quote(str(rule['id']))}"
+        if editing:
+            s.flash.append(("ok", f"Rule “{rule['name']}” saved; it is {rule.get('status', editing['status'])}."))
+            return redirect(rule_path)
         if go == "create":
             s.flash.append(("ok", f"Rule “{rule['name']}” created; it is paused until you activate it."))
             return redirect(rule_path)
@@ -809,6 +830,42 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             s.flash.append(("ok", f"Rule “{rule['name']}” created and active."))
             s.flash += [("warn", str(w)) for w in active.get("warnings") or []]
         return redirect(rule_path)
+
+    @app.get("/rules/{rule_id}/edit")
+    async def rule_edit_start(request: Request, rule_id: str) -> Response:
+        """Load the rule's definition into a draft of its own (a new rule's draft is kept) and open step 1."""
+        s = signed_in(request)
+        wizard_operator(s)
+        try:
+            rule = await api(s)("rules", "GET", f"/api/v1/rules/{quote(rule_id)}")
+        except Problem as exc:
+            missing = exc.status in (404, 422)
+            return render(request, "message.html", s, status=404 if missing else exc.status, title="Rule not found",
+                          message="No such rule in your workspace." if missing else exc.message)
+        except ServiceDown as exc:
+            return render(request, "message.html", s, status=503, down=[exc], title="Edit rule",
+                          message=f"The {exc.label} service is unavailable; the rest of the console still works.")
+        down: list[ServiceDown] = []
+        ctx = await wizard_context(s, {"steps": {"scope": {"accounts": (rule.get("scope") or {}).get(
+            "ad_account_ids") or []}}}, down)
+        draft = wizard.rule_draft(rule, ctx["currency"])
+        if draft is None:
+            return render(request, "message.html", s, status=409, title="Edit rule",
+                          message="This rule's conditions nest deeper than the wizard's groups of conditions; "
+                                  "change it through the rules API (PUT /api/v1/rules/{id}).")
+        draft["rule"] = {"id": str(rule["id"]), "name": rule["name"], "status": rule.get("status")}
+        s.drafts[f"rule:{rule['id']}"] = draft
+        return redirect(f"/rules/{quote(str(rule['id']))}/edit/scope")
+
+    @app.get("/rules/{rule_id}/edit/{step}")
+    async def rule_edit_step(request: Request, rule_id: str, step: str) -> Response:
+        base = f"/rules/{quote(rule_id)}/edit"
+        return await wizard_get(request, signed_in(request), step, f"rule:{rule_id}", base, base)
+
+    @app.post("/rules/{rule_id}/edit/{step}")
+    async def rule_edit_save(request: Request, rule_id: str, step: str) -> Response:
+        base = f"/rules/{quote(rule_id)}/edit"
+        return await wizard_post(request, signed_in(request), step, f"rule:{rule_id}", base, base)
 
     @app.get("/rules/{rule_id}")
     async def rule_detail(request: Request, rule_id: str) -> Response:

@@ -90,15 +90,68 @@ def template_draft(t: Mapping[str, Any]) -> dict[str, Any]:
     return draft
 
 
-def _row_of(c: Mapping[str, Any]) -> dict[str, str]:
+def rule_draft(rule: Mapping[str, Any], currency: str = "EUR") -> dict[str, Any] | None:
+    """A draft holding an existing rule's definition as the five steps show it (amounts in ``currency``, the
+    scope's), or None when its conditions nest deeper than the wizard's groups (a group of groups of conditions)."""
+    draft = blank_draft()
+    draft["template"] = rule.get("template")
+    scope = rule.get("scope") or {}
+    flt = scope.get("entity_filter") or {}
+    draft["steps"]["scope"] = {"name": str(rule.get("name") or ""), "accounts": list(scope.get("ad_account_ids") or []),
+                               "level": str(scope.get("entity_level") or "adset"),
+                               "name_contains": str(flt.get("name_contains") or ""),
+                               "status_in": list(flt.get("status_in") or [])}
+    root = rule.get("conditions") or {"logic": "and", "conditions": []}
+    children = root.get("conditions") or []
+    if all("conditions" not in c for c in children):  # one group of conditions
+        groups = [{"logic": root.get("logic") or "and", "rows": [_row_of(c, currency) for c in children]}]
+        root_logic = "and"
+    else:  # a group of groups (a lone condition becomes a group of one, which means the same)
+        groups = []
+        for c in children:
+            inner = c.get("conditions") if "conditions" in c else [c]
+            if any("conditions" in x for x in inner):
+                return None
+            groups.append({"logic": c.get("logic") or "and", "rows": [_row_of(x, currency) for x in inner]})
+        root_logic = root.get("logic") or "and"
+    targets = [{"metric": name.removeprefix("target_"),
+                "value": _shown(name.removeprefix("target_"), value, currency)}
+               for name, value in (rule.get("targets") or {}).items()]
+    draft["steps"]["conditions"] = {"root_logic": root_logic, "groups": groups[:MAX_GROUPS], "targets": targets}
+    actions = draft["steps"]["actions"]
+    for a in rule.get("actions") or []:
+        actions["types"].append(a["type"])
+        if a.get("pct") is not None:
+            actions[f"{a['type']}_pct"] = fmt.number(float(a["pct"]), 4).replace(",", "")
+        if a.get("creative_id"):
+            actions["relaunch_creative_id"] = str(a["creative_id"])
+    sched = rule.get("schedule") or {}
+    draft["steps"]["schedule"] = {
+        "mode": str(sched.get("mode") or "schedule"), "interval": str(sched.get("interval_minutes") or 15),
+        "cron": str(sched.get("cron") or ""),
+        "dayparts": [{"days": list(d.get("days") or []), "start": str(d.get("start") or ""),
+                      "end": str(d.get("end") or "")} for d in sched.get("dayparts") or []]}
+    prot = rule.get("protections") or {}
+    cap = prot.get("budget_daily_cap_cents")
+    draft["steps"]["protections"] = {
+        "cooldown_minutes": str(prot.get("cooldown_minutes", DEFAULTS["cooldown_minutes"])),
+        "max_executions_per_day": str(prot.get("max_executions_per_day", DEFAULTS["max_executions_per_day"])),
+        "budget_change_limit_pct": fmt.number(float(prot.get("budget_change_limit_pct") or 20), 4).replace(",", ""),
+        "budget_daily_cap": fmt.amount_input(int(cap), currency) if cap else "",
+        "change_pool_member_budgets": bool(prot.get("change_pool_member_budgets"))}
+    return draft
+
+
+def _row_of(c: Mapping[str, Any], currency: str = "EUR") -> dict[str, str]:
     metric = str(c.get("metric") or "")
     value = c.get("value")
     low, high = (value[0], value[1]) if isinstance(value, (list, tuple)) and len(value) == 2 else (value, None)
-    return {"metric": metric, "operator": str(c.get("operator") or "gt"), "value": _shown(metric, low),
-            "value2": _shown(metric, high) if high is not None else "", "time_range": str(c.get("time_range") or "")}
+    return {"metric": metric, "operator": str(c.get("operator") or "gt"), "value": _shown(metric, low, currency),
+            "value2": _shown(metric, high, currency) if high is not None else "",
+            "time_range": str(c.get("time_range") or "")}
 
 
-def _shown(metric: str, value: Any) -> str:
+def _shown(metric: str, value: Any, currency: str = "EUR") -> str:
     if isinstance(value, Mapping) and "target" in value:
         name = str(value["target"])
         label = "target" if name == f"target_{metric}" else name
@@ -106,7 +159,7 @@ def _shown(metric: str, value: Any) -> str:
         return label if multiplier == 1 else f"{label} * {fmt.number(multiplier, 4)}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if metric in describe.MONEY_METRICS:
-            return fmt.amount_input(round(value), "EUR")
+            return fmt.amount_input(round(value), currency)
         return fmt.number(float(value), 4).replace(",", "")
     return "" if value is None else str(value)
 
