@@ -261,6 +261,7 @@ PREVIEW = {
     "pool_members": [{"entity_id": "as-1", "name": "Madrid", "pool_id": POOL["id"], "seen_at": None}],
     "warnings": [OWNED]}
 wizard_seen: list[dict[str, Any]] = []
+bulk_seen: list[dict[str, Any]] = []
 
 
 def _proposal(pid: str, amount: int, status: str, **extra: Any) -> dict[str, Any]:
@@ -331,6 +332,28 @@ def fake_rules_and_pacing() -> FastAPI:
         if _who(request).workspace_id != "ws-a" or rule_id not in rules_by_id:
             return JSONResponse({"error": "not_found", "message": f"rule {rule_id} not found"}, 404)
         return rules_by_id[rule_id]
+
+    @app.post("/api/v1/rules/bulk")
+    async def bulk(request: Request) -> Any:
+        if (refused := refuse_viewer(request)) is not None:
+            return refused
+        body = await request.json()
+        bulk_seen.append(body)
+        changed = []
+        for i in body["rule_ids"]:
+            r = rules_by_id[i]
+            if body["op"] in ("pause", "activate"):
+                status = "paused" if body["op"] == "pause" else "active"
+                if r["status"] == status:
+                    continue
+                r["status"] = status
+            elif body["op"] == "set_cooldown":
+                r["protections"] = {**r["protections"], "cooldown_minutes": body["cooldown_minutes"]}
+            else:
+                rules_by_id.pop(i)
+            changed.append(i)
+        return {"op": body["op"], "batch_id": "b-1", "requested": len(body["rule_ids"]), "changed": changed,
+                "unchanged": [i for i in body["rule_ids"] if i not in changed]}
 
     @app.put("/api/v1/rules/{rule_id}")
     async def replace_rule(rule_id: str, request: Request) -> Any:
@@ -985,3 +1008,37 @@ def test_editing_a_rule_loads_it_into_the_wizard_and_saves_it_with_put_refusals_
         assert "Rule “Trim losers (edited)” saved; it is paused." in after and "Waits 12 hours" in after
         assert admin.get(f"/rules/{rid}/edit/review").headers["location"] == f"/rules/{rid}/edit", "draft gone"
         assert "Wizard winners" in admin.get("/rules/new/review").text, "the new rule's draft is still there"
+
+
+def test_bulk_edit_on_the_rules_list_pauses_sets_cooldowns_and_deletes_after_a_confirmation(console_url: str) -> None:
+    with closing(signed_in(console_url, "admin")) as admin, closing(signed_in(console_url, "viewer")) as viewer:
+        v = viewer.get("/rules").text
+        assert 'name="rule_id"' not in v and 'data-testid="bulk"' not in v and "Apply to the ticked" not in v
+        forged = viewer.post("/rules/bulk", data={"csrf_token": csrf_of(v), "op": "pause", "rule_id": RULE["id"]},
+                             follow_redirects=True)
+        assert "Bulk edit refused: role &#39;viewer&#39; may not do this" in forged.text and not bulk_seen
+        listing = admin.get("/rules").text
+        assert f'name="rule_id" value="{RULE["id"]}" form="bulk"' in listing and 'data-testid="bulk-apply"' in listing
+        assert "Select Scale winners</label>" in listing, "each checkbox is labelled with its rule"
+        token = csrf_of(listing)
+        admin.post(f"/rules/{RULE['id']}/activate", data={"csrf_token": token})
+        none = admin.post("/rules/bulk", data={"csrf_token": token, "op": "pause"}, follow_redirects=True)
+        assert "Bulk edit: tick at least one rule." in none.text and not bulk_seen
+        paused = admin.post("/rules/bulk", data={"csrf_token": token, "op": "pause",
+                                                 "rule_id": [RULE["id"], TRIPPED["id"]]}, follow_redirects=True)
+        assert "Paused 1 rule: Scale winners. Already paused: Doomed." in paused.text
+        assert bulk_seen[-1] == {"rule_ids": [RULE["id"], TRIPPED["id"]], "op": "pause"}
+        bad = admin.post("/rules/bulk", data={"csrf_token": token, "op": "set_cooldown", "rule_id": RULE["id"],
+                                              "cooldown_minutes": "a day"}, follow_redirects=True)
+        assert "Cooldown (minutes): “a day” is not a whole number" in bad.text and len(bulk_seen) == 1
+        cooled = admin.post("/rules/bulk", data={"csrf_token": token, "op": "set_cooldown", "cooldown_minutes": "90",
+                                                 "rule_id": [RULE["id"], TRIPPED["id"]]}, follow_redirects=True)
+        assert "Cooldown set to 90 minutes on 2 rules: Scale winners, Doomed." in cooled.text
+        assert cooled.text.count("cooldown 90 min") == 2 and bulk_seen[-1]["cooldown_minutes"] == 90
+        ask = admin.post("/rules/bulk", data={"csrf_token": token, "op": "delete", "rule_id": TRIPPED["id"]})
+        assert ask.status_code == 200 and "Delete 1 rule: Doomed?" in ask.text and len(bulk_seen) == 2
+        assert f'name="rule_id" value="{TRIPPED["id"]}"' in ask.text and 'name="confirm" value="yes"' in ask.text
+        assert 'name="op" value="delete"' in ask.text and ">Delete 1 rule</button>" in ask.text
+        gone = admin.post("/rules/bulk", data={"csrf_token": token, "op": "delete", "rule_id": TRIPPED["id"],
+                                               "confirm": "yes"}, follow_redirects=True)
+        assert "Deleted 1 rule: Doomed." in gone.text and f'href="/rules/{TRIPPED["id"]}"' not in gone.text

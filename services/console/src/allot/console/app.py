@@ -120,7 +120,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         form = await request.form()
         if not s.csrf_ok(form.get("csrf_token")):  # type: ignore[arg-type]
             raise Forbidden("The form expired or did not come from this console (CSRF check). Reload the page.")
-        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 or k in ("member",) else form.get(k))
+        return {k: (form.getlist(k) if len(form.getlist(k)) > 1 or k in ("member", "rule_id") else form.get(k))
                 for k in form}
 
     async def attempt(call: Awaitable[Any], down: list[ServiceDown]) -> Any:
@@ -619,6 +619,56 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         data = await attempt(api(s)("rules", "GET", "/api/v1/rules"), down)
         return render(request, "rules.html", s, down=_unique(down), rules=(data or {}).get("rules")
                       if data is not None else None)
+
+    @app.post("/rules/bulk")
+    async def rules_bulk(request: Request) -> Response:
+        """Pause, activate, set the cooldown of or delete the ticked rules in one ``POST /api/v1/rules/bulk``
+        (delete after a confirmation); the message names what changed and what already was so."""
+        s = signed_in(request)
+        form = await form_of(request, s)
+        ids = list(dict.fromkeys(str(i) for i in form.get("rule_id") or []))
+        op = str(form.get("op") or "")
+        if op not in BULK_OPS:
+            s.flash.append(("error", "Bulk edit: choose what to do with the ticked rules."))
+            return redirect("/rules")
+        if not ids:
+            s.flash.append(("error", "Bulk edit: tick at least one rule."))
+            return redirect("/rules")
+        body: dict[str, Any] = {"rule_ids": ids, "op": op}
+        if op == "set_cooldown":
+            text = str(form.get("cooldown_minutes") or "").strip()
+            if not text.isdigit() or int(text) > 10_080:
+                s.flash.append(("error", f"Cooldown (minutes): “{text}” is not a whole number of minutes from 0 to "
+                                         "10080 (7 days); nothing was changed." if text else
+                                "Cooldown (minutes): enter the minutes; nothing was changed."))
+                return redirect("/rules")
+            body["cooldown_minutes"] = int(text)
+        call, down = api(s), list[ServiceDown]()
+        listed = await attempt(call("rules", "GET", "/api/v1/rules", params={"limit": 1000}), down)
+        names = {str(r["id"]): r["name"] for r in (listed or {}).get("rules") or []}
+        if op == "delete" and form.get("confirm") != "yes":
+            shown = [names.get(i, i) for i in ids]
+            return render(request, "confirm.html", s, title="Delete rules",
+                          question=(f"Delete {len(ids)} rule{'s' if len(ids) != 1 else ''}: {', '.join(shown)}? "
+                                    "They stop at once and leave the list; their executions and audit log are kept."),
+                          action="/rules/bulk", fields={"op": "delete", "rule_id": ids},
+                          button=f"Delete {len(ids)} rule{'s' if len(ids) != 1 else ''}", cancel="/rules")
+
+        def said(result: Any) -> str:
+            changed = [names.get(i, i) for i in result.get("changed") or []]
+            same = [names.get(i, i) for i in result.get("unchanged") or []]
+            verb, state = BULK_OPS[op]
+            if op == "set_cooldown":
+                verb = f"Cooldown set to {body['cooldown_minutes']} minutes on"
+            text = (f"{verb} {len(changed)} rule{'s' if len(changed) != 1 else ''}: {', '.join(changed)}."
+                    if changed else f"Nothing changed ({len(ids)} rule{'s' if len(ids) != 1 else ''} asked).")
+            if same:
+                text += f" Already {state}: {', '.join(same)}."
+            return text
+
+        await perform(s, call("rules", "POST", "/api/v1/rules/bulk", json=body), said, "Bulk edit refused",
+                      "no rule was changed.")
+        return redirect("/rules")
 
     async def rule_page(request: Request, s: Session, rule_id: str, tab: str, status: int = 200) -> Response:
         call, down = api(s), list[ServiceDown]()
@@ -1194,6 +1244,9 @@ def _limits_errors(exc: Problem, locale: str) -> dict[str, str]:
     return errors
 
 
+#: The rules API's bulk operations: (what the message says was done, the state an unchanged rule was already in).
+BULK_OPS = {"pause": ("Paused", "paused"), "activate": ("Activated", "active"),
+            "set_cooldown": ("Cooldown set on", "with that cooldown"), "delete": ("Deleted", "deleted")}
 #: How many flight plans the overview checks for a critical alert (one call each).
 OVERVIEW_PLANS = 25
 #: How many of the newest rows Activity asks each API for; the filters the APIs lack apply to these.
