@@ -20,40 +20,34 @@ Routes (every query is scoped to the caller's workspace):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationError
 
 from allot.contracts.localday import local_day
 from allot.contracts.payloads import AllocationRequested, BudgetAction, Currency, Platform, Source
+from allot.guardrails import workflow
 from allot.guardrails.adapters import postgres as db
 from allot.guardrails.domain import (
     Decision,
     WorkspaceLimits,
     action_verdicts,
-    decide,
-    diff_settings,
     http_status,
-    ledger_zone,
     patch_limits,
     set_kill_switch,
 )
 from allot.guardrails.domain.facts import PoolMember
-from allot.guardrails.domain.patch import added_accounts
-from allot.guardrails.metrics import show_kill_switches
-from allot.runtime.accounts import UTC_ZONE, account_refusals, directory_of
+from allot.runtime.accounts import UTC_ZONE, directory_of
 from allot.runtime.auth import Principal, require
 from allot.runtime.http import ApiError
-from allot.runtime.logging import get_logger
 from allot.runtime.openapi import Body as ResponseBody
 from allot.runtime.openapi import documented
 from allot.runtime.service import ServiceContext, get_ctx
 
-log = get_logger(__name__)
 router = APIRouter(prefix="/api/v1/guardrails", tags=["guardrails"])
 
 
@@ -199,51 +193,21 @@ _PG_BIGINT_MAX = 2**63 - 1
 _NO_NUL = r"^[^\x00]*$"
 
 
-def _refuse_nul(limits: WorkspaceLimits) -> None:
-    """PostgreSQL jsonb cannot store U+0000: a 422 naming the field instead of a database error (500)."""
-    for name, value in limits.model_dump(mode="json").items():
-        if b"\\u0000" in orjson.dumps(value):
-            raise ApiError(422, "validation_failed", f"{name}: must not contain NUL (U+0000) characters", field=name,
-                           extra={"errors": [{"field": name, "message": "must not contain NUL characters"}]})
-
-
-async def _refuse_foreign_accounts(ctx: ServiceContext, conn: Any, workspace_id: str, before: WorkspaceLimits,
-                                   after: WorkspaceLimits, fields: dict[str, str]) -> None:
-    """422 naming the field for an ad account newly named that this workspace may not reference: one another
-    workspace has connected, or (require_connected_accounts) any not connected to this one."""
-    refs = [(fields.get(name, name), None, account) for name, account in added_accounts(before, after)]
-    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
-                                      strict=ctx.settings.require_connected_accounts)
-    if refusals:
-        raise RequestValidationError([{"loc": ("body", field), "msg": reason, "type": "ad_account"}
-                                      for field, reason in refusals])
-
-
-async def _change_limits(ctx: ServiceContext, principal: Principal, action: str, change: Any, *,
+async def _change_limits(ctx: ServiceContext, principal: Principal, action: str,
+                         change: Callable[[WorkspaceLimits], WorkspaceLimits], *,
                          fields: dict[str, str] | None = None) -> dict[str, Any]:
-    """Read-modify-write the limits under a per-workspace lock; audit the diff; no diff = nothing written.
-    ``fields`` renames a limits field in refusals (the kill switch's ``ad_account_id``)."""
-    now = ctx.clock.now()
-    ws = principal.workspace_id
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await db.lock_workspace_limits(conn, ws)
-        before = await db.load_limits(conn, ws)
-        after: WorkspaceLimits = change(before)
-        _refuse_nul(after)
-        await _refuse_foreign_accounts(ctx, conn, ws, before, after, fields or {})
-        changes = diff_settings(before, after)
-        if changes:
-            await db.save_limits(conn, ws, after, key_id=principal.key_id, role=principal.role, action=action,
-                                 changes=changes, now=now)
-            log.info("guardrail_limits_changed", workspace_id=ws, key_id=principal.key_id, action=action,
-                     fields=sorted(changes))
-        row = await db.load_limits_row(conn, ws)
-        switched = "kill_switch" in changes or "killed_ad_accounts" in changes
-    if switched:  # after the commit: the gauge shows what is now in force
-        async with ctx.pool.acquire() as conn:
-            show_kill_switches(await db.kill_switches_on(conn))
-    view = _limits_view(ws, after, row)
-    view["changed"] = sorted(changes)
+    """``workflow.change_limits`` rendered: 422 naming the field for limits it refuses."""
+    try:
+        result = await workflow.change_limits(ctx, principal, action, change, fields=fields)
+    except workflow.LimitsRefused as exc:
+        if exc.kind == "nul":  # PostgreSQL jsonb cannot store U+0000: a 422 naming the field, not a 500
+            ((name, _),) = exc.refusals
+            raise ApiError(422, "validation_failed", f"{name}: must not contain NUL (U+0000) characters", field=name,
+                           extra={"errors": [{"field": name, "message": "must not contain NUL characters"}]}) from None
+        raise RequestValidationError([{"loc": ("body", field), "msg": reason, "type": "ad_account"}
+                                      for field, reason in exc.refusals]) from None
+    view = _limits_view(principal.workspace_id, result.limits, result.row)
+    view["changed"] = result.changed
     return view
 
 
@@ -389,13 +353,7 @@ async def dry_run(body: DryRunBody, principal: Principal = Depends(require("view
             requested_by=principal.key_id, change_pool_member_budgets=body.change_pool_member_budgets)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    accounts = directory_of(ctx.extra)
-    zone = ledger_zone([accounts.zone_for(ws, a.platform, a.ad_account_id) for a in request.actions])
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction(readonly=True):
-        limits = await db.load_limits(conn, ws)
-        facts = await db.load_facts(conn, ws, request, limits, now=now, zone=zone)
-    decision = decide(request, limits, facts, now=now, zone=zone)
+    decision, now = await workflow.dry_run(ctx, ws, request, accounts=directory_of(ctx.extra))
     return {
         "dry_run": True, "status": decision.status, "check": decision.check, "reason": decision.reason,
         "details": decision.details, "observe_only": decision.observe_only, "retry_after_s": decision.retry_after_s,
