@@ -197,11 +197,21 @@ def test_sign_in_create_a_pool_simulate_allocate_and_undo_in_activity(page: Any,
     expect(sim).to_be_visible()
     expect(sim.get_by_test_id("moves")).to_contain_text("Approved")
     expect(sim).to_contain_text("Hamburg lookalikes")
-    page.screenshot(path=str(tmp_path / "pool-detail.png"), full_page=True)  # the README's picture
+    page.screenshot(path=str(tmp_path / "pool-simulation.png"), full_page=True)
 
     page.get_by_test_id("allocate").click()
     expect(page.get_by_role("status")).to_contain_text("Allocated", timeout=30_000)
     expect(page.get_by_test_id("allocation").first).to_contain_text("executed")
+    # after the first allocation: the members' shares over time and spend against return, with their tables
+    expect(page.get_by_test_id("share-chart")).to_be_visible()
+    expect(page.get_by_test_id("share-table")).to_contain_text("Berlin prospecting")
+    expect(page.get_by_test_id("share-table")).to_contain_text("now (reported)")
+    expect(page.get_by_test_id("returns-chart")).to_be_visible()
+    expect(page.get_by_test_id("returns-table")).to_contain_text("Munich retargeting")
+    page.get_by_test_id("simulate").click()
+    expect(page.get_by_test_id("simulation")).to_be_visible()  # right after the allocation: nothing left to move
+    expect(page.get_by_test_id("share-chart")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "pool-detail.png"), full_page=True)  # the README's picture
 
     page.get_by_role("navigation").get_by_role("link", name="Activity").click()
     table = page.get_by_test_id("change-sets")
@@ -394,6 +404,28 @@ def test_build_a_rule_in_the_wizard_preview_it_and_create_and_activate_it(page: 
     expect(page.get_by_test_id("rule-definition")).to_contain_text("Any of these (OR)")
     page.screenshot(path=str(tmp_path / "rule-wizard-created.png"), full_page=True)
 
+    # edit it: the same steps with its definition, a refusal of the rules API on its field, then saved with PUT
+    page.get_by_test_id("edit-rule").click()
+    expect(page.get_by_role("heading", name="Edit rule “Wizard scale winners”")).to_be_visible()
+    expect(page.get_by_label("Rule name")).to_have_value("Wizard scale winners")
+    expect(page.get_by_label(account)).to_be_checked()
+    page.get_by_label("Rule name").fill("Wizard scale winners (edited)")
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_label("Group 1, condition 2: value", exact=True)).to_have_value("20.00")
+    page.get_by_role("navigation", name="Wizard steps").get_by_role("link", name="5. Protections").click()
+    page.get_by_label("Cooldown (minutes)").fill("99999")
+    page.get_by_role("button", name="Review").click()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#cooldown_minutes-error")).to_contain_text("Cooldown (minutes)")
+    page.get_by_label("Cooldown (minutes)").fill("720")
+    page.get_by_role("button", name="Review").click()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("heading", name="Wizard scale winners (edited)")).to_be_visible()
+    expect(page.get_by_text("Rule “Wizard scale winners (edited)” saved; it is active.")).to_be_visible()
+    expect(page.get_by_test_id("rule-definition")).to_contain_text("Waits 12 hours")
+    expect(page.get_by_test_id("rule-definition")).to_contain_text("Spend over the last 7 days is above €20.00")
+    page.screenshot(path=str(tmp_path / "rule-edited.png"), full_page=True)
+
 
 def _pacing_report(ws: str, account: str, entity_id: str, name: str, start: datetime, spend: int) -> Any:
     payload = MetricsIngested(platform="sandbox", ad_account_id=account, entity_type="adset", entity_id=entity_id,
@@ -499,9 +531,13 @@ def test_a_viewer_sees_no_buttons_that_change_things(page: Any, console: Console
     expect(page.get_by_test_id("change-sets")).to_contain_text("Berlin prospecting")
     expect(page.get_by_test_id("undo")).to_have_count(0)
     page.get_by_role("navigation").get_by_role("link", name="Rules").click()
-    page.get_by_role("link", name="Winners to watch").click()
+    expect(page).to_have_url(re.compile(r"/rules$"))  # not Activity, whose rules audit log links the rule too
+    expect(page.get_by_test_id("bulk")).to_have_count(0)
+    expect(page.locator('input[name="rule_id"]')).to_have_count(0)
+    page.get_by_test_id("rules").get_by_role("link", name="Winners to watch").click()
     expect(page.get_by_test_id("rule-definition")).to_be_visible()
     expect(page.get_by_test_id("rule-toggle")).to_have_count(0)
+    expect(page.get_by_test_id("edit-rule")).to_have_count(0)
     expect(page.get_by_test_id("evaluate-now")).to_have_count(0)
     page.get_by_role("navigation").get_by_role("link", name="Pacing").click()
     page.get_by_role("link", name="Winter flight", exact=True).click()

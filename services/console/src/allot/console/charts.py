@@ -175,7 +175,7 @@ def share_chart(members: list[tuple[str, str]], steps: list[tuple[datetime, dict
     steps = sorted(steps, key=lambda s: s[0])
     if len(steps) < 2 or not members:
         return None
-    left, top_px, right, bottom = 48, 10, 130, 30
+    left, top_px, right, bottom = 48, 10, 170, 30
     plot_w, plot_h = width - left - right, height - top_px - bottom
     start, end = steps[0][0], steps[-1][0]
     span = max((end - start).total_seconds(), 1.0)
