@@ -12,8 +12,8 @@ import pytest
 from allot.contracts import new_envelope
 from allot.contracts.payloads import ConnectionChanged
 from allot.executor.adapters.base import PlatformNotConnected
-from allot.executor.connections import TokenProjection
 from allot.executor.service import SPEC
+from allot.executor.workflow import TokenProjection
 from allot.runtime.deps import need
 from allot.runtime.sealing import Keyring, RecipientKey, generate_keypair, parse_public_keys, seal
 from tests.support.kafka import eventually, publish, read_topic

@@ -1,4 +1,5 @@
-"""Consumes guardrail.approved only: verify, then record the actions in the ledger exactly once.
+"""Consumes guardrail.approved: verify, then record the actions in the ledger exactly once.
+Consumes connection.changed: the per-workspace write tokens (``workflow.apply_connection_changes``).
 
 - A forged, altered, unsigned or unknown-key approval goes to the DLQ (nothing is recorded, nobody is told:
   its source never asked for it).
@@ -16,15 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 from allot.contracts.envelope import Envelope, derive_event_id, new_envelope
-from allot.contracts.payloads import ActionExecuted, BudgetAction, GuardrailApproved
+from allot.contracts.payloads import ActionExecuted, BudgetAction, ConnectionChanged, GuardrailApproved
 from allot.contracts.registry import TOPICS
 from allot.contracts.signing import ApprovalExpired, ApprovalRejected, verify_approval
+from allot.executor import workflow
 from allot.executor.adapters import postgres as db
 from allot.executor.domain.notices import executed_notifications
 from allot.executor.metrics import REJECTED_APPROVALS
 from allot.runtime.consumer import BatchContext, PoisonEvent
-from allot.runtime.deps import settings_of
+from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import get_logger
+from allot.runtime.sealing import Keyring
 from allot.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -100,3 +103,8 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Guardra
                 after=row["after_cents"], event_id=derive_event_id(event.event_id, f"duplicate/{action.action_id}"))))
             log.info("duplicate_approval_action", action_id=str(action.action_id), status=row["status"],
                      outcome=outcome)
+
+
+async def on_connection_changed(ctx: BatchContext, events: list[Envelope[ConnectionChanged]]) -> None:
+    """Keep the latest state per connection (older changes arriving late are ignored)."""
+    await workflow.apply_connection_changes(ctx.conn, events, keyring=need(ctx, Keyring))

@@ -9,10 +9,9 @@ from allot.executor.adapters.base import PlatformClients
 from allot.executor.adapters.meta import MetaGraphClient
 from allot.executor.adapters.meta_usage import ThrottlePolicy
 from allot.executor.api import router
-from allot.executor.connections import TokenProjection, on_connection_changed
-from allot.executor.handlers import on_guardrail_approved
+from allot.executor.handlers import on_connection_changed, on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
-from allot.executor.workflow import run_worker
+from allot.executor.workflow import TokenProjection, run_worker
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.deps import ReadyDetails, maybe, provide, settings_of
 from allot.runtime.logging import get_logger

@@ -5,18 +5,31 @@ call. If the process dies after the platform accepted a write but before the com
 'pending'; the next attempt reads the platform first, sees the target value and reports
 'already_applied' — the write is never sent twice. A conflict or a failure is published with its
 notification.requested, in the same transaction (``domain.notices``).
+
+The per-workspace write tokens: ``apply_connection_changes`` keeps the latest state of each connection from
+``connection.changed``, and ``TokenProjection.token_for`` looks a token up for a write. Tokens stay sealed at rest
+(to the executor's key; see allot.runtime.sealing). ``token_for(workspace, account)`` reads the projection on every
+call (one indexed row), so a removed or replaced connection takes effect at the next write; only the opened token
+is kept in memory, for ``ttl_s`` seconds, keyed by the change that delivered it. The workspace is part of every
+lookup, so an approval for one workspace can never be applied with another workspace's token, and a removed
+connection yields nothing: this is the last tenancy check before a platform call. This is the only code that
+opens sealed tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
+
 from allot.contracts.currencies import UnknownCurrency, min_budget_minor
-from allot.contracts.envelope import derive_event_id, new_envelope
-from allot.contracts.payloads import ActionExecuted, BudgetAction, Outcome
+from allot.contracts.envelope import Envelope, derive_event_id, new_envelope
+from allot.contracts.payloads import ActionExecuted, BudgetAction, ConnectionChanged, Outcome, SealedToken
 from allot.contracts.registry import TOPICS
 from allot.executor.adapters import postgres as db
 from allot.executor.adapters.base import (
@@ -40,12 +53,16 @@ from allot.executor.domain import (
     plan_write,
 )
 from allot.executor.domain.notices import executed_notifications
+from allot.executor.domain.tokens import account_number
 from allot.executor.metrics import OUTCOMES, PLATFORM_CALLS
 from allot.executor.settings import ExecutorSettings
 from allot.runtime.accounts import directory_of
+from allot.runtime.consumer import PoisonEvent
+from allot.runtime.db import Conn
 from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.outbox import add_events
+from allot.runtime.sealing import Keyring, SealingError
 from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
@@ -202,3 +219,82 @@ async def _apply(ctx: ServiceContext, conn: Any, client: PlatformClient | None, 
     except PermanentPlatformError as exc:
         PLATFORM_CALLS.labels(action.platform, action.action_type, "permanent").inc()
         return "failed", {"error": f"platform refused ({exc.code}): {exc.message}"}, attempts
+
+
+class TokenProjection:
+    """Looks write tokens up by (workspace, ad account) and opens them with the executor's keyring."""
+
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring, *, platform: str = "meta", ttl_s: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._pool = pool
+        self._keyring = keyring
+        self._platform = platform
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        #: change event id → (opened token, expires at): plaintext only in memory, only briefly
+        self._opened: dict[Any, tuple[str, float]] = {}
+
+    def forget(self) -> None:
+        """Drop every opened token from memory."""
+        self._opened.clear()
+
+    async def token_for(self, workspace_id: str, ad_account_id: str) -> str | None:
+        """The workspace's write token for the account, or None (not connected here, removed, or unusable)."""
+        async with self._pool.acquire() as conn:
+            stored = await db.active_token(conn, workspace_id, self._platform, ad_account_id)
+        if stored is None:
+            await self._refuse_if_claimed_elsewhere(workspace_id, ad_account_id)
+            return None
+        if stored.write_token is None:
+            return None
+        now = self._monotonic()
+        hit = self._opened.get(stored.event_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        try:
+            token = self._keyring.open(stored.write_token)
+        except SealingError as exc:
+            # stored after a check that it opened: a key dropped from the keyring since (rotation done too early)
+            log.error("connection_token_unusable", workspace_id=workspace_id, connection_id=stored.connection_id,
+                      reason=str(exc))
+            return None
+        self._opened = {k: v for k, v in self._opened.items() if v[1] > now}
+        self._opened[stored.event_id] = (token, now + self._ttl_s)
+        return token
+
+    async def _refuse_if_claimed_elsewhere(self, workspace_id: str, ad_account_id: str) -> None:
+        """An account another workspace has connected is never written with a global (single-tenant) token."""
+        async with self._pool.acquire() as conn:
+            claimed = await db.claimed_elsewhere(conn, self._platform, ad_account_id, workspace_id)
+        if claimed:
+            raise PlatformNotConnected(
+                f"no active {self._platform} connection for account {account_number(ad_account_id)} in workspace "
+                f"{workspace_id or '(none)'}")
+
+
+def _check_opens(keyring: Keyring, event: Envelope[Any], sealed: SealedToken) -> None:
+    """Refuse (DLQ with the reason) a write token this executor cannot open, rather than store a dead one."""
+    try:
+        keyring.open(sealed)
+    except SealingError as exc:
+        raise PoisonEvent(event.event_id, f"write_token: {exc}") from None
+
+
+async def apply_connection_changes(conn: Conn, events: Sequence[Envelope[ConnectionChanged]], *,
+                                   keyring: Keyring) -> None:
+    """Keep the latest state per connection (older changes arriving late are ignored)."""
+    for event in events:
+        p: ConnectionChanged = event.payload
+        ws = event.workspace_id
+        token = p.write_token if p.state == "active" else None
+        if token is not None:
+            _check_opens(keyring, event, token)
+        owner = await db.lock_connection_owner(conn, p.connection_id)
+        if owner is not None and owner != ws:
+            raise PoisonEvent(event.event_id, f"connection {p.connection_id} belongs to another workspace; a "
+                                              "connection never changes workspace")
+        if not await db.save_connection_change(conn, ws, p, token, event_id=event.event_id):
+            log.info("connection_change_stale", workspace_id=ws, connection_id=p.connection_id)
+            continue
+        log.info("connection_token_updated", workspace_id=ws, connection_id=p.connection_id, state=p.state,
+                 ad_accounts=len(p.ad_account_ids), key_id=None if token is None else token.key_id)

@@ -1,4 +1,4 @@
-"""The action ledger in Postgres (all of the executor's SQL lives here)."""
+"""The action ledger and the write-token projection in Postgres (all of the executor's SQL lives here)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from allot.contracts.payloads import BudgetAction, GuardrailApproved
+from allot.contracts.payloads import BudgetAction, ConnectionChanged, GuardrailApproved, SealedToken
 from allot.executor.domain import EntityMemory
+from allot.executor.domain.tokens import StoredToken, account_number
 from allot.runtime.db import Conn
 
 
@@ -150,3 +151,60 @@ async def claim_undo(conn: Conn, request_id: uuid.UUID, undo_request_id: uuid.UU
     existing = await conn.fetchval("SELECT undo_request_id FROM undo_requests WHERE request_id = $1", request_id)
     assert existing is not None
     return existing, False
+
+
+async def active_token(conn: Conn, workspace_id: str, platform: str, ad_account_id: str) -> StoredToken | None:
+    """The workspace's latest active connection holding the account, or None (not connected here, or removed)."""
+    row = await conn.fetchrow(
+        "SELECT t.connection_id, t.event_id, t.write_token FROM connection_token_accounts a "
+        "JOIN connection_tokens t ON t.connection_id = a.connection_id "
+        "WHERE a.workspace_id = $1 AND a.platform = $2 AND a.ad_account_id = $3 AND t.state = 'active' "
+        "AND t.workspace_id = $1 ORDER BY t.changed_at DESC LIMIT 1",
+        workspace_id, platform, account_number(ad_account_id))
+    if row is None:
+        return None
+    sealed = None if row["write_token"] is None else SealedToken.model_validate(row["write_token"])
+    return StoredToken(connection_id=row["connection_id"], event_id=row["event_id"], write_token=sealed)
+
+
+async def claimed_elsewhere(conn: Conn, platform: str, ad_account_id: str, workspace_id: str) -> bool:
+    """True when another workspace's active connection holds the account."""
+    claimed = await conn.fetchval(
+        "SELECT 1 FROM connection_token_accounts a "
+        "JOIN connection_tokens t ON t.connection_id = a.connection_id "
+        "WHERE a.platform = $1 AND a.ad_account_id = $2 AND t.state = 'active' "
+        "AND t.workspace_id <> $3 LIMIT 1",
+        platform, account_number(ad_account_id), workspace_id)
+    return bool(claimed)
+
+
+async def lock_connection_owner(conn: Conn, connection_id: str) -> str | None:
+    """The workspace a connection's token belongs to (row locked), or None when none was stored yet."""
+    owner: str | None = await conn.fetchval(
+        "SELECT workspace_id FROM connection_tokens WHERE connection_id = $1 FOR UPDATE", connection_id)
+    return owner
+
+
+async def save_connection_change(conn: Conn, workspace_id: str, change: ConnectionChanged,
+                                 token: SealedToken | None, *, event_id: uuid.UUID) -> bool:
+    """Store the connection's state and its accounts unless a later change is already stored; False = stale."""
+    applied = await conn.fetchval(
+        "INSERT INTO connection_tokens (connection_id, workspace_id, platform, state, write_token, "
+        "graph_api_version, changed_at, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+        "ON CONFLICT (connection_id) DO UPDATE SET platform = EXCLUDED.platform, state = EXCLUDED.state, "
+        "write_token = EXCLUDED.write_token, graph_api_version = EXCLUDED.graph_api_version, "
+        "changed_at = EXCLUDED.changed_at, event_id = EXCLUDED.event_id "
+        "WHERE connection_tokens.changed_at <= EXCLUDED.changed_at RETURNING true",
+        change.connection_id, workspace_id, change.platform, change.state,
+        None if token is None else token.model_dump(mode="json"), change.graph_api_version, change.changed_at,
+        event_id)
+    if not applied:
+        return False
+    await conn.execute("DELETE FROM connection_token_accounts WHERE connection_id = $1", change.connection_id)
+    if change.state == "active":
+        await conn.executemany(
+            "INSERT INTO connection_token_accounts (connection_id, workspace_id, platform, ad_account_id) "
+            "VALUES ($1, $2, $3, $4)",
+            [(change.connection_id, workspace_id, change.platform, account_number(a))
+             for a in dict.fromkeys(change.ad_account_ids)])
+    return True
