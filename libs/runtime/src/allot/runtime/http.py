@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allot.runtime.inputs import unstorable, unstorable_params
 from allot.runtime.logging import get_logger
+from allot.runtime.problems import Problem
 
 log = get_logger(__name__)
 
@@ -28,6 +29,13 @@ class ApiError(Exception):
         self.field = field
         self.headers = headers or {}
         self.extra = extra or {}
+
+
+def problem_error(exc: Problem) -> ApiError:
+    """The answer to a domain's refusal of input: its status and code, the message, and the field named twice
+    (``field`` and ``errors``, the shape of a 422 from request validation)."""
+    return ApiError(exc.status, exc.code, str(exc), field=exc.field,
+                    extra={"errors": [{"field": exc.field, "message": exc.message}]})
 
 
 async def check_inputs(request: Request) -> None:

@@ -39,7 +39,7 @@ from allot.contracts.registry import TOPICS
 from allot.runtime.auth import Principal, require
 from allot.runtime.db import Conn
 from allot.runtime.deps import need
-from allot.runtime.http import ApiError
+from allot.runtime.http import ApiError, problem_error
 from allot.runtime.logging import get_logger
 from allot.runtime.openapi import Body as ResponseBody
 from allot.runtime.openapi import documented
@@ -101,11 +101,6 @@ class ConnectionList(ResponseBody):
     connections: list[ConnectionView]
 
 
-def _problem(exc: ConnectionProblem) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc), field=exc.field,
-                    extra={"errors": [{"field": exc.field, "message": exc.message}]})
-
-
 def _keys(ctx: ServiceContext) -> RecipientKeys:
     return need(ctx, RecipientKeys)
 
@@ -165,7 +160,7 @@ async def create_connection(body: ConnectionCreate, principal: Principal = Depen
         validate_token_pair(read, write)
         version = validate_api_version(body.graph_api_version)
     except ConnectionProblem as exc:
-        raise _problem(exc) from None
+        raise problem_error(exc) from None
     sealed_read, sealed_write = _seal_tokens(ctx, read, write)
     now = ctx.clock.now()
     connection = Connection(
@@ -231,7 +226,7 @@ async def patch_connection(body: ConnectionPatch, connection_id: str = Path(patt
             version = (validate_api_version(body.graph_api_version) if "graph_api_version" in given
                        else before.graph_api_version)
         except ConnectionProblem as exc:
-            raise _problem(exc) from None
+            raise problem_error(exc) from None
         sealed_read, sealed_write = _seal_tokens(ctx, read, write)
         after = Connection(
             connection_id=before.connection_id, workspace_id=before.workspace_id, platform=before.platform,

@@ -54,7 +54,7 @@ from allot.notify.workflow import Deps, open_secrets, seal_secrets, send
 from allot.runtime.auth import Principal, require
 from allot.runtime.db import Conn
 from allot.runtime.deps import need
-from allot.runtime.http import ApiError
+from allot.runtime.http import ApiError, problem_error
 from allot.runtime.logging import get_logger
 from allot.runtime.openapi import Body as ResponseBody
 from allot.runtime.openapi import documented
@@ -229,11 +229,6 @@ class DeliveryList(ResponseBody):
     deliveries: list[DeliveryAttempt] = Field(description="Newest first.")
 
 
-def _problem(exc: NotifyProblem) -> ApiError:
-    return ApiError(exc.status, exc.code, str(exc), field=exc.field,
-                    extra={"errors": [{"field": exc.field, "message": exc.message}]})
-
-
 def _deps(ctx: ServiceContext) -> Deps:
     return need(ctx, Deps)
 
@@ -288,7 +283,7 @@ async def create_channel(body: ChannelCreate, principal: Principal = Depends(req
         name = validate_name(body.name)
         target, quiet = await _validated(body, deps)
     except NotifyProblem as exc:
-        raise _problem(exc) from None
+        raise problem_error(exc) from None
     now = ctx.clock.now()
     channel = Channel(
         channel_id=f"ch_{uuid.uuid4().hex[:20]}", workspace_id=principal.workspace_id, kind=body.kind, name=name,
@@ -371,7 +366,7 @@ async def update_channel(body: ChannelPatchIn, channel_id: str = Path(pattern=_I
             if edit.target is not None:
                 await _check_reachable(deps, edit.target, url=edit.url_changed, smtp=edit.smtp_server_changed)
         except NotifyProblem as exc:
-            raise _problem(exc) from None
+            raise problem_error(exc) from None
         after = edit.channel if edit.target is None else replace(
             edit.channel, secret=seal_secrets(deps.keyring, edit.target.secrets))
         saved = await db.update_channel(conn, after)

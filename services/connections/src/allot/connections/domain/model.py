@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from allot.contracts.payloads import ConnectionChanged, SealedToken
+from allot.runtime.problems import Problem
 
 #: Platforms a workspace can connect today (ingest and the executor's adapter exist for these only).
 CONNECTABLE_PLATFORMS: tuple[str, ...] = ("meta",)
@@ -23,15 +24,8 @@ _TOKEN_CHARS = re.compile(r"^[\x21-\x7e]+$")
 _API_VERSION = re.compile(r"^v\d{1,3}\.\d{1,2}$")
 
 
-class ConnectionProblem(ValueError):
+class ConnectionProblem(Problem):
     """Input that cannot become a connection; ``field`` names the request field, the message says why."""
-
-    def __init__(self, field: str, message: str, *, status: int = 422, code: str = "validation_failed") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
-        self.code = code
 
 
 def normalise_ad_account_ids(platform: str, ids: list[str], *, field: str = "ad_account_ids") -> list[str]:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from allot.contracts.payloads import SEVERITIES, NotificationRequested
+from allot.runtime.problems import Problem
 
 ChannelKind = Literal["slack", "email", "webhook"]
 CHANNEL_KINDS: tuple[ChannelKind, ...] = ("slack", "email", "webhook")
@@ -21,15 +22,8 @@ _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$|^\[?[0-9A
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
-class NotifyProblem(ValueError):
+class NotifyProblem(Problem):
     """Input that cannot become a channel or subscription; ``field`` names the request field."""
-
-    def __init__(self, field: str, message: str, *, status: int = 422, code: str = "validation_failed") -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
-        self.code = code
 
 
 @dataclass(frozen=True)
