@@ -15,6 +15,8 @@ import structlog
 
 from allot.rules.service import SPEC
 from allot.runtime.db import (
+    ACCOUNTS_MIGRATIONS,
+    RUNTIME_MIGRATIONS,
     Migration,
     MigrationChecksumMismatch,
     create_pool,
@@ -161,3 +163,30 @@ async def test_a_service_refuses_to_start_on_an_edited_migration(settings: Any, 
         structlog.configure(logger_factory=structlog.PrintLoggerFactory())
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def _directory_migrations() -> tuple[list[Migration], list[Migration], list[Migration]]:
+    return (load_migrations("runtime", RUNTIME_MIGRATIONS), load_migrations("accounts", ACCOUNTS_MIGRATIONS),
+            load_migrations("guardrails", "allot.guardrails.migrations"))
+
+
+async def test_the_account_directory_migration_joins_schemas_that_already_have_its_table(
+        pool: Any, settings: Any) -> None:
+    """A schema migrated before the runtime owned ad_accounts (a service's own 0003 created it): the runtime's
+    migration is applied without touching the table or its rows, and nothing of the service's is refused."""
+    runtime, accounts, guardrails = _directory_migrations()
+    await migrate(pool, settings.schema, runtime + guardrails)
+    await pool.execute("INSERT INTO ad_accounts (workspace_id, platform, ad_account_id, currency, timezone_name, "
+                       "account_status, state, observed_at, updated_at) "
+                       "VALUES ('ws', 'meta', '1', 'EUR', 'Europe/Berlin', 'active', 'connected', now(), now())")
+    assert await migrate(pool, settings.schema, runtime + accounts + guardrails) == ["accounts:0001_ad_accounts"]
+    assert await pool.fetchval("SELECT timezone_name FROM ad_accounts") == "Europe/Berlin"
+    assert await migrate(pool, settings.schema, runtime + accounts + guardrails) == []
+
+
+async def test_a_new_schema_gets_the_account_directory_from_the_runtime(pool: Any, settings: Any) -> None:
+    runtime, accounts, guardrails = _directory_migrations()
+    applied = await migrate(pool, settings.schema, runtime + accounts + guardrails)
+    assert applied[:2] == ["runtime:0001_runtime", "accounts:0001_ad_accounts"]
+    assert "guardrails:0003_ad_accounts" in applied  # recorded, and changed nothing: the table was there
+    assert await pool.fetchval("SELECT to_regclass('ad_accounts')") is not None

@@ -58,3 +58,17 @@ def test_every_service_creates_the_projection_with_the_same_migration() -> None:
         texts[service] = files[0].read_text()
     assert len(set(texts.values())) == 1, "the ad_accounts migration differs between services"
     assert "CREATE TABLE IF NOT EXISTS ad_accounts" in texts["guardrails"]
+
+
+def _statements(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+
+
+def test_the_runtime_owns_the_same_table_the_services_created() -> None:
+    """The runtime's migration (applied into every schema that consumes account.profiled) creates exactly the
+    table the services' own copies created, so whichever runs first, the schema is the same."""
+    (owned,) = [f for f in resources.files("allot.runtime.accounts_migrations").iterdir()
+                if f.name.endswith(MIGRATION_FILE_SUFFIX)]
+    service = next(f for f in resources.files("allot.guardrails.migrations").iterdir()
+                   if f.name.endswith(MIGRATION_FILE_SUFFIX))
+    assert _statements(owned.read_text()) == _statements(service.read_text())

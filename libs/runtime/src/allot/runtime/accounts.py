@@ -2,8 +2,10 @@
 account, its currency and its time zone), and the in-memory ``zone_for`` lookup built on it.
 
 Every service that needs an account's local day stores the projection in ITS OWN schema, in a table of the
-same name created by an identical migration (``ad_accounts``, see ``MIGRATION_FILE_SUFFIX``), and registers
-the same handler and start-up hooks:
+same name (``ad_accounts``). The runtime owns its migration (``allot.runtime.accounts_migrations``, applied into
+the schema of every service that consumes ACCOUNT_TOPIC); the identical copies the services shipped before (see
+``MIGRATION_FILE_SUFFIX``) stay, since applied migrations are never edited, and change nothing once the table is
+there. Each such service registers the same handler and start-up hooks:
 
     consumes={..., ACCOUNT_TOPIC: on_account_profiled}, tasks=[..., refresh_directory],
     on_start=<the service's own on_start, calling ``await load_directory(ctx)`` first>
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 ACCOUNT_TOPIC = "account.profiled"
-#: Every service's migration that creates the projection ends with this name (same SQL in every service).
+#: The migrations that create the projection end with this name (the runtime's and the services' older copies).
 MIGRATION_FILE_SUFFIX = "_ad_accounts.sql"
 #: Seconds between re-reads of the table (reports consumed by other instances of the service).
 REFRESH_S = 30.0

@@ -35,6 +35,8 @@ _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 RUNTIME_MIGRATIONS = "allot.runtime.migrations"
+#: The account directory's table (allot.runtime.accounts), for services that consume account.profiled.
+ACCOUNTS_MIGRATIONS = "allot.runtime.accounts_migrations"
 
 
 @dataclass(frozen=True)
@@ -189,10 +191,13 @@ def _check_applied(schema: str, migrations: list[Migration], done: dict[tuple[st
 
 
 async def open_database(dsn: str, schema: str, service_package: str | None, component: str,
-                        *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """Create the pool and apply the runtime's then the service's migrations."""
+                        *, accounts: bool = False, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Create the pool and apply the runtime's, the account directory's (``accounts``: the service consumes
+    account.profiled) and then the service's migrations."""
     pool = await create_pool(dsn, schema, min_size=min_size, max_size=max_size)
     migrations = load_migrations("runtime", RUNTIME_MIGRATIONS)
+    if accounts:
+        migrations += load_migrations("accounts", ACCOUNTS_MIGRATIONS)
     if service_package:
         migrations += load_migrations(component, service_package)
     await migrate(pool, schema, migrations)

@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from allot.contracts.envelope import Envelope
 from allot.contracts.registry import TOPICS
+from allot.runtime.accounts import ACCOUNT_TOPIC
 from allot.runtime.auth import ApiKeyStore
 from allot.runtime.clock import Clock, clock_from_settings
 from allot.runtime.consumer import Handler, IdempotentConsumer, handler_payloads
@@ -121,6 +122,7 @@ def create_app(spec: ServiceSpec, settings: Settings, *, clock: Clock | None = N
         instance = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
         try:
             pool = await open_database(settings.database_url, settings.schema, spec.migrations_package, spec.name,
+                                       accounts=ACCOUNT_TOPIC in spec.consumes,
                                        min_size=settings.database_pool_min, max_size=settings.database_pool_max)
         except MigrationChecksumMismatch as exc:
             log.error("refusing_to_start", reason=str(exc))
