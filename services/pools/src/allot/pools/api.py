@@ -44,42 +44,34 @@ the window can never publish twice because the day's key already exists.
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 import uuid
-from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
 from typing import Annotated, Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-from allot.contracts.localday import local_day
-from allot.pools import workflow
+from allot.pools import views, workflow
 from allot.pools.adapters import postgres as db
-from allot.pools.domain import EngineState, MemberState
-from allot.pools.domain.backtest import backtest
-from allot.pools.domain.changeset import manual_key
-from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
-from allot.pools.domain.reports import find_diminishing_returns
-from allot.pools.membership import publish_membership
-from allot.pools.metrics import ALLOCATIONS
-from allot.pools.scheduler import AllocationWake, emitter, observe
-from allot.pools.settings import PoolsSettings
-from allot.runtime.accounts import AccountRef, account_refusals, directory_of
+from allot.pools.domain.config import Problem
+from allot.pools.views import (
+    AllocateResult,
+    AllocationLog,
+    BacktestReport,
+    DiminishingReturnsReport,
+    MemberView,
+    PoolList,
+    PoolView,
+    ReportedEntityList,
+    SimulationView,
+)
 from allot.runtime.auth import Principal, require
-from allot.runtime.deps import need, settings_of
-from allot.runtime.dryrun import dry_run
 from allot.runtime.http import ApiError
-from allot.runtime.logging import get_logger
-from allot.runtime.openapi import Body as ResponseBody
-from allot.runtime.openapi import Json, documented, errors
+from allot.runtime.openapi import documented, errors
 from allot.runtime.service import ServiceContext, get_ctx
-
-log = get_logger(__name__)
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Metric = Literal["roas", "cpa", "conversions", "revenue"]
@@ -217,383 +209,7 @@ _CAMEL_FIELD = {
     "default_max_budget_cents": "defaultMaxBudgetCents",
 }
 
-# ---------------------------------------------------------------- views
-
-
-def _iso(v: datetime | None) -> str | None:
-    return v.isoformat() if v is not None else None
-
-
-def member_view(m: Any) -> dict[str, Any]:
-    return {
-        "id": str(m["member_id"]),
-        "poolId": str(m["pool_id"]),
-        "entityType": m["entity_type"],
-        "entityId": m["entity_id"],
-        "adAccountId": m["ad_account_id"],
-        "entityName": m["entity_name"],
-        "platform": m["platform"],
-        "currency": m["currency"],
-        "minBudgetCents": m["min_budget_cents"],
-        "maxBudgetCents": m["max_budget_cents"],
-        "weight": m["weight"],
-        "isActive": m["is_active"],
-        "createdAt": _iso(m["created_at"]),
-        "updatedAt": _iso(m["updated_at"]),
-    }
-
-
-def engine_settings_view(p: Any) -> dict[str, Any]:
-    """The engine settings a pool runs with (its own, or the engine's default where it set none: listed in
-    ``engineDefaults``)."""
-    ps = workflow.pool_settings(workflow.settings_snapshot(p))
-    cw = ps.composite
-    return {
-        "persistenceIntervals": ps.persistence_intervals,
-        "cooldownHours": ps.cooldown_hours,
-        "deadbandPct": ps.deadband_pct,
-        "explorationShare": ps.exploration_share,
-        "compositeWeights": {
-            "roas": cw.roas,
-            "cpa": cw.cpa,
-            "frequencyRisk": cw.frequency_risk,
-            "engagementDecay": cw.engagement_decay,
-        },
-        "engineDefaults": [to_camel(k) for k in (*workflow.ENGINE_KNOBS, "composite_weights") if p[k] is None],
-    }
-
-
-def pool_view(p: Any, members: list[Any]) -> dict[str, Any]:
-    state = EngineState.from_dict(p["engine_state"] or {})
-    return {
-        "id": str(p["pool_id"]),
-        "workspaceId": p["workspace_id"],
-        "name": p["name"],
-        "optimizationMetric": p["optimization_metric"],
-        "dailyBudgetCents": p["daily_budget_cents"],
-        "currency": p["currency"],
-        "allocationFrequencyHours": p["allocation_frequency_hours"],
-        "defaultMinBudgetCents": p["default_min_budget_cents"],
-        "defaultMaxBudgetCents": p["default_max_budget_cents"],
-        "minBudgetChange": p["min_budget_change_cents"],
-        "status": "deleted" if p["deleted_at"] else p["status"],
-        "autonomy": p["autonomy"],
-        **engine_settings_view(p),
-        "version": p["version"],
-        "createdAt": _iso(p["created_at"]),
-        "updatedAt": _iso(p["updated_at"]),
-        "deletedAt": _iso(p["deleted_at"]),
-        "lastScheduledSlot": _iso(p["last_scheduled_slot"]),
-        "engine": {
-            "frozenUntil": _iso(state.frozen_until),
-            "frozenReason": state.frozen_reason,
-            "lastPlanAt": _iso(state.last_plan_at),
-        },
-        "activeMemberCount": sum(1 for m in members if m["is_active"]),
-        "members": [member_view(m) for m in members],
-    }
-
-
-def outcome_view(o: Any) -> dict[str, Any]:
-    return {
-        "actionId": str(o["action_id"]),
-        "entityId": o["entity_id"],
-        "outcome": o["outcome"],
-        "beforeCents": o["before_cents"],
-        "afterCents": o["after_cents"],
-        "observedCents": o["observed_cents"],
-        "error": o["error"],
-        "executedAt": _iso(o["executed_at"]),
-    }
-
-
-def allocation_view(a: Any, outcomes: list[Any]) -> dict[str, Any]:
-    return {
-        "id": str(a["allocation_id"]),
-        "requestId": str(a["allocation_id"]) if a["kind"] == "allocation" else None,
-        "poolId": str(a["pool_id"]),
-        "kind": a["kind"],
-        "trigger": a["trigger"],
-        "status": a["status"],
-        "autonomy": a["autonomy"],
-        "idempotencyKey": a["idempotency_key"],
-        "requestedBy": a["requested_by"],
-        "createdAt": _iso(a["created_at"]),
-        "plannedAt": _iso(a["planned_at"]),
-        "updatedAt": _iso(a["updated_at"]),
-        "eventId": str(a["event_id"]) if a["event_id"] else None,
-        "settings": workflow.camel(a["settings"]),
-        "inputs": a["inputs"],
-        "plan": a["plan"],
-        "actions": a["actions"],
-        "decision": a["decision"],
-        "outcomes": [outcome_view(o) for o in outcomes],
-    }
-
-
-# ---------------------------------------------------------------- response models (camelCase: by alias)
-
-#: A moment as the views write it (``datetime.isoformat()``).
-IsoTime = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
-
-
-class _Out(ResponseBody):
-    """A response body: snake_case fields written (and read) by their camelCase alias."""
-
-    model_config = ConfigDict(extra="allow", alias_generator=to_camel, populate_by_name=True)
-
-
-class MemberView(_Out):
-    """A pool member (an inactive one claims nothing)."""
-
-    id: str
-    pool_id: str
-    entity_type: str = Field(description="campaign | adset")
-    entity_id: str
-    ad_account_id: str | None
-    entity_name: str | None
-    platform: str
-    currency: str
-    min_budget_cents: int | None = Field(description="Floor; null: the pool's default.")
-    max_budget_cents: int | None = Field(description="Ceiling; null: the pool's default.")
-    weight: float
-    is_active: bool
-    created_at: IsoTime
-    updated_at: IsoTime
-
-
-class CompositeWeightsView(_Out):
-    roas: float
-    cpa: float
-    frequency_risk: float
-    engagement_decay: float
-
-
-class EngineStateView(_Out):
-    frozen_until: IsoTime | None = Field(description="The engine makes no move on the pool until then.")
-    frozen_reason: str | None
-    last_plan_at: IsoTime | None
-
-
-class PoolView(_Out):
-    """A budget pool: its settings, the engine settings in force, its engine state and its members."""
-
-    id: str
-    workspace_id: str
-    name: str
-    optimization_metric: str = Field(description="roas | cpa | conversions | revenue")
-    daily_budget_cents: int
-    currency: str
-    allocation_frequency_hours: int
-    default_min_budget_cents: int
-    default_max_budget_cents: int | None
-    min_budget_change: int = Field(description="Minimum change in cents (smaller moves are not made).")
-    status: str = Field(description="active | paused | deleted")
-    autonomy: str = Field(description="observe logs only; live publishes.")
-    persistence_intervals: int
-    cooldown_hours: float
-    deadband_pct: float
-    exploration_share: float
-    composite_weights: CompositeWeightsView
-    engine_defaults: list[str] = Field(description="The engine settings the pool never set (the defaults apply).")
-    version: int
-    created_at: IsoTime
-    updated_at: IsoTime
-    deleted_at: IsoTime | None
-    last_scheduled_slot: IsoTime | None
-    engine: EngineStateView
-    active_member_count: int
-    members: list[MemberView]
-
-
-class PoolList(_Out):
-    pools: list[PoolView]
-
-
-class ReportedEntity(_Out):
-    """A campaign or ad set as last reported by the platform, with the pool it belongs to, if any."""
-
-    entity_id: str
-    entity_type: str
-    entity_name: str | None
-    platform: str
-    ad_account_id: str
-    ad_account_name: str | None
-    timezone_name: str
-    status: str
-    daily_budget_cents: int | None
-    currency: str | None
-    reported_at: IsoTime | None
-    pool_id: str | None
-    pool_name: str | None
-
-
-class ReportedEntityList(_Out):
-    entities: list[ReportedEntity]
-
-
-class OutcomeView(_Out):
-    action_id: str
-    entity_id: str
-    outcome: str
-    before_cents: int | None
-    after_cents: int | None
-    observed_cents: int | None
-    error: str | None
-    executed_at: IsoTime | None
-
-
-class AllocationView(_Out):
-    """An allocation (or a simulation): the settings it ran with, the engine's inputs and plan, its actions, the
-    guardrails' decision and the executor's outcomes."""
-
-    id: str
-    request_id: str | None = Field(description="The allocation.requested id (null for a simulation).")
-    pool_id: str
-    kind: str = Field(description="allocation | simulation")
-    trigger: str = Field(description="manual | scheduled | simulate")
-    status: str = Field(description="queued | requested | observed | frozen | no_change | blocked | "
-                                    "guardrail_observed | executing | executed | partially_failed | failed | "
-                                    "cancelled | simulated")
-    autonomy: str
-    idempotency_key: str | None
-    requested_by: str
-    created_at: IsoTime
-    planned_at: IsoTime | None
-    updated_at: IsoTime
-    event_id: str | None
-    settings: dict[str, Json] = Field(description="The pool's settings when it was queued.")
-    inputs: Json = Field(description="A summary of the engine's inputs.")
-    plan: Json = Field(description="Every member's before / after / why, and the plan's flags.")
-    actions: Json = Field(description="The (would-be) set_budget actions.")
-    decision: Json = Field(description="The guardrail.blocked payload, if any.")
-    outcomes: list[OutcomeView]
-
-
-class SimulationView(AllocationView):
-    """A simulation: what the engine would do on stored history; each action with the guardrails' verdict."""
-
-    actions: list[dict[str, Json]] = Field(description="The would-be actions, each with its guardrails line.")
-    guardrails: dict[str, Json] = Field(
-        description="The guardrails' dry-run answer (available: true and their verdict, or available: false and "
-                    "error).")
-
-
-class AllocateResult(_Out):
-    """A manual allocation: queued (202), or run and waited for (200 when it ended, 202 while still pending)."""
-
-    request_id: str
-    status: str
-    idempotency_key: str | None = Field(None, description="Asynchronous: the day's key of the pool.")
-    replayed: bool = Field(description="The day's allocation already existed: nothing published again.")
-    allocation: AllocationView
-    message: str | None = Field(None, description="Synchronous, still pending: where to look.")
-
-
-class NoteView(_Out):
-    """Something logged against the pool that is not an allocation (a pacing recommendation touching its members);
-    the note's own keys follow."""
-
-    id: str
-    kind: str
-    at: IsoTime
-
-
-class AllocationLog(_Out):
-    pool_id: str
-    allocations: list[AllocationView] = Field(description="Newest first.")
-    notes: list[NoteView]
-
-
-class DiminishingReturnsFinding(_Out):
-    member_id: str
-    entity_id: str
-    entity_name: str | None
-    entity_type: str
-    spend_before_cents_per_day: int
-    spend_after_cents_per_day: int
-    roas_before: float
-    roas_after: float
-    spend_growth_pct: float
-    explanation: str
-
-
-class DiminishingReturnsReport(_Out):
-    """Active members whose spend grew without their ROAS improving."""
-
-    pool_id: str
-    as_of: IsoTime
-    window_days: float
-    min_spend_growth_pct: float
-    entity_type: str
-    evaluated_members: int
-    findings: list[DiminishingReturnsFinding]
-
-
-class BacktestMoveView(_Out):
-    at: IsoTime
-    entity_id: str
-    from_cents: int
-    to_cents: int
-    explanation: str
-
-
-class BacktestMember(_Out):
-    entity_id: str
-    current_budget_cents: int
-
-
-class BacktestReport(_Out):
-    """The engine replayed over stored metrics of the period, in the local days of the pool's ad account."""
-
-    pool_id: str
-    from_: IsoTime = Field(alias="from")
-    to: IsoTime
-    plans: int
-    frozen_plans: int
-    actual_spend_cents: int
-    actual_value_cents: int
-    estimated_value_cents: int
-    estimated_uplift_pct: float
-    changes_per_member_per_day: float
-    timezone_name: str
-    final_budgets: dict[str, int] = Field(description="Each member's budget at the end of the replay.")
-    moves: list[BacktestMoveView]
-    members: list[BacktestMember]
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _refuse(problems: list[Problem]) -> None:
-    if problems:
-        first = problems[0]
-        raise ApiError(
-            422,
-            "validation_failed",
-            "; ".join(f"{p.field}: {p.message}" for p in problems),
-            field=first.field,
-            extra={"errors": [{"field": p.field, "message": p.message} for p in problems]},
-        )
-
-
-def _bounds(members: list[Any], *, prefix: str = "members") -> list[MemberBounds]:
-    return [
-        MemberBounds(f"{prefix}.{i}", m["entity_id"], m["min_budget_cents"], m["max_budget_cents"], m["is_active"])
-        for i, m in enumerate(members)
-    ]
-
-
-def _validate(settings: dict[str, Any], members: list[MemberBounds], *, budget_field: str = "dailyBudgetCents") -> None:
-    _refuse(
-        config_problems(
-            daily_budget_cents=settings["daily_budget_cents"],
-            default_min_budget_cents=settings["default_min_budget_cents"],
-            default_max_budget_cents=settings["default_max_budget_cents"],
-            members=members,
-            budget_field=budget_field,
-        )
-    )
+# ---------------------------------------------------------------- parse
 
 
 def _knobs(body: _EngineKnobs, names: Iterable[str]) -> dict[str, Any]:
@@ -605,23 +221,29 @@ def _knobs(body: _EngineKnobs, names: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _validate_knobs(settings: dict[str, Any]) -> None:
-    """422 naming the field and its allowed range; then PoolSettings itself must accept the whole pool."""
-    _refuse(knob_problems(settings))
-    try:
-        workflow.pool_settings({"pool_id": "validation", **settings})
-    except ValueError as exc:  # a rule of the engine's own (PoolSettings / CompositeWeights.__post_init__)
-        text = str(exc)
-        field = next((api for name, (api, _, _) in KNOB_RANGES.items() if name in text), None)
-        if field is None:
-            field = "compositeWeights" if "composite" in text or "risk" in text else "body"
-        _refuse([Problem(field, f"refused by the engine: {text}")])
+def _invalid(problems: list[Problem]) -> ApiError:
+    first = problems[0]
+    return ApiError(
+        422,
+        "validation_failed",
+        "; ".join(f"{p.field}: {p.message}" for p in problems),
+        field=first.field,
+        extra={"errors": [{"field": p.field, "message": p.message} for p in problems]},
+    )
 
 
-def _taken(conflicts: list[tuple[str, str, Any]]) -> ApiError:
+def _taken(exc: workflow.EntityTaken) -> ApiError:
     """409 for entities (field, entity id, owning pool row) that are active members of another pool."""
-    field, entity, owner = conflicts[0]
-    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    if not exc.conflicts:
+        return ApiError(
+            409,
+            "entity_in_another_pool",
+            "an entity of this request was added to another budget pool at the same moment (and has been released "
+            "since); nothing was changed, retry",
+            field=exc.field,
+        )
+    field, entity, owner = exc.conflicts[0]
+    more = f" (and {len(exc.conflicts) - 1} more)" if len(exc.conflicts) > 1 else ""
     return ApiError(
         409,
         "entity_in_another_pool",
@@ -634,75 +256,42 @@ def _taken(conflicts: list[tuple[str, str, Any]]) -> ApiError:
             "poolName": owner["name"],
             "conflicts": [
                 {"field": f, "entityId": e, "poolId": str(o["pool_id"]), "poolName": o["name"]}
-                for f, e, o in conflicts
+                for f, e, o in exc.conflicts
             ],
         },
     )
 
 
-async def _refuse_taken(conn: Any, workspace_id: str, pool_id: uuid.UUID, claims: dict[str, str]) -> None:
-    """409 when an entity this pool claims (API field → entity id) is an active member of another pool."""
-    if not claims:
-        return
-    owners = await db.active_owners(conn, workspace_id, list(claims.values()), except_pool=pool_id)
-    conflicts = [(f, e, owners[e]) for f, e in claims.items() if e in owners]
-    if conflicts:
-        raise _taken(conflicts)
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The application layer's refusals as this API's errors."""
+    try:
+        yield
+    except workflow.PoolNotFound as exc:
+        raise ApiError(404, "not_found", f"no budget pool {exc.args[0]}", field="id") from None
+    except workflow.Invalid as exc:
+        raise _invalid(exc.problems) from None
+    except workflow.EntityTaken as exc:
+        raise _taken(exc) from None
+    except workflow.PoolPaused:
+        raise ApiError(
+            409, "pool_paused", "the pool is paused; set status active to allocate", field="status"
+        ) from None
+    except workflow.RateLimited as exc:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"manual allocations of a pool are limited to one per {exc.window_s} s; retry in {exc.retry_after_s} s",
+            headers={"Retry-After": str(exc.retry_after_s)},
+            extra={
+                "retryAfterS": exc.retry_after_s,
+                "existingRequestId": str(exc.existing_request_id) if exc.existing_request_id else None,
+            },
+        ) from None
 
 
-async def _lost_race(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, claims: dict[str, str]) -> ApiError:
-    """The database refused a membership (another request committed the same entity into another pool between
-    our check and our write): the same 409, looked up after the rollback."""
-    async with ctx.pool.acquire() as conn:
-        try:
-            await _refuse_taken(conn, workspace_id, pool_id, claims)
-        except ApiError as exc:
-            return exc
-    field = next(iter(claims))
-    return ApiError(
-        409,
-        "entity_in_another_pool",
-        "an entity of this request was added to another budget pool at the same moment (and has been released "
-        "since); nothing was changed, retry",
-        field=field,
-    )
-
-
-async def _refuse_foreign_accounts(ctx: ServiceContext, conn: Any, workspace_id: str, refs: list[AccountRef]) -> None:
-    """422 naming the field of an ad account this workspace may not reference: one another workspace has
-    connected, or (require_connected_accounts) any not connected to this one, a missing one included."""
-    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
-                                      strict=ctx.settings.require_connected_accounts)
-    _refuse([Problem(field, message) for field, message in refusals])
-
-
-def _account_refs(members: list[dict[str, Any]]) -> list[AccountRef]:
-    return [(f"members.{i}.adAccountId", m["platform"], m["ad_account_id"]) for i, m in enumerate(members)]
-
-
-def _member_row(m: MemberIn, pool_currency: str, field: str) -> dict[str, Any]:
-    currency = m.currency or pool_currency
-    if currency != pool_currency:
-        _refuse([Problem(f"{field}currency", f"member currency {currency} differs from the pool's {pool_currency}")])
-    return {
-        "entity_type": m.entity_type,
-        "entity_id": m.entity_id,
-        "ad_account_id": m.ad_account_id,
-        "entity_name": m.entity_name,
-        "platform": m.platform,
-        "currency": currency,
-        "min_budget_cents": m.min_budget_cents,
-        "max_budget_cents": m.max_budget_cents,
-        "weight": m.weight,
-        "is_active": m.is_active,
-    }
-
-
-async def _pool_or_404(conn: Any, principal: Principal, pool_id: uuid.UUID, *, for_update: bool = False) -> Any:
-    pool = await db.get_pool(conn, principal.workspace_id, pool_id, for_update=for_update)
-    if pool is None:
-        raise ApiError(404, "not_found", f"no budget pool {pool_id}", field="id")
-    return pool
+def _member(m: MemberIn) -> dict[str, Any]:
+    return m.model_dump(include=set(workflow.MEMBER_KEYS))
 
 
 #: 200 a member updated or re-activated; 201 a new one.
@@ -735,35 +324,11 @@ async def create_pool(
         "autonomy": body.autonomy,
         **_knobs(body, (*workflow.ENGINE_KNOBS, "composite_weights")),
     }
-    members = [_member_row(m, body.currency, f"members.{i}.") for i, m in enumerate(body.members)]
-    _validate(settings, _bounds(members))
-    _validate_knobs(settings)
-    # One pool per entity: a paused pool keeps its members too, so this holds whatever the new pool's status.
-    claims = {f"members.{i}.entityId": m["entity_id"] for i, m in enumerate(members) if m["is_active"]}
-    now = ctx.clock.now()
-    pool_id = uuid.uuid4()
-    try:
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            await _refuse_foreign_accounts(ctx, conn, principal.workspace_id, _account_refs(members))
-            await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
-            pool = await db.insert_pool(conn, pool_id, principal.workspace_id, settings, now)
-            for m in members:
-                await db.upsert_member(conn, pool_id, principal.workspace_id, m, now)
-            rows = await db.members_of(conn, [pool_id])
-            await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
-    except asyncpg.UniqueViolationError as exc:
-        if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
-            raise
-        raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
-    ctx.flush()
-    log.info(
-        "pool_created",
-        pool_id=str(pool_id),
-        workspace_id=principal.workspace_id,
-        members=len(rows),
-        autonomy=body.autonomy,
-    )
-    return pool_view(pool, list(rows))
+    with _refusals():
+        pool, members = await workflow.create_pool(
+            ctx, principal.workspace_id, settings, [_member(m) for m in body.members], now=ctx.clock.now()
+        )
+    return views.pool_view(pool, members)
 
 
 @router.get("", **documented(PoolList))
@@ -778,7 +343,7 @@ async def list_pools(
     by_pool: dict[Any, list[Any]] = {}
     for m in members:
         by_pool.setdefault(m["pool_id"], []).append(m)
-    return {"pools": [pool_view(p, by_pool.get(p["pool_id"], [])) for p in pools]}
+    return {"pools": [views.pool_view(p, by_pool.get(p["pool_id"], [])) for p in pools]}
 
 
 @router.get("/entities", **documented(ReportedEntityList, 404))
@@ -790,40 +355,23 @@ async def list_reported_entities(
 ) -> dict[str, Any]:
     """Campaigns and ad sets the platform reported for this workspace (latest report: name, account, budget,
     status), so a person picks pool members by name; each names the pool it belongs to, if any."""
-    async with ctx.pool.acquire() as conn:
-        if pool_id is not None:
-            await _pool_or_404(conn, principal, pool_id)
-        rows = await db.reported_entities(conn, principal.workspace_id, pool_id=pool_id, limit=limit)
-    return {
-        "entities": [
-            {
-                "entityId": r["entity_id"],
-                "entityType": r["entity_type"],
-                "entityName": r["entity_name"],
-                "platform": r["platform"],
-                "adAccountId": r["ad_account_id"],
-                "adAccountName": r["ad_account_name"] or None,
-                "timezoneName": r["timezone_name"] or "UTC",
-                "status": r["status"],
-                "dailyBudgetCents": r["daily_budget_cents"],
-                "currency": r["currency"],
-                "reportedAt": _iso(r["reported_at"]),
-                "poolId": str(r["pool_id"]) if r["pool_id"] else None,
-                "poolName": r["pool_name"],
-            }
-            for r in rows
-        ]
-    }
+    with _refusals():
+        async with ctx.pool.acquire() as conn:
+            if pool_id is not None:
+                await workflow.pool_of(conn, principal.workspace_id, pool_id)
+            rows = await db.reported_entities(conn, principal.workspace_id, pool_id=pool_id, limit=limit)
+    return {"entities": [views.reported_entity_view(r) for r in rows]}
 
 
 @router.get("/{pool_id}", **documented(PoolView, 404))
 async def get_pool(
     pool_id: uuid.UUID, principal: Principal = Depends(require("viewer")), ctx: ServiceContext = Depends(get_ctx)
 ) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn:
-        pool = await _pool_or_404(conn, principal, pool_id)
-        members = await db.members_of(conn, [pool_id])
-    return pool_view(pool, list(members))
+    with _refusals():
+        async with ctx.pool.acquire() as conn:
+            pool = await workflow.pool_of(conn, principal.workspace_id, pool_id)
+            members = await db.members_of(conn, [pool_id])
+    return views.pool_view(pool, list(members))
 
 
 @router.patch("/{pool_id}", **documented(PoolView, 404))
@@ -833,41 +381,29 @@ async def patch_pool(
     principal: Principal = Depends(require("operator")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        pool = await _pool_or_404(conn, principal, pool_id, for_update=True)
-        settings = {k: pool[k] for k in db.SETTINGS_COLUMNS}
-        for name in body.model_fields_set:
-            value = getattr(body, name)
-            if value is None and name not in _NULLABLE:
-                _refuse([Problem(_CAMEL_FIELD.get(name, to_camel(name)), "may not be null")])
-            settings[_PATCH_TO_COLUMN.get(name, name)] = value
-        settings.update(_knobs(body, body.model_fields_set & {*workflow.ENGINE_KNOBS, "composite_weights"}))
-        members = list(await db.members_of(conn, [pool_id]))
-        if settings["currency"] != pool["currency"] and members:
-            _refuse([Problem("currency", "the currency of a pool with members cannot change")])
-        _validate(settings, _bounds(members))
-        _validate_knobs(settings)
-        # Pausing keeps the members (and their claim on their entities), so resuming cannot conflict.
-        pool = await db.update_pool_settings(conn, pool_id, settings, now)
-    log.info("pool_updated", pool_id=str(pool_id), fields=sorted(body.model_fields_set))
-    return pool_view(pool, members)
+    changes: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if value is None and name not in _NULLABLE:
+            problems = [Problem(_CAMEL_FIELD.get(name, to_camel(name)), "may not be null")]
+            break
+        changes[_PATCH_TO_COLUMN.get(name, name)] = value
+    changes.update(_knobs(body, body.model_fields_set & {*workflow.ENGINE_KNOBS, "composite_weights"}))
+    with _refusals():
+        pool, members = await workflow.update_pool(
+            ctx, principal.workspace_id, pool_id, changes, problems=problems, now=ctx.clock.now()
+        )
+    return views.pool_view(pool, members)
 
 
 @router.delete("/{pool_id}", **documented(PoolView, 404))
 async def delete_pool(
     pool_id: uuid.UUID, principal: Principal = Depends(require("operator")), ctx: ServiceContext = Depends(get_ctx)
 ) -> dict[str, Any]:
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _pool_or_404(conn, principal, pool_id, for_update=True)
-        await db.soft_delete_pool(conn, pool_id, now)
-        await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, deleted=True, now=now)
-        pool = await db.get_pool(conn, principal.workspace_id, pool_id, include_deleted=True)
-        members = await db.members_of(conn, [pool_id])
-    ctx.flush()
-    log.info("pool_deleted", pool_id=str(pool_id))
-    return pool_view(pool, list(members))
+    with _refusals():
+        pool, members = await workflow.delete_pool(ctx, principal.workspace_id, pool_id, now=ctx.clock.now())
+    return views.pool_view(pool, members)
 
 
 @router.post("/{pool_id}/members", **_ADD_MEMBER)
@@ -878,37 +414,12 @@ async def add_member(
     principal: Principal = Depends(require("operator")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        pool = await _pool_or_404(conn, principal, pool_id, for_update=True)
-        row = _member_row(body, pool["currency"], "")
-        others = [m for m in await db.members_of(conn, [pool_id]) if m["entity_id"] != body.entity_id]
-        bounds = _bounds(others, prefix="existingMembers") + [
-            MemberBounds("member", row["entity_id"], row["min_budget_cents"], row["max_budget_cents"], row["is_active"])
-        ]
-        problems = config_problems(
-            daily_budget_cents=pool["daily_budget_cents"],
-            default_min_budget_cents=pool["default_min_budget_cents"],
-            default_max_budget_cents=pool["default_max_budget_cents"],
-            members=bounds,
-            budget_field="minBudgetCents",
+    with _refusals():
+        member, created = await workflow.add_member(
+            ctx, principal.workspace_id, pool_id, _member(body), now=ctx.clock.now()
         )
-        _refuse([Problem(p.field.replace("member.", ""), p.message) for p in problems])
-        await _refuse_foreign_accounts(ctx, conn, principal.workspace_id,
-                                       [("adAccountId", row["platform"], row["ad_account_id"])])
-        claims = {"entityId": row["entity_id"]} if row["is_active"] else {}
-        await _refuse_taken(conn, principal.workspace_id, pool_id, claims)
-        try:  # the check above cannot see a concurrent request's uncommitted row; the unique index can
-            member, created = await db.upsert_member(conn, pool_id, principal.workspace_id, row, now)
-        except asyncpg.UniqueViolationError as exc:  # the transaction is rolled back as the 409 leaves it
-            if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
-                raise
-            raise await _lost_race(ctx, principal.workspace_id, pool_id, claims) from None
-        await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
-    ctx.flush()
     response.status_code = 201 if created else 200
-    log.info("pool_member_upserted", pool_id=str(pool_id), entity_id=body.entity_id, created=created)
-    return member_view(member)
+    return views.member_view(member)
 
 
 @router.delete("/{pool_id}/members/{member_id}", **documented(MemberView, 404))
@@ -918,16 +429,13 @@ async def remove_member(
     principal: Principal = Depends(require("operator")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await _pool_or_404(conn, principal, pool_id, for_update=True)
-        member = await db.deactivate_member(conn, pool_id, member_id, now)
-        if member is not None:
-            await publish_membership(conn, emitter(ctx), pool_id, principal.workspace_id, now=now)
-    ctx.flush()
-    if member is None:
-        raise ApiError(404, "not_found", f"no member {member_id} in budget pool {pool_id}", field="memberId")
-    return member_view(member)
+    try:
+        with _refusals():
+            member = await workflow.remove_member(ctx, principal.workspace_id, pool_id, member_id,
+                                                  now=ctx.clock.now())
+    except workflow.MemberNotFound:
+        raise ApiError(404, "not_found", f"no member {member_id} in budget pool {pool_id}", field="memberId") from None
+    return views.member_view(member)
 
 
 # ---------------------------------------------------------------- simulate / allocate
@@ -946,57 +454,23 @@ async def simulate(
     start = (body.from_date if body else None) or from_date
     end = (body.to_date if body else None) or to_date
     if start and end and start > end:
-        _refuse([Problem("to_date", f"to_date {end} is before from_date {start}")])
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        pool = await _pool_or_404(conn, principal, pool_id)
-        members = await db.members_of(conn, [pool_id], active_only=True)
-        zone = workflow.pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
-        row = await workflow.simulate(
-            conn,
-            pool,
-            members,
-            now=now,
-            from_date=start,
-            to_date=end,
-            history_days=settings_of(ctx, PoolsSettings).pools_history_days,
-            requested_by=principal.key_id,
-            zone=zone,
+        raise _invalid([Problem("to_date", f"to_date {end} is before from_date {start}")])
+    with _refusals():
+        row, verdict = await workflow.simulate_pool(
+            ctx, principal.workspace_id, pool_id, request.headers, from_date=start, to_date=end,
+            requested_by=principal.key_id, now=ctx.clock.now(),
         )
-    ALLOCATIONS.labels("simulated").inc()
-    view = allocation_view(row, [])
-    verdict = await dry_run(ctx, request.headers, source="pool", source_id=str(pool_id),
-                            actions=workflow.actions_of_view(view["actions"] or []),
-                            pool_daily_budget_cents=int(row["settings"]["daily_budget_cents"]),
-                            currency=row["settings"]["currency"])
-    return workflow.with_verdicts(view, verdict)
-
-
-def _retry_after(seconds: float) -> int:
-    return max(1, math.ceil(seconds))
-
-
-async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID, timeout_s: float) -> tuple[Any, list[Any]]:
-    """Poll this service's own projection until the allocation is terminal or the (real-time) wait ends."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        async with ctx.pool.acquire() as conn:
-            row = await db.get_allocation(conn, allocation_id)
-            outcomes = list(await db.outcomes_of(conn, [allocation_id]))
-        assert row is not None  # the caller wrote it before waiting
-        if row["status"] in workflow.TERMINAL or time.monotonic() >= deadline:
-            return row, outcomes
-        await asyncio.sleep(0.1)
+    return views.with_verdicts(views.allocation_view(row, []), verdict)
 
 
 def _sync_response(row: Any, outcomes: list[Any], response: Response, *, replayed: bool) -> dict[str, Any]:
-    view = allocation_view(row, outcomes)
+    view = views.allocation_view(row, outcomes)
     status = row["status"]
     body = {"requestId": view["requestId"], "status": status, "replayed": replayed, "allocation": view}
     if status == "blocked":
         d = row["decision"] or {}
         if d.get("check") == "rate_limited":
-            retry = _retry_after(d.get("retryAfterS") or 60)
+            retry = workflow.retry_after_s(d.get("retryAfterS") or 60)
             raise ApiError(
                 429,
                 "rate_limited",
@@ -1037,66 +511,21 @@ async def allocate(
     principal: Principal = Depends(require("operator")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    settings = settings_of(ctx, PoolsSettings)
     run_async = body.run_async if body is not None else True
-    now = ctx.clock.now()
-    key, slot = manual_key(pool_id, now)
-    result: workflow.RunResult | None = None
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        pool = await _pool_or_404(conn, principal, pool_id, for_update=True)
-        if pool["status"] != "active":
-            raise ApiError(409, "pool_paused", "the pool is paused; set status active to allocate", field="status")
-        last = pool["last_manual_allocate_at"]
-        window = settings.pools_manual_rate_limit_s
-        if last is not None and window > 0 and (now - last).total_seconds() < window:
-            retry = _retry_after(window - (now - last).total_seconds())
-            existing = await db.allocation_by_key(conn, pool_id, key)
-            ALLOCATIONS.labels("rate_limited").inc()
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"manual allocations of a pool are limited to one per {window} s; retry in {retry} s",
-                headers={"Retry-After": str(retry)},
-                extra={"retryAfterS": retry, "existingRequestId": str(existing["allocation_id"]) if existing else None},
-            )
-        await db.touch_manual_allocate(conn, pool_id, now)
-        members = await db.members_of(conn, [pool_id], active_only=True)
-        alloc, created = await workflow.queue_allocation(
-            conn, pool, members, trigger="manual", key=key, slot=slot, requested_by=principal.key_id, now=now
+    with _refusals():
+        done = await workflow.allocate(
+            ctx, principal.workspace_id, pool_id, run_async=run_async, requested_by=principal.key_id
         )
-        if created and not run_async:
-            result = await workflow.run_allocation(
-                conn, emitter(ctx), alloc, now=now, history_days=settings.pools_history_days
-            )
-    if result is not None:
-        observe(result)
-        if result.emitted:
-            ctx.flush()
-    elif created:
-        need(ctx, AllocationWake).set()
-    else:
-        ALLOCATIONS.labels("replayed").inc()
-    log.info(
-        "pool_allocate_requested",
-        pool_id=str(pool_id),
-        request_id=str(alloc["allocation_id"]),
-        replayed=not created,
-        run_async=run_async,
-    )
+    row = done.allocation
     if run_async:
-        async with ctx.pool.acquire() as conn:
-            row = await db.get_allocation(conn, alloc["allocation_id"])
-            outcomes = list(await db.outcomes_of(conn, [alloc["allocation_id"]]))
-        assert row is not None  # created (or replayed) above
         return {
             "requestId": str(row["allocation_id"]),
             "status": row["status"],
-            "idempotencyKey": key,
-            "replayed": not created,
-            "allocation": allocation_view(row, outcomes),
+            "idempotencyKey": done.idempotency_key,
+            "replayed": not done.created,
+            "allocation": views.allocation_view(row, done.outcomes),
         }
-    row, outcomes = await _wait_outcome(ctx, alloc["allocation_id"], settings.pools_sync_timeout_s)
-    return _sync_response(row, outcomes, response, replayed=not created)
+    return _sync_response(row, done.outcomes, response, replayed=not done.created)
 
 
 # ---------------------------------------------------------------- logs and reports
@@ -1110,46 +539,13 @@ async def list_allocations(
     principal: Principal = Depends(require("viewer")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    async with ctx.pool.acquire() as conn:
-        await _pool_or_404(conn, principal, pool_id)
-        rows = await db.list_allocations(conn, pool_id, kind=kind, limit=limit)
-        outcomes = await db.outcomes_of(conn, [r["allocation_id"] for r in rows])
-        notes = await db.notes_of(conn, pool_id, limit)
-    by_alloc: dict[Any, list[Any]] = {}
-    for o in outcomes:
-        by_alloc.setdefault(o["allocation_id"], []).append(o)
-    return {
-        "poolId": str(pool_id),
-        "allocations": [allocation_view(r, by_alloc.get(r["allocation_id"], [])) for r in rows],
-        "notes": [{"id": str(n["note_id"]), "kind": n["kind"], "at": _iso(n["at"]), **n["body"]} for n in notes],
-    }
-
-
-async def _members_now(
-    conn: Any, pool: Any, *, entity_type: str | None = None
-) -> tuple[list[Any], list[MemberState], dict[str, Any]]:
-    members = [
-        m
-        for m in await db.members_of(conn, [pool["pool_id"]], active_only=True)
-        if entity_type is None or m["entity_type"] == entity_type
-    ]
-    entities = await db.entities_of(conn, pool["workspace_id"], [m["entity_id"] for m in members])
-    states = []
-    for m in members:
-        ent = entities.get(m["entity_id"])
-        budget = ent["daily_budget_cents"] if ent is not None else None
-        states.append(
-            MemberState(
-                m["entity_id"],
-                int(budget or 0),
-                m["min_budget_cents"],
-                m["max_budget_cents"],
-                m["weight"],
-                is_active=ent is not None and budget is not None and ent["status"] != "deleted",
-                paused=ent is not None and ent["status"] == "paused",
-            )
-        )
-    return members, states, entities
+    with _refusals():
+        async with ctx.pool.acquire() as conn:
+            await workflow.pool_of(conn, principal.workspace_id, pool_id)
+            rows = await db.list_allocations(conn, pool_id, kind=kind, limit=limit)
+            outcomes = await db.outcomes_of(conn, [r["allocation_id"] for r in rows])
+            notes = await db.notes_of(conn, pool_id, limit)
+    return views.allocation_log_view(pool_id, rows, outcomes, notes)
 
 
 @router.get("/{pool_id}/diminishing-returns", **documented(DiminishingReturnsReport, 404))
@@ -1162,58 +558,13 @@ async def diminishing_returns(
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Active members (campaigns by default, as the seed says) whose spend grew without ROAS improving."""
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn:
-        pool = await _pool_or_404(conn, principal, pool_id)
-        members, states, _ = await _members_now(conn, pool, entity_type=None if entity_type == "all" else entity_type)
-        # The report only needs metric history: members without a reported budget still count.
-        states = [
-            MemberState(
-                s.member_id,
-                s.current_budget_cents,
-                s.min_budget_cents,
-                s.max_budget_cents,
-                s.weight,
-                is_active=True,
-                paused=s.paused,
-            )
-            for s in states
-        ]
-        history = await workflow.load_history(
-            conn,
-            pool["workspace_id"],
-            [m["entity_id"] for m in members],
-            since=now - timedelta(days=2 * window_days + 1),
-            until=now,
+    with _refusals():
+        report = await workflow.diminishing_returns(
+            ctx, principal.workspace_id, pool_id, window_days=window_days, min_spend_growth_pct=min_spend_growth_pct,
+            entity_type=None if entity_type == "all" else entity_type,
         )
-    settings = workflow.pool_settings(workflow.settings_snapshot(pool))
-    findings = find_diminishing_returns(
-        settings, states, history, now=now, window_days=window_days, min_spend_growth_pct=min_spend_growth_pct
-    )
-    by_entity = {m["entity_id"]: m for m in members}
-    return {
-        "poolId": str(pool_id),
-        "asOf": now.isoformat(),
-        "windowDays": window_days,
-        "minSpendGrowthPct": min_spend_growth_pct,
-        "entityType": entity_type,
-        "evaluatedMembers": len(members),
-        "findings": [
-            {
-                "memberId": str(by_entity[f.member_id]["member_id"]),
-                "entityId": f.member_id,
-                "entityName": by_entity[f.member_id]["entity_name"],
-                "entityType": by_entity[f.member_id]["entity_type"],
-                "spendBeforeCentsPerDay": f.spend_before_cents_per_day,
-                "spendAfterCentsPerDay": f.spend_after_cents_per_day,
-                "roasBefore": round(f.roas_before, 6),
-                "roasAfter": round(f.roas_after, 6),
-                "spendGrowthPct": round(f.spend_growth_pct, 4),
-                "explanation": f.explanation,
-            }
-            for f in findings
-        ],
-    }
+    return views.diminishing_returns_view(pool_id, report, window_days=window_days,
+                                          min_spend_growth_pct=min_spend_growth_pct, entity_type=entity_type)
 
 
 @router.get("/{pool_id}/backtest", **documented(BacktestReport, 404))
@@ -1226,55 +577,6 @@ async def run_backtest(
 ) -> dict[str, Any]:
     """The engine replayed over stored metrics of [from_date, to_date] (default: the last 14 days), days being
     the local days of the pool's ad account (its first member's)."""
-    now = ctx.clock.now()
-    async with ctx.pool.acquire() as conn:
-        pool = await _pool_or_404(conn, principal, pool_id)
-        members, states, _ = await _members_now(conn, pool)
-    zone = workflow.pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
-    end_day = to_date or local_day(now, zone)
-    start_day = from_date or end_day - timedelta(days=13)
-    if start_day > end_day:
-        _refuse([Problem("to_date", f"to_date {end_day} is before from_date {start_day}")])
-    if (end_day - start_day).days > 92:
-        _refuse([Problem("from_date", "a backtest covers at most 93 days")])
-    start = workflow.day_start(start_day, zone)
-    end = min(workflow.day_start(end_day + timedelta(days=1), zone), now)
-    if end <= start:
-        _refuse([Problem("from_date", f"from_date {start_day} is not in the past")])
-    async with ctx.pool.acquire() as conn:
-        settings = workflow.pool_settings(workflow.settings_snapshot(pool))
-        history = await workflow.load_history(
-            conn,
-            pool["workspace_id"],
-            [m["entity_id"] for m in members],
-            since=start - timedelta(days=settings.lookback_days),
-            until=end,
-        )
-    states = [s for s in states if s.is_active]
-    history = {k: v for k, v in history.items() if any(s.member_id == k for s in states)}
-    report = await asyncio.to_thread(backtest, settings, states, history, start=start, end=end, zone=zone)
-    return {
-        "poolId": str(pool_id),
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "plans": report.plans,
-        "frozenPlans": report.frozen_plans,
-        "actualSpendCents": report.actual_spend_cents,
-        "actualValueCents": report.actual_value_cents,
-        "estimatedValueCents": report.estimated_value_cents,
-        "estimatedUpliftPct": round(report.estimated_uplift_pct, 4),
-        "changesPerMemberPerDay": round(report.changes_per_member_per_day, 4),
-        "timezoneName": str(getattr(zone, "key", zone)),
-        "finalBudgets": dict(report.final_budgets),
-        "moves": [
-            {
-                "at": mv.at.isoformat(),
-                "entityId": mv.member_id,
-                "fromCents": mv.from_cents,
-                "toCents": mv.to_cents,
-                "explanation": mv.explanation,
-            }
-            for mv in report.moves
-        ],
-        "members": [{"entityId": s.member_id, "currentBudgetCents": s.current_budget_cents} for s in states],
-    }
+    with _refusals():
+        run = await workflow.backtest_pool(ctx, principal.workspace_id, pool_id, from_date=from_date, to_date=to_date)
+    return views.backtest_view(pool_id, run.report, start=run.start, end=run.end, zone=run.zone, members=run.members)

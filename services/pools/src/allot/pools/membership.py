@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -20,8 +20,10 @@ from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import PoolMemberRef, PoolMembersChanged
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
-from allot.pools.workflow import Emit
 from allot.runtime.db import Conn
+
+if TYPE_CHECKING:  # workflow calls publish_membership
+    from allot.pools.workflow import Emit
 
 TOPIC = "pool.members_changed"
 

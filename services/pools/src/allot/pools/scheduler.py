@@ -18,38 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from allot.contracts.envelope import Envelope
 from allot.pools import workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.changeset import scheduled_key
-from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
-from allot.runtime.db import Conn
+from allot.pools.workflow import AllocationWake, emitter, observe
 from allot.runtime.deps import need, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
 from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
-
-
-def emitter(ctx: ServiceContext) -> workflow.Emit:
-    async def emit(conn: Conn, envelopes: Sequence[Envelope[Any]]) -> None:
-        await ctx.emit(conn, *envelopes)
-
-    return emit
-
-
-class AllocationWake(asyncio.Event):
-    """Set when an allocation is queued, so the worker runs it now instead of at its next poll."""
-
-
-def observe(result: workflow.RunResult) -> None:
-    ALLOCATIONS.labels(result.status).inc()
 
 
 async def run_queued(ctx: ServiceContext, *, limit: int = 1000) -> int:

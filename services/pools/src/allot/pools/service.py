@@ -9,8 +9,9 @@ from allot.pools.handlers import (
     on_metrics_ingested,
     on_pacing_reallocation_recommended,
 )
-from allot.pools.scheduler import AllocationWake, allocation_worker, pool_scheduler
+from allot.pools.scheduler import allocation_worker, pool_scheduler
 from allot.pools.settings import PoolsSettings
+from allot.pools.workflow import AllocationWake
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.deps import provide
 from allot.runtime.service import ServiceContext, ServiceSpec

@@ -20,8 +20,10 @@ Every allocation — manual (API), queued (async API, run by the worker) or sche
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ import asyncpg
 from pydantic.alias_generators import to_camel
 
 from allot.contracts.envelope import Envelope, new_envelope
-from allot.contracts.localday import day_bounds_utc
+from allot.contracts.localday import day_bounds_utc, local_day
 from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
@@ -44,12 +46,22 @@ from allot.pools.domain import (
     PoolSettings,
     plan_allocation,
 )
-from allot.pools.domain.changeset import ActionTarget, PlannedAction, planned_actions, request_id_for
+from allot.pools.domain.backtest import BacktestReport, backtest
+from allot.pools.domain.changeset import ActionTarget, PlannedAction, manual_key, planned_actions, request_id_for
+from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
 from allot.pools.domain.freeze import FreezeStart, freeze_started
 from allot.pools.domain.models import AllocationPlan, CompositeWeights
 from allot.pools.domain.netchange import narrow, net_change_bounds
+from allot.pools.domain.reports import DiminishingReturnsFinding, find_diminishing_returns
+from allot.pools.membership import publish_membership
+from allot.pools.metrics import ALLOCATIONS
+from allot.pools.settings import PoolsSettings
+from allot.runtime.accounts import AccountRef, account_refusals, directory_of
 from allot.runtime.db import Conn
+from allot.runtime.deps import need, settings_of
+from allot.runtime.dryrun import dry_run
 from allot.runtime.logging import get_logger
+from allot.runtime.service import ServiceContext
 
 log = get_logger(__name__)
 
@@ -378,14 +390,6 @@ def actions_of_view(views: Sequence[dict[str, Any]]) -> list[BudgetAction]:
     ]
 
 
-def with_verdicts(view: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
-    """A simulation's view with the guardrails' dry-run answer: ``guardrails`` at the top (status, check, reason,
-    notes; or ``available: false`` and why) and on each action its verdict line."""
-    lines = {line["action_id"]: line for line in verdict.get("actions") or []}
-    actions = [{**a, "guardrails": lines.get(a["actionId"])} for a in view["actions"] or []]
-    return {**view, "actions": actions, "guardrails": verdict}
-
-
 def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationRequested:
     snap = alloc["settings"]
     return AllocationRequested(
@@ -686,3 +690,446 @@ async def simulate(
     )
     row = await db.get_allocation(conn, sim_id)
     return row
+
+
+# ---------------------------------------------------------------- the API's operations
+#
+# The routes parse, call one of these and render: each owns its transaction, and refuses with the exceptions
+# below (the API turns them into its errors).
+
+
+class PoolNotFound(LookupError):
+    """No pool of that id in the workspace (a deleted one counts as none)."""
+
+
+class MemberNotFound(LookupError):
+    """No member of that id in the pool."""
+
+
+class Invalid(ValueError):
+    """The request's settings or members break a rule; every problem names its API field."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems))
+
+
+class EntityTaken(Exception):
+    """Entities the request claims are active members of another pool: (API field, entity id, owning pool row).
+    None listed: the database refused a claim made at the same moment, and its owner has released it since."""
+
+    def __init__(self, conflicts: Sequence[tuple[str, str, Any]], *, field: str) -> None:
+        self.conflicts = list(conflicts)
+        self.field = field
+        super().__init__(field)
+
+
+class PoolPaused(Exception):
+    """A paused pool is not allocated."""
+
+
+class RateLimited(Exception):
+    """A manual allocation within ``window_s`` of the pool's last one; the day's existing request, if any."""
+
+    def __init__(self, *, window_s: float, retry_after_s: int, existing_request_id: uuid.UUID | None) -> None:
+        self.window_s = window_s
+        self.retry_after_s = retry_after_s
+        self.existing_request_id = existing_request_id
+        super().__init__(f"retry in {retry_after_s} s")
+
+
+def emitter(ctx: ServiceContext) -> Emit:
+    async def emit(conn: Conn, envelopes: Sequence[Envelope[Any]]) -> None:
+        await ctx.emit(conn, *envelopes)
+
+    return emit
+
+
+class AllocationWake(asyncio.Event):
+    """Set when an allocation is queued, so the worker runs it now instead of at its next poll."""
+
+
+def observe(result: RunResult) -> None:
+    ALLOCATIONS.labels(result.status).inc()
+
+
+def retry_after_s(seconds: float) -> int:
+    """A Retry-After in whole seconds (at least 1)."""
+    return max(1, math.ceil(seconds))
+
+
+def refuse(problems: Sequence[Problem]) -> None:
+    if problems:
+        raise Invalid(problems)
+
+
+async def pool_of(conn: Conn, workspace_id: str, pool_id: uuid.UUID, *, for_update: bool = False) -> db.Row:
+    pool = await db.get_pool(conn, workspace_id, pool_id, for_update=for_update)
+    if pool is None:
+        raise PoolNotFound(pool_id)
+    return pool
+
+
+def member_row(m: Mapping[str, Any], pool_currency: str, field: str) -> dict[str, Any]:
+    """A member to store (MEMBER_KEYS); its currency defaults to the pool's and must be the pool's."""
+    currency = m.get("currency") or pool_currency
+    if currency != pool_currency:
+        refuse([Problem(f"{field}currency", f"member currency {currency} differs from the pool's {pool_currency}")])
+    return {k: currency if k == "currency" else m[k] for k in MEMBER_KEYS}
+
+
+def member_bounds(members: Sequence[Any], *, prefix: str = "members") -> list[MemberBounds]:
+    return [
+        MemberBounds(f"{prefix}.{i}", m["entity_id"], m["min_budget_cents"], m["max_budget_cents"], m["is_active"])
+        for i, m in enumerate(members)
+    ]
+
+
+def validate_settings(settings: Mapping[str, Any], members: list[MemberBounds], *,
+                      budget_field: str = "dailyBudgetCents") -> None:
+    refuse(
+        config_problems(
+            daily_budget_cents=settings["daily_budget_cents"],
+            default_min_budget_cents=settings["default_min_budget_cents"],
+            default_max_budget_cents=settings["default_max_budget_cents"],
+            members=members,
+            budget_field=budget_field,
+        )
+    )
+
+
+def validate_knobs(settings: Mapping[str, Any]) -> None:
+    """Each engine setting within its range (naming the field); then PoolSettings itself must accept the pool."""
+    refuse(knob_problems(dict(settings)))
+    try:
+        pool_settings({"pool_id": "validation", **settings})
+    except ValueError as exc:  # a rule of the engine's own (PoolSettings / CompositeWeights.__post_init__)
+        text = str(exc)
+        field_ = next((api for name, (api, _, _) in KNOB_RANGES.items() if name in text), None)
+        if field_ is None:
+            field_ = "compositeWeights" if "composite" in text or "risk" in text else "body"
+        refuse([Problem(field_, f"refused by the engine: {text}")])
+
+
+async def refuse_taken(conn: Conn, workspace_id: str, pool_id: uuid.UUID, claims: Mapping[str, str]) -> None:
+    """EntityTaken when an entity this pool claims (API field → entity id) is an active member of another pool."""
+    if not claims:
+        return
+    owners = await db.active_owners(conn, workspace_id, list(claims.values()), except_pool=pool_id)
+    conflicts = [(f, e, owners[e]) for f, e in claims.items() if e in owners]
+    if conflicts:
+        raise EntityTaken(conflicts, field=conflicts[0][0])
+
+
+async def _lost_race(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID,
+                     claims: Mapping[str, str]) -> EntityTaken:
+    """The database refused a membership (another request committed the same entity into another pool between
+    our check and our write): the same refusal, looked up after the rollback."""
+    async with ctx.pool.acquire() as conn:
+        try:
+            await refuse_taken(conn, workspace_id, pool_id, claims)
+        except EntityTaken as exc:
+            return exc
+    return EntityTaken([], field=next(iter(claims)))
+
+
+async def refuse_foreign_accounts(ctx: ServiceContext, conn: Conn, workspace_id: str, refs: list[AccountRef]) -> None:
+    """Invalid naming the field of an ad account this workspace may not reference: one another workspace has
+    connected, or (require_connected_accounts) any not connected to this one, a missing one included."""
+    refusals = await account_refusals(ctx.extra, conn, workspace_id, refs,
+                                      strict=ctx.settings.require_connected_accounts)
+    refuse([Problem(field_, message) for field_, message in refusals])
+
+
+async def create_pool(ctx: ServiceContext, workspace_id: str, settings: dict[str, Any],
+                      members_in: Sequence[Mapping[str, Any]], *, now: datetime) -> tuple[db.Row, list[db.Row]]:
+    """A new pool with its first members, and its pool.members_changed, in one transaction."""
+    members = [member_row(m, settings["currency"], f"members.{i}.") for i, m in enumerate(members_in)]
+    validate_settings(settings, member_bounds(members))
+    validate_knobs(settings)
+    # One pool per entity: a paused pool keeps its members too, so this holds whatever the new pool's status.
+    claims = {f"members.{i}.entityId": m["entity_id"] for i, m in enumerate(members) if m["is_active"]}
+    refs: list[AccountRef] = [(f"members.{i}.adAccountId", m["platform"], m["ad_account_id"])
+                              for i, m in enumerate(members)]
+    pool_id = uuid.uuid4()
+    try:
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await refuse_foreign_accounts(ctx, conn, workspace_id, refs)
+            await refuse_taken(conn, workspace_id, pool_id, claims)
+            pool = await db.insert_pool(conn, pool_id, workspace_id, settings, now)
+            for m in members:
+                await db.upsert_member(conn, pool_id, workspace_id, m, now)
+            rows = await db.members_of(conn, [pool_id])
+            await publish_membership(conn, emitter(ctx), pool_id, workspace_id, now=now)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
+            raise
+        raise await _lost_race(ctx, workspace_id, pool_id, claims) from None
+    ctx.flush()
+    log.info("pool_created", pool_id=str(pool_id), workspace_id=workspace_id, members=len(rows),
+             autonomy=settings["autonomy"])
+    return pool, list(rows)
+
+
+async def update_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, changes: Mapping[str, Any], *,
+                      problems: Sequence[Problem] = (), now: datetime) -> tuple[db.Row, list[db.Row]]:
+    """Change a pool's settings (columns → values); ``problems`` the request already has, refused once the pool
+    is found. Pausing keeps the members (and their claim on their entities), so resuming cannot conflict."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
+        refuse(problems)
+        settings = {k: pool[k] for k in db.SETTINGS_COLUMNS}
+        settings.update(changes)
+        members = list(await db.members_of(conn, [pool_id]))
+        if settings["currency"] != pool["currency"] and members:
+            refuse([Problem("currency", "the currency of a pool with members cannot change")])
+        validate_settings(settings, member_bounds(members))
+        validate_knobs(settings)
+        pool = await db.update_pool_settings(conn, pool_id, settings, now)
+    log.info("pool_updated", pool_id=str(pool_id), fields=sorted(changes))
+    return pool, members
+
+
+async def delete_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *,
+                      now: datetime) -> tuple[db.Row, list[db.Row]]:
+    """Soft delete: the members are released, and pool.members_changed says so."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await pool_of(conn, workspace_id, pool_id, for_update=True)
+        await db.soft_delete_pool(conn, pool_id, now)
+        await publish_membership(conn, emitter(ctx), pool_id, workspace_id, deleted=True, now=now)
+        pool = await db.get_pool(conn, workspace_id, pool_id, include_deleted=True)
+        members = await db.members_of(conn, [pool_id])
+    assert pool is not None  # locked above
+    ctx.flush()
+    log.info("pool_deleted", pool_id=str(pool_id))
+    return pool, list(members)
+
+
+async def add_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, member: Mapping[str, Any], *,
+                     now: datetime) -> tuple[db.Row, bool]:
+    """Add, update or re-activate the pool's member of an entity; (row, created)."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
+        row = member_row(member, pool["currency"], "")
+        others = [m for m in await db.members_of(conn, [pool_id]) if m["entity_id"] != row["entity_id"]]
+        bounds = member_bounds(others, prefix="existingMembers") + [
+            MemberBounds("member", row["entity_id"], row["min_budget_cents"], row["max_budget_cents"], row["is_active"])
+        ]
+        problems = config_problems(
+            daily_budget_cents=pool["daily_budget_cents"],
+            default_min_budget_cents=pool["default_min_budget_cents"],
+            default_max_budget_cents=pool["default_max_budget_cents"],
+            members=bounds,
+            budget_field="minBudgetCents",
+        )
+        refuse([Problem(p.field.replace("member.", ""), p.message) for p in problems])
+        await refuse_foreign_accounts(ctx, conn, workspace_id, [("adAccountId", row["platform"], row["ad_account_id"])])
+        claims = {"entityId": row["entity_id"]} if row["is_active"] else {}
+        await refuse_taken(conn, workspace_id, pool_id, claims)
+        try:  # the check above cannot see a concurrent request's uncommitted row; the unique index can
+            stored, created = await db.upsert_member(conn, pool_id, workspace_id, row, now)
+        except asyncpg.UniqueViolationError as exc:  # the transaction is rolled back as the refusal leaves it
+            if exc.constraint_name != db.ONE_ACTIVE_POOL_INDEX:
+                raise
+            raise await _lost_race(ctx, workspace_id, pool_id, claims) from None
+        await publish_membership(conn, emitter(ctx), pool_id, workspace_id, now=now)
+    ctx.flush()
+    log.info("pool_member_upserted", pool_id=str(pool_id), entity_id=row["entity_id"], created=created)
+    return stored, created
+
+
+async def remove_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, member_id: uuid.UUID, *,
+                        now: datetime) -> db.Row:
+    """Deactivate a member (it claims nothing any more)."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await pool_of(conn, workspace_id, pool_id, for_update=True)
+        member = await db.deactivate_member(conn, pool_id, member_id, now)
+        if member is not None:
+            await publish_membership(conn, emitter(ctx), pool_id, workspace_id, now=now)
+    ctx.flush()
+    if member is None:
+        raise MemberNotFound(member_id)
+    return member
+
+
+async def simulate_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, headers: Mapping[str, str], *,
+                        from_date: date | None, to_date: date | None, requested_by: str,
+                        now: datetime) -> tuple[db.Row, dict[str, Any]]:
+    """A stored simulation (``simulate``) and the guardrails' dry-run verdict on its would-be actions."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        pool = await pool_of(conn, workspace_id, pool_id)
+        members = await db.members_of(conn, [pool_id], active_only=True)
+        zone = pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
+        row = await simulate(
+            conn,
+            pool,
+            members,
+            now=now,
+            from_date=from_date,
+            to_date=to_date,
+            history_days=settings_of(ctx, PoolsSettings).pools_history_days,
+            requested_by=requested_by,
+            zone=zone,
+        )
+    ALLOCATIONS.labels("simulated").inc()
+    verdict = await dry_run(ctx, headers, source="pool", source_id=str(pool_id),
+                            actions=actions_of_view(row["actions"] or []),
+                            pool_daily_budget_cents=int(row["settings"]["daily_budget_cents"]),
+                            currency=row["settings"]["currency"])
+    return row, verdict
+
+
+@dataclass(frozen=True)
+class ManualAllocation:
+    """A manual allocation as it stands when the request returns."""
+
+    allocation: Any
+    outcomes: list[Any]
+    idempotency_key: str
+    created: bool
+    """False: the day's allocation already existed (nothing published again)."""
+
+
+async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID, timeout_s: float) -> tuple[Any, list[Any]]:
+    """Poll this service's own projection until the allocation is terminal or the (real-time) wait ends."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with ctx.pool.acquire() as conn:
+            row = await db.get_allocation(conn, allocation_id)
+            outcomes = list(await db.outcomes_of(conn, [allocation_id]))
+        assert row is not None  # the caller wrote it before waiting
+        if row["status"] in TERMINAL or time.monotonic() >= deadline:
+            return row, outcomes
+        await asyncio.sleep(0.1)
+
+
+async def allocate(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *, run_async: bool,
+                   requested_by: str) -> ManualAllocation:
+    """A manual allocation: pool paused → PoolPaused; then the local rate limit (RateLimited); then idempotency
+    (the day's key). Asynchronous: queued for the worker. Synchronous: planned now, in the transaction that holds
+    the pool's lock, then waited for (real time, ``pools_sync_timeout_s``) until it ends."""
+    settings = settings_of(ctx, PoolsSettings)
+    now = ctx.clock.now()
+    key, slot = manual_key(pool_id, now)
+    result: RunResult | None = None
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
+        if pool["status"] != "active":
+            raise PoolPaused(pool_id)
+        last = pool["last_manual_allocate_at"]
+        window = settings.pools_manual_rate_limit_s
+        if last is not None and window > 0 and (now - last).total_seconds() < window:
+            existing = await db.allocation_by_key(conn, pool_id, key)
+            ALLOCATIONS.labels("rate_limited").inc()
+            raise RateLimited(window_s=window, retry_after_s=retry_after_s(window - (now - last).total_seconds()),
+                              existing_request_id=existing["allocation_id"] if existing else None)
+        await db.touch_manual_allocate(conn, pool_id, now)
+        members = await db.members_of(conn, [pool_id], active_only=True)
+        alloc, created = await queue_allocation(
+            conn, pool, members, trigger="manual", key=key, slot=slot, requested_by=requested_by, now=now
+        )
+        if created and not run_async:
+            result = await run_allocation(
+                conn, emitter(ctx), alloc, now=now, history_days=settings.pools_history_days, locked_pool=pool
+            )
+    if result is not None:
+        observe(result)
+        if result.emitted:
+            ctx.flush()
+    elif created:
+        need(ctx, AllocationWake).set()
+    else:
+        ALLOCATIONS.labels("replayed").inc()
+    log.info("pool_allocate_requested", pool_id=str(pool_id), request_id=str(alloc["allocation_id"]),
+             replayed=not created, run_async=run_async)
+    if run_async:
+        async with ctx.pool.acquire() as conn:
+            row = await db.get_allocation(conn, alloc["allocation_id"])
+            outcomes = list(await db.outcomes_of(conn, [alloc["allocation_id"]]))
+        assert row is not None  # created (or replayed) above
+    else:
+        row, outcomes = await _wait_outcome(ctx, alloc["allocation_id"], settings.pools_sync_timeout_s)
+    return ManualAllocation(row, outcomes, key, created)
+
+
+async def members_now(conn: Conn, pool: Any, *, since: datetime, until: datetime,
+                      entity_type: str | None = None) -> tuple[list[db.Row], EngineInputs]:
+    """The pool's active members (of ``entity_type``) and the engine inputs they give over (since, until]: the
+    same rules as a plan (``load_inputs``: no budget or no account → inactive; bounds as the engine sees them)."""
+    members = [
+        m
+        for m in await db.members_of(conn, [pool["pool_id"]], active_only=True)
+        if entity_type is None or m["entity_type"] == entity_type
+    ]
+    inputs = await load_inputs(conn, pool["workspace_id"], settings_snapshot(pool), members_snapshot(members),
+                               since=since, until=until)
+    return members, inputs
+
+
+def _paused(entity: Any) -> bool:
+    return entity is not None and entity["status"] == "paused"
+
+
+@dataclass(frozen=True)
+class DiminishingReturnsRun:
+    as_of: datetime
+    members: list[Any]
+    """The active members evaluated (rows)."""
+    findings: list[DiminishingReturnsFinding]
+
+
+async def diminishing_returns(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *, window_days: float,
+                              min_spend_growth_pct: float, entity_type: str | None) -> DiminishingReturnsRun:
+    """Active members whose spend grew without ROAS improving (``find_diminishing_returns``)."""
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        pool = await pool_of(conn, workspace_id, pool_id)
+        members, inputs = await members_now(conn, pool, since=now - timedelta(days=2 * window_days + 1), until=now,
+                                            entity_type=entity_type)
+    # The report only needs metric history: members without a reported budget still count (a paused one not).
+    states = [dataclasses.replace(s, is_active=True, paused=_paused(inputs.entities.get(s.member_id)))
+              for s in inputs.members]
+    findings = find_diminishing_returns(
+        inputs.pool, states, inputs.history, now=now, window_days=window_days,
+        min_spend_growth_pct=min_spend_growth_pct,
+    )
+    return DiminishingReturnsRun(now, members, list(findings))
+
+
+@dataclass(frozen=True)
+class BacktestRun:
+    report: BacktestReport
+    start: datetime
+    end: datetime
+    zone: tzinfo
+    members: list[MemberState]
+    """The members replayed (active now) with their budgets now."""
+
+
+async def backtest_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *, from_date: date | None,
+                        to_date: date | None) -> BacktestRun:
+    """The engine replayed over stored metrics of [from_date, to_date] (default: the last 14 days), days being the
+    local days of the pool's ad account (its first member's)."""
+    now = ctx.clock.now()
+    async with ctx.pool.acquire() as conn:
+        pool = await pool_of(conn, workspace_id, pool_id)
+        members = await db.members_of(conn, [pool_id], active_only=True)
+    zone = pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
+    end_day = to_date or local_day(now, zone)
+    start_day = from_date or end_day - timedelta(days=13)
+    if start_day > end_day:
+        refuse([Problem("to_date", f"to_date {end_day} is before from_date {start_day}")])
+    if (end_day - start_day).days > 92:
+        refuse([Problem("from_date", "a backtest covers at most 93 days")])
+    start = day_start(start_day, zone)
+    end = min(day_start(end_day + timedelta(days=1), zone), now)
+    if end <= start:
+        refuse([Problem("from_date", f"from_date {start_day} is not in the past")])
+    lookback = pool_settings(settings_snapshot(pool)).lookback_days
+    async with ctx.pool.acquire() as conn:
+        _, inputs = await members_now(conn, pool, since=start - timedelta(days=lookback), until=end)
+    states = [s for s in inputs.members if s.is_active]
+    active = {s.member_id for s in states}
+    history = {k: v for k, v in inputs.history.items() if k in active}
+    report = await asyncio.to_thread(backtest, inputs.pool, states, history, start=start, end=end, zone=zone)
+    return BacktestRun(report, start, end, zone, states)
