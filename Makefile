@@ -19,7 +19,7 @@ HTMX := $(VENV)/share/allot-console/htmx.min.js
 
 help:
 	@echo "make run     - start broker, Postgres, every service, the sandbox platform and the demo (Ctrl-C stops)"
-	@echo "make test    - set up, type-check (mypy) and run the whole test suite against a real broker and Postgres"
+	@echo "make test    - set up, lint (ruff), type-check (mypy) and run the whole test suite against a real broker and Postgres"
 	@echo "make bench   - run the benchmarks, results in bench/results/"
 	@echo "make schemas - write JSON Schemas to docs/schemas, AsyncAPI documents to docs/asyncapi, OpenAPI to docs/openapi"
 	@echo "make lint    - ruff over libs, services and tests, then mypy as make typecheck"
@@ -52,9 +52,11 @@ run: $(STAMP) $(HTMX)
 
 # Two pytest processes at once, each with its own broker and PostgreSQL: the suites that run services as
 # processes (marker e2e: tests/e2e and tests/faults, mostly waiting on them) beside everything else. Both must
-# pass; the e2e log is printed after the rest, whole when it failed (and kept in .allot/test-e2e.log). Types are
-# checked first (mypy as make typecheck): a finding fails make test before any test runs.
+# pass; the e2e log is printed after the rest, whole when it failed (and kept in .allot/test-e2e.log). Ruff
+# (pyproject.toml [tool.ruff]) and types (mypy as make typecheck) are checked first: a finding fails make test
+# before any test runs.
 test: $(STAMP) $(HTMX) browser
+	$(VENV)/bin/ruff check libs services tests
 	$(VENV)/bin/mypy
 	@mkdir -p .allot; \
 	$(PY) -m pytest -q -m e2e > .allot/test-e2e.log 2>&1 & e2e_pid=$$!; \
