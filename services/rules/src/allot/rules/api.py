@@ -36,6 +36,7 @@ from allot.rules import ownership, workflow
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import TEMPLATES, RuleDefinition, validate_rule
 from allot.rules.domain.models import Action, ConditionGroup, Protections, Schedule, Scope
+from allot.rules.domain.stored import StoredRule
 from allot.rules.domain.templates import template_rule_data
 from allot.rules.metrics import RULE_PREVIEWS
 from allot.rules.scheduler import evaluate_now
@@ -328,7 +329,7 @@ def _dump(definition: RuleDefinition) -> dict[str, Any]:
     return definition.model_dump(mode="json")
 
 
-async def _rule(conn: Conn, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> Any:
+async def _rule(conn: Conn, principal: Principal, rule_id: uuid.UUID, *, for_update: bool = False) -> StoredRule:
     row = await db.get_rule(conn, principal.workspace_id, rule_id, for_update=for_update)
     if row is None:
         raise ApiError(404, "not_found", f"rule {rule_id} not found", field="rule_id")
@@ -344,18 +345,18 @@ async def _create(ctx: ServiceContext, principal: Principal, definition_data: An
                                    interval_minutes=definition.schedule.interval_minutes, template=template,
                                    created_by=principal.key_id, now=now)
         view = workflow.rule_view(row)
-        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="create",
+        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row.rule_id, action="create",
                        actor=principal.key_id, at=now, before=None, after=view,
                        detail={"template": template} if template else {})
     return view
 
 
-async def _set_status(conn: Conn, principal: Principal, row: Any, status: str, now: datetime,
-                      action: str, detail: dict[str, Any] | None = None) -> Any:
-    if row["status"] == status:
+async def _set_status(conn: Conn, principal: Principal, row: StoredRule, status: str, now: datetime,
+                      action: str, detail: dict[str, Any] | None = None) -> StoredRule:
+    if row.status == status:
         return row
-    updated = await db.set_status(conn, row["rule_id"], status, now)
-    await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action=action,
+    updated = await db.set_status(conn, row.rule_id, status, now)
+    await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row.rule_id, action=action,
                    actor=principal.key_id, at=now, before=workflow.rule_view(row), after=workflow.rule_view(updated),
                    detail=detail)
     return updated
@@ -418,7 +419,7 @@ async def preview_rule(request: Request,
             except ValueError:
                 raise ApiError(422, "validation_failed", "rule_id: not a valid UUID", field="rule_id") from None
             rule = await _rule(conn, principal, rule_id)
-            definition = RuleDefinition.model_validate(rule["definition"])
+            definition = RuleDefinition.model_validate(rule.definition)
         elif "definition" in body:
             definition = await _validated(ctx, conn, principal.workspace_id, body["definition"], "definition.")
         else:
@@ -454,7 +455,7 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
     changed: list[str] = []
     async with ctx.pool.acquire() as conn, conn.transaction():
         rows = await db.lock_rules(conn, principal.workspace_id, wanted)
-        found = {r["rule_id"] for r in rows}
+        found = {r.rule_id for r in rows}
         missing = [str(i) for i in wanted if i not in found]
         if missing:
             raise ApiError(404, "not_found", f"rule(s) not found: {', '.join(missing)}", field="rule_ids",
@@ -464,26 +465,26 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
             after: dict[str, Any] | None
             if body.op in ("pause", "activate"):
                 status = "paused" if body.op == "pause" else "active"
-                if row["status"] == status:
+                if row.status == status:
                     continue
-                after = workflow.rule_view(await db.set_status(conn, row["rule_id"], status, now))
+                after = workflow.rule_view(await db.set_status(conn, row.rule_id, status, now))
             elif body.op == "set_cooldown":
-                definition = dict(row["definition"])
+                definition = dict(row.definition)
                 definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
                 try:
                     checked = RuleDefinition.model_validate(definition)
                 except ValidationError as exc:
                     raise _validation_error(exc) from None
-                after = workflow.rule_view(await db.set_cooldown(conn, row["rule_id"], _dump(checked), now))
+                after = workflow.rule_view(await db.set_cooldown(conn, row.rule_id, _dump(checked), now))
             else:
-                await db.soft_delete(conn, row["rule_id"], now)
+                await db.soft_delete(conn, row.rule_id, now)
                 after = None
-            await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row["rule_id"], action="bulk",
+            await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row.rule_id, action="bulk",
                            actor=principal.key_id, at=now, before=before, after=after,
                            detail={"op": body.op, "batch_id": batch_id, "rule_count": len(rows),
                                    **({"cooldown_minutes": body.cooldown_minutes} if body.op == "set_cooldown"
                                       else {})})
-            changed.append(str(row["rule_id"]))
+            changed.append(str(row.rule_id))
     return {"op": body.op, "batch_id": batch_id, "requested": len(wanted), "changed": changed,
             "unchanged": [str(i) for i in wanted if str(i) not in changed]}
 
@@ -507,14 +508,14 @@ async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID,
             data: dict[str, Any] = _dump(replace)
         else:
             assert merge is not None
-            data = dict(row["definition"])
+            data = dict(row.definition)
             for key, value in merge.items():
                 if key in _MERGED and isinstance(value, dict) and isinstance(data.get(key), dict):
                     data[key] = {**data[key], **value}
                 else:
                     data[key] = value
         definition = await _validated(ctx, conn, principal.workspace_id, data,
-                                      referenced=row["definition"].get("scope", {}).get("ad_account_ids", ()))
+                                      referenced=row.definition.get("scope", {}).get("ad_account_ids", ()))
         updated = await db.update_definition(conn, rule_id, name=definition.name, definition=_dump(definition),
                                              interval_minutes=definition.schedule.interval_minutes, now=now)
         view = workflow.rule_view(updated)
@@ -568,7 +569,7 @@ async def activate_rule(rule_id: uuid.UUID, request: Request, principal: Princip
         async with conn.transaction():
             row = await _rule(conn, principal, rule_id, for_update=True)
             view = workflow.rule_view(await _set_status(conn, principal, row, "active", now, "activate"))
-        definition = RuleDefinition.model_validate(row["definition"])
+        definition = RuleDefinition.model_validate(row.definition)
         scoped = await ownership.scope_entities(conn, principal.workspace_id, definition)
     return {**view, **await ownership.pool_ownership(ctx, request.headers, definition, scoped)}
 

@@ -61,6 +61,7 @@ from allot.rules.domain.protections import (
     PENDING_ACTION_WINDOW,
     CircuitState,
 )
+from allot.rules.domain.stored import StoredRule
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS
 from allot.rules.metrics import (
     RULE_AUTO_PAUSES,
@@ -92,30 +93,30 @@ Emit = Callable[..., Awaitable[None]]
 # ---------------------------------------------------------------- views
 
 
-def rule_view(row: Any) -> dict[str, Any]:
+def rule_view(row: StoredRule) -> dict[str, Any]:
     """The API shape of a rule: its definition fields plus status and bookkeeping."""
-    d = row["definition"]
+    d = row.definition
     return {
-        "id": str(row["rule_id"]),
-        "workspace_id": row["workspace_id"],
-        "name": row["name"],
-        "status": row["status"],
+        "id": str(row.rule_id),
+        "workspace_id": row.workspace_id,
+        "name": row.name,
+        "status": row.status,
         "scope": d["scope"],
         "targets": d["targets"],
         "conditions": d["conditions"],
         "actions": d["actions"],
         "schedule": d["schedule"],
         "protections": d["protections"],
-        "template": row["template"],
-        "version": row["version"],
-        "created_by": row["created_by"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "last_evaluated_at": row["last_evaluated_at"],
-        "last_slot": row["last_slot"],
-        "last_error": row["last_error"],
-        "auto_pause_reason": row["auto_pause_reason"],
-        "auto_paused_at": row["auto_paused_at"],
+        "template": row.template,
+        "version": row.version,
+        "created_by": row.created_by,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "last_evaluated_at": row.last_evaluated_at,
+        "last_slot": row.last_slot,
+        "last_error": row.last_error,
+        "auto_pause_reason": row.auto_pause_reason,
+        "auto_paused_at": row.auto_paused_at,
     }
 
 
@@ -235,16 +236,16 @@ async def load_entities(conn: Conn, workspace_id: str, rule: RuleDefinition,
     ]
 
 
-async def load_rule_outcomes(conn: Conn, rule: Any, now: datetime) -> list[ActionOutcome]:
+async def load_rule_outcomes(conn: Conn, rule: StoredRule, now: datetime) -> list[ActionOutcome]:
     since = now - CIRCUIT_BREAKER_WINDOW
-    reset = rule["breaker_reset_at"]
+    reset = rule.breaker_reset_at
     if reset is not None and reset - timedelta(microseconds=1) > since:
         since = reset - timedelta(microseconds=1)
-    rows = await db.rule_outcomes(conn, rule["rule_id"], since)
+    rows = await db.rule_outcomes(conn, rule.rule_id, since)
     return [ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]) for r in rows]
 
 
-async def load_history(conn: Conn, workspace_id: str, rule: Any | None, definition: RuleDefinition,
+async def load_history(conn: Conn, workspace_id: str, rule: StoredRule | None, definition: RuleDefinition,
                        entity_ids: Sequence[str], now: datetime) -> RuleHistory:
     """The protections' facts from this service's tables (``rule`` None = a definition being previewed)."""
     pending: dict[str, list[datetime]] = defaultdict(list)
@@ -257,8 +258,8 @@ async def load_history(conn: Conn, workspace_id: str, rule: Any | None, definiti
         return RuleHistory(pending_actions_since=pending, entity_outcomes=outcomes)
     cooldown = timedelta(minutes=max(definition.protections.cooldown_minutes, 1))
     return RuleHistory(
-        execution_started_at=await db.acting_executions_since(conn, rule["rule_id"], db.day_start(now)),
-        last_acted_at=await db.last_acted(conn, rule["rule_id"], now - cooldown),
+        execution_started_at=await db.acting_executions_since(conn, rule.rule_id, db.day_start(now)),
+        last_acted_at=await db.last_acted(conn, rule.rule_id, now - cooldown),
         pending_actions_since=pending,
         entity_outcomes=outcomes,
         rule_outcomes=await load_rule_outcomes(conn, rule, now),
@@ -413,11 +414,11 @@ async def evaluate_slot(conn: Conn, emit: Emit, *, rule_id: uuid.UUID, workspace
     rule = await db.get_rule(conn, workspace_id, rule_id, for_update=True)
     if rule is None:
         return SlotResult("not_found", rule_id, trigger=trigger)
-    if rule["status"] != "active":
+    if rule.status != "active":
         return SlotResult("not_active", rule_id, trigger=trigger)
-    if rule["definition"].get("schedule", {}).get("mode") == "cron":
+    if rule.definition.get("schedule", {}).get("mode") == "cron":
         return await evaluate_cron(conn, emit, rule, now=now, instance=instance, trigger=trigger, zones=zones)
-    slot = slot_start(now, rule["interval_minutes"])
+    slot = slot_start(now, rule.interval_minutes)
     execution_id = uuid.uuid5(rule_id, f"execution/{slot.isoformat()}")
     if not await claim_slot(conn, f"rule:{rule_id}", slot, instance):
         return SlotResult("already_evaluated", rule_id, slot, execution_id, trigger=trigger)
@@ -437,7 +438,7 @@ def due_cron_fires(cron: str, workspace_id: str, ad_account_ids: Sequence[str], 
     return due_fires(cron, account_zones, since=cron_since(last_slot, updated_at), now=now)
 
 
-async def evaluate_cron(conn: Conn, emit: Emit, rule: Any, *, now: datetime, instance: str,
+async def evaluate_cron(conn: Conn, emit: Emit, rule: StoredRule, *, now: datetime, instance: str,
                         trigger: str, zones: ZoneLookup = _utc) -> SlotResult:
     """Evaluate a (locked, active) cron rule for its earliest due fire time, at most once per fire time.
 
@@ -446,16 +447,16 @@ async def evaluate_cron(conn: Conn, emit: Emit, rule: Any, *, now: datetime, ins
     local schedule fires at that instant are evaluated, and their dayparts are read at the fire time. Nothing
     due: ``not_due``. A manual run (``evaluate-now``) evaluates every scoped account now, as an execution of
     its own (slot = now), and leaves the next fire time alone."""
-    rule_id = rule["rule_id"]
+    rule_id = rule.rule_id
     if trigger == "manual":
         execution_id = uuid.uuid5(rule_id, f"execution/{now.isoformat()}")
         if not await claim_slot(conn, f"rule:{rule_id}", now, instance):
             return SlotResult("already_evaluated", rule_id, now, execution_id, trigger=trigger)
         return await _evaluate(conn, emit, rule, now, now=now, trigger=trigger, zones=zones, mark_slot=False)
-    definition = RuleDefinition.model_validate(rule["definition"])
+    definition = RuleDefinition.model_validate(rule.definition)
     assert definition.schedule.cron is not None  # validated: mode cron has an expression
-    fires = due_cron_fires(definition.schedule.cron, rule["workspace_id"], definition.scope.ad_account_ids,
-                           last_slot=rule["last_slot"], updated_at=rule["updated_at"], now=now, zones=zones)
+    fires = due_cron_fires(definition.schedule.cron, rule.workspace_id, definition.scope.ad_account_ids,
+                           last_slot=rule.last_slot, updated_at=rule.updated_at, now=now, zones=zones)
     if not fires:
         return SlotResult("not_due", rule_id, trigger=trigger)
     fire = fires[0]
@@ -478,9 +479,9 @@ async def evaluate_triggered(conn: Conn, emit: Emit, *, rule_id: uuid.UUID, enti
     rule = await db.get_rule(conn, None, rule_id, for_update=True)
     if rule is None:
         return SlotResult("not_found", rule_id, trigger=TRIGGER)
-    if rule["status"] != "active":
+    if rule.status != "active":
         return SlotResult("not_active", rule_id, trigger=TRIGGER)
-    last = rule["last_slot"]
+    last = rule.last_slot
     slot = now if last is None or now > last else last + timedelta(microseconds=1)
     return await _evaluate(conn, emit, rule, slot, now=now, trigger=TRIGGER, zones=zones, only=set(entity_ids))
 
@@ -503,18 +504,18 @@ async def run_triggers(conn: Conn, emit: Emit, reported: Sequence[tuple[str, str
     return results
 
 
-async def _evaluate(conn: Conn, emit: Emit, rule: Any, slot: datetime, *, now: datetime, trigger: str,
+async def _evaluate(conn: Conn, emit: Emit, rule: StoredRule, slot: datetime, *, now: datetime, trigger: str,
                     zones: ZoneLookup, only: set[str] | None = None, accounts: Collection[str] | None = None,
                     schedule_at: datetime | None = None, mark_slot: bool = True) -> SlotResult:
     """Evaluate the (locked, active) rule as of ``now`` for execution ``slot``; record and emit (see the module).
 
     ``only`` / ``accounts`` narrow the evaluation to these entities / ad accounts of the scope; ``schedule_at``
     is when the dayparts are read (default now); ``mark_slot`` False leaves the rule's ``last_slot`` as it is."""
-    rule_id = rule["rule_id"]
+    rule_id = rule.rule_id
     slot_iso = slot.isoformat()
     execution_id = uuid.uuid5(rule_id, f"execution/{slot_iso}")
-    ws = rule["workspace_id"]
-    definition = RuleDefinition.model_validate(rule["definition"])
+    ws = rule.workspace_id
+    definition = RuleDefinition.model_validate(rule.definition)
     loaded = definition
     if accounts is not None:
         wanted = set(accounts)
@@ -597,36 +598,36 @@ def observe(result: SlotResult) -> None:
         RULE_SKIPS.labels(SERVICE, reason).inc(n)
 
 
-def auto_pause_envelope(rule: Any, reason: str, last_error: str | None, now: datetime,
+def auto_pause_envelope(rule: StoredRule, reason: str, last_error: str | None, now: datetime,
                         detail: dict[str, Any]) -> Envelope[NotificationRequested]:
     """The notification.requested telling the workspace a rule was paused by its circuit breaker."""
-    rule_id = rule["rule_id"]
+    rule_id = rule.rule_id
     facts = {k: v for k, v in detail.items() if isinstance(v, int | float | str) or v is None}
     n = NotificationRequested(
-        notification_id=uuid.uuid5(rule_id, f"auto-pause/{now.isoformat()}"), workspace_id=rule["workspace_id"],
-        kind="rule_auto_paused", severity="critical", title=f"Rule '{rule['name']}' was paused automatically"[:200],
+        notification_id=uuid.uuid5(rule_id, f"auto-pause/{now.isoformat()}"), workspace_id=rule.workspace_id,
+        kind="rule_auto_paused", severity="critical", title=f"Rule '{rule.name}' was paused automatically"[:200],
         summary=(f"Its actions failed too often on the platform; it stays paused until someone activates it again. "
                  f"Last error: {last_error or 'n/a'}")[:2000],
         condition=reason[:500], facts=dict(list(facts.items())[:50]),
-        entities=[NotifiedEntity(entity_type="rule", entity_id=str(rule_id), name=str(rule["name"])[:200],
+        entities=[NotifiedEntity(entity_type="rule", entity_id=str(rule_id), name=str(rule.name)[:200],
                                  detail=(last_error or "")[:300])],
         source=SERVICE, source_id=str(rule_id), dedupe_key=f"rule_auto_paused/{rule_id}",
         console_path=f"/rules/{rule_id}", occurred_at=now)
     topic = "notification.requested"
     return new_envelope(event_type=topic, schema_version=TOPICS[topic].schema_version, payload=n, producer=SERVICE,
-                        workspace_id=rule["workspace_id"], occurred_at=now, event_id=n.notification_id)
+                        workspace_id=rule.workspace_id, occurred_at=now, event_id=n.notification_id)
 
 
-async def pause_by_breaker(conn: Conn, rule: Any, reason: str, last_error: str | None, now: datetime,
+async def pause_by_breaker(conn: Conn, rule: StoredRule, reason: str, last_error: str | None, now: datetime,
                            detail: dict[str, Any] | None = None) -> Any:
     """Set the rule back to paused with last_error + auto_pause_reason, audited as ``auto_pause`` by ``system``."""
-    updated = await db.auto_pause(conn, rule["rule_id"], reason=reason, last_error=last_error, now=now)
-    await db.audit(conn, workspace_id=rule["workspace_id"], rule_id=rule["rule_id"], action="auto_pause",
+    updated = await db.auto_pause(conn, rule.rule_id, reason=reason, last_error=last_error, now=now)
+    await db.audit(conn, workspace_id=rule.workspace_id, rule_id=rule.rule_id, action="auto_pause",
                    actor=SYSTEM_ACTOR, at=now, before=rule_view(rule), after=rule_view(updated),
                    detail={"reason": reason, "last_error": last_error, **(detail or {})})
     await add_events(conn, [auto_pause_envelope(rule, reason, last_error, now, detail or {})])
     RULE_AUTO_PAUSES.labels(SERVICE).inc()
-    log.warning("rule_auto_paused", rule_id=str(rule["rule_id"]), reason=reason, last_error=last_error)
+    log.warning("rule_auto_paused", rule_id=str(rule.rule_id), reason=reason, last_error=last_error)
     return updated
 
 
@@ -635,7 +636,7 @@ async def trip_breakers(conn: Conn, rule_ids: Sequence[uuid.UUID], now: datetime
     paused = []
     for rule_id in rule_ids:
         rule = await db.get_rule(conn, None, rule_id, for_update=True)
-        if rule is None or rule["status"] != "active":
+        if rule is None or rule.status != "active":
             continue
         state = circuit_state(await load_rule_outcomes(conn, rule, now), now)
         if state.tripped:
@@ -671,18 +672,18 @@ def with_verdicts(result: dict[str, Any], verdict: dict[str, Any]) -> dict[str, 
 PREVIEW_RULE_ID = uuid.UUID(int=0)
 
 
-async def preview(conn: Conn, workspace_id: str, definition: RuleDefinition, rule: Any | None,
+async def preview(conn: Conn, workspace_id: str, definition: RuleDefinition, rule: StoredRule | None,
                   now: datetime, zones: ZoneLookup = _utc) -> dict[str, Any]:
     """Run the rule against current data without acting or recording anything."""
     entities = await load_entities(conn, workspace_id, definition, now, zones)
     history = await load_history(conn, workspace_id, rule, definition, [e.entity_id for e in entities], now)
     ev = evaluate_rule(definition, entities, history, now, snapshot_unmatched=True)
     names = {e.entity_id: e.name for e in entities}
-    rule_id = rule["rule_id"] if rule is not None else PREVIEW_RULE_ID
+    rule_id = rule.rule_id if rule is not None else PREVIEW_RULE_ID
     proposed = budget_actions(rule_id, definition.name, ev.slot_start.isoformat(), ev,
                               {e.entity_id: e for e in entities})
     return {
-        "rule_id": str(rule["rule_id"]) if rule is not None else None,
+        "rule_id": str(rule.rule_id) if rule is not None else None,
         "evaluated_at": ev.evaluated_at,
         "slot_start": ev.slot_start,
         "entities_evaluated": ev.entities_evaluated,

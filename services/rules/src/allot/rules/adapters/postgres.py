@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from allot.rules.domain.metrics import COUNTER_NAMES
+from allot.rules.domain.stored import StoredRule
 from allot.runtime.db import Conn, json_insert_rows
 
 Row = asyncpg.Record
@@ -177,50 +178,57 @@ RULE_COLUMNS = (
 )
 
 
+def _stored(row: Row) -> StoredRule:
+    return StoredRule(**dict(row.items()))
+
+
 async def insert_rule(conn: Conn, *, rule_id: uuid.UUID, workspace_id: str, name: str,
                       definition: dict[str, Any], interval_minutes: int, template: str | None, created_by: str,
-                      now: datetime) -> Row:
+                      now: datetime) -> StoredRule:
     row = await conn.fetchrow(
         f"""INSERT INTO rules (rule_id, workspace_id, name, definition, status, interval_minutes, template,
                                created_by, created_at, updated_at)
             VALUES ($1, $2, $3, $4, 'paused', $5, $6, $7, $8, $8) RETURNING {RULE_COLUMNS}""",
         rule_id, workspace_id, name, definition, interval_minutes, template, created_by, now)
     assert row is not None
-    return row
+    return _stored(row)
 
 
 async def get_rule(conn: Conn, workspace_id: str | None, rule_id: uuid.UUID, *,
-                   for_update: bool = False) -> Row | None:
+                   for_update: bool = False) -> StoredRule | None:
     lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT {RULE_COLUMNS} FROM rules WHERE rule_id = $1 AND ($2::text IS NULL OR workspace_id = $2) "
         f"AND deleted_at IS NULL{lock}", rule_id, workspace_id)
+    return None if row is None else _stored(row)
 
 
 async def list_rules(conn: Conn, workspace_id: str, status: str | None, limit: int,
-                     offset: int) -> list[Row]:
-    return await conn.fetch(
+                     offset: int) -> list[StoredRule]:
+    rows = await conn.fetch(
         f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND deleted_at IS NULL "
         "AND ($2::text IS NULL OR status = $2) ORDER BY created_at, rule_id LIMIT $3 OFFSET $4",
         workspace_id, status, limit, offset)
+    return [_stored(r) for r in rows]
 
 
-async def lock_rules(conn: Conn, workspace_id: str, rule_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await conn.fetch(
+async def lock_rules(conn: Conn, workspace_id: str, rule_ids: Sequence[uuid.UUID]) -> list[StoredRule]:
+    rows = await conn.fetch(
         f"SELECT {RULE_COLUMNS} FROM rules WHERE workspace_id = $1 AND rule_id = ANY($2::uuid[]) "
         "AND deleted_at IS NULL ORDER BY rule_id FOR UPDATE", workspace_id, list(rule_ids))
+    return [_stored(r) for r in rows]
 
 
 async def update_definition(conn: Conn, rule_id: uuid.UUID, *, name: str, definition: dict[str, Any],
-                            interval_minutes: int, now: datetime) -> Row:
+                            interval_minutes: int, now: datetime) -> StoredRule:
     row = await conn.fetchrow(
         f"""UPDATE rules SET name = $2, definition = $3, interval_minutes = $4, updated_at = $5, version = version + 1
             WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, name, definition, interval_minutes, now)
     assert row is not None
-    return row
+    return _stored(row)
 
 
-async def set_status(conn: Conn, rule_id: uuid.UUID, status: str, now: datetime) -> Row:
+async def set_status(conn: Conn, rule_id: uuid.UUID, status: str, now: datetime) -> StoredRule:
     """Manual activate/pause. Re-activating a rule the circuit breaker paused clears ``auto_pause_reason`` and
     restarts the breaker's window (outcomes before now no longer count); ``last_error`` stays for reference."""
     row = await conn.fetchrow(
@@ -230,26 +238,26 @@ async def set_status(conn: Conn, rule_id: uuid.UUID, status: str, now: datetime)
                    auto_pause_reason = CASE WHEN $2 = 'active' THEN NULL ELSE auto_pause_reason END
             WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, status, now)
     assert row is not None
-    return row
+    return _stored(row)
 
 
 async def auto_pause(conn: Conn, rule_id: uuid.UUID, *, reason: str, last_error: str | None,
-                     now: datetime) -> Row:
+                     now: datetime) -> StoredRule:
     row = await conn.fetchrow(
         f"""UPDATE rules SET status = 'paused', auto_pause_reason = $2, last_error = $3, auto_paused_at = $4,
                    updated_at = $4, version = version + 1
             WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, reason, last_error, now)
     assert row is not None
-    return row
+    return _stored(row)
 
 
 async def set_cooldown(conn: Conn, rule_id: uuid.UUID, definition: dict[str, Any],
-                       now: datetime) -> Row:
+                       now: datetime) -> StoredRule:
     row = await conn.fetchrow(
         f"""UPDATE rules SET definition = $2, updated_at = $3, version = version + 1
             WHERE rule_id = $1 RETURNING {RULE_COLUMNS}""", rule_id, definition, now)
     assert row is not None
-    return row
+    return _stored(row)
 
 
 async def soft_delete(conn: Conn, rule_id: uuid.UUID, now: datetime) -> None:
