@@ -80,7 +80,7 @@ from allot.pools.domain.models import (
 from allot.pools.domain.oscillation import is_oscillating
 from allot.pools.domain.realize import realize_moves
 
-__all__ = ["plan_allocation", "CAP_RETEST_HOURS"]
+__all__ = ["plan_allocation", "fit_responses", "ResponseFits", "CAP_RETEST_HOURS"]
 
 #: A measured delivery cap is trusted this long; then the member may try one step above it again.
 CAP_RETEST_HOURS = 96.0
@@ -165,32 +165,12 @@ def plan_allocation(
     need = B - sum(w.current for w in work)
 
     # What the data says: maturity (learned from restatements), then each member's curve and cap.
-    cw = pool.composite
-    values_now = _pool_values(work, history, now_ts)
-    seen, restatements = _learn_restatements(state, values_now, now_ts)
-    maturity = fit_maturity(restatements, pool.maturation_curve)
-    conv_value = _conversion_value(work, history) if cw.cpa > 0 and cw.roas > 0 else 1.0
-    rev_w, conv_w = cw.roas, cw.cpa * conv_value
-    cache: dict[float, float] = {}
-    obs = [
-        observations(
-            history.get(w.state.member_id, ()), now_ts, lookback_h=pool.lookback_days * 24.0,
-            half_life_h=pool.recency_half_life_days * 24.0, maturity=maturity, revenue_w=rev_w, conv_w=conv_w,
-            min_maturity=pool.min_maturity, maturity_cache=cache,
-        )
-        for w in work
-    ]
-    spend = sum(o.spend for o in obs if o is not None)
-    value = sum(o.total_value for o in obs if o is not None)
-    conversions = sum(o.conversions for o in obs if o is not None)
-    pool_roas = value / spend if spend > 0 and value > 0 else 1.0
-    dispersion = OVERDISPERSION * (value / conversions if conversions > 0 and rev_w > 0 else 1.0)
-    x_ref = max(B / len(work), 1.0) if work else 1.0
-    for w, o in zip(work, obs, strict=True):
-        w.curve = fit_curve(
-            o, x_ref=x_ref, prior_value=pool_roas * x_ref, unit=dispersion, prior_elasticity=pool.prior_elasticity,
-            prior_elasticity_sd=PRIOR_ELASTICITY_SD,
-        )
+    fits = fit_responses(pool, [w.state for w in work], history, now=now, state=state)
+    seen, restatements = fits.seen, fits.restatements
+    for w, o, c, penalty in zip(work, fits.obs, fits.curves, fits.penalties, strict=True):
+        w.curve = c
+        if penalty < 1.0:
+            w.extra_risk = ("risk",)
         _estimate(w, o, history.get(w.state.member_id, ()), pool, now, now_ts)
 
     # Targets: greedy on the posterior means, Thompson samples, and the bounded blend of the two.
@@ -254,6 +234,86 @@ def plan_allocation(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ResponseFits:
+    """What a plan learns from the data before it decides: per planned member (in order) its evidence and the
+    posterior of its response curve, as the engine plans on it."""
+
+    curves: tuple[Curve, ...]
+    """Each member's curve, risk penalty applied (the curve the targets are planned on)."""
+    obs: tuple[Obs | None, ...]
+    """Each member's binned evidence (``None``: no spend in the look-back)."""
+    penalties: tuple[float, ...]
+    """Each member's composite risk penalty factor (1.0: none)."""
+    x_ref: float
+    """The pool's equal share (daily budget over the planned members): the curves' reference spend."""
+    value_unit: str
+    """What the curves' value counts: ``revenue_cents`` (revenue, conversions priced by the composite) or
+    ``conversions`` (a conversions-only composite)."""
+    seen: dict[str, tuple[float, float]]
+    restatements: dict[str, tuple[float, ...]]
+
+
+def fit_responses(
+    pool: PoolSettings,
+    members: Sequence[MemberState],
+    history: Mapping[str, Sequence[MetricInterval]],
+    *,
+    now: datetime,
+    state: EngineState | None = None,
+) -> ResponseFits:
+    """Each member's response curve as :func:`plan_allocation` fits it (pure): ``members`` are the ones the plan
+    shares the pool budget among (active, unpaused), ``state`` the stored engine state (its restatements teach the
+    maturity curve)."""
+    state = state or EngineState()
+    now_ts = now.timestamp()
+    cw = pool.composite
+    values_now = _pool_values(members, history, now_ts)
+    seen, restatements = _learn_restatements(state, values_now, now_ts)
+    maturity = fit_maturity(restatements, pool.maturation_curve)
+    conv_value = _conversion_value(members, history) if cw.cpa > 0 and cw.roas > 0 else 1.0
+    rev_w, conv_w = cw.roas, cw.cpa * conv_value
+    cache: dict[float, float] = {}
+    obs = [
+        observations(
+            history.get(mb.member_id, ()), now_ts, lookback_h=pool.lookback_days * 24.0,
+            half_life_h=pool.recency_half_life_days * 24.0, maturity=maturity, revenue_w=rev_w, conv_w=conv_w,
+            min_maturity=pool.min_maturity, maturity_cache=cache,
+        )
+        for mb in members
+    ]
+    spend = sum(o.spend for o in obs if o is not None)
+    value = sum(o.total_value for o in obs if o is not None)
+    conversions = sum(o.conversions for o in obs if o is not None)
+    pool_roas = value / spend if spend > 0 and value > 0 else 1.0
+    dispersion = OVERDISPERSION * (value / conversions if conversions > 0 and rev_w > 0 else 1.0)
+    x_ref = max(pool.daily_budget_cents / len(members), 1.0) if members else 1.0
+    curves: list[Curve] = []
+    penalties: list[float] = []
+    for mb, o in zip(members, obs, strict=True):
+        curve = fit_curve(
+            o, x_ref=x_ref, prior_value=pool_roas * x_ref, unit=dispersion, prior_elasticity=pool.prior_elasticity,
+            prior_elasticity_sd=PRIOR_ELASTICITY_SD,
+        )
+        penalty = _risk_penalty(history.get(mb.member_id, ()), pool, now_ts)
+        curves.append(curve.scaled(penalty) if penalty < 1.0 else curve)
+        penalties.append(penalty)
+    return ResponseFits(
+        tuple(curves), tuple(obs), tuple(penalties), x_ref, "revenue_cents" if rev_w > 0 else "conversions",
+        seen, restatements,
+    )
+
+
+def _risk_penalty(history: Sequence[MetricInterval], pool: PoolSettings, now_ts: float) -> float:
+    """Composite risk penalties (seed 001): rising frequency and falling CTR against the member's own history
+    shave its estimated value, so budget leaves a fatiguing member before its conversions show it."""
+    cw = pool.composite
+    if cw.frequency_risk > 0 or cw.engagement_decay > 0:
+        freq_risk, decay = risk_signals(history, now_ts)
+        return max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
+    return 1.0
+
+
 def _member(mb: MemberState, mem: MemberMemory, pool: PoolSettings, now: datetime) -> _Member:
     """Effective bounds, the current budget moved onto them, and the budget history the memory knows."""
     lo = mb.min_budget_cents if mb.min_budget_cents is not None else pool.default_min_budget_cents
@@ -279,14 +339,14 @@ def _replace(mem: MemberMemory, **changes: object) -> MemberMemory:
 
 
 def _pool_values(
-    work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]], now_ts: float
+    members: Sequence[MemberState], history: Mapping[str, Sequence[MetricInterval]], now_ts: float
 ) -> dict[float, float]:
     """Pool-aggregate reported conversions (or revenue when there are none) per recent interval end."""
     conv: dict[float, float] = {}
     rev: dict[float, float] = {}
     horizon = now_ts - SEEN_HORIZON_H * 3600.0
-    for w in work:
-        for iv in history.get(w.state.member_id, ()):
+    for mb in members:
+        for iv in history.get(mb.member_id, ()):
             if horizon <= iv.end_ts <= now_ts:
                 conv[iv.end_ts] = conv.get(iv.end_ts, 0.0) + iv.conversions
                 rev[iv.end_ts] = rev.get(iv.end_ts, 0.0) + iv.revenue_cents
@@ -304,11 +364,11 @@ def _learn_restatements(
     return seen, {k: v for k, v in table.items() if v[0] > 1e-6}
 
 
-def _conversion_value(work: Sequence[_Member], history: Mapping[str, Sequence[MetricInterval]]) -> float:
+def _conversion_value(members: Sequence[MemberState], history: Mapping[str, Sequence[MetricInterval]]) -> float:
     """Revenue per conversion across the pool (prices conversions when a composite mixes both)."""
     rev = conv = 0.0
-    for w in work:
-        for iv in history.get(w.state.member_id, ()):
+    for mb in members:
+        for iv in history.get(mb.member_id, ()):
             rev += iv.revenue_cents
             conv += iv.conversions
     return rev / conv if conv > 0 else 1.0
@@ -324,15 +384,7 @@ def _estimate(
         w.evidence = o.n
     w.shrinkage = SCALE_PRIOR_SHAPE / (SCALE_PRIOR_SHAPE + w.curve.counts)
     w.recent_roas = _recent_roas(history, now_ts)
-    # Composite risk penalties (seed 001): rising frequency and falling CTR against the member's own history
-    # shave its estimated value, so budget leaves a fatiguing member before its conversions show it.
-    cw = pool.composite
-    if cw.frequency_risk > 0 or cw.engagement_decay > 0:
-        freq_risk, decay = risk_signals(history, now_ts)
-        penalty = max(0.5, 1.0 - cw.frequency_risk * freq_risk - cw.engagement_decay * decay)
-        if penalty < 1.0:
-            w.curve = w.curve.scaled(penalty)
-            w.extra_risk = ("risk",)
+    # (the composite risk penalty is already in the curve: fit_responses)
     # Delivery cap: measured since the budget took effect; a stale cap may be re-tested one step higher.
     mem = w.memory
     since = mem.budget_since.timestamp() if mem.budget_since is not None else None

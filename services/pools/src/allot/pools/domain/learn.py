@@ -270,6 +270,8 @@ class Obs:
     """Maturity-corrected conversions over the look-back (unweighted): the count behind the value."""
     n: int
     """Intervals used."""
+    days: float = 0.0
+    """Days of delivery behind the bins (unweighted: the intervals' hours over 24)."""
 
 
 def observations(
@@ -283,6 +285,7 @@ def observations(
     sw = swlx = 0.0
     spend_w = value_w = conv = 0.0
     n = 0
+    total_days = 0.0
     for iv in history:
         age_h = (now_ts - iv.end_ts) / 3600.0
         if age_h < 0.0 or age_h > lookback_h or iv.hours <= 0.0 or iv.spend_cents <= 0:
@@ -312,13 +315,14 @@ def observations(
         value_w += r * v
         conv += iv.conversions / f
         n += 1
+        total_days += days
     if sw <= 0.0:
         return None
     lx0 = swlx / sw
     us = tuple(lxe / e - lx0 for lxe, e, _ in bins.values())
     es = tuple(e for _, e, _ in bins.values())
     vs = tuple(v for _, _, v in bins.values())
-    return Obs(us, es, vs, math.exp(lx0), spend_w, value_w, conv, n)
+    return Obs(us, es, vs, math.exp(lx0), spend_w, value_w, conv, n, total_days)
 
 
 #: Hill exponents of the response grid (below 1: concave everywhere; above 1: S-shaped).

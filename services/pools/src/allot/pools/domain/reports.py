@@ -1,4 +1,5 @@
-"""Diminishing-returns report: active members that grew spend recently without improving ROAS."""
+"""Diminishing-returns report: active members that grew spend recently without improving ROAS, and each planned
+member's response curve as the engine fits it (:func:`response_curves`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from allot.pools.domain.engine import fit_responses
 from allot.pools.domain.learn import maturation_at
-from allot.pools.domain.models import MemberState, MetricInterval, PoolSettings
+from allot.pools.domain.models import EngineState, MemberState, MetricInterval, PoolSettings
 
-__all__ = ["DiminishingReturnsFinding", "find_diminishing_returns"]
+__all__ = [
+    "CURVE_POINTS",
+    "CurvePoint",
+    "DiminishingReturnsFinding",
+    "ResponseCurve",
+    "find_diminishing_returns",
+    "response_curves",
+]
+
+#: Points of a published response curve (evenly spaced from no spend to twice the larger of budget and equal share).
+CURVE_POINTS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,4 +96,68 @@ def find_diminishing_returns(
                 )
             )
     out.sort(key=lambda f: (-f.spend_growth_pct, f.member_id))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    spend_cents_per_day: int
+    value_per_day: float
+    """Posterior-mean daily value at that daily spend (in the curve's ``value_unit``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCurve:
+    """One member's response curve as the engine plans on it: the posterior-mean Hill curve on a spend grid."""
+
+    member_id: str
+    budget_cents: int
+    equal_share_cents: int
+    """The pool's equal share (the curves' reference spend)."""
+    kind: str
+    """``concave`` (posterior-mean Hill exponent at most 1) or ``s_shaped`` (above 1: little return below its bend)."""
+    hill_exponent: float
+    """Posterior-mean Hill exponent."""
+    evidence_days: float
+    """Days of delivery in the look-back the fit rests on (0: none)."""
+    prior_only: bool
+    """No evidence: the curve is the prior (the pool's value per spend at the equal share)."""
+    value_unit: str
+    """``revenue_cents`` or ``conversions`` (what the pool's metric counts as value)."""
+    points: tuple[CurvePoint, ...]
+
+
+def response_curves(
+    pool: PoolSettings,
+    members: Sequence[MemberState],
+    history: Mapping[str, Sequence[MetricInterval]],
+    *,
+    now: datetime,
+    state: EngineState | None = None,
+    points: int = CURVE_POINTS,
+) -> list[ResponseCurve]:
+    """Each member a plan would share the budget among (active, unpaused: the same rule as ``plan_allocation``),
+    with its posterior-mean response curve (the engine's ``fit_responses``, from the same inputs and stored state a
+    plan gets) at ``points`` daily spends from 0 to twice the larger of its budget and the pool's equal share."""
+    planned = [mb for mb in members if mb.is_active and not mb.paused]
+    fits = fit_responses(pool, planned, history, now=now, state=state)
+    out: list[ResponseCurve] = []
+    n = max(points, 2)
+    for mb, curve, obs in zip(planned, fits.curves, fits.obs, strict=True):
+        top = 2.0 * max(float(mb.current_budget_cents), fits.x_ref)
+        grid = [round(top * i / (n - 1)) for i in range(n)]
+        h = sum(w * hh for w, hh in zip(curve.weights, curve.hs, strict=True))
+        out.append(
+            ResponseCurve(
+                member_id=mb.member_id,
+                budget_cents=mb.current_budget_cents,
+                equal_share_cents=round(fits.x_ref),
+                kind="s_shaped" if h > 1.0 else "concave",
+                hill_exponent=h,
+                evidence_days=obs.days if obs is not None else 0.0,
+                prior_only=obs is None,
+                value_unit=fits.value_unit,
+                points=tuple(CurvePoint(x, curve.value_at(x)) for x in grid),
+            )
+        )
     return out
