@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import fields
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -58,6 +59,7 @@ from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
 from allot.pacing.domain import planned_spend, within_tolerance
 from allot.pacing.domain.plans import plan_account
+from allot.pacing.domain.stored import StoredAction, StoredPlan, StoredProposal
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
@@ -485,10 +487,10 @@ def _account_refs(body: PlanIn) -> list[AccountRef]:
     return refs
 
 
-def _stored_accounts(row: Any) -> set[tuple[str | None, str | None]]:
+def _stored_accounts(row: StoredPlan) -> set[tuple[str | None, str | None]]:
     """(platform, ad account) of every entity a stored plan names."""
-    entities = [e for c in row["channels"] for e in [*c.get("entities", []), c.get("budget_entity")] if e]
-    entities += [e for d in row["deals"] for e in d.get("entities", [])]
+    entities = [e for c in row.channels for e in [*c.get("entities", []), c.get("budget_entity")] if e]
+    entities += [e for d in row.deals for e in d.get("entities", [])]
     return {(e.get("platform"), e.get("ad_account_id")) for e in entities}
 
 
@@ -516,15 +518,20 @@ def _record(row: Any, keys: str | None = None) -> dict[str, Any]:
     return {k: _plain(row[k]) for k in names}
 
 
-def plan_out(row: Any) -> dict[str, Any]:
+def _stored_out(item: StoredProposal | StoredAction) -> dict[str, Any]:
+    """Every column of a stored proposal or action, in column order, ids as text."""
+    return {f.name: _plain(getattr(item, f.name)) for f in fields(item)}
+
+
+def plan_out(row: StoredPlan) -> dict[str, Any]:
     return {
-        "plan_id": row["plan_id"], "workspace_id": row["workspace_id"], "campaign_id": row["campaign_id"],
-        "name": row["name"], "currency": row["currency"], "total_budget_cents": row["total_budget_cents"],
-        "flight_start": row["flight_start"], "flight_end": row["flight_end"], "channels": row["channels"],
-        "deals": row["deals"], "approval_config": {"PACING_ADJUSTMENT": row["requires_approval"]},
-        "curve": row["curve"], "thresholds": row["thresholds"], "snapshot_interval_s": row["snapshot_interval_s"],
-        "escalate_after_s": row["escalate_after_s"], "state": row["state"], "held_since": row["held_since"],
-        "last_slot_at": row["last_slot_at"], "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "plan_id": row.plan_id, "workspace_id": row.workspace_id, "campaign_id": row.campaign_id,
+        "name": row.name, "currency": row.currency, "total_budget_cents": row.total_budget_cents,
+        "flight_start": row.flight_start, "flight_end": row.flight_end, "channels": row.channels,
+        "deals": row.deals, "approval_config": {"PACING_ADJUSTMENT": row.requires_approval},
+        "curve": row.curve, "thresholds": row.thresholds, "snapshot_interval_s": row.snapshot_interval_s,
+        "escalate_after_s": row.escalate_after_s, "state": row.state, "held_since": row.held_since,
+        "last_slot_at": row.last_slot_at, "created_at": row.created_at, "updated_at": row.updated_at,
     }
 
 
@@ -532,13 +539,27 @@ def snapshot_out(row: Any) -> dict[str, Any]:
     return _record(row, db.SNAPSHOT_COLUMNS)
 
 
-async def _proposal_out(conn: Any, row: Any) -> dict[str, Any]:
-    out = _record(row, db.PROPOSAL_COLUMNS)
-    out["actions"] = [_record(a) for a in await db.proposal_actions(conn, [row["proposal_id"]])]
+async def _proposal_out(conn: Any, row: StoredProposal) -> dict[str, Any]:
+    out = _stored_out(row)
+    out["actions"] = [_stored_out(a) for a in await db.proposal_actions(conn, [row.proposal_id])]
     return out
 
 
-async def _plan_or_404(conn: Any, principal: Principal, plan_id: str, *, for_update: bool = False) -> Any:
+async def _plan_now(conn: Any, workspace_id: str, plan_id: str) -> StoredPlan:
+    """The plan as this transaction just wrote it."""
+    row = await db.get_plan(conn, workspace_id, plan_id)
+    assert row is not None
+    return row
+
+
+async def _proposal_now(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> StoredProposal:
+    """The proposal as the request just left it."""
+    row = await db.get_proposal(conn, plan_id, proposal_id)
+    assert row is not None
+    return row
+
+
+async def _plan_or_404(conn: Any, principal: Principal, plan_id: str, *, for_update: bool = False) -> StoredPlan:
     if "\x00" in plan_id:  # no plan id holds NUL, and PostgreSQL text cannot compare one (a 500 before)
         raise _not_found("plan", plan_id.replace("\x00", ""))
     row = await db.get_plan(conn, principal.workspace_id, plan_id, for_update=for_update)
@@ -567,7 +588,7 @@ async def create_plan(body: PlanIn, principal: Operator, ctx: Ctx) -> dict[str, 
         await _refuse_foreign_accounts(ctx, conn, principal.workspace_id, _account_refs(body))
         await db.insert_plan(conn, plan)
         await db.replace_plan_entities(conn, plan["plan_id"], principal.workspace_id, _entity_rows(body))
-        row = await db.get_plan(conn, principal.workspace_id, plan["plan_id"])
+        row = await _plan_now(conn, principal.workspace_id, plan["plan_id"])
     return plan_out(row)
 
 
@@ -593,7 +614,7 @@ async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: C
         row = await _plan_or_404(conn, principal, plan_id, for_update=True)
         current = plan_out(row)
         merged = {k: current[k] for k in PlanIn.model_fields if k in current}
-        merged["approval_config"] = {"pacing_adjustment": row["requires_approval"]}
+        merged["approval_config"] = {"pacing_adjustment": row.requires_approval}
         patch = body.model_dump(exclude_unset=True)
         merged.update({k: v for k, v in patch.items() if v is not None})
         try:
@@ -606,7 +627,7 @@ async def update_plan(plan_id: str, body: PlanPatch, principal: Operator, ctx: C
         definition = _definition(validated, _settings(ctx))
         await db.update_plan_definition(conn, {"plan_id": plan_id, **definition, "updated_at": ctx.clock.now()})
         await db.replace_plan_entities(conn, plan_id, principal.workspace_id, _entity_rows(validated))
-        return plan_out(await db.get_plan(conn, principal.workspace_id, plan_id))
+        return plan_out(await _plan_now(conn, principal.workspace_id, plan_id))
 
 
 async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to_state: str, allowed_from: set[str],
@@ -614,15 +635,15 @@ async def _set_state(ctx: ServiceContext, principal: Principal, plan_id: str, to
     now = ctx.clock.now()
     async with ctx.pool.acquire() as conn, conn.transaction():
         row = await _plan_or_404(conn, principal, plan_id, for_update=True)
-        if row["state"] != to_state:
-            if row["state"] not in allowed_from:
-                raise ApiError(409, "invalid_state", f"plan is {row['state']}; cannot go to {to_state}",
+        if row.state != to_state:
+            if row.state not in allowed_from:
+                raise ApiError(409, "invalid_state", f"plan is {row.state}; cannot go to {to_state}",
                                field="state")
             await db.set_plan_state(conn, plan_id, to_state, None, now)
-            await db.insert_transitions(conn, [(plan_id, principal.workspace_id, row["state"], to_state, reason,
+            await db.insert_transitions(conn, [(plan_id, principal.workspace_id, row.state, to_state, reason,
                                                 principal.key_id, None, now)])
             TRANSITIONS.labels("pacing", to_state).inc()
-        return plan_out(await db.get_plan(conn, principal.workspace_id, plan_id))
+        return plan_out(await _plan_now(conn, principal.workspace_id, plan_id))
 
 
 @router.post("/plans/{plan_id}/pause", **documented(PlanView, 404, 409))
@@ -753,12 +774,12 @@ async def get_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Viewer, 
         return await _proposal_out(conn, row)
 
 
-async def _open_proposal(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any:
+async def _open_proposal(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> StoredProposal:
     row = await db.get_proposal(conn, plan_id, proposal_id, for_update=True)
     if row is None:
         raise _not_found("proposal", proposal_id)
-    if row["status"] not in workflow.OPEN_STATUSES:
-        raise ApiError(409, "proposal_closed", f"proposal is {row['status']}; only open proposals "
+    if row.status not in workflow.OPEN_STATUSES:
+        raise ApiError(409, "proposal_closed", f"proposal is {row.status}; only open proposals "
                        f"({', '.join(workflow.OPEN_STATUSES)}) can be decided", field="status")
     return row
 
@@ -771,33 +792,33 @@ async def approve_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Oper
             plan_row = await _plan_or_404(conn, principal, plan_id, for_update=True)
             prop = await _current_for_approval(conn, plan_id, proposal_id)
             status, envelopes = await workflow.request_proposal(
-                conn, workflow.plan_from_row(plan_row), proposal_id=prop["proposal_id"], slot=prop["slot_key"],
-                source_channel=prop["source_channel"], target_channel=prop["target_channel"],
-                amount_cents=prop["amount_cents"], now=now, requested_by=principal.key_id,
-                correlation_id=prop["correlation_id"])
+                conn, workflow.plan_from_row(plan_row), proposal_id=prop.proposal_id, slot=prop.slot_key,
+                source_channel=prop.source_channel, target_channel=prop.target_channel,
+                amount_cents=prop.amount_cents, now=now, requested_by=principal.key_id,
+                correlation_id=prop.correlation_id)
             await ctx.emit(conn, *envelopes)
         if envelopes:
             ctx.flush()
         PROPOSALS.labels("pacing", status).inc()
-        out = await _proposal_out(conn, await db.get_proposal(conn, plan_id, prop["proposal_id"]))
-        if prop["proposal_id"] != proposal_id:
+        out = await _proposal_out(conn, await _proposal_now(conn, plan_id, prop.proposal_id))
+        if prop.proposal_id != proposal_id:
             out["approved_for"] = str(proposal_id)
         return out
 
 
-async def _current_for_approval(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> Any:
+async def _current_for_approval(conn: Any, plan_id: str, proposal_id: uuid.UUID) -> StoredProposal:
     """The proposal an approval applies: the approved one while open; when a newer snapshot replaced it, the
     pair's current proposal if its amount is within ``MATERIAL_CHANGE_PCT`` % of the approved one, else 409
     ``proposal_superseded`` with the current proposal (or null) in the body, so the person sees what changed."""
     row = await db.get_proposal(conn, plan_id, proposal_id, for_update=True)
-    if row is None or row["status"] != "superseded":
+    if row is None or row.status != "superseded":
         return await _open_proposal(conn, plan_id, proposal_id)
-    current = await db.current_proposal(conn, plan_id, row["source_channel"], row["target_channel"], for_update=True)
-    if current is not None and within_tolerance(row["amount_cents"], current["amount_cents"]):
+    current = await db.current_proposal(conn, plan_id, row.source_channel, row.target_channel, for_update=True)
+    if current is not None and within_tolerance(row.amount_cents, current.amount_cents):
         return current
     shown = jsonable_encoder(await _proposal_out(conn, current)) if current is not None else None
-    why = (f"the situation changed: the current proposal moves {current['amount_cents']} {current['currency']} "
-           f"cents instead of {row['amount_cents']}; review and approve it" if current is not None
+    why = (f"the situation changed: the current proposal moves {current.amount_cents} {current.currency} "
+           f"cents instead of {row.amount_cents}; review and approve it" if current is not None
            else "the situation changed: no proposal is open for this pair any more")
     raise ApiError(409, "proposal_superseded", f"proposal was replaced by a newer snapshot; {why}", field="status",
                    extra={"current": shown})
@@ -814,4 +835,4 @@ async def reject_proposal(plan_id: str, proposal_id: uuid.UUID, principal: Opera
             await db.set_proposal_status(conn, [(proposal_id, "rejected", (body.reason if body else "") or "rejected",
                                                  None, None, now, principal.key_id)])
         PROPOSALS.labels("pacing", "rejected").inc()
-        return await _proposal_out(conn, await db.get_proposal(conn, plan_id, proposal_id))
+        return await _proposal_out(conn, await _proposal_now(conn, plan_id, proposal_id))

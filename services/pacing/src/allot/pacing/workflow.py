@@ -57,6 +57,7 @@ from allot.pacing.domain import (
 from allot.pacing.domain.curves import CurveKind
 from allot.pacing.domain.notices import deviation_notifications
 from allot.pacing.domain.plans import PROPOSAL_NAMESPACE, plan_account
+from allot.pacing.domain.stored import StoredPlan
 from allot.runtime.db import Conn
 from allot.runtime.logging import get_logger
 from allot.runtime.schedule import claim_slot
@@ -121,32 +122,32 @@ def config_from_json(data: Mapping[str, Any]) -> PacingConfig:
 ZoneLookup = Callable[[str, str, str], tzinfo]
 
 
-def plan_from_row(row: Mapping[str, Any], zones: ZoneLookup | None = None) -> FlightPlan:
-    """The domain plan of a flight_plans row; its curve's days are those of the plan's ad account (``zones``;
+def plan_from_row(row: StoredPlan, zones: ZoneLookup | None = None) -> FlightPlan:
+    """The domain plan of a stored plan; its curve's days are those of the plan's ad account (``zones``;
     UTC without a lookup or an account)."""
     plan = FlightPlan(
-        plan_id=row["plan_id"],
-        workspace_id=row["workspace_id"],
-        campaign_id=row["campaign_id"],
-        currency=row["currency"],
-        total_budget_cents=row["total_budget_cents"],
-        flight_start=row["flight_start"],
-        flight_end=row["flight_end"],
+        plan_id=row.plan_id,
+        workspace_id=row.workspace_id,
+        campaign_id=row.campaign_id,
+        currency=row.currency,
+        total_budget_cents=row.total_budget_cents,
+        flight_start=row.flight_start,
+        flight_end=row.flight_end,
         channels=tuple(
             ChannelPlan(c["name"], c["allocated_budget_cents"], tuple(_ref(e) for e in c.get("entities", [])),
                         _ref(c["budget_entity"]) if c.get("budget_entity") else None)
-            for c in row["channels"]
+            for c in row.channels
         ),
         deals=tuple(
             DealPlan(d["deal_id"], d["allocated_budget_cents"], tuple(_ref(e) for e in d.get("entities", [])))
-            for d in row["deals"]
+            for d in row.deals
         ),
-        curve=curve_from_json(row["curve"]),
-        config=config_from_json(row["thresholds"]),
-        requires_approval=row["requires_approval"],
-        escalate_after_s=float(row["escalate_after_s"]),
-        state=CampaignPacingState(row["state"]),
-        held_since=row["held_since"],
+        curve=curve_from_json(row.curve),
+        config=config_from_json(row.thresholds),
+        requires_approval=row.requires_approval,
+        escalate_after_s=float(row.escalate_after_s),
+        state=CampaignPacingState(row.state),
+        held_since=row.held_since,
     )
     account = plan_account(plan.channels, plan.deals)
     if zones is None or account is None:
@@ -189,11 +190,11 @@ async def take_snapshots(conn: Conn, due: Sequence[tuple[str, datetime]], *, now
         return result
     rows = await db.lock_plans(conn, list(slots))
     if trigger == "schedule":
-        result.skipped += [r["plan_id"] for r in rows if r["state"] not in SCHEDULABLE]
-        rows = [r for r in rows if r["state"] in SCHEDULABLE]
+        result.skipped += [r.plan_id for r in rows if r.state not in SCHEDULABLE]
+        rows = [r for r in rows if r.state in SCHEDULABLE]
     if not rows:
         return result
-    plan_ids = [r["plan_id"] for r in rows]
+    plan_ids = [r.plan_id for r in rows]
     delivery: dict[str, tuple[dict[str, Delivery], dict[str, Delivery]]] = {p: ({}, {}) for p in plan_ids}
     for d in await db.delivery_for(conn, plan_ids, [now] * len(plan_ids)):
         kind_map = delivery[d["plan_id"]][0 if d["kind"] == "channel" else 1]
@@ -201,17 +202,17 @@ async def take_snapshots(conn: Conn, due: Sequence[tuple[str, datetime]], *, now
 
     open_by_plan: dict[str, list[OpenProposal]] = defaultdict(list)
     for o in await db.open_proposals(conn, plan_ids):
-        open_by_plan[o["plan_id"]].append(OpenProposal(o["proposal_id"], o["source_channel"], o["target_channel"],
-                                                       int(o["amount_cents"]), o["status"]))
+        open_by_plan[o.plan_id].append(OpenProposal(o.proposal_id, o.source_channel, o.target_channel,
+                                                    int(o.amount_cents), o.status))
     superseded: list[uuid.UUID] = []
     snapshot_rows: list[tuple[Any, ...]] = []
     plan_updates: list[tuple[str, str, datetime | None, datetime]] = []
     transition_rows: list[tuple[Any, ...]] = []
     proposal_rows: list[tuple[Any, ...]] = []
-    auto: list[tuple[Mapping[str, Any], FlightPlan, Any, str, uuid.UUID]] = []
-    evaluated: list[tuple[Mapping[str, Any], FlightPlan, PlanEvaluation, str, uuid.UUID]] = []
+    auto: list[tuple[StoredPlan, FlightPlan, Any, str, uuid.UUID]] = []
+    evaluated: list[tuple[StoredPlan, FlightPlan, PlanEvaluation, str, uuid.UUID]] = []
     for row in rows:
-        plan_id = row["plan_id"]
+        plan_id = row.plan_id
         slot = slots[plan_id]
         key = slot_key(slot)
         try:
@@ -221,7 +222,7 @@ async def take_snapshots(conn: Conn, due: Sequence[tuple[str, datetime]], *, now
             # Claimed but unusable: log it and mark the slot done so it is not retried every scan.
             log.error("pacing_snapshot_refused", plan_id=plan_id, error=repr(exc))
             result.failed.append(plan_id)
-            plan_updates.append((plan_id, row["state"], row["held_since"], slot))
+            plan_updates.append((plan_id, row.state, row.held_since, slot))
             continue
         snap_event = _envelope("pacing.snapshot_taken", _snapshot_payload(plan, ev), plan.workspace_id, now,
                                f"{plan_id}/{key}/snapshot_taken")
@@ -439,25 +440,25 @@ async def apply_action_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]],
     touched = await db.record_action_outcomes(conn, rows)
     if not touched:
         return []
-    proposals = [p for p in await db.lock_proposals(conn, touched) if p["status"] == "requested"]
+    proposals = [p for p in await db.lock_proposals(conn, touched) if p.status == "requested"]
     actions: dict[uuid.UUID, dict[str, str | None]] = defaultdict(dict)
     errors: dict[uuid.UUID, list[str]] = defaultdict(list)
-    for a in await db.proposal_actions(conn, [p["proposal_id"] for p in proposals]):
-        actions[a["proposal_id"]][str(a["action_id"])] = a["outcome"]
-        if a["outcome"] not in (None, "succeeded", "already_applied"):
-            errors[a["proposal_id"]].append(f"{a['role']} {a['entity_id']}: {a['outcome']} {a['error'] or ''}".strip())
+    for a in await db.proposal_actions(conn, [p.proposal_id for p in proposals]):
+        actions[a.proposal_id][str(a.action_id)] = a.outcome
+        if a.outcome not in (None, "succeeded", "already_applied"):
+            errors[a.proposal_id].append(f"{a.role} {a.entity_id}: {a.outcome} {a.error or ''}".strip())
     done: list[tuple[str, str]] = []
     for p in proposals:
-        status = proposal_outcome(actions[p["proposal_id"]])
+        status = proposal_outcome(actions[p.proposal_id])
         if status is None:
             continue
-        await db.complete_proposal(conn, p["proposal_id"], status, "; ".join(errors[p["proposal_id"]]), now)
+        await db.complete_proposal(conn, p.proposal_id, status, "; ".join(errors[p.proposal_id]), now)
         if status == "applied":
-            plan = await db.get_plan(conn, p["workspace_id"], p["plan_id"], for_update=True)
+            plan = await db.get_plan(conn, p.workspace_id, p.plan_id, for_update=True)
             if plan is not None:
-                await db.shift_allocation(conn, p["plan_id"], _shifted(plan["channels"], p["source_channel"],
-                                                                      p["target_channel"], p["moved_cents"]), now)
-        done.append((str(p["proposal_id"]), status))
+                await db.shift_allocation(conn, p.plan_id, _shifted(plan.channels, p.source_channel,
+                                                                    p.target_channel, p.moved_cents), now)
+        done.append((str(p.proposal_id), status))
     return done
 
 

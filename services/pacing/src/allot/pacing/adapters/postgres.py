@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from allot.pacing.domain.stored import StoredAction, StoredOpenProposal, StoredPlan, StoredProposal
 from allot.runtime.db import Conn, json_insert_rows
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
@@ -25,6 +26,10 @@ PLAN_COLUMNS = (
     "deals, curve, thresholds, requires_approval, snapshot_interval_s, escalate_after_s, state, held_since, "
     "last_slot_at, created_at, updated_at, created_by"
 )
+
+
+def _plan(row: Row) -> StoredPlan:
+    return StoredPlan(**dict(row.items()))
 
 
 async def insert_plan(conn: Conn, plan: dict[str, Any]) -> None:
@@ -59,31 +64,35 @@ async def replace_plan_entities(conn: Conn, plan_id: str, workspace_id: str,
         )
 
 
-async def get_plan(conn: Conn, workspace_id: str, plan_id: str, *, for_update: bool = False) -> Row | None:
+async def get_plan(conn: Conn, workspace_id: str, plan_id: str, *,
+                   for_update: bool = False) -> StoredPlan | None:
     lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE workspace_id = $1 AND plan_id = $2{lock}", workspace_id, plan_id
     )
+    return None if row is None else _plan(row)
 
 
 async def list_plans(conn: Conn, workspace_id: str, *, campaign_id: str | None, state: str | None,
-                     limit: int) -> list[Row]:
-    return await _fetch(
+                     limit: int) -> list[StoredPlan]:
+    rows = await _fetch(
         conn,
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE workspace_id = $1 "
         "AND ($2::text IS NULL OR campaign_id = $2) AND ($3::text IS NULL OR state = $3) "
         "ORDER BY created_at DESC, plan_id LIMIT $4",
         workspace_id, campaign_id, state, limit,
     )
+    return [_plan(r) for r in rows]
 
 
-async def lock_plans(conn: Conn, plan_ids: Sequence[str]) -> list[Row]:
+async def lock_plans(conn: Conn, plan_ids: Sequence[str]) -> list[StoredPlan]:
     """Lock plans in plan_id order (a fixed order keeps concurrent snapshot passes free of deadlocks)."""
-    return await _fetch(
+    rows = await _fetch(
         conn,
         f"SELECT {PLAN_COLUMNS} FROM flight_plans WHERE plan_id = ANY($1::text[]) ORDER BY plan_id FOR UPDATE",
         list(plan_ids),
     )
+    return [_plan(r) for r in rows]
 
 
 async def due_plans(conn: Conn, now: datetime, limit: int) -> list[Row]:
@@ -303,6 +312,10 @@ PROPOSAL_COLUMNS = (
 )
 
 
+def _proposal(row: Row) -> StoredProposal:
+    return StoredProposal(**dict(row.items()))
+
+
 async def insert_proposals(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (proposal_id, plan_id, workspace_id, snapshot_id, slot_key, source, target, amount_cents, currency,
     reason, requires_approval, status, correlation_id, created_at)."""
@@ -315,13 +328,14 @@ async def insert_proposals(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
         )
 
 
-async def open_proposals(conn: Conn, plan_ids: Sequence[str]) -> list[Row]:
+async def open_proposals(conn: Conn, plan_ids: Sequence[str]) -> list[StoredOpenProposal]:
     """The plans' open proposals (pending_approval, needs_budget), oldest first."""
-    return await _fetch(
+    rows = await _fetch(
         conn,
         "SELECT proposal_id, plan_id, source_channel, target_channel, amount_cents, status FROM pacing_proposals "
         "WHERE plan_id = ANY($1::text[]) AND status IN ('pending_approval', 'needs_budget') ORDER BY created_at",
         list(plan_ids))
+    return [StoredOpenProposal(**dict(r.items())) for r in rows]
 
 
 async def supersede_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID], now: datetime) -> int:
@@ -336,38 +350,42 @@ async def supersede_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID], now
 
 
 async def current_proposal(conn: Conn, plan_id: str, source: str, target: str, *,
-                           for_update: bool = False) -> Row | None:
+                           for_update: bool = False) -> StoredProposal | None:
     """The newest open proposal of a plan's (source, target) pair, if any."""
     lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE plan_id = $1 AND source_channel = $2 "
         f"AND target_channel = $3 AND status IN ('pending_approval', 'needs_budget') "
         f"ORDER BY created_at DESC LIMIT 1{lock}", plan_id, source, target)
+    return None if row is None else _proposal(row)
 
 
 async def get_proposal(conn: Conn, plan_id: str, proposal_id: uuid.UUID, *,
-                       for_update: bool = False) -> Row | None:
+                       for_update: bool = False) -> StoredProposal | None:
     lock = " FOR UPDATE" if for_update else ""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE plan_id = $1 AND proposal_id = $2{lock}",
         plan_id, proposal_id)
+    return None if row is None else _proposal(row)
 
 
 async def list_proposals(conn: Conn, plan_id: str, statuses: Sequence[str] | None,
-                         limit: int) -> list[Row]:
-    return await _fetch(
+                         limit: int) -> list[StoredProposal]:
+    rows = await _fetch(
         conn,
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE plan_id = $1 "
         "AND ($2::text[] IS NULL OR status = ANY($2::text[])) ORDER BY created_at DESC, proposal_id LIMIT $3",
         plan_id, list(statuses) if statuses is not None else None, limit)
+    return [_proposal(r) for r in rows]
 
 
-async def proposal_actions(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await _fetch(
+async def proposal_actions(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[StoredAction]:
+    rows = await _fetch(
         conn,
         "SELECT action_id, proposal_id, role, platform, ad_account_id, entity_type, entity_id, from_cents, to_cents, "
         "outcome, error, executed_at FROM proposal_actions WHERE proposal_id = ANY($1::uuid[]) ORDER BY role DESC",
         list(proposal_ids))
+    return [StoredAction(**dict(r.items())) for r in rows]
 
 
 async def set_proposal_status(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -414,11 +432,12 @@ async def record_action_outcomes(conn: Conn, rows: Sequence[tuple[Any, ...]]) ->
     return sorted({r["proposal_id"] for r in touched})
 
 
-async def lock_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await _fetch(
+async def lock_proposals(conn: Conn, proposal_ids: Sequence[uuid.UUID]) -> list[StoredProposal]:
+    rows = await _fetch(
         conn,
         f"SELECT {PROPOSAL_COLUMNS} FROM pacing_proposals WHERE proposal_id = ANY($1::uuid[]) "
         "ORDER BY proposal_id FOR UPDATE", list(proposal_ids))
+    return [_proposal(r) for r in rows]
 
 
 async def complete_proposal(conn: Conn, proposal_id: uuid.UUID, status: str, reason: str,
