@@ -90,8 +90,21 @@ async def test_pools_observe_simulate_reports_and_scheduler(settings: Any, uniqu
         assert finding["spendGrowthPct"] == 50.0 and finding["roasBefore"] == 2.0
         assert 1.2 <= finding["roasAfter"] < 1.4  # recent days maturity-corrected
         assert "candidate to cap or trim" in finding["explanation"]
+        # and each member's response curve as the engine fits it: the posterior mean on a grid, with its evidence
+        curves = {c["entityId"]: c for c in r.json()["curves"]}
+        assert set(curves) == {P.entity[k] for k in ("m1", "m2", "m3", "m4")}
+        for c in curves.values():
+            assert c["memberId"] and c["entityType"] == "campaign" and c["kind"] in ("concave", "s_shaped")
+            assert not c["priorOnly"] and c["evidenceDays"] >= 10 and c["valueUnit"] == "revenue_cents"
+            assert len(c["points"]) == 24 and c["points"][0] == {"spendCentsPerDay": 0, "valuePerDay": 0.0}
+            assert c["points"][-1]["spendCentsPerDay"] == 2 * max(c["budgetCents"], c["equalShareCents"])
+            values = [p["valuePerDay"] for p in c["points"]]
+            assert values == sorted(values) and values[-1] > 0
+        # m4 returns about 1.2-2 per unit spent around its spend; the curve is in revenue cents per day
+        near = min(curves[P.entity["m4"]]["points"], key=lambda p: abs(p["spendCentsPerDay"] - 15_000))
+        assert 0.8 < near["valuePerDay"] / near["spendCentsPerDay"] < 2.5
         r = await client.get(f"{BASE}/{live}/diminishing-returns", params={"entity_type": "adset"}, headers=viewer)
-        assert r.json()["findings"] == [] and r.json()["evaluatedMembers"] == 0
+        assert r.json()["findings"] == [] and r.json()["evaluatedMembers"] == 0 and r.json()["curves"] == []
 
         # backtest over stored metrics
         r = await client.get(

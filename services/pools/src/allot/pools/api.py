@@ -18,7 +18,7 @@ while AI-native features are disabled):
                                                            200 outcomes | 423 guardrail block | 429 guardrail rate
                                                            limit | 202 still pending after the wait
 - GET    /api/v1/budget-pools/{id}/allocations             allocation + simulation logs (?kind=, limit)
-- GET    /api/v1/budget-pools/{id}/diminishing-returns     members that grew spend without improving ROAS
+- GET    /api/v1/budget-pools/{id}/diminishing-returns     members that grew spend without improving ROAS; fitted curves
 - GET    /api/v1/budget-pools/{id}/backtest                the engine replayed over stored metrics (from/to_date)
 
 One pool per entity: an entity that is an active member of another pool of the workspace is refused with 409
@@ -557,7 +557,8 @@ async def diminishing_returns(
     principal: Principal = Depends(require("viewer")),
     ctx: ServiceContext = Depends(get_ctx),
 ) -> dict[str, Any]:
-    """Active members (campaigns by default, as the seed says) whose spend grew without ROAS improving."""
+    """Active members (campaigns by default, as the seed says) whose spend grew without ROAS improving, and each
+    member's response curve as the engine fits it (spend against value per day, posterior mean)."""
     with _refusals():
         report = await workflow.diminishing_returns(
             ctx, principal.workspace_id, pool_id, window_days=window_days, min_spend_growth_pct=min_spend_growth_pct,

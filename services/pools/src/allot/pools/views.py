@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -317,8 +317,47 @@ class DiminishingReturnsFinding(_Out):
     explanation: str
 
 
+class ResponseCurvePoint(_Out):
+    spend_cents_per_day: int = Field(description="Daily spend in cents.")
+    value_per_day: float = Field(
+        description="The posterior-mean daily value at that spend, in the curve's valueUnit (revenue in cents, or "
+        "conversions)."
+    )
+
+
+class MemberResponseCurve(_Out):
+    """One member's response curve as the engine fits it for a plan (a Hill curve ``V(x) = A x^h / (x^h + K^h)``
+    with a posterior over its shape and scale): the posterior-mean curve on a spend grid."""
+
+    member_id: str
+    entity_id: str
+    entity_name: str | None
+    entity_type: str
+    budget_cents: int = Field(description="The member's daily budget now, in cents.")
+    equal_share_cents: int = Field(description="The pool's equal share (daily budget over the planned members).")
+    kind: Literal["concave", "s_shaped"] = Field(
+        description="concave: each extra cent returns less (posterior-mean Hill exponent at most 1); s_shaped: "
+        "little return until the spend passes the curve's bend, then diminishing (exponent above 1)."
+    )
+    hill_exponent: float = Field(description="The posterior-mean Hill exponent h.")
+    evidence_days: float = Field(description="Days of delivery in the engine's look-back the curve rests on.")
+    prior_only: bool = Field(
+        description="No evidence yet: the curve is the prior (the pool's value per spend at the equal share)."
+    )
+    value_unit: Literal["revenue_cents", "conversions"] = Field(
+        description="What the pool's metric counts as value: revenue in cents (ROAS and revenue pools; conversions "
+        "priced at the pool's revenue per conversion when a composite mixes both) or conversions (CPA and "
+        "conversions pools)."
+    )
+    points: list[ResponseCurvePoint] = Field(
+        description="The curve at evenly spaced daily spends from 0 to twice the larger of the budget and the "
+        "equal share."
+    )
+
+
 class DiminishingReturnsReport(_Out):
-    """Active members whose spend grew without their ROAS improving."""
+    """Active members whose spend grew without their ROAS improving, and each member's response curve as the engine
+    fits it."""
 
     pool_id: str
     as_of: IsoTime
@@ -327,6 +366,10 @@ class DiminishingReturnsReport(_Out):
     entity_type: str
     evaluated_members: int
     findings: list[DiminishingReturnsFinding]
+    curves: list[MemberResponseCurve] = Field(
+        description="Per evaluated member the engine shares the budget among (active, not paused, with a budget), "
+        "its fitted response curve from the inputs and engine state a plan made now would get."
+    )
 
 
 class BacktestMoveView(_Out):
@@ -419,6 +462,24 @@ def diminishing_returns_view(pool_id: Any, report: workflow.DiminishingReturnsRu
             "explanation": f.explanation,
         }
 
+    def curve(c: reports.ResponseCurve) -> dict[str, Any]:
+        m = by_entity[c.member_id]
+        return {
+            "memberId": str(m["member_id"]),
+            "entityId": c.member_id,
+            "entityName": m["entity_name"],
+            "entityType": m["entity_type"],
+            "budgetCents": c.budget_cents,
+            "equalShareCents": c.equal_share_cents,
+            "kind": c.kind,
+            "hillExponent": round(c.hill_exponent, 4),
+            "evidenceDays": round(c.evidence_days, 3),
+            "priorOnly": c.prior_only,
+            "valueUnit": c.value_unit,
+            "points": [{"spendCentsPerDay": p.spend_cents_per_day, "valuePerDay": round(p.value_per_day, 4)}
+                       for p in c.points],
+        }
+
     return {
         "poolId": str(pool_id),
         "asOf": report.as_of.isoformat(),
@@ -427,6 +488,7 @@ def diminishing_returns_view(pool_id: Any, report: workflow.DiminishingReturnsRu
         "entityType": entity_type,
         "evaluatedMembers": len(report.members),
         "findings": [finding(f) for f in report.findings],
+        "curves": [curve(c) for c in report.curves],
     }
 
 

@@ -52,7 +52,12 @@ from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config
 from allot.pools.domain.freeze import FreezeStart, freeze_started
 from allot.pools.domain.models import AllocationPlan, CompositeWeights
 from allot.pools.domain.netchange import narrow, net_change_bounds
-from allot.pools.domain.reports import DiminishingReturnsFinding, find_diminishing_returns
+from allot.pools.domain.reports import (
+    DiminishingReturnsFinding,
+    ResponseCurve,
+    find_diminishing_returns,
+    response_curves,
+)
 from allot.pools.membership import publish_membership
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
@@ -1076,24 +1081,34 @@ class DiminishingReturnsRun:
     members: list[Any]
     """The active members evaluated (rows)."""
     findings: list[DiminishingReturnsFinding]
+    curves: list[ResponseCurve] = field(default_factory=list)
+    """The evaluated members' response curves as a plan now would fit them (those the plan shares the budget
+    among)."""
 
 
 async def diminishing_returns(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *, window_days: float,
                               min_spend_growth_pct: float, entity_type: str | None) -> DiminishingReturnsRun:
-    """Active members whose spend grew without ROAS improving (``find_diminishing_returns``)."""
+    """Active members whose spend grew without ROAS improving (``find_diminishing_returns``), and each one's response
+    curve from the inputs and stored engine state a plan made now would get (``response_curves``: every member of
+    the pool shares the budget, whatever ``entity_type`` the report shows)."""
     now = ctx.clock.now()
+    history_days = max(2 * window_days + 1, settings_of(ctx, PoolsSettings).pools_history_days)
     async with ctx.pool.acquire() as conn:
         pool = await pool_of(conn, workspace_id, pool_id)
-        members, inputs = await members_now(conn, pool, since=now - timedelta(days=2 * window_days + 1), until=now,
-                                            entity_type=entity_type)
+        every, inputs = await members_now(conn, pool, since=now - timedelta(days=history_days), until=now)
+    state = EngineState.from_dict(pool["engine_state"] or {})
+    members = [m for m in every if entity_type is None or m["entity_type"] == entity_type]
+    shown = {m["entity_id"] for m in members}
+    curves = [c for c in response_curves(inputs.pool, inputs.members, inputs.history, now=now, state=state)
+              if c.member_id in shown]
     # The report only needs metric history: members without a reported budget still count (a paused one not).
     states = [dataclasses.replace(s, is_active=True, paused=_paused(inputs.entities.get(s.member_id)))
-              for s in inputs.members]
+              for s in inputs.members if s.member_id in shown]
     findings = find_diminishing_returns(
         inputs.pool, states, inputs.history, now=now, window_days=window_days,
         min_spend_growth_pct=min_spend_growth_pct,
     )
-    return DiminishingReturnsRun(now, members, list(findings))
+    return DiminishingReturnsRun(now, members, list(findings), curves)
 
 
 @dataclass(frozen=True)
