@@ -101,9 +101,23 @@ def fake_pools() -> FastAPI:
                      "spendBeforeCentsPerDay": 18_000, "spendAfterCentsPerDay": 22_000, "roasBefore": 2.2,
                      "roasAfter": 1.9, "spendGrowthPct": 22.2222,
                      "explanation": "spend/day 180.00 -> 220.00 EUR (+22%) while ROAS 2.20 -> 1.90: candidate to "
-                                    "cap or trim"}]}
+                                    "cap or trim"}],
+                "curves": [_curve("m-1", "as-1", "Madrid", 12_345, 90_000, 20_000, prior_only=False),
+                           _curve("m-7", "as-7", "Valencia", 17_655, 60_000, 15_000, prior_only=True)]}
 
     return app
+
+
+def _curve(member_id: str, entity_id: str, name: str, budget: int, scale: float, half: float, *,
+           prior_only: bool) -> dict[str, Any]:
+    """A member's fitted curve as the pools API's diminishing-returns report gives it: ``scale x / (x + half)`` at
+    24 spends from 0 to twice the larger of the budget and the equal share (15 000 cents here)."""
+    top = 2 * max(budget, 15_000)
+    return {"memberId": member_id, "entityId": entity_id, "entityName": name, "entityType": "adset",
+            "budgetCents": budget, "equalShareCents": 15_000, "kind": "concave", "hillExponent": 0.9,
+            "evidenceDays": 0.0 if prior_only else 14.0, "priorOnly": prior_only, "valueUnit": "revenue_cents",
+            "points": [{"spendCentsPerDay": x, "valuePerDay": round(scale * x / (x + half), 4)}
+                       for x in (round(top * i / 23) for i in range(24))]}
 
 
 def _allocation(at: str, history_from: str, moves: dict[str, tuple[int, int, str, float]],
@@ -564,15 +578,26 @@ def test_pool_page_charts_the_members_share_over_time_and_their_diminishing_retu
         dr = text[text.index('data-testid="diminishing-returns"'):]
         assert 'data-testid="returns-chart"' in dr and 'aria-labelledby="returns-title returns-desc"' in dr
         assert dr.count("<polyline") == 2 and 'stroke-dasharray="8 4"' in dr, "a dash per member's curve"
-        assert "(circle)" in dr and "(square)" in dr, "marker shapes named in the legend"
+        assert 'data-curve="fitted"' in dr and 'data-curve="prior"' in dr, "Allot's curves from the pools API"
+        assert "observed windows as markers, Allot's fitted curve as a line</title>" in dr
+        assert "Madrid: 2 observed windows; Allot's fitted curve, concave, from 14 days of evidence" in dr
+        assert "Valencia: 4 observed windows; Allot's fitted curve is the prior only: no evidence for this " \
+               "member yet" in dr, "the description says when a curve is the prior only"
+        assert "Madrid (circle windows, solid line: Allot's fitted curve)" in dr
+        assert "Valencia (square windows, dashed line: Allot's fitted curve, prior only)" in dr
+        assert "Valencia (prior)</text>" in dr, "the prior-only curve is labelled on the chart"
         rows = dr[dr.index('data-testid="returns-table"'):]
         assert "<td>Madrid</td><td class=\"num\">2</td><td class=\"num\">€100.00</td><td class=\"num\">€300.00" \
                "</td>" in rows, "the newest window per day, in the pool's currency"
-        assert "b = 0.82 (fitted over 2 windows): 10 % more spend → +8.1" in rows and "diminishing returns" in rows
+        madrid = rows[rows.index('data-testid="curve-as-1"'):].split("</td>")[0]
+        assert madrid.count(" → ") == 4 and "€300.00 → €540.00" in madrid, "points of the curve, the last at 2× share"
+        assert "from 14 days of evidence" in madrid
+        valencia = rows[rows.index('data-testid="curve-as-7"'):]
+        assert "is the prior only: no evidence for this member yet" in valencia.split("</td>")[0]
         assert "<td>Valencia</td><td class=\"num\">4</td>" in rows, "two log windows and the report's two"
         assert "flagged</span> spend/day 180.00 -&gt; 220.00 EUR (+22%)" in rows and "not flagged" in rows
-        assert "Madrid: 10 % more spend brings +8.1" in dr, "the chart's description"
-        assert "€200.00" in dr and "spend per day" in dr
+        assert "a · spend" not in dr and "b = " not in dr, "the console fits no curve of its own any more"
+        assert "spend per day" in dr
 
 
 def test_form_errors_name_the_field_and_keep_the_input(console_url: str) -> None:

@@ -1405,25 +1405,25 @@ def _share_history(allocations: list[dict[str, Any]], active: list[str], label: 
     return {"chart": charts.share_chart(members, steps), "members": members, "rows": rows}
 
 
+#: How many points of Allot's fitted curve the diminishing-returns table lists per member.
+CURVE_TABLE_POINTS = 4
+
+
 def _returns_view(allocations: list[dict[str, Any]], members: list[dict[str, Any]], label: dict[str, str],
                   report: dict[str, Any] | None) -> dict[str, Any] | None:
     """Spend against return per day for each active member: the windows the allocations' engine inputs summed
     (spend and revenue over their history window) and the diminishing-returns report's two windows (spend per day
-    × ROAS), with a fitted curve ``return = a · spend^b`` over them; with fewer than two distinct spends, the
-    engine's own elasticity at the newest point (its latest plan) gives ``b``."""
+    × ROAS), with Allot's fitted curve from the report (the pools engine's posterior-mean response; drawn when it
+    counts revenue, as the windows do)."""
     found = {f["entityId"]: f for f in (report or {}).get("findings") or []}
+    fitted = {c["entityId"]: c for c in (report or {}).get("curves") or []}
     days = float((report or {}).get("windowDays") or 7)
     rows, series = [], []
     for m in members:
         key = m["entityId"]
         pts: list[tuple[int, int, str]] = []
-        elasticity: float | None = None
         for a in allocations:  # newest first
             inputs = a.get("inputs") or {}
-            lines = (a.get("plan") or {}).get("members") or []
-            line: dict[str, Any] = next((ln for ln in lines if ln.get("entityId") == key), {})
-            if elasticity is None and line.get("elasticity") is not None:
-                elasticity = float(line["elasticity"])
             mine = next((x for x in inputs.get("members") or [] if x.get("entityId") == key), None)
             if not mine or not inputs.get("historyFrom") or not inputs.get("historyTo"):
                 continue
@@ -1440,20 +1440,19 @@ def _returns_view(allocations: list[dict[str, Any]], members: list[dict[str, Any
                      f"the {days:g} days before"),
                     (int(f["spendAfterCentsPerDay"]), round(f["spendAfterCentsPerDay"] * f["roasAfter"]),
                      f"the last {days:g} days")]
-        fit = charts.power_fit([(s, v) for s, v, _ in pts])
-        how = f"fitted over {len(pts)} windows" if fit else None
-        if fit is None and pts and elasticity is not None and pts[0][0] > 0 and pts[0][1] > 0:
-            fit = (pts[0][1] / pts[0][0] ** elasticity, elasticity)
-            how = "the engine's elasticity at the newest window"
+        c = fitted.get(key)
+        curve = [(int(p["spendCentsPerDay"]), float(p["valuePerDay"])) for p in (c or {}).get("points") or []]
+        revenue = c is not None and c.get("valueUnit") == "revenue_cents"
         name = label.get(key, key)
-        series.append((key, name, pts, fit))
+        series.append((key, name, pts, curve if revenue else [], bool(c and c.get("priorOnly"))))
         newest = pts[0] if pts else None
-        rows.append({"name": name, "windows": len(pts), "spend": newest[0] if newest else None,
+        step = max(len(curve) // CURVE_TABLE_POINTS, 1)
+        shown = curve[step - 1::step][-CURVE_TABLE_POINTS:] if curve else []
+        rows.append({"key": key, "name": name, "windows": len(pts), "spend": newest[0] if newest else None,
                      "value": newest[1] if newest else None,
                      "roas": newest[1] / newest[0] if newest and newest[0] else None,
-                     "exponent": fit[1] if fit else None, "how": how,
-                     "plus10": 100 * (1.1 ** fit[1] - 1) if fit else None, "finding": f})
-    if not any(r["windows"] for r in rows):
+                     "curve": c, "revenue": revenue, "curve_points": shown, "finding": f})
+    if not any(r["windows"] or r["curve"] for r in rows):
         return {"chart": None, "rows": rows}
     return {"chart": charts.returns_chart(series), "rows": rows}
 

@@ -239,7 +239,10 @@ class MemberCurve:
     colour: str
     points: list[Point]
     curve: str
+    """Allot's fitted curve as polyline points ("" when there is none)."""
     label_xy: tuple[float, float] | None
+    prior_only: bool = False
+    """The curve is the engine's prior only (no evidence for this member yet)."""
 
 
 @dataclass(frozen=True)
@@ -255,30 +258,20 @@ class ReturnsChart:
     y_ticks: list[tuple[float, int]]
 
 
-def power_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
-    """``value = a · spend^b`` by least squares on the logarithms; None without two spends 5 % apart."""
-    pts = [(math.log(s), math.log(v)) for s, v in points if s > 0 and v > 0]
-    if len(pts) < 2 or max(p[0] for p in pts) - min(p[0] for p in pts) < math.log(1.05):
-        return None
-    n = len(pts)
-    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
-    b = sum((p[0] - mx) * (p[1] - my) for p in pts) / sum((p[0] - mx) ** 2 for p in pts)
-    b = min(max(b, 0.0), 2.0)
-    return math.exp(my - b * mx), b
-
-
-def returns_chart(members: list[tuple[str, str, list[tuple[int, int, str]], tuple[float, float] | None]], *,
+def returns_chart(members: list[tuple[str, str, list[tuple[int, int, str]], list[tuple[int, float]], bool]], *,
                   width: int = 640, height: int = 260) -> ReturnsChart | None:
-    """Daily spend (x) against daily return (y) per member: its observed windows as markers and its fitted curve
-    ``a · x^b`` (dashed differently per member). ``members``: (key, label, [(spend, value, note)], (a, b) | None)."""
-    seen = [(s, v) for _, _, pts, _ in members for s, v, _ in pts]
-    if not seen:
+    """Daily spend (x) against daily return (y) per member: its observed windows as markers and Allot's fitted curve
+    (the pools engine's posterior-mean response, dashed differently per member). ``members``: (key, label,
+    [(spend, value, note)], [(spend, value)] of the curve, whether the curve is the prior only). None with nothing
+    to draw."""
+    seen = [(s, v) for _, _, pts, _, _ in members for s, v, _ in pts]
+    fitted = [(s, v) for _, _, _, curve, _ in members for s, v in curve]
+    if not seen and not fitted:
         return None
     left, top_px, right, bottom = 84, 10, 120, 34
     plot_w, plot_h = width - left - right, height - top_px - bottom
-    x_top = _nice(max(s for s, _ in seen) * 1.25)
-    fitted_tops = [a * x_top**b for _, _, pts, fit in members if fit and pts for a, b in [fit]]
-    y_top = _nice(max([v for _, v in seen] + [min(f, 3 * max(v for _, v in seen) + 1) for f in fitted_tops]) * 1.1)
+    x_top = _nice(max([s * 1.25 for s, _ in seen] + [s for s, _ in fitted] + [1]))
+    y_top = _nice(max([v for _, v in seen] + [v for s, v in fitted if s <= x_top] + [1]) * 1.1)
 
     def x(v: float) -> float:
         return round(left + plot_w * min(max(v / x_top, 0.0), 1.0), 1)
@@ -287,20 +280,13 @@ def returns_chart(members: list[tuple[str, str, list[tuple[int, int, str]], tupl
         return round(top_px + plot_h * (1 - min(max(v / y_top, 0.0), 1.0)), 1)
 
     out = []
-    for i, (key, label, pts, fit) in enumerate(members):
-        curve, label_xy = "", None
-        if fit and pts:
-            a, b = fit
-            lo = min(s for s, _, _ in pts) * 0.5
-            hi = min(max(s for s, _, _ in pts) * 1.5, x_top)
-            xs = [lo + (hi - lo) * k / 24 for k in range(25)]
-            line = [(px, a * px**b) for px in xs if a * px**b <= y_top]
-            curve = " ".join(f"{x(px)},{y(py)}" for px, py in line)
-            if line:
-                label_xy = (x(line[-1][0]) + 4, y(line[-1][1]) + 4)
+    for i, (key, label, pts, curve, prior_only) in enumerate(members):
+        line = [(s, v) for s, v in curve if s <= x_top]
+        drawn = " ".join(f"{x(s)},{y(v)}" for s, v in line)
+        label_xy = (x(line[-1][0]) + 4, y(line[-1][1]) + 4) if line else None
         out.append(MemberCurve(key, label, MARKERS[i % len(MARKERS)], DASHES[i % len(DASHES)],
-                               COLOURS[i % len(COLOURS)], [Point(x(s), y(v), s, v, n) for s, v, n in pts], curve,
-                               label_xy))
+                               COLOURS[i % len(COLOURS)], [Point(x(s), y(v), s, v, n) for s, v, n in pts], drawn,
+                               label_xy, prior_only))
     x_ticks = [(x(x_top * f), round(x_top * f)) for f in (0, 0.5, 1)]
     y_ticks = [(y(y_top * f), round(y_top * f)) for f in (0, 0.25, 0.5, 0.75, 1)]
     return ReturnsChart(width, height, left, top_px, plot_w, plot_h, out, x_ticks, y_ticks)
