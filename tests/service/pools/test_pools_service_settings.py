@@ -63,8 +63,10 @@ async def test_pool_engine_settings_defaults_validation_storage_and_engine(setti
         async with ctx.pool.acquire() as conn:
             row = await db.get_pool(conn, P.ws, uuid.UUID(custom["id"]))
             zero = await db.get_pool(conn, P.ws, uuid.UUID(snake["id"]))
-        assert row["persistence_intervals"] == 3 and row["cooldown_hours"] == 6.0 and row["deadband_pct"] == 5.0
-        assert row["exploration_share"] == 0.02 and row["composite_weights"]["frequency_risk"] == 0.2
+        assert row is not None and zero is not None
+        assert row.persistence_intervals == 3 and row.cooldown_hours == 6.0 and row.deadband_pct == 5.0
+        assert row.exploration_share == 0.02 and row.composite_weights is not None
+        assert row.composite_weights["frequency_risk"] == 0.2
         built = workflow.pool_settings(workflow.settings_snapshot(row))
         assert (built.persistence_intervals, built.cooldown_hours, built.deadband_pct, built.exploration_share) == (
             3, 6.0, 5.0, 0.02)

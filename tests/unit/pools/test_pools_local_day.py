@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from allot.contracts.localday import day_bounds_utc, zone_named
 from allot.pools.domain import MemberState, MetricInterval, PoolSettings
 from allot.pools.domain.backtest import backtest
+from allot.pools.domain.stored import StoredMember
 from allot.pools.workflow import day_start, pool_zone
 
 NY = zone_named("America/New_York")
@@ -46,7 +48,12 @@ def test_a_pools_days_are_its_first_members_accounts() -> None:
     def lookup(ws: str, platform: str, account: str) -> object:
         return zones.get((ws, platform, account), UTC)
 
-    members = [{"platform": "meta", "ad_account_id": None}, {"platform": "meta", "ad_account_id": "act-ny"}]
+    at = datetime(2024, 3, 1, tzinfo=UTC)
+    members = [StoredMember(member_id=uuid.uuid4(), pool_id=uuid.uuid4(), workspace_id="ws", entity_type="campaign",
+                            entity_id=f"c{i}", ad_account_id=account, entity_name=None, platform="meta",
+                            currency="USD", min_budget_cents=None, max_budget_cents=None, weight=1.0, is_active=True,
+                            created_at=at, updated_at=at)
+               for i, account in enumerate([None, "act-ny"])]
     assert pool_zone("ws", members, lookup) is NY  # type: ignore[arg-type]
     assert pool_zone("ws", [], lookup) is UTC  # type: ignore[arg-type]
     assert pool_zone("ws", members, None) is UTC

@@ -6,15 +6,18 @@ import uuid
 from datetime import UTC, datetime
 
 from allot.contracts.codec import decode, encode
+from allot.pools.domain.stored import StoredMember
 from allot.pools.membership import TOPIC, members_changed_envelope
 
 NOW = datetime(2026, 9, 10, 12, tzinfo=UTC)
 POOL = uuid.UUID("00000000-0000-4000-8000-0000000000aa")
 
 
-def _member(entity: str, *, active: bool = True, account: str | None = "act-1") -> dict[str, object]:
-    return {"entity_id": entity, "entity_type": "campaign", "platform": "meta", "ad_account_id": account,
-            "is_active": active, "entity_name": f"Campaign {entity}", "min_budget_cents": None}
+def _member(entity: str, *, active: bool = True, account: str | None = "act-1") -> StoredMember:
+    return StoredMember(member_id=uuid.uuid5(POOL, entity), pool_id=POOL, workspace_id="ws-1", entity_type="campaign",
+                        entity_id=entity, ad_account_id=account, entity_name=f"Campaign {entity}", platform="meta",
+                        currency="USD", min_budget_cents=None, max_budget_cents=None, weight=1.0, is_active=active,
+                        created_at=NOW, updated_at=NOW)
 
 
 def test_lists_every_active_member_sorted_with_the_version_and_time() -> None:

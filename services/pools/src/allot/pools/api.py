@@ -57,6 +57,7 @@ from pydantic.alias_generators import to_camel
 from allot.pools import views, workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.config import Problem
+from allot.pools.domain.stored import StoredAllocation, StoredMember
 from allot.pools.views import (
     AllocateResult,
     AllocationLog,
@@ -339,11 +340,11 @@ async def list_pools(
 ) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         pools = await db.list_pools(conn, principal.workspace_id, include_deleted=include_deleted)
-        members = await db.members_of(conn, [p["pool_id"] for p in pools])
-    by_pool: dict[Any, list[Any]] = {}
+        members = await db.members_of(conn, [p.pool_id for p in pools])
+    by_pool: dict[uuid.UUID, list[StoredMember]] = {}
     for m in members:
-        by_pool.setdefault(m["pool_id"], []).append(m)
-    return {"pools": [views.pool_view(p, by_pool.get(p["pool_id"], [])) for p in pools]}
+        by_pool.setdefault(m.pool_id, []).append(m)
+    return {"pools": [views.pool_view(p, by_pool.get(p.pool_id, [])) for p in pools]}
 
 
 @router.get("/entities", **documented(ReportedEntityList, 404))
@@ -463,12 +464,13 @@ async def simulate(
     return views.with_verdicts(views.allocation_view(row, []), verdict)
 
 
-def _sync_response(row: Any, outcomes: list[Any], response: Response, *, replayed: bool) -> dict[str, Any]:
+def _sync_response(row: StoredAllocation, outcomes: list[Any], response: Response, *,
+                   replayed: bool) -> dict[str, Any]:
     view = views.allocation_view(row, outcomes)
-    status = row["status"]
+    status = row.status
     body = {"requestId": view["requestId"], "status": status, "replayed": replayed, "allocation": view}
     if status == "blocked":
-        d = row["decision"] or {}
+        d = row.decision or {}
         if d.get("check") == "rate_limited":
             retry = workflow.retry_after_s(d.get("retryAfterS") or 60)
             raise ApiError(
@@ -519,8 +521,8 @@ async def allocate(
     row = done.allocation
     if run_async:
         return {
-            "requestId": str(row["allocation_id"]),
-            "status": row["status"],
+            "requestId": str(row.allocation_id),
+            "status": row.status,
             "idempotencyKey": done.idempotency_key,
             "replayed": not done.created,
             "allocation": views.allocation_view(row, done.outcomes),
@@ -543,7 +545,7 @@ async def list_allocations(
         async with ctx.pool.acquire() as conn:
             await workflow.pool_of(conn, principal.workspace_id, pool_id)
             rows = await db.list_allocations(conn, pool_id, kind=kind, limit=limit)
-            outcomes = await db.outcomes_of(conn, [r["allocation_id"] for r in rows])
+            outcomes = await db.outcomes_of(conn, [r.allocation_id for r in rows])
             notes = await db.notes_of(conn, pool_id, limit)
     return views.allocation_log_view(pool_id, rows, outcomes, notes)
 

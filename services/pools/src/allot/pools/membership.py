@@ -10,16 +10,15 @@ pool") holds from the moment a member joins, not from the pool's first allocatio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from allot.contracts.envelope import Envelope, new_envelope
 from allot.contracts.payloads import PoolMemberRef, PoolMembersChanged
 from allot.contracts.registry import TOPICS
 from allot.pools.adapters import postgres as db
+from allot.pools.domain.stored import StoredMember
 from allot.runtime.db import Conn
 
 if TYPE_CHECKING:  # workflow calls publish_membership
@@ -29,16 +28,17 @@ TOPIC = "pool.members_changed"
 
 
 def members_changed_envelope(pool_id: uuid.UUID | str, workspace_id: str,
-                             members: Sequence[Mapping[str, Any] | asyncpg.Record], *,
+                             members: Sequence[StoredMember], *,
                              version: int, deleted: bool, now: datetime) -> Envelope[PoolMembersChanged]:
     """The event for this state of the pool (pure): its active members, in a stable order; none when deleted.
 
     The id is derived from the pool and the version, so building the same state twice gives the same event."""
-    listed = [] if deleted else sorted((m for m in members if m["is_active"]), key=lambda m: m["entity_id"])
+    listed = [] if deleted else sorted((m for m in members if m.is_active), key=lambda m: m.entity_id)
     payload = PoolMembersChanged(
         pool_id=str(pool_id), workspace_id=workspace_id, deleted=deleted, version=version, changed_at=now,
-        members=[PoolMemberRef(entity_id=m["entity_id"], entity_type=m["entity_type"], platform=m["platform"],
-                               ad_account_id=m["ad_account_id"]) for m in listed],
+        members=[PoolMemberRef(entity_id=m.entity_id, entity_type=m.entity_type,  # type: ignore[arg-type]
+                               platform=m.platform, ad_account_id=m.ad_account_id)  # type: ignore[arg-type]
+                 for m in listed],
     )
     return new_envelope(event_type=TOPIC, schema_version=TOPICS[TOPIC].schema_version, payload=payload,
                         producer="pools", workspace_id=workspace_id, occurred_at=now,

@@ -78,7 +78,7 @@ async def run_slot(ctx: ServiceContext, pool_id: uuid.UUID, slot: datetime) -> w
             return None
         pool = await db.lock_pool(conn, pool_id)
         await db.set_scheduled_slot(conn, pool_id, slot)
-        if pool is None or pool["deleted_at"] is not None or pool["status"] != "active":
+        if pool is None or pool.deleted_at is not None or pool.status != "active":
             return None
         members = await db.members_of(conn, [pool_id], active_only=True)
         key, label = scheduled_key(pool_id, slot)

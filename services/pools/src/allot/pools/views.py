@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 from allot.pools import workflow
 from allot.pools.domain import EngineState, MemberState, reports
 from allot.pools.domain import backtest as bt
+from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredPool
 from allot.runtime.openapi import Body as ResponseBody
 from allot.runtime.openapi import Json
 
@@ -23,26 +24,26 @@ def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v is not None else None
 
 
-def member_view(m: Any) -> dict[str, Any]:
+def member_view(m: StoredMember) -> dict[str, Any]:
     return {
-        "id": str(m["member_id"]),
-        "poolId": str(m["pool_id"]),
-        "entityType": m["entity_type"],
-        "entityId": m["entity_id"],
-        "adAccountId": m["ad_account_id"],
-        "entityName": m["entity_name"],
-        "platform": m["platform"],
-        "currency": m["currency"],
-        "minBudgetCents": m["min_budget_cents"],
-        "maxBudgetCents": m["max_budget_cents"],
-        "weight": m["weight"],
-        "isActive": m["is_active"],
-        "createdAt": _iso(m["created_at"]),
-        "updatedAt": _iso(m["updated_at"]),
+        "id": str(m.member_id),
+        "poolId": str(m.pool_id),
+        "entityType": m.entity_type,
+        "entityId": m.entity_id,
+        "adAccountId": m.ad_account_id,
+        "entityName": m.entity_name,
+        "platform": m.platform,
+        "currency": m.currency,
+        "minBudgetCents": m.min_budget_cents,
+        "maxBudgetCents": m.max_budget_cents,
+        "weight": m.weight,
+        "isActive": m.is_active,
+        "createdAt": _iso(m.created_at),
+        "updatedAt": _iso(m.updated_at),
     }
 
 
-def engine_settings_view(p: Any) -> dict[str, Any]:
+def engine_settings_view(p: StoredPool) -> dict[str, Any]:
     """The engine settings a pool runs with (its own, or the engine's default where it set none: listed in
     ``engineDefaults``)."""
     ps = workflow.pool_settings(workflow.settings_snapshot(p))
@@ -58,37 +59,37 @@ def engine_settings_view(p: Any) -> dict[str, Any]:
             "frequencyRisk": cw.frequency_risk,
             "engagementDecay": cw.engagement_decay,
         },
-        "engineDefaults": [to_camel(k) for k in (*workflow.ENGINE_KNOBS, "composite_weights") if p[k] is None],
+        "engineDefaults": [to_camel(k) for k in (*workflow.ENGINE_KNOBS, "composite_weights") if getattr(p, k) is None],
     }
 
 
-def pool_view(p: Any, members: list[Any]) -> dict[str, Any]:
-    state = EngineState.from_dict(p["engine_state"] or {})
+def pool_view(p: StoredPool, members: list[StoredMember]) -> dict[str, Any]:
+    state = EngineState.from_dict(p.engine_state or {})
     return {
-        "id": str(p["pool_id"]),
-        "workspaceId": p["workspace_id"],
-        "name": p["name"],
-        "optimizationMetric": p["optimization_metric"],
-        "dailyBudgetCents": p["daily_budget_cents"],
-        "currency": p["currency"],
-        "allocationFrequencyHours": p["allocation_frequency_hours"],
-        "defaultMinBudgetCents": p["default_min_budget_cents"],
-        "defaultMaxBudgetCents": p["default_max_budget_cents"],
-        "minBudgetChange": p["min_budget_change_cents"],
-        "status": "deleted" if p["deleted_at"] else p["status"],
-        "autonomy": p["autonomy"],
+        "id": str(p.pool_id),
+        "workspaceId": p.workspace_id,
+        "name": p.name,
+        "optimizationMetric": p.optimization_metric,
+        "dailyBudgetCents": p.daily_budget_cents,
+        "currency": p.currency,
+        "allocationFrequencyHours": p.allocation_frequency_hours,
+        "defaultMinBudgetCents": p.default_min_budget_cents,
+        "defaultMaxBudgetCents": p.default_max_budget_cents,
+        "minBudgetChange": p.min_budget_change_cents,
+        "status": "deleted" if p.deleted_at else p.status,
+        "autonomy": p.autonomy,
         **engine_settings_view(p),
-        "version": p["version"],
-        "createdAt": _iso(p["created_at"]),
-        "updatedAt": _iso(p["updated_at"]),
-        "deletedAt": _iso(p["deleted_at"]),
-        "lastScheduledSlot": _iso(p["last_scheduled_slot"]),
+        "version": p.version,
+        "createdAt": _iso(p.created_at),
+        "updatedAt": _iso(p.updated_at),
+        "deletedAt": _iso(p.deleted_at),
+        "lastScheduledSlot": _iso(p.last_scheduled_slot),
         "engine": {
             "frozenUntil": _iso(state.frozen_until),
             "frozenReason": state.frozen_reason,
             "lastPlanAt": _iso(state.last_plan_at),
         },
-        "activeMemberCount": sum(1 for m in members if m["is_active"]),
+        "activeMemberCount": sum(1 for m in members if m.is_active),
         "members": [member_view(m) for m in members],
     }
 
@@ -106,26 +107,26 @@ def outcome_view(o: Any) -> dict[str, Any]:
     }
 
 
-def allocation_view(a: Any, outcomes: list[Any]) -> dict[str, Any]:
+def allocation_view(a: StoredAllocation, outcomes: list[Any]) -> dict[str, Any]:
     return {
-        "id": str(a["allocation_id"]),
-        "requestId": str(a["allocation_id"]) if a["kind"] == "allocation" else None,
-        "poolId": str(a["pool_id"]),
-        "kind": a["kind"],
-        "trigger": a["trigger"],
-        "status": a["status"],
-        "autonomy": a["autonomy"],
-        "idempotencyKey": a["idempotency_key"],
-        "requestedBy": a["requested_by"],
-        "createdAt": _iso(a["created_at"]),
-        "plannedAt": _iso(a["planned_at"]),
-        "updatedAt": _iso(a["updated_at"]),
-        "eventId": str(a["event_id"]) if a["event_id"] else None,
-        "settings": workflow.camel(a["settings"]),
-        "inputs": a["inputs"],
-        "plan": a["plan"],
-        "actions": a["actions"],
-        "decision": a["decision"],
+        "id": str(a.allocation_id),
+        "requestId": str(a.allocation_id) if a.kind == "allocation" else None,
+        "poolId": str(a.pool_id),
+        "kind": a.kind,
+        "trigger": a.trigger,
+        "status": a.status,
+        "autonomy": a.autonomy,
+        "idempotencyKey": a.idempotency_key,
+        "requestedBy": a.requested_by,
+        "createdAt": _iso(a.created_at),
+        "plannedAt": _iso(a.planned_at),
+        "updatedAt": _iso(a.updated_at),
+        "eventId": str(a.event_id) if a.event_id else None,
+        "settings": workflow.camel(a.settings),
+        "inputs": a.inputs,
+        "plan": a.plan,
+        "actions": a.actions,
+        "decision": a.decision,
         "outcomes": [outcome_view(o) for o in outcomes],
     }
 
@@ -423,14 +424,14 @@ def reported_entity_view(r: Any) -> dict[str, Any]:
 
 
 def allocation_log_view(
-    pool_id: Any, rows: Sequence[Any], outcomes: Sequence[Any], notes: Sequence[Any]
+    pool_id: Any, rows: Sequence[StoredAllocation], outcomes: Sequence[Any], notes: Sequence[Any]
 ) -> dict[str, Any]:
     by_alloc: dict[Any, list[Any]] = {}
     for o in outcomes:
         by_alloc.setdefault(o["allocation_id"], []).append(o)
     return {
         "poolId": str(pool_id),
-        "allocations": [allocation_view(r, by_alloc.get(r["allocation_id"], [])) for r in rows],
+        "allocations": [allocation_view(r, by_alloc.get(r.allocation_id, [])) for r in rows],
         "notes": [{"id": str(n["note_id"]), "kind": n["kind"], "at": _iso(n["at"]), **n["body"]} for n in notes],
     }
 
@@ -445,15 +446,15 @@ def with_verdicts(view: dict[str, Any], verdict: dict[str, Any]) -> dict[str, An
 
 def diminishing_returns_view(pool_id: Any, report: workflow.DiminishingReturnsRun, *, window_days: float,
                              min_spend_growth_pct: float, entity_type: str) -> dict[str, Any]:
-    by_entity: Mapping[str, Any] = {m["entity_id"]: m for m in report.members}
+    by_entity: Mapping[str, StoredMember] = {m.entity_id: m for m in report.members}
 
     def finding(f: reports.DiminishingReturnsFinding) -> dict[str, Any]:
         m = by_entity[f.member_id]
         return {
-            "memberId": str(m["member_id"]),
+            "memberId": str(m.member_id),
             "entityId": f.member_id,
-            "entityName": m["entity_name"],
-            "entityType": m["entity_type"],
+            "entityName": m.entity_name,
+            "entityType": m.entity_type,
             "spendBeforeCentsPerDay": f.spend_before_cents_per_day,
             "spendAfterCentsPerDay": f.spend_after_cents_per_day,
             "roasBefore": round(f.roas_before, 6),
@@ -465,10 +466,10 @@ def diminishing_returns_view(pool_id: Any, report: workflow.DiminishingReturnsRu
     def curve(c: reports.ResponseCurve) -> dict[str, Any]:
         m = by_entity[c.member_id]
         return {
-            "memberId": str(m["member_id"]),
+            "memberId": str(m.member_id),
             "entityId": c.member_id,
-            "entityName": m["entity_name"],
-            "entityType": m["entity_type"],
+            "entityName": m.entity_name,
+            "entityType": m.entity_type,
             "budgetCents": c.budget_cents,
             "equalShareCents": c.equal_share_cents,
             "kind": c.kind,

@@ -58,6 +58,7 @@ from allot.pools.domain.reports import (
     find_diminishing_returns,
     response_curves,
 )
+from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredPool
 from allot.pools.membership import publish_membership
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
@@ -136,18 +137,23 @@ def knob_default(name: str) -> Any:
     return _POOL_FIELDS[name].default
 
 
-def settings_snapshot(pool: Any) -> dict[str, Any]:
+def settings_snapshot(pool: StoredPool) -> dict[str, Any]:
     """The pool's settings as stored with an allocation (snake_case, JSON-ready); unset knobs as their default."""
-    snap = {"pool_id": str(pool["pool_id"]), **{k: pool[k] for k in SETTINGS_KEYS}}
+    snap = {"pool_id": str(pool.pool_id), **{k: getattr(pool, k) for k in SETTINGS_KEYS}}
     for k in ENGINE_KNOBS:
         if snap[k] is None:
             snap[k] = knob_default(k)
     return snap
 
 
-def members_snapshot(members: Sequence[Any]) -> list[dict[str, Any]]:
+def member_values(m: StoredMember) -> dict[str, Any]:
+    """A stored member's MEMBER_KEYS (what ``member_row`` stores)."""
+    return {k: getattr(m, k) for k in MEMBER_KEYS}
+
+
+def members_snapshot(members: Sequence[StoredMember]) -> list[dict[str, Any]]:
     """Active members as stored with an allocation."""
-    return [{"member_id": str(m["member_id"]), **{k: m[k] for k in MEMBER_KEYS}} for m in members if m["is_active"]]
+    return [{"member_id": str(m.member_id), **member_values(m)} for m in members if m.is_active]
 
 
 def pool_settings(snap: dict[str, Any]) -> PoolSettings:
@@ -395,14 +401,15 @@ def actions_of_view(views: Sequence[dict[str, Any]]) -> list[BudgetAction]:
     ]
 
 
-def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationRequested:
-    snap = alloc["settings"]
+def change_set(alloc: StoredAllocation, actions: Sequence[PlannedAction]) -> AllocationRequested:
+    snap = alloc.settings
+    assert alloc.idempotency_key is not None  # queue_allocation keys every allocation (a simulation has none)
     return AllocationRequested(
-        request_id=alloc["allocation_id"],
+        request_id=alloc.allocation_id,
         source="pool",
-        source_id=str(alloc["pool_id"]),
-        idempotency_key=alloc["idempotency_key"],
-        manual=alloc["trigger"] == "manual",
+        source_id=str(alloc.pool_id),
+        idempotency_key=alloc.idempotency_key,
+        manual=alloc.trigger == "manual",
         actions=[
             BudgetAction(
                 action_id=a.action_id,
@@ -420,7 +427,7 @@ def change_set(alloc: Any, actions: Sequence[PlannedAction]) -> AllocationReques
         ],
         pool_daily_budget_cents=int(snap["daily_budget_cents"]),
         currency=snap["currency"],
-        requested_by=alloc["requested_by"],
+        requested_by=alloc.requested_by,
     )
 
 
@@ -493,29 +500,29 @@ class RunResult:
 
 async def queue_allocation(
     conn: Conn,
-    pool: Any,
-    members: Sequence[Any],
+    pool: StoredPool,
+    members: Sequence[StoredMember],
     *,
     trigger: str,
     key: str,
     slot: str,
     requested_by: str,
     now: datetime,
-) -> tuple[Any, bool]:
+) -> tuple[StoredAllocation, bool]:
     """Insert the allocation (status queued) with its settings + member snapshot; (existing row, False) if the key
     was already used for this pool."""
-    pool_id = pool["pool_id"]
+    pool_id = pool.pool_id
     row = await db.insert_allocation(
         conn,
         allocation_id=request_id_for(pool_id, key),
         pool_id=pool_id,
-        workspace_id=pool["workspace_id"],
+        workspace_id=pool.workspace_id,
         kind="allocation",
         trigger=trigger,
         idempotency_key=key,
         slot=slot,
         status="queued",
-        autonomy=pool["autonomy"],
+        autonomy=pool.autonomy,
         settings=settings_snapshot(pool),
         members=members_snapshot(members),
         requested_by=requested_by,
@@ -529,15 +536,16 @@ async def queue_allocation(
 
 
 async def run_allocation(
-    conn: Conn, emit: Emit, alloc: Any, *, now: datetime, history_days: int, locked_pool: Any = None
+    conn: Conn, emit: Emit, alloc: StoredAllocation, *, now: datetime, history_days: int,
+    locked_pool: StoredPool | None = None
 ) -> RunResult:
     """Plan a queued allocation (caller's transaction; see the module docstring). ``locked_pool``: the pool row
     when the caller already holds its lock in this transaction (else it is locked here)."""
-    alloc_id = alloc["allocation_id"]
-    pool = locked_pool if locked_pool is not None else await db.lock_pool(conn, alloc["pool_id"])
+    alloc_id = alloc.allocation_id
+    pool = locked_pool if locked_pool is not None else await db.lock_pool(conn, alloc.pool_id)
     assert pool is not None
-    ws = alloc["workspace_id"]
-    if pool["deleted_at"] is not None:  # deleted while queued: nothing to allocate any more
+    ws = alloc.workspace_id
+    if pool.deleted_at is not None:  # deleted while queued: nothing to allocate any more
         await db.save_plan(
             conn,
             alloc_id,
@@ -549,13 +557,13 @@ async def run_allocation(
             event_id=None,
         )
         return RunResult(alloc_id, "cancelled", 0, False)
-    state = EngineState.from_dict(pool["engine_state"] or {})
+    state = EngineState.from_dict(pool.engine_state or {})
     since = now - timedelta(days=history_days)
     try:
-        inputs = await load_inputs(conn, ws, alloc["settings"], alloc["members"], since=since, until=now)
+        inputs = await load_inputs(conn, ws, alloc.settings, alloc.members, since=since, until=now)
         plan = plan_allocation(inputs.pool, inputs.members, inputs.history, now=now, state=state)
     except ValueError as exc:  # an impossible configuration must not wedge the queue
-        log.error("pool_allocation_failed", pool_id=str(alloc["pool_id"]), allocation_id=str(alloc_id), error=str(exc))
+        log.error("pool_allocation_failed", pool_id=str(alloc.pool_id), allocation_id=str(alloc_id), error=str(exc))
         await db.save_plan(
             conn,
             alloc_id,
@@ -567,19 +575,20 @@ async def run_allocation(
             event_id=None,
         )
         return RunResult(alloc_id, "failed", 0, False)
-    await db.set_engine_state(conn, alloc["pool_id"], plan.state.to_dict())
-    actions = planned_actions(plan, inputs.targets, pool_id=alloc["pool_id"], slot=alloc["slot"])
+    await db.set_engine_state(conn, alloc.pool_id, plan.state.to_dict())
+    assert alloc.slot is not None  # queue_allocation labels every allocation's slot (a simulation has none)
+    actions = planned_actions(plan, inputs.targets, pool_id=alloc.pool_id, slot=alloc.slot)
     freeze = freeze_started(state, plan)
     if freeze is not None:
         await emit(conn, [pool_frozen_envelope(
-            pool_id=alloc["pool_id"], workspace_id=ws, pool_name=str(pool["name"]), pool=inputs.pool, freeze=freeze,
-            members=inputs.snapshot, live=alloc["autonomy"] == "live", now=now)])
+            pool_id=alloc.pool_id, workspace_id=ws, pool_name=str(pool.name), pool=inputs.pool, freeze=freeze,
+            members=inputs.snapshot, live=alloc.autonomy == "live", now=now)])
     event_id = None
     if plan.frozen:
         status = "frozen"
     elif not actions:
         status = "no_change"
-    elif alloc["autonomy"] != "live":
+    elif alloc.autonomy != "live":
         status = "observed"
     else:
         envelope = new_envelope(
@@ -606,11 +615,11 @@ async def run_allocation(
     )
     log.info(
         "pool_allocation_planned",
-        pool_id=str(alloc["pool_id"]),
+        pool_id=str(alloc.pool_id),
         allocation_id=str(alloc_id),
         status=status,
-        trigger=alloc["trigger"],
-        autonomy=alloc["autonomy"],
+        trigger=alloc.trigger,
+        autonomy=alloc.autonomy,
         actions=len(actions),
         frozen=plan.frozen,
         frozen_reason=plan.frozen_reason,
@@ -624,12 +633,11 @@ async def run_allocation(
 ZoneLookup = Callable[[str, str, str], tzinfo]
 
 
-def pool_zone(workspace_id: str, members: Sequence[Mapping[str, Any] | asyncpg.Record],
-              zones: ZoneLookup | None) -> tzinfo:
+def pool_zone(workspace_id: str, members: Sequence[StoredMember], zones: ZoneLookup | None) -> tzinfo:
     """The zone whose days a pool's dates name: its first member's ad account's (UTC without one)."""
     for m in members:
-        if zones is not None and m["ad_account_id"]:
-            return zones(workspace_id, m["platform"], m["ad_account_id"])
+        if zones is not None and m.ad_account_id:
+            return zones(workspace_id, m.platform, m.ad_account_id)
     return UTC
 
 
@@ -640,8 +648,8 @@ def day_start(d: date, zone: tzinfo = UTC) -> datetime:
 
 async def simulate(
     conn: Conn,
-    pool: Any,
-    members: Sequence[Any],
+    pool: StoredPool,
+    members: Sequence[StoredMember],
     *,
     now: datetime,
     from_date: date | None,
@@ -649,7 +657,7 @@ async def simulate(
     history_days: int,
     requested_by: str,
     zone: tzinfo = UTC,
-) -> Any:
+) -> StoredAllocation:
     """What-if plan on stored history (optionally [from_date, to_date]); stores a simulation log, changes nothing else.
 
     The plan is made as of the end of ``to_date`` (or now), from the stored engine state, without persisting it."""
@@ -657,22 +665,22 @@ async def simulate(
     since = day_start(from_date, zone) if from_date is not None else until - timedelta(days=history_days)
     settings = settings_snapshot(pool)
     snap = members_snapshot(members)
-    state = EngineState.from_dict(pool["engine_state"] or {})
+    state = EngineState.from_dict(pool.engine_state or {})
     sim_id = uuid.uuid4()
-    inputs = await load_inputs(conn, pool["workspace_id"], settings, snap, since=since, until=until)
+    inputs = await load_inputs(conn, pool.workspace_id, settings, snap, since=since, until=until)
     plan = plan_allocation(inputs.pool, inputs.members, inputs.history, now=until, state=state)
-    actions = planned_actions(plan, inputs.targets, pool_id=pool["pool_id"], slot=f"simulation/{sim_id}")
+    actions = planned_actions(plan, inputs.targets, pool_id=pool.pool_id, slot=f"simulation/{sim_id}")
     await db.insert_allocation(
         conn,
         allocation_id=sim_id,
-        pool_id=pool["pool_id"],
-        workspace_id=pool["workspace_id"],
+        pool_id=pool.pool_id,
+        workspace_id=pool.workspace_id,
         kind="simulation",
         trigger="simulate",
         idempotency_key=None,
         slot=None,
         status="simulated",
-        autonomy=pool["autonomy"],
+        autonomy=pool.autonomy,
         settings=settings,
         members=snap,
         requested_by=requested_by,
@@ -694,6 +702,7 @@ async def simulate(
         event_id=None,
     )
     row = await db.get_allocation(conn, sim_id)
+    assert row is not None  # inserted above
     return row
 
 
@@ -768,7 +777,7 @@ def refuse(problems: Sequence[Problem]) -> None:
         raise Invalid(problems)
 
 
-async def pool_of(conn: Conn, workspace_id: str, pool_id: uuid.UUID, *, for_update: bool = False) -> db.Row:
+async def pool_of(conn: Conn, workspace_id: str, pool_id: uuid.UUID, *, for_update: bool = False) -> StoredPool:
     pool = await db.get_pool(conn, workspace_id, pool_id, for_update=for_update)
     if pool is None:
         raise PoolNotFound(pool_id)
@@ -783,7 +792,7 @@ def member_row(m: Mapping[str, Any], pool_currency: str, field: str) -> dict[str
     return {k: currency if k == "currency" else m[k] for k in MEMBER_KEYS}
 
 
-def member_bounds(members: Sequence[Any], *, prefix: str = "members") -> list[MemberBounds]:
+def member_bounds(members: Sequence[Mapping[str, Any]], *, prefix: str = "members") -> list[MemberBounds]:
     return [
         MemberBounds(f"{prefix}.{i}", m["entity_id"], m["min_budget_cents"], m["max_budget_cents"], m["is_active"])
         for i, m in enumerate(members)
@@ -847,7 +856,8 @@ async def refuse_foreign_accounts(ctx: ServiceContext, conn: Conn, workspace_id:
 
 
 async def create_pool(ctx: ServiceContext, workspace_id: str, settings: dict[str, Any],
-                      members_in: Sequence[Mapping[str, Any]], *, now: datetime) -> tuple[db.Row, list[db.Row]]:
+                      members_in: Sequence[Mapping[str, Any]], *,
+                      now: datetime) -> tuple[StoredPool, list[StoredMember]]:
     """A new pool with its first members, and its pool.members_changed, in one transaction."""
     members = [member_row(m, settings["currency"], f"members.{i}.") for i, m in enumerate(members_in)]
     validate_settings(settings, member_bounds(members))
@@ -877,18 +887,18 @@ async def create_pool(ctx: ServiceContext, workspace_id: str, settings: dict[str
 
 
 async def update_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, changes: Mapping[str, Any], *,
-                      problems: Sequence[Problem] = (), now: datetime) -> tuple[db.Row, list[db.Row]]:
+                      problems: Sequence[Problem] = (), now: datetime) -> tuple[StoredPool, list[StoredMember]]:
     """Change a pool's settings (columns → values); ``problems`` the request already has, refused once the pool
     is found. Pausing keeps the members (and their claim on their entities), so resuming cannot conflict."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
         refuse(problems)
-        settings = {k: pool[k] for k in db.SETTINGS_COLUMNS}
+        settings = {k: getattr(pool, k) for k in db.SETTINGS_COLUMNS}
         settings.update(changes)
         members = list(await db.members_of(conn, [pool_id]))
-        if settings["currency"] != pool["currency"] and members:
+        if settings["currency"] != pool.currency and members:
             refuse([Problem("currency", "the currency of a pool with members cannot change")])
-        validate_settings(settings, member_bounds(members))
+        validate_settings(settings, member_bounds([member_values(m) for m in members]))
         validate_knobs(settings)
         pool = await db.update_pool_settings(conn, pool_id, settings, now)
     log.info("pool_updated", pool_id=str(pool_id), fields=sorted(changes))
@@ -896,7 +906,7 @@ async def update_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID
 
 
 async def delete_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *,
-                      now: datetime) -> tuple[db.Row, list[db.Row]]:
+                      now: datetime) -> tuple[StoredPool, list[StoredMember]]:
     """Soft delete: the members are released, and pool.members_changed says so."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await pool_of(conn, workspace_id, pool_id, for_update=True)
@@ -911,19 +921,19 @@ async def delete_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID
 
 
 async def add_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, member: Mapping[str, Any], *,
-                     now: datetime) -> tuple[db.Row, bool]:
+                     now: datetime) -> tuple[StoredMember, bool]:
     """Add, update or re-activate the pool's member of an entity; (row, created)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
-        row = member_row(member, pool["currency"], "")
-        others = [m for m in await db.members_of(conn, [pool_id]) if m["entity_id"] != row["entity_id"]]
+        row = member_row(member, pool.currency, "")
+        others = [member_values(m) for m in await db.members_of(conn, [pool_id]) if m.entity_id != row["entity_id"]]
         bounds = member_bounds(others, prefix="existingMembers") + [
             MemberBounds("member", row["entity_id"], row["min_budget_cents"], row["max_budget_cents"], row["is_active"])
         ]
         problems = config_problems(
-            daily_budget_cents=pool["daily_budget_cents"],
-            default_min_budget_cents=pool["default_min_budget_cents"],
-            default_max_budget_cents=pool["default_max_budget_cents"],
+            daily_budget_cents=pool.daily_budget_cents,
+            default_min_budget_cents=pool.default_min_budget_cents,
+            default_max_budget_cents=pool.default_max_budget_cents,
             members=bounds,
             budget_field="minBudgetCents",
         )
@@ -944,7 +954,7 @@ async def add_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID,
 
 
 async def remove_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, member_id: uuid.UUID, *,
-                        now: datetime) -> db.Row:
+                        now: datetime) -> StoredMember:
     """Deactivate a member (it claims nothing any more)."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         await pool_of(conn, workspace_id, pool_id, for_update=True)
@@ -959,12 +969,12 @@ async def remove_member(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UU
 
 async def simulate_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, headers: Mapping[str, str], *,
                         from_date: date | None, to_date: date | None, requested_by: str,
-                        now: datetime) -> tuple[db.Row, dict[str, Any]]:
+                        now: datetime) -> tuple[StoredAllocation, dict[str, Any]]:
     """A stored simulation (``simulate``) and the guardrails' dry-run verdict on its would-be actions."""
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await pool_of(conn, workspace_id, pool_id)
         members = await db.members_of(conn, [pool_id], active_only=True)
-        zone = pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
+        zone = pool_zone(pool.workspace_id, members, directory_of(ctx.extra).zone_for)
         row = await simulate(
             conn,
             pool,
@@ -978,9 +988,9 @@ async def simulate_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UU
         )
     ALLOCATIONS.labels("simulated").inc()
     verdict = await dry_run(ctx, headers, source="pool", source_id=str(pool_id),
-                            actions=actions_of_view(row["actions"] or []),
-                            pool_daily_budget_cents=int(row["settings"]["daily_budget_cents"]),
-                            currency=row["settings"]["currency"])
+                            actions=actions_of_view(row.actions or []),
+                            pool_daily_budget_cents=int(row.settings["daily_budget_cents"]),
+                            currency=row.settings["currency"])
     return row, verdict
 
 
@@ -988,14 +998,15 @@ async def simulate_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UU
 class ManualAllocation:
     """A manual allocation as it stands when the request returns."""
 
-    allocation: Any
+    allocation: StoredAllocation
     outcomes: list[Any]
     idempotency_key: str
     created: bool
     """False: the day's allocation already existed (nothing published again)."""
 
 
-async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID, timeout_s: float) -> tuple[Any, list[Any]]:
+async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID,
+                        timeout_s: float) -> tuple[StoredAllocation, list[Any]]:
     """Poll this service's own projection until the allocation is terminal or the (real-time) wait ends."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -1003,7 +1014,7 @@ async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID, timeout_s
             row = await db.get_allocation(conn, allocation_id)
             outcomes = list(await db.outcomes_of(conn, [allocation_id]))
         assert row is not None  # the caller wrote it before waiting
-        if row["status"] in TERMINAL or time.monotonic() >= deadline:
+        if row.status in TERMINAL or time.monotonic() >= deadline:
             return row, outcomes
         await asyncio.sleep(0.1)
 
@@ -1019,15 +1030,15 @@ async def allocate(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *
     result: RunResult | None = None
     async with ctx.pool.acquire() as conn, conn.transaction():
         pool = await pool_of(conn, workspace_id, pool_id, for_update=True)
-        if pool["status"] != "active":
+        if pool.status != "active":
             raise PoolPaused(pool_id)
-        last = pool["last_manual_allocate_at"]
+        last = pool.last_manual_allocate_at
         window = settings.pools_manual_rate_limit_s
         if last is not None and window > 0 and (now - last).total_seconds() < window:
             existing = await db.allocation_by_key(conn, pool_id, key)
             ALLOCATIONS.labels("rate_limited").inc()
             raise RateLimited(window_s=window, retry_after_s=retry_after_s(window - (now - last).total_seconds()),
-                              existing_request_id=existing["allocation_id"] if existing else None)
+                              existing_request_id=existing.allocation_id if existing else None)
         await db.touch_manual_allocate(conn, pool_id, now)
         members = await db.members_of(conn, [pool_id], active_only=True)
         alloc, created = await queue_allocation(
@@ -1045,28 +1056,28 @@ async def allocate(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UUID, *
         need(ctx, AllocationWake).set()
     else:
         ALLOCATIONS.labels("replayed").inc()
-    log.info("pool_allocate_requested", pool_id=str(pool_id), request_id=str(alloc["allocation_id"]),
+    log.info("pool_allocate_requested", pool_id=str(pool_id), request_id=str(alloc.allocation_id),
              replayed=not created, run_async=run_async)
     if run_async:
         async with ctx.pool.acquire() as conn:
-            row = await db.get_allocation(conn, alloc["allocation_id"])
-            outcomes = list(await db.outcomes_of(conn, [alloc["allocation_id"]]))
+            row = await db.get_allocation(conn, alloc.allocation_id)
+            outcomes = list(await db.outcomes_of(conn, [alloc.allocation_id]))
         assert row is not None  # created (or replayed) above
     else:
-        row, outcomes = await _wait_outcome(ctx, alloc["allocation_id"], settings.pools_sync_timeout_s)
+        row, outcomes = await _wait_outcome(ctx, alloc.allocation_id, settings.pools_sync_timeout_s)
     return ManualAllocation(row, outcomes, key, created)
 
 
-async def members_now(conn: Conn, pool: Any, *, since: datetime, until: datetime,
-                      entity_type: str | None = None) -> tuple[list[db.Row], EngineInputs]:
+async def members_now(conn: Conn, pool: StoredPool, *, since: datetime, until: datetime,
+                      entity_type: str | None = None) -> tuple[list[StoredMember], EngineInputs]:
     """The pool's active members (of ``entity_type``) and the engine inputs they give over (since, until]: the
     same rules as a plan (``load_inputs``: no budget or no account → inactive; bounds as the engine sees them)."""
     members = [
         m
-        for m in await db.members_of(conn, [pool["pool_id"]], active_only=True)
-        if entity_type is None or m["entity_type"] == entity_type
+        for m in await db.members_of(conn, [pool.pool_id], active_only=True)
+        if entity_type is None or m.entity_type == entity_type
     ]
-    inputs = await load_inputs(conn, pool["workspace_id"], settings_snapshot(pool), members_snapshot(members),
+    inputs = await load_inputs(conn, pool.workspace_id, settings_snapshot(pool), members_snapshot(members),
                                since=since, until=until)
     return members, inputs
 
@@ -1078,8 +1089,8 @@ def _paused(entity: Any) -> bool:
 @dataclass(frozen=True)
 class DiminishingReturnsRun:
     as_of: datetime
-    members: list[Any]
-    """The active members evaluated (rows)."""
+    members: list[StoredMember]
+    """The active members evaluated."""
     findings: list[DiminishingReturnsFinding]
     curves: list[ResponseCurve] = field(default_factory=list)
     """The evaluated members' response curves as a plan now would fit them (those the plan shares the budget
@@ -1096,9 +1107,9 @@ async def diminishing_returns(ctx: ServiceContext, workspace_id: str, pool_id: u
     async with ctx.pool.acquire() as conn:
         pool = await pool_of(conn, workspace_id, pool_id)
         every, inputs = await members_now(conn, pool, since=now - timedelta(days=history_days), until=now)
-    state = EngineState.from_dict(pool["engine_state"] or {})
-    members = [m for m in every if entity_type is None or m["entity_type"] == entity_type]
-    shown = {m["entity_id"] for m in members}
+    state = EngineState.from_dict(pool.engine_state or {})
+    members = [m for m in every if entity_type is None or m.entity_type == entity_type]
+    shown = {m.entity_id for m in members}
     curves = [c for c in response_curves(inputs.pool, inputs.members, inputs.history, now=now, state=state)
               if c.member_id in shown]
     # The report only needs metric history: members without a reported budget still count (a paused one not).
@@ -1129,7 +1140,7 @@ async def backtest_pool(ctx: ServiceContext, workspace_id: str, pool_id: uuid.UU
     async with ctx.pool.acquire() as conn:
         pool = await pool_of(conn, workspace_id, pool_id)
         members = await db.members_of(conn, [pool_id], active_only=True)
-    zone = pool_zone(pool["workspace_id"], members, directory_of(ctx.extra).zone_for)
+    zone = pool_zone(pool.workspace_id, members, directory_of(ctx.extra).zone_for)
     end_day = to_date or local_day(now, zone)
     start_day = from_date or end_day - timedelta(days=13)
     if start_day > end_day:

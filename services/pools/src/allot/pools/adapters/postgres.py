@@ -13,9 +13,23 @@ from typing import Any, TypeAlias
 import asyncpg
 import orjson
 
+from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredPool
 from allot.runtime.db import Conn, json_insert_rows
 
 Row: TypeAlias = asyncpg.Record
+
+
+def _pool(row: Row) -> StoredPool:
+    return StoredPool(**dict(row.items()))
+
+
+def _member(row: Row) -> StoredMember:
+    return StoredMember(**dict(row.items()))
+
+
+def _allocation(row: Row) -> StoredAllocation:
+    return StoredAllocation(**dict(row.items()))
+
 
 SETTINGS_COLUMNS = (
     "name",
@@ -54,7 +68,7 @@ MEMBER_COLUMNS = (
 
 async def insert_pool(
     conn: Conn, pool_id: uuid.UUID, workspace_id: str, settings: dict[str, Any], now: datetime
-) -> Row:
+) -> StoredPool:
     cols = ", ".join(SETTINGS_COLUMNS)
     params = ", ".join(f"${i}" for i in range(5, 5 + len(SETTINGS_COLUMNS)))
     row = await conn.fetchrow(
@@ -67,7 +81,7 @@ async def insert_pool(
         *(settings[c] for c in SETTINGS_COLUMNS),
     )
     assert row is not None
-    return row
+    return _pool(row)
 
 
 async def get_pool(
@@ -77,31 +91,34 @@ async def get_pool(
     *,
     for_update: bool = False,
     include_deleted: bool = False,
-) -> Row | None:
-    return await conn.fetchrow(
+) -> StoredPool | None:
+    row = await conn.fetchrow(
         "SELECT * FROM pools WHERE pool_id = $1 AND workspace_id = $2 AND ($3 OR deleted_at IS NULL)"
         + (" FOR UPDATE" if for_update else ""),
         pool_id,
         workspace_id,
         include_deleted,
     )
+    return None if row is None else _pool(row)
 
 
-async def lock_pool(conn: Conn, pool_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM pools WHERE pool_id = $1 FOR UPDATE", pool_id)
+async def lock_pool(conn: Conn, pool_id: uuid.UUID) -> StoredPool | None:
+    row = await conn.fetchrow("SELECT * FROM pools WHERE pool_id = $1 FOR UPDATE", pool_id)
+    return None if row is None else _pool(row)
 
 
-async def list_pools(conn: Conn, workspace_id: str, *, include_deleted: bool) -> list[Row]:
-    return await conn.fetch(
+async def list_pools(conn: Conn, workspace_id: str, *, include_deleted: bool) -> list[StoredPool]:
+    rows = await conn.fetch(
         "SELECT * FROM pools WHERE workspace_id = $1 AND ($2 OR deleted_at IS NULL) ORDER BY created_at, pool_id",
         workspace_id,
         include_deleted,
     )
+    return [_pool(r) for r in rows]
 
 
 async def update_pool_settings(
     conn: Conn, pool_id: uuid.UUID, settings: dict[str, Any], now: datetime
-) -> Row:
+) -> StoredPool:
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(SETTINGS_COLUMNS, start=3))
     row = await conn.fetchrow(
         f"UPDATE pools SET {sets}, version = version + 1, updated_at = $2 WHERE pool_id = $1 RETURNING *",
@@ -110,7 +127,7 @@ async def update_pool_settings(
         *(settings[c] for c in SETTINGS_COLUMNS),
     )
     assert row is not None
-    return row
+    return _pool(row)
 
 
 async def soft_delete_pool(conn: Conn, pool_id: uuid.UUID, now: datetime) -> None:
@@ -170,19 +187,20 @@ async def due_pools(conn: Conn, now: datetime, batch: int) -> list[Row]:
 
 async def members_of(
     conn: Conn, pool_ids: Sequence[uuid.UUID], *, active_only: bool = False
-) -> list[Row]:
-    return await conn.fetch(
+) -> list[StoredMember]:
+    rows = await conn.fetch(
         "SELECT * FROM pool_members WHERE pool_id = ANY($1::uuid[]) AND (NOT $2 OR is_active) "
         "ORDER BY pool_id, created_at, entity_id",
         list(pool_ids),
         active_only,
     )
+    return [_member(r) for r in rows]
 
 
 async def upsert_member(
     conn: Conn, pool_id: uuid.UUID, workspace_id: str, member: dict[str, Any], now: datetime
-) -> tuple[Row, bool]:
-    """Insert a member, or update and reactivate the pool's member of that entity; returns (row, created)."""
+) -> tuple[StoredMember, bool]:
+    """Insert a member, or update and reactivate the pool's member of that entity; returns (member, created)."""
     cols = ", ".join(MEMBER_COLUMNS)
     params = ", ".join(f"${i}" for i in range(6, 6 + len(MEMBER_COLUMNS)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in MEMBER_COLUMNS if c != "entity_id")
@@ -199,7 +217,9 @@ async def upsert_member(
         *(member[c] for c in MEMBER_COLUMNS),
     )
     assert row is not None
-    return row, bool(row["created"])
+    values = dict(row.items())
+    created = bool(values.pop("created"))
+    return StoredMember(**values), created
 
 
 async def active_owners(
@@ -219,24 +239,27 @@ async def active_owners(
 
 async def deactivate_member(
     conn: Conn, pool_id: uuid.UUID, member_id: uuid.UUID, now: datetime
-) -> Row | None:
-    return await conn.fetchrow(
+) -> StoredMember | None:
+    row = await conn.fetchrow(
         "UPDATE pool_members SET is_active = false, updated_at = $3 WHERE pool_id = $1 AND member_id = $2 RETURNING *",
         pool_id,
         member_id,
         now,
     )
+    return None if row is None else _member(row)
 
 
 # ---------------------------------------------------------------- allocations
 
 
-async def allocation_by_key(conn: Conn, pool_id: uuid.UUID, key: str) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM allocations WHERE pool_id = $1 AND idempotency_key = $2", pool_id, key)
+async def allocation_by_key(conn: Conn, pool_id: uuid.UUID, key: str) -> StoredAllocation | None:
+    row = await conn.fetchrow("SELECT * FROM allocations WHERE pool_id = $1 AND idempotency_key = $2", pool_id, key)
+    return None if row is None else _allocation(row)
 
 
-async def get_allocation(conn: Conn, allocation_id: uuid.UUID) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM allocations WHERE allocation_id = $1", allocation_id)
+async def get_allocation(conn: Conn, allocation_id: uuid.UUID) -> StoredAllocation | None:
+    row = await conn.fetchrow("SELECT * FROM allocations WHERE allocation_id = $1", allocation_id)
+    return None if row is None else _allocation(row)
 
 
 async def insert_allocation(
@@ -255,9 +278,9 @@ async def insert_allocation(
     members: list[dict[str, Any]],
     requested_by: str,
     now: datetime,
-) -> Row | None:
+) -> StoredAllocation | None:
     """The new log entry, or None when (pool, idempotency key) already has one."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """INSERT INTO allocations (allocation_id, pool_id, workspace_id, kind, trigger, idempotency_key, slot, status,
                                     autonomy, settings, members, requested_by, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
@@ -276,14 +299,16 @@ async def insert_allocation(
         requested_by,
         now,
     )
+    return None if row is None else _allocation(row)
 
 
-async def claim_queued(conn: Conn) -> Row | None:
+async def claim_queued(conn: Conn) -> StoredAllocation | None:
     """The oldest queued allocation, locked for this transaction (other workers skip it)."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "SELECT * FROM allocations WHERE status = 'queued' ORDER BY created_at, allocation_id "
         "LIMIT 1 FOR UPDATE SKIP LOCKED"
     )
+    return None if row is None else _allocation(row)
 
 
 async def save_plan(
@@ -310,14 +335,17 @@ async def save_plan(
     )
 
 
-async def list_allocations(conn: Conn, pool_id: uuid.UUID, *, kind: str | None, limit: int) -> list[Row]:
-    return await conn.fetch(
+async def list_allocations(
+    conn: Conn, pool_id: uuid.UUID, *, kind: str | None, limit: int
+) -> list[StoredAllocation]:
+    rows = await conn.fetch(
         "SELECT * FROM allocations WHERE pool_id = $1 AND ($2::text IS NULL OR kind = $2) "
         "ORDER BY created_at DESC, allocation_id DESC LIMIT $3",
         pool_id,
         kind,
         limit,
     )
+    return [_allocation(r) for r in rows]
 
 
 async def outcomes_of(conn: Conn, allocation_ids: Sequence[uuid.UUID]) -> list[Row]:
