@@ -1,7 +1,8 @@
 """Rules HTTP API (thin): CRUD + lifecycle, preview, executions, templates, bulk edit, audit log.
 
 Routes (viewer reads and previews, operator writes; another workspace's ids are 404):
-- GET    /api/v1/rules                         list (?status=active|paused, limit, offset)
+- GET    /api/v1/rules                         list (?status=active|paused, limit, offset), each with
+                                               last_fired_at and fires_today (one query for the page)
 - POST   /api/v1/rules                         create (the five wizard steps in one body), status ``paused``
 - GET    /api/v1/rules/templates               built-in templates
 - POST   /api/v1/rules/from-template           create from a template (+ name, scope, targets, overrides)
@@ -9,7 +10,7 @@ Routes (viewer reads and previews, operator writes; another workspace's ids are 
                                                the guardrails' verdict per proposed action, the in-scope entities a
                                                budget pool owns (``pool_members``) and ``warnings``
 - POST   /api/v1/rules/bulk                    {rule_ids, op: pause|activate|set_cooldown|delete, cooldown_minutes?}
-- GET    /api/v1/rules/{id}                    one rule
+- GET    /api/v1/rules/{id}                    one rule (with the list's last_fired_at and fires_today)
 - PUT    /api/v1/rules/{id}                    replace the definition
 - PATCH  /api/v1/rules/{id}                    change some top-level fields (scope/schedule/protections merge)
 - DELETE /api/v1/rules/{id}                    delete (history kept)
@@ -104,6 +105,16 @@ class RuleView(ResponseBody):
     auto_paused_at: Instant | None
 
 
+class RuleWithFires(RuleView):
+    """A rule with its fires: an execution fires when its result is requested, notified or auto_paused (not
+    no_match)."""
+
+    last_fired_at: Instant | None = Field(description="When its last fire started; null when it never fired.")
+    fires_today: int = Field(
+        description="Fires started since 00:00 today in the time zone of its scoped ad accounts (as the account "
+                    "directory knows them); in UTC when they are in several zones or none is known.")
+
+
 class PoolMemberLine(ResponseBody):
     """An in-scope entity a budget pool owns (the guardrails' view)."""
 
@@ -124,7 +135,7 @@ class ActivatedRule(RuleView, PoolOwnership):
 
 
 class RuleList(ResponseBody):
-    rules: list[RuleView]
+    rules: list[RuleWithFires]
     limit: int
     offset: int
 
@@ -371,7 +382,8 @@ async def list_rules(status: Literal["active", "paused"] | None = None, limit: i
                      ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         rows = await db.list_rules(conn, principal.workspace_id, status, limit, offset)
-    return {"rules": [workflow.rule_view(r) for r in rows], "limit": limit, "offset": offset}
+        views = await workflow.rule_views_with_fires(conn, rows, ctx.clock.now(), directory_of(ctx.extra).zone_for)
+    return {"rules": views, "limit": limit, "offset": offset}
 
 
 @router.post("", status_code=201, **documented(RuleView))
@@ -492,11 +504,13 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
 # ---------------------------------------------------------------- one rule
 
 
-@router.get("/{rule_id}", **documented(RuleView, 404))
+@router.get("/{rule_id}", **documented(RuleWithFires, 404))
 async def get_rule(rule_id: uuid.UUID, principal: Principal = Depends(require("viewer")),
                    ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
-        return workflow.rule_view(await _rule(conn, principal, rule_id))
+        rule = await _rule(conn, principal, rule_id)
+        [view] = await workflow.rule_views_with_fires(conn, [rule], ctx.clock.now(), directory_of(ctx.extra).zone_for)
+    return view
 
 
 async def _update(ctx: ServiceContext, principal: Principal, rule_id: uuid.UUID, merge: dict[str, Any] | None,

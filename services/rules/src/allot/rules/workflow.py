@@ -61,7 +61,7 @@ from allot.rules.domain.protections import (
     PENDING_ACTION_WINDOW,
     CircuitState,
 )
-from allot.rules.domain.stored import StoredRule
+from allot.rules.domain.stored import FireStats, StoredRule
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS
 from allot.rules.metrics import (
     RULE_AUTO_PAUSES,
@@ -118,6 +118,29 @@ def rule_view(row: StoredRule) -> dict[str, Any]:
         "auto_pause_reason": row.auto_pause_reason,
         "auto_paused_at": row.auto_paused_at,
     }
+
+
+def fires_day_start(rule: StoredRule, now: datetime, zones: ZoneLookup) -> datetime:
+    """When the rule's today began (what ``fires_today`` counts from): 00:00 in the time zone of its scoped ad
+    accounts (the account directory's) when they all share one, else 00:00 UTC."""
+    ids = rule.definition.get("scope", {}).get("ad_account_ids") or []
+    found = {account_zone(zones, rule.workspace_id, str(a)) for a in ids}
+    zone = found.pop() if len(found) == 1 else UTC
+    local = now.astimezone(zone)
+    return datetime.combine(local.date(), datetime.min.time(), zone).astimezone(UTC)
+
+
+def with_fires(view: dict[str, Any], stats: FireStats | None) -> dict[str, Any]:
+    """A rule's API shape with its last fire and fires today (none when ``stats`` is None)."""
+    return {**view, "last_fired_at": stats.last_fired_at if stats else None,
+            "fires_today": stats.fires_today if stats else 0}
+
+
+async def rule_views_with_fires(conn: Conn, rules: Sequence[StoredRule], now: datetime,
+                                zones: ZoneLookup) -> list[dict[str, Any]]:
+    """``rule_view`` of each rule with ``last_fired_at`` and ``fires_today``, read in one query for them all."""
+    stats = await db.fire_stats(conn, [(r.rule_id, fires_day_start(r, now, zones)) for r in rules])
+    return [with_fires(rule_view(r), stats.get(r.rule_id)) for r in rules]
 
 
 def audit_view(row: Any) -> dict[str, Any]:

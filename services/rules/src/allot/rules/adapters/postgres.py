@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from allot.rules.domain.metrics import COUNTER_NAMES
-from allot.rules.domain.stored import StoredRule
+from allot.rules.domain.stored import FIRE_RESULTS, FireStats, StoredRule
 from allot.runtime.db import Conn, json_insert_rows
 
 Row = asyncpg.Record
@@ -434,6 +434,25 @@ async def execution_actions(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> l
         "SELECT action_id, execution_id, request_id, entity_id, action_type, from_cents, to_cents, from_status, "
         "to_status, sent_at, outcome, outcome_at, error FROM rule_actions WHERE execution_id = ANY($1::uuid[]) "
         "ORDER BY execution_id, entity_id, action_type", list(execution_ids))
+
+
+async def fire_stats(conn: Conn, since: Sequence[tuple[uuid.UUID, datetime]]) -> dict[uuid.UUID, FireStats]:
+    """Each rule's last fire and its fires at or after its own ``since``, for the whole list in one statement
+    (two index lookups per rule on ``executions (rule_id, started_at DESC)``); every asked rule has an entry."""
+    if not since:
+        return {}
+    rows = await conn.fetch(
+        """SELECT u.rule_id, last.started_at AS last_fired_at, today.n AS fires_today
+             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(rule_id, since)
+             LEFT JOIN LATERAL (SELECT e.started_at FROM executions e
+                                 WHERE e.rule_id = u.rule_id AND e.result = ANY($3::text[])
+                                 ORDER BY e.started_at DESC LIMIT 1) last ON true
+             CROSS JOIN LATERAL (SELECT count(*) AS n FROM executions e
+                                  WHERE e.rule_id = u.rule_id AND e.result = ANY($3::text[])
+                                    AND e.started_at >= u.since) today""",
+        [r for r, _ in since], [s for _, s in since], list(FIRE_RESULTS))
+    return {r["rule_id"]: FireStats(rule_id=r["rule_id"], last_fired_at=r["last_fired_at"],
+                                    fires_today=int(r["fires_today"])) for r in rows}
 
 
 # ---------------------------------------------------------------- outcomes

@@ -30,3 +30,18 @@ class StoredRule:
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+
+#: Execution results that count as a fire: the evaluation matched and sent a change set, notified, or tripped the
+#: circuit breaker (``no_match``, where nothing matched or every match was skipped, does not).
+FIRE_RESULTS = ("requested", "notified", "auto_paused")
+
+
+@dataclass(frozen=True, slots=True)
+class FireStats:
+    """A rule's fires (executions whose ``result`` is in ``FIRE_RESULTS``): the last one's ``started_at`` and how
+    many started at or after ``since`` (the start of the rule's today)."""
+
+    rule_id: uuid.UUID
+    last_fired_at: datetime | None
+    fires_today: int
