@@ -193,13 +193,22 @@ RULE = {
                     "budget_daily_cap_cents": 50_000, "change_pool_member_budgets": False},
     "template": "scale_winners", "version": 1, "created_by": "k", "created_at": "2026-12-01T09:00:00+00:00",
     "updated_at": "2026-12-01T09:00:00+00:00", "last_evaluated_at": "2026-12-06T10:00:02+00:00",
-    "last_slot": "2026-12-06T10:00:00+00:00", "last_error": None, "auto_pause_reason": None, "auto_paused_at": None}
+    "last_slot": "2026-12-06T10:00:00+00:00", "last_error": None, "auto_pause_reason": None, "auto_paused_at": None,
+    "last_fired_at": "2026-12-06T09:45:01+00:00", "fires_today": 2}
 TRIPPED = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000002", "name": "Doomed", "status": "paused",
            "last_error": "sandbox answered 500 on write",
            "auto_pause_reason": "circuit breaker: error rate 60.0% with 12 errors in 20 actions in the last 24 h",
            "auto_paused_at": "2026-12-06T11:00:00+00:00"}
 EDITABLE = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000003", "name": "Trim losers", "status": "paused",
-            "last_evaluated_at": None}
+            "last_evaluated_at": None, "last_fired_at": None, "fires_today": 0}
+#: Listed only: the other two schedule modes (an account the console knows no zone of shows times in UTC).
+ON_METRICS = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000004", "name": "On arrival",
+              "scope": {**RULE["scope"], "ad_account_ids": ["act-unknown"]},
+              "schedule": {"mode": "trigger", "interval_minutes": 15, "dayparts": []},
+              "last_fired_at": "2026-12-06T08:30:00+00:00", "fires_today": 5}
+WEEKDAY_MORNINGS = {**RULE, "id": "0b3c6a52-0000-4000-8000-000000000005", "name": "Weekday mornings",
+                    "schedule": {"mode": "cron", "cron": "0 9 * * 1-5", "interval_minutes": 15, "dayparts": []},
+                    "last_fired_at": None, "fires_today": 0}
 EXECUTION = {
     "execution_id": "5d1e0000-0000-4000-8000-000000000001", "rule_id": RULE["id"],
     "slot_start": "2026-12-06T10:00:00+00:00", "started_at": "2026-12-06T10:00:02+00:00", "trigger": "schedule",
@@ -287,7 +296,7 @@ def _proposal(pid: str, amount: int, status: str, **extra: Any) -> dict[str, Any
 
 def fake_rules_and_pacing() -> FastAPI:
     app = FastAPI()
-    rules_by_id = {RULE["id"]: dict(RULE), TRIPPED["id"]: dict(TRIPPED), EDITABLE["id"]: dict(EDITABLE)}
+    rules_by_id = {r["id"]: dict(r) for r in (RULE, TRIPPED, EDITABLE, ON_METRICS, WEEKDAY_MORNINGS)}
     proposals = [_proposal("p-1", 2_500, "pending_approval"),
                  _proposal("p-0", 20_000, "applied", moved_cents=2_000, decided_at="2026-12-05T00:00:00+00:00",
                            decided_by="key-admin", actions=[
@@ -679,6 +688,23 @@ def test_a_rule_page_says_what_the_rule_does_and_operators_pause_and_activate_it
         assert missing.status_code == 404 and "No such rule in your workspace." in missing.text
         with closing(signed_in(console_url, "other")) as other:
             assert other.get(f"/rules/{RULE['id']}").status_code == 404
+
+
+def test_the_rules_list_shows_the_schedule_of_each_mode_the_last_fire_and_fires_today(console_url: str) -> None:
+    with closing(signed_in(console_url, "viewer")) as viewer:
+        listing = viewer.get("/rules").text
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<a href="/rules/([^"]+)">.*?</a>(.*?)</tr>', listing, re.S)}
+
+    def cells(rule: dict[str, Any]) -> tuple[str, ...]:
+        row = rows[rule["id"]]
+        return tuple(re.search(rf'data-testid="{name}">([^<]*)', row).group(1)  # type: ignore[union-attr]
+                     for name in ("schedule", "last-fire", "fires-today"))
+
+    assert "<th>Last fire</th><th>Fires today</th>" in listing
+    # act-1 is in Madrid: 09:45 UTC is 10:45 CET
+    assert cells(RULE) == ("every 60 min", "6 Dec 2026, 10:45 CET", "2")
+    assert cells(ON_METRICS) == ("on new metrics", "6 Dec 2026, 08:30 UTC", "5")
+    assert cells(WEEKDAY_MORNINGS) == ("cron: 0 9 * * 1-5", "never", "0")
 
 
 def test_the_executions_tab_shows_each_fire_with_counts_reasons_outcomes_and_metrics(console_url: str) -> None:

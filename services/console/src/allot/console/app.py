@@ -614,11 +614,17 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @app.get("/rules")
     async def rules_page(request: Request) -> Response:
+        """Each rule with its status, schedule, last evaluation, last fire (in its ad accounts' time zone when they
+        share one the console knows, else UTC) and fires today (the rules API's count)."""
         s = signed_in(request)
         down: list[ServiceDown] = []
-        data = await attempt(api(s)("rules", "GET", "/api/v1/rules"), down)
-        return render(request, "rules.html", s, down=_unique(down), rules=(data or {}).get("rules")
-                      if data is not None else None)
+        data, entities = await asyncio.gather(attempt(api(s)("rules", "GET", "/api/v1/rules"), down),
+                                              entities_of(s, down))
+        zones = {k: v["zone"] for k, v in _accounts(entities).items() if v["zone"]}
+        rules = None if data is None else [
+            {**r, "schedule_short": describe.schedule_short(r.get("schedule")), "zone": _shared_zone(r, zones)}
+            for r in data.get("rules") or []]
+        return render(request, "rules.html", s, down=_unique(down), rules=rules)
 
     @app.post("/rules/bulk")
     async def rules_bulk(request: Request) -> Response:
@@ -1572,6 +1578,13 @@ def _accounts(entities: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         out.setdefault(e["adAccountId"], {"name": e.get("adAccountName") or e["adAccountId"],
                                           "zone": e.get("timezoneName"), "currency": e.get("currency")})
     return out
+
+
+def _shared_zone(rule: dict[str, Any], zones: dict[str, str]) -> str:
+    """The time zone of the rule's scoped ad accounts when the console knows them all in one, else UTC."""
+    found = {zones.get(a) for a in (rule.get("scope") or {}).get("ad_account_ids") or []}
+    zone = found.pop() if len(found) == 1 else None
+    return zone or "UTC"
 
 
 def _unique(down: list[ServiceDown]) -> list[ServiceDown]:

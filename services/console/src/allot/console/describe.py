@@ -172,12 +172,33 @@ def minutes_text(minutes: int | None) -> str:
     return f"{minutes} minutes"
 
 
+def schedule_mode(schedule: Mapping[str, Any]) -> str:
+    """schedule | trigger | cron (a ``cron`` without a mode is cron, as the rules model reads it) or as given."""
+    if schedule.get("cron") and not schedule.get("mode"):
+        return "cron"
+    return str(schedule.get("mode") or "schedule")
+
+
+def schedule_short(schedule: Mapping[str, Any] | None) -> str:
+    """The rules list's schedule column: ``every N min``, ``on new metrics`` or ``cron: <expr>``."""
+    if not schedule:
+        return "every 15 min"
+    mode = schedule_mode(schedule)
+    if mode == "cron":
+        return f"cron: {schedule.get('cron')}"
+    if mode == "trigger":
+        return "on new metrics"
+    if mode == "schedule":
+        return f"every {schedule.get('interval_minutes') or 15} min"
+    return mode
+
+
 def schedule_text(schedule: Mapping[str, Any] | None) -> list[str]:
     if not schedule:
         return ["Every 15 minutes"]
     lines = []
-    mode = schedule.get("mode") or "schedule"
-    if mode == "cron" or (schedule.get("cron") and not schedule.get("mode")):
+    mode = schedule_mode(schedule)
+    if mode == "cron":
         lines.append(f"At the times of the cron expression “{schedule.get('cron')}” (each ad account's own time "
                      "zone)")
     elif mode == "trigger":
