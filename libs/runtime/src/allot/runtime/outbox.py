@@ -89,6 +89,9 @@ class OutboxRelay:
         """Relay until stopped; on stop, finish the batch in flight."""
         backoff = 0.2
         while not self._stopping:
+            # Cleared before the batch is read, not after: a commit that notifies while this batch is being sent
+            # (its rows not in the batch) keeps the relay awake instead of waiting for the next poll.
+            self._wake.clear()
             try:
                 sent = await asyncio.shield(self.relay_once())
                 backoff = 0.2
@@ -101,7 +104,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
 
