@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import time
 import types
 import typing
@@ -87,10 +88,16 @@ class BatchContext:
     topic: str
     extra: dict[Any, Any] = field(default_factory=dict)
     emitted: list[Envelope[Any]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(self, *envelopes: Envelope[Any]) -> None:
         """Queue events for the outbox; they are written in this transaction."""
         self.emitted.extend(envelopes)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed (never if it rolls back), e.g. to wake a worker
+        that polls for the rows it wrote."""
+        self.committed.append(callback)
 
 
 Handler = Callable[[BatchContext, list[Envelope[Any]]], Awaitable[None]]
@@ -256,6 +263,7 @@ class IdempotentConsumer:
 
     async def _apply(self, topic: str, handler: Handler, items: list[_Item]) -> None:
         now = self.clock.now()
+        committed: list[Callable[[], None]] = []
         async with self.pool.acquire() as conn, conn.transaction():
             poison = [(it, it.poison) for it in items if it.poison is not None]
             if poison:
@@ -270,7 +278,9 @@ class IdempotentConsumer:
                 dead_lettered = [it for it, _, _ in dlq]
             else:
                 dead_lettered = []
-            todo = await self._apply_good(conn, topic, handler, items)
+            todo = await self._apply_good(conn, topic, handler, items, committed)
+        for callback in committed:
+            callback()
         for it in dead_lettered:
             assert it.poison is not None
             DLQ_EVENTS.labels(self.service, topic, it.poison[0]).inc()
@@ -279,8 +289,10 @@ class IdempotentConsumer:
         if todo:
             EVENTS_CONSUMED.labels(self.service, topic).inc(todo)
 
-    async def _apply_good(self, conn: Conn, topic: str, handler: Handler, items: list[_Item]) -> int:
-        """Skip already-processed ids, run the handler on the rest, write its events; returns how many ran."""
+    async def _apply_good(self, conn: Conn, topic: str, handler: Handler, items: list[_Item],
+                          committed: list[Callable[[], None]]) -> int:
+        """Skip already-processed ids, run the handler on the rest, write its events and hand over its after-commit
+        callbacks (to ``committed``); returns how many ran."""
         good = [it.envelope for it in items if it.poison is None and it.envelope is not None]
         if not good:
             return 0
@@ -306,6 +318,7 @@ class IdempotentConsumer:
         else:
             await handler(ctx, todo)
         await add_events(conn, ctx.emitted)
+        committed.extend(ctx.committed)
         return len(todo)
 
     def subscribe(self, broker: KafkaBroker, topics: Sequence[str], *, max_records: int = 500,
@@ -321,7 +334,7 @@ class IdempotentConsumer:
             _observe_lag(consumer.service, message, records)
 
         on_batch.__name__ = f"{self.service}_consumer"
-        broker.subscriber(
+        subscriber = broker.subscriber(
             *topics,
             group_id=self.group,
             batch=True,
@@ -335,7 +348,32 @@ class IdempotentConsumer:
             max_poll_interval_ms=300_000,
             fetch_max_wait_ms=50,
             title=f"{self.service}:consumer",
-        )(on_batch)
+        )
+        subscriber(on_batch)
+        _no_pause_after_empty_poll(subscriber)
+
+
+def _no_pause_after_empty_poll(subscriber: Any) -> None:
+    """FastStream's batch subscriber (0.7) sleeps ``batch_timeout_ms`` after a poll that found nothing, on top of the
+    poll's own wait, so a record that arrives in that pause waits for it (up to 50 ms per hop of a chain of services).
+    aiokafka's ``getmany`` already waits up to ``timeout_ms`` and returns as soon as records are there: here an empty
+    poll only sleeps what is left of its ``timeout_ms`` (a poll that comes back early and empty cannot spin)."""
+    if not (hasattr(subscriber, "get_msg") and hasattr(subscriber, "batch_timeout_ms")):
+        return  # not the batch subscriber this was written for: keep its own loop
+    timeout_s = subscriber.batch_timeout_ms / 1000
+    max_records = subscriber.max_records
+
+    async def get_msg(consumer: Any) -> tuple[Any, ...]:
+        started = time.monotonic()
+        batch = await consumer.getmany(timeout_ms=subscriber.batch_timeout_ms, max_records=max_records)
+        if batch:
+            return tuple(itertools.chain.from_iterable(batch.values()))
+        left = timeout_s - (time.monotonic() - started)
+        if left > 0:
+            await asyncio.sleep(left)
+        return ()
+
+    subscriber.get_msg = get_msg
 
 
 async def _noop(ctx: BatchContext, events: list[Envelope[Any]]) -> None:
