@@ -25,7 +25,7 @@ from allot.executor.adapters import postgres as db
 from allot.executor.domain.notices import executed_notifications
 from allot.executor.metrics import REJECTED_APPROVALS
 from allot.runtime.consumer import BatchContext, PoisonEvent
-from allot.runtime.deps import need, settings_of
+from allot.runtime.deps import maybe, need, settings_of
 from allot.runtime.logging import get_logger
 from allot.runtime.sealing import Keyring
 from allot.runtime.settings import Settings
@@ -81,6 +81,8 @@ async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[Guardra
             raise PoisonEvent(event.event_id, f"approval rejected: {exc}") from None
         duplicates = await db.record_approval(ctx.conn, approval, workspace_id=event.workspace_id,
                                                   correlation_id=event.correlation_id, event_id=event.event_id, now=now)
+        if expired is None and (recorded := maybe(ctx, workflow.ActionsRecorded)) is not None:
+            ctx.after_commit(recorded.set)  # the worker applies them now rather than at its next poll
         if expired is not None:
             fresh = [a.action_id for a in approval.actions if a.action_id not in duplicates]
             reason = f"not applied: {expired}"

@@ -11,7 +11,7 @@ from allot.executor.adapters.meta_usage import ThrottlePolicy
 from allot.executor.api import router
 from allot.executor.handlers import on_connection_changed, on_guardrail_approved
 from allot.executor.settings import ExecutorSettings
-from allot.executor.workflow import TokenProjection, run_worker
+from allot.executor.workflow import ActionsRecorded, TokenProjection, run_worker
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, on_account_profiled, refresh_directory
 from allot.runtime.deps import ReadyDetails, maybe, provide, settings_of
 from allot.runtime.logging import get_logger
@@ -28,6 +28,7 @@ async def _open_platforms(ctx: ServiceContext) -> None:
     # per-workspace write tokens from connection.changed, sealed to this key (ALLOT_SEALING_PRIVATE_KEYS)
     keyring = provide(ctx, settings.sealing_keyring("executor"))
     tokens = provide(ctx, TokenProjection(ctx.pool, keyring))
+    provide(ctx, ActionsRecorded())  # before the consumer starts: the approval handler wakes the worker with it
     clients = PlatformClients({
         "sandbox": SandboxClient(settings.sandbox_url, settings.sandbox_token.get_secret_value(),
                                  timeout_s=settings.platform_timeout_s),

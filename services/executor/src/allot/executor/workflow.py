@@ -19,6 +19,7 @@ opens sealed tokens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -59,7 +60,7 @@ from allot.executor.settings import ExecutorSettings
 from allot.runtime.accounts import directory_of
 from allot.runtime.consumer import PoisonEvent
 from allot.runtime.db import Conn
-from allot.runtime.deps import need, settings_of
+from allot.runtime.deps import maybe, need, provide, settings_of
 from allot.runtime.logging import bound, get_logger
 from allot.runtime.outbox import add_events
 from allot.runtime.sealing import Keyring, SealingError
@@ -68,15 +69,40 @@ from allot.runtime.service import ServiceContext
 log = get_logger(__name__)
 
 
+#: Real seconds between two looks for due actions when nothing wakes the worker (retries coming due, approvals
+#: recorded by another instance).
+WORKER_POLL_S = 0.05
+
+
+class ActionsRecorded:
+    """Wakes this instance's worker once a transaction that recorded pending actions has committed, instead of at
+    its next poll. Only a hint: the worker reads the ledger either way, and still polls."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=timeout_s)
+
+
 async def run_worker(ctx: ServiceContext) -> None:
-    """Background task: poll for due actions and apply them, a few at a time."""
+    """Background task: apply due actions, a few at a time; when none is due, wait for a wake-up or the next poll."""
     clients = need(ctx, PlatformClients)
     settings = settings_of(ctx, ExecutorSettings)
+    recorded = maybe(ctx, ActionsRecorded) or provide(ctx, ActionsRecorded())
     while True:
+        recorded.clear()  # before the read: a commit during it leaves the wake-up set, it is not lost
         async with ctx.pool.acquire() as conn:
             due = await db.due_actions(conn, ctx.clock.now(), settings.worker_concurrency)
         if not due:
-            await asyncio.sleep(0.05)
+            await recorded.wait(WORKER_POLL_S)
             continue
         await asyncio.gather(*(execute_action(ctx, clients, action_id) for action_id in due))
         ctx.flush()
