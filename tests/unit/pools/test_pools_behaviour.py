@@ -83,6 +83,18 @@ def test_clear_winner_gains_and_keeps_gaining() -> None:
     assert changes / (5 * 7) < 2.0
 
 
+def test_members_whose_band_is_narrower_than_the_dead_band_still_reach_their_floor_and_ceiling() -> None:
+    """Floors and ceilings 20 % around the budget (the demo's pool) with a 20 % dead band: a clear winner goes to
+    its ceiling and a clear loser to its floor, although neither move is more than the dead band."""
+    curves = [curve("win", 6.0, scale=40_000), curve("lose", 0.5)] + [curve(f"m{i}", 2.5) for i in range(4)]
+    budgets = {c.entity_id: 15_000 for c in curves}
+    pool = PoolSettings(pool_id="t", daily_budget_cents=90_000, default_min_budget_cents=12_000,
+                        default_max_budget_cents=18_000, min_budget_change_cents=500, deadband_pct=20.0)
+    trace, changes = run_loop(curves, budgets, days=7, pool=pool)
+    assert trace[-1]["win"] == 18_000 and trace[-1]["lose"] == 12_000, trace[-1]
+    assert changes / (6 * 7) < 1.0
+
+
 def test_fading_member_loses_budget() -> None:
     curves = [curve("fader", 3.0, fade=0.06, fade_start=14.0)] + [curve(f"m{i}", 3.0) for i in range(4)]
     budgets = {c.entity_id: 15_000 for c in curves}

@@ -26,7 +26,8 @@ How it decides (the choice, and why)
        bounded share of the sampled deviation (``exploration_share`` of the pool budget): uncertain
        members are tried at other budgets, which is what teaches the engine their shapes, while
        well-known members barely move. Uncertainty also means caution: a signal must clear the dead
-       band and hold for ``persistence_intervals`` plans (a sample that flips is noise).
+       band (a target on the member's floor or ceiling: half of it) and hold for ``persistence_intervals``
+       plans (a sample that flips is noise).
     3. Delivery caps: a member that spends clearly less than its budget is capped; its budget is
        brought down to just above what it can spend, and the cap is re-tested after a few days.
     4. Hard limits last: floors, ceilings, the step limit and the minimum change are applied by
@@ -526,7 +527,11 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     c = w.current
     gap = w.target - c
     threshold = max(pool.deadband_pct / 100.0 * c, pool.min_budget_change_cents)
-    direction = (1 if gap > 0 else -1) if abs(gap) > threshold else 0
+    # A target on the member's floor or ceiling is as far as it may go: a band narrower than the dead band (a
+    # ceiling 20 % above the budget) must not keep it from going there, unless the move is under half the band.
+    at_bound = w.target >= w.hi - 0.5 if gap > 0 else w.target <= w.lo + 0.5
+    wants = abs(gap) > threshold or (at_bound and abs(gap) >= threshold / 2.0)
+    direction = (1 if gap > 0 else -1) if wants else 0
     w.count = mem.pending_count + 1 if direction and direction == mem.pending_direction else (1 if direction else 0)
     w.direction = 0
     extra: list[str] = []
