@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from allot.pools.domain import AllocationPlan, EngineState, MemberState, PoolSettings, plan_allocation  # noqa: E402
+from allot.pools.domain.netchange import narrow, net_change_bounds  # noqa: E402
 from bench.baselines import (  # noqa: E402
     plan_equal_split,
     plan_roas_chaser,
@@ -66,6 +67,7 @@ from bench.market import CADENCES_H, DAY0, DAYS, FAMILIES, Market, Scenario, mak
 Policy = Callable[..., AllocationPlan]
 POLICIES: dict[str, Policy] = {
     "engine": plan_allocation,
+    "engine_service": plan_allocation,
     "equal_split": plan_equal_split,
     "roas_chaser": plan_roas_chaser,
     "threshold_seed001": plan_threshold_heuristic,
@@ -73,6 +75,8 @@ POLICIES: dict[str, Policy] = {
 }
 POLICY_NOTES = {
     "engine": "allot.pools.domain.plan_allocation (the engine under test)",
+    "engine_service": "the engine as the pools service runs it: each member's floor and ceiling narrowed to the "
+                      "guardrails' rolling net-change limit (20 % within 72 h, workflow.load_inputs)",
     "equal_split": "equal split, approached within the step limits; ignores history",
     "roas_chaser": "moves every plan toward shares proportional to trailing 3-day reported ROAS",
     "threshold_seed001": "seed-001 threshold heuristic, literally",
@@ -80,6 +84,9 @@ POLICY_NOTES = {
                   "regressions of value on spend, step-limited",
 }
 TUNE_SEEDS: tuple[int, ...] = tuple(range(1_000, 1_040))
+#: The guardrails' default rolling net-change limit, which the pools service narrows members' bounds to.
+NET_CHANGE_PCT = 20
+NET_CHANGE_WINDOW = timedelta(hours=72)
 HELDOUT_SEEDS: tuple[int, ...] = tuple(range(700_000, 700_200))
 QUICK_SCENARIOS = 8
 RESULTS = ROOT / "bench" / "results"
@@ -125,7 +132,7 @@ class PolicyRun:
         self.name = name
         self.policy = POLICIES[name]
         self.pool = scn.pool()
-        if name == "engine" and engine_params:
+        if name in ("engine", "engine_service") and engine_params:
             self.pool = dataclasses.replace(self.pool, **engine_params)
         self.market = Market(scn)
         self.budgets = scn.initial_budgets()
@@ -138,6 +145,8 @@ class PolicyRun:
         self.violations: Counter[str] = Counter()
         self.above_cap = 0.0
         self.plan_seconds = 0.0
+        #: engine_service: every change (at, before, after) per member, for the net-change window
+        self.changes_log: dict[str, list[tuple[Any, int, int]]] = {}
 
     def step(self, step: int, shared: dict[tuple[object, ...], Any]) -> None:
         """Plan at the start of interval ``step``, check the plan, then deliver the interval at the new budgets."""
@@ -150,6 +159,8 @@ class PolicyRun:
             self.budgets.setdefault(scn.members[i].member_id, scn.floor_cents)  # a newcomer joins at the floor
         before = {scn.members[i].member_id: self.budgets[scn.members[i].member_id] for i in active}
         members = [MemberState(mid, b) for mid, b in before.items()]
+        if self.name == "engine_service":
+            members = [self._narrowed(mid, b, now) for mid, b in before.items()]
         history = self.market.history(now, shared)
         t0 = time.perf_counter()
         plan = self.policy(self.pool, members, history, now=now, state=self.state)
@@ -161,6 +172,7 @@ class PolicyRun:
         for a in plan.allocations:
             if a.member_id in before and a.action != "excluded" and a.new_budget_cents != before[a.member_id]:
                 self.changes += 1
+                self.changes_log.setdefault(a.member_id, []).append((now, before[a.member_id], a.new_budget_cents))
                 self.budgets[a.member_id] = a.new_budget_cents
         self.market.deliver(now, {mid: self.budgets[mid] for mid in before})
         self.member_days += len(active) * hours / 24.0
@@ -170,6 +182,13 @@ class PolicyRun:
             self.value += scn.value_per_day(i, b, day) * hours / 24.0
             over += max(0.0, b - scn.cap(i, day))
         self.above_cap += over / scn.budget_cents
+
+    def _narrowed(self, member_id: str, budget: int, now: Any) -> MemberState:
+        """The member as the service hands it to the engine: floor and ceiling within the net-change window."""
+        window = [c for c in self.changes_log.get(member_id, []) if now - c[0] < NET_CHANGE_WINDOW]
+        lo, hi = narrow(self.pool.default_min_budget_cents, self.pool.default_max_budget_cents,
+                        net_change_bounds(budget, window, NET_CHANGE_PCT))
+        return MemberState(member_id, budget, min_budget_cents=lo, max_budget_cents=hi)
 
     def result(self, oracle_value: float) -> dict[str, Any]:
         """The run's score and counters."""

@@ -93,6 +93,8 @@ PRIOR_ELASTICITY_SD = 0.5
 FAR_RAMP_STEPS = 2.0
 #: Budgets tried per member when the targets are planned (geometric between floor and planning ceiling).
 PLAN_GRID_POINTS = 32
+#: A target on the member's floor or ceiling counts from this share of the dead band.
+AT_BOUND_DEADBAND = 0.5
 #: Extra variance of value counts beyond Poisson (basket sizes, unmodelled seasonality).
 OVERDISPERSION = 1.5
 #: Restatement evidence decays by this factor per plan (the pool's attribution may change).
@@ -530,7 +532,7 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     # A target on the member's floor or ceiling is as far as it may go: a band narrower than the dead band (a
     # ceiling 20 % above the budget) must not keep it from going there, unless the move is under half the band.
     at_bound = w.target >= w.hi - 0.5 if gap > 0 else w.target <= w.lo + 0.5
-    wants = abs(gap) > threshold or (at_bound and abs(gap) >= threshold / 2.0)
+    wants = abs(gap) > threshold or (at_bound and abs(gap) >= AT_BOUND_DEADBAND * threshold)
     direction = (1 if gap > 0 else -1) if wants else 0
     w.count = mem.pending_count + 1 if direction and direction == mem.pending_direction else (1 if direction else 0)
     w.direction = 0
