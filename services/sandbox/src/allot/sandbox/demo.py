@@ -33,6 +33,14 @@ RULE_ADSETS = [
     ("as_rule_winner", "Retargeting 7d (strong)", "strong"), ("as_rule_loser", "Retargeting 30d (weak)", "weak"),
 ]
 START_BUDGET = 5_000
+#: A second flight on its own account (no pool or rule owns it), planned so that it goes off pace at once:
+#: CTV planned at 100 EUR/day on an ad set that spends at most 50, DISPLAY at 20 EUR/day on one that spends up
+#: to 50. Its proposals wait for a person; the demo approves the first one as a person would.
+FLIGHT_ACCOUNT = "act_demo_flight"
+FLIGHT_CHANNELS = [  # (channel, ad set id, name, hidden delivery profile, planned cents/day)
+    ("CTV", "as_flight_ctv", "CTV reach (regular)", "regular", 10_000),
+    ("DISPLAY", "as_flight_display", "Display retargeting (strong)", "strong", 2_000),
+]
 #: The local stand-in for Slack the notifier posts to (kept open for the whole demo).
 _RECEIVERS: list[asyncio.AbstractServer] = []
 
@@ -123,7 +131,62 @@ async def setup(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient)
             "snapshot_interval_s": 6 * 3600}), "create the flight plan")
         ids["plan"] = r.json()["plan_id"]
         print(f"  flight plan {ids['plan']}: 14 days, snapshots every 6 simulated hours")
+        await _approval_flight(stack, http, sandbox, ids, start)
     return ids
+
+
+async def _approval_flight(stack: Any, http: httpx.AsyncClient, sandbox: httpx.AsyncClient, ids: dict[str, str],
+                           start: datetime) -> None:
+    """The second flight (FLIGHT_CHANNELS), whose reallocation proposals wait for a person's approval."""
+    await sandbox.put(f"/sandbox/accounts/{FLIGHT_ACCOUNT}/workspace", json={"workspace_id": WORKSPACE})
+    for _, eid, name, profile, _ in FLIGHT_CHANNELS:
+        await sandbox.post("/sandbox/entities", json={"id": eid, "ad_account_id": FLIGHT_ACCOUNT,
+                                                      "entity_type": "adset", "name": name, "currency": "EUR",
+                                                      "daily_budget_cents": START_BUDGET, "profile": profile})
+
+    def ent(eid: str) -> dict[str, str]:
+        return {"platform": "sandbox", "ad_account_id": FLIGHT_ACCOUNT, "entity_type": "adset", "entity_id": eid}
+
+    r = await _retry(lambda: http.post(f"{stack.url('pacing')}/api/v1/pacing/plans", json={
+        "campaign_id": "c_demo_flight", "name": "Demo flight with approvals", "currency": "EUR",
+        "total_budget_cents": 14 * sum(daily for *_, daily in FLIGHT_CHANNELS),
+        "flight_start": start.isoformat(), "flight_end": (start + timedelta(days=14)).isoformat(),
+        "channels": [{"name": channel, "allocated_budget_cents": 14 * daily, "entities": [ent(eid)],
+                      "budget_entity": ent(eid)} for channel, eid, _, _, daily in FLIGHT_CHANNELS],
+        "approval_config": {"PACING_ADJUSTMENT": True},
+        "thresholds": {"min_reallocation_amount_cents": 1_000},
+        "snapshot_interval_s": 6 * 3600}), "create the approval flight plan")
+    ids["approval_plan"] = r.json()["plan_id"]
+    print(f"  flight plan {ids['approval_plan']} on {FLIGHT_ACCOUNT}: CTV planned at 100 EUR/day, DISPLAY at "
+          "20 EUR/day, both ad sets at 50; its proposals wait for approval, which the demo gives as a person would")
+
+
+async def approve_first_proposal(stack: Any, http: httpx.AsyncClient, plan_id: str, stop: asyncio.Event, *,
+                                 poll_s: float = 1) -> None:
+    """Approve the approval flight's first pending proposal through the pacing API, as a person would, and print
+    it; the budget changes it requests then show as action.executed lines (source pacing)."""
+    base = f"{stack.url('pacing')}/api/v1/pacing/plans/{plan_id}/proposals"
+    while not stop.is_set():
+        await asyncio.sleep(poll_s)
+        r = await http.get(base, params={"status": "pending_approval"})
+        pending = r.json().get("proposals", []) if r.status_code == 200 else []
+        if not pending:
+            continue
+        proposal = pending[0]
+        r = await http.post(f"{base}/{proposal['proposal_id']}/approve")
+        if r.status_code == 409:  # superseded or closed meanwhile: re-read what is pending now and approve that
+            continue
+        if r.status_code != 200:
+            print(f"  pacing    could not approve proposal {proposal['proposal_id']}: {r.status_code} {r.text[:200]}",
+                  flush=True)
+            return
+        got = r.json()
+        moves = ", ".join(f"{a['entity_id']} {a['from_cents'] / 100:.2f} → {a['to_cents'] / 100:.2f}"
+                          for a in got.get("actions", []))
+        print(f"  pacing    proposal approved: move {got['amount_cents'] / 100:.2f} EUR of the flight's plan "
+              f"{got['source_channel']} → {got['target_channel']} (daily budgets, EUR: {moves or 'none'})",
+              flush=True)
+        return
 
 
 async def _notification_receiver() -> int:
@@ -250,8 +313,15 @@ async def run_demo(stack: Any) -> None:
     async with httpx.AsyncClient(headers=headers, timeout=20) as http, \
             httpx.AsyncClient(base_url=stack.url("sandbox"), headers={"Authorization": f"Bearer {token}"},
                               timeout=20) as sandbox:
-        await setup(stack, http, sandbox)
+        ids = await setup(stack, http, sandbox)
         print("\nWatching (simulated time runs at "
               f"{float(stack.env.get('ALLOT_CLOCK_SPEED', '1')):.0f}x; budgets move once evidence holds "
               "over consecutive intervals):\n")
-        await watch_until_stopped(stack, lambda stop: report(stack, sandbox, stop))
+
+        async def reporter(stop: asyncio.Event) -> None:
+            jobs = [report(stack, sandbox, stop)]
+            if "approval_plan" in ids:
+                jobs.append(approve_first_proposal(stack, http, ids["approval_plan"], stop))
+            await asyncio.gather(*jobs)
+
+        await watch_until_stopped(stack, reporter)
