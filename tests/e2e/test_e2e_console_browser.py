@@ -557,7 +557,10 @@ def test_a_second_workspace_sees_none_of_the_first_ones_data(page: Any, console:
     page.goto(f"{console.url}/automation/budget-pools/{pool_id}")
     expect(page.get_by_role("heading", name="Budget pool not found")).to_be_visible()
     page.get_by_role("link", name="Back to the overview").click()
+    # the overview's cards load several services: wait for it, or a later click can be overtaken by its load
+    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
     page.get_by_role("navigation").get_by_role("link", name="Activity").click()
+    expect(page).to_have_url(re.compile(r"/activity$"))
     expect(page.get_by_text("Nothing changed yet.")).to_be_visible()
     expect(page.locator("body")).not_to_contain_text("Berlin")
     page.goto(console.url + "/automation/budget-pools/new")
