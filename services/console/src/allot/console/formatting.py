@@ -74,19 +74,22 @@ def amount_input(cents: int | None, currency: str) -> str:
     return str(cents) if d == 0 else f"{cents // 100}.{cents % 100:02d}"
 
 
-def when(value: Any, zone: str | None = "UTC") -> str:
-    """An ISO timestamp in the account's time zone, e.g. ``6 Dec 2026, 15:04 CET``."""
-    if not value:
-        return "—"
+def _local(value: Any, zone: str | None) -> datetime | None:
+    """An ISO timestamp (or datetime; naive = UTC) in the time zone ``zone``; None when it cannot be read."""
     try:
         at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         tz = ZoneInfo(zone or "UTC")
     except (ValueError, KeyError):
-        return str(value)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    local = at.astimezone(tz)
-    return f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+        return None
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).astimezone(tz)
+
+
+def when(value: Any, zone: str | None = "UTC") -> str:
+    """An ISO timestamp in the account's time zone, e.g. ``6 Dec 2026, 15:04 CET``."""
+    if not value:
+        return "—"
+    local = _local(value, zone)
+    return str(value) if local is None else f"{local.day} {local:%b %Y, %H:%M} {local.tzname()}"
 
 
 METRICS = {"roas": "Return on ad spend (ROAS)", "cpa": "Cost per acquisition (CPA)", "conversions": "Conversions",
@@ -128,12 +131,5 @@ def day(value: Any, zone: str | None = "UTC") -> str:
     """An ISO timestamp as its date in the account's time zone, e.g. ``6 Dec 2026``."""
     if not value:
         return "—"
-    try:
-        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        tz = ZoneInfo(zone or "UTC")
-    except (ValueError, KeyError):
-        return str(value)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    local = at.astimezone(tz)
-    return f"{local.day} {local:%b %Y}"
+    local = _local(value, zone)
+    return str(value) if local is None else f"{local.day} {local:%b %Y}"
