@@ -28,10 +28,10 @@ async def scope_entities(conn: Conn, workspace_id: str, rule: RuleDefinition) ->
     rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
                                    "deleted" in statuses)
     matches = ScopeMatcher(rule.scope)
-    return {r["entity_id"]: r["name"] for r in rows
-            if matches(Entity(entity_id=r["entity_id"], entity_level=r["entity_type"], platform=r["platform"],
-                              ad_account_id=r["ad_account_id"], name=r["name"], status=r["status"],
-                              currency=r["currency"], daily_budget_cents=r["daily_budget_cents"], zone=UTC))}
+    return {r.entity_id: r.name for r in rows
+            if matches(Entity(entity_id=r.entity_id, entity_level=r.entity_type, platform=r.platform,
+                              ad_account_id=r.ad_account_id, name=r.name, status=r.status, currency=r.currency,
+                              daily_budget_cents=r.daily_budget_cents, zone=UTC))}
 
 
 async def pool_ownership(ctx: HasExtra, headers: Mapping[str, str], rule: RuleDefinition,

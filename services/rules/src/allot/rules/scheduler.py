@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 from allot.rules import workflow
 from allot.rules.adapters import postgres as db
@@ -48,18 +47,18 @@ async def evaluate_now(ctx: ServiceContext, rule_id: uuid.UUID, *, workspace_id:
 async def evaluate_due_rules(ctx: ServiceContext, *, batch: int, max_batches: int = 100) -> int:
     """Evaluate every rule whose slot is due now; returns how many evaluations ran here."""
     ran = 0
-    seen: set[Any] = set()
+    seen: set[uuid.UUID] = set()
     for _ in range(max_batches):
         async with ctx.pool.acquire() as conn:
-            due = [r for r in await db.due_rules(conn, ctx.clock.now(), batch) if r["rule_id"] not in seen]
+            due = [r for r in await db.due_rules(conn, ctx.clock.now(), batch) if r.rule_id not in seen]
         if not due:
             break
         for row in due:
-            seen.add(row["rule_id"])
+            seen.add(row.rule_id)
             try:
-                result = await evaluate_now(ctx, row["rule_id"], workspace_id=None, trigger="schedule")
+                result = await evaluate_now(ctx, row.rule_id, workspace_id=None, trigger="schedule")
             except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
-                log.error("rule_evaluation_failed", rule_id=str(row["rule_id"]), error=repr(exc))
+                log.error("rule_evaluation_failed", rule_id=str(row.rule_id), error=repr(exc))
                 continue
             ran += result.status == "evaluated"
         if len(due) < batch:
@@ -80,17 +79,16 @@ async def evaluate_due_cron_rules(ctx: ServiceContext) -> int:
     ran = 0
     for row in rows:
         try:
-            due = workflow.due_cron_fires(row["cron"], row["workspace_id"], row["ad_account_ids"],
-                                          last_slot=row["last_slot"], updated_at=row["updated_at"], now=now,
-                                          zones=zones)
+            due = workflow.due_cron_fires(row.cron, row.workspace_id, row.ad_account_ids, last_slot=row.last_slot,
+                                          updated_at=row.updated_at, now=now, zones=zones)
         except ValueError as exc:  # a stored expression this version cannot read: one rule must not stop the others
-            log.error("rule_cron_unreadable", rule_id=str(row["rule_id"]), error=repr(exc))
+            log.error("rule_cron_unreadable", rule_id=str(row.rule_id), error=repr(exc))
             continue
         for _ in range(min(len(due), MAX_CRON_FIRES_PER_SCAN)):
             try:
-                result = await evaluate_now(ctx, row["rule_id"], workspace_id=None, trigger="schedule")
+                result = await evaluate_now(ctx, row.rule_id, workspace_id=None, trigger="schedule")
             except Exception as exc:  # noqa: BLE001 - one broken rule must not stop the others
-                log.error("rule_evaluation_failed", rule_id=str(row["rule_id"]), error=repr(exc))
+                log.error("rule_evaluation_failed", rule_id=str(row.rule_id), error=repr(exc))
                 break
             ran += result.status == "evaluated"
             if result.status not in ("evaluated", "already_evaluated"):

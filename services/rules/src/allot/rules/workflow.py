@@ -54,14 +54,13 @@ from allot.rules.domain import (
 )
 from allot.rules.domain.cron import CronFire, due_fires
 from allot.rules.domain.entities import PLATFORMS
-from allot.rules.domain.metrics import COUNTER_NAMES
 from allot.rules.domain.protections import (
     CIRCUIT_BREAKER_WINDOW,
     FAILURE_BACKOFF_WINDOW,
     PENDING_ACTION_WINDOW,
     CircuitState,
 )
-from allot.rules.domain.stored import FireStats, StoredRule
+from allot.rules.domain.stored import AuditEntry, FireStats, StoredExecution, StoredRule
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS
 from allot.rules.metrics import (
     RULE_AUTO_PAUSES,
@@ -143,10 +142,9 @@ async def rule_views_with_fires(conn: Conn, rules: Sequence[StoredRule], now: da
     return [with_fires(rule_view(r), stats.get(r.rule_id)) for r in rules]
 
 
-def audit_view(row: Any) -> dict[str, Any]:
-    return {"id": row["id"], "rule_id": str(row["rule_id"]) if row["rule_id"] else None, "action": row["action"],
-            "actor": row["actor"], "at": row["at"], "before": row["before"], "after": row["after"],
-            "detail": row["detail"]}
+def audit_view(row: AuditEntry) -> dict[str, Any]:
+    return {"id": row.id, "rule_id": str(row.rule_id) if row.rule_id else None, "action": row.action,
+            "actor": row.actor, "at": row.at, "before": row.before, "after": row.after, "detail": row.detail}
 
 
 def entity_outcome(notify_only: bool, outcomes: Sequence[str | None]) -> str:
@@ -164,40 +162,40 @@ def entity_outcome(notify_only: bool, outcomes: Sequence[str | None]) -> str:
     return "failed"
 
 
-async def execution_views(conn: Conn, executions: Sequence[Any]) -> list[dict[str, Any]]:
-    ids = [e["execution_id"] for e in executions]
+async def execution_views(conn: Conn, executions: Sequence[StoredExecution]) -> list[dict[str, Any]]:
+    ids = [e.execution_id for e in executions]
     ents = await db.execution_entities(conn, ids)
     acts = await db.execution_actions(conn, ids)
     actions_by: dict[tuple[uuid.UUID, str], list[dict[str, Any]]] = defaultdict(list)
     for a in acts:
-        actions_by[(a["execution_id"], a["entity_id"])].append({
-            "action_id": str(a["action_id"]), "request_id": str(a["request_id"]) if a["request_id"] else None,
-            "action_type": a["action_type"], "from_cents": a["from_cents"], "to_cents": a["to_cents"],
-            "from_status": a["from_status"], "to_status": a["to_status"], "sent_at": a["sent_at"],
-            "outcome": a["outcome"] or "pending", "outcome_at": a["outcome_at"], "error": a["error"]})
+        actions_by[(a.execution_id, a.entity_id)].append({
+            "action_id": str(a.action_id), "request_id": str(a.request_id) if a.request_id else None,
+            "action_type": a.action_type, "from_cents": a.from_cents, "to_cents": a.to_cents,
+            "from_status": a.from_status, "to_status": a.to_status, "sent_at": a.sent_at,
+            "outcome": a.outcome or "pending", "outcome_at": a.outcome_at, "error": a.error})
     ents_by: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
     for e in ents:
-        actions = actions_by.get((e["execution_id"], e["entity_id"]), [])
-        ents_by[e["execution_id"]].append({
-            "entity_id": e["entity_id"], "platform": e["platform"], "ad_account_id": e["ad_account_id"],
-            "entity_level": e["entity_level"], "snapshot": e["snapshot"], "planned": e["planned"],
-            "skipped_actions": e["skipped_actions"],
-            "outcome": entity_outcome(e["notify_only"], [None if a["outcome"] == "pending" else a["outcome"]
-                                                         for a in actions]),
+        actions = actions_by.get((e.execution_id, e.entity_id), [])
+        ents_by[e.execution_id].append({
+            "entity_id": e.entity_id, "platform": e.platform, "ad_account_id": e.ad_account_id,
+            "entity_level": e.entity_level, "snapshot": e.snapshot, "planned": e.planned,
+            "skipped_actions": e.skipped_actions,
+            "outcome": entity_outcome(e.notify_only, [None if a["outcome"] == "pending" else a["outcome"]
+                                                      for a in actions]),
             "actions": actions})
     out = []
     for x in executions:
-        entities = ents_by.get(x["execution_id"], [])
+        entities = ents_by.get(x.execution_id, [])
         counts: dict[str, int] = defaultdict(int)
         for entity in entities:
             counts[entity["outcome"]] += 1
         out.append({
-            "execution_id": str(x["execution_id"]), "rule_id": str(x["rule_id"]), "slot_start": x["slot_start"],
-            "started_at": x["started_at"], "trigger": x["trigger"], "result": x["result"],
-            "entities_evaluated": x["entities_evaluated"], "matched": x["matched"], "skipped": x["skipped"],
-            "skip_counts": x["skip_counts"], "actions_count": x["actions_count"],
-            "request_ids": [str(r) for r in x["request_ids"]], "auto_pause_reason": x["auto_pause_reason"],
-            "outcome_counts": dict(counts), "entities": entities, "skipped_entities": x["skipped_entities"]})
+            "execution_id": str(x.execution_id), "rule_id": str(x.rule_id), "slot_start": x.slot_start,
+            "started_at": x.started_at, "trigger": x.trigger, "result": x.result,
+            "entities_evaluated": x.entities_evaluated, "matched": x.matched, "skipped": x.skipped,
+            "skip_counts": x.skip_counts, "actions_count": x.actions_count,
+            "request_ids": [str(r) for r in x.request_ids], "auto_pause_reason": x.auto_pause_reason,
+            "outcome_counts": dict(counts), "entities": entities, "skipped_entities": x.skipped_entities})
     return out
 
 
@@ -238,23 +236,20 @@ async def load_entities(conn: Conn, workspace_id: str, rule: RuleDefinition,
     rows = await db.scope_entities(conn, workspace_id, rule.scope.ad_account_ids, rule.scope.entity_level,
                                    "deleted" in statuses, None if only is None else sorted(only))
     today = now.date()  # every local "today" is within a day of the UTC one
-    ids = [r["entity_id"] for r in rows]
+    ids = [r.entity_id for r in rows]
     buckets = await db.daily_buckets(conn, workspace_id, ids,
                                      today - timedelta(days=MAX_LOOKBACK_DAYS + 1), today + timedelta(days=1))
     by_entity: dict[str, dict[date, DailyCounters]] = defaultdict(dict)
     reports: dict[str, dict[date, int]] = defaultdict(dict)
     for b in buckets:
-        by_entity[b["entity_id"]][b["day"]] = DailyCounters._make(int(b[c]) for c in COUNTER_NAMES)
-        reports[b["entity_id"]][b["day"]] = int(b["reports"])
-    reach = {r["entity_id"]: PlatformReach(r["through"], {name: int(r[name]) for name in db.RANGE_REACH_RANGES
-                                                          if r[name] is not None})
-             for r in await db.range_reach(conn, workspace_id, ids)}
+        by_entity[b.entity_id][b.day] = b.counters
+        reports[b.entity_id][b.day] = b.reports
+    reach = {r.entity_id: PlatformReach(r.through, r.by_range()) for r in await db.range_reach(conn, workspace_id, ids)}
     return [
-        Entity(entity_id=r["entity_id"], entity_level=r["entity_type"], platform=r["platform"],
-               ad_account_id=r["ad_account_id"], name=r["name"], status=r["status"], currency=r["currency"],
-               daily_budget_cents=r["daily_budget_cents"], buckets=by_entity.get(r["entity_id"], {}),
-               range_reach=reach.get(r["entity_id"]), zone=zones(workspace_id, r["platform"], r["ad_account_id"]),
-               reports=reports.get(r["entity_id"], {}))
+        Entity(entity_id=r.entity_id, entity_level=r.entity_type, platform=r.platform, ad_account_id=r.ad_account_id,
+               name=r.name, status=r.status, currency=r.currency, daily_budget_cents=r.daily_budget_cents,
+               buckets=by_entity.get(r.entity_id, {}), range_reach=reach.get(r.entity_id),
+               zone=zones(workspace_id, r.platform, r.ad_account_id), reports=reports.get(r.entity_id, {}))
         for r in rows
     ]
 
@@ -265,18 +260,18 @@ async def load_rule_outcomes(conn: Conn, rule: StoredRule, now: datetime) -> lis
     if reset is not None and reset - timedelta(microseconds=1) > since:
         since = reset - timedelta(microseconds=1)
     rows = await db.rule_outcomes(conn, rule.rule_id, since)
-    return [ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]) for r in rows]
+    return [ActionOutcome(r.outcome_at, r.success, r.error) for r in rows]
 
 
 async def load_history(conn: Conn, workspace_id: str, rule: StoredRule | None, definition: RuleDefinition,
                        entity_ids: Sequence[str], now: datetime) -> RuleHistory:
     """The protections' facts from this service's tables (``rule`` None = a definition being previewed)."""
     pending: dict[str, list[datetime]] = defaultdict(list)
-    for r in await db.pending_actions(conn, workspace_id, entity_ids, now - PENDING_ACTION_WINDOW):
-        pending[r["entity_id"]].append(r["sent_at"])
+    for p in await db.pending_actions(conn, workspace_id, entity_ids, now - PENDING_ACTION_WINDOW):
+        pending[p.entity_id].append(p.sent_at)
     outcomes: dict[str, list[ActionOutcome]] = defaultdict(list)
-    for r in await db.entity_outcomes(conn, workspace_id, entity_ids, now - FAILURE_BACKOFF_WINDOW):
-        outcomes[r["entity_id"]].append(ActionOutcome(r["outcome_at"], bool(r["success"]), r["error"]))
+    for o in await db.entity_outcomes(conn, workspace_id, entity_ids, now - FAILURE_BACKOFF_WINDOW):
+        outcomes[o.entity_id].append(ActionOutcome(o.outcome_at, o.success, o.error))
     if rule is None:
         return RuleHistory(pending_actions_since=pending, entity_outcomes=outcomes)
     cooldown = timedelta(minutes=max(definition.protections.cooldown_minutes, 1))
@@ -519,10 +514,10 @@ async def run_triggers(conn: Conn, emit: Emit, reported: Sequence[tuple[str, str
     results = []
     for ws, accounts in sorted(by_ws.items()):
         for row in await db.trigger_rules(conn, ws, sorted(accounts)):
-            scope = RuleDefinition.model_validate(row["definition"]).scope.ad_account_ids
+            scope = RuleDefinition.model_validate(row.definition).scope.ad_account_ids
             entity_ids = sorted({e for a in scope for e in accounts.get(a, ())})
             if entity_ids:
-                results.append(await evaluate_triggered(conn, emit, rule_id=row["rule_id"], entity_ids=entity_ids,
+                results.append(await evaluate_triggered(conn, emit, rule_id=row.rule_id, entity_ids=entity_ids,
                                                         now=now, zones=zones))
     return results
 

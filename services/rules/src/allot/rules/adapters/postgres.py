@@ -9,8 +9,25 @@ from typing import Any
 
 import asyncpg
 
-from allot.rules.domain.metrics import COUNTER_NAMES
-from allot.rules.domain.stored import FIRE_RESULTS, FireStats, StoredRule
+from allot.rules.domain.metrics import COUNTER_NAMES, DailyCounters
+from allot.rules.domain.stored import (
+    FIRE_RESULTS,
+    RANGE_REACH_RANGES,
+    AuditEntry,
+    CronRule,
+    DailyBucket,
+    DueRule,
+    FireStats,
+    PendingAction,
+    StoredAction,
+    StoredEntity,
+    StoredExecution,
+    StoredExecutionEntity,
+    StoredOutcome,
+    StoredRangeReach,
+    StoredRule,
+    TriggerRule,
+)
 from allot.runtime.db import Conn, json_insert_rows
 
 Row = asyncpg.Record
@@ -118,7 +135,6 @@ async def upsert_range_reach(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> Non
         await conn.execute(_UPSERT_RANGE_REACH, rows)
 
 
-RANGE_REACH_RANGES = ("yesterday", "last_3d", "last_7d", "last_14d", "last_30d")
 _RANGE_REACH_COLUMNS = (("workspace_id", "text"), ("entity_id", "text"), ("through", "date"),
                         *((r, "bigint") for r in RANGE_REACH_RANGES),
                         ("reported_at", "timestamptz"), ("event_id", "uuid"))
@@ -129,13 +145,18 @@ _UPSERT_RANGE_REACH = f"""INSERT INTO range_reach {json_insert_rows(_RANGE_REACH
         WHERE (EXCLUDED.reported_at, EXCLUDED.event_id) > (range_reach.reported_at, range_reach.event_id)"""
 
 
-async def range_reach(conn: Conn, workspace_id: str, entity_ids: Sequence[str]) -> list[Row]:
+def _range_reach(row: Row) -> StoredRangeReach:
+    return StoredRangeReach(**dict(row.items()))
+
+
+async def range_reach(conn: Conn, workspace_id: str, entity_ids: Sequence[str]) -> list[StoredRangeReach]:
     """The platform's latest range reach of each entity that has one."""
     if not entity_ids:
         return []
-    return await conn.fetch(
+    rows = await conn.fetch(
         f"SELECT entity_id, through, {', '.join(RANGE_REACH_RANGES)} FROM range_reach "
         "WHERE workspace_id = $1 AND entity_id = ANY($2::text[])", workspace_id, list(entity_ids))
+    return [_range_reach(r) for r in rows]
 
 
 async def account_platforms(conn: Conn, workspace_id: str, account_ids: Iterable[str]) -> dict[str, str]:
@@ -146,24 +167,35 @@ async def account_platforms(conn: Conn, workspace_id: str, account_ids: Iterable
     return {r["ad_account_id"]: r["platform"] for r in rows}
 
 
+def _entity(row: Row) -> StoredEntity:
+    return StoredEntity(**dict(row.items()))
+
+
 async def scope_entities(conn: Conn, workspace_id: str, account_ids: Sequence[str], level: str,
-                         include_deleted: bool, entity_ids: Sequence[str] | None = None) -> list[Row]:
+                         include_deleted: bool, entity_ids: Sequence[str] | None = None) -> list[StoredEntity]:
     """Entities of the accounts at the level (only ``entity_ids`` when given)."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         "SELECT entity_id, platform, ad_account_id, entity_type, name, status, daily_budget_cents, currency "
         "FROM entities WHERE workspace_id = $1 AND ad_account_id = ANY($2::text[]) AND entity_type = $3 "
         "AND (status <> 'deleted' OR $4) AND ($5::text[] IS NULL OR entity_id = ANY($5::text[])) ORDER BY entity_id",
         workspace_id, list(account_ids), level, include_deleted, None if entity_ids is None else list(entity_ids))
+    return [_entity(r) for r in rows]
+
+
+def _bucket(row: Row) -> DailyBucket:
+    return DailyBucket(entity_id=row["entity_id"], day=row["day"],
+                       counters=DailyCounters._make(int(row[c]) for c in COUNTER_NAMES), reports=int(row["reports"]))
 
 
 async def daily_buckets(conn: Conn, workspace_id: str, entity_ids: Sequence[str], first: date,
-                        last: date) -> list[Row]:
+                        last: date) -> list[DailyBucket]:
     if not entity_ids:
         return []
-    return await conn.fetch(
+    rows = await conn.fetch(
         f"SELECT entity_id, day, {_COUNTERS}, reports FROM metric_daily "
         "WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND day BETWEEN $3 AND $4",
         workspace_id, list(entity_ids), first, last)
+    return [_bucket(r) for r in rows]
 
 
 async def entity_count(conn: Conn, workspace_id: str) -> int:
@@ -276,10 +308,14 @@ async def advance_slot(conn: Conn, rule_id: uuid.UUID, slot: datetime) -> None:
     await conn.execute("UPDATE rules SET last_slot = greatest(last_slot, $2) WHERE rule_id = $1", rule_id, slot)
 
 
-async def due_rules(conn: Conn, now: datetime, limit: int) -> list[Row]:
+def _due_rule(row: Row) -> DueRule:
+    return DueRule(**dict(row.items()))
+
+
+async def due_rules(conn: Conn, now: datetime, limit: int) -> list[DueRule]:
     """Active scheduled rules not yet evaluated in the slot (epoch-aligned, per rule interval) containing ``now``
     (trigger-mode rules run when their entities' metrics arrive instead)."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         """SELECT rule_id, slot FROM (
                SELECT rule_id, last_slot,
                       to_timestamp(floor(extract(epoch FROM $1::timestamptz) / (interval_minutes * 60))
@@ -287,29 +323,39 @@ async def due_rules(conn: Conn, now: datetime, limit: int) -> list[Row]:
                  FROM rules WHERE status = 'active' AND deleted_at IS NULL
                   AND coalesce(definition->'schedule'->>'mode', 'schedule') = 'schedule') r
            WHERE last_slot IS NULL OR last_slot < slot ORDER BY slot, rule_id LIMIT $2""", now, limit)
+    return [_due_rule(r) for r in rows]
 
 
-async def cron_rules(conn: Conn) -> list[Row]:
+def _cron_rule(row: Row) -> CronRule:
+    return CronRule(**{**dict(row.items()), "ad_account_ids": tuple(row["ad_account_ids"])})
+
+
+async def cron_rules(conn: Conn) -> list[CronRule]:
     """Every active cron-mode rule with what deciding whether it is due needs (the scheduler reads the
-    expression in each scoped account's time zone): rule_id, workspace_id, cron, ad_account_ids, last_slot,
-    updated_at."""
-    return await conn.fetch(
+    expression in each scoped account's time zone), in rule id order."""
+    rows = await conn.fetch(
         """SELECT rule_id, workspace_id, definition->'schedule'->>'cron' AS cron,
                   ARRAY(SELECT jsonb_array_elements_text(definition->'scope'->'ad_account_ids')) AS ad_account_ids,
                   last_slot, updated_at
              FROM rules WHERE status = 'active' AND deleted_at IS NULL
               AND definition->'schedule'->>'mode' = 'cron'
             ORDER BY rule_id""")
+    return [_cron_rule(r) for r in rows]
 
 
-async def trigger_rules(conn: Conn, workspace_id: str, account_ids: Sequence[str]) -> list[Row]:
+def _trigger_rule(row: Row) -> TriggerRule:
+    return TriggerRule(**dict(row.items()))
+
+
+async def trigger_rules(conn: Conn, workspace_id: str, account_ids: Sequence[str]) -> list[TriggerRule]:
     """Active trigger-mode rules of the workspace whose scope names any of the accounts, in rule id order."""
-    return await conn.fetch(
+    rows = await conn.fetch(
         """SELECT rule_id, definition FROM rules
             WHERE workspace_id = $1 AND status = 'active' AND deleted_at IS NULL
               AND definition->'schedule'->>'mode' = 'trigger'
               AND definition->'scope'->'ad_account_ids' ?| $2::text[]
             ORDER BY rule_id""", workspace_id, list(account_ids))
+    return [_trigger_rule(r) for r in rows]
 
 
 # ---------------------------------------------------------------- audit log
@@ -323,13 +369,18 @@ async def audit(conn: Conn, *, workspace_id: str, rule_id: uuid.UUID | None, act
         workspace_id, rule_id, action, actor, at, before, after, detail or {})
 
 
+def _audit_entry(row: Row) -> AuditEntry:
+    return AuditEntry(**dict(row.items()))
+
+
 async def audit_log(conn: Conn, workspace_id: str, *, rule_id: uuid.UUID | None, action: str | None,
-                    before_id: int | None, limit: int) -> list[Row]:
-    return await conn.fetch(
+                    before_id: int | None, limit: int) -> list[AuditEntry]:
+    rows = await conn.fetch(
         "SELECT id, rule_id, action, actor, at, before, after, detail FROM audit_log WHERE workspace_id = $1 "
         "AND ($2::uuid IS NULL OR rule_id = $2) AND ($3::text IS NULL OR action = $3) "
         "AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
         workspace_id, rule_id, action, before_id, limit)
+    return [_audit_entry(r) for r in rows]
 
 
 # ---------------------------------------------------------------- history facts
@@ -352,25 +403,36 @@ async def last_acted(conn: Conn, rule_id: uuid.UUID, since: datetime) -> dict[st
     return {r["entity_id"]: r["at"] for r in rows}
 
 
+def _pending(row: Row) -> PendingAction:
+    return PendingAction(**dict(row.items()))
+
+
 async def pending_actions(conn: Conn, workspace_id: str, entity_ids: Sequence[str],
-                          since: datetime) -> list[Row]:
-    return await conn.fetch(
+                          since: datetime) -> list[PendingAction]:
+    rows = await conn.fetch(
         "SELECT entity_id, sent_at FROM rule_actions WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) "
         "AND outcome IS NULL AND sent_at > $3", workspace_id, list(entity_ids), since)
+    return [_pending(r) for r in rows]
+
+
+def _outcome(row: Row) -> StoredOutcome:
+    return StoredOutcome(**dict(row.items()))
 
 
 async def entity_outcomes(conn: Conn, workspace_id: str, entity_ids: Sequence[str],
-                          since: datetime) -> list[Row]:
-    return await conn.fetch(
+                          since: datetime) -> list[StoredOutcome]:
+    rows = await conn.fetch(
         "SELECT entity_id, outcome_at, success, error FROM rule_actions WHERE workspace_id = $1 "
         "AND entity_id = ANY($2::text[]) AND success IS NOT NULL AND outcome_at > $3",
         workspace_id, list(entity_ids), since)
+    return [_outcome(r) for r in rows]
 
 
-async def rule_outcomes(conn: Conn, rule_id: uuid.UUID, since: datetime) -> list[Row]:
-    return await conn.fetch(
-        "SELECT outcome_at, success, error FROM rule_actions WHERE rule_id = $1 AND success IS NOT NULL "
+async def rule_outcomes(conn: Conn, rule_id: uuid.UUID, since: datetime) -> list[StoredOutcome]:
+    rows = await conn.fetch(
+        "SELECT entity_id, outcome_at, success, error FROM rule_actions WHERE rule_id = $1 AND success IS NOT NULL "
         "AND outcome_at > $2", rule_id, since)
+    return [_outcome(r) for r in rows]
 
 
 # ---------------------------------------------------------------- executions
@@ -413,27 +475,52 @@ async def insert_sent_actions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> No
            ON CONFLICT (action_id) DO NOTHING""", *cols)
 
 
-async def execution_for_slot(conn: Conn, rule_id: uuid.UUID, slot: datetime) -> Row | None:
-    return await conn.fetchrow("SELECT * FROM executions WHERE rule_id = $1 AND slot_start = $2", rule_id, slot)
+EXECUTION_COLUMNS = (
+    "execution_id, rule_id, workspace_id, slot_start, started_at, trigger, result, entities_evaluated, matched, "
+    "skipped, skip_counts, skipped_entities, actions_count, request_ids, acted, auto_pause_reason"
+)
+
+
+def _execution(row: Row) -> StoredExecution:
+    return StoredExecution(**{**dict(row.items()), "request_ids": tuple(row["request_ids"])})
+
+
+async def execution_for_slot(conn: Conn, rule_id: uuid.UUID, slot: datetime) -> StoredExecution | None:
+    row = await conn.fetchrow(f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE rule_id = $1 AND slot_start = $2",
+                              rule_id, slot)
+    return None if row is None else _execution(row)
 
 
 async def list_executions(conn: Conn, rule_id: uuid.UUID, limit: int,
-                          before: datetime | None) -> list[Row]:
-    return await conn.fetch(
-        "SELECT * FROM executions WHERE rule_id = $1 AND ($2::timestamptz IS NULL OR slot_start < $2) "
-        "ORDER BY slot_start DESC LIMIT $3", rule_id, before, limit)
+                          before: datetime | None) -> list[StoredExecution]:
+    rows = await conn.fetch(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE rule_id = $1 "
+        "AND ($2::timestamptz IS NULL OR slot_start < $2) ORDER BY slot_start DESC LIMIT $3", rule_id, before, limit)
+    return [_execution(r) for r in rows]
 
 
-async def execution_entities(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await conn.fetch("SELECT * FROM execution_entities WHERE execution_id = ANY($1::uuid[]) "
-                            "ORDER BY execution_id, entity_id", list(execution_ids))
+def _execution_entity(row: Row) -> StoredExecutionEntity:
+    return StoredExecutionEntity(**dict(row.items()))
 
 
-async def execution_actions(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[Row]:
-    return await conn.fetch(
+async def execution_entities(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[StoredExecutionEntity]:
+    rows = await conn.fetch(
+        "SELECT execution_id, entity_id, rule_id, platform, ad_account_id, entity_level, snapshot, planned, "
+        "skipped_actions, notify_only FROM execution_entities WHERE execution_id = ANY($1::uuid[]) "
+        "ORDER BY execution_id, entity_id", list(execution_ids))
+    return [_execution_entity(r) for r in rows]
+
+
+def _action(row: Row) -> StoredAction:
+    return StoredAction(**dict(row.items()))
+
+
+async def execution_actions(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> list[StoredAction]:
+    rows = await conn.fetch(
         "SELECT action_id, execution_id, request_id, entity_id, action_type, from_cents, to_cents, from_status, "
         "to_status, sent_at, outcome, outcome_at, error FROM rule_actions WHERE execution_id = ANY($1::uuid[]) "
         "ORDER BY execution_id, entity_id, action_type", list(execution_ids))
+    return [_action(r) for r in rows]
 
 
 async def fire_stats(conn: Conn, since: Sequence[tuple[uuid.UUID, datetime]]) -> dict[uuid.UUID, FireStats]:
