@@ -59,7 +59,7 @@ from allot.pacing import workflow
 from allot.pacing.adapters import postgres as db
 from allot.pacing.domain import planned_spend, within_tolerance
 from allot.pacing.domain.plans import plan_account
-from allot.pacing.domain.stored import StoredAction, StoredPlan, StoredProposal
+from allot.pacing.domain.stored import StoredAction, StoredPlan, StoredProposal, StoredSnapshot, StoredTransition
 from allot.pacing.metrics import PROPOSALS, TRANSITIONS
 from allot.pacing.scheduler import observe
 from allot.pacing.settings import PacingSettings
@@ -513,13 +513,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _record(row: Any, keys: str | None = None) -> dict[str, Any]:
-    names = keys.replace(" ", "").split(",") if keys else list(row.keys())
-    return {k: _plain(row[k]) for k in names}
-
-
-def _stored_out(item: StoredProposal | StoredAction) -> dict[str, Any]:
-    """Every column of a stored proposal or action, in column order, ids as text."""
+def _stored_out(item: StoredProposal | StoredAction | StoredSnapshot | StoredTransition) -> dict[str, Any]:
+    """Every column of a stored proposal, action, snapshot or transition, in column order, ids as text."""
     return {f.name: _plain(getattr(item, f.name)) for f in fields(item)}
 
 
@@ -535,8 +530,8 @@ def plan_out(row: StoredPlan) -> dict[str, Any]:
     }
 
 
-def snapshot_out(row: Any) -> dict[str, Any]:
-    return _record(row, db.SNAPSHOT_COLUMNS)
+def snapshot_out(row: StoredSnapshot) -> dict[str, Any]:
+    return _stored_out(row)
 
 
 async def _proposal_out(conn: Any, row: StoredProposal) -> dict[str, Any]:
@@ -663,7 +658,7 @@ async def list_transitions(plan_id: str, principal: Viewer, ctx: Ctx,
                            limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     async with ctx.pool.acquire() as conn:
         await _plan_or_404(conn, principal, plan_id)
-        return {"transitions": [_record(r) for r in await db.list_transitions(conn, plan_id, limit)]}
+        return {"transitions": [_stored_out(t) for t in await db.list_transitions(conn, plan_id, limit)]}
 
 
 @router.get("/plans/{plan_id}/planned", **documented(PlannedView, 404))

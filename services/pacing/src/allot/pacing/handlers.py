@@ -47,13 +47,6 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
             for e in events if e.payload.source == "pacing"]
     if not rows:
         return
-    now = ctx.clock.now()
-    blocked = await ctx.conn.fetch(
-        """UPDATE pacing_proposals p SET status = u.status, status_reason = u.reason, completed_at = $5
-             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(request_id, ws, reason, status)
-            WHERE p.request_id = u.request_id AND p.workspace_id = u.ws AND p.status = 'requested'
-        RETURNING p.proposal_id, p.status""",
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], now)
-    for row in blocked:
-        PROPOSALS.labels("pacing", row["status"]).inc()
-        log.info("pacing_proposal_blocked", proposal_id=str(row["proposal_id"]), status=row["status"])
+    for p in await db.block_proposals(ctx.conn, rows, ctx.clock.now()):
+        PROPOSALS.labels("pacing", p.status).inc()
+        log.info("pacing_proposal_blocked", proposal_id=str(p.proposal_id), status=p.status)

@@ -55,7 +55,7 @@ async def snapshot_due_plans(pool: asyncpg.Pool, emit: Emit, *, now: datetime, c
             if not due:
                 break
             async with conn.transaction():
-                result = await workflow.take_snapshots(conn, [(r["plan_id"], r["slot"]) for r in due], now=now,
+                result = await workflow.take_snapshots(conn, [(d.plan_id, d.slot) for d in due], now=now,
                                                        claimed_by=claimed_by, trigger="schedule", zones=zones)
                 await emit(conn, result.envelopes)
         observe(result, "schedule")

@@ -197,8 +197,8 @@ async def take_snapshots(conn: Conn, due: Sequence[tuple[str, datetime]], *, now
     plan_ids = [r.plan_id for r in rows]
     delivery: dict[str, tuple[dict[str, Delivery], dict[str, Delivery]]] = {p: ({}, {}) for p in plan_ids}
     for d in await db.delivery_for(conn, plan_ids, [now] * len(plan_ids)):
-        kind_map = delivery[d["plan_id"]][0 if d["kind"] == "channel" else 1]
-        kind_map[d["name"]] = Delivery(int(d["spend_cents"]), int(d["impressions"]))
+        kind_map = delivery[d.plan_id][0 if d.kind == "channel" else 1]
+        kind_map[d.name] = Delivery(d.spend_cents, d.impressions)
 
     open_by_plan: dict[str, list[OpenProposal]] = defaultdict(list)
     for o in await db.open_proposals(conn, plan_ids):

@@ -7,7 +7,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from allot.pacing.domain.stored import StoredAction, StoredOpenProposal, StoredPlan, StoredProposal
+from allot.pacing.domain.stored import (
+    StoredAction,
+    StoredBlockedProposal,
+    StoredDelivery,
+    StoredDuePlan,
+    StoredOpenProposal,
+    StoredPlan,
+    StoredProposal,
+    StoredSnapshot,
+    StoredTransition,
+)
 from allot.runtime.db import Conn, json_insert_rows
 
 Row = Any  # asyncpg.Record (asyncpg ships no type stubs)
@@ -95,13 +105,13 @@ async def lock_plans(conn: Conn, plan_ids: Sequence[str]) -> list[StoredPlan]:
     return [_plan(r) for r in rows]
 
 
-async def due_plans(conn: Conn, now: datetime, limit: int) -> list[Row]:
+async def due_plans(conn: Conn, now: datetime, limit: int) -> list[StoredDuePlan]:
     """ACTIVE/PACING_HOLD plans whose current slot (epoch-aligned, per-plan interval) has no snapshot yet.
 
     The first scheduled slot of a plan is the first one starting after its creation; the last is the
     slot containing flight_end (so a final snapshot is taken at or just after the end).
     """
-    return await _fetch(
+    rows = await _fetch(
         conn,
         """
         SELECT plan_id, slot FROM (
@@ -116,6 +126,7 @@ async def due_plans(conn: Conn, now: datetime, limit: int) -> list[Row]:
         """,
         now, limit,
     )
+    return [StoredDuePlan(**dict(r.items())) for r in rows]
 
 
 async def set_plan_state(conn: Conn, plan_id: str, state: str, held_since: datetime | None,
@@ -151,11 +162,12 @@ async def insert_transitions(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> Non
         )
 
 
-async def list_transitions(conn: Conn, plan_id: str, limit: int) -> list[Row]:
-    return await _fetch(
+async def list_transitions(conn: Conn, plan_id: str, limit: int) -> list[StoredTransition]:
+    rows = await _fetch(
         conn,
         "SELECT from_state, to_state, reason, actor, snapshot_id, at FROM pacing_transitions "
         "WHERE plan_id = $1 ORDER BY at DESC, id DESC LIMIT $2", plan_id, limit)
+    return [StoredTransition(**dict(r.items())) for r in rows]
 
 
 # ---------------------------------------------------------------- metrics projection
@@ -187,10 +199,11 @@ _UPSERT_REPORTS = f"""
     """
 
 
-async def delivery_for(conn: Conn, plan_ids: Sequence[str], taken_ats: Sequence[datetime]) -> list[Row]:
+async def delivery_for(conn: Conn, plan_ids: Sequence[str],
+                       taken_ats: Sequence[datetime]) -> list[StoredDelivery]:
     """Spend and impressions per (plan, kind, name): sums over the latest report of every interval that starts
     inside the flight and before the snapshot time, in the plan's currency."""
-    return await _fetch(
+    rows = await _fetch(
         conn,
         """
         SELECT e.plan_id, e.kind, e.name, sum(m.spend_cents)::bigint AS spend_cents,
@@ -206,6 +219,7 @@ async def delivery_for(conn: Conn, plan_ids: Sequence[str], taken_ats: Sequence[
         """,
         list(plan_ids), list(taken_ats),
     )
+    return [StoredDelivery(**dict(r.items())) for r in rows]
 
 
 async def latest_budgets(conn: Conn, workspace_id: str,
@@ -248,6 +262,10 @@ SNAPSHOT_COLUMNS = (
 )
 
 
+def _snapshot(row: Row) -> StoredSnapshot:
+    return StoredSnapshot(**dict(row.items()))
+
+
 async def last_pacing_changes(conn: Conn, workspace_id: str,
                               refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
     """When this service last changed each (platform, entity_id): the executor's executed_at of an applied
@@ -279,21 +297,24 @@ async def insert_snapshots(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
         )
 
 
-async def snapshot_at_slot(conn: Conn, plan_id: str, slot_at: datetime) -> Row | None:
-    return await conn.fetchrow(
+async def snapshot_at_slot(conn: Conn, plan_id: str, slot_at: datetime) -> StoredSnapshot | None:
+    row = await conn.fetchrow(
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE plan_id = $1 AND slot_at = $2", plan_id, slot_at)
+    return None if row is None else _snapshot(row)
 
 
-async def latest_snapshot(conn: Conn, plan_id: str) -> Row | None:
-    return await conn.fetchrow(
+async def latest_snapshot(conn: Conn, plan_id: str) -> StoredSnapshot | None:
+    row = await conn.fetchrow(
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE plan_id = $1 ORDER BY taken_at DESC, slot_at DESC "
         "LIMIT 1", plan_id)
+    return None if row is None else _snapshot(row)
 
 
 async def list_snapshots(conn: Conn, workspace_id: str, *, plan_id: str | None, campaign_id: str | None,
-                         start_time: datetime | None, end_time: datetime | None, limit: int) -> list[Row]:
+                         start_time: datetime | None, end_time: datetime | None,
+                         limit: int) -> list[StoredSnapshot]:
     """Snapshots with start_time <= taken_at <= end_time, oldest first."""
-    return await _fetch(
+    rows = await _fetch(
         conn,
         f"SELECT {SNAPSHOT_COLUMNS} FROM pacing_snapshots WHERE workspace_id = $1 "
         "AND ($2::text IS NULL OR plan_id = $2) AND ($3::text IS NULL OR campaign_id = $3) "
@@ -301,6 +322,7 @@ async def list_snapshots(conn: Conn, workspace_id: str, *, plan_id: str | None, 
         "ORDER BY taken_at, slot_at LIMIT $6",
         workspace_id, plan_id, campaign_id, start_time, end_time, limit,
     )
+    return [_snapshot(r) for r in rows]
 
 
 # ---------------------------------------------------------------- proposals
@@ -445,3 +467,17 @@ async def complete_proposal(conn: Conn, proposal_id: uuid.UUID, status: str, rea
     await conn.execute(
         "UPDATE pacing_proposals SET status = $2, status_reason = $3, completed_at = $4 WHERE proposal_id = $1",
         proposal_id, status, reason, at)
+
+
+async def block_proposals(conn: Conn, rows: Sequence[tuple[uuid.UUID, str, str, str]],
+                          now: datetime) -> list[StoredBlockedProposal]:
+    """rows: (request_id, workspace_id, reason, status). Closes the requested proposal of each change set the
+    guardrails refused (only one of the same workspace, and only while requested) with that status and reason."""
+    blocked = await _fetch(
+        conn,
+        """UPDATE pacing_proposals p SET status = u.status, status_reason = u.reason, completed_at = $5
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(request_id, ws, reason, status)
+            WHERE p.request_id = u.request_id AND p.workspace_id = u.ws AND p.status = 'requested'
+        RETURNING p.proposal_id, p.status""",
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], now)
+    return [StoredBlockedProposal(**dict(r.items())) for r in blocked]

@@ -1,5 +1,6 @@
-"""Plans and proposals as stored: what the repository (adapters/postgres.py) returns for the flight_plans,
-pacing_proposals and proposal_actions tables."""
+"""Plans, snapshots and proposals as stored: what the repository (adapters/postgres.py) returns for the
+flight_plans, pacing_transitions, metric_reports (summed per channel / deal), pacing_snapshots, pacing_proposals and
+proposal_actions tables."""
 
 from __future__ import annotations
 
@@ -35,6 +36,65 @@ class StoredPlan:
     created_at: datetime
     updated_at: datetime
     created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDuePlan:
+    """A plan whose current slot has no snapshot yet, as ``due_plans`` selects it: the plan and the slot's start."""
+
+    plan_id: str
+    slot: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransition:
+    """One row of ``pacing_transitions`` as ``list_transitions`` selects it (its columns but the serial id and the
+    plan's ids)."""
+
+    from_state: str
+    to_state: str
+    reason: str
+    actor: str
+    snapshot_id: uuid.UUID | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A plan's delivery of one channel or deal as ``delivery_for`` sums it from ``metric_reports``: ``kind`` is
+    ``channel`` or ``deal``, ``name`` the channel's name or the deal's id."""
+
+    plan_id: str
+    kind: str
+    name: str
+    spend_cents: int
+    impressions: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """One row of ``pacing_snapshots`` (the columns of ``SNAPSHOT_COLUMNS``); ``alert``, ``channels`` and ``deals``
+    are the stored JSON as the workflow wrote it."""
+
+    snapshot_id: uuid.UUID
+    plan_id: str
+    workspace_id: str
+    campaign_id: str
+    slot_at: datetime
+    taken_at: datetime
+    trigger: str
+    currency: str
+    total_budget_cents: int
+    total_spend_cents: int
+    expected_spend_cents: int
+    pacing_pct: float
+    deviation_pct: float
+    state_before: str
+    state: str
+    alert: dict[str, Any] | None
+    channels: list[dict[str, Any]]
+    deals: list[dict[str, Any]]
+    proposal_ids: list[uuid.UUID]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +151,12 @@ class StoredAction:
     outcome: str | None
     error: str | None
     executed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlockedProposal:
+    """A requested proposal ``block_proposals`` closed because the guardrails refused its change set: its new
+    status (``blocked``, or ``observed`` when the guardrail only observes)."""
+
+    proposal_id: uuid.UUID
+    status: str
