@@ -1,11 +1,18 @@
-"""The repository's stored types (domain.stored) match the columns the adapter selects for them."""
+"""The repository's stored types (domain/stored.py): the columns the adapter selects for them, in order; frozen and
+slotted; and the module needs only the standard library and the domain's own modules (no asyncpg)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import ast
+import sys
+from dataclasses import FrozenInstanceError, fields
 from datetime import date
+from pathlib import Path
+
+import pytest
 
 from allot.rules.adapters import postgres as db
+from allot.rules.domain import stored
 from allot.rules.domain.stored import RANGE_REACH_RANGES, StoredExecution, StoredRangeReach, StoredRule
 
 
@@ -19,8 +26,27 @@ def test_the_selected_columns_are_the_fields_in_order() -> None:
     assert _names(StoredRangeReach) == ["entity_id", "through", *RANGE_REACH_RANGES]
 
 
+def test_every_stored_type_is_frozen_and_slotted() -> None:
+    types = [v for v in vars(stored).values() if isinstance(v, type) and v.__module__ == stored.__name__]
+    assert len(types) >= 14
+    for cls in types:
+        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
+        assert "__slots__" in vars(cls), cls
+    reach = StoredRangeReach("e", date(2026, 5, 16), None, None, None, None, None)
+    with pytest.raises(FrozenInstanceError):
+        reach.yesterday = 1  # type: ignore[misc]
+
+
+def test_the_stored_module_imports_only_the_standard_library_and_the_domain() -> None:
+    tree = ast.parse(Path(stored.__file__).read_text())
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    outside = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"__future__"}}
+    assert all(m.startswith("allot.rules.domain.") for m in outside), outside
+
+
 def test_a_range_reach_gives_only_the_ranges_reported() -> None:
-    stored = StoredRangeReach(entity_id="e", through=date(2026, 5, 16), yesterday=700, last_3d=None, last_7d=2_100,
-                              last_14d=None, last_30d=0)
-    assert stored.by_range() == {"yesterday": 700, "last_7d": 2_100, "last_30d": 0}
-    assert list(stored.by_range()) == ["yesterday", "last_7d", "last_30d"]
+    reach = StoredRangeReach(entity_id="e", through=date(2026, 5, 16), yesterday=700, last_3d=None, last_7d=2_100,
+                             last_14d=None, last_30d=0)
+    assert reach.by_range() == {"yesterday": 700, "last_7d": 2_100, "last_30d": 0}
+    assert list(reach.by_range()) == ["yesterday", "last_7d", "last_30d"]
