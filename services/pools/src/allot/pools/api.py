@@ -57,7 +57,7 @@ from pydantic.alias_generators import to_camel
 from allot.pools import views, workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain.config import Problem
-from allot.pools.domain.stored import StoredAllocation, StoredMember
+from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredOutcome
 from allot.pools.views import (
     AllocateResult,
     AllocationLog,
@@ -234,7 +234,7 @@ def _invalid(problems: list[Problem]) -> ApiError:
 
 
 def _taken(exc: workflow.EntityTaken) -> ApiError:
-    """409 for entities (field, entity id, owning pool row) that are active members of another pool."""
+    """409 for entities (field, entity id, owning pool) that are active members of another pool."""
     if not exc.conflicts:
         return ApiError(
             409,
@@ -248,15 +248,15 @@ def _taken(exc: workflow.EntityTaken) -> ApiError:
     return ApiError(
         409,
         "entity_in_another_pool",
-        f"entity {entity} is an active member of budget pool {owner['name']!r} ({owner['pool_id']}){more}; an "
+        f"entity {entity} is an active member of budget pool {owner.pool_name!r} ({owner.pool_id}){more}; an "
         "entity can be in one pool only: remove it there (or delete that pool) first",
         field=field,
         extra={
             "entityId": entity,
-            "poolId": str(owner["pool_id"]),
-            "poolName": owner["name"],
+            "poolId": str(owner.pool_id),
+            "poolName": owner.pool_name,
             "conflicts": [
-                {"field": f, "entityId": e, "poolId": str(o["pool_id"]), "poolName": o["name"]}
+                {"field": f, "entityId": e, "poolId": str(o.pool_id), "poolName": o.pool_name}
                 for f, e, o in exc.conflicts
             ],
         },
@@ -464,7 +464,7 @@ async def simulate(
     return views.with_verdicts(views.allocation_view(row, []), verdict)
 
 
-def _sync_response(row: StoredAllocation, outcomes: list[Any], response: Response, *,
+def _sync_response(row: StoredAllocation, outcomes: list[StoredOutcome], response: Response, *,
                    replayed: bool) -> dict[str, Any]:
     view = views.allocation_view(row, outcomes)
     status = row.status

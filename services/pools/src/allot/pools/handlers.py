@@ -75,8 +75,8 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
         rows.append((p.request_id, event.workspace_id, status, decision))
     changed = await db.record_blocked(ctx.conn, rows)
     for r in changed:
-        ALLOCATIONS.labels(r["status"]).inc()
-        log.info("pool_allocation_blocked", allocation_id=str(r["allocation_id"]), status=r["status"])
+        ALLOCATIONS.labels(r.status).inc()
+        log.info("pool_allocation_blocked", allocation_id=str(r.allocation_id), status=r.status)
 
 
 async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExecuted]]) -> None:
@@ -120,17 +120,17 @@ async def on_action_executed(ctx: BatchContext, events: list[Envelope[ActionExec
     await db.record_budget_changes(ctx.conn, changes)
     touched = await db.record_outcomes(ctx.conn, list(outcomes.values()))
     for r in await db.outcome_counts(ctx.conn, touched):
-        status = allocation_status(r["action_count"], list(r["outcomes"]))
-        if status != r["status"]:
-            await db.set_status(ctx.conn, r["allocation_id"], status)
+        status = allocation_status(r.action_count, r.outcomes)
+        if status != r.status:
+            await db.set_status(ctx.conn, r.allocation_id, status)
             if status != "executing":
                 ALLOCATIONS.labels(status).inc()
             log.info(
                 "pool_allocation_outcome",
-                allocation_id=str(r["allocation_id"]),
+                allocation_id=str(r.allocation_id),
                 status=status,
-                outcomes=len(r["outcomes"]),
-                actions=r["action_count"],
+                outcomes=len(r.outcomes),
+                actions=r.action_count,
             )
 
 
@@ -165,6 +165,6 @@ async def on_pacing_reallocation_recommended(
         }
         for r in pools:
             await db.insert_note(
-                ctx.conn, event.event_id, r["pool_id"], ws, "pacing_reallocation_recommended", event.occurred_at, body
+                ctx.conn, event.event_id, r.pool_id, ws, "pacing_reallocation_recommended", event.occurred_at, body
             )
         PACING_RECOMMENDATIONS.labels("logged").inc()

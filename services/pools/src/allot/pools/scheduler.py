@@ -107,17 +107,17 @@ async def run_due_pools(ctx: ServiceContext) -> int:
             due = [
                 r
                 for r in await db.due_pools(conn, ctx.clock.now(), settings.pools_scan_batch)
-                if (r["pool_id"], r["slot"]) not in seen
+                if (r.pool_id, r.slot) not in seen
             ]
         if not due:
             break
         for r in due:
-            seen.add((r["pool_id"], r["slot"]))
+            seen.add((r.pool_id, r.slot))
             try:
-                ran += await run_slot(ctx, r["pool_id"], r["slot"]) is not None
+                ran += await run_slot(ctx, r.pool_id, r.slot) is not None
             except Exception as exc:  # noqa: BLE001 - one broken pool must not stop the others
                 log.error(
-                    "pool_schedule_failed", pool_id=str(r["pool_id"]), slot=r["slot"].isoformat(), error=repr(exc)
+                    "pool_schedule_failed", pool_id=str(r.pool_id), slot=r.slot.isoformat(), error=repr(exc)
                 )
         if len(due) < settings.pools_scan_batch:
             break

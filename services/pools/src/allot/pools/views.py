@@ -13,7 +13,14 @@ from pydantic.alias_generators import to_camel
 from allot.pools import workflow
 from allot.pools.domain import EngineState, MemberState, reports
 from allot.pools.domain import backtest as bt
-from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredPool
+from allot.pools.domain.stored import (
+    StoredAllocation,
+    StoredMember,
+    StoredNote,
+    StoredOutcome,
+    StoredPool,
+    StoredReportedEntity,
+)
 from allot.runtime.openapi import Body as ResponseBody
 from allot.runtime.openapi import Json
 
@@ -94,20 +101,20 @@ def pool_view(p: StoredPool, members: list[StoredMember]) -> dict[str, Any]:
     }
 
 
-def outcome_view(o: Any) -> dict[str, Any]:
+def outcome_view(o: StoredOutcome) -> dict[str, Any]:
     return {
-        "actionId": str(o["action_id"]),
-        "entityId": o["entity_id"],
-        "outcome": o["outcome"],
-        "beforeCents": o["before_cents"],
-        "afterCents": o["after_cents"],
-        "observedCents": o["observed_cents"],
-        "error": o["error"],
-        "executedAt": _iso(o["executed_at"]),
+        "actionId": str(o.action_id),
+        "entityId": o.entity_id,
+        "outcome": o.outcome,
+        "beforeCents": o.before_cents,
+        "afterCents": o.after_cents,
+        "observedCents": o.observed_cents,
+        "error": o.error,
+        "executedAt": _iso(o.executed_at),
     }
 
 
-def allocation_view(a: StoredAllocation, outcomes: list[Any]) -> dict[str, Any]:
+def allocation_view(a: StoredAllocation, outcomes: list[StoredOutcome]) -> dict[str, Any]:
     return {
         "id": str(a.allocation_id),
         "requestId": str(a.allocation_id) if a.kind == "allocation" else None,
@@ -405,34 +412,34 @@ class BacktestReport(_Out):
     members: list[BacktestMember]
 
 
-def reported_entity_view(r: Any) -> dict[str, Any]:
+def reported_entity_view(r: StoredReportedEntity) -> dict[str, Any]:
     return {
-        "entityId": r["entity_id"],
-        "entityType": r["entity_type"],
-        "entityName": r["entity_name"],
-        "platform": r["platform"],
-        "adAccountId": r["ad_account_id"],
-        "adAccountName": r["ad_account_name"] or None,
-        "timezoneName": r["timezone_name"] or "UTC",
-        "status": r["status"],
-        "dailyBudgetCents": r["daily_budget_cents"],
-        "currency": r["currency"],
-        "reportedAt": _iso(r["reported_at"]),
-        "poolId": str(r["pool_id"]) if r["pool_id"] else None,
-        "poolName": r["pool_name"],
+        "entityId": r.entity_id,
+        "entityType": r.entity_type,
+        "entityName": r.entity_name,
+        "platform": r.platform,
+        "adAccountId": r.ad_account_id,
+        "adAccountName": r.ad_account_name or None,
+        "timezoneName": r.timezone_name or "UTC",
+        "status": r.status,
+        "dailyBudgetCents": r.daily_budget_cents,
+        "currency": r.currency,
+        "reportedAt": _iso(r.reported_at),
+        "poolId": str(r.pool_id) if r.pool_id else None,
+        "poolName": r.pool_name,
     }
 
 
 def allocation_log_view(
-    pool_id: Any, rows: Sequence[StoredAllocation], outcomes: Sequence[Any], notes: Sequence[Any]
+    pool_id: Any, rows: Sequence[StoredAllocation], outcomes: Sequence[StoredOutcome], notes: Sequence[StoredNote]
 ) -> dict[str, Any]:
-    by_alloc: dict[Any, list[Any]] = {}
+    by_alloc: dict[Any, list[StoredOutcome]] = {}
     for o in outcomes:
-        by_alloc.setdefault(o["allocation_id"], []).append(o)
+        by_alloc.setdefault(o.allocation_id, []).append(o)
     return {
         "poolId": str(pool_id),
         "allocations": [allocation_view(r, by_alloc.get(r.allocation_id, [])) for r in rows],
-        "notes": [{"id": str(n["note_id"]), "kind": n["kind"], "at": _iso(n["at"]), **n["body"]} for n in notes],
+        "notes": [{"id": str(n.note_id), "kind": n.kind, "at": _iso(n.at), **n.body} for n in notes],
     }
 
 

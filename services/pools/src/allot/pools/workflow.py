@@ -58,7 +58,15 @@ from allot.pools.domain.reports import (
     find_diminishing_returns,
     response_curves,
 )
-from allot.pools.domain.stored import StoredAllocation, StoredMember, StoredPool
+from allot.pools.domain.stored import (
+    StoredAllocation,
+    StoredEntity,
+    StoredInterval,
+    StoredMember,
+    StoredOutcome,
+    StoredOwner,
+    StoredPool,
+)
 from allot.pools.membership import publish_membership
 from allot.pools.metrics import ALLOCATIONS
 from allot.pools.settings import PoolsSettings
@@ -195,20 +203,20 @@ class EngineInputs:
     snapshot: dict[str, dict[str, Any]]
     """Member snapshot by entity id (the engine's member id)."""
     excluded: dict[str, str] = field(default_factory=dict)
-    entities: dict[str, Any] = field(default_factory=dict)
+    entities: dict[str, StoredEntity] = field(default_factory=dict)
 
 
-def _interval(r: Any) -> MetricInterval:
-    reach = r["reach"]
+def _interval(r: StoredInterval) -> MetricInterval:
+    reach = r.reach
     return MetricInterval(
-        start_at=r["interval_start"],
-        end_at=r["interval_end"],
-        spend_cents=int(r["spend_cents"]),
-        revenue_cents=int(r["revenue_cents"]),
-        conversions=float(r["conversions"]),
-        impressions=int(r["impressions"]),
-        clicks=int(r["clicks"]),
-        frequency=(r["impressions"] / reach) if reach else None,
+        start_at=r.interval_start,
+        end_at=r.interval_end,
+        spend_cents=int(r.spend_cents),
+        revenue_cents=int(r.revenue_cents),
+        conversions=float(r.conversions),
+        impressions=int(r.impressions),
+        clicks=int(r.clicks),
+        frequency=(r.impressions / reach) if reach else None,
     )
 
 
@@ -217,7 +225,7 @@ async def load_history(
 ) -> dict[str, list[MetricInterval]]:
     history: dict[str, list[MetricInterval]] = {}
     for r in await db.history_of(conn, workspace_id, entity_ids, since=since, until=until):
-        history.setdefault(r["entity_id"], []).append(_interval(r))
+        history.setdefault(r.entity_id, []).append(_interval(r))
     return history
 
 
@@ -248,15 +256,15 @@ async def load_inputs(
     for m in members:
         eid = m["entity_id"]
         ent = entities.get(eid)
-        budget = ent["daily_budget_cents"] if ent is not None else None
+        budget = ent.daily_budget_cents if ent is not None else None
         # Where the entity lives is what its platform reports (the member's own fields are the fallback).
-        account = (ent["ad_account_id"] if ent is not None else None) or m.get("ad_account_id")
+        account = (ent.ad_account_id if ent is not None else None) or m.get("ad_account_id")
         lo, hi = m.get("min_budget_cents"), m.get("max_budget_cents")
         if ent is None or budget is None or not account:  # no entity: no budget
             excluded[eid] = NO_BUDGET if budget is None else NO_ACCOUNT
             states.append(MemberState(eid, 0, lo, hi, float(m.get("weight") or 1.0), is_active=False))
             continue
-        status = ent["status"]
+        status = ent.status
         default_lo, default_hi = settings.get("default_min_budget_cents"), settings.get("default_max_budget_cents")
         lo, hi = narrow(lo if lo is not None else default_lo, hi if hi is not None else default_hi,
                         net_change_bounds(int(budget), recent_changes.get(eid, []), net_pct))
@@ -272,7 +280,7 @@ async def load_inputs(
             )
         )
         targets[eid] = ActionTarget(
-            platform=ent["platform"] or m["platform"],
+            platform=ent.platform or m["platform"],  # type: ignore[arg-type]  # stored text, one of Platform
             ad_account_id=account,
             entity_type=m["entity_type"],
             entity_id=eid,
@@ -346,8 +354,8 @@ def inputs_view(
             {
                 "entityId": m.member_id,
                 "currentBudgetCents": m.current_budget_cents if ent is not None else None,
-                "status": ent["status"] if ent is not None else None,
-                "budgetReportedAt": ent["reported_at"].isoformat() if ent is not None else None,
+                "status": ent.status if ent is not None else None,
+                "budgetReportedAt": ent.reported_at.isoformat() if ent is not None else None,
                 "intervals": len(ivs),
                 "spendCents": sum(i.spend_cents for i in ivs),
                 "revenueCents": sum(i.revenue_cents for i in ivs),
@@ -729,10 +737,10 @@ class Invalid(ValueError):
 
 
 class EntityTaken(Exception):
-    """Entities the request claims are active members of another pool: (API field, entity id, owning pool row).
+    """Entities the request claims are active members of another pool: (API field, entity id, owning pool).
     None listed: the database refused a claim made at the same moment, and its owner has released it since."""
 
-    def __init__(self, conflicts: Sequence[tuple[str, str, Any]], *, field: str) -> None:
+    def __init__(self, conflicts: Sequence[tuple[str, str, StoredOwner]], *, field: str) -> None:
         self.conflicts = list(conflicts)
         self.field = field
         super().__init__(field)
@@ -999,14 +1007,14 @@ class ManualAllocation:
     """A manual allocation as it stands when the request returns."""
 
     allocation: StoredAllocation
-    outcomes: list[Any]
+    outcomes: list[StoredOutcome]
     idempotency_key: str
     created: bool
     """False: the day's allocation already existed (nothing published again)."""
 
 
 async def _wait_outcome(ctx: ServiceContext, allocation_id: uuid.UUID,
-                        timeout_s: float) -> tuple[StoredAllocation, list[Any]]:
+                        timeout_s: float) -> tuple[StoredAllocation, list[StoredOutcome]]:
     """Poll this service's own projection until the allocation is terminal or the (real-time) wait ends."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -1082,8 +1090,8 @@ async def members_now(conn: Conn, pool: StoredPool, *, since: datetime, until: d
     return members, inputs
 
 
-def _paused(entity: Any) -> bool:
-    return entity is not None and entity["status"] == "paused"
+def _paused(entity: StoredEntity | None) -> bool:
+    return entity is not None and entity.status == "paused"
 
 
 @dataclass(frozen=True)
