@@ -1,6 +1,7 @@
 """Comparison policies for the pools benchmark (bench/pools_quality.py); none of them is the engine.
 
-Equal split, a literal seed-001 threshold heuristic, a trailing-ROAS chaser and
+Equal split, a literal seed-001 threshold heuristic, a trailing-ROAS chaser,
+the clairvoyant reference's mover (``plan_toward``: toward given targets) and
 an honest learner (Thompson sampling on per-member Bayesian log-log
 regressions). They share the engine's signature and its constraint machinery
 from ``allot.pools.domain.realize`` (``bounds_for``, ``largest_remainder``,
@@ -28,7 +29,7 @@ from allot.pools.domain.models import (
 )
 from allot.pools.domain.realize import bounds_for, largest_remainder, realize_moves, step_limit
 
-__all__ = ["plan_equal_split", "plan_roas_chaser", "plan_thompson_learner", "plan_threshold_heuristic"]
+__all__ = ["plan_equal_split", "plan_roas_chaser", "plan_thompson_learner", "plan_threshold_heuristic", "plan_toward"]
 
 
 def _apply(
@@ -91,6 +92,18 @@ def _apply(
         allocations=tuple(allocs), feasible=missing == 0, infeasible_reason=None if missing == 0 else f"{missing} cents unplaced",
         frozen=False, frozen_reason=None, state=EngineState(members=mems, last_plan_at=now),
     )
+
+
+def plan_toward(
+    pool: PoolSettings,
+    members: Sequence[MemberState],
+    targets: Mapping[str, float],
+    *,
+    now: datetime,
+    state: EngineState | None = None,
+) -> AllocationPlan:
+    """Every member toward a given target budget (the clairvoyant reference's targets), within the hard limits."""
+    return _apply(pool, members, targets, now=now, state=state or EngineState())
 
 
 def plan_equal_split(

@@ -21,6 +21,12 @@ land on a bound, a non-zero change below the minimum change), frozen plans, and
 the share of B budgeted above members' delivery caps (money that cannot be
 spent).
 
+Two references that are not allocators put the numbers in context:
+``clairvoyant`` knows the market (the oracle's budgets of the day) and moves
+toward them within the same step limits and minimum change, and
+``clairvoyant_service`` does so also within the service's net-change window.
+They are the ceilings that learning, and then the guardrails' window, leave.
+
 Two disjoint seed sets: ``TUNE_SEEDS`` (40 scenarios, for tuning) and
 ``HELDOUT_SEEDS`` (200 scenarios in a separate range, never to be tuned on);
 families and cadences are spread evenly over each. Only a full held-out run
@@ -58,11 +64,12 @@ from allot.pools.domain import AllocationPlan, EngineState, MemberState, PoolSet
 from allot.pools.domain.netchange import narrow, net_change_bounds  # noqa: E402
 from bench.baselines import (  # noqa: E402
     plan_equal_split,
+    plan_toward,
     plan_roas_chaser,
     plan_thompson_learner,
     plan_threshold_heuristic,
 )
-from bench.market import CADENCES_H, DAY0, DAYS, FAMILIES, Market, Scenario, make_scenario, oracle  # noqa: E402
+from bench.market import CADENCES_H, DAY0, DAYS, FAMILIES, Market, OracleDay, Scenario, make_scenario, oracle  # noqa: E402
 
 Policy = Callable[..., AllocationPlan]
 POLICIES: dict[str, Policy] = {
@@ -73,6 +80,8 @@ POLICIES: dict[str, Policy] = {
     "threshold_seed001": plan_threshold_heuristic,
     "learner_ts": plan_thompson_learner,
 }
+#: References that know the market (built per scenario from its oracle): not allocators, ceilings.
+CLAIRVOYANT = ("clairvoyant", "clairvoyant_service")
 POLICY_NOTES = {
     "engine": "allot.pools.domain.plan_allocation (the engine under test)",
     "engine_service": "the engine as the pools service runs it: each member's floor and ceiling narrowed to the "
@@ -82,6 +91,10 @@ POLICY_NOTES = {
     "threshold_seed001": "seed-001 threshold heuristic, literally",
     "learner_ts": "honest learner (bench baseline, not the engine): Thompson sampling on per-member Bayesian log-log "
                   "regressions of value on spend, step-limited",
+    "clairvoyant": "reference, not an allocator: knows the true optimum of each day (the oracle's budgets) and moves "
+                   "toward it every plan within the step limit and minimum change",
+    "clairvoyant_service": "the clairvoyant reference within the service's net-change window as well (20 % within "
+                           "72 h): the best any allocator can do on the service path",
 }
 TUNE_SEEDS: tuple[int, ...] = tuple(range(1_000, 1_040))
 #: The guardrails' default rolling net-change limit, which the pools service narrows members' bounds to.
@@ -127,10 +140,11 @@ def check_plan(plan: AllocationPlan, before: Mapping[str, int], pool: PoolSettin
 class PolicyRun:
     """One policy over one scenario, one plan at a time: its own market, budgets, state and counters."""
 
-    def __init__(self, scn: Scenario, name: str, engine_params: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, scn: Scenario, name: str, engine_params: Mapping[str, Any] | None = None,
+                 days: Sequence[OracleDay] = ()) -> None:
         self.scn = scn
         self.name = name
-        self.policy = POLICIES[name]
+        self.policy = clairvoyant(scn, days) if name in CLAIRVOYANT else POLICIES[name]
         self.pool = scn.pool()
         if name in ("engine", "engine_service") and engine_params:
             self.pool = dataclasses.replace(self.pool, **engine_params)
@@ -159,7 +173,7 @@ class PolicyRun:
             self.budgets.setdefault(scn.members[i].member_id, scn.floor_cents)  # a newcomer joins at the floor
         before = {scn.members[i].member_id: self.budgets[scn.members[i].member_id] for i in active}
         members = [MemberState(mid, b) for mid, b in before.items()]
-        if self.name == "engine_service":
+        if self.name.endswith("_service"):
             members = [self._narrowed(mid, b, now) for mid, b in before.items()]
         history = self.market.history(now, shared)
         t0 = time.perf_counter()
@@ -205,15 +219,27 @@ class PolicyRun:
         }
 
 
+def clairvoyant(scn: Scenario, days: Sequence[OracleDay]) -> Policy:
+    """The clairvoyant reference on ``scn``: toward the oracle's budgets of the day, within the hard limits."""
+
+    def plan(pool: PoolSettings, members: Sequence[MemberState], history: Any, *, now: Any,
+             state: EngineState | None = None) -> AllocationPlan:
+        day = days[min(scn.day_of(now), len(days) - 1)]
+        return plan_toward(pool, members, day.budgets, now=now, state=state)
+
+    return plan
+
+
 def run_scenario(task: tuple[int, str, int, tuple[str, ...], Mapping[str, Any]]) -> dict[str, Any]:
     """Every requested policy on one scenario, in lockstep (the oracle is computed once; identical reported
     intervals are built once for all policies)."""
     seed, family, cadence, names, engine_params = task
     t0 = time.perf_counter()
     scn = make_scenario(seed, family, cadence)
-    oracle_value = sum(d.value for d in oracle(scn))
+    days = oracle(scn)
+    oracle_value = sum(d.value for d in days)
     oracle_seconds = time.perf_counter() - t0
-    runs = [PolicyRun(scn, name, engine_params) for name in names]
+    runs = [PolicyRun(scn, name, engine_params, days) for name in names]
     for step in range(scn.steps):
         shared: dict[tuple[object, ...], Any] = {}
         for run in runs:
@@ -298,7 +324,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--set", dest="seed_set", choices=("tune", "heldout"), default="heldout",
                         help="seed set: heldout (default; reported, never tuned on) or tune")
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_SCENARIOS} scenarios of the set; prints, writes nothing")
-    parser.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated subset of {','.join(POLICIES)}")
+    every = (*POLICIES, *CLAIRVOYANT)
+    parser.add_argument("--policies", default=",".join(every), help=f"comma-separated subset of {','.join(every)}")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="tuning: override one PoolSettings field for the engine (tune set only; prints, writes "
@@ -308,9 +335,9 @@ def main(argv: Sequence[str]) -> int:
     if engine_params and args.seed_set != "tune":
         parser.error("--param is for tuning: use it with --set tune (held-out seeds are never tuned on)")
     names = tuple(p for p in args.policies.split(",") if p)
-    unknown = [p for p in names if p not in POLICIES]
+    unknown = [p for p in names if p not in every]
     if unknown or not names:
-        parser.error(f"unknown policies {unknown}; choose from {list(POLICIES)}")
+        parser.error(f"unknown policies {unknown}; choose from {list(every)}")
     seeds = TUNE_SEEDS if args.seed_set == "tune" else HELDOUT_SEEDS
     specs = scenario_specs(seeds)
     if args.quick:
