@@ -141,4 +141,4 @@ async def test_pool_tier_is_gone(settings: Any, unique: str) -> None:
                 "AND table_schema = current_schema()"
             )
         assert "tier" not in {c["column_name"] for c in columns}
-        assert "tier" not in workflow.SETTINGS_KEYS and "tier" not in db.SETTINGS_COLUMNS
+        assert "tier" not in db.SETTINGS_COLUMNS

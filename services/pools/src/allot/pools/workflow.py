@@ -100,23 +100,6 @@ NO_BUDGET = (
 )
 NO_ACCOUNT = "excluded: no ad account known for this entity (set adAccountId or wait for a metrics report)"
 
-SETTINGS_KEYS = (
-    "name",
-    "optimization_metric",
-    "daily_budget_cents",
-    "currency",
-    "allocation_frequency_hours",
-    "default_min_budget_cents",
-    "default_max_budget_cents",
-    "min_budget_change_cents",
-    "status",
-    "autonomy",
-    "persistence_intervals",
-    "cooldown_hours",
-    "deadband_pct",
-    "exploration_share",
-    "composite_weights",
-)
 #: Per-pool engine knobs (seed 001's "thresholds you define"); a pool that leaves one unset (NULL) gets
 #: PoolSettings' default, resolved when a snapshot is taken. composite_weights stays null when unset: the
 #: engine derives it from the optimisation metric (which is in the snapshot too).
@@ -147,7 +130,7 @@ def knob_default(name: str) -> Any:
 
 def settings_snapshot(pool: StoredPool) -> dict[str, Any]:
     """The pool's settings as stored with an allocation (snake_case, JSON-ready); unset knobs as their default."""
-    snap = {"pool_id": str(pool.pool_id), **{k: getattr(pool, k) for k in SETTINGS_KEYS}}
+    snap = {"pool_id": str(pool.pool_id), **{k: getattr(pool, k) for k in db.SETTINGS_COLUMNS}}
     for k in ENGINE_KNOBS:
         if snap[k] is None:
             snap[k] = knob_default(k)
