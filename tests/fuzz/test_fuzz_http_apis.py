@@ -6,10 +6,11 @@ response model, or the ``Problem`` error shape: ``response_schema_conformance``)
 ``message`` (the runtime's error handlers) and, without an API key, every route answers 401 (never 5xx, never data).
 
 Each service runs its real lifespan (migrations on the session's Postgres, consumer on the session's broker, relay,
-background tasks) through ``tests.support.service.running_service`` on a loop of its own (see conftest.py); the
-schema is the service's own ``/openapi.json``. Half of the generated cases (chosen deterministically) have their id
-path parameters pointed at a real object created beforehand through the API, so the handlers behind the 404 are
-fuzzed too. The sandbox ad platform (``allot.sandbox.app.create_app``) is fuzzed the same way (it has no lifespan).
+background tasks) through ``tests.support.service.running_service`` on a loop of its own (``runner_for`` in
+fuzz_services.py, on fuzz_support.py's runner); the schema is the service's own ``/openapi.json``. Half of the
+generated cases (chosen deterministically) have their id path parameters pointed at a real object created beforehand
+through the API (fuzz_services.py's seeds), so the handlers behind the 404 are fuzzed too. The sandbox ad platform
+(``allot.sandbox.app.create_app``) is fuzzed the same way (it has no lifespan).
 
 Bounded: ``ALLOT_FUZZ_EXAMPLES`` (default 10) hypothesis examples per operation with a key, a quarter of that
 without, ``derandomize=True`` (the same cases every run; raise the env variable to search harder).
@@ -18,10 +19,7 @@ without, ``derandomize=True`` (the same cases every run; raise the env variable 
 from __future__ import annotations
 
 import os
-import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,39 +31,17 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from allot.connections.service import SPEC as CONNECTIONS
-from allot.contracts import TOPICS, new_envelope
-from allot.contracts.payloads import ConnectionChanged, MetricsIngested
-from allot.executor.service import SPEC as EXECUTOR
-from allot.guardrails.service import SPEC as GUARDRAILS
-from allot.ingest.service import SPEC as INGEST
-from allot.notify.service import SPEC as NOTIFY
-from allot.pacing.service import SPEC as PACING
-from allot.pools.service import SPEC as POOLS
-from allot.rules.service import SPEC as RULES
-from allot.runtime.sealing import Keyring, generate_keypair, seal
 from allot.runtime.service import ServiceSpec, create_app
 from allot.runtime.settings import Settings
-from allot.sandbox.app import create_app as create_sandbox
-from allot.sandbox.state import SandboxState
-from tests.fuzz.fuzz_support import Runners, ServiceRunner
-from tests.support.kafka import eventually, publish
-from tests.support.service import api_keys, auth, running_service
+from tests.fuzz.fuzz_services import ADMIN_KEY, KEYS_JSON, OVERRIDES, SANDBOX_TOKEN, SPECS, runner_for, sandbox_app
+from tests.fuzz.fuzz_support import Runners
+from tests.support.service import auth
 
 EXAMPLES = int(os.environ.get("ALLOT_FUZZ_EXAMPLES", "10"))
 UNAUTH_EXAMPLES = max(2, EXAMPLES // 4)
-WORKSPACE = f"fuzz-{uuid.uuid4().hex[:8]}"
-(ADMIN_KEY,), KEYS_JSON = api_keys((WORKSPACE, "admin"))
-SANDBOX_TOKEN = "fuzz-sandbox-token"
 #: The service ids path parameters are pointed at (when seeded) and the real object behind each.
 ID_PARAMS = ("rule_id", "plan_id", "pool_id", "member_id", "request_id", "proposal_id", "entity_id", "connection_id",
              "ad_account_id", "channel_id", "subscription_id")
-#: Sealing keys of the fuzzed connections (public halves) and ingest (its private half) services.
-SEALING = {r: generate_keypair(f"fuzz-{r}") for r in ("ingest", "executor")}
-#: The fuzzed notifier's own key (channel secrets at rest).
-NOTIFY_KEY = generate_keypair("fuzz-notify")
-#: Platform tokens the connections seed sends (shaped like Meta system-user tokens).
-READ_TOKEN, WRITE_TOKEN = "EAAFuzzRead" + "r" * 60 + "R3AD", "EAAFuzzWrite" + "w" * 60 + "WR1T"
 
 CONFIG = schemathesis.Config.from_dict({
     "generation": {"mode": "all", "max-examples": EXAMPLES, "deterministic": True},
@@ -83,12 +59,7 @@ def _hyp(max_examples: int) -> Any:
                     suppress_health_check=list(HealthCheck), print_blob=True)
 
 
-# ---------------------------------------------------------------- which services
-
-
-#: Imported directly: a service whose SPEC does not import fails this module, it is never silently left unfuzzed.
-SPECS: dict[str, ServiceSpec] = {"guardrails": GUARDRAILS, "executor": EXECUTOR, "rules": RULES, "pacing": PACING,
-                                 "pools": POOLS, "connections": CONNECTIONS, "ingest": INGEST, "notify": NOTIFY}
+# ---------------------------------------------------------------- which operations: each service's own document
 
 
 def _tuples_as_arrays(node: Any) -> Any:
@@ -114,152 +85,7 @@ def _service_schema(name: str) -> Any:
     return _schema(create_app(spec, spec.settings_class(api_keys=KEYS_JSON, **OVERRIDES.get(name, {}))))
 
 
-def _sandbox_app(state: SandboxState | None = None) -> Any:
-    return create_sandbox(state or SandboxState(api_token=SANDBOX_TOKEN))
-
-
-# ---------------------------------------------------------------- seeds: real objects for the id parameters
-
-
-async def _seed_rules(client: httpx.AsyncClient, base: Settings) -> dict[str, str]:
-    account = f"act-{WORKSPACE}"
-    now = datetime.now(UTC)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    payload = MetricsIngested(platform="meta", ad_account_id=account, entity_type="adset", entity_id=f"as-{WORKSPACE}",
-                              entity_name="fuzzed ad set", status="active", currency="EUR", daily_budget_cents=10_000,
-                              interval_start=start, interval_end=start + timedelta(days=1), reported_at=now,
-                              spend_cents=5_000, impressions=10_000, clicks=100, conversions=5, revenue_cents=20_000,
-                              reach=5_000)
-    await publish(base.kafka_bootstrap, new_envelope(
-        event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version, payload=payload,
-        producer="fuzz", workspace_id=WORKSPACE, occurred_at=now))
-    body = {"template": "kill_losers", "name": "fuzzed", "targets": {"target_cpa": 1500},
-            "scope": {"ad_account_ids": [account], "entity_level": "adset"}}
-
-    async def created() -> Any:
-        r = await client.post("/api/v1/rules/from-template", json=body, headers=auth(ADMIN_KEY))
-        return r.json() if r.status_code == 201 else None
-
-    rule = await eventually(created, timeout=30, what="the fuzz account projected and a rule created")
-    return {"rule_id": rule["id"]}
-
-
-async def _seed_pacing(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
-    now = datetime.now(UTC)
-    ent = {"platform": "sandbox", "ad_account_id": "act-fuzz", "entity_type": "campaign", "entity_id": "c-fuzz"}
-    r = await client.post("/api/v1/pacing/plans", headers=auth(ADMIN_KEY), json={
-        "campaign_id": "cmp-fuzz", "name": "fuzz", "currency": "USD", "total_budget_cents": 1_000_000,
-        "flight_start": (now - timedelta(days=2)).isoformat(), "flight_end": (now + timedelta(days=8)).isoformat(),
-        "channels": [{"name": "CTV", "allocated_budget_cents": 600_000, "entities": [ent], "budget_entity": ent}]})
-    assert r.status_code == 201, r.text
-    return {"plan_id": r.json()["plan_id"]}
-
-
-async def _seed_pools(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
-    r = await client.post("/api/v1/budget-pools", headers=auth(ADMIN_KEY), json={
-        "name": "fuzz", "dailyBudgetCents": 40_000, "currency": "EUR",
-        "members": [{"entityType": "campaign", "entityId": f"c-{uuid.uuid4().hex[:6]}", "adAccountId": "act-fuzz"}]})
-    assert r.status_code == 201, r.text
-    pool = r.json()
-    return {"pool_id": pool["id"], "member_id": pool["members"][0]["id"]}
-
-
-async def _seed_sandbox(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
-    r = await client.post("/sandbox/entities", headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, json={
-        "ad_account_id": "act-fuzz", "entity_type": "adset", "currency": "EUR", "daily_budget_cents": 10_000})
-    assert r.status_code == 201, r.text
-    return {"entity_id": r.json()["id"]}
-
-
-def _account_id() -> str:
-    return str(10**11 + uuid.uuid4().int % (9 * 10**11))
-
-
-async def _seed_connections(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
-    r = await client.post("/api/v1/connections", headers=auth(ADMIN_KEY), json={
-        "platform": "meta", "ad_account_ids": [_account_id()], "read_token": READ_TOKEN, "write_token": WRITE_TOKEN})
-    assert r.status_code == 201, r.text
-    return {"connection_id": r.json()["connection_id"]}
-
-
-async def _seed_ingest(client: httpx.AsyncClient, base: Settings) -> dict[str, str]:
-    """An account connected to the fuzz workspace (a connection.changed sealed to ingest's key), once projected."""
-    account, now = _account_id(), datetime.now(UTC)
-    ring = Keyring.parse("ingest", f"{SEALING['ingest'].key_id}:{SEALING['ingest'].private_key}")
-    payload = ConnectionChanged(connection_id=f"con-fuzz-{account}", platform="meta", ad_account_ids=[account],
-                                state="active", read_token=seal(READ_TOKEN, ring.public_key()),  # type: ignore[arg-type]
-                                changed_at=now)
-    await publish(base.kafka_bootstrap, new_envelope(
-        event_type="connection.changed", schema_version=TOPICS["connection.changed"].schema_version, payload=payload,
-        producer="fuzz", workspace_id=WORKSPACE, occurred_at=now))
-
-    async def projected() -> bool:
-        r = await client.get("/api/v1/ingest/accounts", headers=auth(ADMIN_KEY))
-        return r.status_code == 200 and account in r.text
-
-    await eventually(projected, timeout=30, what="the fuzz account projected by ingest")
-    return {"ad_account_id": account}
-
-
-async def _seed_notify(client: httpx.AsyncClient, _: Settings) -> dict[str, str]:
-    """A webhook channel to a closed loopback port (a test send fails fast) and a subscription to it."""
-    r = await client.post("/api/v1/notifications/channels", headers=auth(ADMIN_KEY), json={
-        "kind": "webhook", "name": "fuzz hook", "url": "http://127.0.0.1:9/hook", "signing_secret": "f" * 40})
-    assert r.status_code == 201, r.text
-    channel_id = r.json()["channel_id"]
-    r = await client.post("/api/v1/notifications/subscriptions", headers=auth(ADMIN_KEY),
-                          json={"channel_id": channel_id})
-    assert r.status_code == 201, r.text
-    return {"channel_id": channel_id, "subscription_id": r.json()["subscription_id"]}
-
-
-Seed = Callable[[httpx.AsyncClient, Settings], Awaitable[dict[str, str]]]
-SEEDS: dict[str, Seed] = {"rules": _seed_rules, "pacing": _seed_pacing, "pools": _seed_pools,
-                          "sandbox": _seed_sandbox, "connections": _seed_connections, "ingest": _seed_ingest,
-                          "notify": _seed_notify}
-OVERRIDES: dict[str, dict[str, Any]] = {
-    # the executor never reaches a platform here; undo only emits allocation.requested
-    "executor": {"sandbox_url": "http://127.0.0.1:9", "platform_timeout_s": 1.0},
-    # a synchronous allocate waits for an outcome that never comes here: keep the wait short
-    "pools": {"pools_sync_timeout_s": 0.3, "pools_scheduler_enabled": False},
-    "rules": {"rules_scheduler_enabled": False},
-    "connections": {"sealing_public_keys": ",".join(f"{r}={k.key_id}:{k.public_key}" for r, k in SEALING.items())},
-    # no Graph API here (a closed port): a "sync now" is accepted, the read it schedules fails fast
-    "ingest": {"sealing_private_keys": f"{SEALING['ingest'].key_id}:{SEALING['ingest'].private_key}",
-               "ingest_graph_url": "http://127.0.0.1:9", "ingest_scan_interval_s": 3600.0},
-    # its own sealing key; loopback receivers allowed (development), nothing listens on port 9
-    "notify": {"sealing_private_keys": f"{NOTIFY_KEY.key_id}:{NOTIFY_KEY.private_key}", "notify_allow_loopback": True,
-               "notify_timeout_s": 1.0},
-}
-
-
-# ---------------------------------------------------------------- the runner per service
-
-
-def _runner(name: str, runners: Runners, base: Settings) -> ServiceRunner:
-    def factory() -> ServiceRunner:
-        @asynccontextmanager
-        async def client() -> AsyncIterator[httpx.AsyncClient]:
-            if name == "sandbox":
-                transport = httpx.ASGITransport(app=_sandbox_app(SandboxState(api_token=SANDBOX_TOKEN)))
-                async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
-                    yield c
-                return
-            spec = SPECS[name]
-            settings = base.model_copy(update={"api_keys": KEYS_JSON, "ai_native_enabled": True,
-                                               "database_schema": f"{base.database_schema}_{name}"})
-            async with running_service(spec, settings, **OVERRIDES.get(name, {})) as (c, _ctx):
-                yield c
-
-        runner = ServiceRunner(name, client)
-        seed = SEEDS.get(name)
-        if seed is not None:
-            assert runner.client is not None
-            runner.data["seed"] = lambda: seed(runner.client, base)  # type: ignore[arg-type]
-            runner.data["ids"] = runner.run(seed(runner.client, base), timeout_s=60)
-        return runner
-
-    return runners.get(name, factory)
+# ---------------------------------------------------------------- one case against the running service
 
 
 def _point_ids_at_real_objects(runner: Any, case: Any) -> None:
@@ -325,7 +151,7 @@ def _check(name: str, case: Any, response: httpx.Response, *, authed: bool) -> N
 
 
 def _fuzz(name: str, case: Any, runners: Any, base: Settings, *, authed: bool) -> None:
-    runner = _runner(name, runners, base)
+    runner = runner_for(name, runners, base)
     if name == "sandbox":
         headers = {"Authorization": f"Bearer {SANDBOX_TOKEN}"} if authed else {}
     else:
@@ -354,7 +180,7 @@ BIG = 2**63  # one past PostgreSQL bigint
 
 
 def _answer(name: str, method: str, path: str, runners: Runners, base: Settings, body: Any = None) -> httpx.Response:
-    runner = _runner(name, runners, base)
+    runner = runner_for(name, runners, base)
     content = orjson.dumps(body) if body is not None else None
     headers = {**auth(ADMIN_KEY), "content-type": "application/json"}
     return runner.request(method, path, headers=headers, content=content)
@@ -375,7 +201,7 @@ pools = _service_schema("pools")
 connections = _service_schema("connections")
 ingest = _service_schema("ingest")
 notify = _service_schema("notify")
-sandbox = _schema(_sandbox_app()).exclude(
+sandbox = _schema(sandbox_app()).exclude(
     # advancing the delivery simulator to a fuzzed far-future instant simulates every hour in between (see report)
     path="/sandbox/delivery/advance")
 
@@ -478,7 +304,7 @@ def test_fuzz_pacing_regressions(method: str, path: str, body: Any, status: int,
 
 def test_fuzz_pacing_patch_regressions(fuzz_runners: Runners, fuzz_base_settings: Settings) -> None:
     """A PATCH is re-validated as a whole plan: the same limits apply to it."""
-    plan_id = _runner("pacing", fuzz_runners, fuzz_base_settings).data["ids"]["plan_id"]
+    plan_id = runner_for("pacing", fuzz_runners, fuzz_base_settings).data["ids"]["plan_id"]
     for body in ({"total_budget_cents": BIG}, {"name": "x\x00"}):
         _assert_refused(_answer("pacing", "PATCH", f"/api/v1/pacing/plans/{plan_id}", fuzz_runners,
                                 fuzz_base_settings, body))

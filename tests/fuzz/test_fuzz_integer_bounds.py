@@ -28,8 +28,8 @@ from hypothesis import strategies as st
 from allot.runtime.inputs import BIGINT_MAX, BIGINT_MIN
 from allot.runtime.service import create_app
 from allot.runtime.settings import Settings
+from tests.fuzz.fuzz_services import ADMIN_KEY, KEYS_JSON, OVERRIDES, SPECS, WORKSPACE, runner_for
 from tests.fuzz.fuzz_support import Runners
-from tests.fuzz.test_fuzz_http_apis import ADMIN_KEY, KEYS_JSON, OVERRIDES, SPECS, WORKSPACE, _runner
 from tests.support.service import auth
 
 EXAMPLES = int(os.environ.get("ALLOT_FUZZ_INT_EXAMPLES", "12"))
@@ -161,7 +161,7 @@ def _with(body: Any, field: Path, value: int) -> Any:
 @pytest.mark.parametrize("service, method, path, where, field", CASES)
 def test_integers_are_bounded_to_what_postgres_stores(service: str, method: str, path: str, where: str, field: Path,
                                                      fuzz_runners: Runners, fuzz_base_settings: Settings) -> None:
-    runner = _runner(service, fuzz_runners, fuzz_base_settings)
+    runner = runner_for(service, fuzz_runners, fuzz_base_settings)
     ids = runner.data.get("ids", {})
     url = path
     for segment in [s[1:-1] for s in path.split("/") if s.startswith("{")]:
