@@ -375,8 +375,11 @@ def fake_rules_and_pacing() -> FastAPI:
             else:
                 rules_by_id.pop(i)
             changed.append(i)
+        owned = {"pool_members": [{"entity_id": "as-1", "name": "Madrid", "pool_id": POOL["id"], "seen_at": None}],
+                 "warnings": [OWNED]}
         return {"op": body["op"], "batch_id": "b-1", "requested": len(body["rule_ids"]), "changed": changed,
-                "unchanged": [i for i in body["rule_ids"] if i not in changed]}
+                "unchanged": [i for i in body["rule_ids"] if i not in changed],
+                "ownership": {i: owned for i in changed} if body["op"] == "activate" else {}}
 
     @app.put("/api/v1/rules/{rule_id}")
     async def replace_rule(rule_id: str, request: Request) -> Any:
@@ -1093,3 +1096,9 @@ def test_bulk_edit_on_the_rules_list_pauses_sets_cooldowns_and_deletes_after_a_c
         gone = admin.post("/rules/bulk", data={"csrf_token": token, "op": "delete", "rule_id": TRIPPED["id"],
                                                "confirm": "yes"}, follow_redirects=True)
         assert "Deleted 1 rule: Doomed." in gone.text and f'href="/rules/{TRIPPED["id"]}"' not in gone.text
+        activated = admin.post("/rules/bulk", data={"csrf_token": token, "op": "activate", "rule_id": RULE["id"]},
+                               follow_redirects=True)
+        assert "Activated 1 rule: Scale winners." in activated.text
+        assert "Scale winners: 1 ad set in scope (Madrid) belongs to budget pool" in activated.text, \
+            "a bulk activation shows each rule's ownership warnings, as a single one does"
+        admin.post("/rules/bulk", data={"csrf_token": token, "op": "pause", "rule_id": RULE["id"]})

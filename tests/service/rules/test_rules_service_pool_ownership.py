@@ -97,6 +97,23 @@ async def test_preview_and_activation_name_the_pool_members_in_scope(settings: A
         r = await client.post("/api/v1/rules/preview", json={"rule_id": rule_id}, headers=auth(viewer))
         assert r.json()["warnings"] == out["warnings"]
 
+        # a bulk activation tells it per rule, for the rules it activated
+        await client.post(f"/api/v1/rules/{rule_id}/pause", headers=auth(op))
+        r = await client.post("/api/v1/rules", json=rule_body(account, [{"type": "pause"}]), headers=auth(op))
+        pause_only = r.json()["id"]
+        r = await client.post("/api/v1/rules/bulk", json={"rule_ids": [rule_id, pause_only], "op": "activate"},
+                              headers=auth(op))
+        assert r.status_code == 200, r.text
+        bulk = r.json()
+        assert sorted(bulk["changed"]) == sorted([rule_id, pause_only]) and sorted(bulk["ownership"]) == sorted(
+            [rule_id, pause_only])
+        assert bulk["ownership"][rule_id]["warnings"] == out["warnings"]
+        assert [m["entity_id"] for m in bulk["ownership"][rule_id]["pool_members"]] == [m1, m2]
+        assert bulk["ownership"][pause_only]["warnings"] == [], "a pause-only rule: nothing to warn about"
+        r = await client.post("/api/v1/rules/bulk", json={"rule_ids": [rule_id], "op": "pause"}, headers=auth(op))
+        assert r.json()["changed"] == [rule_id] and r.json()["ownership"] == {}
+        await client.post(f"/api/v1/rules/{rule_id}/activate", headers=auth(op))
+
     # Guardrails unreachable: preview and activation still answer, and say the check could not be made.
     async with running_service(RULES, shared, guardrails_url="http://127.0.0.1:9") as (client, _):
         r = await client.post("/api/v1/rules/preview", json=rule_body(account, raise_budget), headers=auth(viewer))

@@ -660,7 +660,11 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                           action="/rules/bulk", fields={"op": "delete", "rule_id": ids},
                           button=f"Delete {len(ids)} rule{'s' if len(ids) != 1 else ''}", cancel="/rules")
 
+        warned: list[tuple[str, str]] = []
+
         def said(result: Any) -> str:
+            for rule_id, owned in (result.get("ownership") or {}).items():  # activate: what pools mean for each rule
+                warned.extend(("warn", f"{names.get(rule_id, rule_id)}: {w}") for w in owned.get("warnings") or [])
             changed = [names.get(i, i) for i in result.get("changed") or []]
             same = [names.get(i, i) for i in result.get("unchanged") or []]
             verb, state = BULK_OPS[op]
@@ -674,6 +678,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
 
         await perform(s, call("rules", "POST", "/api/v1/rules/bulk", json=body), said, "Bulk edit refused",
                       "no rule was changed.")
+        s.flash += warned
         return redirect("/rules")
 
     async def rule_page(request: Request, s: Session, rule_id: str, tab: str, status: int = 200) -> Response:

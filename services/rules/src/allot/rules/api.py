@@ -10,6 +10,7 @@ Routes (viewer reads and previews, operator writes; another workspace's ids are 
                                                the guardrails' verdict per proposed action, the in-scope entities a
                                                budget pool owns (``pool_members``) and ``warnings``
 - POST   /api/v1/rules/bulk                    {rule_ids, op: pause|activate|set_cooldown|delete, cooldown_minutes?}
+                                              (activate answers with each activated rule's pool ``ownership``)
 - GET    /api/v1/rules/{id}                    one rule (with the list's last_fired_at and fires_today)
 - PUT    /api/v1/rules/{id}                    replace the definition
 - PATCH  /api/v1/rules/{id}                    change some top-level fields (scope/schedule/protections merge)
@@ -202,6 +203,9 @@ class BulkResult(ResponseBody):
     requested: int
     changed: list[str] = Field(description="Rule ids this edit changed.")
     unchanged: list[str] = Field(description="Rule ids already as asked.")
+    ownership: dict[str, PoolOwnership] = Field(
+        description="op activate: per activated rule id, which in-scope entities a budget pool owns and what that "
+                    "means for its budget changes (as a single activation answers); empty for the other ops.")
 
 
 class ExecutionAction(ResponseBody):
@@ -456,7 +460,7 @@ async def _with_guardrails(ctx: ServiceContext, request: Request, result: dict[s
 
 
 @router.post("/bulk", **documented(BulkResult, 404))
-async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("operator")),
+async def bulk_edit(body: BulkEdit, request: Request, principal: Principal = Depends(require("operator")),
                     ctx: ServiceContext = Depends(get_ctx)) -> dict[str, Any]:
     if body.op == "set_cooldown" and body.cooldown_minutes is None:
         raise ApiError(422, "validation_failed", "cooldown_minutes: required for op 'set_cooldown'",
@@ -464,41 +468,57 @@ async def bulk_edit(body: BulkEdit, principal: Principal = Depends(require("oper
     now = ctx.clock.now()
     wanted = list(dict.fromkeys(body.rule_ids))
     batch_id = str(uuid.uuid4())
-    changed: list[str] = []
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        rows = await db.lock_rules(conn, principal.workspace_id, wanted)
-        found = {r.rule_id for r in rows}
-        missing = [str(i) for i in wanted if i not in found]
-        if missing:
-            raise ApiError(404, "not_found", f"rule(s) not found: {', '.join(missing)}", field="rule_ids",
-                           extra={"not_found": missing})
-        for row in rows:
-            before = workflow.rule_view(row)
-            after: dict[str, Any] | None
-            if body.op in ("pause", "activate"):
-                status = "paused" if body.op == "pause" else "active"
-                if row.status == status:
-                    continue
-                after = workflow.rule_view(await db.set_status(conn, row.rule_id, status, now))
-            elif body.op == "set_cooldown":
-                definition = dict(row.definition)
-                definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
-                try:
-                    checked = RuleDefinition.model_validate(definition)
-                except ValidationError as exc:
-                    raise _validation_error(exc) from None
-                after = workflow.rule_view(await db.set_cooldown(conn, row.rule_id, _dump(checked), now))
-            else:
-                await db.soft_delete(conn, row.rule_id, now)
-                after = None
-            await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row.rule_id, action="bulk",
-                           actor=principal.key_id, at=now, before=before, after=after,
-                           detail={"op": body.op, "batch_id": batch_id, "rule_count": len(rows),
-                                   **({"cooldown_minutes": body.cooldown_minutes} if body.op == "set_cooldown"
-                                      else {})})
-            changed.append(str(row.rule_id))
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            changed, activated = await _bulk_apply(conn, body, principal, wanted, batch_id, now)
+        scopes = [await ownership.scope_entities(conn, principal.workspace_id, d) for d in activated]
+    owned = await asyncio.gather(*(ownership.pool_ownership(ctx, request.headers, d, scoped)
+                                   for d, scoped in zip(activated, scopes, strict=True)))
     return {"op": body.op, "batch_id": batch_id, "requested": len(wanted), "changed": changed,
-            "unchanged": [str(i) for i in wanted if str(i) not in changed]}
+            "unchanged": [str(i) for i in wanted if str(i) not in changed],
+            "ownership": dict(zip(changed, owned, strict=True)) if body.op == "activate" else {}}
+
+
+async def _bulk_apply(conn: Conn, body: BulkEdit, principal: Principal, wanted: list[uuid.UUID], batch_id: str,
+                      now: datetime) -> tuple[list[str], list[RuleDefinition]]:
+    """Lock the rules and apply the bulk edit (with its audit entries): the ids changed and, for activate, the
+    definitions of the rules activated (in the same order)."""
+    changed: list[str] = []
+    activated: list[RuleDefinition] = []
+    rows = await db.lock_rules(conn, principal.workspace_id, wanted)
+    found = {r.rule_id for r in rows}
+    missing = [str(i) for i in wanted if i not in found]
+    if missing:
+        raise ApiError(404, "not_found", f"rule(s) not found: {', '.join(missing)}", field="rule_ids",
+                       extra={"not_found": missing})
+    for row in rows:
+        before = workflow.rule_view(row)
+        after: dict[str, Any] | None
+        if body.op in ("pause", "activate"):
+            status = "paused" if body.op == "pause" else "active"
+            if row.status == status:
+                continue
+            after = workflow.rule_view(await db.set_status(conn, row.rule_id, status, now))
+            if status == "active":
+                activated.append(RuleDefinition.model_validate(row.definition))
+        elif body.op == "set_cooldown":
+            definition = dict(row.definition)
+            definition["protections"] = {**definition["protections"], "cooldown_minutes": body.cooldown_minutes}
+            try:
+                checked = RuleDefinition.model_validate(definition)
+            except ValidationError as exc:
+                raise _validation_error(exc) from None
+            after = workflow.rule_view(await db.set_cooldown(conn, row.rule_id, _dump(checked), now))
+        else:
+            await db.soft_delete(conn, row.rule_id, now)
+            after = None
+        await db.audit(conn, workspace_id=principal.workspace_id, rule_id=row.rule_id, action="bulk",
+                       actor=principal.key_id, at=now, before=before, after=after,
+                       detail={"op": body.op, "batch_id": batch_id, "rule_count": len(rows),
+                               **({"cooldown_minutes": body.cooldown_minutes} if body.op == "set_cooldown"
+                                  else {})})
+        changed.append(str(row.rule_id))
+    return changed, activated
 
 
 # ---------------------------------------------------------------- one rule
