@@ -16,6 +16,7 @@ from allot.rules.domain import (
     check_pending_action,
     circuit_state,
 )
+from allot.rules.domain.protections import dropped_error
 
 NOW = datetime(2026, 5, 17, 12, 0, tzinfo=UTC)
 
@@ -165,3 +166,11 @@ def test_circuit_state_reports_latest_error() -> None:
 def test_protections_reject_naive_datetimes() -> None:
     with pytest.raises(ValueError):
         check_cooldown(datetime(2026, 5, 17), NOW, 360)
+
+
+def test_a_dropped_action_carries_the_notes_that_name_its_entity_else_all_of_them() -> None:
+    notes = ["adset a-1: member of budget pool p-1", "adset a-2: member of budget pool p-2", "exposure: 0 EUR"]
+    assert dropped_error("a-2", notes) == "dropped by the guardrails: adset a-2: member of budget pool p-2"
+    assert dropped_error("a-3", notes) == "dropped by the guardrails: " + "; ".join(notes)
+    assert dropped_error("a-3", []) == "dropped by the guardrails"
+    assert len(dropped_error("a-1", ["adset a-1: " + "x" * 5000])) == 2000

@@ -12,6 +12,8 @@
 - guardrail.blocked / action.executed with ``source == "rule"`` (others are ignored): record the outcome
   on the rule's action (→ the execution's per-entity outcome, pending / failure backoff / circuit
   breaker facts) and auto-pause a rule whose circuit breaker trips.
+- guardrail.approved with ``source == "rule"``: an action the guardrails left out of the approved set (pool
+  ownership, arbitration) will never be executed: its outcome is ``blocked`` with the guardrails' note.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import uuid
 from typing import Any
 
 from allot.contracts.envelope import Envelope
-from allot.contracts.payloads import FINAL_OUTCOMES, ActionExecuted, GuardrailBlocked, MetricsIngested
+from allot.contracts.payloads import (
+    FINAL_OUTCOMES,
+    ActionExecuted,
+    GuardrailApproved,
+    GuardrailBlocked,
+    MetricsIngested,
+)
 from allot.contracts.projection import Report, latest_entities, latest_intervals
 from allot.rules import workflow
 from allot.rules.adapters import postgres as db
@@ -120,6 +128,13 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
         rows.append((p.request_id, event.workspace_id, outcome, event.occurred_at, f"{p.check}: {p.reason}"[:2000]))
     if rows:
         await db.record_blocked(ctx.conn, rows)
+
+
+async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[GuardrailApproved]]) -> None:
+    for event in events:
+        p: GuardrailApproved = event.payload
+        if p.source == "rule":
+            await workflow.record_left_out(ctx.conn, p, event.workspace_id, event.occurred_at)
 
 
 async def _rebucket(conn: Any, changes: list[ZoneChange]) -> None:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from allot.rules.api import audit_router, router
-from allot.rules.handlers import on_account_profiled, on_action_executed, on_guardrail_blocked, on_metrics_ingested
+from allot.rules.handlers import (
+    on_account_profiled,
+    on_action_executed,
+    on_guardrail_approved,
+    on_guardrail_blocked,
+    on_metrics_ingested,
+)
 from allot.rules.scheduler import rule_scheduler
 from allot.rules.settings import RulesSettings
 from allot.runtime.accounts import ACCOUNT_TOPIC, load_directory, refresh_directory
@@ -21,6 +27,7 @@ SPEC = ServiceSpec(
     consumes={
         "metrics.ingested": on_metrics_ingested,
         "guardrail.blocked": on_guardrail_blocked,
+        "guardrail.approved": on_guardrail_approved,
         "action.executed": on_action_executed,
         ACCOUNT_TOPIC: on_account_profiled,
     },

@@ -33,7 +33,13 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 from allot.contracts.envelope import Envelope, new_envelope
-from allot.contracts.payloads import AllocationRequested, BudgetAction, NotificationRequested, NotifiedEntity
+from allot.contracts.payloads import (
+    AllocationRequested,
+    BudgetAction,
+    GuardrailApproved,
+    NotificationRequested,
+    NotifiedEntity,
+)
 from allot.contracts.registry import TOPICS
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import (
@@ -59,6 +65,7 @@ from allot.rules.domain.protections import (
     FAILURE_BACKOFF_WINDOW,
     PENDING_ACTION_WINDOW,
     CircuitState,
+    dropped_error,
 )
 from allot.rules.domain.stored import AuditEntry, FireStats, StoredExecution, StoredRule
 from allot.rules.domain.timeranges import MAX_LOOKBACK_DAYS
@@ -67,6 +74,7 @@ from allot.rules.metrics import (
     RULE_EVALUATIONS,
     RULE_FIRES,
     RULE_NOTIFY_ONLY,
+    RULE_OUTCOMES,
     RULE_SKIPS,
 )
 from allot.runtime.db import Conn
@@ -666,6 +674,16 @@ async def trip_breakers(conn: Conn, rule_ids: Sequence[uuid.UUID], now: datetime
 
 def outcome_success(outcome: str) -> bool | None:
     return _SUCCESS.get(outcome)
+
+
+async def record_left_out(conn: Conn, approval: GuardrailApproved, workspace_id: str, at: datetime) -> None:
+    """The actions of a rule's change set the guardrails left out of their approval: ``blocked``, with the note that
+    names each one's entity."""
+    left = await db.pending_left_out(conn, approval.request_id, workspace_id, [a.action_id for a in approval.actions])
+    if left:
+        RULE_OUTCOMES.labels(SERVICE, "blocked").inc(len(left))
+        await db.record_dropped(conn, [(action_id, at, dropped_error(entity, approval.trimmed))
+                                       for action_id, entity in left])
 
 
 # ---------------------------------------------------------------- preview

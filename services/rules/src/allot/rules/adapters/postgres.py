@@ -582,6 +582,27 @@ async def record_blocked(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uu
     return sorted({r["rule_id"] for r in changed})
 
 
+async def pending_left_out(conn: Conn, request_id: uuid.UUID, workspace_id: str,
+                           kept: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, str]]:
+    """(action_id, entity_id) of the change set's still-pending actions that are not among ``kept``."""
+    rows = await conn.fetch(
+        """SELECT action_id, entity_id FROM rule_actions
+            WHERE request_id = $1 AND workspace_id = $2 AND outcome IS NULL AND action_id <> ALL($3::uuid[])
+            ORDER BY action_id""", request_id, workspace_id, list(kept))
+    return [(r["action_id"], r["entity_id"]) for r in rows]
+
+
+async def record_dropped(conn: Conn, rows: Sequence[tuple[uuid.UUID, datetime, str]]) -> None:
+    """rows: (action_id, outcome_at, error) of still-pending actions the guardrails dropped: outcome ``blocked``."""
+    if not rows:
+        return
+    cols = [list(c) for c in zip(*rows, strict=True)]
+    await conn.execute(
+        """UPDATE rule_actions a SET outcome = 'blocked', outcome_at = u.at, error = u.error
+             FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(action_id, at, error)
+            WHERE a.action_id = u.action_id AND a.outcome IS NULL""", *cols)
+
+
 def day_start(now: datetime) -> datetime:
     """00:00 UTC of ``now``'s day."""
     return now.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -200,3 +200,11 @@ def check_circuit_breaker(outcomes: Iterable[ActionOutcome], now: datetime) -> P
             f"error rate {state.error_rate:.1%} with {state.errors} errors in {state.total} actions in the last 24 h",
         )
     return ProtectionCheck.allow()
+
+
+def dropped_error(entity_id: str, notes: Sequence[str]) -> str:
+    """The error recorded on a rule's action the guardrails left out of an approved change set: the guardrails' notes
+    that name its entity (arbitration and ownership say which entity they dropped), else all of them."""
+    own = [n for n in notes if entity_id in n]
+    told = "; ".join(own or notes)
+    return f"dropped by the guardrails: {told}"[:2000] if told else "dropped by the guardrails"
