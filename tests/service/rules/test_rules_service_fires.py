@@ -4,9 +4,11 @@ do not count towards today."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from allot.rules.adapters import postgres as db
 from allot.rules.service import SPEC
 from allot.runtime.clock import ManualClock
 from tests.service.rules.rules_support import NOW, days_before, report, wait_for_entities
@@ -34,7 +36,7 @@ async def test_last_fire_and_fires_today_count_fires_since_midnight_only(setting
     clock = ManualClock(yesterday)
     (op,), keys = api_keys((ws, "operator"))
     events = [report(ws, account, entity, day, spend=10_000, revenue=20_000) for day in days_before(yesterday, 3)]
-    async with running_service(SPEC, settings, clock=clock, api_keys=keys, rules_scan_interval_s=0.05) as (client, _):
+    async with running_service(SPEC, settings, clock=clock, api_keys=keys, rules_scan_interval_s=0.05) as (client, ctx):
         await publish(settings.kafka_bootstrap, *events)
         await wait_for_entities(client, op, account, "adset", 1)
         r = await client.post("/api/v1/rules", json=_rule(account, 0), headers=auth(op))
@@ -71,3 +73,10 @@ async def test_last_fire_and_fires_today_count_fires_since_midnight_only(setting
 
         r = await client.get(f"/api/v1/rules/{rule_id}", headers=auth(op))
         assert (r.json()["last_fired_at"], r.json()["fires_today"]) == (listed["last_fired_at"], 2)
+
+        # ...read through the fires-only partial index: a rule's no-match executions are never walked
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch(
+                "EXPLAIN " + db.FIRE_STATS_SQL, [uuid.UUID(rule_id)], [clock.now()]))
+        assert plan.count("executions_rule_fires") == 2 and "executions_rule " not in plan, plan

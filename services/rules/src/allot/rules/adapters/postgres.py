@@ -523,21 +523,26 @@ async def execution_actions(conn: Conn, execution_ids: Sequence[uuid.UUID]) -> l
     return [_action(r) for r in rows]
 
 
+#: FIRE_RESULTS as an SQL literal list: the partial index executions_rule_fires (migration 0006) is used only when
+#: the query's predicate is literally its own (a parameter would hide it from the planner).
+_FIRES = "(" + ", ".join(f"'{r}'" for r in FIRE_RESULTS) + ")"
+#: ($1 rule ids, $2 each rule's start of today): rule_id, last_fired_at, fires_today.
+FIRE_STATS_SQL = f"""SELECT u.rule_id, last.started_at AS last_fired_at, today.n AS fires_today
+          FROM unnest($1::uuid[], $2::timestamptz[]) AS u(rule_id, since)
+          LEFT JOIN LATERAL (SELECT e.started_at FROM executions e
+                              WHERE e.rule_id = u.rule_id AND e.result IN {_FIRES}
+                              ORDER BY e.started_at DESC LIMIT 1) last ON true
+          CROSS JOIN LATERAL (SELECT count(*) AS n FROM executions e
+                               WHERE e.rule_id = u.rule_id AND e.result IN {_FIRES}
+                                 AND e.started_at >= u.since) today"""
+
+
 async def fire_stats(conn: Conn, since: Sequence[tuple[uuid.UUID, datetime]]) -> dict[uuid.UUID, FireStats]:
     """Each rule's last fire and its fires at or after its own ``since``, for the whole list in one statement
-    (two index lookups per rule on ``executions (rule_id, started_at DESC)``); every asked rule has an entry."""
+    (two index lookups per rule on the fires-only ``executions_rule_fires``); every asked rule has an entry."""
     if not since:
         return {}
-    rows = await conn.fetch(
-        """SELECT u.rule_id, last.started_at AS last_fired_at, today.n AS fires_today
-             FROM unnest($1::uuid[], $2::timestamptz[]) AS u(rule_id, since)
-             LEFT JOIN LATERAL (SELECT e.started_at FROM executions e
-                                 WHERE e.rule_id = u.rule_id AND e.result = ANY($3::text[])
-                                 ORDER BY e.started_at DESC LIMIT 1) last ON true
-             CROSS JOIN LATERAL (SELECT count(*) AS n FROM executions e
-                                  WHERE e.rule_id = u.rule_id AND e.result = ANY($3::text[])
-                                    AND e.started_at >= u.since) today""",
-        [r for r, _ in since], [s for _, s in since], list(FIRE_RESULTS))
+    rows = await conn.fetch(FIRE_STATS_SQL, [r for r, _ in since], [s for _, s in since])
     return {r["rule_id"]: FireStats(rule_id=r["rule_id"], last_fired_at=r["last_fired_at"],
                                     fires_today=int(r["fires_today"])) for r in rows}
 
