@@ -5,14 +5,11 @@ library."""
 
 from __future__ import annotations
 
-import ast
-import sys
 import types
 import typing
 import uuid
 from dataclasses import FrozenInstanceError, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from allot.pools import workflow
 from allot.pools.adapters import postgres as db
 from allot.pools.domain import stored
 from allot.runtime.db import open_database
+from tests.support.stored_types import assert_frozen_and_slotted, imports_beyond_stdlib
 
 NOW = datetime(2026, 11, 20, 8, 30, tzinfo=UTC)
 WS = "ws-types"
@@ -161,20 +159,11 @@ async def test_every_reading_function_returns_its_domain_type(pool: Any) -> None
 
 
 def test_every_stored_type_is_frozen_and_slotted() -> None:
-    classes = [v for v in vars(stored).values() if isinstance(v, type) and v.__module__ == stored.__name__]
-    assert classes
-    for cls in classes:
-        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
-        assert "__slots__" in vars(cls), cls
+    assert_frozen_and_slotted(stored)
     member_pool = stored.StoredMemberPool(uuid.UUID(int=1), "e1")
     with pytest.raises(FrozenInstanceError):
         member_pool.entity_id = "e2"  # type: ignore[misc]
 
 
 def test_the_stored_module_imports_only_the_standard_library() -> None:
-    tree = ast.parse(Path(stored.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    assert imports_beyond_stdlib(stored) == set()

@@ -3,17 +3,15 @@ slotted; and the module needs only the standard library and the domain's own mod
 
 from __future__ import annotations
 
-import ast
-import sys
 from dataclasses import FrozenInstanceError, fields
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from allot.rules.adapters import postgres as db
 from allot.rules.domain import stored
 from allot.rules.domain.stored import RANGE_REACH_RANGES, StoredExecution, StoredRangeReach, StoredRule
+from tests.support.stored_types import assert_frozen_and_slotted, imports_beyond_stdlib
 
 
 def _names(cls: type) -> list[str]:
@@ -27,21 +25,14 @@ def test_the_selected_columns_are_the_fields_in_order() -> None:
 
 
 def test_every_stored_type_is_frozen_and_slotted() -> None:
-    types = [v for v in vars(stored).values() if isinstance(v, type) and v.__module__ == stored.__name__]
-    assert len(types) >= 14
-    for cls in types:
-        assert cls.__dataclass_params__.frozen, cls  # type: ignore[attr-defined]
-        assert "__slots__" in vars(cls), cls
+    assert_frozen_and_slotted(stored, at_least=14)
     reach = StoredRangeReach("e", date(2026, 5, 16), None, None, None, None, None)
     with pytest.raises(FrozenInstanceError):
         reach.yesterday = 1  # type: ignore[misc]
 
 
 def test_the_stored_module_imports_only_the_standard_library_and_the_domain() -> None:
-    tree = ast.parse(Path(stored.__file__).read_text())
-    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    outside = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"__future__"}}
+    outside = imports_beyond_stdlib(stored)
     assert all(m.startswith("allot.rules.domain.") for m in outside), outside
 
 
