@@ -28,7 +28,7 @@ import pytest
 
 from allot.runtime.clock import SimulatedClock
 from tests.e2e.conftest import E2E, make_stack
-from tests.e2e.test_e2e_pools_rules import sentinel
+from tests.e2e.e2e_support import sentinel
 from tests.support.kafka import eventually
 
 pytestmark = pytest.mark.e2e

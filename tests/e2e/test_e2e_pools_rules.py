@@ -11,18 +11,12 @@ import asyncpg
 import pytest
 
 from allot.contracts import new_envelope
-from allot.contracts.payloads import AllocationRequested, BudgetAction, MetricsIngested
+from allot.contracts.payloads import MetricsIngested
 from tests.e2e.conftest import E2E
+from tests.e2e.e2e_support import budgets, sandbox_entity, sentinel
 from tests.support.kafka import eventually, publish
 
 pytestmark = pytest.mark.e2e
-
-
-def sandbox_entity(e2e: E2E, account: str, entity_id: str, budget: int) -> None:
-    with e2e.sandbox() as sb:
-        r = sb.post("/sandbox/entities", json={"id": entity_id, "ad_account_id": account, "entity_type": "adset",
-                                               "currency": "EUR", "daily_budget_cents": budget, "status": "paused"})
-        assert r.status_code in (200, 201), r.text
 
 
 def daily_report(ws: str, account: str, entity_id: str, day: date, *, spend: int, revenue: int, conversions: int,
@@ -37,47 +31,11 @@ def daily_report(ws: str, account: str, entity_id: str, day: date, *, spend: int
                         workspace_id=ws, occurred_at=payload.reported_at)
 
 
-def budgets(e2e: E2E, ids: list[str]) -> dict[str, int]:
-    with e2e.sandbox() as sb:
-        return {i: int(sb.get(f"/v1/entities/{i}").json()["daily_budget_cents"]) for i in ids}
-
-
 def writes(e2e: E2E, entity_id: str) -> int:
     with e2e.sandbox() as sb:
         body = sb.get("/sandbox/calls", params={"entity_id": entity_id}).json()
     calls = body["calls"] if isinstance(body, dict) else body
     return len([c for c in calls if c.get("source") != "human"])
-
-
-async def sentinel(e2e: E2E, ws: str, account: str, *, producer: str, source_id: str) -> None:
-    """Absence is checked after this, never after a fixed wait. Once ``producer``'s outbox is empty, every change
-    set it decided is on allocation.requested; a later change set with the same source_id (the key of
-    allocation.requested and guardrail.approved: the same partitions, consumed in order) on a sandbox entity of its
-    own is then published, and its write on the sandbox proves guardrails and the executor processed everything
-    before it."""
-    async def drained() -> bool:
-        conn = await asyncpg.connect(e2e.stack.database_url)
-        try:
-            return await conn.fetchval(f'SELECT count(*) FROM "{producer}".outbox') == 0
-        finally:
-            await conn.close()
-
-    await eventually(drained, timeout=30, what=f"the {producer} outbox relayed")
-    eid = f"{account}-sentinel"
-    sandbox_entity(e2e, account, eid, 10_000)
-    action = BudgetAction(action_id=uuid.uuid4(), platform="sandbox", ad_account_id=account, entity_type="adset",
-                          entity_id=eid, action_type="set_budget", currency="EUR", from_cents=10_000,
-                          to_cents=10_100, reason="e2e sentinel")
-    payload = AllocationRequested(request_id=uuid.uuid4(), source="manual", source_id=source_id,
-                                  idempotency_key=str(uuid.uuid4()), actions=[action], requested_by="e2e")
-    await publish(e2e.stack.bootstrap, new_envelope(event_type="allocation.requested", schema_version=1,
-                                                    payload=payload, producer="e2e", workspace_id=ws,
-                                                    occurred_at=datetime.now(UTC)))
-
-    async def written() -> bool:
-        return budgets(e2e, [eid])[eid] == 10_100
-
-    await eventually(written, timeout=40, interval=0.2, what="the sentinel change set written")
 
 
 def days_back(n: int) -> list[date]:

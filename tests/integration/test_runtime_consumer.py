@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from allot.contracts import examples
-from allot.contracts.envelope import Envelope, new_envelope
+from allot.contracts.envelope import Envelope
 from allot.runtime.clock import RealClock
 from allot.runtime.consumer import BatchContext, IdempotentConsumer, PoisonEvent
 from allot.runtime.db import open_database
 from allot.runtime.kafka import ensure_topics, make_broker, make_producer
 from allot.runtime.outbox import OutboxRelay
+from tests.integration.consumer_support import TOPIC, metric_event
 from tests.support.kafka import eventually, publish, publish_raw, read_topic
-
-TOPIC = "metrics.ingested"
-
-
-def metric_event(workspace: str, entity: str, spend: int) -> Envelope[Any]:
-    payload = examples.EXAMPLES[TOPIC].model_copy(update={"entity_id": entity, "spend_cents": spend})
-    return new_envelope(event_type=TOPIC, schema_version=1, payload=payload, producer="test",
-                        workspace_id=workspace, occurred_at=datetime.now(UTC))
 
 
 async def _start(settings: Any, handler: Any) -> tuple[Any, Any, Any, Any]:

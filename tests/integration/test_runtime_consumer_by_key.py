@@ -14,7 +14,7 @@ from allot.contracts.codec import encode
 from allot.runtime.clock import RealClock
 from allot.runtime.consumer import MIN_GROUP_SIZE, BatchContext, IdempotentConsumer
 from allot.runtime.db import open_database
-from tests.integration.test_runtime_consumer import TOPIC, metric_event
+from tests.integration.consumer_support import TOPIC, metric_event
 
 
 def records(unique: str, keys: int, per_key: int) -> list[SimpleNamespace]:

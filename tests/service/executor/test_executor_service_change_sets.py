@@ -7,19 +7,19 @@ from typing import Any
 
 from allot.executor.service import SPEC
 from allot.sandbox.state import SandboxState
-from tests.service.executor.test_executor_service import (
-    _settings,
+from tests.service.executor.executor_support import (
     approval,
     create_entity,
     executed,
-    sandbox,  # noqa: F401  (the fixture)
+    executor_settings,
+    sandbox_fixture,  # noqa: F401  (the sandbox fixture)
 )
 from tests.support.kafka import eventually, publish
 from tests.support.service import api_keys, auth, running_service
 
 
 async def test_recent_change_sets_are_listed_for_their_workspace_only(
-    settings: Any, unique: str, sandbox: tuple[str, SandboxState]  # noqa: F811
+    settings: Any, unique: str, sandbox: tuple[str, SandboxState]
 ) -> None:
     url, _ = sandbox
     first, second = f"as-{unique}-1", f"as-{unique}-2"
@@ -27,7 +27,7 @@ async def test_recent_change_sets_are_listed_for_their_workspace_only(
     create_entity(url, second, 20_000)
     (viewer, op, other), keys = api_keys((unique, "viewer"), (unique, "operator"), ("someone-else", "admin"))
     one, two = approval(unique, first, 10_000, 11_000), approval(unique, second, 20_000, 18_000)
-    async with running_service(SPEC, settings, **_settings(settings, url), api_keys=keys) as (client, _ctx):
+    async with running_service(SPEC, settings, **executor_settings(settings, url), api_keys=keys) as (client, _ctx):
         await publish(settings.kafka_bootstrap, one)
         await executed(settings, first)
         await publish(settings.kafka_bootstrap, two)

@@ -1,4 +1,5 @@
-"""Helpers shared by the rules service tests (metrics reports, keys, waiting for the projection)."""
+"""Helpers shared by the rules service tests (metrics reports, keys, waiting for the projection, a rule's
+definition)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def report(ws: str, account: str, entity: str, day: date, *, spend: int, revenue
                               range_reach=range_reach)
     return new_envelope(event_type="metrics.ingested", schema_version=TOPICS["metrics.ingested"].schema_version,
                         payload=payload, producer="test", workspace_id=ws, occurred_at=at, event_id=event_id)
+
+
+def rule_body(account: str, **over: Any) -> dict[str, Any]:
+    body = {"name": "CPA guard", "scope": {"ad_account_ids": [account], "entity_level": "adset"},
+            "targets": {"target_cpa": 2000},
+            "conditions": {"logic": "and", "conditions": [
+                {"metric": "cpa", "operator": "gt", "value": "target * 1.5", "time_range": "last_7d"}]},
+            "actions": [{"type": "pause"}], "schedule": {"interval_minutes": 15},
+            "protections": {"cooldown_minutes": 60}}
+    return {**body, **over}
 
 
 def days_before(now: datetime, n: int) -> list[date]:

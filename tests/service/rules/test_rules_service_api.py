@@ -11,19 +11,9 @@ from allot.contracts import TOPICS, decode, new_envelope
 from allot.contracts.payloads import ActionExecuted, GuardrailBlocked
 from allot.rules.service import SPEC
 from allot.runtime.clock import ManualClock
-from tests.service.rules.rules_support import NOW, change_sets, days_before, report, wait_for_entities
+from tests.service.rules.rules_support import NOW, change_sets, days_before, report, rule_body, wait_for_entities
 from tests.support.kafka import eventually, publish, read_topic
 from tests.support.service import api_keys, auth, running_service
-
-
-def rule_body(account: str, **over: Any) -> dict[str, Any]:
-    body = {"name": "CPA guard", "scope": {"ad_account_ids": [account], "entity_level": "adset"},
-            "targets": {"target_cpa": 2000},
-            "conditions": {"logic": "and", "conditions": [
-                {"metric": "cpa", "operator": "gt", "value": "target * 1.5", "time_range": "last_7d"}]},
-            "actions": [{"type": "pause"}], "schedule": {"interval_minutes": 15},
-            "protections": {"cooldown_minutes": 60}}
-    return {**body, **over}
 
 
 def executed(ws: str, rule_id: str, entity: str, outcome: str, at: Any, request_id: uuid.UUID) -> Any:

@@ -6,8 +6,7 @@ from typing import Any
 
 from allot.rules.service import SPEC
 from allot.runtime.clock import ManualClock
-from tests.service.rules.rules_support import NOW, days_before, report, wait_for_entities
-from tests.service.rules.test_rules_service_api import rule_body
+from tests.service.rules.rules_support import NOW, days_before, report, rule_body, wait_for_entities
 from tests.support.accounts import connect_account
 from tests.support.kafka import eventually, publish
 from tests.support.service import api_keys, auth, running_service
