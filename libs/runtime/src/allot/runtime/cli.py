@@ -47,7 +47,7 @@ CONSUMES = {  # which service groups read which topic (tests/integration/test_cl
     "metrics.ingested": ["pools", "rules", "pacing"],
     "pacing.reallocation_recommended": ["pools"],
     "allocation.requested": ["guardrails"],
-    "guardrail.approved": ["executor"],
+    "guardrail.approved": ["executor", "rules"],
     "guardrail.blocked": ["pools", "rules", "pacing"],
     "action.executed": ["guardrails", "pools", "rules", "pacing"],
     "connection.changed": ["executor", "ingest"],
