@@ -84,8 +84,9 @@ POLICIES: dict[str, Policy] = {
 CLAIRVOYANT = ("clairvoyant", "clairvoyant_service")
 POLICY_NOTES = {
     "engine": "allot.pools.domain.plan_allocation (the engine under test)",
-    "engine_service": "the engine as the pools service runs it: each member's floor and ceiling narrowed to the "
-                      "guardrails' rolling net-change limit (20 % within 72 h, workflow.load_inputs)",
+    "engine_service": "the engine as the pools service runs it: each member moved only within what the guardrails' "
+                      "rolling net-change limit still allows (20 % within 72 h), its target planned on its floor and "
+                      "ceiling (MemberState.window_*, as workflow.load_inputs passes them)",
     "equal_split": "equal split, approached within the step limits; ignores history",
     "roas_chaser": "moves every plan toward shares proportional to trailing 3-day reported ROAS",
     "threshold_seed001": "seed-001 threshold heuristic, literally",
@@ -97,7 +98,7 @@ POLICY_NOTES = {
                            "72 h): the best any allocator can do on the service path",
 }
 TUNE_SEEDS: tuple[int, ...] = tuple(range(1_000, 1_040))
-#: The guardrails' default rolling net-change limit, which the pools service narrows members' bounds to.
+#: The guardrails' default rolling net-change limit, within which the pools service moves members.
 NET_CHANGE_PCT = 20
 NET_CHANGE_WINDOW = timedelta(hours=72)
 HELDOUT_SEEDS: tuple[int, ...] = tuple(range(700_000, 700_200))
@@ -198,10 +199,15 @@ class PolicyRun:
         self.above_cap += over / scn.budget_cents
 
     def _narrowed(self, member_id: str, budget: int, now: Any) -> MemberState:
-        """The member as the service hands it to the engine: floor and ceiling within the net-change window."""
+        """The member within the net-change window: for the engine as the service hands it over
+        (``workflow.load_inputs``: the window bounds this plan's move, the target stays planned on the floor and
+        ceiling); for the clairvoyant reference, which moves straight toward the day's optimum, as its floor and
+        ceiling."""
         window = [c for c in self.changes_log.get(member_id, []) if now - c[0] < NET_CHANGE_WINDOW]
-        lo, hi = narrow(self.pool.default_min_budget_cents, self.pool.default_max_budget_cents,
-                        net_change_bounds(budget, window, NET_CHANGE_PCT))
+        w_lo, w_hi = net_change_bounds(budget, window, NET_CHANGE_PCT)
+        if self.name == "engine_service":
+            return MemberState(member_id, budget, window_min_cents=w_lo, window_max_cents=w_hi)
+        lo, hi = narrow(self.pool.default_min_budget_cents, self.pool.default_max_budget_cents, (w_lo, w_hi))
         return MemberState(member_id, budget, min_budget_cents=lo, max_budget_cents=hi)
 
     def result(self, oracle_value: float) -> dict[str, Any]:

@@ -7,7 +7,8 @@ or reactivated, paused or unpaused, a person setting a member's budget on the pl
 frozen (the EngineState the engine itself stores when it freezes), and setting changes the API would accept
 (``config_problems`` empty). Every plan is checked against every invariant below.
 
-Terms: eligible = active and not paused; ``lo``/``hi`` = ``realize.bounds_for``; ``prev`` = the budget passed
+Terms: eligible = active and not paused; ``lo``/``hi`` = ``realize.bounds_for`` within the member's net-change
+window when it has one (``move_bounds``); ``prev`` = the budget passed
 in; ``c`` = ``prev`` moved onto ``[lo, hi]`` (the bound correction, the one change exempt from the step limit
 and the minimum change; what follows it, from ``c``, is an ordinary move); ``B`` = the pool's daily budget.
 
@@ -49,7 +50,8 @@ from allot.pools.domain import (
     plan_allocation,
 )
 from allot.pools.domain.config import MemberBounds, config_problems
-from allot.pools.domain.realize import bounds_for, step_limit
+from allot.pools.domain.netchange import narrow
+from allot.pools.domain.realize import Bounds, bounds_for, step_limit
 
 START = datetime(2024, 5, 6, tzinfo=UTC)
 MAX_MEMBERS = 8
@@ -138,7 +140,7 @@ def check_within_bounds(
     pool: PoolSettings, members: Sequence[MemberState], new: dict[str, int], plan: AllocationPlan
 ) -> None:
     for mb in eligible(members):
-        b = bounds_for(mb, pool)
+        b = move_bounds(mb, pool)
         v = new[mb.member_id]
         assert b.lo <= v <= b.hi, (
             f"[4] {mb.member_id}: new budget {v} outside [{b.lo}, {b.hi}] "
@@ -146,8 +148,18 @@ def check_within_bounds(
         )
 
 
-def corrected_budget(mb: MemberState, pool: PoolSettings) -> int:
+def move_bounds(mb: MemberState, pool: PoolSettings) -> Bounds:
+    """Where this plan may put the member: its floor and ceiling, within its net-change window when it has one."""
     b = bounds_for(mb, pool)
+    if mb.window_min_cents is None and mb.window_max_cents is None:
+        return b
+    lo, hi = narrow(b.lo, b.hi, (b.lo if mb.window_min_cents is None else mb.window_min_cents,
+                                 b.hi if mb.window_max_cents is None else mb.window_max_cents))
+    return Bounds(lo=lo, hi=hi)
+
+
+def corrected_budget(mb: MemberState, pool: PoolSettings) -> int:
+    b = move_bounds(mb, pool)
     return clamp(mb.current_budget_cents, b.lo, b.hi)
 
 
@@ -165,7 +177,7 @@ def check_change_sizes(pool: PoolSettings, members: Sequence[MemberState], new: 
         after = abs(v - c)
         if c != prev and m <= after <= step_limit(c, pool):
             continue  # bound correction, then an ordinary move from the bound
-        b = bounds_for(mb, pool)
+        b = move_bounds(mb, pool)
         raise AssertionError(
             f"[5] {mb.member_id}: {prev} -> {v} (change {v - prev:+d}) breaks the step limit {step_limit(prev, pool)} "
             f"({pool.max_change_pct:g}% of {prev}) or the minimum change {m}; bounds [{b.lo}, {b.hi}]"
@@ -183,7 +195,7 @@ def reachable_deltas(pool: PoolSettings, elig: Sequence[MemberState]) -> tuple[i
     base = 0
     sums: list[tuple[int, int]] = [(0, 0)]
     for mb in elig:
-        b = bounds_for(mb, pool)
+        b = move_bounds(mb, pool)
         c = corrected_budget(mb, pool)
         base += c
         step = step_limit(c, pool)
@@ -235,8 +247,8 @@ def check_feasible_when_reachable(pool: PoolSettings, members: Sequence[MemberSt
     if min_change_corner(pool, elig):
         return
     B = pool.daily_budget_cents
-    floors = sum(bounds_for(mb, pool).lo for mb in elig)
-    ceilings = sum(bounds_for(mb, pool).hi for mb in elig)
+    floors = sum(move_bounds(mb, pool).lo for mb in elig)
+    ceilings = sum(move_bounds(mb, pool).hi for mb in elig)
     if floors <= B <= ceilings and best_reachable_gap(pool, elig) == 0:
         prev = {mb.member_id: mb.current_budget_cents for mb in elig}
         assert plan.feasible, (
@@ -353,7 +365,11 @@ def pool_configs(draw: st.DrawFn) -> tuple[PoolSettings, list[MemberState]]:
         own_max = draw(st.none() | st.integers(lo, max(lo, budget)))
         if own_max is None and d_max is not None and d_max < lo:
             own_max = lo  # the pool's default ceiling is below this member's own floor
-        members.append(MemberState(f"m{i}", current, own_min, own_max))
+        window: tuple[int | None, int | None] = (None, None)
+        if draw(st.booleans()):  # the guardrails' net-change window, as the service passes it: around the budget
+            window = (max(0, current - draw(st.integers(0, share))), current + draw(st.integers(0, share)))
+        members.append(MemberState(f"m{i}", current, own_min, own_max, window_min_cents=window[0],
+                                   window_max_cents=window[1]))
     return pool, members
 
 

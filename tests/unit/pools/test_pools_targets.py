@@ -12,7 +12,7 @@ from allot.pools.domain.models import MemberMemory, MemberState
 
 def member(mid: str, *, lo: int = 1_000, hi: int = 100_000, current: int = 20_000, weight: float = 1.0) -> _Member:
     return _Member(state=MemberState(mid, current, weight=weight), memory=MemberMemory(), lo=lo, hi=hi,
-                   current=current, plan_hi=hi)
+                   current=current, plan_hi=hi, plan_lo=lo, ceiling=hi)
 
 
 def concave(scale: float, k: float = 20_000.0):  # type: ignore[no-untyped-def]

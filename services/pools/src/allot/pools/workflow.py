@@ -51,7 +51,7 @@ from allot.pools.domain.changeset import ActionTarget, PlannedAction, manual_key
 from allot.pools.domain.config import KNOB_RANGES, MemberBounds, Problem, config_problems, knob_problems
 from allot.pools.domain.freeze import FreezeStart, freeze_started
 from allot.pools.domain.models import AllocationPlan, CompositeWeights
-from allot.pools.domain.netchange import narrow, net_change_bounds
+from allot.pools.domain.netchange import net_change_bounds
 from allot.pools.domain.reports import (
     DiminishingReturnsFinding,
     ResponseCurve,
@@ -225,9 +225,10 @@ async def load_inputs(
 ) -> EngineInputs:
     """Engine inputs from a settings + member snapshot and the projections (members without a budget excluded).
 
-    Each member's floor and ceiling are narrowed to what the guardrails' rolling net-change budget
-    (``net_pct`` % over ``net_window_h`` h, the guardrails' defaults) still allows, so plans are not
-    blocked for moving an entity too far within the window.
+    Each member carries the window of the guardrails' rolling net-change budget (``net_pct`` % over
+    ``net_window_h`` h, the guardrails' defaults): this plan moves it only within what the window still
+    allows, so plans are not blocked for moving an entity too far, while its target stays planned on its
+    floor and ceiling (money that must wait for the window is not parked on other members meanwhile).
     """
     ids = [m["entity_id"] for m in members]
     entities = await db.entities_of(conn, workspace_id, ids)
@@ -249,17 +250,18 @@ async def load_inputs(
             continue
         status = ent.status
         default_lo, default_hi = settings.get("default_min_budget_cents"), settings.get("default_max_budget_cents")
-        lo, hi = narrow(lo if lo is not None else default_lo, hi if hi is not None else default_hi,
-                        net_change_bounds(int(budget), recent_changes.get(eid, []), net_pct))
+        window_lo, window_hi = net_change_bounds(int(budget), recent_changes.get(eid, []), net_pct)
         states.append(
             MemberState(
                 eid,
                 int(budget),
-                lo,
-                hi,
+                lo if lo is not None else default_lo,
+                hi if hi is not None else default_hi,
                 float(m.get("weight") or 1.0),
                 is_active=status != "deleted",
                 paused=status == "paused",
+                window_min_cents=window_lo,
+                window_max_cents=window_hi,
             )
         )
         targets[eid] = ActionTarget(
@@ -345,6 +347,8 @@ def inputs_view(
                 "conversions": sum(i.conversions for i in ivs),
                 "minBudgetCents": m.min_budget_cents,
                 "maxBudgetCents": m.max_budget_cents,
+                "windowMinCents": m.window_min_cents,
+                "windowMaxCents": m.window_max_cents,
                 "weight": m.weight,
             }
         )

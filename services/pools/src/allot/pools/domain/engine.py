@@ -29,15 +29,17 @@ How it decides (the choice, and why)
        band (a target on the member's floor or ceiling: half of it) and hold for ``persistence_intervals``
        plans (a sample that flips is noise).
     3. Delivery caps: a member that spends clearly less than its budget is capped; its budget is
-       brought down to just above what it can spend, and the cap is re-tested after a few days.
+       brought down to just above what it can spend, and the cap is re-tested after a week.
     4. Hard limits last: floors, ceilings, the step limit and the minimum change are applied by
        ``realize.realize_moves``, which keeps the pool total exact.
 
 Guarantees (every plan, frozen and held members included): budgets of participating members sum to
 the pool budget to the cent unless floors, ceilings or the step limit make that impossible
 (``feasible=False`` with the reason, and the sum never moves away from the budget); every budget lies
-within its floor and ceiling (a budget found outside them is moved onto the bound first: the only
-change exempt from the step limit); no change exceeds ``max_change_pct`` of the current budget; no
+within its floor and ceiling, and within its net-change window when the caller gives one
+(``MemberState.window_min_cents``/``window_max_cents``: it bounds this plan's move, while the target stays
+planned on the floor and ceiling) (a budget found outside them is moved onto the bound first: the only
+change exempt from the step limit); balancing never moves a member past its own target; no change exceeds ``max_change_pct`` of the current budget; no
 change is smaller than ``min_budget_change_cents``. A member whose changes reverse
 ``oscillation_reversals`` times within its last ``oscillation_window`` changes is held for
 ``freeze_hours`` (the others keep moving). A pool-wide freeze in the stored state stops engine moves
@@ -78,8 +80,9 @@ from allot.pools.domain.models import (
     PoolSettings,
     hours_between,
 )
+from allot.pools.domain.netchange import narrow
 from allot.pools.domain.oscillation import is_oscillating
-from allot.pools.domain.realize import realize_moves
+from allot.pools.domain.realize import bounds_for, realize_moves
 
 __all__ = ["plan_allocation", "fit_responses", "ResponseFits", "CAP_RETEST_HOURS"]
 
@@ -124,6 +127,11 @@ class _Member:
     cap: int | None = None
     cap_at: datetime | None = None
     plan_hi: int = 0
+    """Ceiling of the member's target: its ceiling, or just above its delivery cap."""
+    plan_lo: int = 0
+    """Floor of the member's target (its floor; ``lo`` may be higher for this plan's move: the net-change window)."""
+    ceiling: int = 0
+    """Its ceiling (``hi`` may be lower for this plan's move: the net-change window)."""
     greedy: float = 0.0
     target: float = 0.0
     marginal: float | None = None
@@ -208,6 +216,9 @@ def plan_allocation(
         dr = max(0, min(step, w.current - w.lo))
         movable = need != 0 or w.reason == "cap" or (w.reason not in ("held", "cooldown", "frozen") and not frozen)
         # Balancing never pushes a member away from where it wants to go (unless the total must be repaired).
+        if need == 0:  # balancing moves a member toward its target, never past it (it would come back later)
+            ur = min(ur, max(0, math.ceil(w.target - w.current)))
+            dr = min(dr, max(0, math.ceil(w.current - w.target)))
         up_room.append(ur if movable and (need != 0 or w.target > w.current) else 0)
         down_room.append(dr if movable and (need != 0 or w.target < w.current) else 0)
         amount = int(min(abs(w.target - w.current), ur if w.direction > 0 else dr)) if w.direction else 0
@@ -321,20 +332,18 @@ def _risk_penalty(history: Sequence[MetricInterval], pool: PoolSettings, now_ts:
 
 def _member(mb: MemberState, mem: MemberMemory, pool: PoolSettings, now: datetime) -> _Member:
     """Effective bounds, the current budget moved onto them, and the budget history the memory knows."""
-    lo = mb.min_budget_cents if mb.min_budget_cents is not None else pool.default_min_budget_cents
-    if mb.max_budget_cents is not None:
-        hi = mb.max_budget_cents
-    elif pool.default_max_budget_cents is not None:
-        hi = pool.default_max_budget_cents
-    else:
-        hi = max(pool.daily_budget_cents, lo)
-    hi = max(hi, lo)
+    bounds = bounds_for(mb, pool)
+    plan_lo, ceiling = bounds.lo, bounds.hi  # where its target may lie
+    lo, hi = plan_lo, ceiling  # where this plan may move it
+    if mb.window_min_cents is not None or mb.window_max_cents is not None:
+        lo, hi = narrow(lo, hi, (lo if mb.window_min_cents is None else mb.window_min_cents,
+                                 hi if mb.window_max_cents is None else mb.window_max_cents))
     cur = min(max(mb.current_budget_cents, lo), hi)
     if mem.budget_cents is None:
         mem = _replace(mem, budget_cents=mb.current_budget_cents, budget_since=None)
     elif mem.budget_cents != mb.current_budget_cents:  # changed outside the engine: since some time before now
         mem = _replace(mem, budget_cents=mb.current_budget_cents, budget_since=now)
-    return _Member(state=mb, memory=mem, lo=lo, hi=hi, current=cur, plan_hi=hi)
+    return _Member(state=mb, memory=mem, lo=lo, hi=hi, current=cur, plan_hi=ceiling, plan_lo=plan_lo, ceiling=ceiling)
 
 
 def _replace(mem: MemberMemory, **changes: object) -> MemberMemory:
@@ -404,7 +413,7 @@ def _estimate(
     if cap is not None:
         stale = cap_at is None or hours_between(cap_at, now) >= CAP_RETEST_HOURS
         allowed = cap * CAP_HEADROOM * (1.0 + pool.max_change_pct / 100.0 if stale else 1.0)
-        w.plan_hi = max(w.lo, min(w.hi, int(allowed)))
+        w.plan_hi = max(w.plan_lo, min(w.ceiling, int(allowed)))
 
 
 def _recent_roas(history: Sequence[MetricInterval], now_ts: float) -> float | None:
@@ -439,11 +448,11 @@ def _targets(
     the last segment is the pool's marginal return. When the planning ceilings (delivery caps) cannot hold
     B, the rest goes to the capped members.
     """
-    los = [float(w.lo) for w in work]
+    los = [float(w.plan_lo) for w in work]
     his = [float(w.plan_hi) for w in work]
     if sum(his) < B:  # caps cannot hold the pool: what they cannot spend goes back to the capped members
         extra = B - sum(his)
-        slack = [float(w.hi - w.plan_hi) for w in work]
+        slack = [float(w.ceiling - w.plan_hi) for w in work]
         total_slack = sum(slack)
         if total_slack > 0:
             his = [h + extra * s / total_slack for h, s in zip(his, slack, strict=True)]
@@ -531,8 +540,9 @@ def _decide(w: _Member, pool: PoolSettings, now: datetime, frozen: bool) -> None
     c = w.current
     gap = w.target - c
     threshold = max(pool.deadband_pct / 100.0 * c, pool.min_budget_change_cents)
-    # A target on the member's floor or ceiling is as far as it may go: a band narrower than the dead band (a
-    # ceiling 20 % above the budget) must not keep it from going there, unless the move is under half the band.
+    # A target at or beyond where this plan may move the member (its floor or ceiling, or its net-change window's):
+    # a band narrower than the dead band (a window 20 % wide) must not keep it from going there, unless the move is
+    # under half the band.
     at_bound = w.target >= w.hi - 0.5 if gap > 0 else w.target <= w.lo + 0.5
     wants = abs(gap) > threshold or (at_bound and abs(gap) >= AT_BOUND_DEADBAND * threshold)
     direction = (1 if gap > 0 else -1) if wants else 0

@@ -155,15 +155,21 @@ class MemberState:
     weight: float = 1.0
     is_active: bool = True
     paused: bool = False
+    window_min_cents: int | None = None
+    """Lowest budget this plan may move the member to under the guardrails' rolling net-change limit (``None``: no
+    such limit). Unlike the floor it bounds only this plan's move, not where the member should end up: the targets
+    stay planned on the floor and ceiling, so money that must wait for the window is not parked on others."""
+    window_max_cents: int | None = None
+    """Highest budget this plan may move the member to under the net-change limit (see ``window_min_cents``)."""
 
     def __post_init__(self) -> None:
         if self.current_budget_cents < 0:
             raise ValueError("current_budget_cents must be >= 0")
         if self.weight <= 0:
             raise ValueError("weight must be > 0")
-        lo, hi = self.min_budget_cents, self.max_budget_cents
-        if lo is not None and hi is not None and hi < lo:
-            raise ValueError("max_budget_cents must be >= min_budget_cents")
+        for lo, hi in ((self.min_budget_cents, self.max_budget_cents), (self.window_min_cents, self.window_max_cents)):
+            if lo is not None and hi is not None and hi < lo:
+                raise ValueError("max_budget_cents must be >= min_budget_cents")
 
 
 @dataclass(frozen=True, slots=True)

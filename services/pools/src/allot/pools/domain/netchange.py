@@ -3,8 +3,10 @@
 The guardrails refuse a change that would move an entity's budget more than ``pct`` % (default 20)
 away from what it was at the start of a rolling window (default 72 h), counting every source. A pool
 that ignores this proposes moves that are blocked again and again (and a blocked change set blocks
-its other members' moves too). So the planner narrows each member's floor and ceiling to what the
-window still allows.
+its other members' moves too). So each member carries what the window still allows
+(``MemberState.window_min_cents`` / ``window_max_cents``, from :func:`net_change_bounds`): the engine moves it
+only within that, while its target stays planned on its floor and ceiling (money that must wait for the
+window is not parked on other members meanwhile, to be taken back three days later).
 """
 
 from __future__ import annotations
