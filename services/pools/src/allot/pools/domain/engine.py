@@ -36,11 +36,12 @@ How it decides (the choice, and why)
 Guarantees (every plan, frozen and held members included): budgets of participating members sum to
 the pool budget to the cent unless floors, ceilings or the step limit make that impossible
 (``feasible=False`` with the reason, and the sum never moves away from the budget); every budget lies
-within its floor and ceiling, and within its net-change window when the caller gives one
-(``MemberState.window_min_cents``/``window_max_cents``: it bounds this plan's move, while the target stays
-planned on the floor and ceiling) (a budget found outside them is moved onto the bound first: the only
-change exempt from the step limit); balancing never moves a member past its own target; no change exceeds ``max_change_pct`` of the current budget; no
-change is smaller than ``min_budget_change_cents``. A member whose changes reverse
+within its floor and ceiling (a budget found outside them is moved onto the bound first: the only
+change exempt from the step limit), and within its net-change window when the caller gives one
+(``MemberState.window_min_cents``/``window_max_cents``: it bounds this plan's move, while the target
+stays planned on the floor and ceiling); balancing never moves a member past its own target; no change
+exceeds ``max_change_pct`` of the current budget; no change is smaller than
+``min_budget_change_cents``. A member whose changes reverse
 ``oscillation_reversals`` times within its last ``oscillation_window`` changes is held for
 ``freeze_hours`` (the others keep moving). A pool-wide freeze in the stored state stops engine moves
 but still repairs the total when members join or leave.
