@@ -175,7 +175,7 @@ class PolicyRun:
         before = {scn.members[i].member_id: self.budgets[scn.members[i].member_id] for i in active}
         members = [MemberState(mid, b) for mid, b in before.items()]
         if self.name.endswith("_service"):
-            members = [self._narrowed(mid, b, now) for mid, b in before.items()]
+            members = [self._in_window(mid, b, now) for mid, b in before.items()]
         history = self.market.history(now, shared)
         t0 = time.perf_counter()
         plan = self.policy(self.pool, members, history, now=now, state=self.state)
@@ -198,7 +198,7 @@ class PolicyRun:
             over += max(0.0, b - scn.cap(i, day))
         self.above_cap += over / scn.budget_cents
 
-    def _narrowed(self, member_id: str, budget: int, now: Any) -> MemberState:
+    def _in_window(self, member_id: str, budget: int, now: Any) -> MemberState:
         """The member within the net-change window: for the engine as the service hands it over
         (``workflow.load_inputs``: the window bounds this plan's move, the target stays planned on the floor and
         ceiling); for the clairvoyant reference, which moves straight toward the day's optimum, as its floor and

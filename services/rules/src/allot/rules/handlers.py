@@ -131,10 +131,8 @@ async def on_guardrail_blocked(ctx: BatchContext, events: list[Envelope[Guardrai
 
 
 async def on_guardrail_approved(ctx: BatchContext, events: list[Envelope[GuardrailApproved]]) -> None:
-    for event in events:
-        p: GuardrailApproved = event.payload
-        if p.source == "rule":
-            await workflow.record_left_out(ctx.conn, p, event.workspace_id, event.occurred_at)
+    await workflow.record_left_out(ctx.conn, [(e.payload, e.workspace_id, e.occurred_at) for e in events
+                                              if e.payload.source == "rule"])
 
 
 async def _rebucket(conn: Any, changes: list[ZoneChange]) -> None:

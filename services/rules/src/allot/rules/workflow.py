@@ -676,14 +676,19 @@ def outcome_success(outcome: str) -> bool | None:
     return _SUCCESS.get(outcome)
 
 
-async def record_left_out(conn: Conn, approval: GuardrailApproved, workspace_id: str, at: datetime) -> None:
-    """The actions of a rule's change set the guardrails left out of their approval: ``blocked``, with the note that
-    names each one's entity."""
-    left = await db.pending_left_out(conn, approval.request_id, workspace_id, [a.action_id for a in approval.actions])
-    if left:
-        RULE_OUTCOMES.labels(SERVICE, "blocked").inc(len(left))
-        await db.record_dropped(conn, [(action_id, at, dropped_error(entity, approval.trimmed))
-                                       for action_id, entity in left])
+async def record_left_out(conn: Conn, approvals: Sequence[tuple[GuardrailApproved, str, datetime]]) -> None:
+    """The actions of rules' change sets the guardrails left out of their approvals ((approval, workspace_id,
+    approved at) each): ``blocked``, with the note that names each one's entity. One read and one write per batch."""
+    by_request = {a.request_id: (a, at) for a, _, at in approvals}
+    pending = await db.pending_of_requests(conn, [(a.request_id, ws) for a, ws, _ in approvals])
+    dropped = []
+    for request_id, action_id, entity in pending:
+        approval, at = by_request[request_id]
+        if all(action_id != kept.action_id for kept in approval.actions):
+            dropped.append((action_id, at, dropped_error(entity, approval.trimmed)))
+    if dropped:
+        RULE_OUTCOMES.labels(SERVICE, "blocked").inc(len(dropped))
+        await db.record_dropped(conn, dropped)
 
 
 # ---------------------------------------------------------------- preview

@@ -587,14 +587,18 @@ async def record_blocked(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> list[uu
     return sorted({r["rule_id"] for r in changed})
 
 
-async def pending_left_out(conn: Conn, request_id: uuid.UUID, workspace_id: str,
-                           kept: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, str]]:
-    """(action_id, entity_id) of the change set's still-pending actions that are not among ``kept``."""
+async def pending_of_requests(conn: Conn, requests: Sequence[tuple[uuid.UUID, str]]
+                              ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
+    """(request_id, action_id, entity_id) of the still-pending actions of the (request_id, workspace_id) change
+    sets, in one statement."""
+    if not requests:
+        return []
     rows = await conn.fetch(
-        """SELECT action_id, entity_id FROM rule_actions
-            WHERE request_id = $1 AND workspace_id = $2 AND outcome IS NULL AND action_id <> ALL($3::uuid[])
-            ORDER BY action_id""", request_id, workspace_id, list(kept))
-    return [(r["action_id"], r["entity_id"]) for r in rows]
+        """SELECT a.request_id, a.action_id, a.entity_id
+             FROM rule_actions a JOIN unnest($1::uuid[], $2::text[]) AS u(request_id, workspace_id)
+               ON a.request_id = u.request_id AND a.workspace_id = u.workspace_id
+            WHERE a.outcome IS NULL ORDER BY a.action_id""", [r for r, _ in requests], [w for _, w in requests])
+    return [(r["request_id"], r["action_id"], r["entity_id"]) for r in rows]
 
 
 async def record_dropped(conn: Conn, rows: Sequence[tuple[uuid.UUID, datetime, str]]) -> None:
