@@ -69,6 +69,7 @@ from bench.baselines import (  # noqa: E402
     plan_thompson_learner,
     plan_threshold_heuristic,
 )
+from bench.hourly import HourlyView  # noqa: E402
 from bench.market import CADENCES_H, DAY0, DAYS, FAMILIES, Market, OracleDay, Scenario, make_scenario, oracle  # noqa: E402
 
 Policy = Callable[..., AllocationPlan]
@@ -142,8 +143,9 @@ class PolicyRun:
     """One policy over one scenario, one plan at a time: its own market, budgets, state and counters."""
 
     def __init__(self, scn: Scenario, name: str, engine_params: Mapping[str, Any] | None = None,
-                 days: Sequence[OracleDay] = ()) -> None:
+                 days: Sequence[OracleDay] = (), hourly: HourlyView | None = None) -> None:
         self.scn = scn
+        self.hourly = hourly
         self.name = name
         self.policy = clairvoyant(scn, days) if name in CLAIRVOYANT else POLICIES[name]
         self.pool = scn.pool()
@@ -177,6 +179,8 @@ class PolicyRun:
         if self.name.endswith("_service"):
             members = [self._in_window(mid, b, now) for mid, b in before.items()]
         history = self.market.history(now, shared)
+        if self.hourly is not None:
+            history = self.hourly(history, now)
         t0 = time.perf_counter()
         plan = self.policy(self.pool, members, history, now=now, state=self.state)
         self.plan_seconds += time.perf_counter() - t0
@@ -236,16 +240,17 @@ def clairvoyant(scn: Scenario, days: Sequence[OracleDay]) -> Policy:
     return plan
 
 
-def run_scenario(task: tuple[int, str, int, tuple[str, ...], Mapping[str, Any]]) -> dict[str, Any]:
+def run_scenario(task: tuple[int, str, int, tuple[str, ...], Mapping[str, Any], bool]) -> dict[str, Any]:
     """Every requested policy on one scenario, in lockstep (the oracle is computed once; identical reported
     intervals are built once for all policies)."""
-    seed, family, cadence, names, engine_params = task
+    seed, family, cadence, names, engine_params, hourly = task
     t0 = time.perf_counter()
     scn = make_scenario(seed, family, cadence)
     days = oracle(scn)
     oracle_value = sum(d.value for d in days)
     oracle_seconds = time.perf_counter() - t0
-    runs = [PolicyRun(scn, name, engine_params, days) for name in names]
+    view = HourlyView() if hourly else None
+    runs = [PolicyRun(scn, name, engine_params, days, view) for name in names]
     for step in range(scn.steps):
         shared: dict[tuple[object, ...], Any] = {}
         for run in runs:
@@ -336,6 +341,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="tuning: override one PoolSettings field for the engine (tune set only; prints, writes "
                              "nothing)")
+    parser.add_argument("--hourly", action="store_true",
+                        help="every policy sees the history as the pools service stores Meta's hourly rows: the last 7 "
+                             "days in hours with an intraday delivery profile, older days summed (bench/hourly.py); "
+                             "writes pools_quality_hourly*.json")
     args = parser.parse_args(argv)
     engine_params = _params(parser, args.param)
     if engine_params and args.seed_set != "tune":
@@ -349,7 +358,7 @@ def main(argv: Sequence[str]) -> int:
     if args.quick:
         specs = specs[:QUICK_SCENARIOS]
     # Longest first (plans x members), so the workers finish together.
-    tasks = sorted(((s, f, c, names, engine_params) for s, f, c in specs), key=lambda t: -(24 // t[2]) ** 2 * len(make_scenario(t[0], t[1], t[2]).members))
+    tasks = sorted(((s, f, c, names, engine_params, args.hourly) for s, f, c in specs), key=lambda t: -(24 // t[2]) ** 2 * len(make_scenario(t[0], t[1], t[2]).members))
     started = time.perf_counter()
     cpu0 = time.process_time()
     runs: list[dict[str, Any]] = []
@@ -377,6 +386,9 @@ def main(argv: Sequence[str]) -> int:
         "benchmark": "pools_quality",
         "market": "bench/market.py (seeded, independent of the sandbox the engine was tuned on)",
         "set": args.seed_set,
+        "history": ("hourly: the last 7 days as hours with an intraday delivery profile, older days summed per UTC day, "
+                    "as the pools service stores Meta hourly insights (bench/hourly.py)") if args.hourly else
+                   "as the market reports it: one row per plan interval, delivery even within it",
         "seeds": [s for s, _, _ in specs],
         "tuned_on_seeds": list(TUNE_SEEDS),
         "note": ("held-out set: these seeds were never used for tuning (tuning uses --set tune, seeds "
@@ -395,7 +407,8 @@ def main(argv: Sequence[str]) -> int:
         "python": platform.python_version(),
         "parent_cpu_seconds": round(time.process_time() - cpu0, 1),
     }
-    path = RESULTS / ("pools_quality.json" if args.seed_set == "heldout" else "pools_quality_tune.json")
+    path = RESULTS / (("pools_quality" if args.seed_set == "heldout" else "pools_quality_tune")
+                      + ("_hourly" if args.hourly else "") + ".json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")

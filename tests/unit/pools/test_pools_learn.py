@@ -95,6 +95,54 @@ def test_without_spend_variation_the_shape_stays_at_the_prior() -> None:
     assert abs(curve.elasticity_at(20_000) - 0.6) < 0.25, curve.elasticity_at(20_000)
 
 
+def _hourly(days: int, *, per_day: float = 20_000.0, roas: float = 3.0) -> list[MetricInterval]:
+    """Hourly rows as Meta's hourly insights report them: one daily budget, delivery (spend and revenue alike, so the
+    same return every hour) shaped over the day from 0.4x at night to 1.6x in the afternoon."""
+    out = []
+    for j in range(days * 24):
+        end = NOW - timedelta(hours=j)
+        shape = 1.0 + 0.6 * math.sin(2.0 * math.pi * ((end.hour - 1) % 24 - 10) / 24.0)
+        spend = per_day / 24.0 * shape
+        value = roas * spend
+        out.append(MetricInterval(end - timedelta(hours=1), end, round(spend), round(value), value / 5_000))
+    return out
+
+
+def test_hourly_rows_are_read_as_days_of_delivery() -> None:
+    """The intraday pattern of delivery is no response to the budget: hours whose spend rate runs from 0.4x to 1.6x
+    of one daily budget are one day of spend each, a single spend level (read hour by hour they were dozens, and
+    their constant return pulled the elasticity toward 1), and the shape stays at the prior."""
+    ivs = _hourly(14)
+    obs = observations(
+        ivs, NOW.timestamp(), lookback_h=21 * 24, half_life_h=1e6, maturity=NO_LAG, revenue_w=1.0, conv_w=0.0,
+        min_maturity=0.3, maturity_cache={},
+    )
+    assert obs is not None and len(obs.u) == 1, obs
+    assert abs(obs.x0 - 20_000) < 20 and abs(obs.days - 14.0) < 1e-9
+    fitted = fit_curve(obs, x_ref=20_000, prior_value=60_000, unit=5_000, prior_elasticity=0.6, prior_elasticity_sd=0.5)
+    prior = fit_curve(None, x_ref=20_000, prior_value=60_000, unit=5_000, prior_elasticity=0.6, prior_elasticity_sd=0.5)
+    assert abs(fitted.elasticity_at(20_000) - prior.elasticity_at(20_000)) < 0.02
+    assert abs(fitted.value_at(20_000) / 60_000 - 1) < 0.05  # the level is learned all the same
+
+
+def test_days_at_different_budgets_stay_apart() -> None:
+    """Summing hours into days keeps what does carry the shape: days at different budgets are separate levels."""
+    ivs = []
+    for d, per_day in enumerate((10_000.0, 20_000.0, 40_000.0)):  # today, yesterday, the day before
+        for iv in _hourly(1, per_day=per_day):
+            back = timedelta(days=d)
+            ivs.append(MetricInterval(iv.start_at - back, iv.end_at - back, iv.spend_cents, iv.revenue_cents,
+                                      iv.conversions))
+    obs = observations(
+        ivs, NOW.timestamp(), lookback_h=21 * 24, half_life_h=1e6, maturity=NO_LAG, revenue_w=1.0, conv_w=0.0,
+        min_maturity=0.3, maturity_cache={},
+    )
+    assert obs is not None
+    rates = sorted(obs.x0 * math.exp(u) for u in obs.u)
+    assert len(rates) == 3, rates
+    assert all(abs(r / x - 1) < 0.01 for r, x in zip(rates, (10_000, 20_000, 40_000), strict=True)), rates
+
+
 def test_a_member_without_history_gets_the_pool_prior() -> None:
     curve = fit_curve(None, x_ref=20_000, prior_value=40_000, unit=1.0, prior_elasticity=0.6, prior_elasticity_sd=0.5)
     assert not curve.has_data and curve.counts == 0

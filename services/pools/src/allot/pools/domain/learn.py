@@ -22,8 +22,10 @@ Response
     half-saturation spend relative to the pool's equal share); for each shape the scale ``A`` has a
     conjugate Gamma prior (the member's value at the equal share is near the pool's value per spend:
     members with little data borrow from the pool) and a Poisson likelihood of the member's
-    maturity-corrected, recency-weighted value counts (counted in conversions, so zeros and low volume
-    are weighed as counts), which integrates out in closed form. A shape's posterior weight is its
+    maturity-corrected, recency-weighted value counts per day of delivery (a budget is a daily budget: hourly
+    rows are summed into 24-hour blocks before their spend is read, so the intraday pattern of delivery is not
+    taken for a response; counted in conversions, so zeros and low volume are weighed as counts), which
+    integrates out in closed form. A shape's posterior weight is its
     prior (elasticity at the equal share near ``PoolSettings.prior_elasticity``) times that marginal
     likelihood. Evidence at several spends (the member's own budget changes and the engine's
     experiments) is what separates the shapes. The engine plans on the posterior-mean curve and
@@ -250,6 +252,10 @@ def risk_signals(history: Sequence[MetricInterval], now_ts: float, *, recent_h: 
     return freq_risk, decay
 
 
+#: Intervals are read as days of delivery: summed into blocks of this many hours (back from the plan's time).
+DAY_BLOCK_H = 24.0
+
+
 @dataclass(frozen=True, slots=True)
 class Obs:
     """Maturity-corrected, recency-weighted evidence of one member, binned by spend level (the curve fit's data)."""
@@ -278,17 +284,22 @@ def observations(
     history: Sequence[MetricInterval], now_ts: float, *, lookback_h: float, half_life_h: float, maturity: MaturityModel,
     revenue_w: float, conv_w: float, min_maturity: float, maturity_cache: dict[float, float],
 ) -> Obs | None:
-    """Bin a member's ended intervals by spend level (4 % wide) with recency and maturity weights; ``None`` without
-    spend."""
+    """A member's ended intervals as days of delivery, binned by daily spend level (4 % wide), with recency and
+    maturity weights; ``None`` without spend.
+
+    A budget is a DAILY budget: only a day's spend says what a budget bought. Intervals are therefore summed into
+    24-hour blocks counted back from ``now`` before their spend rate is read (``DAY_BLOCK_H``): hourly rows, as
+    Meta's hourly insights report them, spend and convert more in the evening than at night, and read one by one
+    those hours would look like a response of value to spend (elasticity near 1) that no budget change caused.
+    """
     decay = math.log(2.0) / half_life_h
-    bins: dict[int, list[float]] = {}
-    sw = swlx = 0.0
+    blocks: dict[int, list[float]] = {}
     spend_w = value_w = conv = 0.0
     n = 0
     total_days = 0.0
     for iv in history:
         age_h = (now_ts - iv.end_ts) / 3600.0
-        if age_h < 0.0 or age_h > lookback_h or iv.hours <= 0.0 or iv.spend_cents <= 0:
+        if age_h < 0.0 or age_h > lookback_h or iv.hours <= 0.0:
             continue
         f = maturity_cache.get(iv.end_ts)
         if f is None:
@@ -298,24 +309,42 @@ def observations(
             continue
         r = math.exp(-age_h * decay) * f
         days = iv.hours / 24.0
-        x = iv.spend_cents / days
-        lx = math.log(x)
         v = (revenue_w * iv.revenue_cents + conv_w * iv.conversions) / f
-        key = round(lx / 0.04)
-        b = bins.get(key)
-        if b is None:
-            bins[key] = [r * days * lx, r * days, r * v]
+        start_ts = iv.end_ts - iv.hours * 3600.0
+        blk = blocks.get(int(age_h // DAY_BLOCK_H))
+        if blk is None:  # spend, days, weighted days, weighted value, first start, last end
+            blocks[int(age_h // DAY_BLOCK_H)] = [iv.spend_cents, days, r * days, r * v, start_ts, iv.end_ts]
         else:
-            b[0] += r * days * lx
-            b[1] += r * days
-            b[2] += r * v
-        sw += r * days
-        swlx += r * days * lx
+            blk[0] += iv.spend_cents
+            blk[1] += days
+            blk[2] += r * days
+            blk[3] += r * v
+            blk[4] = min(blk[4], start_ts)
+            blk[5] = max(blk[5], iv.end_ts)
         spend_w += r * iv.spend_cents
         value_w += r * v
         conv += iv.conversions / f
         n += 1
         total_days += days
+    bins: dict[int, list[float]] = {}
+    sw = swlx = 0.0
+    for spend, days, r_days, r_value, first, last in blocks.values():
+        if spend <= 0:
+            continue
+        span = max(days, (last - first) / 86400.0)  # hours without a row (no delivery) still belong to the day
+        x = spend / span
+        exposure = r_days / days * span
+        lx = math.log(x)
+        key = round(lx / 0.04)
+        b = bins.get(key)
+        if b is None:
+            bins[key] = [exposure * lx, exposure, r_value]
+        else:
+            b[0] += exposure * lx
+            b[1] += exposure
+            b[2] += r_value
+        sw += exposure
+        swlx += exposure * lx
     if sw <= 0.0:
         return None
     lx0 = swlx / sw
