@@ -3,16 +3,18 @@
 ``bench/market.py`` reports one row per plan interval (4-24 h) with delivery spread evenly over it. Meta's
 insights come hourly (``hourly_stats_aggregated_by_advertiser_time_zone``, what ``services/ingest`` reads), and
 delivery is not even over a day: the auction spends and converts more in the afternoon and evening than at night.
-The pools service keeps the last 7 days of those hours and sums older ones per UTC day
-(``allot.pools.adapters.postgres.history_of``). :func:`hourly_view` turns the market's rows into that shape:
+The pools service stores those hours and reads the last 7 days summed per UTC 4-hour block, older ones per UTC
+day (``allot.pools.adapters.postgres.history_of``: ``HISTORY_DETAIL``, ``HISTORY_BLOCK``). :class:`HourlyView`
+turns the market's rows into that shape:
 
 - an interval that ended after the UTC day that starts 7 days before ``now`` is split into its hours, each taking
   the share ``INTRADAY[hour]`` of the interval's spend, revenue, conversions, impressions and clicks (the ROAS of
   every hour is the interval's: the hours carry NO information about the response to a daily budget; daily totals
-  are unchanged, so the truth and the oracle are the same as without this view);
+  are unchanged, so the truth and the oracle are the same as without this view), and the hours are summed per
+  UTC block of ``HISTORY_BLOCK`` (night blocks spend less than afternoon ones);
 - older intervals are summed per UTC day of their start.
 
-Used by ``bench/pools_quality.py --hourly``. Pure; caches what it built per scenario run (``HourlyView``).
+Used by ``bench/pools_quality.py --hourly``. Pure; caches what it built per scenario run.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+from allot.pools.adapters.postgres import HISTORY_BLOCK, HISTORY_DETAIL
 from allot.pools.domain import MetricInterval
 
 #: Relative delivery by UTC hour (mean 1): a trough before dawn, a peak late afternoon.
 INTRADAY: tuple[float, ...] = tuple(1.0 + 0.6 * math.sin(2.0 * math.pi * (h - 10) / 24.0) for h in range(24))
-#: Hours are kept this long; older rows are summed per UTC day (as the pools service stores them).
-DETAIL = timedelta(days=7)
+_BLOCK_H = round(HISTORY_BLOCK.total_seconds() / 3600.0)
 
 
 def _split(total: float, weights: Sequence[float]) -> list[int]:
@@ -63,8 +65,16 @@ def split_hours(iv: MetricInterval) -> list[MetricInterval]:
     ]
 
 
-def day_row(rows: Sequence[MetricInterval]) -> MetricInterval:
-    """Rows of one UTC day summed into one (first start, last end), as ``history_of`` sums them."""
+def blocks(iv: MetricInterval) -> list[MetricInterval]:
+    """One interval as ``history_of`` reads its hours back: summed per UTC block of ``HISTORY_BLOCK``."""
+    groups: dict[int, list[MetricInterval]] = {}
+    for hour in split_hours(iv):
+        groups.setdefault(hour.start_at.hour // _BLOCK_H, []).append(hour)
+    return [summed(rows) for _, rows in sorted(groups.items())]
+
+
+def summed(rows: Sequence[MetricInterval]) -> MetricInterval:
+    """Rows summed into one (first start, last end), as ``history_of`` sums a block or a UTC day."""
     impressions = sum(r.impressions for r in rows)
     freq_w = sum((r.frequency or 0.0) * r.impressions for r in rows)
     return MetricInterval(
@@ -76,16 +86,17 @@ def day_row(rows: Sequence[MetricInterval]) -> MetricInterval:
 
 
 class HourlyView:
-    """:func:`hourly_view` with a cache of split intervals and summed days (one per scenario run)."""
+    """History → history as ``history_of`` would read it (call with the market's history and ``now``); caches the
+    blocks and days it built (one view per scenario run)."""
 
     def __init__(self) -> None:
-        self._hours: dict[tuple[object, ...], list[MetricInterval]] = {}
+        self._blocks: dict[tuple[object, ...], list[MetricInterval]] = {}
         self._days: dict[tuple[object, ...], MetricInterval] = {}
 
     def __call__(
         self, history: Mapping[str, Sequence[MetricInterval]], now: datetime
     ) -> dict[str, list[MetricInterval]]:
-        cutoff = (now - DETAIL).replace(hour=0, minute=0, second=0, microsecond=0)
+        cutoff = (now - HISTORY_DETAIL).replace(hour=0, minute=0, second=0, microsecond=0)
         out: dict[str, list[MetricInterval]] = {}
         for mid, rows in history.items():
             old: dict[datetime, list[MetricInterval]] = {}
@@ -95,16 +106,16 @@ class HourlyView:
                     old.setdefault(iv.start_at.replace(hour=0, minute=0, second=0, microsecond=0), []).append(iv)
                 else:
                     key = (mid, iv.start_at, iv.spend_cents, iv.revenue_cents, iv.conversions, iv.reported_at)
-                    hours = self._hours.get(key)
-                    if hours is None:
-                        hours = self._hours[key] = split_hours(iv)
-                    recent.extend(hours)
+                    rows_of = self._blocks.get(key)
+                    if rows_of is None:
+                        rows_of = self._blocks[key] = blocks(iv)
+                    recent.extend(rows_of)
             days = []
             for day, group in sorted(old.items()):
                 key = (mid, day, len(group), group[-1].end_at, sum(r.conversions for r in group))
                 row = self._days.get(key)
                 if row is None:
-                    row = self._days[key] = day_row(group)
+                    row = self._days[key] = summed(group)
                 days.append(row)
             out[mid] = days + recent
         return out

@@ -27,6 +27,13 @@ toward them within the same step limits and minimum change, and
 ``clairvoyant_service`` does so also within the service's net-change window.
 They are the ceilings that learning, and then the guardrails' window, leave.
 
+History format: by default policies see the market's rows (one per plan
+interval, delivery even within it). ``--hourly`` gives every policy the history
+as the pools service hands it over from Meta's hourly insights instead: the last
+7 days in hours with an intraday delivery profile, older days summed per UTC
+day (``bench/hourly.py``; the truth and the oracle do not change). Results then
+go to ``pools_quality_hourly.json`` / ``pools_quality_tune_hourly.json``.
+
 Two disjoint seed sets: ``TUNE_SEEDS`` (40 scenarios, for tuning) and
 ``HELDOUT_SEEDS`` (200 scenarios in a separate range, never to be tuned on);
 families and cadences are spread evenly over each. Only a full held-out run
@@ -34,7 +41,7 @@ writes ``bench/results/pools_quality.json``; a full tune run writes
 ``bench/results/pools_quality_tune.json``; ``--quick`` only prints.
 
 Run (from the repository root):
-    .venv/bin/python bench/pools_quality.py [--set tune|heldout] [--quick] [--policies engine,equal_split] [--jobs 2]
+    .venv/bin/python bench/pools_quality.py [--set tune|heldout] [--hourly] [--quick] [--policies engine,equal_split] [--jobs 2]
 """
 
 from __future__ import annotations

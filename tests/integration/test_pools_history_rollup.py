@@ -1,4 +1,4 @@
-"""The pools history query on the real Postgres: the last week at the reported grain, older days summed per UTC day,
+"""The pools history query on the real Postgres: the last week summed per UTC 4-hour block, older days per UTC day,
 nothing lost or counted twice."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ async def pool(settings: Any) -> Any:
     await pool.close()
 
 
-async def test_old_days_come_back_summed_per_day_and_the_last_week_hourly(pool: Any) -> None:
+async def test_old_days_come_back_summed_per_day_and_the_last_week_in_4_hour_blocks(pool: Any) -> None:
     ws = f"ws-{uuid.uuid4().hex[:8]}"
     rng = random.Random(4)
     rows = []
@@ -52,8 +52,13 @@ async def test_old_days_come_back_summed_per_day_and_the_last_week_hourly(pool: 
         assert sum(iv.clicks for iv in got) == sum(r[10] for r in want)
         old = [iv for iv in got if iv.end_at <= cutoff]
         recent = [iv for iv in got if iv.end_at > cutoff]
-        assert all(iv.end_at - iv.start_at == timedelta(hours=1) for iv in recent)
-        assert len(recent) == len([r for r in want if r[3] > cutoff])
+        # The last week: the hours summed per UTC 4-hour block (00-04, 04-08, ...).
+        assert all(iv.start_at.hour % 4 == 0 and iv.end_at - iv.start_at == timedelta(hours=4) for iv in recent)
+        assert len(recent) == len({r[2].replace(hour=r[2].hour // 4 * 4) for r in want if r[3] > cutoff})
+        block = recent[2]
+        block_rows = [r for r in want if block.start_at <= r[2] < block.end_at]
+        assert len(block_rows) == 4
+        assert (block.spend_cents, block.conversions) == (sum(r[6] for r in block_rows), sum(r[8] for r in block_rows))
         # Old intervals: one row per UTC day (the first day starts at since, the last ends at the cutoff).
         assert [iv.start_at.date() for iv in old] == sorted({r[2].date() for r in want if r[3] <= cutoff})
         assert old[-1].end_at == cutoff and all(iv.end_at - iv.start_at <= timedelta(days=1) for iv in old)

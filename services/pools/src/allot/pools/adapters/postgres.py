@@ -603,27 +603,31 @@ async def reported_entities(
 
 
 #: Intervals that ended more than this long before ``until`` come back rolled up per entity and UTC day (the
-#: engine only weighs old days as a whole; the last week stays at the reported grain for delivery caps,
-#: restatements and risk signals).
+#: engine only weighs old days as a whole); the last week comes back in ``HISTORY_BLOCK`` blocks.
 HISTORY_DETAIL = timedelta(days=7)
+#: The last week's grain: the hours Meta reports, summed per entity and UTC 4-hour block. The engine reads spend
+#: per day anyway (``allot.pools.domain.learn.observations``); 4 hours keep the age of recent conversions (data
+#: maturity, restatements) and when a budget took effect (delivery caps) close enough, at a quarter of the rows.
+HISTORY_BLOCK = timedelta(hours=4)
+_HISTORY_SUMS = """sum(spend_cents)::bigint, sum(revenue_cents)::bigint, sum(conversions)::bigint,
+                  sum(impressions)::bigint, sum(clicks)::bigint, sum(reach)::bigint"""
 
 
 async def history_of(
     conn: Conn, workspace_id: str, entity_ids: Sequence[str], *, since: datetime, until: datetime
 ) -> list[StoredInterval]:
-    """Intervals of the entities that ended in (since, until]; those that ended before the UTC day that starts
-    ``HISTORY_DETAIL`` before ``until`` are summed per entity and UTC day (one row per day: first start, last end)."""
+    """Intervals of the entities that ended in (since, until]: those that ended before the UTC day that starts
+    ``HISTORY_DETAIL`` before ``until`` summed per entity and UTC day, later ones per entity and UTC
+    ``HISTORY_BLOCK`` (one row per group: first start, last end; reach summed)."""
     cutoff = (until - HISTORY_DETAIL).replace(hour=0, minute=0, second=0, microsecond=0)
     rows = await conn.fetch(
-        """SELECT entity_id, interval_start, interval_end, spend_cents, revenue_cents, conversions, impressions, clicks,
-                  reach
+        f"""SELECT entity_id, min(interval_start) AS interval_start, max(interval_end), {_HISTORY_SUMS}
              FROM member_metrics
             WHERE workspace_id = $1 AND entity_id = ANY($2::text[])
               AND interval_end > GREATEST($3::timestamptz, $5::timestamptz) AND interval_end <= $4::timestamptz
+            GROUP BY entity_id, date_bin($6::interval, interval_start, TIMESTAMPTZ '2000-01-01 00:00:00+00')
            UNION ALL
-           SELECT entity_id, min(interval_start), max(interval_end), sum(spend_cents)::bigint,
-                  sum(revenue_cents)::bigint, sum(conversions)::bigint, sum(impressions)::bigint, sum(clicks)::bigint,
-                  sum(reach)::bigint
+           SELECT entity_id, min(interval_start), max(interval_end), {_HISTORY_SUMS}
              FROM member_metrics
             WHERE workspace_id = $1 AND entity_id = ANY($2::text[]) AND interval_end > $3::timestamptz
               AND interval_end <= LEAST($4::timestamptz, $5::timestamptz)
@@ -634,6 +638,7 @@ async def history_of(
         since,
         until,
         cutoff,
+        HISTORY_BLOCK,
     )
     return [_interval(r) for r in rows]
 
