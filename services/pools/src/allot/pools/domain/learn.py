@@ -311,9 +311,10 @@ def observations(
         days = iv.hours / 24.0
         v = (revenue_w * iv.revenue_cents + conv_w * iv.conversions) / f
         start_ts = iv.end_ts - iv.hours * 3600.0
-        blk = blocks.get(int(age_h // DAY_BLOCK_H))
+        day = int(age_h // DAY_BLOCK_H)
+        blk = blocks.get(day)
         if blk is None:  # spend, days, weighted days, weighted value, first start, last end
-            blocks[int(age_h // DAY_BLOCK_H)] = [iv.spend_cents, days, r * days, r * v, start_ts, iv.end_ts]
+            blocks[day] = [iv.spend_cents, days, r * days, r * v, start_ts, iv.end_ts]
         else:
             blk[0] += iv.spend_cents
             blk[1] += days
