@@ -20,6 +20,10 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "load": ("load.py", [], ["--entities", "1000", "--intervals", "3", "--trials", "20"]),
     # Full: the 200 held-out scenarios (writes pools_quality.json); quick: 8 of them, printed only.
     "pools_quality": ("pools_quality.py", [], ["--quick"]),
+    # The same with the history as the pools service reads Meta's hourly rows (writes pools_quality_hourly.json).
+    "pools_quality_hourly": ("pools_quality.py", ["--hourly"], ["--quick", "--hourly"]),
+    # Where the engine loses, on the tune seeds (writes pools_learning_gap.json; quick: 8 scenarios, printed only).
+    "pools_learning_gap": ("pools_learning_gap.py", [], ["--quick"]),
     "pools_speed": ("pools_speed.py", [], []),
     "rules_eval": ("rules_eval.py", [], []),
     "pacing_snapshots": ("pacing_snapshots.py", [], []),
