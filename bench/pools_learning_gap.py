@@ -68,6 +68,20 @@ def _point(scale: float, k: float, h: float, counts: float) -> Curve:
     return Curve((1.0,), (h,), (k,), (1e9,), (1e9 / scale if scale > 0 else 1.0,), 1.0, counts, (scale,))
 
 
+def _planning_with(fit: Callable[..., Any]) -> Callable[..., AllocationPlan]:
+    """``plan_allocation`` with ``fit`` in place of the engine's ``fit_responses`` for the duration of each plan."""
+
+    def plan(pool: PoolSettings, members: Sequence[MemberState], history: Any, *, now: Any,
+             state: EngineState | None = None) -> AllocationPlan:
+        engine_module.fit_responses = fit
+        try:
+            return engine_module.plan_allocation(pool, members, history, now=now, state=state)
+        finally:
+            engine_module.fit_responses = _FIT
+
+    return plan
+
+
 def _with_truth(scn: Scenario, mode: str) -> Callable[..., AllocationPlan]:
     """``plan_allocation`` whose response fits are replaced by the truth as ``mode`` says."""
 
@@ -89,15 +103,7 @@ def _with_truth(scn: Scenario, mode: str) -> Callable[..., AllocationPlan]:
                 curves.append(learned.scaled(scale * at_ref / own) if own > 0 else learned)
         return dataclasses.replace(fits, curves=tuple(curves))
 
-    def plan(pool: PoolSettings, members: Sequence[MemberState], history: Any, *, now: Any,
-             state: EngineState | None = None) -> AllocationPlan:
-        engine_module.fit_responses = fit
-        try:
-            return engine_module.plan_allocation(pool, members, history, now=now, state=state)
-        finally:
-            engine_module.fit_responses = _FIT
-
-    return plan
+    return _planning_with(fit)
 
 
 def _elasticity_rows(scn: Scenario, run: PolicyRun) -> Callable[..., AllocationPlan]:
@@ -119,16 +125,8 @@ def _elasticity_rows(scn: Scenario, run: PolicyRun) -> Callable[..., AllocationP
             rows.append((min(day // 7, WEEKS - 1), true_el, mean, sd))
         return fits
 
-    def plan(pool: PoolSettings, members: Sequence[MemberState], history: Any, *, now: Any,
-             state: EngineState | None = None) -> AllocationPlan:
-        engine_module.fit_responses = fit
-        try:
-            return engine_module.plan_allocation(pool, members, history, now=now, state=state)
-        finally:
-            engine_module.fit_responses = _FIT
-
     run.elasticity = rows  # type: ignore[attr-defined]
-    return plan
+    return _planning_with(fit)
 
 
 def run_scenario(task: tuple[int, str, int]) -> dict[str, Any]:
