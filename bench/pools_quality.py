@@ -29,9 +29,10 @@ They are the ceilings that learning, and then the guardrails' window, leave.
 
 History format: by default policies see the market's rows (one per plan
 interval, delivery even within it). ``--hourly`` gives every policy the history
-as the pools service hands it over from Meta's hourly insights instead: the last
-7 days in hours with an intraday delivery profile, older days summed per UTC
-day (``bench/hourly.py``; the truth and the oracle do not change). Results then
+as the pools service hands it over from Meta's hourly insights instead: hours
+with an intraday delivery profile, the last 7 days summed per UTC 4-hour block,
+older days per UTC day (``bench/hourly.py``; the truth and the oracle do not
+change). Results then
 go to ``pools_quality_hourly.json`` / ``pools_quality_tune_hourly.json``.
 
 Two disjoint seed sets: ``TUNE_SEEDS`` (40 scenarios, for tuning) and
@@ -349,9 +350,9 @@ def main(argv: Sequence[str]) -> int:
                         help="tuning: override one PoolSettings field for the engine (tune set only; prints, writes "
                              "nothing)")
     parser.add_argument("--hourly", action="store_true",
-                        help="every policy sees the history as the pools service stores Meta's hourly rows: the last 7 "
-                             "days in hours with an intraday delivery profile, older days summed (bench/hourly.py); "
-                             "writes pools_quality_hourly*.json")
+                        help="every policy sees the history as the pools service reads Meta's hourly rows: hours with "
+                             "an intraday delivery profile, the last 7 days per UTC 4-hour block, older days per UTC day "
+                             "(bench/hourly.py); writes pools_quality_hourly*.json")
     args = parser.parse_args(argv)
     engine_params = _params(parser, args.param)
     if engine_params and args.seed_set != "tune":
@@ -393,8 +394,8 @@ def main(argv: Sequence[str]) -> int:
         "benchmark": "pools_quality",
         "market": "bench/market.py (seeded, independent of the sandbox the engine was tuned on)",
         "set": args.seed_set,
-        "history": ("hourly: the last 7 days as hours with an intraday delivery profile, older days summed per UTC day, "
-                    "as the pools service stores Meta hourly insights (bench/hourly.py)") if args.hourly else
+        "history": ("hourly: hours with an intraday delivery profile, the last 7 days summed per UTC 4-hour block, older "
+                    "days per UTC day, as the pools service reads Meta hourly insights (bench/hourly.py)") if args.hourly else
                    "as the market reports it: one row per plan interval, delivery even within it",
         "seeds": [s for s, _, _ in specs],
         "tuned_on_seeds": list(TUNE_SEEDS),
