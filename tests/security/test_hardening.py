@@ -35,12 +35,11 @@ from allot.runtime.auth import ApiKeyStore, generate_key
 from allot.runtime.service import create_app
 from allot.runtime.settings import InsecureConfiguration, Settings, key_fingerprint
 from allot.runtime.stack import start_stack
-from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
-from allot.sandbox.testing import serve_app
 from tests.service.guardrails.guardrails_support import action as change
 from tests.service.guardrails.guardrails_support import envelope, request
 from tests.support.kafka import eventually, publish, read_topic
+from tests.support.sandbox import sandbox_client, sandbox_server
 from tests.support.service import api_keys, auth, running_service
 
 STRONG = "s" * 24 + uuid.uuid4().hex  # 56 characters, not published anywhere
@@ -131,13 +130,12 @@ def test_key_ids_are_signed_and_the_previous_key_only_counts_in_its_window() -> 
 
 @pytest.fixture
 def sandbox() -> Iterator[tuple[str, SandboxState]]:
-    state = SandboxState(api_token=TOKEN)
-    with serve_app(create_sandbox(state)) as url:
-        yield url, state
+    with sandbox_server(TOKEN) as running:
+        yield running
 
 
 def _sandbox(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    return sandbox_client(url, TOKEN)
 
 
 def _entity(url: str, entity_id: str, budget: int = 10_000) -> None:

@@ -48,6 +48,7 @@ from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
 from allot.sandbox.testing import serve_app
 from tests.support.kafka import eventually, publish, read_topic
+from tests.support.sandbox import sandbox_client, sandbox_server
 from tests.support.service import api_keys, auth, running_service
 
 #: Imported directly: a service whose SPEC does not import fails this module, it is never silently left untested.
@@ -359,13 +360,12 @@ def _approval(workspace: str, entity_id: str, *, secret: str, sign_for: str | No
 
 @pytest.fixture
 def sandbox() -> Iterator[tuple[str, SandboxState]]:
-    state = SandboxState(api_token=SANDBOX_TOKEN)
-    with serve_app(create_sandbox(state)) as url:
-        yield url, state
+    with sandbox_server(SANDBOX_TOKEN) as running:
+        yield running
 
 
 def _sandbox_http(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"}, timeout=10)
+    return sandbox_client(url, SANDBOX_TOKEN)
 
 
 def _create_entity(url: str, entity_id: str, budget: int) -> None:

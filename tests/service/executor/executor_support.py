@@ -14,10 +14,9 @@ import pytest
 
 from allot.contracts import decode, new_envelope, sign_approval
 from allot.contracts.payloads import BudgetAction, GuardrailApproved
-from allot.sandbox.app import create_app as create_sandbox
 from allot.sandbox.state import SandboxState
-from allot.sandbox.testing import serve_app
 from tests.support.kafka import read_topic
+from tests.support.sandbox import sandbox_client, sandbox_server
 
 SECRET = "test-approval-secret"
 TOKEN = "sandbox-test-token"
@@ -25,13 +24,12 @@ TOKEN = "sandbox-test-token"
 
 @pytest.fixture(name="sandbox")
 def sandbox_fixture() -> Iterator[tuple[str, SandboxState]]:
-    state = SandboxState(api_token=TOKEN)
-    with serve_app(create_sandbox(state)) as url:
-        yield url, state
+    with sandbox_server(TOKEN) as running:
+        yield running
 
 
 def sandbox_http(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    return sandbox_client(url, TOKEN)
 
 
 def create_entity(url: str, entity_id: str, budget: int, platform: str = "sandbox") -> None:
