@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from allot.pools.domain.engine import _Member, _targets
-from allot.pools.domain.learn import hill
+from allot.pools.domain.learn import hill_values
 from allot.pools.domain.models import MemberMemory, MemberState
 
 
@@ -16,11 +16,11 @@ def member(mid: str, *, lo: int = 1_000, hi: int = 100_000, current: int = 20_00
 
 
 def concave(scale: float, k: float = 20_000.0):  # type: ignore[no-untyped-def]
-    return lambda x: scale * hill(x, 0.8, k)
+    return lambda xs: scale * hill_values(xs, 0.8, k)
 
 
 def s_shaped(scale: float, k: float):  # type: ignore[no-untyped-def]
-    return lambda x: scale * hill(x, 2.5, k)
+    return lambda xs: scale * hill_values(xs, 2.5, k)
 
 
 def brute_force(curves, B: int, lo: int, hi: int, step: int = 500) -> float:  # type: ignore[no-untyped-def]

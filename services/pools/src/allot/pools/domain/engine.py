@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import numpy as np
+
 from allot.pools.domain.learn import (
     SCALE_PRIOR_SHAPE,
     Curve,
@@ -66,7 +68,7 @@ from allot.pools.domain.learn import (
     delivery_ratio,
     fit_curve,
     fit_maturity,
-    hill,
+    hill_values,
     maturity_pairs,
     observations,
     risk_signals,
@@ -193,7 +195,7 @@ def plan_allocation(
     lam: float | None = None
     if work:
         curves = [w.curve for w in work if w.curve is not None]
-        greedy, lam = _targets(work, [c.value_at for c in curves], B)
+        greedy, lam = _targets(work, [c.values_at for c in curves], B)
         sampled, _ = _targets(work, [_sample(c, rng) for c in curves], B)
         deviation = sum(abs(s - g) for s, g in zip(sampled, greedy, strict=True)) / 2.0
         room = pool.exploration_share * B
@@ -432,14 +434,18 @@ def _seed(pool_id: str, now: datetime) -> int:
     return int.from_bytes(hashlib.sha256(f"{pool_id}|{now.isoformat()}".encode()).digest()[:8], "big")
 
 
-def _sample(curve: Curve, rng: random.Random) -> Callable[[float], float]:
-    """One Thompson draw of the member's curve, as a function of daily spend."""
+#: A curve as the targets are planned on it: daily value at each daily spend of an array.
+PlanCurve = Callable[[np.ndarray], np.ndarray]
+
+
+def _sample(curve: Curve, rng: random.Random) -> PlanCurve:
+    """One Thompson draw of the member's curve."""
     a, h, k = curve.sample(rng)
-    return lambda x: a * hill(x, h, k)
+    return lambda xs: a * hill_values(xs, h, k)
 
 
 def _targets(
-    work: Sequence[_Member], curves: Sequence[Callable[[float], float]], B: int
+    work: Sequence[_Member], curves: Sequence[PlanCurve], B: int
 ) -> tuple[list[float], float | None]:
     """Budgets that maximise the pool's value under the given curves, within [floor, planning ceiling], summing to B.
 
@@ -464,9 +470,9 @@ def _targets(
     for i, (w, curve, lo, hi) in enumerate(zip(work, curves, los, his, strict=True)):
         weight, ratio = w.state.weight, w.ratio
         xs = _budget_grid(lo, hi, float(w.current))
+        values = (weight * curve(np.asarray(xs) * ratio)).tolist()
         hull: list[tuple[float, float]] = []
-        for x in xs:
-            p = (x, weight * curve(x * ratio))
+        for p in zip(xs, values, strict=True):
             while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= 0.0:
                 hull.pop()
             hull.append(p)
@@ -488,7 +494,7 @@ def _targets(
 
 
 def _settle_last(
-    work: Sequence[_Member], curves: Sequence[Callable[[float], float]], segments: Sequence[tuple[float, int, float]],
+    work: Sequence[_Member], curves: Sequence[PlanCurve], segments: Sequence[tuple[float, int, float]],
     last: int, taken: float, out: list[float],
 ) -> list[float]:
     """The budget ran out ``taken`` cents into hull segment ``last``. When that segment skips a convex stretch (an
@@ -497,9 +503,6 @@ def _settle_last(
     _, i, length = segments[last]
     if taken <= 1e-9 or length - taken <= 1e-9:
         return out
-
-    def total(xs: Sequence[float]) -> float:
-        return sum(w.state.weight * c(x * w.ratio) for w, c, x in zip(work, curves, xs, strict=True))
 
     down, free = list(out), taken
     down[i] -= taken
@@ -516,7 +519,11 @@ def _settle_last(
             up[j] -= back
             need -= back
     options = [out] + ([down] if free <= 1e-9 else []) + ([up] if need <= 1e-9 else [])
-    return max(options, key=total)
+    totals = [0.0] * len(options)
+    for j, (w, c) in enumerate(zip(work, curves, strict=True)):  # every option's value, one curve call per member
+        for n, v in enumerate(c(np.array([o[j] * w.ratio for o in options])).tolist()):
+            totals[n] += w.state.weight * v
+    return options[max(range(len(options)), key=totals.__getitem__)]
 
 
 def _budget_grid(lo: float, hi: float, current: float) -> list[float]:

@@ -39,6 +39,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from allot.pools.domain.models import MetricInterval
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "fit_curve",
     "fit_maturity",
     "hill",
+    "hill_values",
     "maturation_at",
     "maturity_pairs",
     "observations",
@@ -366,6 +369,11 @@ SCALE_PRIOR_SHAPE = 2.0
 HALF_SAT_PRIOR_SD = 0.5
 #: Grid points whose posterior weight is below this are dropped.
 MIN_WEIGHT = 1e-3
+# The grid as arrays, Hill exponent outer: (h, K / reference spend) per point, and each point's half-saturation prior
+# term ((log10 K/x_ref) / HALF_SAT_PRIOR_SD) squared.
+_GRID_H = np.repeat(np.asarray(HILL_GRID), len(HALF_SAT_GRID))
+_GRID_KM = np.tile(np.asarray(HALF_SAT_GRID), len(HILL_GRID))
+_GRID_ZK2 = (np.log10(_GRID_KM) / HALF_SAT_PRIOR_SD) ** 2
 
 
 def hill(x: float, h: float, k: float) -> float:
@@ -374,6 +382,13 @@ def hill(x: float, h: float, k: float) -> float:
         return 0.0
     r = k / x
     return 1.0 / (1.0 + r**h) if r < 1e6 else 0.0
+
+
+def hill_values(xs: np.ndarray, h: float | np.ndarray, k: float | np.ndarray) -> np.ndarray:
+    """:func:`hill` at each spend of ``xs`` (``h`` and ``k`` broadcast against ``xs``)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        r = k / xs
+        return np.where((xs > 0.0) & (r < 1e6), 1.0 / (1.0 + np.abs(r) ** h), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,25 +423,28 @@ class Curve:
 
     def value_at(self, x: float) -> float:
         """Posterior-mean daily value at daily spend ``x``."""
-        if x <= 0.0:
-            return 0.0
-        total = 0.0
-        for a, h, k in zip(self.amps, self.hs, self.ks, strict=True):
-            r = k / x
-            if r < 1e6:
-                total += a / (1.0 + r**h)
-        return total
+        return float(self.values_at(np.array([x]))[0])
+
+    def values_at(self, xs: np.ndarray) -> np.ndarray:
+        """Posterior-mean daily value at each daily spend of the array ``xs``."""
+        shares = hill_values(xs[None, :], np.asarray(self.hs)[:, None], np.asarray(self.ks)[:, None])
+        return np.asarray(self.amps) @ shares
 
     def marginal_at(self, x: float) -> float:
         """Posterior-mean value per extra cent at daily spend ``x``."""
-        dx = max(x * 0.01, 1.0)
-        lo = max(x - dx, 0.0)
-        return (self.value_at(x + dx) - self.value_at(lo)) / (x + dx - lo)
+        return self._around(x)[1]
 
     def elasticity_at(self, x: float) -> float:
         """Posterior-mean local elasticity d log V / d log x at ``x``."""
-        v = self.value_at(x)
-        return self.marginal_at(x) * x / v if v > 0 else 0.0
+        v, marginal = self._around(x)
+        return marginal * x / v if v > 0 else 0.0
+
+    def _around(self, x: float) -> tuple[float, float]:
+        """(value at ``x``, value per extra cent there: the slope over 1 % either side, at least a cent)."""
+        dx = max(x * 0.01, 1.0)
+        lo = max(x - dx, 0.0)
+        v, v_hi, v_lo = self.values_at(np.array([x, x + dx, lo])).tolist()
+        return v, (v_hi - v_lo) / (x + dx - lo)
 
     def sample(self, rng: random.Random) -> tuple[float, float, float]:
         """One Thompson draw: (scale in value per day, h, K)."""
@@ -449,45 +467,34 @@ def fit_curve(
     each point's posterior weight.
     """
     unit = unit if unit > 0 else 1.0
-    ys: list[float] = []
-    xs: list[float] = []
-    es: list[float] = []
-    if obs is not None:
-        for u, e, v in zip(obs.u, obs.exposure, obs.value, strict=True):
-            xs.append(obs.x0 * math.exp(u))
-            es.append(e)
-            ys.append(max(v, 0.0) / unit)
-    Y = sum(ys)
+    if obs is not None and obs.u:
+        xs = obs.x0 * np.exp(np.asarray(obs.u))
+        es = np.asarray(obs.exposure)
+        ys = np.maximum(np.asarray(obs.value), 0.0) / unit
+    else:
+        xs = es = ys = np.zeros(0)
+    Y = float(ys.sum())
     prior_counts = max(prior_value, 1e-9) / unit
-    logs: list[float] = []
-    pts: list[tuple[float, float, float, float]] = []
-    for h in HILL_GRID:
-        for km in HALF_SAT_GRID:
-            k = km * x_ref
-            f_ref = hill(x_ref, h, k)
-            # Grid prior: the curve's elasticity at the reference spend, h (1 - f), near the pool's prior elasticity.
-            z = (h * (1.0 - f_ref) - prior_elasticity) / prior_elasticity_sd
-            zk = math.log10(km) / HALF_SAT_PRIOR_SD
-            beta0 = SCALE_PRIOR_SHAPE * f_ref / prior_counts
-            S = 0.0
-            ll = 0.0
-            for x, e, y in zip(xs, es, ys, strict=True):
-                f = 1.0 / (1.0 + (k / x) ** h)
-                S += f * e
-                if y > 0.0:
-                    ll += y * math.log(f) if f > 1e-300 else y * -690.0
-            shape = SCALE_PRIOR_SHAPE + Y
-            rate = beta0 + S
-            logs.append(-0.5 * (z * z + zk * zk) + SCALE_PRIOR_SHAPE * math.log(beta0) - shape * math.log(rate) + ll)
-            pts.append((h, k, shape, rate))
-    top = max(logs)
-    raw = [math.exp(lg - top) for lg in logs]
-    total = sum(raw)
-    keep = [(w / total, p) for w, p in zip(raw, pts, strict=True) if w / total >= MIN_WEIGHT]
-    norm = sum(w for w, _ in keep)
-    weights = tuple(w / norm for w, _ in keep)
-    shapes, rates = tuple(p[2] for _, p in keep), tuple(p[3] for _, p in keep)
+    # Every grid point (rows) against every spend level (columns) at once.
+    f_ref = 1.0 / (1.0 + _GRID_KM**_GRID_H)  # hill(x_ref, h, km x_ref)
+    # Grid prior: the curve's elasticity at the reference spend, h (1 - f), near the pool's prior elasticity.
+    z = (_GRID_H * (1.0 - f_ref) - prior_elasticity) / prior_elasticity_sd
+    beta0 = SCALE_PRIOR_SHAPE * f_ref / prior_counts
+    with np.errstate(over="ignore", divide="ignore"):
+        f = 1.0 / (1.0 + ((_GRID_KM * x_ref)[:, None] / xs[None, :]) ** _GRID_H[:, None])
+        log_f = np.where(f > 1e-300, np.log(f), -690.0)
+    S = f @ es
+    ll = log_f @ ys
+    shape = SCALE_PRIOR_SHAPE + Y
+    rate = beta0 + S
+    logs = -0.5 * (z * z + _GRID_ZK2) + SCALE_PRIOR_SHAPE * np.log(beta0) - shape * np.log(rate) + ll
+    raw = np.exp(logs - logs.max())
+    raw /= raw.sum()
+    keep = raw >= MIN_WEIGHT
+    weights = raw[keep] / raw[keep].sum()
+    rates = rate[keep]
+    shapes = np.full(len(rates), shape)
     return Curve(
-        weights, tuple(p[0] for _, p in keep), tuple(p[1] for _, p in keep), shapes, rates, unit, Y,
-        tuple(w * a / b * unit for w, a, b in zip(weights, shapes, rates, strict=True)),
+        tuple(weights.tolist()), tuple(_GRID_H[keep].tolist()), tuple((_GRID_KM[keep] * x_ref).tolist()),
+        tuple(shapes.tolist()), tuple(rates.tolist()), unit, Y, tuple((weights * shapes / rates * unit).tolist()),
     )

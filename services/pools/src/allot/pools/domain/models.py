@@ -191,22 +191,10 @@ class MetricInterval:
     """POSIX seconds of ``end_at`` (derived once at construction; the engine's hot loop reads it)."""
     hours: float = field(init=False, repr=False, compare=False)
     """Length of the interval in hours (derived)."""
-    row: tuple[float, float, float, float, float, float, float, float] = field(init=False, repr=False, compare=False)
-    """What the estimator reads, as floats (derived once): end_ts, intervals per day (24 / hours; 0.0 for an
-    interval of no length), spend, revenue, conversions, impressions, clicks, frequency * impressions (0.0
-    without a frequency). Integer amounts become floats exactly (they are far below 2**53)."""
 
     def __post_init__(self) -> None:
-        end_ts = self.end_at.timestamp()
-        hours = (self.end_at - self.start_at).total_seconds() / 3600.0
-        imp = self.impressions
-        fq = self.frequency
-        object.__setattr__(self, "end_ts", end_ts)
-        object.__setattr__(self, "hours", hours)
-        object.__setattr__(self, "row", (
-            end_ts, 24.0 / hours if hours > 0 else 0.0, float(self.spend_cents), float(self.revenue_cents),
-            float(self.conversions), float(imp), float(self.clicks), fq * imp if fq is not None else 0.0,
-        ))
+        object.__setattr__(self, "end_ts", self.end_at.timestamp())
+        object.__setattr__(self, "hours", (self.end_at - self.start_at).total_seconds() / 3600.0)
 
 
 def _iso(t: datetime | None) -> str | None:
